@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Types shared by the BPF programs (bpf/detour.bpf.c) and userspace
+ * (detourd, detourctl). One definition, two users: the BPF side includes
+ * vmlinux.h first, userspace includes <linux/types.h> first.
+ *
+ * Every address is kept in one 16-byte form: IPv6, or IPv4-mapped IPv6
+ * (::ffff:a.b.c.d), in network byte order. Ports are in network byte order.
+ */
+#ifndef DETOUR_H
+#define DETOUR_H
+
+#define DT_NAME_LEN       32
+#define DT_COMM_LEN       16
+#define DT_MAX_ENDPOINTS  4096
+#define DT_MAX_PROVIDERS  256
+#define DT_MAX_REDIRECTS  65536
+
+/* Names of the pinned objects under the pin directory. */
+#define DT_MAP_CONFIG     "config"
+#define DT_MAP_INTERCEPT  "intercept"
+#define DT_MAP_VERDICTS   "verdicts"
+#define DT_MAP_PROVIDERS  "providers"
+#define DT_MAP_EP_STATS   "ep_stats"
+#define DT_MAP_STATS      "stats"
+#define DT_MAP_REDIRECTS  "redirects"
+#define DT_MAP_SK_ORIGIN  "sk_origin"
+#define DT_PIN_LINKS      "links"
+#define DT_PIN_PROGS      "progs"
+
+/* An address:port in the one 16-byte form. Also the key of the intercept,
+ * verdicts and ep_stats maps, and (for the client side of a redirected
+ * connection) of the redirects map. */
+struct dt_endpoint {
+	__u32 addr[4];
+	__u16 port;
+	__u16 pad;
+};
+
+enum dt_mode {
+	DT_MODE_PROXY    = 0, /* every intercepted connection goes to the proxy */
+	DT_MODE_FAILOVER = 1, /* only connections to endpoints not HEALTHY do */
+};
+
+/* Single entry of the config array map, written by detourd only. */
+struct dt_config {
+	__u64 heartbeat_ns;     /* CLOCK_MONOTONIC of the agent's last beat */
+	__u64 heartbeat_ttl_ns; /* redirect only while the beat is younger */
+	__u32 listen4;          /* proxy IPv4 listener address */
+	__u32 listen6[4];       /* proxy IPv6 listener address */
+	__u16 listen_port;      /* both listeners share this port */
+	__u16 pad;
+	__u32 mark;             /* SO_MARK of the proxy's own sockets */
+	__u32 agent_tgid;       /* the agent's own connects are never redirected */
+	__u32 mode;             /* enum dt_mode */
+	__u32 enabled;
+	__u32 pad2;
+};
+
+/* Value of the intercept map: an endpoint of a configured provider. */
+enum dt_intercept_flags {
+	DT_EP_STALE = 1, /* no longer resolved; kept for the DNS grace period */
+};
+
+struct dt_intercept {
+	__u32 provider_id;
+	__u32 flags;
+};
+
+enum dt_state {
+	DT_HEALTHY      = 0,
+	DT_DEGRADED     = 1,
+	DT_RATE_LIMITED = 2,
+	DT_DOWN         = 3,
+	DT_PROBING      = 4,
+};
+
+enum dt_reason {
+	DT_REASON_NONE            = 0,
+	DT_REASON_CONNECT_REFUSED = 1,
+	DT_REASON_CONNECT_TIMEOUT = 2,
+	DT_REASON_RESET           = 3,
+	DT_REASON_UNREACHABLE     = 4,
+	DT_REASON_RECOVERED       = 5,
+};
+
+/* Value of the verdicts map, keyed by endpoint; written by detourd only. */
+struct dt_verdict {
+	__u32 provider_id;
+	__u32 state;           /* enum dt_state */
+	__u32 reason;          /* enum dt_reason of the last change */
+	__u32 consecutive_failures;
+	__u64 since_ns;        /* CLOCK_MONOTONIC of the last state change */
+	__u64 until_ns;        /* DOWN: not tried again before this time */
+	__u64 relayed;         /* connections relayed to this endpoint */
+	__u64 failures;        /* connect failures, resets before the first byte */
+	__u64 failovers;       /* connections moved away from this endpoint */
+};
+
+/* Value of the providers array map (index = provider id), for operators. */
+struct dt_provider {
+	char  name[DT_NAME_LEN];
+	__u32 family;          /* enum dt_family */
+	__u16 port;            /* network byte order */
+	__u16 used;
+};
+
+enum dt_family {
+	DT_FAMILY_OPENAI    = 0,
+	DT_FAMILY_ANTHROPIC = 1,
+	DT_FAMILY_GEMINI    = 2,
+};
+
+/* Value of the ep_stats map, counted by the hook only. */
+struct dt_ep_stats {
+	__u64 redirected;
+	__u64 passed;          /* intercepted but left direct (fail open, healthy) */
+};
+
+/* Value of the per-CPU stats array: one entry, counted by the BPF programs. */
+struct dt_stats {
+	__u64 redirected;        /* connects rewritten to the proxy */
+	__u64 pass_stale;        /* left direct: agent heartbeat too old */
+	__u64 pass_no_listener;  /* left direct: proxy listener missing */
+	__u64 pass_own;          /* left direct: the proxy's own socket */
+	__u64 pass_healthy;      /* left direct: failover mode, endpoint healthy */
+	__u64 pass_no_storage;   /* left direct: could not record the origin */
+	__u64 origins_published; /* client ports handed to the proxy */
+	__u64 peer_rewritten;    /* getpeername answers restored */
+};
+
+/* What the hook remembers of a redirected connection. Stored per socket,
+ * and published in the redirects map under the client's local address so
+ * the proxy finds it from the peer address of the accepted connection. */
+struct dt_origin {
+	struct dt_endpoint dst; /* where the application wanted to go */
+	__u64 cookie;           /* socket cookie of the application's socket */
+	__u64 cgroup_id;
+	__u64 ts_ns;
+	__u32 pid;
+	__u32 provider_id;
+	char  comm[DT_COMM_LEN];
+};
+
+#endif /* DETOUR_H */

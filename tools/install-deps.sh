@@ -1,0 +1,34 @@
+#!/bin/sh
+# Install the Debian packages detour needs to build, test, run the demo and
+# the benchmarks. Idempotent: checks first, runs `apt-get update` once and
+# only when something is missing.
+set -eu
+
+PACKAGES="make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev
+libssl-dev libcurl4-openssl-dev libnl-3-dev libnl-route-3-dev libnl-idiag-3-dev
+libevent-dev libhttp-parser-dev libjansson-dev libinih-dev libcmocka-dev
+iproute2 util-linux procps curl openssl ca-certificates wrk"
+
+missing=""
+for p in $PACKAGES; do
+	status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	case "$status" in
+	"install ok installed") ;;
+	*) missing="$missing $p" ;;
+	esac
+done
+
+if [ -z "$missing" ]; then
+	echo "deps: all $(echo $PACKAGES | wc -w) packages present"
+	exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing:$missing; installing them needs root" >&2
+	exit 1
+fi
+echo "deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
+echo "deps: done"
