@@ -17,7 +17,7 @@
 #define DT_MAX_REDIRECTS  65536
 
 /* Names of the pinned objects under the pin directory. */
-#define DT_MAP_CONFIG     "config"
+#define DT_MAP_SETTINGS   "settings"
 #define DT_MAP_INTERCEPT  "intercept"
 #define DT_MAP_VERDICTS   "verdicts"
 #define DT_MAP_PROVIDERS  "providers"
@@ -42,7 +42,7 @@ enum dt_mode {
 	DT_MODE_FAILOVER = 1, /* only connections to endpoints not HEALTHY do */
 };
 
-/* Single entry of the config array map, written by detourd only. */
+/* Single entry of the settings array map, written by detourd only. */
 struct dt_config {
 	__u64 heartbeat_ns;     /* CLOCK_MONOTONIC of the agent's last beat */
 	__u64 heartbeat_ttl_ns; /* redirect only while the beat is younger */

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/* detourd's state and life cycle: start, reload, heartbeat, shutdown. */
+#ifndef DT_DAEMON_H
+#define DT_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "bpfobj.h"
+#include "detour.h"
+
+struct event_base;
+struct event;
+struct dt_cfg;
+struct dt_itable;
+struct dt_epstate;
+struct dt_relay;
+struct dt_resolver;
+
+struct detourd {
+	struct event_base *base;
+	struct dt_cfg *cfg;
+	const char *pidfile;
+	int lock_fd;                          /* flock on the pin dir: one agent per dir */
+	struct dt_bpf bpf;
+	struct dt_itable *itable;
+	struct dt_epstate *health;
+	struct dt_relay *relay;
+	struct dt_resolver *resolver;
+	struct event *beat_timer, *dns_timer;
+	struct event *sig_term, *sig_int, *sig_hup;
+	uint32_t ids[DT_MAX_PROVIDERS];       /* provider id of cfg->providers[i] */
+	char names[DT_MAX_PROVIDERS][DT_NAME_LEN]; /* by id; "" = free */
+};
+
+/* Take ownership of cfg and bring the agent up. Returns 0 or -1 (logged). */
+int detourd_start(struct detourd *d, struct dt_cfg *cfg, const char *pidfile);
+/* Run until SIGTERM/SIGINT, then shut down cleanly. */
+int detourd_run(struct detourd *d);
+/* Undo a failed detourd_start(). */
+void detourd_abort(struct detourd *d);
+
+#endif
