@@ -1,0 +1,456 @@
+# shellcheck shell=bash
+# tests/e2e/lib.sh: the end-to-end test bed. Sourced by every tests/e2e/test_*.sh
+# and by tools/demo.sh, then:
+#
+#   e2e_init "$@"      re-exec under a private mount namespace, set up the world
+#   ...                fake_start / detourd_start / ccurl / ok / notok ...
+#   e2e_finish         exit status = failures seen
+#
+# The world (one per test script, removed on exit, also on failure):
+#   - a private mount namespace (unshare --mount --propagation private) holding
+#     a private bpffs ($W/bpf, pin_dir $W/bpf/detour), the bind-mounted hosts file
+#     and nsswitch.conf (hosts: files only, never DNS), and the files that keep
+#     the network namespaces alive ($W/ns/cli, $W/ns/prov);
+#   - network namespace "cli" (detourd and the clients) and "prov" (fakellm
+#     instances = provider endpoints) joined by a veth pair c0 <-> p0:
+#         cli  c0  198.18.0.1/24   fd00:de70::1/64
+#         prov p0  198.18.0.2 (A)  .3 (B)  .4 (X: anthropic)  .9 (N: no provider)
+#                  fd00:de70::2 (A6) ::3 (B6) ::4 (X6) ::9 (N6)
+#   - a test CA and one server certificate for every provider name and address;
+#   - cgroups $CG2/detour-e2e-$TAG/{enrolled,other,agent,prov}.
+# Nothing leaves the two namespaces but loopback traffic.
+
+E2E_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+E2E_ROOT=$(cd "$E2E_LIB_DIR/../.." && pwd)
+E2E_NAME=${E2E_NAME:-$(basename "$0" .sh)}
+E2E_NAME=${E2E_NAME#test_}
+
+C4=198.18.0.1 A4=198.18.0.2 B4=198.18.0.3 X4=198.18.0.4 N4=198.18.0.9
+C6=fd00:de70::1 A6=fd00:de70::2 B6=fd00:de70::3 X6=fd00:de70::4 N6=fd00:de70::9
+LISTEN_PORT=15001
+HOST_OAI=api.openai.com HOST_ANT=api.anthropic.com HOST_PLAIN=api.plain.test
+
+E2E_FAILED=0 E2E_PASSED=0
+E2E_PIDS=()
+declare -A FAKE_PID FAKE_ADMIN
+DETOURD_PID=
+W=
+
+if [ -x /usr/bin/python3 ]; then PY=/usr/bin/python3; else PY=$(command -v python3); fi
+
+# ---- reporting ----------------------------------------------------------------
+
+ok()    { echo "ok - $E2E_NAME: $*"; E2E_PASSED=$((E2E_PASSED + 1)); }
+notok() { echo "not ok - $E2E_NAME: $*"; E2E_FAILED=$((E2E_FAILED + 1)); E2E_SHOW_LOGS=1; }
+note()  { echo "# $*"; }
+# check NAME WHY-IF-FAILED COMMAND...: ok when COMMAND succeeds
+check() { local n=$1 why=$2; shift 2; if "$@"; then ok "$n"; else notok "$n: $why"; fi; }
+
+now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
+
+# wait_for TIMEOUT_S COMMAND...: poll every 50 ms, bounded
+wait_for() {
+	local deadline=$(( $(now_ms) + ${1%.*} * 1000 )); shift
+	while [ "$(now_ms)" -lt $deadline ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.05
+	done
+	"$@" >/dev/null 2>&1
+}
+
+# ---- entry: private mount namespace, world, cleanup ---------------------------
+
+e2e_init() {
+	if [ "${DETOUR_E2E_INNER:-}" != "$$" ]; then
+		if [ "$(id -u)" -ne 0 ]; then
+			echo "not ok - $E2E_NAME: needs root (BPF, cgroups, namespaces)"; exit 1
+		fi
+		# unshare execs in place: same pid, so signals reach this script.
+		DETOUR_E2E_INNER=$$ exec unshare --mount --propagation private -- bash "$0" "$@"
+	fi
+	local b=${1:-${BUILD:-build}}
+	case $b in /*) ;; *) b=$E2E_ROOT/$b ;; esac
+	BUILD=$b
+	DETOURD=${DETOURD:-$BUILD/detourd}
+	DETOURCTL=${DETOURCTL:-$BUILD/detourctl}
+	FAKELLM=${FAKELLM:-$BUILD/fakellm}
+	E2E_TAG=${DETOUR_E2E_TAG:-$$}
+	trap e2e_cleanup EXIT
+	trap 'note "interrupted"; exit 130' INT
+	trap 'note "terminated"; exit 143' TERM
+	e2e_world || { notok "world setup failed"; exit 1; }
+}
+
+e2e_require() { # e2e_require detourd fakellm detourctl
+	local b p
+	for b in "$@"; do
+		case $b in detourd) p=$DETOURD ;; fakellm) p=$FAKELLM ;; detourctl) p=$DETOURCTL ;; *) p=$b ;; esac
+		[ -x "$p" ] || { notok "missing $p (not built yet?)"; exit 1; }
+	done
+}
+
+cg2_root() { awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts; }
+
+e2e_world() {
+	set -e
+	W=$(mktemp -d "/tmp/detour-e2e-$E2E_TAG.XXXXXX")
+	chmod 755 "$W"
+	mkdir -p "$W/ns" "$W/bpf" "$W/log"
+
+	# network namespaces, kept alive by bind mounts that exist only in our
+	# private mount namespace: nothing appears in `ip netns list`.
+	NSC=$W/ns/cli NSP=$W/ns/prov
+	touch "$NSC" "$NSP"
+	unshare --net="$NSC" true
+	unshare --net="$NSP" true
+	nsenter --net="$NSC" ip link add c0 type veth peer name p0 netns "$NSP"
+	local ns
+	for ns in "$NSC" "$NSP"; do
+		nsenter --net="$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 >/dev/null
+		nsenter --net="$ns" ip link set lo up
+	done
+	nsenter --net="$NSC" ip addr add $C4/24 dev c0
+	nsenter --net="$NSC" ip addr add $C6/64 dev c0 nodad
+	nsenter --net="$NSC" ip link set c0 up
+	local a
+	for a in $A4 $B4 $X4 $N4; do nsenter --net="$NSP" ip addr add $a/24 dev p0; done
+	for a in $A6 $B6 $X6 $N6; do nsenter --net="$NSP" ip addr add $a/64 dev p0 nodad; done
+	nsenter --net="$NSP" ip link set p0 up
+
+	# names: hosts file only (every provider name has two addresses per family)
+	cat >"$W/hosts" <<-EOF
+	127.0.0.1 localhost
+	::1 localhost
+	$A4 $HOST_OAI
+	$B4 $HOST_OAI
+	$A6 $HOST_OAI
+	$B6 $HOST_OAI
+	$X4 $HOST_ANT
+	$X6 $HOST_ANT
+	$A4 $HOST_PLAIN
+	$B4 $HOST_PLAIN
+	EOF
+	sed 's/^hosts:.*/hosts: files/' /etc/nsswitch.conf >"$W/nsswitch.conf"
+	grep -q '^hosts:' "$W/nsswitch.conf" || echo 'hosts: files' >>"$W/nsswitch.conf"
+	mount --bind "$W/hosts" /etc/hosts
+	mount --bind "$W/nsswitch.conf" /etc/nsswitch.conf
+
+	# private bpffs: pins vanish with the mount namespace
+	mount -t bpf bpf "$W/bpf"
+	PIN=$W/bpf/detour
+
+	# test CA and server certificate
+	e2e_certs >"$W/log/openssl.log" 2>&1
+
+	# cgroups
+	CG2=$(cg2_root)
+	[ -n "$CG2" ]
+	CG_ORIG=$CG2$(sed -n 's/^0:://p' /proc/self/cgroup)
+	CGROOT=$CG2/detour-e2e-$E2E_TAG
+	mkdir "$CGROOT"
+	for a in enrolled other agent prov; do mkdir "$CGROOT/$a"; done
+	CG_ENROLLED=$CGROOT/enrolled CG_OTHER=$CGROOT/other CG_AGENT=$CGROOT/agent
+	set +e
+}
+
+e2e_certs() {
+	set -e
+	cd "$W"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout ca.key -out ca.pem -days 2 -subj "/CN=detour e2e test CA $E2E_TAG" \
+		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout srv.key -out srv.csr -subj "/CN=$HOST_OAI"
+	cat >srv.ext <<-EOF
+	subjectAltName=DNS:$HOST_OAI,DNS:$HOST_ANT,DNS:$HOST_PLAIN,IP:$A4,IP:$B4,IP:$X4,IP:$N4,IP:$A6,IP:$B6,IP:$X6,IP:$N6
+	basicConstraints=CA:FALSE
+	keyUsage=critical,digitalSignature
+	extendedKeyUsage=serverAuth
+	subjectKeyIdentifier=hash
+	authorityKeyIdentifier=keyid
+	EOF
+	openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+		-out srv.pem -days 2 -extfile srv.ext
+	cd - >/dev/null
+}
+
+# Kill one process we started: TERM, then KILL after $2 seconds (default 3).
+# Never blocks for longer than that. Returns its exit status when known.
+stop_pid() {
+	local pid=$1 grace=${2:-3} sig=${3:-TERM} i
+	[ -n "$pid" ] || return 0
+	kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return $?; }
+	kill -"$sig" "$pid" 2>/dev/null
+	for ((i = 0; i < grace * 20; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		# a zombie child counts as gone
+		[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ] && break
+		sleep 0.05
+	done
+	if kill -0 "$pid" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; then
+		note "pid $pid still alive after SIG$sig, killing"
+		kill -KILL "$pid" 2>/dev/null
+	fi
+	wait "$pid" 2>/dev/null
+}
+
+e2e_cleanup() {
+	local rc=$? p d i
+	trap - EXIT INT TERM
+	set +e
+	[ -z "$W" ] && exit $rc
+	if [ "${E2E_SHOW_LOGS:-0}" = 1 ] && [ "${E2E_QUIET_LOGS:-0}" != 1 ]; then
+		for p in "$W"/log/detourd*.log; do
+			[ -s "$p" ] || continue
+			note "---- tail of $(basename "$p")"
+			tail -n 25 "$p" | sed 's/^/#   /'
+		done
+	fi
+	[ -n "${E2E_KEEP_LOGS:-}" ] && cp -r "$W/log" "$E2E_KEEP_LOGS/$E2E_NAME" 2>/dev/null
+	# our processes: detourd first (clean shutdown detaches its links), then the rest
+	stop_pid "$DETOURD_PID" 3
+	for p in "${E2E_PIDS[@]}"; do stop_pid "$p" 2; done
+	# anything left in our cgroups was started by this test: kill it
+	if [ -n "${CGROOT:-}" ] && [ -d "$CGROOT" ]; then
+		for d in "$CGROOT"/*/ "$CGROOT"; do
+			[ -e "$d/cgroup.kill" ] && [ -s "$d/cgroup.procs" ] && echo 1 >"$d/cgroup.kill" 2>/dev/null
+		done
+		for ((i = 0; i < 40; i++)); do
+			rmdir "$CGROOT"/*/ 2>/dev/null; rmdir "$CGROOT" 2>/dev/null
+			[ -d "$CGROOT" ] || break
+			sleep 0.05
+		done
+		[ -d "$CGROOT" ] && echo "# cleanup: could not remove $CGROOT" >&2
+	fi
+	# mounts (lazy: never hangs), then files
+	for p in "$W/bpf" /etc/hosts /etc/nsswitch.conf "$W/ns/cli" "$W/ns/prov"; do
+		timeout 5 umount -l "$p" 2>/dev/null
+	done
+	# only delete when nothing is mounted below $W any more
+	if ! grep -q " $W/" /proc/self/mounts; then
+		rm -rf "$W"
+	else
+		echo "# cleanup: mounts left under $W" >&2
+	fi
+	exit $rc
+}
+
+e2e_finish() {
+	[ $E2E_FAILED -eq 0 ] && [ $E2E_PASSED -gt 0 ]
+	exit $?
+}
+
+# ---- running things in the world -----------------------------------------------
+
+in_cli()  { nsenter --net="$NSC" "$@"; }
+in_prov() { nsenter --net="$NSP" "$@"; }
+
+# spawn_in CGROUP-NAME NETNS-FILE LOGFILE COMMAND...: start COMMAND in the
+# background inside that cgroup of ours and that network namespace (the mount
+# namespace is ours). SPAWN_PID = its pid (sh execs nsenter execs COMMAND, so
+# the pid is COMMAND's own).
+spawn_in() {
+	local cg=$CGROOT/$1 ns=$2 log=$3; shift 3
+	sh -c 'echo $$ >"$0/cgroup.procs" || exit 126; ns=$1; shift; exec nsenter --net="$ns" "$@"' \
+		"$cg" "$ns" "$@" >>"$log" 2>&1 &
+	SPAWN_PID=$!
+}
+
+CURL_FMT='%{http_code} %header{x-fakellm-name} %{remote_ip} %{remote_port} %{time_total}\n'
+
+# ccurl CGROUP-NAME CURL-ARGS...: unmodified curl in the client netns, in that
+# cgroup, bounded. Prints "CODE NAME REMOTE_IP REMOTE_PORT TIME" (CODE 000 on
+# failure), exit status is curl's.
+ccurl() {
+	local cg=$1; shift
+	timeout -k 1 12 bash -c 'cg=$1; ns=$2; shift 2; echo $$ >"$cg/cgroup.procs" || exit 126; exec nsenter --net="$ns" "$@"' \
+		_ "$CGROOT/$cg" "$NSC" curl -sS --cacert "$W/ca.pem" --connect-timeout 4 --max-time 8 \
+		-o /dev/null -w "$CURL_FMT" "$@"
+}
+
+CHAT_BODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}'
+
+# chat CGROUP [curl args]: one OpenAI chat completion to https://api.openai.com
+chat() {
+	local cg=$1; shift
+	ccurl "$cg" -H 'content-type: application/json' -H 'authorization: Bearer sk-test' \
+		-d "$CHAT_BODY" "$@" "https://$HOST_OAI/v1/chat/completions"
+}
+
+# pyclient CGROUP ARGS...: tests/e2e/client.py in the client netns and cgroup
+pyclient() {
+	local cg=$1; shift
+	timeout -k 1 12 bash -c 'cg=$1; ns=$2; shift 2; echo $$ >"$cg/cgroup.procs" || exit 126; exec nsenter --net="$ns" "$@"' \
+		_ "$CGROOT/$cg" "$NSC" "$PY" "$E2E_LIB_DIR/client.py" --cacert "$W/ca.pem" "$@"
+}
+
+# jget JSON KEY[.SUB|.N]...: print one field of a JSON document
+jget() {
+	"$PY" -c 'import json,sys
+o=json.loads(sys.argv[1])
+for k in sys.argv[2].split("."):
+    o = o[int(k)] if isinstance(o, list) else (o.get(k) if isinstance(o, dict) else None)
+print("" if o is None else o)' "$1" "$2" 2>/dev/null
+}
+
+# ---- fakellm -------------------------------------------------------------------
+
+FAKE_NEXT_ADMIN=9100
+
+# fake_start NAME [--plain] LISTEN...: a fakellm in the provider namespace.
+# TLS with the test certificate unless --plain. Waits until its admin answers.
+fake_start() {
+	local name=$1 tls=1; shift
+	[ "${1:-}" = --plain ] && { tls=0; shift; }
+	local port=$FAKE_NEXT_ADMIN args=() l
+	FAKE_NEXT_ADMIN=$((FAKE_NEXT_ADMIN + 1))
+	for l in "$@"; do args+=(--listen "$l"); done
+	[ $tls = 1 ] && args+=(--tls-cert "$W/srv.pem" --tls-key "$W/srv.key")
+	args+=(--admin "127.0.0.1:$port" --name "$name" --pidfile "$W/fake-$name.pid" --quiet)
+	spawn_in prov "$NSP" "$W/log/fake-$name.log" "$FAKELLM" "${args[@]}"
+	FAKE_PID[$name]=$SPAWN_PID
+	FAKE_ADMIN[$name]=$port
+	E2E_PIDS+=($SPAWN_PID)
+	if ! wait_for 10 fake_admin "$name" GET /stats; then
+		notok "fakellm $name did not come up: $(tail -n 3 "$W/log/fake-$name.log" | tr '\n' ' ')"
+		return 1
+	fi
+}
+
+# fake_admin NAME METHOD PATH [JSON]
+fake_admin() {
+	local name=$1 m=$2 path=$3 body=${4:-}
+	if [ -n "$body" ]; then
+		timeout -k 1 5 nsenter --net="$NSP" curl -sSf --max-time 3 -X "$m" \
+			-H 'content-type: application/json' -d "$body" "http://127.0.0.1:${FAKE_ADMIN[$name]}$path"
+	else
+		timeout -k 1 5 nsenter --net="$NSP" curl -sSf --max-time 3 -X "$m" \
+			"http://127.0.0.1:${FAKE_ADMIN[$name]}$path"
+	fi
+}
+fake_fault() { fake_admin "$1" POST /fault "$2" >/dev/null; }
+fake_stop()  { stop_pid "${FAKE_PID[$1]}" 3; }
+
+# The usual endpoints: A and B serve api.openai.com (TLS, 443, both families);
+# X serves api.anthropic.com; PA/PB serve plain HTTP on 80 for api.plain.test,
+# and PA also on 8080 (a port no provider uses); N is a non-provider address.
+fake_std() {
+	fake_start A "$A4:443" "[$A6]:443" || return 1
+	fake_start B "$B4:443" "[$B6]:443" || return 1
+	local what
+	for what in "$@"; do
+		case $what in
+		X) fake_start X "$X4:443" "[$X6]:443" || return 1 ;;
+		N) fake_start N "$N4:443" "[$N6]:443" || return 1 ;;
+		plain) fake_start PA --plain "$A4:80" "$A4:8080" "[$A6]:8080" || return 1
+		       fake_start PB --plain "$B4:80" || return 1 ;;
+		esac
+	done
+}
+
+# ---- detourd -------------------------------------------------------------------
+
+# conf_write FILE [EXTRA-SECTIONS-TEXT]: the test configuration. Variables:
+# CONF_ENROLL (cgroup paths, default the enrolled cgroup), CONF_PROVIDERS
+# (default openai + anthropic + plain), CONF_EXTRA ([detour] lines).
+conf_write() {
+	local f=$1 cg
+	{
+		echo "[detour]"
+		echo "mode = proxy"
+		echo "listen = 127.0.0.1:$LISTEN_PORT"
+		echo "listen6 = [::1]:$LISTEN_PORT"
+		echo "pin_dir = $PIN"
+		echo "state_dir = $W/state"
+		echo "log_level = debug"
+		echo "heartbeat_interval_ms = 100"
+		echo "heartbeat_ttl_ms = 500"
+		echo "connect_timeout_ms = 500"
+		echo "down_hold_ms = 5000"
+		echo "dns_refresh_s = 30"
+		[ -n "${CONF_EXTRA:-}" ] && printf '%s\n' "$CONF_EXTRA"
+		echo
+		echo "[enroll]"
+		for cg in ${CONF_ENROLL:-$CG_ENROLLED}; do echo "cgroup = $cg"; done
+		echo
+		if [ -n "${CONF_PROVIDERS+x}" ]; then
+			printf '%s\n' "$CONF_PROVIDERS"
+		else
+			printf '[provider openai]\nhosts = %s\nport = 443\nfamily = openai\n\n' $HOST_OAI
+			printf '[provider anthropic]\nhosts = %s\nport = 443\nfamily = anthropic\n\n' $HOST_ANT
+			printf '[provider plain]\nhosts = %s\nport = 80\nfamily = openai\n' $HOST_PLAIN
+		fi
+	} >"$f"
+}
+
+DETOURD_RUNS=0
+
+# detourd_start [CONFIG]: detourd in the agent cgroup and the client netns,
+# waits until it redirects (listener up, programs attached, intercept map filled).
+detourd_start() {
+	local conf=${1:-$W/detour.conf}
+	[ -f "$conf" ] || conf_write "$conf"
+	mkdir -p "$W/state"
+	DETOURD_RUNS=$((DETOURD_RUNS + 1))
+	DETOURD_LOG=$W/log/detourd.$DETOURD_RUNS.log
+	spawn_in agent "$NSC" "$DETOURD_LOG" "$DETOURD" -c "$conf" --pidfile "$W/detourd.pid"
+	DETOURD_PID=$SPAWN_PID
+	if ! wait_for 15 detourd_ready; then
+		notok "detourd did not become ready (run $DETOURD_RUNS): $(detourd_why)"
+		return 1
+	fi
+}
+
+listener_up() { in_cli ss -Hltn "sport = :$LISTEN_PORT" | grep -q LISTEN; }
+attached()    { [ -n "$(bpftool cgroup show "$1" 2>/dev/null | sed 1d)" ]; }
+intercept_n() { bpftool -j map dump pinned "$PIN/intercept" 2>/dev/null | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)))' 2>/dev/null || echo 0; }
+
+detourd_ready() {
+	kill -0 "$DETOURD_PID" 2>/dev/null && listener_up && [ -e "$PIN/stats" ] &&
+		attached "$CG_ENROLLED" && [ "$(intercept_n)" -gt 0 ]
+}
+
+detourd_why() {
+	kill -0 "$DETOURD_PID" 2>/dev/null || { echo -n "exited; "; }
+	listener_up || echo -n "no listener on :$LISTEN_PORT; "
+	[ -e "$PIN/stats" ] || echo -n "no $PIN/stats; "
+	attached "$CG_ENROLLED" || echo -n "nothing attached to the enrolled cgroup; "
+	echo -n "intercept entries: $(intercept_n); log: "
+	tail -n 3 "$DETOURD_LOG" 2>/dev/null | tr '\n' ' '
+}
+
+# detourd_stop [SIGNAL]: TERM (default) or KILL; returns detourd's exit status
+detourd_stop() {
+	local sig=${1:-TERM} rc
+	stop_pid "$DETOURD_PID" 5 "$sig"
+	rc=$?
+	DETOURD_PID=
+	return $rc
+}
+
+# ---- BPF state -----------------------------------------------------------------
+
+# stats: the per-CPU stats map summed over CPUs, as "name=value ..." lines
+stats() {
+	bpftool -j map dump pinned "$PIN/stats" 2>/dev/null | "$PY" "$E2E_LIB_DIR/bpfjson.py" stats
+}
+# snap: remember the stats now; delta FIELD: how much FIELD grew since snap
+declare -A SNAP
+snap() { local kv; SNAP=(); for kv in $(stats); do SNAP[${kv%%=*}]=${kv#*=}; done; }
+stat_get() { stats | sed -n "s/^$1=//p"; }
+delta() { local v; v=$(stat_get "$1"); echo $(( ${v:-0} - ${SNAP[$1]:-0} )); }
+
+# verdict ADDR PORT: "state=N failures=N failovers=N relayed=N ..." of that endpoint
+verdict() {
+	bpftool -j map dump pinned "$PIN/verdicts" 2>/dev/null | "$PY" "$E2E_LIB_DIR/bpfjson.py" verdict "$1" "$2"
+}
+
+map_id()  { bpftool -j map show pinned "$PIN/$1" 2>/dev/null | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])' 2>/dev/null; }
+# link_ids: "file=id" of every link pinned under $PIN/links
+link_ids() {
+	local f
+	[ -d "$PIN/links" ] || return 0
+	for f in $(find "$PIN/links" -type f | sort); do
+		echo "${f#"$PIN"/links/}=$(bpftool -j link show pinned "$f" 2>/dev/null | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])' 2>/dev/null)"
+	done
+}
