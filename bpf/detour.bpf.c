@@ -297,14 +297,20 @@ int dt_sockops(struct bpf_sock_ops *skops)
 	if (!origin)
 		return ALLOW;
 
-	if (skops->family == AF_INET) {
+	/* every context field is read unconditionally: the verifier rejects
+	 * the variable-offset load clang makes of branch-dependent reads */
+	__u32 family = skops->family, ip4 = skops->local_ip4;
+	__u32 ip6_0 = skops->local_ip6[0], ip6_1 = skops->local_ip6[1];
+	__u32 ip6_2 = skops->local_ip6[2], ip6_3 = skops->local_ip6[3];
+
+	if (family == AF_INET) {
 		client.addr[2] = bpf_htonl(0xffff);
-		client.addr[3] = skops->local_ip4;
+		client.addr[3] = ip4;
 	} else {
-		client.addr[0] = skops->local_ip6[0];
-		client.addr[1] = skops->local_ip6[1];
-		client.addr[2] = skops->local_ip6[2];
-		client.addr[3] = skops->local_ip6[3];
+		client.addr[0] = ip6_0;
+		client.addr[1] = ip6_1;
+		client.addr[2] = ip6_2;
+		client.addr[3] = ip6_3;
 	}
 	client.port = bpf_htons((__u16)skops->local_port);
 	if (bpf_map_update_elem(&redirects, &client, origin, BPF_ANY) == 0)
