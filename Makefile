@@ -130,20 +130,29 @@ bench: check-root deps
 
 # ---- install ------------------------------------------------------------------
 
+DOCDIR := $(DESTDIR)$(PREFIX)/share/doc/detour
+
 install: $(BUILD)/detourd $(BUILD)/detourctl
 	install -D -m 0755 $(BUILD)/detourd $(DESTDIR)$(PREFIX)/sbin/detourd
 	install -D -m 0755 $(BUILD)/detourctl $(DESTDIR)$(PREFIX)/bin/detourctl
 	install -D -m 0644 systemd/detour.service $(DESTDIR)/etc/systemd/system/detour.service
 	install -D -m 0644 systemd/detour.tmpfiles $(DESTDIR)/usr/lib/tmpfiles.d/detour.conf
+	install -D -m 0644 README.md $(DOCDIR)/README.md
+	install -m 0644 docs/*.md $(DOCDIR)/
+	install -d -m 0700 $(DESTDIR)/etc/detour/keys
 	@if [ -e $(DESTDIR)/etc/detour/detour.conf ]; then \
 		echo "keeping existing $(DESTDIR)/etc/detour/detour.conf"; \
-	else install -D -m 0644 systemd/detour.conf.example $(DESTDIR)/etc/detour/detour.conf; fi
-	install -d -m 0700 $(DESTDIR)/etc/detour/keys
+	else install -m 0644 systemd/detour.conf.example $(DESTDIR)/etc/detour/detour.conf; fi
 
+# The configuration goes only when it is still the example; keys never silently.
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/sbin/detourd $(DESTDIR)$(PREFIX)/bin/detourctl
 	rm -f $(DESTDIR)/etc/systemd/system/detour.service $(DESTDIR)/usr/lib/tmpfiles.d/detour.conf
-	@echo "left /etc/detour (configuration and keys) in place; remove it by hand if unwanted"
+	rm -rf $(DOCDIR)
+	@if cmp -s systemd/detour.conf.example $(DESTDIR)/etc/detour/detour.conf; then \
+		rm -f $(DESTDIR)/etc/detour/detour.conf; fi
+	@rmdir $(DESTDIR)/etc/detour/keys $(DESTDIR)/etc/detour 2>/dev/null || \
+		echo "kept $(DESTDIR)/etc/detour: it holds an edited configuration or keys"
 
 clean:
 	rm -rf build build-san
