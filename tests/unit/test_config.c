@@ -1,0 +1,737 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+
+/* Valid provider appended to texts that test other sections. */
+#define PROVIDER "[provider p]\nhosts = p.example\n"
+
+/* A temporary directory per test: conf is the file loaded, root a fake
+ * cgroup v2 tree that DETOUR_CGROUP_ROOT points at. */
+static char tmp[PATH_MAX], conf[PATH_MAX + 16], root[PATH_MAX + 16];
+
+static void make_dir(const char *rel)
+{
+	char path[PATH_MAX * 2];
+
+	snprintf(path, sizeof(path), "%s/%s", root, rel);
+	assert_int_equal(mkdir(path, 0755), 0);
+}
+
+static void write_file(const char *path, const char *text, size_t len)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+static int setup(void **state)
+{
+	static const char *const tree[] = {
+		"system.slice", "system.slice/app.service",
+		"user.slice", "user.slice/user-1000.slice",
+		"user.slice/user-1000.slice/user@1000.service",
+		"user.slice/user-1000.slice/user@1000.service/app.slice",
+		"user.slice/user-1000.slice/user@1000.service/app.slice/editor.service",
+		"a", "a/twin.service", "b", "b/twin.service", "plain",
+	};
+	char resolved[PATH_MAX];
+
+	(void)state;
+	/* realpath: the loader reports resolved paths */
+	if (!mkdtemp(strcpy(tmp, "/tmp/detour-test-config-XXXXXX")) || !realpath(tmp, resolved))
+		return -1;
+	strcpy(tmp, resolved);
+	snprintf(conf, sizeof(conf), "%s/detour.conf", tmp);
+	snprintf(root, sizeof(root), "%s/cgroup", tmp);
+	if (mkdir(root, 0755) < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(tree) / sizeof(tree[0]); i++)
+		make_dir(tree[i]);
+	write_file(strcat(strcpy(resolved, root), "/cgroup.procs"), "", 0);
+	return setenv("DETOUR_CGROUP_ROOT", root, 1);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	unsetenv("DETOUR_CGROUP_ROOT");
+	return nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static char err[1024];
+
+static int load_len(const char *text, size_t len, struct dt_cfg **cfg)
+{
+	write_file(conf, text, len);
+	memset(err, 0, sizeof(err));
+	*cfg = NULL;
+	return dt_config_load(conf, cfg, err, sizeof(err));
+}
+
+static struct dt_cfg *load_ok(const char *text)
+{
+	struct dt_cfg *cfg;
+
+	if (load_len(text, strlen(text), &cfg) < 0)
+		fail_msg("unexpected error: %s", err);
+	assert_non_null(cfg);
+	return cfg;
+}
+
+/* err is "CONF:LINE: reason" (or "CONF: reason" for line 0) with the
+ * reason containing want. */
+static bool error_is(int line, const char *want)
+{
+	char prefix[PATH_MAX + 32];
+
+	if (line > 0)
+		snprintf(prefix, sizeof(prefix), "%s:%d: ", conf, line);
+	else
+		snprintf(prefix, sizeof(prefix), "%s: ", conf);
+	return strncmp(err, prefix, strlen(prefix)) == 0 && strstr(err + strlen(prefix), want);
+}
+
+static bool load_fails_with(const char *text, size_t len, int line, const char *want)
+{
+	struct dt_cfg *cfg;
+
+	if (load_len(text, len, &cfg) == 0) {
+		dt_config_free(cfg);
+		return false;
+	}
+	return !cfg && error_is(line, want);
+}
+
+static void load_fails_len(const char *text, size_t len, int line, const char *want)
+{
+	if (!load_fails_with(text, len, line, want))
+		fail_msg("expected line %d: \"%s\", got \"%s\"", line, want, err);
+}
+
+static void load_fails(const char *text, int line, const char *want)
+{
+	load_fails_len(text, strlen(text), line, want);
+}
+
+/* ---- valid files --------------------------------------------------------- */
+
+static void test_defaults(void **state)
+{
+	struct dt_cfg *cfg = load_ok(PROVIDER);
+	char addr[INET6_ADDRSTRLEN];
+
+	(void)state;
+	assert_string_equal(cfg->path, conf);
+	assert_int_equal(cfg->mode, DT_MODE_PROXY);
+	assert_string_equal(inet_ntop(AF_INET, &cfg->listen4, addr, sizeof(addr)), "127.0.0.1");
+	assert_string_equal(inet_ntop(AF_INET6, &cfg->listen6, addr, sizeof(addr)), "::1");
+	assert_int_equal(cfg->listen_port, 15001);
+	assert_string_equal(cfg->pin_dir, "/sys/fs/bpf/detour");
+	assert_string_equal(cfg->state_dir, "/var/lib/detour");
+	assert_int_equal(cfg->log_level, DT_LOG_INFO);
+	assert_int_equal(cfg->mark, 0x44540001);
+	assert_int_equal(cfg->heartbeat_interval_ms, 200);
+	assert_int_equal(cfg->heartbeat_ttl_ms, 1000);
+	assert_int_equal(cfg->connect_timeout_ms, 1000);
+	assert_int_equal(cfg->down_hold_ms, 5000);
+	assert_int_equal(cfg->dns_refresh_s, 30);
+	assert_int_equal(cfg->dns_grace_s, 600);
+	assert_int_equal(cfg->max_connections, 4096);
+
+	assert_int_equal(cfg->n_providers, 1);
+	assert_string_equal(cfg->providers[0].name, "p");
+	assert_int_equal(cfg->providers[0].n_hosts, 1);
+	assert_string_equal(cfg->providers[0].hosts[0], "p.example");
+	assert_int_equal(cfg->providers[0].port, 443);
+	assert_int_equal(cfg->providers[0].family, DT_FAMILY_OPENAI);
+	assert_int_equal(cfg->providers[0].key.kind, DT_KEY_NONE);
+	assert_null(cfg->providers[0].key.ref);
+	assert_int_equal(cfg->providers[0].line, 1);
+
+	/* no [enroll]: the whole cgroup v2 tree */
+	assert_int_equal(cfg->n_enroll, 1);
+	assert_string_equal(cfg->enroll[0].cgroup, root);
+	assert_int_equal(cfg->enroll[0].line, 0);
+	dt_config_free(cfg);
+}
+
+static void test_every_option(void **state)
+{
+	struct dt_cfg *cfg = load_ok(
+		"[detour]\n"
+		"mode = failover\n"
+		"listen = 127.0.0.53:16000\n"
+		"listen6 = [0:0::1]:16000\n"
+		"pin_dir = /sys/fs/bpf/other\n"
+		"state_dir = /var/lib/other\n"
+		"log_level = debug\n"
+		"mark = 0xDEADBEEF\n"
+		"heartbeat_interval_ms = 100\n"
+		"heartbeat_ttl_ms = 201\n"
+		"connect_timeout_ms = 60000\n"
+		"down_hold_ms = 100\n"
+		"dns_refresh_s = 86400\n"
+		"dns_grace_s = 0\n"
+		"max_connections = 65536\n"
+		"[provider claude]\n"
+		"hosts = api.anthropic.com\n"
+		"port = 8443\n"
+		"family = anthropic\n"
+		"key_credential = anthropic-key\n"
+		"[provider g]\n"
+		"hosts = generativelanguage.googleapis.com\n"
+		"family = gemini\n"
+		"key_env = GEMINI_API_KEY\n"
+		"[provider o]\n"
+		"hosts = api.openai.com\n"
+		"family = openai\n"
+		"key_file = /etc/detour/keys/openai\n");
+	char addr[INET6_ADDRSTRLEN];
+
+	(void)state;
+	assert_int_equal(cfg->mode, DT_MODE_FAILOVER);
+	assert_string_equal(inet_ntop(AF_INET, &cfg->listen4, addr, sizeof(addr)), "127.0.0.53");
+	assert_string_equal(inet_ntop(AF_INET6, &cfg->listen6, addr, sizeof(addr)), "::1");
+	assert_int_equal(cfg->listen_port, 16000);
+	assert_string_equal(cfg->pin_dir, "/sys/fs/bpf/other");
+	assert_string_equal(cfg->state_dir, "/var/lib/other");
+	assert_int_equal(cfg->log_level, DT_LOG_DEBUG);
+	assert_int_equal(cfg->mark, 0xdeadbeef);
+	assert_int_equal(cfg->heartbeat_interval_ms, 100);
+	assert_int_equal(cfg->heartbeat_ttl_ms, 201);
+	assert_int_equal(cfg->connect_timeout_ms, 60000);
+	assert_int_equal(cfg->down_hold_ms, 100);
+	assert_int_equal(cfg->dns_refresh_s, 86400);
+	assert_int_equal(cfg->dns_grace_s, 0);
+	assert_int_equal(cfg->max_connections, 65536);
+
+	assert_int_equal(cfg->n_providers, 3);
+	assert_string_equal(cfg->providers[0].name, "claude");
+	assert_int_equal(cfg->providers[0].port, 8443);
+	assert_int_equal(cfg->providers[0].family, DT_FAMILY_ANTHROPIC);
+	assert_int_equal(cfg->providers[0].key.kind, DT_KEY_CREDENTIAL);
+	assert_string_equal(cfg->providers[0].key.ref, "anthropic-key");
+	assert_int_equal(cfg->providers[0].line, 16);
+	assert_int_equal(cfg->providers[1].family, DT_FAMILY_GEMINI);
+	assert_int_equal(cfg->providers[1].key.kind, DT_KEY_ENV);
+	assert_string_equal(cfg->providers[1].key.ref, "GEMINI_API_KEY");
+	assert_int_equal(cfg->providers[1].line, 21);
+	assert_int_equal(cfg->providers[2].family, DT_FAMILY_OPENAI);
+	assert_int_equal(cfg->providers[2].key.kind, DT_KEY_FILE);
+	assert_string_equal(cfg->providers[2].key.ref, "/etc/detour/keys/openai");
+	dt_config_free(cfg);
+}
+
+static void test_hosts_repeat_and_normalize(void **state)
+{
+	static const char *const want[] = {
+		"a.example", "b.example", "c.example", "192.0.2.1", "2001:db8::1",
+		"d-1.example", "xn--bcher-kva.example",
+	};
+	struct dt_cfg *cfg = load_ok(
+		"[provider p]\n"
+		"hosts = A.Example, b.example\tc.example,,\n"
+		"hosts = 192.0.2.1 2001:DB8:0::1\n"
+		"hosts = d-1.example,xn--bcher-kva.example\n"
+		"[provider q]\n"
+		"hosts = q.example\n");
+
+	(void)state;
+	assert_int_equal(cfg->providers[0].n_hosts, 7);
+	for (size_t i = 0; i < 7; i++)
+		assert_string_equal(cfg->providers[0].hosts[i], want[i]);
+	assert_int_equal(cfg->providers[1].n_hosts, 1);
+	assert_int_equal(cfg->providers[1].line, 5);
+	dt_config_free(cfg);
+}
+
+static void test_comments_and_layout(void **state)
+{
+	struct dt_cfg *cfg = load_ok(
+		"\xEF\xBB\xBF# byte order mark, then comments of both kinds\r\n"
+		"; a comment\r\n"
+		"\r\n"
+		"  [detour]   ; indented header, trailing comment\r\n"
+		"\tmode = failover # inline hash comment\r\n"
+		"    log_level=warn\t; tab before the comment\r\n"
+		"[provider p]\r\n"
+		"    hosts = p.example ; indented key: not a continuation line\r\n"
+		"    port = 444\r\n"
+		"    key_file = /etc/keys/a#b;c\r\n");
+
+	(void)state;
+	assert_int_equal(cfg->mode, DT_MODE_FAILOVER);
+	assert_int_equal(cfg->log_level, DT_LOG_WARN);
+	assert_int_equal(cfg->providers[0].n_hosts, 1);
+	assert_string_equal(cfg->providers[0].hosts[0], "p.example");
+	assert_int_equal(cfg->providers[0].port, 444);
+	assert_int_equal(cfg->providers[0].line, 7);
+	/* '#' and ';' not preceded by a blank are part of the value */
+	assert_string_equal(cfg->providers[0].key.ref, "/etc/keys/a#b;c");
+	dt_config_free(cfg);
+}
+
+static void test_log_level_comment(void **state)
+{
+	/* "warn;x": ';' without a blank before it is not a comment */
+	(void)state;
+	load_fails("[detour]\nlog_level = warn;x\n" PROVIDER, 2, "log_level: unknown value \"warn;x\"");
+}
+
+static void test_enroll_repeats(void **state)
+{
+	struct dt_cfg *cfg;
+	char text[2048], want[PATH_MAX * 2];
+
+	(void)state;
+	snprintf(text, sizeof(text),
+		 "[enroll]\n"
+		 "cgroup = %s/plain\n"
+		 "cgroup = a/twin.service\n"
+		 "unit = app.service\n"
+		 "\n"
+		 "[enroll]\n"
+		 "unit = editor.service\n"
+		 "cgroup = %s/b/../b/twin.service/\n"
+		 PROVIDER, root, root);
+	cfg = load_ok(text);
+	assert_int_equal(cfg->n_enroll, 5);
+	snprintf(want, sizeof(want), "%s/plain", root);
+	assert_string_equal(cfg->enroll[0].cgroup, want);
+	assert_int_equal(cfg->enroll[0].line, 2);
+	snprintf(want, sizeof(want), "%s/a/twin.service", root);
+	assert_string_equal(cfg->enroll[1].cgroup, want);
+	assert_int_equal(cfg->enroll[1].line, 3);
+	snprintf(want, sizeof(want), "%s/system.slice/app.service", root);
+	assert_string_equal(cfg->enroll[2].cgroup, want);
+	assert_int_equal(cfg->enroll[2].line, 4);
+	snprintf(want, sizeof(want),
+		 "%s/user.slice/user-1000.slice/user@1000.service/app.slice/editor.service", root);
+	assert_string_equal(cfg->enroll[3].cgroup, want);
+	assert_int_equal(cfg->enroll[3].line, 7);
+	snprintf(want, sizeof(want), "%s/b/twin.service", root);
+	assert_string_equal(cfg->enroll[4].cgroup, want);
+	assert_int_equal(cfg->enroll[4].line, 8);
+	dt_config_free(cfg);
+}
+
+/* system.slice/NAME wins over a same-named cgroup elsewhere. */
+static void test_enroll_unit_prefers_system_slice(void **state)
+{
+	struct dt_cfg *cfg;
+	char want[PATH_MAX * 2];
+
+	(void)state;
+	make_dir("plain/app.service");
+	cfg = load_ok("[enroll]\nunit = app.service\n" PROVIDER);
+	snprintf(want, sizeof(want), "%s/system.slice/app.service", root);
+	assert_string_equal(cfg->enroll[0].cgroup, want);
+	dt_config_free(cfg);
+}
+
+static void test_example_config(void **state)
+{
+	char example[PATH_MAX];
+	struct dt_cfg *cfg = NULL;
+
+	(void)state;
+	/* __FILE__ is tests/unit/test_config.c, relative to the top directory */
+	snprintf(example, sizeof(example), "%.*ssystemd/detour.conf.example",
+		 (int)(strlen(__FILE__) - strlen("tests/unit/test_config.c")), __FILE__);
+	if (dt_config_load(example, &cfg, err, sizeof(err)) < 0)
+		fail_msg("%s", err);
+	assert_int_equal(cfg->mode, DT_MODE_PROXY);
+	assert_int_equal(cfg->n_providers, 2);
+	assert_string_equal(cfg->providers[0].name, "openai");
+	assert_string_equal(cfg->providers[0].hosts[0], "api.openai.com");
+	assert_int_equal(cfg->providers[0].family, DT_FAMILY_OPENAI);
+	assert_int_equal(cfg->providers[0].key.kind, DT_KEY_FILE);
+	assert_string_equal(cfg->providers[0].key.ref, "/etc/detour/keys/openai");
+	assert_string_equal(cfg->providers[1].name, "anthropic");
+	assert_string_equal(cfg->providers[1].hosts[0], "api.anthropic.com");
+	assert_int_equal(cfg->providers[1].family, DT_FAMILY_ANTHROPIC);
+	assert_int_equal(cfg->n_enroll, 1);
+	assert_string_equal(cfg->enroll[0].cgroup, root);
+	dt_config_free(cfg);
+}
+
+/* Without the seam the root is the machine's cgroup v2 mount. */
+static void test_discovered_root(void **state)
+{
+	char mount[PATH_MAX], resolved[PATH_MAX];
+	struct dt_cfg *cfg;
+
+	(void)state;
+	unsetenv("DETOUR_CGROUP_ROOT");
+	if (dt_cgroup2_mount("/proc/mounts", mount, sizeof(mount)) < 0)
+		skip();
+	assert_non_null(realpath(mount, resolved));
+	cfg = load_ok(PROVIDER);
+	assert_string_equal(cfg->enroll[0].cgroup, resolved);
+	dt_config_free(cfg);
+}
+
+/* ---- errors ------------------------------------------------------------------ */
+
+struct bad_case {
+	const char *text;
+	int line;
+	const char *reason;
+};
+
+static const struct bad_case bad_cases[] = {
+	/* structure */
+	{ "[bogus]\n" PROVIDER, 1, "unknown section [bogus]" },
+	{ "[detour extra]\n" PROVIDER, 1, "unknown section [detour extra]" },
+	{ "[detour]\n\nfoo = 1\n" PROVIDER, 3, "unknown key \"foo\" in [detour]" },
+	{ "mode = proxy\n" PROVIDER, 1, "key \"mode\" outside of any section" },
+	{ "[detour]\nnot a pair\n" PROVIDER, 2, "syntax error" },
+	{ "[detour\nmode = proxy\n" PROVIDER, 1, "syntax error" },
+	{ "[detour] x\n" PROVIDER, 1, "text after section header" },
+	{ "[detour]\nmode = proxy\nmode = failover\n" PROVIDER, 3, "mode already set at line 2" },
+	{ "[detour]\nmode =\n" PROVIDER, 2, "mode: empty value" },
+	/* the first error wins, syntax or not */
+	{ "[detour]\nbad line\nmode = x\n" PROVIDER, 2, "syntax error" },
+	{ "[detour]\nmode = x\nbad line\n" PROVIDER, 2, "mode: unknown value \"x\"" },
+	/* [detour] values */
+	{ "[detour]\nmode = bogus\n" PROVIDER, 2, "mode: unknown value \"bogus\"" },
+	{ "[detour]\nlisten = 10.0.0.1:15001\n" PROVIDER, 2, "not an IPv4 loopback address" },
+	{ "[detour]\nlisten = localhost:15001\n" PROVIDER, 2, "not an IPv4 loopback address" },
+	{ "[detour]\nlisten = 127.0.0.1\n" PROVIDER, 2, "expected ADDRESS:PORT" },
+	{ "[detour]\nlisten = 127.0.0.1:0\n" PROVIDER, 2, "listen: expected a number from 1 to 65535, got \"0\"" },
+	{ "[detour]\nlisten = 127.0.0.1:65536\n" PROVIDER, 2, "from 1 to 65535" },
+	{ "[detour]\nlisten = 127.0.0.1:\n" PROVIDER, 2, "from 1 to 65535" },
+	{ "[detour]\nlisten6 = [2001:db8::1]:15001\n" PROVIDER, 2, "not the IPv6 loopback address" },
+	{ "[detour]\nlisten6 = ::1:15001\n" PROVIDER, 2, "expected [ADDRESS]:PORT" },
+	{ "[detour]\nlisten6 = [::1]\n" PROVIDER, 2, "expected [ADDRESS]:PORT" },
+	{ "[detour]\nlisten6 = []:15001\n" PROVIDER, 2, "expected [ADDRESS]:PORT" },
+	{ "[detour]\nlisten = 127.0.0.1:15002\nlisten6 = [::1]:15001\n" PROVIDER, 3,
+	  "listen6: port 15001 differs from the listen port 15002" },
+	{ "[detour]\nlisten6 = [::1]:16000\nlisten = 127.0.0.1:15001\n" PROVIDER, 2, "differs" },
+	{ "[detour]\nlisten6 = [::1]:16000\n" PROVIDER, 2, "differs from the listen port 15001" },
+	{ "[detour]\npin_dir = sys/fs/bpf\n" PROVIDER, 2, "pin_dir: not an absolute path" },
+	{ "[detour]\nstate_dir = \"/var\"\n" PROVIDER, 2, "state_dir: not an absolute path" },
+	{ "[detour]\nlog_level = loud\n" PROVIDER, 2, "log_level: unknown value \"loud\"" },
+	{ "[detour]\nlog_level = INFO\n" PROVIDER, 2, "log_level: unknown value" },
+	{ "[detour]\nmark = 0\n" PROVIDER, 2, "mark: expected a number from 1 to 4294967295" },
+	{ "[detour]\nmark = 0x100000000\n" PROVIDER, 2, "mark: expected" },
+	{ "[detour]\nmark = 0x\n" PROVIDER, 2, "mark: expected" },
+	{ "[detour]\nheartbeat_interval_ms = abc\n" PROVIDER, 2, "heartbeat_interval_ms: expected a number from 10 to 10000, got \"abc\"" },
+	{ "[detour]\nheartbeat_interval_ms = -5\n" PROVIDER, 2, "heartbeat_interval_ms: expected" },
+	{ "[detour]\nheartbeat_interval_ms = +50\n" PROVIDER, 2, "heartbeat_interval_ms: expected" },
+	{ "[detour]\nheartbeat_interval_ms = 50ms\n" PROVIDER, 2, "heartbeat_interval_ms: expected" },
+	{ "[detour]\nheartbeat_interval_ms = 9\n" PROVIDER, 2, "heartbeat_interval_ms: expected" },
+	{ "[detour]\nheartbeat_interval_ms = 99999999999999999999999\n" PROVIDER, 2, "heartbeat_interval_ms: expected" },
+	{ "[detour]\nheartbeat_ttl_ms = 60001\n" PROVIDER, 2, "heartbeat_ttl_ms: expected a number from 25 to 60000" },
+	{ "[detour]\nconnect_timeout_ms = 5\n" PROVIDER, 2, "connect_timeout_ms: expected a number from 10 to 60000" },
+	{ "[detour]\ndown_hold_ms = 3600001\n" PROVIDER, 2, "down_hold_ms: expected a number from 100 to 3600000" },
+	{ "[detour]\ndns_refresh_s = 0\n" PROVIDER, 2, "dns_refresh_s: expected a number from 1 to 86400" },
+	{ "[detour]\ndns_grace_s = 604801\n" PROVIDER, 2, "dns_grace_s: expected a number from 0 to 604800" },
+	{ "[detour]\nmax_connections = 65537\n" PROVIDER, 2, "max_connections: expected a number from 1 to 65536" },
+	/* heartbeat: the ttl must cover two missed beats */
+	{ "[detour]\nheartbeat_interval_ms = 500\n" PROVIDER, 2,
+	  "heartbeat_ttl_ms (1000) must be more than twice heartbeat_interval_ms (500)" },
+	{ "[detour]\nheartbeat_interval_ms = 100\nheartbeat_ttl_ms = 200\n" PROVIDER, 3, "must be more than twice" },
+	{ "[detour]\nheartbeat_ttl_ms = 400\n" PROVIDER, 2, "heartbeat_ttl_ms (400)" },
+	/* providers */
+	{ "[provider]\nhosts = a.example\n", 1, "expected [provider NAME], got [provider]" },
+	{ "[provider a b]\nhosts = a.example\n", 1, "expected [provider NAME]" },
+	{ "[provider bad/name]\nhosts = a.example\n", 1, "provider name must be 1 to 31" },
+	{ "[provider abcdefghijklmnopqrstuvwxyz012345]\nhosts = a.example\n", 1, "provider name" },
+	{ PROVIDER "[provider p]\nhosts = b.example\n", 3, "provider p already defined at line 1" },
+	{ PROVIDER "[provider q]\nport = 443\n", 3, "provider q has no hosts" },
+	{ PROVIDER "[provider q]\n", 3, "provider q has no hosts" },
+	{ PROVIDER "[provider q]\nport = 1\nhosts = x.example, P.EXAMPLE\n", 5,
+	  "hosts: p.example is already a host of provider p" },
+	{ "[provider p]\nhosts = a.example\nhosts = a.example\n", 3, "a.example is already a host of provider p" },
+	{ "[provider p]\nhosts = 192.0.2.1\n[provider q]\nhosts = 192.0.2.01\n", 4, "hosts: not a valid host name" },
+	{ "[provider p]\nhosts = 2001:db8::1\n[provider q]\nhosts = 2001:db8:0:0::1\n", 4,
+	  "2001:db8::1 is already a host of provider p" },
+	{ "[provider p]\nhosts = -a.example\n", 2, "hosts: not a valid host name or address: \"-a.example\"" },
+	{ "[provider p]\nhosts = a-.example\n", 2, "not a valid host name" },
+	{ "[provider p]\nhosts = a..example\n", 2, "not a valid host name" },
+	{ "[provider p]\nhosts = .a.example\n", 2, "not a valid host name" },
+	{ "[provider p]\nhosts = a.example.\n", 2, "not a valid host name" },
+	{ "[provider p]\nhosts = under_score.example\n", 2, "not a valid host name" },
+	{ "[provider p]\nhosts = https://a.example\n", 2, "not a valid host name" },
+	{ "[provider p]\nhosts = 1.2.3\n", 2, "not a valid host name" },
+	{ "[provider p]\nhosts = [2001:db8::1]\n", 2, "not a valid host name" },
+	{ "[provider p]\nhosts = a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z.0123456789.x\n"
+	  "hosts = aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example\n", 3,
+	  "not a valid host name" },
+	{ "[provider p]\nhosts = p.example\nport = 0\n", 3, "port: expected a number from 1 to 65535" },
+	{ "[provider p]\nhosts = p.example\nport = 70000\n", 3, "port: expected" },
+	{ "[provider p]\nhosts = p.example\nport = 443\nport = 443\n", 4, "port already set at line 3" },
+	{ "[provider p]\nhosts = p.example\nfamily = mistral\n", 3, "family: unknown value \"mistral\"" },
+	{ "[provider p]\nhosts = p.example\nfamily = OpenAI\n", 3, "family: unknown value" },
+	{ "[provider p]\nhosts = p.example\nkey_file = keys/p\n", 3, "key_file: not an absolute path" },
+	{ "[provider p]\nhosts = p.example\nkey_credential = a/b\n", 3, "key_credential: not a credential name" },
+	{ "[provider p]\nhosts = p.example\nkey_credential = ..\n", 3, "not a credential name" },
+	{ "[provider p]\nhosts = p.example\nkey_env = 1KEY\n", 3, "key_env: not an environment variable name" },
+	{ "[provider p]\nhosts = p.example\nkey_env = MY-KEY\n", 3, "not an environment variable name" },
+	{ "[provider p]\nhosts = p.example\nkey_file = /k\nkey_env = K\n", 4,
+	  "key_env: provider p already has a key source" },
+	{ "[provider p]\nkey_credential = k\nhosts = p.example\nkey_file = /k\n", 4, "already has a key source" },
+	{ "[provider p]\nhosts = p.example\nbogus = 1\n", 3, "unknown key \"bogus\" in [provider]" },
+	{ "[detour]\n", 0, "no [provider NAME] section" },
+	{ "", 0, "no [provider NAME] section" },
+	/* enrollment */
+	{ "[enroll]\ncgroup = missing\n" PROVIDER, 2, "No such file or directory" },
+	{ "[enroll]\ncgroup = /\n" PROVIDER, 2, "is not a cgroup under the cgroup v2 mount" },
+	{ "[enroll]\ncgroup = ../\n" PROVIDER, 2, "is not a cgroup under the cgroup v2 mount" },
+	{ "[enroll]\ncgroup = cgroup.procs\n" PROVIDER, 2, "is not a cgroup under" },
+	{ "[enroll]\nunit = nope.service\n" PROVIDER, 2, "unit: no cgroup of unit nope.service under" },
+	{ "[enroll]\nunit = twin.service\n" PROVIDER, 2, "unit: unit twin.service is ambiguous" },
+	{ "[enroll]\nunit = a/twin.service\n" PROVIDER, 2, "unit: not a unit name" },
+	{ "[enroll]\nunit = ..\n" PROVIDER, 2, "unit: not a unit name" },
+	{ "[enroll]\ncgroup = system.slice/app.service\n\nunit = app.service\n" PROVIDER, 4,
+	  "system.slice/app.service already enrolled at line 2" },
+	{ "[enroll]\nslice = x\n" PROVIDER, 2, "unknown key \"slice\" in [enroll]" },
+};
+
+static void test_bad_values(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		const struct bad_case *c = &bad_cases[i];
+
+		if (!load_fails_with(c->text, strlen(c->text), c->line, c->reason))
+			fail_msg("case %zu: expected line %d: \"%s\", got \"%s\"",
+				 i, c->line, c->reason, err);
+	}
+}
+
+/* 253 characters in all is the longest host name. */
+static void test_host_name_length(void **state)
+{
+	char name[300], text[400];
+	struct dt_cfg *cfg;
+
+	(void)state;
+	/* 63 + 1 + 63 + 1 + 63 + 1 + 61 = 253 */
+	snprintf(name, sizeof(name), "%063d.%063d.%063d.a%060d", 0, 0, 0, 0);
+	assert_int_equal(strlen(name), 253);
+	snprintf(text, sizeof(text), "[provider p]\nhosts = %s\n", name);
+	cfg = load_ok(text);
+	assert_string_equal(cfg->providers[0].hosts[0], name);
+	dt_config_free(cfg);
+
+	snprintf(text, sizeof(text), "[provider p]\nhosts = a%s\n", name);
+	load_fails(text, 2, "not a valid host name");
+}
+
+static void test_cgroup_outside_root(void **state)
+{
+	char text[1024];
+
+	(void)state;
+	/* exists, but is not under the cgroup v2 mount */
+	snprintf(text, sizeof(text), "[enroll]\ncgroup = %s\n" PROVIDER, tmp);
+	load_fails(text, 2, "is not a cgroup under the cgroup v2 mount");
+}
+
+static void test_too_many_providers(void **state)
+{
+	size_t cap = (DT_MAX_PROVIDERS + 1) * 64, len = 0;
+	char *text = malloc(cap);
+
+	(void)state;
+	assert_non_null(text);
+	for (int i = 0; i <= DT_MAX_PROVIDERS; i++)
+		len += (size_t)snprintf(text + len, cap - len,
+					"[provider p%d]\nhosts = p%d.example\n", i, i);
+	/* the 257th section header is on line 2 * 256 + 1 */
+	load_fails(text, 2 * DT_MAX_PROVIDERS + 1, "more than 256 providers");
+	free(text);
+}
+
+/* Lines are limited to 4096 characters, end of line excluded. */
+static void test_line_length(void **state)
+{
+	static const char key[] = "pin_dir = /";
+	char text[8192];
+	struct dt_cfg *cfg;
+
+	(void)state;
+	snprintf(text, sizeof(text), "[detour]\n; fine\n%s%0*d\r\n" PROVIDER,
+		 key, (int)(4096 - strlen(key)), 0);
+	cfg = load_ok(text);
+	assert_int_equal(strlen(cfg->pin_dir), 4096 - strlen(key) + 1);
+	dt_config_free(cfg);
+
+	snprintf(text, sizeof(text), "[detour]\n; fine\n%s%0*d\n" PROVIDER,
+		 key, (int)(4097 - strlen(key)), 0);
+	load_fails(text, 3, "line longer than 4096 characters");
+}
+
+static void test_file_too_large(void **state)
+{
+	size_t len = 1024 * 1024 + 1;
+	char *text = malloc(len);
+	struct dt_cfg *cfg;
+
+	(void)state;
+	assert_non_null(text);
+	memset(text, '\n', len);
+	load_fails_len(text, len, 0, "larger than 1048576 bytes");
+	/* exactly the limit is fine */
+	memcpy(text, PROVIDER, strlen(PROVIDER));
+	assert_int_equal(load_len(text, len - 1, &cfg), 0);
+	dt_config_free(cfg);
+	free(text);
+}
+
+static void test_nul_byte(void **state)
+{
+	static const char text[] = "[detour]\nmode = proxy\0x\n" PROVIDER;
+
+	(void)state;
+	load_fails_len(text, sizeof(text) - 1, 0, "contains a NUL byte");
+}
+
+static void test_unreadable_files(void **state)
+{
+	struct dt_cfg *cfg = (struct dt_cfg *)&cfg;
+	char missing[PATH_MAX * 2], expect[PATH_MAX * 3];
+
+	(void)state;
+	snprintf(missing, sizeof(missing), "%s/nope.conf", tmp);
+	assert_int_equal(dt_config_load(missing, &cfg, err, sizeof(err)), -1);
+	snprintf(expect, sizeof(expect), "%s: cannot open: No such file or directory", missing);
+	assert_string_equal(err, expect);
+
+	assert_int_equal(dt_config_load(tmp, &cfg, err, sizeof(err)), -1);
+	snprintf(expect, sizeof(expect), "%s: cannot read: Is a directory", tmp);
+	assert_string_equal(err, expect);
+}
+
+static void test_small_error_buffer(void **state)
+{
+	struct dt_cfg *cfg;
+	char small[8];
+
+	(void)state;
+	write_file(conf, "[bogus]\n", 8);
+	memset(small, 'x', sizeof(small));
+	assert_int_equal(dt_config_load(conf, &cfg, small, sizeof(small)), -1);
+	assert_int_equal(strlen(small), sizeof(small) - 1);
+}
+
+/* ---- cgroup v2 mount discovery ---------------------------------------------- */
+
+static int mount_of(const char *mounts, char *out, size_t outlen)
+{
+	char path[PATH_MAX * 2];
+
+	snprintf(path, sizeof(path), "%s/mounts", tmp);
+	write_file(path, mounts, strlen(mounts));
+	return dt_cgroup2_mount(path, out, outlen);
+}
+
+static void test_cgroup2_mount(void **state)
+{
+	char out[PATH_MAX], tiny[8];
+
+	(void)state;
+	/* hybrid layout, as on this project's CI machine */
+	assert_int_equal(mount_of(
+		"sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0\n"
+		"tmpfs /sys/fs/cgroup tmpfs rw,relatime,mode=755 0 0\n"
+		"cgroup /sys/fs/cgroup/cpu cgroup rw,relatime,cpu 0 0\n"
+		"cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0\n"
+		"cgroup /sys/fs/cgroup/systemd cgroup rw,relatime,name=systemd 0 0\n",
+		out, sizeof(out)), 0);
+	assert_string_equal(out, "/sys/fs/cgroup/unified");
+
+	/* unified layout: the first cgroup2 mount */
+	assert_int_equal(mount_of(
+		"proc /proc proc rw 0 0\n"
+		"cgroup2 /sys/fs/cgroup cgroup2 rw,nsdelegate 0 0\n"
+		"cgroup2 /run/other cgroup2 rw 0 0\n",
+		out, sizeof(out)), 0);
+	assert_string_equal(out, "/sys/fs/cgroup");
+
+	/* octal escapes of /proc/mounts are decoded */
+	assert_int_equal(mount_of("none /my\\040cgroups cgroup2 rw 0 0\n", out, sizeof(out)), 0);
+	assert_string_equal(out, "/my cgroups");
+
+	errno = 0;
+	assert_int_equal(mount_of("cgroup /sys/fs/cgroup/cpu cgroup rw 0 0\n", out, sizeof(out)), -1);
+	assert_int_equal(errno, ENOENT);
+	errno = 0;
+	assert_int_equal(mount_of("", out, sizeof(out)), -1);
+	assert_int_equal(errno, ENOENT);
+
+	errno = 0;
+	assert_int_equal(mount_of("cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n", tiny, sizeof(tiny)), -1);
+	assert_int_equal(errno, ENAMETOOLONG);
+
+	errno = 0;
+	assert_int_equal(dt_cgroup2_mount("/nonexistent/mounts", out, sizeof(out)), -1);
+	assert_int_equal(errno, ENOENT);
+}
+
+/* A mounts file without cgroup2: the error names the mount, no line for
+ * the default enrollment, the line of the key otherwise. */
+static void test_no_cgroup2_mount(void **state)
+{
+	(void)state;
+	assert_int_equal(setenv("DETOUR_CGROUP_ROOT", "/nonexistent/cgroup", 1), 0);
+	load_fails(PROVIDER, 0, "cgroup v2 mount /nonexistent/cgroup: No such file or directory");
+	load_fails("[enroll]\nunit = app.service\n" PROVIDER, 2, "cgroup v2 mount /nonexistent/cgroup");
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_defaults),
+		T(test_every_option),
+		T(test_hosts_repeat_and_normalize),
+		T(test_comments_and_layout),
+		T(test_log_level_comment),
+		T(test_enroll_repeats),
+		T(test_enroll_unit_prefers_system_slice),
+		T(test_example_config),
+		T(test_discovered_root),
+		T(test_bad_values),
+		T(test_host_name_length),
+		T(test_cgroup_outside_root),
+		T(test_too_many_providers),
+		T(test_line_length),
+		T(test_file_too_large),
+		T(test_nul_byte),
+		T(test_unreadable_files),
+		T(test_small_error_buffer),
+		T(test_cgroup2_mount),
+		T(test_no_cgroup2_mount),
+	};
+#undef T
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
