@@ -50,7 +50,7 @@ BINS := $(BUILD)/detourd $(BUILD)/detourctl $(BUILD)/fakellm
 
 .PHONY: all deps test unit e2e demo bench install uninstall clean check-root
 .DELETE_ON_ERROR:
-.SECONDARY: $(BPF_OBJS)
+.SECONDARY: $(BPF_OBJS) $(BPF_SKELS)
 
 all: $(BINS) $(UNIT_BINS) $(BENCH_BINS)
 

@@ -126,15 +126,20 @@ static void on_resolved(void *ctx, const struct dt_resolution *res, size_t n)
 }
 
 /* Entries the previous agent pinned stay protected until re-resolved and,
- * if gone from DNS, until the grace period ends. */
+ * if gone from DNS, until the grace period ends. Each provider's endpoints
+ * are handed over in one call: a call is that provider's whole current set. */
 static void seed_from_pinned(struct detourd *d)
 {
 	struct dt_endpoint key, next, *prev = NULL;
+	struct dt_endpoint *eps = calloc(DT_MAX_ENDPOINTS, sizeof(*eps));
+	uint32_t *owner = calloc(DT_MAX_ENDPOINTS, sizeof(*owner));
 	struct dt_intercept val;
-	uint64_t now = dt_now_ns();
 	struct dt_verdict v;
+	size_t n = 0;
 
-	while (bpf_map_get_next_key(d->bpf.intercept_fd, prev, &next) == 0) {
+	if (!eps || !owner)
+		goto out;
+	while (n < DT_MAX_ENDPOINTS && bpf_map_get_next_key(d->bpf.intercept_fd, prev, &next) == 0) {
 		key = next;
 		prev = &key;
 		if (bpf_map_lookup_elem(d->bpf.intercept_fd, &key, &val))
@@ -144,10 +149,24 @@ static void seed_from_pinned(struct detourd *d)
 			prev = NULL; /* deletion invalidates the walk: restart it */
 			continue;
 		}
-		dt_itable_resolved(d->itable, val.provider_id, &key, 1, now);
+		owner[n] = val.provider_id;
+		eps[n++] = key;
 		if (bpf_map_lookup_elem(d->bpf.verdicts_fd, &key, &v) == 0)
 			dt_epstate_seed(d->health, &key, &v);
 	}
+	for (uint32_t id = 0; id < DT_MAX_PROVIDERS; id++) {
+		struct dt_endpoint group[DT_RESOLVE_MAX_PER_PROVIDER];
+		size_t g = 0;
+
+		for (size_t i = 0; i < n && g < DT_RESOLVE_MAX_PER_PROVIDER; i++)
+			if (owner[i] == id)
+				group[g++] = eps[i];
+		if (g)
+			dt_itable_resolved(d->itable, id, group, g, dt_now_ns());
+	}
+out:
+	free(eps);
+	free(owner);
 }
 
 /* ---- relay callbacks ---------------------------------------------------- */
