@@ -46,11 +46,19 @@ UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
+# libFuzzer harnesses: clang, ASan + UBSan, in build-fuzz/
+FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS  := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRCS))
+FUZZ_TIME  ?= 300
+FUZZ_deps_fuzz_config := agent/config.c agent/log.c
+FUZZ_libs_fuzz_config := -linih
+
 BINS := $(BUILD)/detourd $(BUILD)/detourctl $(BUILD)/fakellm
 
-.PHONY: all deps test unit e2e demo bench install uninstall clean check-root
+.PHONY: all deps test unit e2e demo bench fuzz fuzz-smoke install uninstall clean check-root
 .DELETE_ON_ERROR:
 .SECONDARY: $(BPF_OBJS) $(BPF_SKELS)
+.SECONDEXPANSION:
 
 all: $(BINS) $(UNIT_BINS) $(BENCH_BINS)
 
@@ -93,6 +101,11 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libdetour.a
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) $^ $(LIBS_AGENT) -o $@
 
+build-fuzz/%: tests/fuzz/%.c $$(FUZZ_deps_%) agent/*.h include/detour.h
+	@mkdir -p $(@D)
+	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+		-Wall -Wextra -Werror -std=gnu11 -Iinclude -Iagent -D_GNU_SOURCE $< $(FUZZ_deps_$*) $(FUZZ_libs_$*) -o $@
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # ---- set-up, tests, demo, bench ---------------------------------------------
@@ -118,7 +131,16 @@ e2e: all
 
 test: check-root deps
 	@$(MAKE) --no-print-directory all
-	@tests/run-all.sh $(BUILD)
+	@$(MAKE) --no-print-directory SAN=1 all
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+	@tests/run-all.sh build build-san
+
+# Each harness for FUZZ_TIME seconds (default 300) on its corpus.
+fuzz: $(FUZZ_BINS)
+	@tests/fuzz/run.sh $(FUZZ_TIME) $(FUZZ_BINS)
+
+fuzz-smoke: $(FUZZ_BINS)
+	@tests/fuzz/run.sh 10 $(FUZZ_BINS)
 
 demo: check-root deps
 	@$(MAKE) --no-print-directory all
@@ -155,4 +177,4 @@ uninstall:
 		echo "kept $(DESTDIR)/etc/detour: it holds an edited configuration or keys"
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
