@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+/* detourctl: the operator's view of detour, read from the pinned BPF
+ * objects so it works whether detourd is up, down or gone. */
+#ifndef CTL_DETOURCTL_H
+#define CTL_DETOURCTL_H
+
+#include "enroll.h"
+
+/* Link pins read at once: every program of 2048 cgroups under both tags. */
+#define CTL_MAX_LINK_PINS (DT_PROG_COUNT * 2 * 2048)
+
+/* Exit codes, documented in docs/detourctl.md. */
+enum ctl_exit {
+	CTL_EXIT_OK      = 0, /* done; status: the agent is running */
+	CTL_EXIT_AGENT   = 1, /* status: agent down or stopped; enroll: refused */
+	CTL_EXIT_USAGE   = 2, /* bad command line */
+	CTL_EXIT_NEVER   = 3, /* nothing pinned: detour never ran with this pin dir */
+	CTL_EXIT_FAILURE = 4, /* could not do it (permissions, BPF, configuration) */
+};
+
+/* Each command takes its own arguments (argv[0] is the command name) and
+ * returns an enum ctl_exit. */
+int ctl_cmd_status(const char *pin_dir, int argc, char **argv);
+int ctl_cmd_enroll(const char *pin_dir, int argc, char **argv);
+int ctl_cmd_unenroll(const char *pin_dir, int argc, char **argv);
+
+#endif

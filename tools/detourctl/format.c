@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: MIT
+/* Names and units; see format.h. */
+#include <stdio.h>
+#include <string.h>
+#include <arpa/inet.h>
+
+#include "format.h"
+#include "intercept.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+static const char *name_of(const char *const *names, size_t n, uint32_t value)
+{
+	return value < n && names[value] ? names[value] : "unknown";
+}
+
+const char *ctl_state_name(uint32_t state)
+{
+	static const char *const names[] = {
+		[DT_HEALTHY] = "healthy",           [DT_DEGRADED] = "degraded",
+		[DT_RATE_LIMITED] = "rate_limited", [DT_DOWN] = "down",
+		[DT_PROBING] = "probing",
+	};
+	return name_of(names, ARRAY_SIZE(names), state);
+}
+
+const char *ctl_reason_name(uint32_t reason)
+{
+	static const char *const names[] = {
+		[DT_REASON_NONE] = "none",
+		[DT_REASON_CONNECT_REFUSED] = "connect_refused",
+		[DT_REASON_CONNECT_TIMEOUT] = "connect_timeout",
+		[DT_REASON_RESET] = "reset",
+		[DT_REASON_UNREACHABLE] = "unreachable",
+		[DT_REASON_RECOVERED] = "recovered",
+	};
+	return name_of(names, ARRAY_SIZE(names), reason);
+}
+
+/* the spelling of the configuration's family = key */
+const char *ctl_family_name(uint32_t family)
+{
+	static const char *const names[] = {
+		[DT_FAMILY_OPENAI] = "openai",
+		[DT_FAMILY_ANTHROPIC] = "anthropic",
+		[DT_FAMILY_GEMINI] = "gemini",
+	};
+	return name_of(names, ARRAY_SIZE(names), family);
+}
+
+const char *ctl_mode_name(uint32_t mode)
+{
+	static const char *const names[] = {
+		[DT_MODE_PROXY] = "proxy",
+		[DT_MODE_FAILOVER] = "failover",
+	};
+	return name_of(names, ARRAY_SIZE(names), mode);
+}
+
+const char *ctl_fmt_age(uint64_t ns, char *buf, size_t len)
+{
+	static const struct { uint64_t ns; const char *unit; } units[] = {
+		{ 86400000000000ull, "d" }, { 3600000000000ull, "h" },
+		{ 60000000000ull, "min" },  { 1000000000ull, "s" },
+	};
+
+	if (ns == UINT64_MAX) {
+		snprintf(buf, len, "never");
+		return buf;
+	}
+	/* tenths while they matter against a heartbeat TTL of about a second,
+	 * whole units beyond */
+	if (ns >= 1000000000ull && ns < 10000000000ull) {
+		snprintf(buf, len, "%.1f s", (double)ns / 1e9);
+		return buf;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+		if (ns >= units[i].ns) {
+			snprintf(buf, len, "%llu %s", (unsigned long long)(ns / units[i].ns),
+				 units[i].unit);
+			return buf;
+		}
+	}
+	snprintf(buf, len, "%llu ms", (unsigned long long)(ns / 1000000));
+	return buf;
+}
+
+const char *ctl_listener_str(const struct dt_config *s, bool ipv6, char *buf, size_t len)
+{
+	struct dt_endpoint ep = { .port = s->listen_port };
+
+	if (ipv6) {
+		memcpy(ep.addr, s->listen6, sizeof(ep.addr));
+	} else {
+		ep.addr[2] = htonl(0xffff);
+		ep.addr[3] = s->listen4;
+	}
+	return dt_endpoint_str(&ep, buf, len);
+}
+
+#define COUNTER(field) { #field, offsetof(struct dt_stats, field) }
+const struct ctl_counter ctl_counters[] = {
+	COUNTER(redirected),
+	COUNTER(pass_stale),
+	COUNTER(pass_no_listener),
+	COUNTER(pass_own),
+	COUNTER(pass_healthy),
+	COUNTER(pass_no_storage),
+	COUNTER(origins_published),
+	COUNTER(peer_rewritten),
+};
+const size_t ctl_n_counters = ARRAY_SIZE(ctl_counters);
+
+/* a counter added to dt_stats must be named here too */
+_Static_assert(ARRAY_SIZE(ctl_counters) * sizeof(__u64) == sizeof(struct dt_stats),
+	       "every dt_stats counter has a name");
+
+uint64_t ctl_counter_value(const struct dt_stats *stats, const struct ctl_counter *c)
+{
+	__u64 v;
+
+	memcpy(&v, (const char *)stats + c->offset, sizeof(v));
+	return v;
+}

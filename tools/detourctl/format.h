@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/* Names and units shared by the table and the JSON output, so both say
+ * the same thing in the same words. */
+#ifndef CTL_FORMAT_H
+#define CTL_FORMAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/types.h>
+
+#include "detour.h"
+
+/* Values a newer detourd may add come out as "unknown". */
+const char *ctl_state_name(uint32_t state);   /* enum dt_state */
+const char *ctl_reason_name(uint32_t reason); /* enum dt_reason */
+const char *ctl_family_name(uint32_t family); /* enum dt_family */
+const char *ctl_mode_name(uint32_t mode);     /* enum dt_mode */
+
+/* "850 ms", "42 s", "7 min", "3 h", "2 d"; "never" for UINT64_MAX. Returns buf. */
+const char *ctl_fmt_age(uint64_t ns, char *buf, size_t len);
+
+/* The proxy listener the hook redirects to, "127.0.0.1:15001" or
+ * "[::1]:15001". Returns buf (DT_ENDPOINT_STRLEN bytes are enough). */
+const char *ctl_listener_str(const struct dt_config *settings, bool ipv6, char *buf, size_t len);
+
+/* The hook's global counters, in struct dt_stats order, by stable name. */
+struct ctl_counter {
+	const char *name;
+	size_t offset;
+};
+extern const struct ctl_counter ctl_counters[];
+extern const size_t ctl_n_counters;
+
+uint64_t ctl_counter_value(const struct dt_stats *stats, const struct ctl_counter *c);
+
+#endif

@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: MIT
+/* detourctl: operator CLI of detour. Global options, then a command. */
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "detourctl.h"
+
+#define DETOURCTL_VERSION "0.1.0"
+#define DEFAULT_PIN_DIR   "/sys/fs/bpf/detour"
+
+static const struct command {
+	const char *name;
+	int (*run)(const char *pin_dir, int argc, char **argv);
+} commands[] = {
+	{ "status", ctl_cmd_status },
+	{ "enroll", ctl_cmd_enroll },
+	{ "unenroll", ctl_cmd_unenroll },
+};
+
+static void usage(FILE *f)
+{
+	fputs("usage: detourctl [--pin-dir DIR] [-c CONFIG] COMMAND [ARGS]\n"
+	      "commands:\n"
+	      "  status [--json]          agent, providers, endpoints, verdicts, counters, cgroups\n"
+	      "  enroll CGROUP_PATH       protect a cgroup (needs detourd's pinned programs)\n"
+	      "  unenroll CGROUP_PATH     undo an enroll (not cgroups of the configuration)\n"
+	      "CGROUP_PATH is absolute, or relative to the cgroup v2 mount.\n"
+	      "options:\n"
+	      "  --pin-dir DIR            detour's BPF pin dir (default: pin_dir of CONFIG, else "
+	      DEFAULT_PIN_DIR ")\n"
+	      "  -c, --config CONFIG      detourd's configuration file, for its pin_dir\n"
+	      "  -h, --help               this help\n"
+	      "      --version            print the version\n"
+	      "exit: 0 ok (status: agent running), 1 agent down or stopped / refused, 2 usage,\n"
+	      "      3 detour never ran with this pin dir, 4 failure\n", f);
+}
+
+/* --pin-dir wins; else the configuration's pin_dir; else the default. */
+static int pin_dir_choose(const char *pin_dir, const char *config, char out[PATH_MAX])
+{
+	struct dt_cfg *cfg;
+	char err[1024];
+
+	if (pin_dir || !config) {
+		snprintf(out, PATH_MAX, "%s", pin_dir ? pin_dir : DEFAULT_PIN_DIR);
+		return 0;
+	}
+	if (dt_config_load(config, &cfg, err, sizeof(err))) {
+		fprintf(stderr, "detourctl: %s\n", err);
+		return -1;
+	}
+	snprintf(out, PATH_MAX, "%s", cfg->pin_dir);
+	dt_config_free(cfg);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "pin-dir", required_argument, NULL, 'p' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *pin_dir_opt = NULL, *config = NULL;
+	char pin_dir[PATH_MAX];
+	int c;
+
+	/* "+": stop at the command, whose options are its own */
+	while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p': pin_dir_opt = optarg; break;
+		case 'c': config = optarg; break;
+		case 'h': usage(stdout); return CTL_EXIT_OK;
+		case 'V': puts("detourctl " DETOURCTL_VERSION); return CTL_EXIT_OK;
+		default: usage(stderr); return CTL_EXIT_USAGE;
+		}
+	}
+	if (optind == argc) {
+		usage(stderr);
+		return CTL_EXIT_USAGE;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[optind], commands[i].name) != 0)
+			continue;
+		if (pin_dir_choose(pin_dir_opt, config, pin_dir))
+			return CTL_EXIT_FAILURE;
+		return commands[i].run(pin_dir, argc - optind, argv + optind);
+	}
+	fprintf(stderr, "detourctl: unknown command '%s'\n", argv[optind]);
+	usage(stderr);
+	return CTL_EXIT_USAGE;
+}

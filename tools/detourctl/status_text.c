@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: MIT
+/* `detourctl status` as aligned tables; see status_render.h. */
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "format.h"
+#include "intercept.h"
+#include "status_render.h"
+#include "table.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define NUM_LEN 24
+#define INDENT "  "
+
+typedef int (*fill_fn)(struct ctl_table *t, const struct ctl_snapshot *snap);
+
+/* A titled section: the table filled by fill, or "(none)". */
+static int section(FILE *out, const char *title, const struct ctl_column *cols, size_t ncols,
+		   fill_fn fill, const struct ctl_snapshot *snap)
+{
+	struct ctl_table *t = ctl_table_new(cols, ncols);
+	int rc = -1;
+
+	if (!t)
+		return -1;
+	fprintf(out, "\n%s\n", title);
+	if (fill(t, snap) == 0) {
+		if (ctl_table_rows(t))
+			ctl_table_print(t, out, INDENT);
+		else
+			fputs(INDENT "(none)\n", out);
+		rc = 0;
+	}
+	ctl_table_free(t);
+	return rc;
+}
+
+static const char *u64_str(uint64_t v, char buf[NUM_LEN])
+{
+	snprintf(buf, NUM_LEN, "%" PRIu64, v);
+	return buf;
+}
+
+static const struct ctl_column provider_cols[] = {
+	{ "ID", true }, { "NAME", false }, { "FAMILY", false }, { "PORT", true },
+	{ "ENDPOINTS", true },
+};
+
+static int fill_providers(struct ctl_table *t, const struct ctl_snapshot *snap)
+{
+	for (size_t i = 0; i < snap->n_providers; i++) {
+		const struct ctl_provider *p = &snap->providers[i];
+		char id[NUM_LEN], port[NUM_LEN], eps[NUM_LEN];
+		const char *cells[] = {
+			u64_str(p->id, id), p->name, ctl_family_name(p->family),
+			u64_str(p->port, port), u64_str(p->n_endpoints, eps),
+		};
+
+		if (ctl_table_add(t, cells))
+			return -1;
+	}
+	return 0;
+}
+
+static const struct ctl_column endpoint_cols[] = {
+	{ "PROVIDER", false }, { "ENDPOINT", false }, { "DNS", false }, { "STATE", false },
+	{ "REASON", false }, { "SINCE", true }, { "HELD", true }, { "CONSEC", true },
+	{ "RELAYED", true }, { "FAILURES", true }, { "FAILOVERS", true },
+	{ "REDIRECTED", true }, { "PASSED", true },
+};
+
+static int add_endpoint(struct ctl_table *t, const struct ctl_provider *p,
+			const struct ctl_endpoint *e)
+{
+	const struct dt_verdict *v = &e->verdict;
+	char addr[DT_ENDPOINT_STRLEN], since[32], held[32];
+	char consec[NUM_LEN], relayed[NUM_LEN], failures[NUM_LEN], failovers[NUM_LEN];
+	char redirected[NUM_LEN], passed[NUM_LEN];
+	const char *cells[] = {
+		p->name, dt_endpoint_str(&e->addr, addr, sizeof(addr)),
+		e->stale ? "stale" : "current",
+		/* no verdict until detourd has relayed to the endpoint */
+		e->has_verdict ? ctl_state_name(v->state) : "untried",
+		e->has_verdict ? ctl_reason_name(v->reason) : "-",
+		e->has_verdict ? ctl_fmt_age(e->since_age_ns, since, sizeof(since)) : "-",
+		e->hold_left_ns ? ctl_fmt_age(e->hold_left_ns, held, sizeof(held)) : "-",
+		e->has_verdict ? u64_str(v->consecutive_failures, consec) : "-",
+		e->has_verdict ? u64_str(v->relayed, relayed) : "-",
+		e->has_verdict ? u64_str(v->failures, failures) : "-",
+		e->has_verdict ? u64_str(v->failovers, failovers) : "-",
+		u64_str(e->hook.redirected, redirected), u64_str(e->hook.passed, passed),
+	};
+
+	_Static_assert(ARRAY_SIZE(cells) == ARRAY_SIZE(endpoint_cols), "one cell per column");
+	return ctl_table_add(t, cells);
+}
+
+static int fill_endpoints(struct ctl_table *t, const struct ctl_snapshot *snap)
+{
+	for (size_t i = 0; i < snap->n_providers; i++) {
+		const struct ctl_provider *p = &snap->providers[i];
+
+		for (size_t j = 0; j < p->n_endpoints; j++)
+			if (add_endpoint(t, p, &p->endpoints[j]))
+				return -1;
+	}
+	return 0;
+}
+
+static const struct ctl_column counter_cols[] = { { "COUNTER", false }, { "VALUE", true } };
+
+static int fill_counters(struct ctl_table *t, const struct ctl_snapshot *snap)
+{
+	for (size_t i = 0; i < ctl_n_counters; i++) {
+		char value[NUM_LEN];
+		const char *cells[] = {
+			ctl_counters[i].name,
+			u64_str(ctl_counter_value(&snap->counters, &ctl_counters[i]), value),
+		};
+
+		if (ctl_table_add(t, cells))
+			return -1;
+	}
+	return 0;
+}
+
+static const struct ctl_column cgroup_cols[] = {
+	{ "TAG", false }, { "CGROUP ID", true }, { "ATTACHED", true }, { "PATH", false },
+};
+
+static int fill_cgroups(struct ctl_table *t, const struct ctl_snapshot *snap)
+{
+	for (size_t i = 0; i < snap->n_cgroups; i++) {
+		const struct ctl_cgroup *cg = &snap->cgroups[i];
+		char id[NUM_LEN], links[2 * NUM_LEN];
+		const char *cells[] = {
+			cg->tag, u64_str(cg->id, id), links,
+			cg->path ? cg->path : cg->attached ? "(not found)" : "(cgroup gone)",
+		};
+
+		snprintf(links, sizeof(links), "%u/%u", cg->attached, cg->links);
+		if (ctl_table_add(t, cells))
+			return -1;
+	}
+	return 0;
+}
+
+int ctl_status_text(const struct ctl_snapshot *snap, FILE *out)
+{
+	char v4[DT_ENDPOINT_STRLEN], v6[DT_ENDPOINT_STRLEN];
+
+	fprintf(out, "pin dir   %s\n", snap->pin_dir);
+	fprintf(out, "agent     %s\n", snap->agent.summary);
+	fprintf(out, "mode      %s\n", ctl_mode_name(snap->settings.mode));
+	fprintf(out, "listener  %s %s\n", ctl_listener_str(&snap->settings, false, v4, sizeof(v4)),
+		ctl_listener_str(&snap->settings, true, v6, sizeof(v6)));
+	if (section(out, "providers", provider_cols, ARRAY_SIZE(provider_cols),
+		    fill_providers, snap) ||
+	    section(out, "endpoints", endpoint_cols, ARRAY_SIZE(endpoint_cols),
+		    fill_endpoints, snap) ||
+	    section(out, "hook counters", counter_cols, ARRAY_SIZE(counter_cols),
+		    fill_counters, snap) ||
+	    section(out, "enrolled cgroups", cgroup_cols, ARRAY_SIZE(cgroup_cols),
+		    fill_cgroups, snap))
+		return -1;
+	return 0;
+}
