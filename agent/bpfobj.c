@@ -26,7 +26,6 @@ static struct bpf_program *skel_prog(struct detour_bpf *skel, enum dt_prog p)
 	case DT_PROG_CONNECT6:     return skel->progs.dt_connect6;
 	case DT_PROG_GETPEERNAME4: return skel->progs.dt_getpeername4;
 	case DT_PROG_GETPEERNAME6: return skel->progs.dt_getpeername6;
-	case DT_PROG_SOCKOPS:      return skel->progs.dt_sockops;
 	case DT_PROG_COUNT:        break;
 	}
 	return NULL;
@@ -146,10 +145,9 @@ int dt_bpf_write_settings(const struct dt_bpf *b, const struct dt_config *s)
 	return update(b->settings_fd, &zero, s);
 }
 
-int dt_bpf_take_origin(const struct dt_bpf *b, const struct dt_endpoint *peer,
-		       struct dt_origin *out)
+int dt_bpf_take_origin(const struct dt_bpf *b, __u64 cookie, struct dt_origin *out)
 {
-	if (bpf_map_lookup_and_delete_elem(b->redirects_fd, peer, out))
+	if (bpf_map_lookup_and_delete_elem(b->redirects_fd, &cookie, out))
 		return -errno;
 	return 0;
 }

@@ -27,10 +27,9 @@ void dt_bpf_close(struct dt_bpf *b);
 
 int dt_bpf_write_settings(const struct dt_bpf *b, const struct dt_config *s);
 
-/* The origin of an accepted connection, by its peer address; the entry is
- * consumed. Returns 0, or -ENOENT when the connection was not redirected. */
-int dt_bpf_take_origin(const struct dt_bpf *b, const struct dt_endpoint *peer,
-		       struct dt_origin *out);
+/* The origin of a redirected application socket, by its cookie; the entry
+ * is consumed. Returns 0, or -ENOENT when the socket was not redirected. */
+int dt_bpf_take_origin(const struct dt_bpf *b, __u64 cookie, struct dt_origin *out);
 
 int dt_bpf_set_provider(const struct dt_bpf *b, __u32 id, const struct dt_provider *p);
 int dt_bpf_set_verdict(const struct dt_bpf *b, const struct dt_endpoint *ep,

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "relay.h"
 #include "resolver.h"
+#include "sockdiag.h"
 
 #define NS_PER_MS 1000000ull
 
@@ -171,11 +172,18 @@ out:
 
 /* ---- relay callbacks ---------------------------------------------------- */
 
-static int relay_origin(void *ctx, const struct dt_endpoint *peer, struct dt_origin *out)
+static int relay_origin(void *ctx, const struct sockaddr *peer, const struct sockaddr *local,
+			struct dt_origin *out)
 {
 	struct detourd *d = ctx;
+	uint64_t cookie;
+	int rc;
 
-	return dt_bpf_take_origin(&d->bpf, peer, out);
+	/* the application's socket is the one whose local end is our peer */
+	rc = dt_sockdiag_cookie(d->diag_fd, peer, local, &cookie);
+	if (rc)
+		return rc;
+	return dt_bpf_take_origin(&d->bpf, cookie, out);
 }
 
 static size_t relay_candidates(void *ctx, const struct dt_origin *o,
@@ -458,6 +466,11 @@ int detourd_start(struct detourd *d, struct dt_cfg *cfg, const char *pidfile)
 	d->pidfile = pidfile;
 	d->lock_fd = -1;
 	dt_log_level = cfg->log_level;
+	d->diag_fd = dt_sockdiag_open();
+	if (d->diag_fd < 0) {
+		log_error("sock_diag socket: %s", strerror(errno));
+		return -1;
+	}
 
 	d->base = event_base_new();
 	d->itable = dt_itable_new();
@@ -531,6 +544,8 @@ static void detourd_stop(struct detourd *d)
 	dt_bpf_close(&d->bpf);
 	if (d->lock_fd >= 0)
 		close(d->lock_fd);
+	if (d->diag_fd >= 0)
+		close(d->diag_fd);
 	dt_epstate_free(d->health);
 	dt_itable_free(d->itable);
 	if (d->base)

@@ -21,6 +21,7 @@ struct detourd {
 	struct dt_cfg *cfg;
 	const char *pidfile;
 	int lock_fd;                          /* flock on the pin dir: one agent per dir */
+	int diag_fd;                          /* sock_diag: cookies of accepted peers */
 	struct dt_bpf bpf;
 	struct dt_itable *itable;
 	struct dt_epstate *health;

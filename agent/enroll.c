@@ -22,7 +22,6 @@ const char *const dt_prog_names[DT_PROG_COUNT] = {
 	[DT_PROG_CONNECT6]     = "connect6",
 	[DT_PROG_GETPEERNAME4] = "getpeername4",
 	[DT_PROG_GETPEERNAME6] = "getpeername6",
-	[DT_PROG_SOCKOPS]      = "sockops",
 };
 
 static const enum bpf_attach_type prog_attach_type[DT_PROG_COUNT] = {
@@ -30,7 +29,6 @@ static const enum bpf_attach_type prog_attach_type[DT_PROG_COUNT] = {
 	[DT_PROG_CONNECT6]     = BPF_CGROUP_INET6_CONNECT,
 	[DT_PROG_GETPEERNAME4] = BPF_CGROUP_INET4_GETPEERNAME,
 	[DT_PROG_GETPEERNAME6] = BPF_CGROUP_INET6_GETPEERNAME,
-	[DT_PROG_SOCKOPS]      = BPF_CGROUP_SOCK_OPS,
 };
 
 #define BPFFS_DEFAULT "/sys/fs/bpf"
@@ -208,7 +206,7 @@ int dt_enroll(const char *pin_dir, const int prog_fds[DT_PROG_COUNT],
 	rc = 0;
 out:
 	close(cg_fd);
-	/* a half-enrolled cgroup would redirect without getpeername/sockops */
+	/* a half-enrolled cgroup would redirect without restoring getpeername */
 	if (rc)
 		dt_unenroll(pin_dir, cgid, tag);
 	return rc;

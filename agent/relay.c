@@ -343,6 +343,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
 		      struct sockaddr *sa, int salen, void *arg)
 {
 	struct dt_relay *r = arg;
+	struct sockaddr_storage local;
+	socklen_t local_len = sizeof(local);
 	struct dt_endpoint peer;
 	struct conn *c;
 	char buf[64];
@@ -360,7 +362,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
 		return;
 	}
 	dt_endpoint_from_sockaddr(&peer, sa);
-	if (r->ops->origin(r->ctx, &peer, &c->origin)) {
+	if (getsockname(fd, (struct sockaddr *)&local, &local_len) ||
+	    r->ops->origin(r->ctx, sa, (struct sockaddr *)&local, &c->origin)) {
 		/* not redirected by the hook: someone dialled the port itself */
 		log_debug("relay: %s has no origin; closing",
 			  dt_endpoint_str(&peer, buf, sizeof(buf)));

@@ -18,8 +18,9 @@ struct dt_relay;
 
 /* What the relay asks of the agent. */
 struct dt_relay_ops {
-	/* Origin of an accepted connection by its peer address (consumed). */
-	int (*origin)(void *ctx, const struct dt_endpoint *peer, struct dt_origin *out);
+	/* Origin of an accepted connection by its two addresses (consumed). */
+	int (*origin)(void *ctx, const struct sockaddr *peer, const struct sockaddr *local,
+		      struct dt_origin *out);
 	/* Endpoints to try, in order, for a connection wanting @o->dst. */
 	size_t (*candidates)(void *ctx, const struct dt_origin *o,
 			     struct dt_endpoint *out, size_t max);

@@ -4,10 +4,11 @@
  *
  * connect4/connect6 rewrite an enrolled application's connect() to a
  * configured provider endpoint into the local proxy, and remember where it
- * wanted to go. sockops publishes that origin under the client's local
- * address once the kernel has chosen it, which is how the proxy finds the
- * origin of an accepted connection. getpeername4/6 give the application back
- * the address it asked for.
+ * wanted to go: in socket storage (for getpeername4/6, which give the
+ * application back the address it asked for) and in the redirects map under
+ * the socket cookie, which the proxy learns from sock_diag for the peer of an
+ * accepted connection. No program runs on any other socket event, so a
+ * connect that is not intercepted pays one hash lookup and nothing more.
  *
  * Every hook returns 1 (allow): failing a connect() would turn an agent
  * problem into an application outage. A redirect happens only while the
@@ -73,12 +74,12 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } stats SEC(".maps");
 
-/* Client local address:port -> origin; the proxy deletes what it consumed,
- * LRU bounds what it never did (connections the proxy never accepted). */
+/* Socket cookie of the application's socket -> origin; the proxy deletes
+ * what it consumed, LRU bounds what it never did (connections never accepted). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, DT_MAX_REDIRECTS);
-	__type(key, struct dt_endpoint);
+	__type(key, __u64);
 	__type(value, struct dt_origin);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } redirects SEC(".maps");
@@ -218,6 +219,14 @@ static __always_inline bool redirect_wanted(struct bpf_sock_addr *ctx,
 	origin->pid = bpf_get_current_pid_tgid() >> 32;
 	origin->provider_id = ic->provider_id;
 	bpf_get_current_comm(origin->comm, sizeof(origin->comm));
+	/* without its origin the proxy could not relay: stay direct */
+	if (bpf_map_update_elem(&redirects, &origin->cookie, origin, BPF_ANY)) {
+		bpf_sk_storage_delete(&sk_origin, sk);
+		count(pass_no_storage);
+		count_endpoint(dst, false);
+		return false;
+	}
+	count(origins_published);
 
 	count(redirected);
 	count_endpoint(dst, true);
@@ -276,45 +285,6 @@ int dt_connect6(struct bpf_sock_addr *ctx)
 		ctx->user_ip6[3] = cfg->listen6[3];
 	}
 	ctx->user_port = cfg->listen_port;
-	return ALLOW;
-}
-
-/* Once the kernel has picked the client's source address and port, publish
- * the origin under them: that is what the proxy sees as the peer. */
-SEC("sockops")
-int dt_sockops(struct bpf_sock_ops *skops)
-{
-	struct dt_endpoint client = {};
-	struct dt_origin *origin;
-	struct bpf_sock *sk;
-
-	if (skops->op != BPF_SOCK_OPS_TCP_CONNECT_CB)
-		return ALLOW;
-	sk = skops->sk;
-	if (!sk)
-		return ALLOW;
-	origin = bpf_sk_storage_get(&sk_origin, sk, 0, 0);
-	if (!origin)
-		return ALLOW;
-
-	/* every context field is read unconditionally: the verifier rejects
-	 * the variable-offset load clang makes of branch-dependent reads */
-	__u32 family = skops->family, ip4 = skops->local_ip4;
-	__u32 ip6_0 = skops->local_ip6[0], ip6_1 = skops->local_ip6[1];
-	__u32 ip6_2 = skops->local_ip6[2], ip6_3 = skops->local_ip6[3];
-
-	if (family == AF_INET) {
-		client.addr[2] = bpf_htonl(0xffff);
-		client.addr[3] = ip4;
-	} else {
-		client.addr[0] = ip6_0;
-		client.addr[1] = ip6_1;
-		client.addr[2] = ip6_2;
-		client.addr[3] = ip6_3;
-	}
-	client.port = bpf_htons((__u16)skops->local_port);
-	if (bpf_map_update_elem(&redirects, &client, origin, BPF_ANY) == 0)
-		count(origins_published);
 	return ALLOW;
 }
 

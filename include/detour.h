@@ -28,9 +28,8 @@
 #define DT_PIN_LINKS      "links"
 #define DT_PIN_PROGS      "progs"
 
-/* An address:port in the one 16-byte form. Also the key of the intercept,
- * verdicts and ep_stats maps, and (for the client side of a redirected
- * connection) of the redirects map. */
+/* An address:port in the one 16-byte form; the key of the intercept,
+ * verdicts and ep_stats maps. */
 struct dt_endpoint {
 	__u32 addr[4];
 	__u16 port;
@@ -125,13 +124,13 @@ struct dt_stats {
 	__u64 pass_own;          /* left direct: the proxy's own socket */
 	__u64 pass_healthy;      /* left direct: failover mode, endpoint healthy */
 	__u64 pass_no_storage;   /* left direct: could not record the origin */
-	__u64 origins_published; /* client ports handed to the proxy */
+	__u64 origins_published; /* origins handed to the proxy (redirects map) */
 	__u64 peer_rewritten;    /* getpeername answers restored */
 };
 
-/* What the hook remembers of a redirected connection. Stored per socket,
- * and published in the redirects map under the client's local address so
- * the proxy finds it from the peer address of the accepted connection. */
+/* What the hook remembers of a redirected connection. Stored per socket (for
+ * getpeername), and in the redirects map under the socket cookie, which the
+ * proxy learns from sock_diag for the peer of the accepted connection. */
 struct dt_origin {
 	struct dt_endpoint dst; /* where the application wanted to go */
 	__u64 cookie;           /* socket cookie of the application's socket */
