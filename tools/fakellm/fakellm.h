@@ -1,0 +1,338 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fakellm: a fake LLM provider (OpenAI Chat Completions, Anthropic Messages)
+ * with runtime fault injection, for detour's tests, demo and benchmarks.
+ *
+ * One thread, one libevent loop. Ownership in short: the server owns the
+ * listeners, the TLS context and every connection; a connection owns its
+ * bufferevent, its parser state, its request body and its reply in progress.
+ */
+#ifndef FAKELLM_H
+#define FAKELLM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <http_parser.h>
+#include <jansson.h>
+#include <openssl/ssl.h>
+
+#define FL_MAX_LISTENERS    16
+#define FL_MAX_HEADER_BYTES (64 * 1024)       /* request line + headers, else 431 */
+#define FL_MAX_URL_BYTES    8192              /* else 414 */
+#define FL_MAX_BODY_BYTES   (4 * 1024 * 1024) /* else 413 */
+#define FL_HEADER_VALUE_MAX 256               /* longer captured values are cut */
+#define FL_MAX_WORDS        4096              /* longest answer, in words */
+#define FL_DEFAULT_WORDS    16
+/* Unparsed input kept while a reply is in progress before reading stops. */
+#define FL_INPUT_HIGH       (256 * 1024)
+/* Pipelined requests wait while the client leaves this much unread. */
+#define FL_OUTPUT_HIGH      (1024 * 1024)
+#define FL_OUTPUT_LOW       (64 * 1024)
+#define FL_LINGER_SECONDS   2 /* wait for the client's EOF after closing */
+
+/* ---- faults (fault.c) ---------------------------------------------------- */
+
+enum fl_fault_mode {
+	FL_FAULT_OK,
+	FL_FAULT_STATUS,   /* answer with an error status */
+	FL_FAULT_HANG,     /* read the request, never answer */
+	FL_FAULT_RESET,    /* RST as soon as a request's first bytes arrive */
+	FL_FAULT_TLS_FAIL, /* abort TLS handshakes with a fatal alert */
+	FL_FAULT_SLOW,     /* delay the first byte and each streamed token */
+};
+
+/* Where a fault is taken: per request, or per connection. */
+#define FL_FAULT_ON_REQUEST ((1u << FL_FAULT_STATUS) | (1u << FL_FAULT_HANG) | (1u << FL_FAULT_SLOW))
+#define FL_FAULT_ON_DATA    (1u << FL_FAULT_RESET)
+#define FL_FAULT_ON_TLS     (1u << FL_FAULT_TLS_FAIL)
+
+struct fl_fault {
+	enum fl_fault_mode mode;
+	int status;          /* FL_FAULT_STATUS */
+	int retry_after;     /* seconds; < 0: no retry-after header */
+	unsigned ttft_ms;    /* FL_FAULT_SLOW */
+	unsigned token_ms;   /* FL_FAULT_SLOW */
+	long remaining;      /* applications left; < 0: until replaced */
+};
+
+void fl_fault_clear(struct fl_fault *f);
+/* Reads an admin request; on error returns false with a reason in *why. */
+bool fl_fault_from_json(json_t *in, struct fl_fault *out, const char **why);
+json_t *fl_fault_to_json(const struct fl_fault *f);
+/* Applies the current fault once if its mode is in `modes` (FL_FAULT_ON_*):
+ * copies it to *taken, counts it down, and returns true. */
+bool fl_fault_take(struct fl_fault *current, unsigned modes, struct fl_fault *taken);
+
+/* ---- statistics (stats.c) ------------------------------------------------ */
+
+enum fl_route {
+	FL_ROUTE_CHAT,     /* /v1/chat/completions */
+	FL_ROUTE_MESSAGES, /* /v1/messages */
+	FL_ROUTE_MODELS,   /* /v1/models */
+	FL_ROUTE_OTHER,
+	FL_ROUTE_COUNT,
+};
+
+struct fl_stats {
+	uint64_t connections;
+	uint64_t requests;
+	uint64_t by_route[FL_ROUTE_COUNT];
+	uint64_t by_status[600];
+	uint64_t resets;
+	uint64_t hangs;
+	uint64_t tls_failures;
+	/* What the last provider request carried, so tests can check re-signing
+	 * and translation: the proxy's headers, not the application's. */
+	char last_path[128];
+	char last_model[128];
+	char last_authorization[FL_HEADER_VALUE_MAX];
+	char last_x_api_key[FL_HEADER_VALUE_MAX];
+	char last_anthropic_version[64];
+};
+
+struct fl_request;
+const char *fl_route_path(enum fl_route route);
+void fl_stats_request(struct fl_stats *s, enum fl_route route, const struct fl_request *req);
+void fl_stats_model(struct fl_stats *s, const char *model);
+void fl_stats_status(struct fl_stats *s, int status);
+json_t *fl_stats_to_json(const struct fl_stats *s, const struct fl_fault *fault);
+
+/* ---- ids and time formats (format.c) ------------------------------------ */
+
+void fl_random_init(void);
+/* Writes prefix + n random characters of `alphabet` + NUL into out. */
+void fl_random_id(char *out, size_t size, const char *prefix, size_t n, const char *alphabet);
+extern const char fl_alnum[];
+extern const char fl_hex[];
+/* "2025-01-02T03:04:05Z" */
+void fl_format_rfc3339(char *out, size_t size, time_t t);
+/* Go-style durations as in OpenAI's reset headers: "20ms", "6s", "6m0s". */
+void fl_format_duration_ms(char *out, size_t size, uint64_t ms);
+
+/* ---- JSON text writer (jsonw.c) ------------------------------------------ */
+
+struct fl_jw {
+	char *buf;
+	size_t len;
+	size_t cap;
+	bool failed;                  /* out of memory: the text is cut */
+};
+
+void fl_jw_reset(struct fl_jw *w);
+/* Appends fmt, whose directives are: %s a C string as a JSON string (NULL
+ * gives null), %S the same from (const char *, size_t), %u unsigned,
+ * %U unsigned long long, %% a percent sign. The rest is copied as is. */
+void fl_jw_format(struct fl_jw *w, const char *fmt, ...);
+void fl_jw_free(struct fl_jw *w);
+
+/* ---- server and connections (server.c, http.c) --------------------------- */
+
+struct fl_server {
+	struct event_base *base;
+	SSL_CTX *tls;                 /* NULL: the --listen sockets are plain */
+	struct evconnlistener *listeners[FL_MAX_LISTENERS];
+	size_t n_listeners;
+	struct evconnlistener *admin;
+	struct fl_conn *conns;        /* every open connection, for shutdown */
+	struct fl_jw body;            /* response bodies are written here */
+	const char *name;             /* x-fakellm-name */
+	unsigned words;               /* default answer length */
+	bool quiet;
+	struct fl_fault fault;
+	struct fl_stats stats;
+	time_t date_at;               /* second the Date header was made for */
+	char date[40];
+};
+
+enum fl_conn_state {
+	FL_CONN_READING,    /* parsing; any response so far is complete */
+	FL_CONN_RESPONDING, /* a delayed or streamed reply is in progress */
+	FL_CONN_HANGING,    /* fault: never answer, wait for the peer to leave */
+	FL_CONN_CLOSING,    /* flush the output, then close */
+	FL_CONN_LINGERING,  /* output sent and shut: drop input until EOF */
+};
+
+/* A header value worth keeping; longer values are cut. */
+struct fl_header_value {
+	char text[FL_HEADER_VALUE_MAX];
+	size_t len;
+};
+
+struct fl_request {
+	char url[FL_MAX_URL_BYTES + 1];
+	size_t url_len;
+	char field[32];              /* current header name, lower-cased */
+	size_t field_len;            /* > sizeof field: a name we do not keep */
+	bool in_value;               /* last callback was a header value */
+	struct fl_header_value *capture; /* where the current value goes */
+	struct fl_header_value authorization;
+	struct fl_header_value x_api_key;
+	struct fl_header_value anthropic_version;
+	struct fl_header_value expect;
+	char *body;                  /* owned, reused across requests */
+	size_t body_len;
+	size_t body_cap;
+	int reject_status;           /* 413/414: refused while parsing */
+};
+
+/* What the family-specific response headers report. */
+struct fl_meta {
+	const struct fl_api *api;    /* NULL on the admin listener */
+	char request_id[40];
+	uint64_t tokens;             /* accounted to this request */
+	bool limited;                /* 429: remaining budgets are zero */
+	int retry_after;             /* seconds; < 0: no header */
+	struct timeval started;
+};
+
+/* The generated answer, as words in one string. */
+struct fl_answer {
+	const char *model;           /* borrowed from the request JSON */
+	char *text;                  /* owned: words separated by one space */
+	size_t text_len;
+	unsigned words;              /* completion tokens: one per word */
+	unsigned prompt_tokens;
+	bool truncated;              /* cut by max_tokens */
+	bool stream;
+	bool include_usage;          /* OpenAI stream_options.include_usage */
+	char id[48];
+	time_t created;
+};
+
+/* An error as the family shapes it; message NULL: the status's usual one. */
+struct fl_error {
+	int status;
+	const char *message;
+	const char *param;
+	const char *code;
+};
+
+enum fl_body {
+	FL_BODY_ANSWER,              /* the message, or its stream */
+	FL_BODY_ERROR,
+	FL_BODY_MODELS,
+};
+
+/* A reply being delivered, immediately or later (slow fault, streaming).
+ * Its body is written when it is due. */
+struct fl_reply {
+	struct fl_meta meta;
+	int status;
+	enum fl_body body;
+	struct fl_error error;
+	char error_text[160];        /* when error.message is made up */
+	json_t *request;             /* owned: keeps the answer's model alive */
+	struct fl_answer answer;
+	bool started;                /* head (and opening events) sent */
+	size_t cursor;               /* next word in answer.text */
+	unsigned token_ms;
+};
+
+struct fl_conn {
+	struct fl_server *srv;
+	struct fl_conn *prev, *next;
+	struct bufferevent *bev;
+	http_parser parser;
+	bool admin;
+	bool tls_fail;               /* fault taken at accept: fail the handshake */
+	bool in_message;             /* the parser is inside a request */
+	bool processing;             /* inside the parse loop: do not re-enter it */
+	bool keep_alive;
+	enum fl_conn_state state;
+	struct fl_request req;
+	struct fl_reply reply;
+	struct event *timer;         /* drives the reply; created on first use */
+};
+
+int fl_server_listen(struct fl_server *srv, const char *addr, bool admin);
+int fl_server_tls(struct fl_server *srv, const char *cert, const char *key);
+void fl_server_close(struct fl_server *srv);
+
+/* Connections (http.c). */
+struct fl_conn *fl_conn_new(struct fl_server *srv, struct bufferevent *bev, bool admin);
+void fl_conn_free(struct fl_conn *c);
+/* Closes with a TCP RST: SO_LINGER 0, then close. Frees c. */
+void fl_conn_reset(struct fl_conn *c);
+/* The deferred reply is complete: serve what is pipelined. May free c. */
+void fl_conn_reply_done(struct fl_conn *c);
+void fl_http_init(void);
+/* The request path, without its query. */
+size_t fl_request_path_len(const struct fl_request *req);
+bool fl_request_path_is(const struct fl_request *req, const char *path);
+
+/* Response writers (http.c). A streaming head has content_length < 0. */
+void fl_http_head(struct fl_conn *c, int status, const char *content_type,
+		  long content_length, const struct fl_meta *meta);
+/* Writes a complete response whose JSON body is in srv->body. */
+void fl_http_body(struct fl_conn *c, int status, const struct fl_meta *meta);
+/* Writes a complete response from jansson; takes the reference to body. */
+void fl_http_json(struct fl_conn *c, int status, json_t *body, const struct fl_meta *meta);
+/* One server-sent event whose data is in srv->body; event NULL omits the
+ * event: line (OpenAI). */
+void fl_http_sse(struct fl_conn *c, const char *event);
+void fl_http_stream_end(struct fl_conn *c);
+const char *fl_http_reason(int status);
+
+/* ---- provider APIs (provider.c, openai.c, anthropic.c) ------------------- */
+
+/* What a completion request asks for; JSON borrowed from the request. */
+struct fl_prompt {
+	const char *model;
+	json_t *messages;
+	json_t *system;              /* Anthropic's top-level system prompt */
+	unsigned max_tokens;         /* 0: not given */
+	bool stream;
+	bool include_usage;
+};
+
+/* One provider family. Writers append to a JSON text; stream steps send
+ * their events themselves. */
+struct fl_api {
+	/* Validates a request body (NULL: not JSON) as the real API would;
+	 * fills *err and returns false when it is refused. */
+	bool (*parse)(json_t *body, struct fl_prompt *prompt, struct fl_error *err);
+	void (*message)(struct fl_jw *w, const struct fl_answer *ans);
+	void (*error)(struct fl_jw *w, const struct fl_error *err, const struct fl_meta *meta);
+	void (*models)(struct fl_jw *w);
+	void (*stream_open)(struct fl_conn *c, const struct fl_answer *ans);
+	void (*stream_token)(struct fl_conn *c, const struct fl_answer *ans,
+			     const char *token, size_t len);
+	void (*stream_close)(struct fl_conn *c, const struct fl_answer *ans);
+	void (*request_id)(char *out, size_t size);
+	void (*answer_id)(char *out, size_t size);
+	/* Request id and rate-limit headers, CRLF-terminated. */
+	void (*headers)(struct evbuffer *out, const struct fl_meta *meta);
+};
+
+extern const struct fl_api fl_openai;
+extern const struct fl_api fl_anthropic;
+
+/* How a family names and words each status. Tables list exact statuses,
+ * then 499 and 599 rows standing for any other 4xx and 5xx. */
+struct fl_error_kind {
+	int status;
+	const char *type;
+	const char *code;
+	const char *message;
+};
+
+const struct fl_error_kind *fl_error_kind(const struct fl_error_kind *table, int status);
+
+void fl_provider_handle(struct fl_conn *c);
+void fl_provider_reject(struct fl_conn *c, int status);
+void fl_reply_clear(struct fl_reply *r);
+
+/* ---- admin (admin.c) ----------------------------------------------------- */
+
+void fl_admin_handle(struct fl_conn *c);
+void fl_admin_reject(struct fl_conn *c, int status);
+
+#endif /* FAKELLM_H */
