@@ -97,11 +97,14 @@ def make_handler(name, quiet):
                         state["mode"] = f.get("mode", "ok")
                         state["status"] = f.get("status", 503)
                         state["count"] = f.get("count", 0)
+                state["ttft_ms"] = f.get("ttft_ms", 0)
                     return self.reply(200, {"ok": True})
                 return self.reply(404, {"error": "not found"})
             with lock:
                 state["requests"] += 1
                 mode = state["mode"]
+            if mode == "slow":
+                time.sleep(state["ttft_ms"] / 1000.0)
             if mode == "status":
                 return self.reply(state["status"], {"error": {"message": "fault"}})
             try:

@@ -179,19 +179,24 @@ e2e_certs() {
 stop_pid() {
 	local pid=$1 grace=${2:-3} sig=${3:-TERM} i
 	[ -n "$pid" ] || return 0
-	kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return $?; }
+	if ! alive "$pid"; then wait "$pid" 2>/dev/null; return $?; fi
 	kill -"$sig" "$pid" 2>/dev/null
 	for ((i = 0; i < grace * 20; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		# a zombie child counts as gone
-		[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ] && break
+		alive "$pid" || break
 		sleep 0.05
 	done
-	if kill -0 "$pid" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; then
-		note "pid $pid still alive after SIG$sig, killing"
+	if alive "$pid"; then
+		note "pid $pid still alive $grace s after SIG$sig, killing it"
 		kill -KILL "$pid" 2>/dev/null
 	fi
 	wait "$pid" 2>/dev/null
+}
+
+# alive PID: exists and is not a zombie
+alive() {
+	local st
+	st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "$st" != Z ]
 }
 
 e2e_cleanup() {
@@ -365,8 +370,8 @@ conf_write() {
 		echo "log_level = debug"
 		echo "heartbeat_interval_ms = 100"
 		echo "heartbeat_ttl_ms = 500"
-		echo "connect_timeout_ms = 500"
-		echo "down_hold_ms = 5000"
+		echo "connect_timeout_ms = ${CONF_CONNECT_TIMEOUT_MS:-500}"
+		echo "down_hold_ms = ${CONF_DOWN_HOLD_MS:-5000}"
 		echo "dns_refresh_s = 30"
 		[ -n "${CONF_EXTRA:-}" ] && printf '%s\n' "$CONF_EXTRA"
 		echo
@@ -395,7 +400,7 @@ detourd_start() {
 	DETOURD_LOG=$W/log/detourd.$DETOURD_RUNS.log
 	spawn_in agent "$NSC" "$DETOURD_LOG" "$DETOURD" -c "$conf" --pidfile "$W/detourd.pid"
 	DETOURD_PID=$SPAWN_PID
-	if ! wait_for 15 detourd_ready; then
+	if ! wait_for 15 detourd_ready_or_dead || ! detourd_ready; then
 		notok "detourd did not become ready (run $DETOURD_RUNS): $(detourd_why)"
 		return 1
 	fi
@@ -403,15 +408,19 @@ detourd_start() {
 
 listener_up() { in_cli ss -Hltn "sport = :$LISTEN_PORT" | grep -q LISTEN; }
 attached()    { [ -n "$(bpftool cgroup show "$1" 2>/dev/null | sed 1d)" ]; }
-intercept_n() { bpftool -j map dump pinned "$PIN/intercept" 2>/dev/null | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)))' 2>/dev/null || echo 0; }
+detached()    { [ -z "$(bpftool cgroup show "$1" 2>/dev/null | sed 1d)" ]; }
+no_dup_attach() { [ -z "$(bpftool cgroup show "$1" 2>/dev/null | sed 1d | awk '{print $2}' | sort | uniq -d)" ]; }
+intercept_n() { bpftool -j map dump pinned "$PIN/intercept" 2>/dev/null | "$PY" -c 'import json,sys; d=json.load(sys.stdin); print(len(d) if isinstance(d, list) else 0)' 2>/dev/null || echo 0; }
 
 detourd_ready() {
-	kill -0 "$DETOURD_PID" 2>/dev/null && listener_up && [ -e "$PIN/stats" ] &&
+	alive "$DETOURD_PID" && listener_up && [ -e "$PIN/stats" ] &&
 		attached "$CG_ENROLLED" && [ "$(intercept_n)" -gt 0 ]
 }
 
+detourd_ready_or_dead() { detourd_ready || ! alive "$DETOURD_PID"; }
+
 detourd_why() {
-	kill -0 "$DETOURD_PID" 2>/dev/null || { echo -n "exited; "; }
+	alive "$DETOURD_PID" || echo -n "exited; "
 	listener_up || echo -n "no listener on :$LISTEN_PORT; "
 	[ -e "$PIN/stats" ] || echo -n "no $PIN/stats; "
 	attached "$CG_ENROLLED" || echo -n "nothing attached to the enrolled cgroup; "
