@@ -353,6 +353,18 @@ fake_std() {
 	done
 }
 
+# rst_start NAME [--on accept|data] ADDR:PORT...: an endpoint that resets
+# every connection before its first byte (tests/e2e/rstserver.py)
+rst_start() {
+	local name=$1; shift
+	spawn_in prov "$NSP" "$W/log/rst-$name.log" "$PY" "$E2E_LIB_DIR/rstserver.py" "$@"
+	FAKE_PID[$name]=$SPAWN_PID
+	E2E_PIDS+=($SPAWN_PID)
+	local a=${@: -1}
+	wait_for 5 eval "in_prov ss -Hltn \"src $a\" | grep -q LISTEN" || { notok "rstserver $name did not come up"; return 1; }
+	sleep 0.1
+}
+
 # ---- detourd -------------------------------------------------------------------
 
 # conf_write FILE [EXTRA-SECTIONS-TEXT]: the test configuration. Variables:
