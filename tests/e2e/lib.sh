@@ -190,7 +190,7 @@ stop_pid() {
 		kill -KILL "$pid" 2>/dev/null
 	fi
 	wait "$pid" 2>/dev/null
-}
+} 2>/dev/null  # also bash's "Killed" job report
 
 # alive PID: exists and is not a zombie
 alive() {
@@ -265,12 +265,13 @@ CURL_FMT='%{http_code} %header{x-fakellm-name} %{remote_ip} %{remote_port} %{tim
 
 # ccurl CGROUP-NAME CURL-ARGS...: unmodified curl in the client netns, in that
 # cgroup, bounded. Prints "CODE NAME REMOTE_IP REMOTE_PORT TIME" (CODE 000 on
-# failure), exit status is curl's.
+# failure), exit status is curl's. CURL_OUT: where the body goes (/dev/null),
+# CURL_W: another -w format.
 ccurl() {
 	local cg=$1; shift
 	timeout -k 1 12 bash -c 'cg=$1; ns=$2; shift 2; echo $$ >"$cg/cgroup.procs" || exit 126; exec nsenter --net="$ns" "$@"' \
 		_ "$CGROOT/$cg" "$NSC" curl -sS --cacert "$W/ca.pem" --connect-timeout 4 --max-time 8 \
-		-o /dev/null -w "$CURL_FMT" "$@"
+		-o "${CURL_OUT:-/dev/null}" -w "${CURL_W:-$CURL_FMT}" "$@"
 }
 
 CHAT_BODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}'

@@ -35,7 +35,7 @@ check "agent thawed: redirected again within 2 s" "still direct" wait_for 2 redi
 snap
 t0=$(now_ms)
 kill -KILL "$DETOURD_PID"
-wait "$DETOURD_PID" 2>/dev/null
+{ wait "$DETOURD_PID"; } 2>/dev/null
 DETOURD_PID=
 n=0 fails=0 first=
 while [ $(( $(now_ms) - t0 )) -lt 1500 ] && [ $n -lt 40 ]; do
