@@ -44,7 +44,7 @@ ok()    { echo "ok - $E2E_NAME: $*"; E2E_PASSED=$((E2E_PASSED + 1)); }
 notok() { echo "not ok - $E2E_NAME: $*"; E2E_FAILED=$((E2E_FAILED + 1)); E2E_SHOW_LOGS=1; }
 note()  { echo "# $*"; }
 # check NAME WHY-IF-FAILED COMMAND...: ok when COMMAND succeeds
-check() { local n=$1 why=$2; shift 2; if "$@"; then ok "$n"; else notok "$n: $why"; fi; }
+check() { local _c_name=$1 _c_why=$2; shift 2; if "$@"; then ok "$_c_name"; else notok "$_c_name: $_c_why"; fi; }
 
 now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 
