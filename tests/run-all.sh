@@ -16,6 +16,7 @@ run_suite() {
 run_suite "$here/run-unit.sh" "$build"
 [ -n "$san" ] && run_suite "$here/run-unit.sh" "$san"
 run_suite "$here/e2e/run.sh" "$build"
+[ -n "$san" ] && run_suite "$here/e2e/run.sh" "$san"
 run_suite "$here/fuzz/run.sh" 10 build-fuzz/fuzz_*
 run_suite "$here/bench-smoke.sh" "$build"
 passed=0 failed=0
