@@ -215,6 +215,15 @@ e2e_cleanup() {
 	# our processes: detourd first (clean shutdown detaches its links), then the rest
 	stop_pid "$DETOURD_PID" 3
 	for p in "${E2E_PIDS[@]}"; do stop_pid "$p" 2; done
+	# sanitizer builds: any report in a log of ours is a failure
+	for p in "$W"/log/*.log; do
+		[ -s "$p" ] || continue
+		if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$p"; then
+			echo "not ok - $E2E_NAME: sanitizer report in $(basename "$p"):"
+			grep -E -m3 -A6 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$p" | sed 's/^/#   /'
+			rc=1
+		fi
+	done
 	# anything left in our cgroups was started by this test: kill it
 	if [ -n "${CGROOT:-}" ] && [ -d "$CGROOT" ]; then
 		for d in "$CGROOT"/*/ "$CGROOT"; do
