@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <netinet/tcp.h>
 #include <unistd.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -282,12 +283,22 @@ static void client_event(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
+/* The relay forwards writes as they come: Nagle would hold a request's
+ * second segment for the peer's delayed ACK (~40 ms on Linux). */
+static void no_delay(int fd)
+{
+	int one = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 static int upstream_socket(struct dt_relay *r, int family)
 {
 	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
 		return -1;
+	no_delay(fd);
 	/* the mark is what keeps the hook from redirecting our own connects */
 	if (r->limits.mark &&
 	    setsockopt(fd, SOL_SOCKET, SO_MARK, &r->limits.mark, sizeof(r->limits.mark))) {
@@ -361,6 +372,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
 		close(fd);
 		return;
 	}
+	no_delay(fd);
 	dt_endpoint_from_sockaddr(&peer, sa);
 	if (getsockname(fd, (struct sockaddr *)&local, &local_len) ||
 	    r->ops->origin(r->ctx, sa, (struct sockaddr *)&local, &c->origin)) {

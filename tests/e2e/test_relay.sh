@@ -91,7 +91,8 @@ check "a provider's 503 is passed through as is" "'$r'" eval '[[ $r =~ ^503\ B ]
 fake_fault B '{"mode":"ok"}'
 
 # 8. what the relay adds to a request's latency: median of 15, direct vs
-#    through the proxy, on the same endpoint (a small TLS request and answer)
+#    through the proxy, on the same endpoint (a small TLS request and answer).
+#    Printed for the reader, not judged: speed is judged by `make bench`.
 median_ms() { # CGROUP: median time_total of 15 chat requests to A, in ms
 	local i
 	for i in $(seq 1 15); do
@@ -100,8 +101,6 @@ median_ms() { # CGROUP: median time_total of 15 chat requests to A, in ms
 }
 md=$(median_ms other); mv=$(median_ms enrolled)
 note "median request time: direct ${md} ms, through the proxy ${mv} ms"
-check "the relay adds less than 20 ms to a request (median)" "direct ${md} ms, via the proxy ${mv} ms" \
-	[ "$mv" -lt $((md + 20)) ]
 
 check "the agent is still alive" "detourd exited" alive "$DETOURD_PID"
 e2e_finish
