@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: MIT
+/* HTTP header lists; see headers.h. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "headers.h"
+
+int dt_headers_add(struct dt_headers *h, const char *name, size_t name_len,
+		   const char *value, size_t value_len)
+{
+	struct dt_header f;
+
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? 2 * h->cap : 16;
+		struct dt_header *v = realloc(h->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		h->v = v;
+		h->cap = cap;
+	}
+	f.name = strndup(name, name_len);
+	f.value = strndup(value, value_len);
+	if (!f.name || !f.value) {
+		free(f.name);
+		free(f.value);
+		return -ENOMEM;
+	}
+	h->v[h->n++] = f;
+	return 0;
+}
+
+int dt_headers_add_str(struct dt_headers *h, const char *name, const char *value)
+{
+	return dt_headers_add(h, name, strlen(name), value, strlen(value));
+}
+
+int dt_headers_set(struct dt_headers *h, const char *name, const char *value)
+{
+	dt_headers_del(h, name);
+	return dt_headers_add_str(h, name, value);
+}
+
+const char *dt_headers_get(const struct dt_headers *h, const char *name)
+{
+	for (size_t i = 0; i < h->n; i++)
+		if (strcasecmp(h->v[i].name, name) == 0)
+			return h->v[i].value;
+	return NULL;
+}
+
+size_t dt_headers_del(struct dt_headers *h, const char *name)
+{
+	size_t kept = 0, removed = 0;
+
+	for (size_t i = 0; i < h->n; i++) {
+		if (strcasecmp(h->v[i].name, name) == 0) {
+			free(h->v[i].name);
+			free(h->v[i].value);
+			removed++;
+			continue;
+		}
+		h->v[kept++] = h->v[i];
+	}
+	h->n = kept;
+	return removed;
+}
+
+static bool list_has_token(const char *list, const char *token)
+{
+	size_t tlen = strlen(token);
+
+	for (const char *p = list; *p;) {
+		size_t len;
+
+		p += strspn(p, " \t,");
+		len = strcspn(p, ",");
+		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len == tlen && strncasecmp(p, token, tlen) == 0)
+			return true;
+		p += strcspn(p, ",");
+	}
+	return false;
+}
+
+bool dt_headers_has_token(const struct dt_headers *h, const char *name, const char *token)
+{
+	for (size_t i = 0; i < h->n; i++)
+		if (strcasecmp(h->v[i].name, name) == 0 && list_has_token(h->v[i].value, token))
+			return true;
+	return false;
+}
+
+int dt_headers_copy(struct dt_headers *dst, const struct dt_headers *src)
+{
+	for (size_t i = 0; i < src->n; i++)
+		if (dt_headers_add_str(dst, src->v[i].name, src->v[i].value))
+			return -ENOMEM;
+	return 0;
+}
+
+void dt_headers_free(struct dt_headers *h)
+{
+	for (size_t i = 0; i < h->n; i++) {
+		free(h->v[i].name);
+		free(h->v[i].value);
+	}
+	free(h->v);
+	h->v = NULL;
+	h->n = h->cap = 0;
+}
+
+void dt_headers_strip_hop_by_hop(struct dt_headers *h)
+{
+	static const char *const hop[] = {
+		"keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
+		"te", "trailer", "transfer-encoding", "upgrade",
+	};
+	const char *conn;
+
+	/* fields named by Connection go too, then Connection itself */
+	while ((conn = dt_headers_get(h, "connection"))) {
+		char *names = strdup(conn), *save = NULL;
+
+		if (!names)
+			break;
+		for (char *tok = strtok_r(names, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save))
+			if (strcasecmp(tok, "connection") != 0)
+				dt_headers_del(h, tok);
+		free(names);
+		dt_headers_del(h, "connection");
+	}
+	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+		dt_headers_del(h, hop[i]);
+}

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/* An ordered list of HTTP header fields, owned copies, names compared
+ * case-insensitively. Shared by the HTTP server side, the upstream client and
+ * the request rewriting between them. */
+#ifndef DT_HEADERS_H
+#define DT_HEADERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct dt_header {
+	char *name;
+	char *value;
+};
+
+struct dt_headers {
+	struct dt_header *v;
+	size_t n, cap;
+};
+
+/* Append a field; returns 0 or -ENOMEM. */
+int dt_headers_add(struct dt_headers *h, const char *name, size_t name_len,
+		   const char *value, size_t value_len);
+int dt_headers_add_str(struct dt_headers *h, const char *name, const char *value);
+/* Replace every field of that name by one (appended when absent). */
+int dt_headers_set(struct dt_headers *h, const char *name, const char *value);
+/* The first value of that name, or NULL. */
+const char *dt_headers_get(const struct dt_headers *h, const char *name);
+/* Remove every field of that name; returns how many. */
+size_t dt_headers_del(struct dt_headers *h, const char *name);
+/* Does a comma-separated field of that name hold the token (case-insensitive)? */
+bool dt_headers_has_token(const struct dt_headers *h, const char *name, const char *token);
+int dt_headers_copy(struct dt_headers *dst, const struct dt_headers *src);
+void dt_headers_free(struct dt_headers *h);
+
+/* Hop-by-hop fields (RFC 9110 7.6.1), never forwarded: Connection and the
+ * fields it names, Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding,
+ * Upgrade. */
+void dt_headers_strip_hop_by_hop(struct dt_headers *h);
+
+#endif
