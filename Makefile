@@ -29,7 +29,7 @@ CPPFLAGS += -Iinclude -Iagent -I$(BUILD) -D_GNU_SOURCE
 LDFLAGS  += $(SANFLAGS)
 
 LIBS_BPF   := -lbpf -lelf -lz
-LIBS_AGENT := $(LIBS_BPF) -levent -levent_openssl -lssl -lcrypto -linih -ljansson -lpthread
+LIBS_AGENT := $(LIBS_BPF) -levent -levent_openssl -lssl -lcrypto -lcurl -lhttp_parser -linih -ljansson -lpthread
 LIBS_FAKE  := -levent -levent_openssl -lssl -lcrypto -lhttp_parser -ljansson
 
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
