@@ -16,6 +16,7 @@
 #include "daemon.h"
 #include "epstate.h"
 #include "intercept.h"
+#include "listener.h"
 #include "log.h"
 #include "relay.h"
 #include "resolver.h"
@@ -172,20 +173,6 @@ out:
 
 /* ---- relay callbacks ---------------------------------------------------- */
 
-static int relay_origin(void *ctx, const struct sockaddr *peer, const struct sockaddr *local,
-			struct dt_origin *out)
-{
-	struct detourd *d = ctx;
-	uint64_t cookie;
-	int rc;
-
-	/* the application's socket is the one whose local end is our peer */
-	rc = dt_sockdiag_cookie(d->diag_fd, peer, local, &cookie);
-	if (rc)
-		return rc;
-	return dt_bpf_take_origin(&d->bpf, cookie, out);
-}
-
 static size_t relay_candidates(void *ctx, const struct dt_origin *o,
 			       struct dt_endpoint *out, size_t max)
 {
@@ -221,7 +208,6 @@ static void relay_failover(void *ctx, const struct dt_endpoint *from)
 }
 
 static const struct dt_relay_ops relay_ops = {
-	.origin = relay_origin,
 	.candidates = relay_candidates,
 	.connected = relay_connected,
 	.failed = relay_failed,
@@ -343,29 +329,53 @@ static int enroll_configured(struct detourd *d)
 
 /* ---- reload ----------------------------------------------------------------- */
 
-static int make_relay(struct detourd *d, const struct dt_cfg *cfg, struct dt_relay **out)
+static struct dt_relay_limits relay_limits(const struct dt_cfg *cfg)
 {
-	struct dt_relay_limits limits = {
+	return (struct dt_relay_limits){
 		.mark = cfg->mark,
 		.connect_timeout_ms = cfg->connect_timeout_ms,
 		.max_connections = cfg->max_connections,
 	};
+}
+
+static void on_accepted(void *ctx, int fd, const struct sockaddr *peer,
+			const struct sockaddr *local)
+{
+	struct detourd *d = ctx;
+	struct dt_origin origin;
+	uint64_t cookie;
+
+	/* The application's socket is the one whose local end is our peer. A
+	 * connection the hook did not redirect (a local process dialling the
+	 * port) has no origin and is refused: only enrolled applications may
+	 * use the proxy, and with it the keys it holds. */
+	if (dt_sockdiag_cookie(d->diag_fd, peer, local, &cookie) ||
+	    dt_bpf_take_origin(&d->bpf, cookie, &origin)) {
+		log_debug("refused a connection that was not redirected by the hook");
+		close(fd);
+		return;
+	}
+	dt_relay_start(d->relay, fd, &origin);
+}
+
+/* (Re)open the listeners when their address changed. */
+static int apply_listener(struct detourd *d, const struct dt_cfg *cfg)
+{
+	struct dt_listener *l;
 	char err[256];
 
-	if (*out && d->cfg && d->cfg->listen_port == cfg->listen_port &&
+	if (d->listener && d->cfg->listen_port == cfg->listen_port &&
 	    d->cfg->listen4.s_addr == cfg->listen4.s_addr &&
-	    memcmp(&d->cfg->listen6, &cfg->listen6, sizeof(cfg->listen6)) == 0) {
-		dt_relay_set_limits(*out, &limits);
+	    memcmp(&d->cfg->listen6, &cfg->listen6, sizeof(cfg->listen6)) == 0)
 		return 0;
-	}
-	struct dt_relay *r = dt_relay_new(d->base, &relay_ops, d, &limits, cfg->listen4,
-					  cfg->listen6, cfg->listen_port, err, sizeof(err));
-	if (!r) {
-		log_error("relay: %s", err);
+	l = dt_listener_new(d->base, cfg->listen4, cfg->listen6, cfg->listen_port,
+			    on_accepted, d, err, sizeof(err));
+	if (!l) {
+		log_error("%s", err);
 		return -1;
 	}
-	dt_relay_free(*out);
-	*out = r;
+	dt_listener_free(d->listener);
+	d->listener = l;
 	return 0;
 }
 
@@ -383,13 +393,18 @@ static void reload(struct detourd *d)
 		log_warn("pin_dir changes need a restart; keeping %s", d->cfg->pin_dir);
 		snprintf(cfg->pin_dir, sizeof(cfg->pin_dir), "%s", d->cfg->pin_dir);
 	}
-	if (make_relay(d, cfg, &d->relay)) {
+	if (apply_listener(d, cfg)) {
 		log_error("keeping the running configuration");
 		dt_config_free(cfg);
 		return;
 	}
 	dt_config_free(d->cfg);
 	d->cfg = cfg;
+	{
+		struct dt_relay_limits limits = relay_limits(cfg);
+
+		dt_relay_set_limits(d->relay, &limits);
+	}
 	dt_log_level = cfg->log_level;
 	dt_epstate_set_hold(d->health, (uint64_t)cfg->down_hold_ms * NS_PER_MS);
 	assign_ids(d, cfg);
@@ -492,7 +507,12 @@ int detourd_start(struct detourd *d, struct dt_cfg *cfg, const char *pidfile)
 	load_pinned_names(d);
 	assign_ids(d, cfg);
 	seed_from_pinned(d);
-	if (make_relay(d, cfg, &d->relay))
+	{
+		struct dt_relay_limits limits = relay_limits(cfg);
+
+		d->relay = dt_relay_new(d->base, &relay_ops, d, &limits);
+	}
+	if (!d->relay || apply_listener(d, cfg))
 		return -1;
 	d->resolver = dt_resolver_new(d->base, on_resolved, d);
 	d->beat_timer = event_new(d->base, -1, EV_PERSIST, on_beat, d);
@@ -529,6 +549,7 @@ static void detourd_stop(struct detourd *d)
 		n = dt_unenroll_all(d->cfg->pin_dir, NULL);
 		log_info("detached %d link(s)", n < 0 ? 0 : n);
 	}
+	dt_listener_free(d->listener);
 	dt_relay_free(d->relay);
 	dt_resolver_free(d->resolver);
 	if (d->beat_timer)

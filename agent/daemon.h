@@ -13,6 +13,7 @@ struct event;
 struct dt_cfg;
 struct dt_itable;
 struct dt_epstate;
+struct dt_listener;
 struct dt_relay;
 struct dt_resolver;
 
@@ -25,6 +26,7 @@ struct detourd {
 	struct dt_bpf bpf;
 	struct dt_itable *itable;
 	struct dt_epstate *health;
+	struct dt_listener *listener;
 	struct dt_relay *relay;
 	struct dt_resolver *resolver;
 	struct event *beat_timer, *dns_timer;

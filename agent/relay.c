@@ -7,15 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <netinet/tcp.h>
 #include <unistd.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 
 #include "intercept.h"
 #include "log.h"
+#include "listener.h"
 #include "relay.h"
 
 #define MAX_CANDIDATES 8
@@ -24,7 +23,6 @@
 #define REPLAY_MAX    (64 * 1024)
 /* Per-direction buffering before the sender is paused (backpressure). */
 #define HIGH_WATER    (256 * 1024)
-#define LISTEN_BACKLOG 1024
 
 struct conn {
 	struct dt_relay *relay;
@@ -44,7 +42,6 @@ struct dt_relay {
 	const struct dt_relay_ops *ops;
 	void *ctx;
 	struct dt_relay_limits limits;
-	struct evconnlistener *listeners[2];
 	struct conn *conns;
 	size_t active;
 };
@@ -283,22 +280,13 @@ static void client_event(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
-/* The relay forwards writes as they come: Nagle would hold a request's
- * second segment for the peer's delayed ACK (~40 ms on Linux). */
-static void no_delay(int fd)
-{
-	int one = 1;
-
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
 static int upstream_socket(struct dt_relay *r, int family)
 {
 	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
 		return -1;
-	no_delay(fd);
+	dt_socket_nodelay(fd);
 	/* the mark is what keeps the hook from redirecting our own connects */
 	if (r->limits.mark &&
 	    setsockopt(fd, SOL_SOCKET, SO_MARK, &r->limits.mark, sizeof(r->limits.mark))) {
@@ -350,18 +338,10 @@ static void try_next(struct conn *c)
 	evtimer_add(c->connect_timer, &tv);
 }
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
-		      struct sockaddr *sa, int salen, void *arg)
+void dt_relay_start(struct dt_relay *r, int fd, const struct dt_origin *origin)
 {
-	struct dt_relay *r = arg;
-	struct sockaddr_storage local;
-	socklen_t local_len = sizeof(local);
-	struct dt_endpoint peer;
 	struct conn *c;
-	char buf[64];
 
-	(void)l;
-	(void)salen;
 	if (r->active >= r->limits.max_connections) {
 		log_warn("relay: %zu connections, limit reached; refusing", r->active);
 		close(fd);
@@ -372,18 +352,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
 		close(fd);
 		return;
 	}
-	no_delay(fd);
-	dt_endpoint_from_sockaddr(&peer, sa);
-	if (getsockname(fd, (struct sockaddr *)&local, &local_len) ||
-	    r->ops->origin(r->ctx, sa, (struct sockaddr *)&local, &c->origin)) {
-		/* not redirected by the hook: someone dialled the port itself */
-		log_debug("relay: %s has no origin; closing",
-			  dt_endpoint_str(&peer, buf, sizeof(buf)));
-		free(c);
-		close(fd);
-		return;
-	}
 	c->relay = r;
+	c->origin = *origin;
 	c->n_cands = r->ops->candidates(r->ctx, &c->origin, c->cands, MAX_CANDIDATES);
 	c->client = bufferevent_socket_new(r->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	c->connect_timer = evtimer_new(r->base, on_connect_timeout, c);
@@ -401,75 +371,25 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
 	}
 	bufferevent_setcb(c->client, client_read, client_drained, client_event, c);
 	if (dt_log_level >= DT_LOG_DEBUG) {
-		char dst[64];
+		char dst[DT_ENDPOINT_STRLEN];
 
-		log_debug("relay: %s (pid %u %.*s) -> %s", dt_endpoint_str(&peer, buf, sizeof(buf)),
-			  c->origin.pid, DT_COMM_LEN, c->origin.comm,
-			  dt_endpoint_str(&c->origin.dst, dst, sizeof(dst)));
+		log_debug("relay: pid %u (%.*s) -> %s", c->origin.pid, DT_COMM_LEN,
+			  c->origin.comm, dt_endpoint_str(&c->origin.dst, dst, sizeof(dst)));
 	}
 	try_next(c);
 }
 
-static struct evconnlistener *listen_on(struct dt_relay *r, const struct sockaddr *sa,
-					socklen_t len, char *err, size_t errlen)
-{
-	struct evconnlistener *l;
-	int one = 1, fd;
-
-	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		goto fail;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	/* the IPv4 listener serves IPv4-mapped clients; keep the v6 one to v6 */
-	if (sa->sa_family == AF_INET6 &&
-	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)))
-		goto fail;
-	if (bind(fd, sa, len) || listen(fd, LISTEN_BACKLOG))
-		goto fail;
-	l = evconnlistener_new(r->base, on_accept, r, LEV_OPT_CLOSE_ON_FREE, -1, fd);
-	if (l)
-		return l;
-fail:
-	{
-		int saved = errno;
-		struct dt_endpoint ep;
-		char buf[64];
-
-		dt_endpoint_from_sockaddr(&ep, sa);
-		snprintf(err, errlen, "listen on %s: %s",
-			 dt_endpoint_str(&ep, buf, sizeof(buf)), strerror(saved));
-	}
-	if (fd >= 0)
-		close(fd);
-	return NULL;
-}
-
 struct dt_relay *dt_relay_new(struct event_base *base, const struct dt_relay_ops *ops,
-			      void *ctx, const struct dt_relay_limits *limits,
-			      struct in_addr listen4, struct in6_addr listen6,
-			      uint16_t port, char *err, size_t errlen)
+			      void *ctx, const struct dt_relay_limits *limits)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr = listen4,
-				   .sin_port = htons(port) };
-	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_addr = listen6,
-				     .sin6_port = htons(port) };
 	struct dt_relay *r = calloc(1, sizeof(*r));
 
-	if (!r) {
-		snprintf(err, errlen, "out of memory");
+	if (!r)
 		return NULL;
-	}
 	r->base = base;
 	r->ops = ops;
 	r->ctx = ctx;
 	r->limits = *limits;
-	r->listeners[0] = listen_on(r, (struct sockaddr *)&sin, sizeof(sin), err, errlen);
-	if (r->listeners[0])
-		r->listeners[1] = listen_on(r, (struct sockaddr *)&sin6, sizeof(sin6), err, errlen);
-	if (!r->listeners[1]) {
-		dt_relay_free(r);
-		return NULL;
-	}
 	return r;
 }
 
@@ -482,9 +402,6 @@ void dt_relay_free(struct dt_relay *r)
 {
 	if (!r)
 		return;
-	for (int i = 0; i < 2; i++)
-		if (r->listeners[i])
-			evconnlistener_free(r->listeners[i]);
 	while (r->conns)
 		conn_free(r->conns);
 	free(r);

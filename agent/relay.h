@@ -7,7 +7,6 @@
 #ifndef DT_RELAY_H
 #define DT_RELAY_H
 
-#include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <linux/types.h>
@@ -18,9 +17,6 @@ struct dt_relay;
 
 /* What the relay asks of the agent. */
 struct dt_relay_ops {
-	/* Origin of an accepted connection by its two addresses (consumed). */
-	int (*origin)(void *ctx, const struct sockaddr *peer, const struct sockaddr *local,
-		      struct dt_origin *out);
 	/* Endpoints to try, in order, for a connection wanting @o->dst. */
 	size_t (*candidates)(void *ctx, const struct dt_origin *o,
 			     struct dt_endpoint *out, size_t max);
@@ -37,11 +33,11 @@ struct dt_relay_limits {
 };
 
 struct dt_relay *dt_relay_new(struct event_base *base, const struct dt_relay_ops *ops,
-			      void *ctx, const struct dt_relay_limits *limits,
-			      struct in_addr listen4, struct in6_addr listen6,
-			      uint16_t port, char *err, size_t errlen);
+			      void *ctx, const struct dt_relay_limits *limits);
 void dt_relay_set_limits(struct dt_relay *r, const struct dt_relay_limits *limits);
-/* Closes the listeners and every connection being relayed. */
+/* Relay an accepted connection (fd is taken over) to where it wanted to go. */
+void dt_relay_start(struct dt_relay *r, int fd, const struct dt_origin *origin);
+/* Closes every connection being relayed. */
 void dt_relay_free(struct dt_relay *r);
 size_t dt_relay_active(const struct dt_relay *r);
 
