@@ -23,6 +23,8 @@
 #include "sockdiag.h"
 
 #define NS_PER_MS 1000000ull
+#define DRAIN_LIMIT_MS 5000u /* below systemd's TimeoutStopSec (10 s) */
+#define DRAIN_POLL_MS 50
 
 /* ---- provider ids: stable by name across reloads and restarts ---------- */
 
@@ -419,6 +421,52 @@ static void reload(struct detourd *d)
 
 /* ---- start, run, stop ------------------------------------------------------- */
 
+/* The hook stops redirecting at once (enabled = 0) and every link goes;
+ * safe to call twice. */
+static void detach_hook(struct detourd *d)
+{
+	int n;
+
+	if (!d->bpf.skel || d->detached)
+		return;
+	write_settings(d, false);
+	n = dt_unenroll_all(d->cfg->pin_dir, NULL);
+	log_info("detached %d link(s)", n < 0 ? 0 : n);
+	d->detached = true;
+}
+
+static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct detourd *d = arg;
+
+	(void)fd;
+	(void)what;
+	if (dt_relay_active(d->relay) == 0 || dt_now_ns() >= d->drain_deadline_ns)
+		event_base_loopbreak(d->base);
+}
+
+/* Clean shutdown: new connections go direct from now on; the connections
+ * already being relayed are finished (up to DRAIN_LIMIT_MS) rather than cut,
+ * so a restart costs the applications nothing. */
+static void begin_drain(struct detourd *d)
+{
+	struct timeval tick = { .tv_usec = DRAIN_POLL_MS * 1000 };
+	size_t active = dt_relay_active(d->relay);
+
+	event_del(d->beat_timer); /* a beat would re-enable the hook */
+	event_del(d->dns_timer);
+	detach_hook(d);
+	dt_listener_free(d->listener);
+	d->listener = NULL;
+	d->drain_deadline_ns = dt_now_ns() + DRAIN_LIMIT_MS * NS_PER_MS;
+	d->drain_timer = event_new(d->base, -1, EV_PERSIST, on_drain_tick, d);
+	if (!active || !d->drain_timer || event_add(d->drain_timer, &tick)) {
+		event_base_loopbreak(d->base);
+		return;
+	}
+	log_info("draining %zu connection(s), at most %u ms", active, DRAIN_LIMIT_MS);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct detourd *d = arg;
@@ -428,8 +476,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		reload(d);
 		return;
 	}
+	if (d->drain_timer) {
+		log_info("signal %d again: stopping without waiting", (int)sig);
+		event_base_loopbreak(d->base);
+		return;
+	}
 	log_info("signal %d: shutting down", (int)sig);
-	event_base_loopbreak(d->base);
+	begin_drain(d);
 }
 
 static int lock_pin_dir(struct detourd *d)
@@ -542,14 +595,10 @@ int detourd_start(struct detourd *d, struct dt_cfg *cfg, const char *pidfile)
 
 static void detourd_stop(struct detourd *d)
 {
-	int n;
-
-	if (d->bpf.skel) {
-		write_settings(d, false); /* the hook stops redirecting at once */
-		n = dt_unenroll_all(d->cfg->pin_dir, NULL);
-		log_info("detached %d link(s)", n < 0 ? 0 : n);
-	}
+	detach_hook(d);
 	dt_listener_free(d->listener);
+	if (d->drain_timer)
+		event_free(d->drain_timer);
 	dt_relay_free(d->relay);
 	dt_resolver_free(d->resolver);
 	if (d->beat_timer)

@@ -30,6 +30,9 @@ struct detourd {
 	struct dt_relay *relay;
 	struct dt_resolver *resolver;
 	struct event *beat_timer, *dns_timer;
+	struct event *drain_timer;            /* set once shutdown has begun */
+	uint64_t drain_deadline_ns;
+	bool detached;                        /* hook disabled, links removed */
 	struct event *sig_term, *sig_int, *sig_hup;
 	uint32_t ids[DT_MAX_PROVIDERS];       /* provider id of cfg->providers[i] */
 	char names[DT_MAX_PROVIDERS][DT_NAME_LEN]; /* by id; "" = free */

@@ -3,9 +3,10 @@
 # new connection every ~50 ms to api.openai.com from the enrolled cgroup while
 # the agent is stopped (SIGTERM) and started again, then killed (kill -9) and
 # started again. New connections succeed throughout: direct while the agent
-# is down, redirected again once it is up. A connection being relayed when
-# the agent stops is cut (the relay owned it): the client sees an error
-# promptly, not a hang, and its next connection succeeds (docs/testing.md).
+# is down, redirected again once it is up. A connection being relayed at
+# SIGTERM is drained (the agent finishes it before exiting); one being relayed
+# at kill -9 is cut (the relay owned it): the client sees an error promptly,
+# not a hang, and its next connection succeeds (docs/testing.md).
 . "$(dirname "$0")/lib.sh"
 e2e_init "$@"
 e2e_require detourd fakellm
@@ -13,11 +14,12 @@ e2e_require detourd fakellm
 fake_std X || exit 1
 detourd_start || exit 1
 
-load_loop() { # FAMILY: one request per line in $W/load.FAMILY: "ms code name ..."
-	local fam=$1 i=0 r
+load_loop() { # FAMILY: one request per line in $W/load.FAMILY: "start_ms end_ms code name ..."
+	local fam=$1 i=0 r t0
 	while [ ! -e "$W/load.stop" ] && [ $i -lt 2000 ]; do
+		t0=$(now_ms)
 		r=$(chat enrolled "-$fam" --max-time 4 2>&1 | tail -n 1)
-		echo "$(now_ms) $r" >>"$W/load.$fam"
+		echo "$t0 $(now_ms) $r" >>"$W/load.$fam"
 		i=$((i + 1))
 		sleep 0.05
 	done
@@ -26,7 +28,7 @@ load_loop 4 & E2E_PIDS+=($!)
 load_loop 6 & E2E_PIDS+=($!)
 
 # requests completed (and failed) since a timestamp
-done_since() { cat "$W"/load.4 "$W"/load.6 2>/dev/null | awk -v t="$1" '$1 >= t' | wc -l; }
+done_since() { cat "$W"/load.4 "$W"/load.6 2>/dev/null | awk -v t="$1" '$2 >= t' | wc -l; }
 
 phase() { # NAME SECONDS EXPECT(up|down)
 	local name=$1 secs=$2 want=$3 t0 n d
@@ -51,6 +53,7 @@ inflight() {
 		"https://$HOST_ANT/v1/messages" >"$W/inflight.$sig" 2>&1 &
 	local cpid=$!
 	sleep 0.5
+	[ "$sig" = KILL ] && KILL_MS=$(now_ms)
 	detourd_stop "$sig" >/dev/null
 	wait $cpid; rc=$?
 	RES="$rc $(( $(now_ms) - t0 )) $(tail -n 1 "$W/inflight.$sig")"
@@ -61,7 +64,10 @@ phase "up" 1.5 up
 inflight TERM; res=$RES
 set -- $res
 note "request being relayed at SIGTERM: curl exit $1 after $2 ms: ${*:3}"
-check "SIGTERM: the relayed request ended promptly (no hang)" "$res" [ "$2" -lt 4500 ]
+trc=$1 tres=${*:3}
+check "SIGTERM: the request being relayed was drained: it completed" "$res" \
+	eval '[ "$trc" -eq 0 ] && [[ "$tres" =~ ^200\  ]]'
+
 phase "stopped (SIGTERM)" 1.5 down
 detourd_start || exit 1
 phase "restarted" 1.5 up
@@ -81,7 +87,11 @@ phase "restarted after kill -9" 1.5 up
 touch "$W/load.stop"
 wait_for 6 eval '! jobs -r | grep -q load_loop'
 total=$(cat "$W"/load.4 "$W"/load.6 | wc -l)
-bad=$(cat "$W"/load.4 "$W"/load.6 | grep -cv '^[0-9]* 200 ')
-cat "$W"/load.4 "$W"/load.6 | grep -v '^[0-9]* 200 ' | head -5 | while read -r l; do note "failed: $l"; done
-check "under load through 2 restarts: $total new connections, zero failed" "$bad failed" [ "$bad" -eq 0 ]
+# a load request in flight at the kill -9 instant was being relayed by the
+# process that died: cut like the one above, by design (docs/testing.md)
+cut=$(cat "$W"/load.4 "$W"/load.6 | awk -v k="$KILL_MS" '$3 != 200 && $1 <= k && $2 >= k' | wc -l)
+bad=$(cat "$W"/load.4 "$W"/load.6 | awk -v k="$KILL_MS" '$3 != 200 && !($1 <= k && $2 >= k)' | wc -l)
+cat "$W"/load.4 "$W"/load.6 | awk '$3 != 200' | head -5 | while read -r l; do note "failed: $l"; done
+note "load requests in flight at kill -9 and cut: $cut"
+check "under load through 2 restarts: $((total - cut)) new connections, zero failed" "$bad failed" [ "$bad" -eq 0 ]
 e2e_finish
