@@ -18,9 +18,19 @@ for p in $PACKAGES; do
 	esac
 done
 
+# The official SDKs the end-to-end tests run unmodified (npm registry).
+sdk_clients() {
+	sdk=$(dirname "$0")/../tests/e2e/sdk
+	[ -d "$sdk/node_modules" ] && return 0
+	command -v npm >/dev/null 2>&1 || { echo "deps: npm missing (package npm)" >&2; return 1; }
+	echo "deps: installing the SDK clients of the end-to-end tests (npm ci)"
+	(cd "$sdk" && npm ci --no-audit --no-fund --loglevel=error)
+}
+
 if [ -z "$missing" ]; then
 	echo "deps: all $(echo $PACKAGES | wc -w) packages present"
-	exit 0
+	sdk_clients
+	exit $?
 fi
 if [ "$(id -u)" -ne 0 ]; then
 	echo "deps: missing:$missing; installing them needs root" >&2
@@ -31,4 +41,5 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
+sdk_clients
 echo "deps: done"
