@@ -7,7 +7,7 @@ set -eu
 PACKAGES="make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev
 libssl-dev libcurl4-openssl-dev libnl-3-dev libnl-route-3-dev libnl-idiag-3-dev
 libevent-dev libhttp-parser-dev libjansson-dev libinih-dev libcmocka-dev
-iproute2 util-linux procps curl openssl ca-certificates wrk"
+iproute2 util-linux procps curl openssl ca-certificates wrk nodejs haproxy"
 
 missing=""
 for p in $PACKAGES; do
