@@ -1,0 +1,500 @@
+// SPDX-License-Identifier: MIT
+/* Routing decisions; see router.h and docs/routing.md. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "router.h"
+
+#define NS_PER_MS 1000000ull
+/* Repeated ejections double the ejection time, up to 32 times the base. */
+#define MAX_EJECT_SHIFT 5
+/* The budget window is kept as this many buckets and slides one at a time. */
+#define BUDGET_BUCKETS 10
+
+struct provider_state {
+	unsigned consecutive_failures; /* provider-blamed, since its last answer */
+	unsigned ejections;            /* since its last answer; the next lasts base << ejections */
+	uint64_t ejected_until;
+	uint64_t rate_limited_until;
+	/* detour's key only: the application's keys differ from one application
+	 * to the next, so one application's rejected key says nothing about the
+	 * others' and is not remembered */
+	uint64_t key_disabled_until;
+};
+
+struct budget_bucket {
+	uint64_t epoch;      /* now / bucket width, when last counted into */
+	unsigned requests;
+	unsigned retries;
+};
+
+struct dt_router {
+	struct dt_router_opts opts;      /* defaults filled in */
+	struct dt_model_class *classes;  /* own copy, members included */
+	size_t n_classes;
+	struct provider_state providers[DT_MAX_PROVIDERS];
+	struct budget_bucket budget[BUDGET_BUCKETS];
+};
+
+/* Taken whole when no options are given. Otherwise a field left 0 takes its
+ * value from here, except the budget's share and floor: for those 0 is a
+ * setting of its own (only the floor; strictly proportional). */
+static const struct dt_router_opts defaults = {
+	.retry_budget_percent = 20,
+	.retry_budget_min = 10,
+	.budget_window_ms = 10000,
+	.provider_failures_to_eject = 3,
+	.provider_eject_ms = 10000,
+	.key_disable_ms = 300000,
+	.rate_limit_default_ms = 1000,
+};
+
+static unsigned or_default(unsigned value, unsigned def)
+{
+	return value ? value : def;
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+	return a > b ? a : b;
+}
+
+struct dt_router *dt_router_new(const struct dt_router_opts *o)
+{
+	struct dt_router *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	if (!o)
+		o = &defaults;
+	r->opts = (struct dt_router_opts){
+		.retry_budget_percent = o->retry_budget_percent,
+		.retry_budget_min = o->retry_budget_min,
+		.budget_window_ms = or_default(o->budget_window_ms, defaults.budget_window_ms),
+		.provider_failures_to_eject = or_default(o->provider_failures_to_eject,
+							 defaults.provider_failures_to_eject),
+		.provider_eject_ms = or_default(o->provider_eject_ms, defaults.provider_eject_ms),
+		.key_disable_ms = or_default(o->key_disable_ms, defaults.key_disable_ms),
+		.rate_limit_default_ms = or_default(o->rate_limit_default_ms,
+						    defaults.rate_limit_default_ms),
+	};
+	return r;
+}
+
+static void free_classes(struct dt_model_class *classes, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(classes[i].members);
+	free(classes);
+}
+
+void dt_router_free(struct dt_router *r)
+{
+	if (!r)
+		return;
+	free_classes(r->classes, r->n_classes);
+	free(r);
+}
+
+/* ---- classes ------------------------------------------------------------ */
+
+static const struct dt_class_member *class_member(const struct dt_model_class *c,
+						  uint32_t provider_id, const char *model)
+{
+	for (size_t i = 0; i < c->n_members; i++)
+		if (c->members[i].provider_id == provider_id &&
+		    strcmp(c->members[i].model, model) == 0)
+			return &c->members[i];
+	return NULL;
+}
+
+/* The member (provider_id, model) is, and its class through *cls unless cls
+ * is NULL; NULL when no class holds it. */
+static const struct dt_class_member *find_member(const struct dt_router *r, uint32_t provider_id,
+						 const char *model, const struct dt_model_class **cls)
+{
+	for (size_t i = 0; i < r->n_classes; i++) {
+		const struct dt_class_member *m = class_member(&r->classes[i], provider_id, model);
+
+		if (m && cls)
+			*cls = &r->classes[i];
+		if (m)
+			return m;
+	}
+	return NULL;
+}
+
+static bool terminated(const char *s, size_t size)
+{
+	return memchr(s, '\0', size) != NULL;
+}
+
+static bool member_valid(const struct dt_model_class *classes, size_t ci, size_t mi)
+{
+	const struct dt_model_class *c = &classes[ci];
+	const struct dt_class_member *m = &c->members[mi];
+
+	if (m->provider_id >= DT_MAX_PROVIDERS || !terminated(m->model, DT_MODEL_LEN) ||
+	    !m->model[0])
+		return false;
+	/* provider state is per provider: a second member there would meet the
+	 * same outage, the same rate limit and the same key */
+	for (size_t j = 0; j < mi; j++)
+		if (c->members[j].provider_id == m->provider_id)
+			return false;
+	/* a request's (provider, model) must name one class */
+	for (size_t k = 0; k < ci; k++)
+		if (class_member(&classes[k], m->provider_id, m->model))
+			return false;
+	return true;
+}
+
+static bool classes_valid(const struct dt_model_class *classes, size_t n)
+{
+	for (size_t ci = 0; ci < n; ci++) {
+		if (!terminated(classes[ci].name, DT_NAME_LEN))
+			return false;
+		for (size_t mi = 0; mi < classes[ci].n_members; mi++)
+			if (!member_valid(classes, ci, mi))
+				return false;
+	}
+	return true;
+}
+
+static struct dt_model_class *copy_classes(const struct dt_model_class *src, size_t n)
+{
+	/* never calloc(0): its NULL would read as a failure */
+	struct dt_model_class *copy = calloc(n ? n : 1, sizeof(*copy));
+
+	if (!copy)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		size_t bytes = src[i].n_members * sizeof(*src[i].members);
+
+		copy[i] = src[i];
+		copy[i].members = malloc(bytes ? bytes : 1);
+		if (!copy[i].members) {
+			free_classes(copy, i);
+			return NULL;
+		}
+		memcpy(copy[i].members, src[i].members, bytes);
+	}
+	return copy;
+}
+
+int dt_router_set_classes(struct dt_router *r, const struct dt_model_class *classes, size_t n)
+{
+	struct dt_model_class *copy;
+
+	if (!classes_valid(classes, n))
+		return -EINVAL;
+	copy = copy_classes(classes, n);
+	if (!copy)
+		return -ENOMEM;
+	free_classes(r->classes, r->n_classes);
+	r->classes = copy;
+	r->n_classes = n;
+	return 0;
+}
+
+/* ---- plans -------------------------------------------------------------- */
+
+/* splitmix64: a good 64-bit stream even from consecutive seeds */
+static uint64_t splitmix64(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static unsigned member_weight(const struct dt_class_member *m)
+{
+	return m->weight ? m->weight : 1;
+}
+
+/* Weighted random order without replacement, in place: each position takes
+ * one of the members left with a chance proportional to its weight. */
+static void weighted_shuffle(const struct dt_class_member **m, size_t n, uint64_t seed)
+{
+	uint64_t prng = seed;
+
+	for (size_t i = 0; i + 1 < n; i++) {
+		uint64_t total = 0, pick;
+		size_t j = i;
+		const struct dt_class_member *chosen;
+
+		for (size_t k = i; k < n; k++)
+			total += member_weight(m[k]);
+		/* the modulo bias is below total / 2^64: negligible */
+		pick = splitmix64(&prng) % total;
+		while (pick >= member_weight(m[j]))
+			pick -= member_weight(m[j++]);
+		chosen = m[j];
+		m[j] = m[i];
+		m[i] = chosen;
+	}
+}
+
+/* The original member first, then the others by the class's strategy.
+ * Returns how many were written to order (the class's member count). */
+static size_t member_order(const struct dt_model_class *cls, const struct dt_class_member *original,
+			   uint64_t seed, const struct dt_class_member **order)
+{
+	size_t n = 0;
+
+	order[n++] = original;
+	for (size_t i = 0; i < cls->n_members; i++)
+		if (&cls->members[i] != original)
+			order[n++] = &cls->members[i];
+	if (cls->strategy == DT_STRATEGY_WEIGHTED)
+		weighted_shuffle(order + 1, n - 1, seed);
+	return n;
+}
+
+/* When an attempt on this provider with this key could next succeed. */
+static uint64_t usable_at(const struct provider_state *p, uint32_t key_slot)
+{
+	uint64_t at = max_u64(p->ejected_until, p->rate_limited_until);
+
+	return key_slot == DT_KEY_SLOT_DETOUR ? max_u64(at, p->key_disabled_until) : at;
+}
+
+struct candidate {
+	struct dt_attempt a;
+	uint64_t rank; /* 0 when usable now, else when it becomes usable */
+};
+
+/* Stable insertion sort by rank: usable candidates keep their order in
+ * front, the others follow, soonest usable first. */
+static void sort_by_rank(struct candidate *c, size_t n)
+{
+	for (size_t i = 1; i < n; i++) {
+		struct candidate key = c[i];
+		size_t j = i;
+
+		for (; j > 0 && c[j - 1].rank > key.rank; j--)
+			c[j] = c[j - 1];
+		c[j] = key;
+	}
+}
+
+size_t dt_router_plan(struct dt_router *r, uint32_t provider_id, const char *model,
+		      uint64_t seed, uint64_t now, struct dt_attempt *out, size_t max)
+{
+	/* a class holds each provider once, so at most DT_MAX_PROVIDERS members */
+	const struct dt_class_member *order[DT_MAX_PROVIDERS];
+	struct candidate cands[DT_MAX_PROVIDERS];
+	const struct dt_model_class *cls;
+	const struct dt_class_member *original;
+	size_t n, i;
+
+	if (max == 0)
+		return 0;
+	original = find_member(r, provider_id, model, &cls);
+	if (!original) {
+		out[0] = (struct dt_attempt){ provider_id, model, DT_KEY_SLOT_APP };
+		return 1;
+	}
+	n = member_order(cls, original, seed, order);
+	for (i = 0; i < n; i++) {
+		uint32_t slot = order[i] == original ? DT_KEY_SLOT_APP : DT_KEY_SLOT_DETOUR;
+		uint64_t at = usable_at(&r->providers[order[i]->provider_id], slot);
+
+		cands[i].a = (struct dt_attempt){ order[i]->provider_id, order[i]->model, slot };
+		cands[i].rank = at > now ? at : 0;
+	}
+	sort_by_rank(cands, n);
+	for (i = 0; i < n && i < max; i++)
+		out[i] = cands[i].a;
+	return i;
+}
+
+/* ---- blame -------------------------------------------------------------- */
+
+/* Phrases providers use for a prompt that does not fit the model's window:
+ * OpenAI, Groq, DeepSeek, vLLM ("maximum context length", code
+ * context_length_exceeded), Anthropic ("prompt is too long"), Bedrock
+ * ("input is too long"), Gemini ("exceeds the maximum number of tokens"). */
+static const char *const context_phrases[] = {
+	"context_length_exceeded", "context length", "context window",
+	"prompt is too long", "input is too long", "exceeds the maximum number of tokens",
+	NULL,
+};
+
+/* Content moderation refusals: the same prompt fails elsewhere too. */
+static const char *const content_policy_phrases[] = {
+	"content_policy_violation", "content_filter", "content policy", "safety",
+	NULL,
+};
+
+/* Case-insensitive search in a body that need not be NUL-terminated. */
+static bool mentions(const char *body, size_t len, const char *phrase)
+{
+	size_t n = strlen(phrase);
+
+	for (size_t i = 0; i + n <= len; i++)
+		if (strncasecmp(body + i, phrase, n) == 0)
+			return true;
+	return false;
+}
+
+static bool mentions_any(const char *body, size_t len, const char *const *phrases)
+{
+	for (; *phrases; phrases++)
+		if (mentions(body, len, *phrases))
+			return true;
+	return false;
+}
+
+enum dt_blame dt_router_classify_status(int status, const char *body, size_t len)
+{
+	/* a server error, or an answer that is no HTTP status at all */
+	if (status < 100 || status >= 500)
+		return DT_BLAME_PROVIDER;
+	if (status < 400)
+		return DT_BLAME_NONE;
+	/* OpenAI answers an exhausted account with 429 insufficient_quota:
+	 * waiting does not help, it is the key's billing */
+	if (status == 429)
+		return mentions(body, len, "insufficient_quota") ? DT_BLAME_KEY : DT_BLAME_RATE_LIMIT;
+	/* transient, retried by the OpenAI and Anthropic SDKs themselves */
+	if (status == 408 || status == 409)
+		return DT_BLAME_PROVIDER;
+	if (status == 401 || status == 402 || status == 403)
+		return DT_BLAME_KEY;
+	/* checked first: a refusal stays a refusal whatever else it says */
+	if (mentions_any(body, len, content_policy_phrases))
+		return DT_BLAME_REQUEST;
+	return mentions_any(body, len, context_phrases) ? DT_BLAME_CONTEXT : DT_BLAME_REQUEST;
+}
+
+/* ---- provider state ----------------------------------------------------- */
+
+/* It answered (whatever the answer): it works, and so does the key, since
+ * providers check credentials before they read the request. */
+static void provider_answered(struct provider_state *p, uint32_t key_slot)
+{
+	p->consecutive_failures = 0;
+	p->ejections = 0;
+	p->ejected_until = 0;
+	if (key_slot == DT_KEY_SLOT_DETOUR)
+		p->key_disabled_until = 0;
+}
+
+static void provider_failed(const struct dt_router *r, struct provider_state *p, uint64_t now)
+{
+	unsigned shift = p->ejections < MAX_EJECT_SHIFT ? p->ejections : MAX_EJECT_SHIFT;
+
+	p->consecutive_failures++;
+	/* panic-order attempts on an ejected provider are expected to fail:
+	 * they must not stretch the ejection */
+	if (now < p->ejected_until || p->consecutive_failures < r->opts.provider_failures_to_eject)
+		return;
+	/* the count is kept past the threshold: once the ejection ends, one
+	 * more failure (the trial) ejects again, for twice as long */
+	p->ejected_until = now + ((uint64_t)r->opts.provider_eject_ms * NS_PER_MS << shift);
+	p->ejections++;
+}
+
+static void key_rejected(const struct dt_router *r, struct provider_state *p, uint32_t key_slot,
+			 uint64_t now)
+{
+	if (key_slot == DT_KEY_SLOT_DETOUR)
+		p->key_disabled_until = now + (uint64_t)r->opts.key_disable_ms * NS_PER_MS;
+}
+
+/* A rate limit says nothing about the provider's health: it is set aside,
+ * not counted towards ejection. */
+static void rate_limited(const struct dt_router *r, struct provider_state *p,
+			 uint64_t retry_after_ms, uint64_t now)
+{
+	uint64_t ms = retry_after_ms ? retry_after_ms : r->opts.rate_limit_default_ms;
+
+	p->rate_limited_until = now + ms * NS_PER_MS;
+}
+
+void dt_router_report(struct dt_router *r, const struct dt_attempt *a, enum dt_blame b,
+		      uint64_t retry_after_ms, uint64_t now)
+{
+	struct provider_state *p;
+
+	/* a passthrough to a provider the router cannot know */
+	if (a->provider_id >= DT_MAX_PROVIDERS)
+		return;
+	p = &r->providers[a->provider_id];
+	switch (b) {
+	case DT_BLAME_NONE:
+	case DT_BLAME_REQUEST:
+	case DT_BLAME_CONTEXT:
+		provider_answered(p, a->key_slot);
+		break;
+	case DT_BLAME_KEY:
+		key_rejected(r, p, a->key_slot, now);
+		break;
+	case DT_BLAME_PROVIDER:
+		provider_failed(r, p, now);
+		break;
+	case DT_BLAME_RATE_LIMIT:
+		rate_limited(r, p, retry_after_ms, now);
+		break;
+	}
+}
+
+bool dt_router_provider_usable(const struct dt_router *r, uint32_t provider_id, uint64_t now)
+{
+	return provider_id >= DT_MAX_PROVIDERS ||
+	       usable_at(&r->providers[provider_id], DT_KEY_SLOT_APP) <= now;
+}
+
+bool dt_router_larger_context(const struct dt_router *r, const struct dt_attempt *failed,
+			      const struct dt_attempt *next)
+{
+	const struct dt_class_member *f = find_member(r, failed->provider_id, failed->model, NULL);
+	const struct dt_class_member *n = find_member(r, next->provider_id, next->model, NULL);
+
+	return f && n && f->context_tokens && n->context_tokens > f->context_tokens;
+}
+
+/* ---- retry budget ------------------------------------------------------- */
+
+/* The bucket now falls in, emptied when it last held an older bucket's counts. */
+static struct budget_bucket *current_bucket(struct dt_router *r, uint64_t now)
+{
+	uint64_t width = (uint64_t)r->opts.budget_window_ms * NS_PER_MS / BUDGET_BUCKETS;
+	uint64_t epoch = now / width;
+	struct budget_bucket *b = &r->budget[epoch % BUDGET_BUCKETS];
+
+	if (b->epoch != epoch)
+		*b = (struct budget_bucket){ .epoch = epoch };
+	return b;
+}
+
+void dt_router_request(struct dt_router *r, uint64_t now)
+{
+	current_bucket(r, now)->requests++;
+}
+
+bool dt_router_retry_take(struct dt_router *r, uint64_t now)
+{
+	struct budget_bucket *cur = current_bucket(r, now);
+	uint64_t requests = 0, retries = 0, allowed;
+
+	for (size_t i = 0; i < BUDGET_BUCKETS; i++) {
+		const struct budget_bucket *b = &r->budget[i];
+
+		/* unsigned: a bucket from the future (clock went back) is out too */
+		if (cur->epoch - b->epoch < BUDGET_BUCKETS) {
+			requests += b->requests;
+			retries += b->retries;
+		}
+	}
+	allowed = max_u64(r->opts.retry_budget_min, requests * r->opts.retry_budget_percent / 100);
+	if (retries >= allowed)
+		return false;
+	cur->retries++;
+	return true;
+}

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+/* Routing decisions of the re-signing proxy: which provider and model each
+ * attempt of a request goes to, who is to blame for an answer, what that does
+ * to the provider's standing, and how many retries the host may spend.
+ * Pure logic with an injected clock (`now`, CLOCK_MONOTONIC ns); the proxy
+ * does the I/O. Semantics: docs/routing.md. */
+#ifndef DT_ROUTER_H
+#define DT_ROUTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/types.h>
+#include "detour.h"
+
+#define DT_MODEL_LEN 128
+
+/* Which credential an attempt carries. */
+#define DT_KEY_SLOT_APP    0 /* the application's own (only on its original provider) */
+#define DT_KEY_SLOT_DETOUR 1 /* detour's configured key for that provider */
+
+struct dt_class_member {
+	uint32_t provider_id;          /* < DT_MAX_PROVIDERS */
+	char model[DT_MODEL_LEN];
+	uint32_t context_tokens;       /* 0: unknown */
+	unsigned weight;               /* for weighted order; 0 → 1 */
+};
+
+/* Equivalent models across providers. A class holds each provider at most
+ * once, and a (provider, model) pair belongs to at most one class. */
+struct dt_model_class {
+	char name[DT_NAME_LEN];
+	struct dt_class_member *members;  /* in configured order */
+	size_t n_members;
+	enum dt_class_strategy { DT_STRATEGY_PRIORITY, DT_STRATEGY_WEIGHTED } strategy;
+};
+
+/* A field left 0 takes its default, except retry_budget_percent and
+ * retry_budget_min, taken as given (0% allows only the floor; a floor of 0
+ * makes the budget strictly proportional). */
+struct dt_router_opts {
+	unsigned retry_budget_percent;   /* retries allowed as a share of requests in the window (default 20) */
+	unsigned retry_budget_min;       /* retries always allowed per window, so a quiet host can still fail over (default 10) */
+	unsigned budget_window_ms;       /* default 10000 */
+	unsigned provider_failures_to_eject;  /* consecutive provider-blamed failures (default 3) */
+	unsigned provider_eject_ms;      /* how long an ejected provider is skipped (default 10000; doubles on repeat, up to 32x) */
+	unsigned key_disable_ms;         /* how long a key that got 401/402/403 is skipped (default 300000) */
+	unsigned rate_limit_default_ms;  /* 429 without retry-after: skip the provider this long (default 1000) */
+};
+
+struct dt_router;
+
+/* o NULL: every default, budget included. Returns NULL when out of memory. */
+struct dt_router *dt_router_new(const struct dt_router_opts *o);
+void dt_router_free(struct dt_router *r);
+
+/* Replace the classes (copied). Provider state survives (by id). Returns 0,
+ * -EINVAL (a provider id out of range, an empty or unterminated model or
+ * name, a provider twice in one class, a (provider, model) in two classes;
+ * the previous classes stay) or -ENOMEM. */
+int dt_router_set_classes(struct dt_router *r, const struct dt_model_class *classes, size_t n);
+
+struct dt_attempt {
+	uint32_t provider_id;
+	const char *model;     /* the model to ask that provider for (points into the router's copy, or the caller's model for a passthrough); valid until the next set_classes */
+	uint32_t key_slot;     /* DT_KEY_SLOT_APP or DT_KEY_SLOT_DETOUR */
+};
+
+/* The attempts, in order, for a request the application addressed to
+ * (provider_id, model), matched exactly (case-sensitive). The original
+ * provider first while usable (with the app's own key); then the other
+ * members of the model's class (detour's key), in priority order or in
+ * weighted order (weighted random without replacement, deterministic given
+ * seed, e.g. a request counter). Members whose provider is ejected or
+ * rate-limited, or whose key is disabled, come last, soonest usable first
+ * (still tried: a panic order beats failing), or are left out when max is
+ * reached. No class holds (provider_id, model): exactly one attempt,
+ * unchanged. Returns the count written (≤ max). */
+size_t dt_router_plan(struct dt_router *r, uint32_t provider_id, const char *model,
+		      uint64_t seed, uint64_t now, struct dt_attempt *out, size_t max);
+
+enum dt_blame {
+	DT_BLAME_NONE,       /* success: relay it */
+	DT_BLAME_REQUEST,    /* the request is at fault: return as is, never retry */
+	DT_BLAME_CONTEXT,    /* context window exceeded: may move to a member with a larger window */
+	DT_BLAME_KEY,        /* the key is at fault: disable it, move on */
+	DT_BLAME_PROVIDER,   /* the provider is at fault: count it, move on */
+	DT_BLAME_RATE_LIMIT, /* 429: overflow to the next member, never the same provider */
+};
+
+/* Classify an HTTP answer. body may be a prefix of the error body (JSON in
+ * any provider's shape), NULL when len is 0; it tells context-window,
+ * content-policy and quota errors apart. */
+enum dt_blame dt_router_classify_status(int status, const char *body, size_t len);
+
+/* Report what happened to an attempt (transport failures and TTFB deadlines
+ * are DT_BLAME_PROVIDER). retry_after_ms: from a 429's retry-after / rate-limit
+ * reset headers, parsed by the caller (0: unknown). Updates provider ejection,
+ * key disabling, rate-limited-until. */
+void dt_router_report(struct dt_router *r, const struct dt_attempt *a, enum dt_blame b,
+		      uint64_t retry_after_ms, uint64_t now);
+
+/* Context-window failover: is this later attempt allowed after a CONTEXT
+ * blame on `failed`? Only when both windows are known and next's is larger. */
+bool dt_router_larger_context(const struct dt_router *r, const struct dt_attempt *failed,
+			      const struct dt_attempt *next);
+
+/* Retry budget: count every client request; before each attempt after the
+ * first, take a token; false = budget exhausted (the proxy then returns the
+ * last error). */
+void dt_router_request(struct dt_router *r, uint64_t now);
+bool dt_router_retry_take(struct dt_router *r, uint64_t now);
+
+/* For status output: is the provider itself usable now (neither ejected nor
+ * rate-limited; a disabled key of detour's does not count). */
+bool dt_router_provider_usable(const struct dt_router *r, uint32_t provider_id, uint64_t now);
+
+#endif

@@ -1,0 +1,651 @@
+// SPDX-License-Identifier: MIT
+/* Router: plans, weighted order, blame, ejection, rate limits, keys, retry
+ * budget, context-window failover, class validation. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "router.h"
+
+#define MS 1000000ull
+#define SEC 1000000000ull
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+enum { OPENAI = 1, GROQ = 2, DEEPSEEK = 3, MISTRAL = 4 };
+
+#define MINI  "gpt-4o-mini"
+#define LLAMA "llama-3.3-70b-versatile"
+#define DSEEK "deepseek-chat"
+#define SMALL "mistral-small-latest"
+
+/* gpt-4o-mini ≈ llama-3.3-70b on Groq ≈ deepseek-chat ≈ mistral-small
+ * (window unknown), in this priority order */
+static struct dt_class_member mini_members[] = {
+	{ OPENAI, MINI, 128000, 1 },
+	{ GROQ, LLAMA, 131072, 1 },
+	{ DEEPSEEK, DSEEK, 65536, 1 },
+	{ MISTRAL, SMALL, 0, 1 },
+};
+
+static struct dt_model_class mini_class = {
+	.name = "mini", .members = mini_members, .n_members = ARRAY_LEN(mini_members),
+	.strategy = DT_STRATEGY_PRIORITY,
+};
+
+static struct dt_router *router_with_mini(void)
+{
+	struct dt_router *r = dt_router_new(NULL);
+
+	assert_non_null(r);
+	assert_int_equal(dt_router_set_classes(r, &mini_class, 1), 0);
+	return r;
+}
+
+struct want {
+	uint32_t provider_id;
+	const char *model;
+	uint32_t key_slot;
+};
+
+static void assert_plan(const struct dt_attempt *got, size_t n, const struct want *want,
+			size_t n_want)
+{
+	assert_int_equal(n, n_want);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(got[i].provider_id, want[i].provider_id);
+		assert_string_equal(got[i].model, want[i].model);
+		assert_int_equal(got[i].key_slot, want[i].key_slot);
+	}
+}
+
+#define ASSERT_PLAN(got, n, ...) do { \
+	const struct want w_[] = { __VA_ARGS__ }; \
+	assert_plan(got, n, w_, ARRAY_LEN(w_)); \
+} while (0)
+
+#define APP    DT_KEY_SLOT_APP
+#define DETOUR DT_KEY_SLOT_DETOUR
+
+static void fail_provider(struct dt_router *r, uint32_t provider_id, int times, uint64_t now)
+{
+	struct dt_attempt a = { provider_id, "any", DETOUR };
+
+	for (int i = 0; i < times; i++)
+		dt_router_report(r, &a, DT_BLAME_PROVIDER, 0, now);
+}
+
+static void report(struct dt_router *r, uint32_t provider_id, uint32_t slot, enum dt_blame b,
+		   uint64_t retry_after_ms, uint64_t now)
+{
+	struct dt_attempt a = { provider_id, "any", slot };
+
+	dt_router_report(r, &a, b, retry_after_ms, now);
+}
+
+/* The provider is set aside up to, and not including, `until`. */
+static void assert_aside_until(const struct dt_router *r, uint32_t provider_id, uint64_t until)
+{
+	assert_false(dt_router_provider_usable(r, provider_id, until - 1));
+	assert_true(dt_router_provider_usable(r, provider_id, until));
+}
+
+/* ---- plans -------------------------------------------------------------- */
+
+static void test_passthrough_plan(void **state)
+{
+	struct dt_router *r = router_with_mini();
+	struct dt_attempt out[8];
+	const char *model = "gpt-4o";
+	size_t n;
+
+	(void)state;
+	n = dt_router_plan(r, OPENAI, model, 0, 0, out, 8);
+	ASSERT_PLAN(out, n, { OPENAI, "gpt-4o", APP });
+	assert_ptr_equal(out[0].model, model);
+
+	/* matching is exact: case, and the provider the request was sent to */
+	n = dt_router_plan(r, OPENAI, "GPT-4o-mini", 0, 0, out, 8);
+	ASSERT_PLAN(out, n, { OPENAI, "GPT-4o-mini", APP });
+	n = dt_router_plan(r, GROQ, MINI, 0, 0, out, 8);
+	ASSERT_PLAN(out, n, { GROQ, MINI, APP });
+
+	/* a passthrough has nowhere else to go, ejected or not */
+	fail_provider(r, OPENAI, 3, 0);
+	n = dt_router_plan(r, OPENAI, model, 0, 1 * SEC, out, 8);
+	ASSERT_PLAN(out, n, { OPENAI, "gpt-4o", APP });
+
+	/* beyond any configured provider id */
+	n = dt_router_plan(r, 100000, "m", 0, 0, out, 8);
+	ASSERT_PLAN(out, n, { 100000, "m", APP });
+	dt_router_report(r, &out[0], DT_BLAME_PROVIDER, 0, 0);
+	assert_true(dt_router_provider_usable(r, 100000, 0));
+
+	assert_int_equal(dt_router_plan(r, OPENAI, model, 0, 0, out, 0), 0);
+	dt_router_free(r);
+}
+
+static void test_class_plan_starts_with_the_original(void **state)
+{
+	struct dt_router *r = router_with_mini();
+	struct dt_attempt out[8];
+	char model[] = LLAMA;
+	size_t n;
+
+	(void)state;
+	n = dt_router_plan(r, GROQ, model, 0, 0, out, 8);
+	ASSERT_PLAN(out, n, { GROQ, LLAMA, APP }, { OPENAI, MINI, DETOUR },
+		    { DEEPSEEK, DSEEK, DETOUR }, { MISTRAL, SMALL, DETOUR });
+	/* the router's copy, so the caller's buffer may go */
+	assert_ptr_not_equal(out[0].model, model);
+
+	n = dt_router_plan(r, GROQ, model, 0, 0, out, 2);
+	ASSERT_PLAN(out, n, { GROQ, LLAMA, APP }, { OPENAI, MINI, DETOUR });
+	dt_router_free(r);
+}
+
+static void test_classes_are_copied(void **state)
+{
+	struct dt_class_member members[] = { { OPENAI, MINI, 0, 1 }, { GROQ, LLAMA, 0, 1 } };
+	struct dt_model_class cls = { .name = "c", .members = members, .n_members = 2 };
+	struct dt_router *r = dt_router_new(NULL);
+	struct dt_attempt out[4];
+	size_t n;
+
+	(void)state;
+	assert_int_equal(dt_router_set_classes(r, &cls, 1), 0);
+	strcpy(members[1].model, "changed");
+	members[1].provider_id = DEEPSEEK;
+	cls.n_members = 1;
+	n = dt_router_plan(r, OPENAI, MINI, 0, 0, out, 4);
+	ASSERT_PLAN(out, n, { OPENAI, MINI, APP }, { GROQ, LLAMA, DETOUR });
+	dt_router_free(r);
+}
+
+static void test_unusable_members_go_last_soonest_usable_first(void **state)
+{
+	struct dt_router *r = router_with_mini();
+	struct dt_attempt out[8];
+	size_t n;
+
+	(void)state;
+	fail_provider(r, OPENAI, 3, 1 * SEC);                      /* ejected until 11 s */
+	report(r, GROQ, DETOUR, DT_BLAME_RATE_LIMIT, 4000, 1 * SEC); /* aside until 5 s */
+	n = dt_router_plan(r, OPENAI, MINI, 0, 2 * SEC, out, 8);
+	ASSERT_PLAN(out, n, { DEEPSEEK, DSEEK, DETOUR }, { MISTRAL, SMALL, DETOUR },
+		    { GROQ, LLAMA, DETOUR }, { OPENAI, MINI, APP });
+
+	/* max leaves the unusable ones out first */
+	n = dt_router_plan(r, OPENAI, MINI, 0, 2 * SEC, out, 2);
+	ASSERT_PLAN(out, n, { DEEPSEEK, DSEEK, DETOUR }, { MISTRAL, SMALL, DETOUR });
+
+	n = dt_router_plan(r, OPENAI, MINI, 0, 5 * SEC, out, 8);
+	ASSERT_PLAN(out, n, { GROQ, LLAMA, DETOUR }, { DEEPSEEK, DSEEK, DETOUR },
+		    { MISTRAL, SMALL, DETOUR }, { OPENAI, MINI, APP });
+
+	/* once its ejection has passed the original leads again */
+	n = dt_router_plan(r, OPENAI, MINI, 0, 11 * SEC, out, 8);
+	ASSERT_PLAN(out, n, { OPENAI, MINI, APP }, { GROQ, LLAMA, DETOUR },
+		    { DEEPSEEK, DSEEK, DETOUR }, { MISTRAL, SMALL, DETOUR });
+	dt_router_free(r);
+}
+
+static void test_provider_state_survives_set_classes(void **state)
+{
+	struct dt_class_member members[] = { { DEEPSEEK, DSEEK, 0, 1 }, { GROQ, LLAMA, 0, 1 } };
+	struct dt_model_class cls = { .name = "c", .members = members, .n_members = 2 };
+	struct dt_router *r = router_with_mini();
+	struct dt_attempt out[4];
+	size_t n;
+
+	(void)state;
+	fail_provider(r, GROQ, 3, 0);
+	assert_int_equal(dt_router_set_classes(r, &cls, 1), 0);
+	assert_aside_until(r, GROQ, 10 * SEC);
+	n = dt_router_plan(r, GROQ, LLAMA, 0, 1 * SEC, out, 4);
+	ASSERT_PLAN(out, n, { DEEPSEEK, DSEEK, DETOUR }, { GROQ, LLAMA, APP });
+	/* gpt-4o-mini is no longer in a class */
+	n = dt_router_plan(r, OPENAI, MINI, 0, 1 * SEC, out, 4);
+	ASSERT_PLAN(out, n, { OPENAI, MINI, APP });
+	dt_router_free(r);
+}
+
+/* ---- weighted order ------------------------------------------------------ */
+
+static void test_weighted_order_follows_the_weights(void **state)
+{
+	/* weights 3, 1 and 0 (counts as 1) behind the original */
+	struct dt_class_member members[] = {
+		{ OPENAI, MINI, 0, 5 }, { GROQ, LLAMA, 0, 3 }, { DEEPSEEK, DSEEK, 0, 1 },
+		{ MISTRAL, SMALL, 0, 0 },
+	};
+	struct dt_model_class cls = { .name = "w", .members = members, .n_members = 4,
+				      .strategy = DT_STRATEGY_WEIGHTED };
+	struct dt_router *r = dt_router_new(NULL);
+	unsigned second[5] = {0}, third_after_groq[5] = {0}, groq_second = 0;
+	struct dt_attempt out[4], again[4];
+
+	(void)state;
+	assert_int_equal(dt_router_set_classes(r, &cls, 1), 0);
+	for (uint64_t seed = 0; seed < 10000; seed++) {
+		assert_int_equal(dt_router_plan(r, OPENAI, MINI, seed, 0, out, 4), 4);
+		/* the original always leads, whatever its weight */
+		assert_int_equal(out[0].provider_id, OPENAI);
+		second[out[1].provider_id]++;
+		if (out[1].provider_id == GROQ) {
+			groq_second++;
+			third_after_groq[out[2].provider_id]++;
+		}
+		/* deterministic per seed */
+		dt_router_plan(r, OPENAI, MINI, seed, 0, again, 4);
+		for (int i = 0; i < 4; i++)
+			assert_int_equal(again[i].provider_id, out[i].provider_id);
+	}
+	/* expected 6000, 2000, 2000; binomial sd ≈ 49 and 40: 4 sd tolerance */
+	assert_in_range(second[GROQ], 6000 - 200, 6000 + 200);
+	assert_in_range(second[DEEPSEEK], 2000 - 160, 2000 + 160);
+	assert_in_range(second[MISTRAL], 2000 - 160, 2000 + 160);
+	/* without replacement: after Groq, DeepSeek and Mistral half each */
+	assert_int_equal(third_after_groq[GROQ], 0);
+	assert_in_range(third_after_groq[DEEPSEEK], groq_second / 2 - 200, groq_second / 2 + 200);
+	dt_router_free(r);
+}
+
+/* ---- blame -------------------------------------------------------------- */
+
+#define OPENAI_CONTEXT "{\"error\":{\"message\":\"This model's maximum context length is 128000 " \
+	"tokens. However, your messages resulted in 130412 tokens.\",\"type\":" \
+	"\"invalid_request_error\",\"param\":\"messages\",\"code\":\"context_length_exceeded\"}}"
+#define ANTHROPIC_CONTEXT "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\"," \
+	"\"message\":\"prompt is too long: 208310 tokens > 200000 maximum\"}}"
+#define OPENAI_POLICY "{\"error\":{\"code\":\"content_policy_violation\",\"message\":" \
+	"\"Your request was rejected as a result of our safety system.\"}}"
+#define OPENAI_QUOTA "{\"error\":{\"message\":\"You exceeded your current quota.\"," \
+	"\"type\":\"insufficient_quota\",\"code\":\"insufficient_quota\"}}"
+#define OPENAI_BAD "{\"error\":{\"message\":\"Invalid value for 'temperature'\"," \
+	"\"type\":\"invalid_request_error\"}}"
+
+static void test_classify(void **state)
+{
+	static const struct {
+		int status;
+		const char *body;
+		size_t prefix; /* 0: the whole body */
+		enum dt_blame want;
+	} cases[] = {
+		{ 200, "", 0, DT_BLAME_NONE },
+		{ 201, "", 0, DT_BLAME_NONE },
+		{ 400, OPENAI_BAD, 0, DT_BLAME_REQUEST },
+		{ 400, NULL, 0, DT_BLAME_REQUEST },
+		{ 400, OPENAI_CONTEXT, 0, DT_BLAME_CONTEXT },
+		{ 400, ANTHROPIC_CONTEXT, 0, DT_BLAME_CONTEXT },
+		/* the phrase lies past the prefix handed in */
+		{ 400, ANTHROPIC_CONTEXT, 60, DT_BLAME_REQUEST },
+		{ 400, "{\"detail\":\"Maximum Context Length exceeded\"}", 0, DT_BLAME_CONTEXT },
+		{ 400, OPENAI_POLICY, 0, DT_BLAME_REQUEST },
+		/* a refusal stays a refusal even if it speaks of the context */
+		{ 400, "{\"error\":{\"code\":\"content_filter\",\"message\":\"context length\"}}", 0,
+		  DT_BLAME_REQUEST },
+		{ 401, "", 0, DT_BLAME_KEY },
+		{ 402, "", 0, DT_BLAME_KEY },
+		{ 403, "", 0, DT_BLAME_KEY },
+		{ 404, "", 0, DT_BLAME_REQUEST },
+		{ 408, "", 0, DT_BLAME_PROVIDER },
+		{ 409, "", 0, DT_BLAME_PROVIDER },
+		{ 413, "", 0, DT_BLAME_REQUEST },
+		{ 422, "", 0, DT_BLAME_REQUEST },
+		{ 429, "", 0, DT_BLAME_RATE_LIMIT },
+		{ 429, OPENAI_QUOTA, 0, DT_BLAME_KEY },
+		{ 500, "", 0, DT_BLAME_PROVIDER },
+		{ 502, "", 0, DT_BLAME_PROVIDER },
+		{ 503, OPENAI_CONTEXT, 0, DT_BLAME_PROVIDER },
+		{ 504, "", 0, DT_BLAME_PROVIDER },
+		{ 529, "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"}}", 0,
+		  DT_BLAME_PROVIDER },
+		{ 0, "", 0, DT_BLAME_PROVIDER },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		const char *body = cases[i].body;
+		size_t len = cases[i].prefix ? cases[i].prefix : body ? strlen(body) : 0;
+
+		if (dt_router_classify_status(cases[i].status, body, len) != cases[i].want)
+			fail_msg("case %zu: status %d", i, cases[i].status);
+	}
+}
+
+/* ---- provider state ----------------------------------------------------- */
+
+static void test_rate_limit_sets_the_provider_aside_then_back(void **state)
+{
+	struct dt_router *r = router_with_mini();
+	struct dt_attempt out[8];
+	size_t n;
+
+	(void)state;
+	report(r, GROQ, APP, DT_BLAME_RATE_LIMIT, 3000, 10 * SEC);
+	assert_aside_until(r, GROQ, 13 * SEC);
+	/* never the same provider again while aside */
+	n = dt_router_plan(r, GROQ, LLAMA, 0, 11 * SEC, out, 8);
+	ASSERT_PLAN(out, n, { OPENAI, MINI, DETOUR }, { DEEPSEEK, DSEEK, DETOUR },
+		    { MISTRAL, SMALL, DETOUR }, { GROQ, LLAMA, APP });
+	n = dt_router_plan(r, GROQ, LLAMA, 0, 13 * SEC, out, 1);
+	ASSERT_PLAN(out, n, { GROQ, LLAMA, APP });
+
+	/* no retry-after: the default 1 s */
+	report(r, GROQ, APP, DT_BLAME_RATE_LIMIT, 0, 20 * SEC);
+	assert_aside_until(r, GROQ, 21 * SEC);
+
+	/* rate limits do not count towards ejection */
+	for (int i = 0; i < 5; i++)
+		report(r, GROQ, APP, DT_BLAME_RATE_LIMIT, 0, 30 * SEC);
+	assert_true(dt_router_provider_usable(r, GROQ, 31 * SEC));
+	fail_provider(r, GROQ, 2, 31 * SEC);
+	assert_true(dt_router_provider_usable(r, GROQ, 31 * SEC));
+	dt_router_free(r);
+}
+
+static void test_key_blame_disables_only_that_slot(void **state)
+{
+	struct dt_router *r = router_with_mini();
+	struct dt_attempt out[8];
+	size_t n;
+
+	(void)state;
+	/* detour's Groq key rejected: Groq goes last where it would use it... */
+	report(r, GROQ, DETOUR, DT_BLAME_KEY, 0, 0);
+	assert_true(dt_router_provider_usable(r, GROQ, 1 * SEC));
+	n = dt_router_plan(r, OPENAI, MINI, 0, 1 * SEC, out, 8);
+	ASSERT_PLAN(out, n, { OPENAI, MINI, APP }, { DEEPSEEK, DSEEK, DETOUR },
+		    { MISTRAL, SMALL, DETOUR }, { GROQ, LLAMA, DETOUR });
+	/* ...not where the application's own key goes */
+	n = dt_router_plan(r, GROQ, LLAMA, 0, 1 * SEC, out, 1);
+	ASSERT_PLAN(out, n, { GROQ, LLAMA, APP });
+
+	/* an application's key rejected: not remembered, detour's key unaffected */
+	report(r, OPENAI, APP, DT_BLAME_KEY, 0, 1 * SEC);
+	n = dt_router_plan(r, OPENAI, MINI, 0, 2 * SEC, out, 1);
+	ASSERT_PLAN(out, n, { OPENAI, MINI, APP });
+	n = dt_router_plan(r, DEEPSEEK, DSEEK, 0, 2 * SEC, out, 2);
+	ASSERT_PLAN(out, n, { DEEPSEEK, DSEEK, APP }, { OPENAI, MINI, DETOUR });
+
+	/* back after key_disable_ms (300 s) */
+	n = dt_router_plan(r, OPENAI, MINI, 0, 300 * SEC - 1, out, 8);
+	assert_int_equal(out[n - 1].provider_id, GROQ);
+	n = dt_router_plan(r, OPENAI, MINI, 0, 300 * SEC, out, 2);
+	ASSERT_PLAN(out, n, { OPENAI, MINI, APP }, { GROQ, LLAMA, DETOUR });
+
+	/* or as soon as the key is seen to work */
+	report(r, GROQ, DETOUR, DT_BLAME_KEY, 0, 400 * SEC);
+	report(r, GROQ, DETOUR, DT_BLAME_NONE, 0, 401 * SEC);
+	n = dt_router_plan(r, OPENAI, MINI, 0, 401 * SEC, out, 2);
+	ASSERT_PLAN(out, n, { OPENAI, MINI, APP }, { GROQ, LLAMA, DETOUR });
+	dt_router_free(r);
+}
+
+static void test_ejection_doubles_and_recovers(void **state)
+{
+	struct dt_router *r = router_with_mini();
+
+	(void)state;
+	/* two failures, an answer (even a 400) resets the count */
+	fail_provider(r, OPENAI, 2, 1 * SEC);
+	report(r, OPENAI, APP, DT_BLAME_REQUEST, 0, 1 * SEC);
+	fail_provider(r, OPENAI, 2, 1 * SEC);
+	assert_true(dt_router_provider_usable(r, OPENAI, 1 * SEC));
+	/* the third consecutive one ejects for provider_eject_ms */
+	fail_provider(r, OPENAI, 1, 1 * SEC);
+	assert_aside_until(r, OPENAI, 11 * SEC);
+
+	/* failures of panic-order attempts while ejected change nothing */
+	fail_provider(r, OPENAI, 5, 5 * SEC);
+	assert_aside_until(r, OPENAI, 11 * SEC);
+
+	/* a failed trial after the ejection: ejected again, twice as long, up to 32x */
+	fail_provider(r, OPENAI, 1, 11 * SEC);
+	assert_aside_until(r, OPENAI, 31 * SEC);
+	fail_provider(r, OPENAI, 1, 31 * SEC);
+	assert_aside_until(r, OPENAI, 71 * SEC);
+	fail_provider(r, OPENAI, 1, 71 * SEC);
+	assert_aside_until(r, OPENAI, 151 * SEC);
+	fail_provider(r, OPENAI, 1, 151 * SEC);
+	assert_aside_until(r, OPENAI, 311 * SEC);
+	fail_provider(r, OPENAI, 1, 311 * SEC);
+	assert_aside_until(r, OPENAI, 631 * SEC);
+	fail_provider(r, OPENAI, 1, 631 * SEC);
+	assert_aside_until(r, OPENAI, 951 * SEC);
+
+	/* a success ends it all: three failures again, for the base time */
+	report(r, OPENAI, APP, DT_BLAME_NONE, 0, 951 * SEC);
+	fail_provider(r, OPENAI, 2, 952 * SEC);
+	assert_true(dt_router_provider_usable(r, OPENAI, 952 * SEC));
+	fail_provider(r, OPENAI, 1, 952 * SEC);
+	assert_aside_until(r, OPENAI, 962 * SEC);
+
+	/* an answer from a panic-order attempt ends an ejection early */
+	report(r, OPENAI, APP, DT_BLAME_NONE, 0, 953 * SEC);
+	assert_true(dt_router_provider_usable(r, OPENAI, 953 * SEC));
+	dt_router_free(r);
+}
+
+static void test_options_replace_defaults(void **state)
+{
+	struct dt_router_opts o = { .provider_failures_to_eject = 1, .provider_eject_ms = 500,
+				    .rate_limit_default_ms = 50, .key_disable_ms = 2000 };
+	struct dt_router *r = dt_router_new(&o);
+	struct dt_attempt out[8];
+	size_t n;
+
+	(void)state;
+	assert_int_equal(dt_router_set_classes(r, &mini_class, 1), 0);
+	fail_provider(r, OPENAI, 1, 0);
+	assert_aside_until(r, OPENAI, 500 * MS);
+	report(r, GROQ, DETOUR, DT_BLAME_RATE_LIMIT, 0, 0);
+	assert_aside_until(r, GROQ, 50 * MS);
+	report(r, DEEPSEEK, DETOUR, DT_BLAME_KEY, 0, 0);
+	n = dt_router_plan(r, MISTRAL, SMALL, 0, 2 * SEC - 1, out, 8);
+	assert_int_equal(out[n - 1].provider_id, DEEPSEEK);
+	n = dt_router_plan(r, MISTRAL, SMALL, 0, 2 * SEC, out, 8);
+	ASSERT_PLAN(out, n, { MISTRAL, SMALL, APP }, { OPENAI, MINI, DETOUR },
+		    { GROQ, LLAMA, DETOUR }, { DEEPSEEK, DSEEK, DETOUR });
+	dt_router_free(r);
+}
+
+/* ---- retry budget ------------------------------------------------------- */
+
+static unsigned take_all(struct dt_router *r, uint64_t now)
+{
+	unsigned n = 0;
+
+	while (n < 100000 && dt_router_retry_take(r, now))
+		n++;
+	return n;
+}
+
+static void requests(struct dt_router *r, unsigned n, uint64_t now)
+{
+	for (unsigned i = 0; i < n; i++)
+		dt_router_request(r, now);
+}
+
+static void test_budget_is_a_share_of_requests(void **state)
+{
+	struct dt_router *r = dt_router_new(NULL);
+
+	(void)state;
+	requests(r, 100, 0);
+	for (int i = 0; i < 20; i++)
+		assert_true(dt_router_retry_take(r, 0));
+	assert_false(dt_router_retry_take(r, 0));
+	/* more requests, more retries */
+	requests(r, 5, 0);
+	assert_true(dt_router_retry_take(r, 0));
+	assert_false(dt_router_retry_take(r, 0));
+	dt_router_free(r);
+}
+
+static void test_budget_floor(void **state)
+{
+	struct dt_router_opts o = { .retry_budget_percent = 50, .retry_budget_min = 1 };
+	struct dt_router *quiet = dt_router_new(NULL), *r = dt_router_new(&o);
+
+	(void)state;
+	/* 0 and 30 requests: 20% is below the floor of 10 */
+	assert_int_equal(take_all(quiet, 0), 10);
+	requests(quiet, 30, 0);
+	assert_int_equal(take_all(quiet, 0), 0);
+	requests(quiet, 25, 0);
+	assert_int_equal(take_all(quiet, 0), 1);
+
+	/* 50% of 7 rounds down to 3 */
+	requests(r, 7, 0);
+	assert_int_equal(take_all(r, 0), 3);
+	dt_router_free(quiet);
+	dt_router_free(r);
+}
+
+static void test_budget_zeros_are_settings(void **state)
+{
+	struct dt_router_opts floor_only = { .retry_budget_percent = 0, .retry_budget_min = 3 };
+	struct dt_router_opts share_only = { .retry_budget_percent = 20, .retry_budget_min = 0 };
+	struct dt_router *a = dt_router_new(&floor_only), *b = dt_router_new(&share_only);
+
+	(void)state;
+	requests(a, 1000, 0);
+	assert_int_equal(take_all(a, 0), 3);
+	/* a quiet host with no floor: no retry at all */
+	assert_int_equal(take_all(b, 0), 0);
+	requests(b, 10, 0);
+	assert_int_equal(take_all(b, 0), 2);
+	dt_router_free(a);
+	dt_router_free(b);
+}
+
+static void test_budget_window_slides(void **state)
+{
+	struct dt_router *r = dt_router_new(NULL);
+
+	(void)state;
+	requests(r, 100, 0);
+	assert_int_equal(take_all(r, 0), 20);
+	requests(r, 50, 5 * SEC);
+	assert_int_equal(take_all(r, 5 * SEC), 10);
+	assert_int_equal(take_all(r, 10 * SEC - 1), 0);
+	/* the second [0, 1 s) leaves: 50 requests and 10 retries remain */
+	assert_int_equal(take_all(r, 10 * SEC), 0);
+	requests(r, 60, 10 * SEC);
+	assert_int_equal(take_all(r, 10 * SEC), 12);
+	/* [5 s, 6 s) leaves too: 60 requests, 12 retries */
+	assert_int_equal(take_all(r, 15 * SEC), 0);
+	/* everything has left: the floor */
+	assert_int_equal(take_all(r, 20 * SEC), 10);
+	assert_int_equal(take_all(r, 1000 * SEC), 10);
+	/* a second leaves even when its bucket has not been reused since */
+	requests(r, 100, 1003 * SEC);
+	assert_int_equal(take_all(r, 1003 * SEC), 10);
+	assert_int_equal(take_all(r, 1014 * SEC), 10);
+	dt_router_free(r);
+}
+
+/* ---- context window ----------------------------------------------------- */
+
+static void test_larger_context(void **state)
+{
+	struct dt_router *r = router_with_mini();
+	struct dt_attempt p[8], passthrough = { OPENAI, "gpt-4o", APP };
+	size_t n;
+
+	(void)state;
+	n = dt_router_plan(r, OPENAI, MINI, 0, 0, p, 8);
+	ASSERT_PLAN(p, n, { OPENAI, MINI, APP }, { GROQ, LLAMA, DETOUR },
+		    { DEEPSEEK, DSEEK, DETOUR }, { MISTRAL, SMALL, DETOUR });
+	assert_true(dt_router_larger_context(r, &p[0], &p[1]));   /* 128000 → 131072 */
+	assert_false(dt_router_larger_context(r, &p[0], &p[2]));  /* → 65536 */
+	assert_false(dt_router_larger_context(r, &p[0], &p[3]));  /* → unknown */
+	assert_false(dt_router_larger_context(r, &p[3], &p[1]));  /* unknown → */
+	assert_false(dt_router_larger_context(r, &p[1], &p[1]));  /* equal */
+	assert_true(dt_router_larger_context(r, &p[2], &p[0]));
+	assert_false(dt_router_larger_context(r, &passthrough, &p[1]));
+	dt_router_free(r);
+}
+
+/* ---- validation ---------------------------------------------------------- */
+
+static void test_set_classes_rejects_ambiguous_or_malformed(void **state)
+{
+	struct dt_class_member good[] = { { OPENAI, "o", 0, 1 }, { GROQ, "g", 0, 1 } };
+	struct dt_class_member bad[2];
+	struct dt_model_class classes[2] = {
+		{ .name = "a", .members = good, .n_members = 2 },
+		{ .name = "b", .members = bad, .n_members = 2 },
+	};
+	static const struct {
+		const char *what;
+		struct dt_class_member second[2];
+		bool name_unterminated;
+	} cases[] = {
+		{ "provider id out of range", { { DEEPSEEK, "d", 0, 1 }, { DT_MAX_PROVIDERS, "x", 0, 1 } }, false },
+		{ "empty model", { { DEEPSEEK, "d", 0, 1 }, { MISTRAL, "", 0, 1 } }, false },
+		{ "provider twice in a class", { { DEEPSEEK, "d", 0, 1 }, { DEEPSEEK, "e", 0, 1 } }, false },
+		{ "(provider, model) in two classes", { { DEEPSEEK, "d", 0, 1 }, { GROQ, "g", 0, 1 } }, false },
+		{ "unterminated name", { { DEEPSEEK, "d", 0, 1 }, { MISTRAL, "m", 0, 1 } }, true },
+	};
+	struct dt_router *r = router_with_mini();
+	struct dt_attempt out[8];
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		memcpy(bad, cases[i].second, sizeof(bad));
+		if (cases[i].name_unterminated)
+			memset(classes[1].name, 'n', DT_NAME_LEN);
+		if (dt_router_set_classes(r, classes, 2) != -EINVAL)
+			fail_msg("accepted: %s", cases[i].what);
+		strcpy(classes[1].name, "b");
+		/* the previous classes stay */
+		assert_int_equal(dt_router_plan(r, OPENAI, MINI, 0, 0, out, 8), 4);
+	}
+	/* an unterminated model */
+	memcpy(bad, cases[0].second, sizeof(bad));
+	bad[1].provider_id = MISTRAL;
+	memset(bad[1].model, 'm', DT_MODEL_LEN);
+	assert_int_equal(dt_router_set_classes(r, classes, 2), -EINVAL);
+
+	/* the same model name on other providers, a provider in two classes: fine */
+	strcpy(bad[1].model, "o");
+	assert_int_equal(dt_router_set_classes(r, classes, 2), 0);
+	assert_int_equal(dt_router_plan(r, MISTRAL, "o", 0, 0, out, 8), 2);
+	assert_int_equal(dt_router_plan(r, OPENAI, MINI, 0, 0, out, 8), 1);
+	/* no classes at all */
+	assert_int_equal(dt_router_set_classes(r, NULL, 0), 0);
+	assert_int_equal(dt_router_plan(r, OPENAI, "o", 0, 0, out, 8), 1);
+	dt_router_free(r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_passthrough_plan),
+		cmocka_unit_test(test_class_plan_starts_with_the_original),
+		cmocka_unit_test(test_classes_are_copied),
+		cmocka_unit_test(test_unusable_members_go_last_soonest_usable_first),
+		cmocka_unit_test(test_provider_state_survives_set_classes),
+		cmocka_unit_test(test_weighted_order_follows_the_weights),
+		cmocka_unit_test(test_classify),
+		cmocka_unit_test(test_rate_limit_sets_the_provider_aside_then_back),
+		cmocka_unit_test(test_key_blame_disables_only_that_slot),
+		cmocka_unit_test(test_ejection_doubles_and_recovers),
+		cmocka_unit_test(test_options_replace_defaults),
+		cmocka_unit_test(test_budget_is_a_share_of_requests),
+		cmocka_unit_test(test_budget_floor),
+		cmocka_unit_test(test_budget_zeros_are_settings),
+		cmocka_unit_test(test_budget_window_slides),
+		cmocka_unit_test(test_larger_context),
+		cmocka_unit_test(test_set_classes_rejects_ambiguous_or_malformed),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
