@@ -61,12 +61,8 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
 	return a > b ? a : b;
 }
 
-struct dt_router *dt_router_new(const struct dt_router_opts *o)
+void dt_router_set_opts(struct dt_router *r, const struct dt_router_opts *o)
 {
-	struct dt_router *r = calloc(1, sizeof(*r));
-
-	if (!r)
-		return NULL;
 	if (!o)
 		o = &defaults;
 	r->opts = (struct dt_router_opts){
@@ -80,6 +76,14 @@ struct dt_router *dt_router_new(const struct dt_router_opts *o)
 		.rate_limit_default_ms = or_default(o->rate_limit_default_ms,
 						    defaults.rate_limit_default_ms),
 	};
+}
+
+struct dt_router *dt_router_new(const struct dt_router_opts *o)
+{
+	struct dt_router *r = calloc(1, sizeof(*r));
+
+	if (r)
+		dt_router_set_opts(r, o);
 	return r;
 }
 

@@ -52,6 +52,8 @@ struct dt_router;
 
 /* o NULL: every default, budget included. Returns NULL when out of memory. */
 struct dt_router *dt_router_new(const struct dt_router_opts *o);
+/* New options (a reload); provider state and the budget's history stay. */
+void dt_router_set_opts(struct dt_router *r, const struct dt_router_opts *o);
 void dt_router_free(struct dt_router *r);
 
 /* Replace the classes (copied). Provider state survives (by id). Returns 0,
