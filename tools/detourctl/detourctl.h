@@ -23,5 +23,7 @@ enum ctl_exit {
 int ctl_cmd_status(const char *pin_dir, int argc, char **argv);
 int ctl_cmd_enroll(const char *pin_dir, int argc, char **argv);
 int ctl_cmd_unenroll(const char *pin_dir, int argc, char **argv);
+/* ca takes the configuration path (NULL: defaults), for its state_dir. */
+int ctl_cmd_ca(const char *config, int argc, char **argv);
 
 #endif

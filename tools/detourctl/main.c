@@ -27,15 +27,17 @@ static void usage(FILE *f)
 	      "  status [--json]          agent, providers, endpoints, verdicts, counters, cgroups\n"
 	      "  enroll CGROUP_PATH       protect a cgroup (needs detourd's pinned programs)\n"
 	      "  unenroll CGROUP_PATH     undo an enroll (not cgroups of the configuration)\n"
+	      "  ca show|path|install [--trust-dir DIR] [--no-update]\n"
+	      "                           the local CA's root: print it, or install it for clients\n"
 	      "CGROUP_PATH is absolute, or relative to the cgroup v2 mount.\n"
 	      "options:\n"
 	      "  --pin-dir DIR            detour's BPF pin dir (default: pin_dir of CONFIG, else "
 	      DEFAULT_PIN_DIR ")\n"
-	      "  -c, --config CONFIG      detourd's configuration file, for its pin_dir\n"
+	      "  -c, --config CONFIG      detourd's configuration file, for its pin_dir (ca: state_dir)\n"
 	      "  -h, --help               this help\n"
 	      "      --version            print the version\n"
 	      "exit: 0 ok (status: agent running), 1 agent down or stopped / refused, 2 usage,\n"
-	      "      3 detour never ran with this pin dir, 4 failure\n", f);
+	      "      3 detour never ran with this pin dir (ca: no CA yet), 4 failure\n", f);
 }
 
 /* --pin-dir wins; else the configuration's pin_dir; else the default. */
@@ -84,6 +86,9 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return CTL_EXIT_USAGE;
 	}
+	/* the CA lives in the state dir, not the pin dir: ca reads the configuration itself */
+	if (strcmp(argv[optind], "ca") == 0)
+		return ctl_cmd_ca(config, argc - optind, argv + optind);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(argv[optind], commands[i].name) != 0)
 			continue;
