@@ -10,8 +10,16 @@
  *    opens sections itself: an empty [provider x] is still seen.
  *  - each section has a table of keys; each kind of value has one parse
  *    function; every parse error names the file, line and key.
+ *  - named sections ([provider NAME], [class NAME], [app NAME]) append an
+ *    element to their array when they open; their keys fill that element.
+ *  - rules that span sections (a class member's provider, which may be
+ *    defined further down) are checked once the whole file is read, with
+ *    the line of the key at fault.
  *  - everything allocated hangs off the struct dt_cfg being built, so a
  *    failure anywhere is cleaned up by one dt_config_free().
+ *  - keys themselves never belong in the file, and error messages never
+ *    repeat the value of a key source or a base URL: either may have been
+ *    written with a secret in it.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -34,7 +42,12 @@
 
 #define CFG_MAX_FILE        (1024 * 1024)
 #define CFG_MAX_LINE        4096  /* characters, end of line excluded */
-#define CFG_MAX_SECTION_KEYS 16
+#define CFG_MAX_SECTION_KEYS 24
+#define CFG_MAX_CLASSES     256
+#define CFG_MAX_MEMBERS     64    /* per class */
+#define CFG_MAX_APPS        256
+#define CFG_MAX_APP_CGROUPS 64    /* per application */
+#define MODEL_MAX           127   /* characters of a model name */
 #define HOST_MAX            253   /* RFC 1123 host name, without the final dot */
 #define HOST_LABEL_MAX      63
 #define UNIT_SEARCH_DEPTH   8     /* deep enough for user@.service/app.slice/x */
@@ -47,6 +60,9 @@ enum section_kind {
 	SEC_DETOUR,
 	SEC_ENROLL,
 	SEC_PROVIDER,
+	SEC_CLASS,
+	SEC_PROXY,
+	SEC_APP,
 	SEC_COUNT,
 };
 
@@ -54,13 +70,15 @@ struct cfg_parser;
 
 struct key_def {
 	const char *name;
-	/* Parse value into obj: the struct dt_cfg, or for [provider] the
-	 * struct dt_provider_cfg being filled. 0, or -1 after cfg_fail(). */
+	/* Parse value into obj: the struct dt_cfg, or for a named section the
+	 * element being filled (struct dt_provider_cfg, dt_class_cfg,
+	 * dt_app_cfg). 0, or -1 after cfg_fail(). */
 	int (*parse)(struct cfg_parser *p, const struct key_def *k,
 		     const char *value, void *obj);
 	size_t offset;      /* of the field in obj, for generic parsers */
 	unsigned long min, max; /* range of numbers */
 	bool repeats;       /* may be given more than once */
+	bool prefix;        /* name is a prefix: "key." matches "key.openai" */
 };
 
 struct cfg_parser {
@@ -69,6 +87,8 @@ struct cfg_parser {
 	size_t off;         /* start of the next line */
 	int line;           /* line last handed to inih */
 	enum section_kind section;
+	void *obj;          /* what the keys of the current section fill */
+	const char *key;    /* the key being parsed, as written */
 	int seen[SEC_COUNT][CFG_MAX_SECTION_KEYS]; /* line each key was set at */
 	uint16_t listen6_port;
 	char cgroup_root[PATH_MAX]; /* empty until first needed */
@@ -195,6 +215,39 @@ static int parse_family(struct cfg_parser *p, const struct key_def *k,
 	return 0;
 }
 
+/* struct dt_class_cfg's strategy: the values of router.h's enum
+ * dt_class_strategy, which config.h does not depend on. */
+enum { STRATEGY_PRIORITY = 0, STRATEGY_WEIGHTED = 1 };
+
+static const char *const strategy_names[] = {
+	[STRATEGY_PRIORITY] = "priority",
+	[STRATEGY_WEIGHTED] = "weighted",
+};
+
+static int parse_strategy(struct cfg_parser *p, const struct key_def *k,
+			  const char *value, void *obj)
+{
+	int i = choice_parse(p, k, value, strategy_names, ARRAY_SIZE(strategy_names));
+
+	if (i < 0)
+		return -1;
+	((struct dt_class_cfg *)obj)->strategy = i;
+	return 0;
+}
+
+/* yes or no, into a bool field. */
+static int parse_bool(struct cfg_parser *p, const struct key_def *k,
+		      const char *value, void *obj)
+{
+	static const char *const names[] = { "no", "yes" };
+	int i = choice_parse(p, k, value, names, ARRAY_SIZE(names));
+
+	if (i < 0)
+		return -1;
+	*(bool *)((char *)obj + k->offset) = i;
+	return 0;
+}
+
 static int parse_log_level(struct cfg_parser *p, const struct key_def *k,
 			   const char *value, void *obj)
 {
@@ -276,6 +329,149 @@ static int parse_listen6(struct cfg_parser *p, const struct key_def *k,
 	return 0;
 }
 
+/* ---- arrays and names ------------------------------------------------------ */
+
+/* items (n elements of size bytes) grown by one zeroed element: the new
+ * array, or NULL after cfg_fail() with items left as they were. */
+static void *array_append(struct cfg_parser *p, void *items, size_t n, size_t size)
+{
+	char *grown = reallocarray(items, n + 1, size);
+
+	if (!grown) {
+		cfg_fail(p, p->line, "out of memory");
+		return NULL;
+	}
+	memset(grown + n * size, 0, size);
+	return grown;
+}
+
+/* A copy of s appended to the string array *v of *n. */
+static int strings_append(struct cfg_parser *p, char ***v, size_t *n, const char *s)
+{
+	char **grown = array_append(p, *v, *n, sizeof(**v));
+
+	if (!grown)
+		return -1;
+	*v = grown;
+	grown[*n] = strdup(s);
+	if (!grown[*n])
+		return cfg_fail(p, p->line, "out of memory");
+	(*n)++;
+	return 0;
+}
+
+static void strings_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Names of providers, classes and applications: 1 to 31 letters, digits,
+ * '-', '_' or '.'. */
+static bool name_valid(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len >= DT_NAME_LEN)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)name[i]) && !strchr("-_.", name[i]))
+			return false;
+	return true;
+}
+
+/*
+ * The element named name in items (n elements of size bytes, each
+ * starting with its char name[DT_NAME_LEN]), or NULL.
+ */
+static void *name_find(const void *items, size_t n, size_t size, const char *name)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *item = (const char *)items + i * size;
+
+		if (strcmp(item, name) == 0)
+			return (void *)item;
+	}
+	return NULL;
+}
+
+_Static_assert(offsetof(struct dt_provider_cfg, name) == 0, "name_find");
+_Static_assert(offsetof(struct dt_class_cfg, name) == 0, "name_find");
+_Static_assert(offsetof(struct dt_app_cfg, name) == 0, "name_find");
+
+static struct dt_provider_cfg *provider_find(const struct dt_cfg *cfg, const char *name)
+{
+	return name_find(cfg->providers, cfg->n_providers, sizeof(*cfg->providers), name);
+}
+
+/* ---- key sources ------------------------------------------------------------- */
+
+static bool env_name_valid(const char *name)
+{
+	bool valid = isalpha((unsigned char)name[0]) || name[0] == '_';
+
+	for (const char *c = name; valid && *c; c++)
+		valid = isalnum((unsigned char)*c) || *c == '_';
+	return valid;
+}
+
+/* A file name inside $CREDENTIALS_DIRECTORY. */
+static bool credential_name_valid(const char *name)
+{
+	return *name && !strchr(name, '/') && strcmp(name, ".") != 0 &&
+	       strcmp(name, "..") != 0 && strlen(name) <= NAME_MAX;
+}
+
+static const char *const key_kind_names[] = {
+	[DT_KEY_FILE]       = "file",
+	[DT_KEY_CREDENTIAL] = "credential",
+	[DT_KEY_ENV]        = "env",
+};
+
+/*
+ * Check ref, where a key of kind is found, and copy it into src. The
+ * messages do not repeat ref: it may be a key pasted where its source
+ * belongs.
+ */
+static int key_source_set(struct cfg_parser *p, struct dt_key_source *src,
+			  enum dt_key_kind kind, const char *ref)
+{
+	if (kind == DT_KEY_FILE && ref[0] != '/')
+		return cfg_fail(p, p->line, "%s: not an absolute path", p->key);
+	if (kind == DT_KEY_FILE && strlen(ref) >= PATH_MAX)
+		return cfg_fail(p, p->line, "%s: path too long", p->key);
+	if (kind == DT_KEY_CREDENTIAL && !credential_name_valid(ref))
+		return cfg_fail(p, p->line, "%s: not a credential name", p->key);
+	if (kind == DT_KEY_ENV && !env_name_valid(ref))
+		return cfg_fail(p, p->line, "%s: not an environment variable name", p->key);
+	src->ref = strdup(ref);
+	if (!src->ref)
+		return cfg_fail(p, p->line, "out of memory");
+	src->kind = kind;
+	return 0;
+}
+
+/* "file:PATH", "credential:NAME" or "env:VAR"; anything else is taken
+ * for a key written into the file, and refused without being repeated. */
+static int key_source_split(struct cfg_parser *p, const char *value,
+			    enum dt_key_kind *kind, const char **ref)
+{
+	for (size_t i = DT_KEY_FILE; i < ARRAY_SIZE(key_kind_names); i++) {
+		size_t len = strlen(key_kind_names[i]);
+
+		if (strncmp(value, key_kind_names[i], len) == 0 && value[len] == ':') {
+			*kind = (enum dt_key_kind)i;
+			*ref = value + len + 1;
+			return 0;
+		}
+	}
+	return cfg_fail(p, p->line, "%s: keys do not belong in the configuration file: use %s",
+			p->key, p->section == SEC_APP ?
+			"file:PATH, credential:NAME or env:VAR" :
+			"key_file=, key_credential= or key_env=");
+}
+
 /* ---- providers ------------------------------------------------------------- */
 
 /*
@@ -343,7 +539,6 @@ static int provider_add_host(struct cfg_parser *p, const struct key_def *k,
 {
 	const struct dt_provider_cfg *owner;
 	char host[HOST_MAX + 1];
-	char **hosts;
 
 	if (!host_normalize(token, host, sizeof(host)))
 		return cfg_fail(p, p->line, "%s: not a valid host name or address: \"%s\"",
@@ -352,15 +547,7 @@ static int provider_add_host(struct cfg_parser *p, const struct key_def *k,
 	if (owner)
 		return cfg_fail(p, p->line, "%s: %s is already a host of provider %s",
 				k->name, host, owner->name);
-	hosts = reallocarray(prov->hosts, prov->n_hosts + 1, sizeof(*hosts));
-	if (!hosts)
-		return cfg_fail(p, p->line, "out of memory");
-	prov->hosts = hosts;
-	hosts[prov->n_hosts] = strdup(host);
-	if (!hosts[prov->n_hosts])
-		return cfg_fail(p, p->line, "out of memory");
-	prov->n_hosts++;
-	return 0;
+	return strings_append(p, &prov->hosts, &prov->n_hosts, host);
 }
 
 /* Comma- and/or blank-separated list; the key may repeat. */
@@ -379,89 +566,318 @@ static int parse_hosts(struct cfg_parser *p, const struct key_def *k,
 	return rc;
 }
 
-static int provider_set_key(struct cfg_parser *p, const struct key_def *k,
-			    struct dt_provider_cfg *prov, enum dt_key_kind kind,
-			    const char *ref)
+static int provider_key(struct cfg_parser *p, struct dt_provider_cfg *prov,
+			enum dt_key_kind kind, const char *ref)
 {
 	if (prov->key.kind != DT_KEY_NONE)
 		return cfg_fail(p, p->line, "%s: provider %s already has a key source",
-				k->name, prov->name);
-	prov->key.ref = strdup(ref);
-	if (!prov->key.ref)
-		return cfg_fail(p, p->line, "out of memory");
-	prov->key.kind = kind;
-	return 0;
+				p->key, prov->name);
+	return key_source_set(p, &prov->key, kind, ref);
 }
 
+/* key = file:PATH | credential:NAME | env:VAR */
+static int parse_key(struct cfg_parser *p, const struct key_def *k,
+		     const char *value, void *obj)
+{
+	enum dt_key_kind kind;
+	const char *ref;
+
+	(void)k;
+	if (key_source_split(p, value, &kind, &ref) < 0)
+		return -1;
+	return provider_key(p, obj, kind, ref);
+}
+
+/* The older spellings: key_file = PATH, key_credential = NAME, key_env = VAR. */
 static int parse_key_file(struct cfg_parser *p, const struct key_def *k,
 			  const char *value, void *obj)
 {
-	if (value[0] != '/')
-		return cfg_fail(p, p->line, "%s: not an absolute path: \"%s\"", k->name, value);
-	return provider_set_key(p, k, obj, DT_KEY_FILE, value);
+	(void)k;
+	return provider_key(p, obj, DT_KEY_FILE, value);
 }
 
-/* A file name inside $CREDENTIALS_DIRECTORY. */
 static int parse_key_credential(struct cfg_parser *p, const struct key_def *k,
 				const char *value, void *obj)
 {
-	if (!*value || strchr(value, '/') || strcmp(value, ".") == 0 ||
-	    strcmp(value, "..") == 0 || strlen(value) > NAME_MAX)
-		return cfg_fail(p, p->line, "%s: not a credential name: \"%s\"", k->name, value);
-	return provider_set_key(p, k, obj, DT_KEY_CREDENTIAL, value);
+	(void)k;
+	return provider_key(p, obj, DT_KEY_CREDENTIAL, value);
 }
 
 static int parse_key_env(struct cfg_parser *p, const struct key_def *k,
 			 const char *value, void *obj)
 {
-	bool valid = isalpha((unsigned char)value[0]) || value[0] == '_';
-
-	for (const char *c = value; valid && *c; c++)
-		valid = isalnum((unsigned char)*c) || *c == '_';
-	if (!valid)
-		return cfg_fail(p, p->line, "%s: not an environment variable name: \"%s\"",
-				k->name, value);
-	return provider_set_key(p, k, obj, DT_KEY_ENV, value);
+	(void)k;
+	return provider_key(p, obj, DT_KEY_ENV, value);
 }
 
-static bool provider_name_valid(const char *name)
-{
-	size_t len = strlen(name);
+/* Path of a provider's API under its base URL, by family. */
+static const char *const family_api_path[] = {
+	[DT_FAMILY_OPENAI]    = "/v1",
+	[DT_FAMILY_ANTHROPIC] = "/v1",
+	[DT_FAMILY_GEMINI]    = "/v1beta",
+};
 
-	if (len == 0 || len >= DT_NAME_LEN)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!isalnum((unsigned char)name[i]) && !strchr("-_.", name[i]))
-			return false;
-	return true;
+_Static_assert(ARRAY_SIZE(family_api_path) == ARRAY_SIZE(family_names), "a path per family");
+
+/* Writes "[host]" for an IPv6 address, host otherwise. */
+static int url_host_print(char *out, size_t outlen, const char *host)
+{
+	return snprintf(out, outlen, strchr(host, ':') ? "[%s]" : "%s", host);
+}
+
+/*
+ * base_url = http[s]://HOST[:PORT][/PATH]: stored with HOST normalized
+ * like hosts=, PORT in decimal and no trailing slash. Plain http only to
+ * a local model: localhost or an address literal. Errors do not repeat
+ * the value: URLs can carry keys too (?key=).
+ */
+static int parse_base_url(struct cfg_parser *p, const struct key_def *k,
+			  const char *value, void *obj)
+{
+	struct dt_provider_cfg *prov = obj;
+	bool https = strncmp(value, "https://", 8) == 0, bracketed, literal;
+	const char *host, *host_end, *port = NULL, *path;
+	char token[HOST_MAX + 1], canon[HOST_MAX + 1], shown[HOST_MAX + 3], port_text[8] = "";
+	unsigned char addr[sizeof(struct in6_addr)];
+	size_t path_len;
+
+	if (!https && strncmp(value, "http://", 7) != 0)
+		return cfg_fail(p, p->line, "%s: expected https://HOST[:PORT][/PATH]", k->name);
+	for (const char *c = value; *c; c++)
+		if (!isgraph((unsigned char)*c))
+			return cfg_fail(p, p->line, "%s: blank or control character in the URL", k->name);
+	if (strpbrk(value, "?#"))
+		return cfg_fail(p, p->line, "%s: no query (?) or fragment (#) allowed", k->name);
+	host = value + (https ? 8 : 7);
+	path = host + strcspn(host, "/");
+	if (memchr(host, '@', (size_t)(path - host)))
+		return cfg_fail(p, p->line, "%s: no user information (USER@) allowed", k->name);
+
+	/* HOST, [IPV6], then :PORT or nothing */
+	bracketed = *host == '[';
+	host += bracketed;
+	host_end = memchr(host, bracketed ? ']' : ':', (size_t)(path - host));
+	if (!bracketed && !host_end)
+		host_end = path;
+	if (host_end && host_end != path) {
+		const char *after = host_end + bracketed;
+
+		if (after != path && *after != ':')
+			host_end = NULL;
+		else if (after != path)
+			port = after + 1;
+	}
+	if (!host_end || (size_t)(host_end - host) >= sizeof(token))
+		return cfg_fail(p, p->line, "%s: not a valid host", k->name);
+	memcpy(token, host, (size_t)(host_end - host));
+	token[host_end - host] = '\0';
+	if (bracketed != (inet_pton(AF_INET6, token, addr) == 1) ||
+	    !host_normalize(token, canon, sizeof(canon)))
+		return cfg_fail(p, p->line, "%s: not a valid host", k->name);
+	literal = inet_pton(AF_INET, canon, addr) == 1 || bracketed;
+	if (!https && !literal && strcmp(canon, "localhost") != 0)
+		return cfg_fail(p, p->line, "%s: http:// only to localhost or an address literal (a local model); use https://",
+				k->name);
+	if (port) {
+		char digits[6] = "";
+		unsigned long n;
+
+		if ((size_t)(path - port) < sizeof(digits))
+			memcpy(digits, port, (size_t)(path - port));
+		if (number_parse(digits, &n) < 0 || n < 1 || n > 65535)
+			return cfg_fail(p, p->line, "%s: port: expected a number from 1 to 65535", k->name);
+		snprintf(port_text, sizeof(port_text), ":%lu", n);
+	}
+	path_len = strlen(path);
+	while (path_len > 0 && path[path_len - 1] == '/')
+		path_len--;
+	url_host_print(shown, sizeof(shown), canon);
+	if ((size_t)snprintf(prov->base_url, sizeof(prov->base_url), "%s://%s%s%.*s",
+			     https ? "https" : "http", shown, port_text,
+			     (int)path_len, path) >= sizeof(prov->base_url))
+		return cfg_fail(p, p->line, "%s: longer than %zu characters", k->name,
+				sizeof(prov->base_url) - 1);
+	return 0;
+}
+
+/* https://FIRST-HOST[:PORT]/v1 or /v1beta, once the hosts are known. */
+static void provider_default_base_url(struct dt_provider_cfg *prov)
+{
+	char shown[HOST_MAX + 3], port[8] = "";
+
+	url_host_print(shown, sizeof(shown), prov->hosts[0]);
+	if (prov->port != 443)
+		snprintf(port, sizeof(port), ":%u", prov->port);
+	snprintf(prov->base_url, sizeof(prov->base_url), "https://%s%s%s",
+		 shown, port, family_api_path[prov->family]);
 }
 
 static int provider_open(struct cfg_parser *p, const char *name)
 {
 	struct dt_cfg *cfg = p->cfg;
+	const struct dt_provider_cfg *dup = provider_find(cfg, name);
 	struct dt_provider_cfg *prov;
 
-	if (!provider_name_valid(name))
-		return cfg_fail(p, p->line, "provider name must be 1 to %d letters, digits, '-', '_' or '.': \"%s\"",
-				DT_NAME_LEN - 1, name);
-	for (size_t i = 0; i < cfg->n_providers; i++)
-		if (strcmp(cfg->providers[i].name, name) == 0)
-			return cfg_fail(p, p->line, "provider %s already defined at line %d",
-					name, cfg->providers[i].line);
+	if (dup)
+		return cfg_fail(p, p->line, "provider %s already defined at line %d",
+				name, dup->line);
 	if (cfg->n_providers == DT_MAX_PROVIDERS)
 		return cfg_fail(p, p->line, "more than %d providers", DT_MAX_PROVIDERS);
-
-	prov = reallocarray(cfg->providers, cfg->n_providers + 1, sizeof(*prov));
+	prov = array_append(p, cfg->providers, cfg->n_providers, sizeof(*prov));
 	if (!prov)
-		return cfg_fail(p, p->line, "out of memory");
+		return -1;
 	cfg->providers = prov;
 	prov += cfg->n_providers++;
-	memset(prov, 0, sizeof(*prov));
 	strcpy(prov->name, name);
 	prov->port = 443;
 	prov->family = DT_FAMILY_OPENAI;
 	prov->line = p->line;
-	memset(p->seen[SEC_PROVIDER], 0, sizeof(p->seen[SEC_PROVIDER]));
+	p->obj = prov;
+	return 0;
+}
+
+/* ---- classes ------------------------------------------------------------------ */
+
+/* Options after PROVIDER:MODEL, as NAME=VALUE, into a struct dt_member_cfg. */
+static const struct key_def member_options[] = {
+	{ "context", parse_unsigned, offsetof(struct dt_member_cfg, context_tokens), 1, 100000000, false, false },
+	{ "weight",  parse_unsigned, offsetof(struct dt_member_cfg, weight), 1, 1000, false, false },
+};
+
+_Static_assert(sizeof(((struct dt_member_cfg *)0)->context_tokens) == sizeof(unsigned),
+	       "context_tokens is parsed as unsigned");
+
+static bool model_valid(const char *model)
+{
+	size_t len = strlen(model);
+
+	if (len == 0 || len > MODEL_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!isgraph((unsigned char)model[i]))
+			return false;
+	return true;
+}
+
+/* The class that has provider's model among its members, with the member. */
+static const struct dt_class_cfg *member_owner(const struct dt_cfg *cfg, const char *provider,
+					       const char *model, const struct dt_member_cfg **member)
+{
+	for (size_t i = 0; i < cfg->n_classes; i++) {
+		for (size_t j = 0; j < cfg->classes[i].n_members; j++) {
+			*member = &cfg->classes[i].members[j];
+			if (strcmp((*member)->provider, provider) == 0 &&
+			    strcmp((*member)->model, model) == 0)
+				return &cfg->classes[i];
+		}
+	}
+	return NULL;
+}
+
+/* "PROVIDER:MODEL" into m. The model may hold colons (llama3:70b). */
+static int member_name_parse(struct cfg_parser *p, const struct key_def *k,
+			     char *token, struct dt_member_cfg *m)
+{
+	char *colon = strchr(token, ':');
+
+	if (!colon)
+		return cfg_fail(p, p->line, "%s: expected PROVIDER:MODEL [context=N] [weight=N], got \"%s\"",
+				k->name, token);
+	*colon = '\0';
+	if (!name_valid(token))
+		return cfg_fail(p, p->line, "%s: not a provider name: \"%s\"", k->name, token);
+	if (!model_valid(colon + 1))
+		return cfg_fail(p, p->line, "%s: model name must be 1 to %d printable characters without blanks",
+				k->name, MODEL_MAX);
+	strcpy(m->provider, token);
+	strcpy(m->model, colon + 1);
+	return 0;
+}
+
+/* "NAME=VALUE", one of member_options[] given at most once. */
+static int member_option_parse(struct cfg_parser *p, const struct key_def *k, char *token,
+			       bool seen[], struct dt_member_cfg *m)
+{
+	char *eq = strchr(token, '=');
+
+	if (eq)
+		*eq = '\0';
+	for (size_t i = 0; eq && i < ARRAY_SIZE(member_options); i++) {
+		if (strcmp(token, member_options[i].name) != 0)
+			continue;
+		if (seen[i])
+			return cfg_fail(p, p->line, "%s: %s= given twice", k->name, token);
+		seen[i] = true;
+		return member_options[i].parse(p, &member_options[i], eq + 1, m);
+	}
+	if (eq)
+		*eq = '=';
+	return cfg_fail(p, p->line, "%s: unknown option \"%s\" (context=N or weight=N)",
+			k->name, token);
+}
+
+/* member = PROVIDER:MODEL [context=N] [weight=N]; the key repeats. The
+ * provider is looked up once the file is read: it may come later. */
+static int parse_member(struct cfg_parser *p, const struct key_def *k,
+			const char *value, void *obj)
+{
+	struct dt_class_cfg *cls = obj;
+	struct dt_member_cfg m = { .line = p->line }, *members;
+	const struct dt_member_cfg *other;
+	const struct dt_class_cfg *owner;
+	bool seen[ARRAY_SIZE(member_options)] = { false };
+	char *list = strdup(value), *cursor = list, *token;
+	int rc = 0, n = 0;
+
+	if (!list)
+		return cfg_fail(p, p->line, "out of memory");
+	while (rc == 0 && (token = strsep(&cursor, " \t")))
+		if (*token)
+			rc = n++ == 0 ? member_name_parse(p, k, token, &m) :
+					member_option_parse(p, k, token, seen, &m);
+	free(list);
+	if (rc < 0)
+		return -1;
+	owner = member_owner(p->cfg, m.provider, m.model, &other);
+	if (owner)
+		return cfg_fail(p, p->line, "%s: %s:%s is already a member of class %s at line %d",
+				k->name, m.provider, m.model, owner->name, other->line);
+	/* one model per provider: the others could not be told apart */
+	for (size_t i = 0; i < cls->n_members; i++)
+		if (strcmp(cls->members[i].provider, m.provider) == 0)
+			return cfg_fail(p, p->line, "%s: provider %s is already a member of class %s at line %d",
+					k->name, m.provider, cls->name, cls->members[i].line);
+	if (cls->n_members == CFG_MAX_MEMBERS)
+		return cfg_fail(p, p->line, "%s: class %s has more than %d members",
+				k->name, cls->name, CFG_MAX_MEMBERS);
+	members = array_append(p, cls->members, cls->n_members, sizeof(m));
+	if (!members)
+		return -1;
+	cls->members = members;
+	members[cls->n_members++] = m;
+	return 0;
+}
+
+static int class_open(struct cfg_parser *p, const char *name)
+{
+	struct dt_cfg *cfg = p->cfg;
+	const struct dt_class_cfg *dup = name_find(cfg->classes, cfg->n_classes,
+						   sizeof(*cfg->classes), name);
+	struct dt_class_cfg *cls;
+
+	if (dup)
+		return cfg_fail(p, p->line, "class %s already defined at line %d", name, dup->line);
+	if (cfg->n_classes == CFG_MAX_CLASSES)
+		return cfg_fail(p, p->line, "more than %d classes", CFG_MAX_CLASSES);
+	cls = array_append(p, cfg->classes, cfg->n_classes, sizeof(*cls));
+	if (!cls)
+		return -1;
+	cfg->classes = cls;
+	cls += cfg->n_classes++;
+	strcpy(cls->name, name);
+	cls->strategy = STRATEGY_PRIORITY;
+	cls->line = p->line;
+	p->obj = cls;
 	return 0;
 }
 
@@ -526,9 +942,9 @@ static int enroll_add(struct cfg_parser *p, const char *dir)
 		if (strcmp(cfg->enroll[i].cgroup, dir) == 0)
 			return cfg_fail(p, p->line, "cgroup %s already enrolled at line %d",
 					dir, cfg->enroll[i].line);
-	enroll = reallocarray(cfg->enroll, cfg->n_enroll + 1, sizeof(*enroll));
+	enroll = array_append(p, cfg->enroll, cfg->n_enroll, sizeof(*enroll));
 	if (!enroll)
-		return cfg_fail(p, p->line, "out of memory");
+		return -1;
 	cfg->enroll = enroll;
 	enroll[cfg->n_enroll].line = p->line;
 	enroll[cfg->n_enroll].cgroup = strdup(dir);
@@ -536,6 +952,36 @@ static int enroll_add(struct cfg_parser *p, const char *dir)
 		return cfg_fail(p, p->line, "out of memory");
 	cfg->n_enroll++;
 	return 0;
+}
+
+/* The application a cgroup belongs to (one at most), or NULL. */
+static const struct dt_app_cfg *cgroup_app(const struct dt_cfg *cfg, const char *dir)
+{
+	for (size_t i = 0; i < cfg->n_apps; i++)
+		for (size_t j = 0; j < cfg->apps[i].n_cgroups; j++)
+			if (strcmp(cfg->apps[i].cgroups[j], dir) == 0)
+				return &cfg->apps[i];
+	return NULL;
+}
+
+static int app_add_cgroup(struct cfg_parser *p, struct dt_app_cfg *app, const char *dir)
+{
+	const struct dt_app_cfg *owner = cgroup_app(p->cfg, dir);
+
+	if (owner)
+		return cfg_fail(p, p->line, "cgroup %s already belongs to app %s (line %d)",
+				dir, owner->name, owner->line);
+	if (app->n_cgroups == CFG_MAX_APP_CGROUPS)
+		return cfg_fail(p, p->line, "app %s has more than %d cgroups",
+				app->name, CFG_MAX_APP_CGROUPS);
+	return strings_append(p, &app->cgroups, &app->n_cgroups, dir);
+}
+
+/* A resolved cgroup from a cgroup or unit key: [enroll] enrolls it,
+ * [app NAME] (obj) gives it that application's keys. */
+static int cgroup_add(struct cfg_parser *p, void *obj, const char *dir)
+{
+	return p->section == SEC_APP ? app_add_cgroup(p, obj, dir) : enroll_add(p, dir);
 }
 
 /* path is inside dir (or is dir), both resolved. */
@@ -556,7 +1002,6 @@ static int parse_cgroup(struct cfg_parser *p, const struct key_def *k,
 	char joined[PATH_MAX], resolved[PATH_MAX];
 	struct stat st;
 
-	(void)obj;
 	if (!root)
 		return -1;
 	if (value[0] != '/') {
@@ -569,7 +1014,7 @@ static int parse_cgroup(struct cfg_parser *p, const struct key_def *k,
 	if (!S_ISDIR(st.st_mode) || !path_is_under(resolved, root))
 		return cfg_fail(p, p->line, "%s: %s is not a cgroup under the cgroup v2 mount %s",
 				k->name, value, root);
-	return enroll_add(p, resolved);
+	return cgroup_add(p, obj, resolved);
 }
 
 struct unit_search {
@@ -625,14 +1070,13 @@ static int parse_unit(struct cfg_parser *p, const struct key_def *k,
 	char path[PATH_MAX];
 	struct stat st;
 
-	(void)obj;
 	if (!root)
 		return -1;
 	if (value[0] == '.' || strchr(value, '/') || strlen(value) > NAME_MAX)
 		return cfg_fail(p, p->line, "%s: not a unit name: \"%s\"", k->name, value);
 	if ((size_t)snprintf(path, sizeof(path), "%s/system.slice/%s", root, value) < sizeof(path) &&
 	    stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-		return enroll_add(p, path);
+		return cgroup_add(p, obj, path);
 
 	strcpy(path, root);
 	unit_search_tree(&s, path, strlen(path), UNIT_SEARCH_DEPTH);
@@ -642,21 +1086,72 @@ static int parse_unit(struct cfg_parser *p, const struct key_def *k,
 	if (s.n_found > 1)
 		return cfg_fail(p, p->line, "%s: unit %s is ambiguous: %s and %s",
 				k->name, value, s.found[0], s.found[1]);
-	return enroll_add(p, s.found[0]);
+	return cgroup_add(p, obj, s.found[0]);
+}
+
+/* ---- applications --------------------------------------------------------------- */
+
+static int app_open(struct cfg_parser *p, const char *name)
+{
+	struct dt_cfg *cfg = p->cfg;
+	const struct dt_app_cfg *dup = name_find(cfg->apps, cfg->n_apps, sizeof(*cfg->apps), name);
+	struct dt_app_cfg *app;
+
+	if (dup)
+		return cfg_fail(p, p->line, "app %s already defined at line %d", name, dup->line);
+	if (cfg->n_apps == CFG_MAX_APPS)
+		return cfg_fail(p, p->line, "more than %d apps", CFG_MAX_APPS);
+	app = array_append(p, cfg->apps, cfg->n_apps, sizeof(*app));
+	if (!app)
+		return -1;
+	cfg->apps = app;
+	app += cfg->n_apps++;
+	strcpy(app->name, name);
+	app->line = p->line;
+	p->obj = app;
+	return 0;
+}
+
+/* key.PROVIDER = file:PATH | credential:NAME | env:VAR, once per provider;
+ * the provider is looked up once the file is read. */
+static int parse_app_key(struct cfg_parser *p, const struct key_def *k,
+			 const char *value, void *obj)
+{
+	const char *provider = p->key + strlen(k->name), *ref;
+	struct dt_app_cfg *app = obj;
+	struct dt_app_key_cfg *keys;
+	enum dt_key_kind kind;
+
+	if (!name_valid(provider))
+		return cfg_fail(p, p->line, "%s: not a provider name: \"%s\"", p->key, provider);
+	for (size_t i = 0; i < app->n_keys; i++)
+		if (strcmp(app->keys[i].provider, provider) == 0)
+			return cfg_fail(p, p->line, "%s already set at line %d",
+					p->key, app->keys[i].line);
+	if (key_source_split(p, value, &kind, &ref) < 0)
+		return -1;
+	keys = array_append(p, app->keys, app->n_keys, sizeof(*keys));
+	if (!keys)
+		return -1;
+	app->keys = keys;
+	keys += app->n_keys++;
+	strcpy(keys->provider, provider);
+	keys->line = p->line;
+	return key_source_set(p, &keys->key, kind, ref);
 }
 
 /* ---- sections and keys --------------------------------------------------------- */
 
 #define KEY_UNSIGNED(name, field, min, max) \
-	{ name, parse_unsigned, offsetof(struct dt_cfg, field), min, max, false }
+	{ name, parse_unsigned, offsetof(struct dt_cfg, field), min, max, false, false }
 
 static const struct key_def detour_keys[] = {
-	{ "mode",      parse_mode,      0, 0, 0, false },
-	{ "listen",    parse_listen4,   0, 1, 65535, false },
-	{ "listen6",   parse_listen6,   0, 1, 65535, false },
-	{ "pin_dir",   parse_abs_path,  offsetof(struct dt_cfg, pin_dir), 0, 0, false },
-	{ "state_dir", parse_abs_path,  offsetof(struct dt_cfg, state_dir), 0, 0, false },
-	{ "log_level", parse_log_level, 0, 0, 0, false },
+	{ "mode",      parse_mode,      0, 0, 0, false, false },
+	{ "listen",    parse_listen4,   0, 1, 65535, false, false },
+	{ "listen6",   parse_listen6,   0, 1, 65535, false, false },
+	{ "pin_dir",   parse_abs_path,  offsetof(struct dt_cfg, pin_dir), 0, 0, false, false },
+	{ "state_dir", parse_abs_path,  offsetof(struct dt_cfg, state_dir), 0, 0, false, false },
+	{ "log_level", parse_log_level, 0, 0, 0, false, false },
 	/* 0 would leave the proxy's own connections unmarked: loops. */
 	KEY_UNSIGNED("mark", mark, 1, UINT32_MAX),
 	KEY_UNSIGNED("heartbeat_interval_ms", heartbeat_interval_ms, 10, 10000),
@@ -670,70 +1165,123 @@ static const struct key_def detour_keys[] = {
 };
 
 static const struct key_def enroll_keys[] = {
-	{ "cgroup", parse_cgroup, 0, 0, 0, true },
-	{ "unit",   parse_unit,   0, 0, 0, true },
+	{ "cgroup", parse_cgroup, 0, 0, 0, true, false },
+	{ "unit",   parse_unit,   0, 0, 0, true, false },
 };
 
 static const struct key_def provider_keys[] = {
-	{ "hosts",          parse_hosts,          0, 0, 0, true },
-	{ "port",           parse_port, offsetof(struct dt_provider_cfg, port), 1, 65535, false },
-	{ "family",         parse_family,         0, 0, 0, false },
-	{ "key_file",       parse_key_file,       0, 0, 0, false },
-	{ "key_credential", parse_key_credential, 0, 0, 0, false },
-	{ "key_env",        parse_key_env,        0, 0, 0, false },
+	{ "hosts",          parse_hosts,          0, 0, 0, true, false },
+	{ "port",           parse_port, offsetof(struct dt_provider_cfg, port), 1, 65535, false, false },
+	{ "family",         parse_family,         0, 0, 0, false, false },
+	{ "base_url",       parse_base_url,       0, 0, 0, false, false },
+	{ "key",            parse_key,            0, 0, 0, false, false },
+	{ "key_file",       parse_key_file,       0, 0, 0, false, false },
+	{ "key_credential", parse_key_credential, 0, 0, 0, false, false },
+	{ "key_env",        parse_key_env,        0, 0, 0, false, false },
+};
+
+static const struct key_def class_keys[] = {
+	{ "member",   parse_member,   0, 0, 0, true, false },
+	{ "strategy", parse_strategy, 0, 0, 0, false, false },
+};
+
+static const struct key_def proxy_keys[] = {
+	{ "upstream_ca_bundle", parse_abs_path,
+	  offsetof(struct dt_cfg, proxy.upstream_ca_bundle), 0, 0, false, false },
+	KEY_UNSIGNED("max_header_bytes", proxy.max_header_bytes, 1024, 1048576),
+	KEY_UNSIGNED("max_headers", proxy.max_headers, 8, 1000),
+	KEY_UNSIGNED("max_body_bytes", proxy.max_body_bytes, 1024, 268435456),
+	KEY_UNSIGNED("idle_timeout_ms", proxy.idle_timeout_ms, 100, 3600000),
+	KEY_UNSIGNED("request_timeout_ms", proxy.request_timeout_ms, 100, 3600000),
+	KEY_UNSIGNED("first_byte_timeout_ms", proxy.first_byte_timeout_ms, 100, 3600000),
+	KEY_UNSIGNED("stream_idle_timeout_ms", proxy.stream_idle_timeout_ms, 100, 3600000),
+	KEY_UNSIGNED("upstream_connect_timeout_ms", proxy.upstream_connect_timeout_ms, 10, 60000),
+	KEY_UNSIGNED("retry_budget_percent", proxy.retry_budget_percent, 0, 100),
+	KEY_UNSIGNED("retry_budget_min", proxy.retry_budget_min, 0, 1000000),
+	KEY_UNSIGNED("budget_window_ms", proxy.budget_window_ms, 100, 3600000),
+	KEY_UNSIGNED("provider_failures_to_eject", proxy.provider_failures_to_eject, 1, 1000),
+	KEY_UNSIGNED("provider_eject_ms", proxy.provider_eject_ms, 100, 3600000),
+	KEY_UNSIGNED("key_disable_ms", proxy.key_disable_ms, 1000, 86400000),
+	{ "intercept_tls", parse_bool, offsetof(struct dt_cfg, proxy.intercept_tls), 0, 0, false, false },
+};
+
+static const struct key_def app_keys[] = {
+	{ "cgroup", parse_cgroup,  0, 0, 0, true, false },
+	{ "unit",   parse_unit,    0, 0, 0, true, false },
+	{ "key.",   parse_app_key, 0, 0, 0, true, true },
 };
 
 static const struct {
 	const char *name;
 	const struct key_def *keys;
 	size_t n_keys;
+	/* Named sections ([provider NAME]): adds the element their keys
+	 * fill and points p->obj at it. Without, keys fill the struct dt_cfg. */
+	int (*open)(struct cfg_parser *p, const char *name);
 } sections[SEC_COUNT] = {
-	[SEC_NONE]     = { NULL, NULL, 0 },
-	[SEC_DETOUR]   = { "detour",   detour_keys,   ARRAY_SIZE(detour_keys) },
-	[SEC_ENROLL]   = { "enroll",   enroll_keys,   ARRAY_SIZE(enroll_keys) },
-	[SEC_PROVIDER] = { "provider", provider_keys, ARRAY_SIZE(provider_keys) },
+	[SEC_NONE]     = { NULL, NULL, 0, NULL },
+	[SEC_DETOUR]   = { "detour",   detour_keys,   ARRAY_SIZE(detour_keys),   NULL },
+	[SEC_ENROLL]   = { "enroll",   enroll_keys,   ARRAY_SIZE(enroll_keys),   NULL },
+	[SEC_PROVIDER] = { "provider", provider_keys, ARRAY_SIZE(provider_keys), provider_open },
+	[SEC_CLASS]    = { "class",    class_keys,    ARRAY_SIZE(class_keys),    class_open },
+	[SEC_PROXY]    = { "proxy",    proxy_keys,    ARRAY_SIZE(proxy_keys),    NULL },
+	[SEC_APP]      = { "app",      app_keys,      ARRAY_SIZE(app_keys),      app_open },
 };
 
 _Static_assert(ARRAY_SIZE(detour_keys) <= CFG_MAX_SECTION_KEYS, "seen[] too small");
 _Static_assert(ARRAY_SIZE(provider_keys) <= CFG_MAX_SECTION_KEYS, "seen[] too small");
+_Static_assert(ARRAY_SIZE(proxy_keys) <= CFG_MAX_SECTION_KEYS, "seen[] too small");
 
-/* header: what is between the brackets of "[detour]", "[enroll]" or
- * "[provider NAME]". */
+/* header: what is between the brackets of "[detour]" or "[provider NAME]". */
 static int section_open(struct cfg_parser *p, char *header)
 {
 	char shown[64], *word[3], *w;
 	size_t n = 0;
+	int s;
 
 	snprintf(shown, sizeof(shown), "%s", header);
 	while (n < ARRAY_SIZE(word) && (w = strsep(&header, " \t")))
 		if (*w)
 			word[n++] = w;
 
-	if (n > 0 && strcmp(word[0], "provider") == 0) {
-		if (n != 2)
-			return cfg_fail(p, p->line, "expected [provider NAME], got [%s]", shown);
-		p->section = SEC_PROVIDER;
-		return provider_open(p, word[1]);
+	for (s = SEC_DETOUR; n > 0 && s < SEC_COUNT; s++)
+		if (strcmp(word[0], sections[s].name) == 0)
+			break;
+	if (n == 0 || s == SEC_COUNT || (!sections[s].open && n != 1))
+		return cfg_fail(p, p->line, "unknown section [%s]", shown);
+	p->section = (enum section_kind)s;
+	if (!sections[s].open) {
+		p->obj = p->cfg;
+		return 0;
 	}
-	for (int s = SEC_DETOUR; n == 1 && s < SEC_COUNT; s++) {
-		if (strcmp(word[0], sections[s].name) == 0) {
-			p->section = (enum section_kind)s;
-			return 0;
-		}
-	}
-	return cfg_fail(p, p->line, "unknown section [%s]", shown);
+	if (n != 2)
+		return cfg_fail(p, p->line, "expected [%s NAME], got [%s]", word[0], shown);
+	if (!name_valid(word[1]))
+		return cfg_fail(p, p->line, "%s name must be 1 to %d letters, digits, '-', '_' or '.': \"%s\"",
+				word[0], DT_NAME_LEN - 1, word[1]);
+	/* each [provider NAME] has its own keys */
+	memset(p->seen[s], 0, sizeof(p->seen[s]));
+	return sections[s].open(p, word[1]);
+}
+
+/* "key.openai" is the key "key." followed by a name. */
+static bool key_matches(const struct key_def *k, const char *name)
+{
+	size_t len = strlen(k->name);
+
+	if (k->prefix)
+		return strncmp(name, k->name, len) == 0 && name[len] != '\0';
+	return strcmp(name, k->name) == 0;
 }
 
 static int cfg_key(struct cfg_parser *p, const char *name, const char *value)
 {
 	const struct key_def *keys = sections[p->section].keys;
 	size_t n_keys = sections[p->section].n_keys, i;
-	struct dt_cfg *cfg = p->cfg;
-	void *obj = cfg;
 
 	if (p->section == SEC_NONE)
 		return cfg_fail(p, p->line, "key \"%s\" outside of any section", name);
-	for (i = 0; i < n_keys && strcmp(keys[i].name, name) != 0; i++)
+	for (i = 0; i < n_keys && !key_matches(&keys[i], name); i++)
 		;
 	if (i == n_keys)
 		return cfg_fail(p, p->line, "unknown key \"%s\" in [%s]", name,
@@ -744,9 +1292,8 @@ static int cfg_key(struct cfg_parser *p, const char *name, const char *value)
 	p->seen[p->section][i] = p->line;
 	if (!*value)
 		return cfg_fail(p, p->line, "%s: empty value", name);
-	if (p->section == SEC_PROVIDER)
-		obj = &cfg->providers[cfg->n_providers - 1];
-	return keys[i].parse(p, &keys[i], value, obj);
+	p->key = name;
+	return keys[i].parse(p, &keys[i], value, p->obj);
 }
 
 /* inih's handler, non-zero on success. The section is known already: see
@@ -886,6 +1433,21 @@ static void cfg_set_defaults(struct dt_cfg *cfg)
 	cfg->dns_refresh_s = 30;
 	cfg->dns_grace_s = 600;
 	cfg->max_connections = 4096;
+	cfg->proxy.max_header_bytes = 65536;
+	cfg->proxy.max_headers = 100;
+	cfg->proxy.max_body_bytes = 32 * 1024 * 1024;
+	cfg->proxy.idle_timeout_ms = 60000;
+	cfg->proxy.request_timeout_ms = 30000;
+	cfg->proxy.first_byte_timeout_ms = 30000;
+	cfg->proxy.stream_idle_timeout_ms = 60000;
+	cfg->proxy.upstream_connect_timeout_ms = 3000;
+	cfg->proxy.retry_budget_percent = 20;
+	cfg->proxy.retry_budget_min = 10;
+	cfg->proxy.budget_window_ms = 10000;
+	cfg->proxy.provider_failures_to_eject = 3;
+	cfg->proxy.provider_eject_ms = 10000;
+	cfg->proxy.key_disable_ms = 300000;
+	cfg->proxy.intercept_tls = true;
 }
 
 /* Line a [detour] key was set at, 0 if it was not. */
@@ -894,6 +1456,77 @@ static int detour_key_line(const struct cfg_parser *p, const char *name)
 	for (size_t i = 0; i < ARRAY_SIZE(detour_keys); i++)
 		if (strcmp(detour_keys[i].name, name) == 0)
 			return p->seen[SEC_DETOUR][i];
+	return 0;
+}
+
+static int check_providers(struct cfg_parser *p)
+{
+	struct dt_cfg *cfg = p->cfg;
+
+	if (cfg->n_providers == 0)
+		return cfg_fail(p, 0, "no [provider NAME] section");
+	for (size_t i = 0; i < cfg->n_providers; i++) {
+		struct dt_provider_cfg *prov = &cfg->providers[i];
+
+		if (prov->n_hosts == 0)
+			return cfg_fail(p, prov->line, "provider %s has no hosts", prov->name);
+		if (!prov->base_url[0])
+			provider_default_base_url(prov);
+	}
+	return 0;
+}
+
+/* Members name providers, which may be defined after the class. */
+static int check_classes(struct cfg_parser *p)
+{
+	for (size_t i = 0; i < p->cfg->n_classes; i++) {
+		struct dt_class_cfg *cls = &p->cfg->classes[i];
+
+		for (size_t j = 0; j < cls->n_members; j++) {
+			struct dt_member_cfg *m = &cls->members[j];
+
+			if (!provider_find(p->cfg, m->provider))
+				return cfg_fail(p, m->line, "member: no [provider %s]", m->provider);
+			if (m->weight && cls->strategy != STRATEGY_WEIGHTED)
+				return cfg_fail(p, m->line, "member: weight= needs strategy = weighted in class %s",
+						cls->name);
+			if (!m->weight)
+				m->weight = 1;
+		}
+		if (cls->n_members < 2)
+			return cfg_fail(p, cls->line, "class %s needs at least 2 members, has %zu",
+					cls->name, cls->n_members);
+	}
+	return 0;
+}
+
+/* Once enrollment is known: an application's cgroups must be enrolled,
+ * or its connections never reach the proxy. */
+static int check_apps(struct cfg_parser *p)
+{
+	const struct dt_cfg *cfg = p->cfg;
+
+	for (size_t i = 0; i < cfg->n_apps; i++) {
+		const struct dt_app_cfg *app = &cfg->apps[i];
+
+		for (size_t j = 0; j < app->n_keys; j++)
+			if (!provider_find(cfg, app->keys[j].provider))
+				return cfg_fail(p, app->keys[j].line, "key.%s: no [provider %s]",
+						app->keys[j].provider, app->keys[j].provider);
+		if (app->n_cgroups == 0)
+			return cfg_fail(p, app->line, "app %s has no cgroup or unit", app->name);
+		if (app->n_keys == 0)
+			return cfg_fail(p, app->line, "app %s has no key.PROVIDER", app->name);
+		for (size_t j = 0; j < app->n_cgroups; j++) {
+			size_t e = 0;
+
+			while (e < cfg->n_enroll && !path_is_under(app->cgroups[j], cfg->enroll[e].cgroup))
+				e++;
+			if (e == cfg->n_enroll)
+				return cfg_fail(p, app->line, "app %s: cgroup %s is not enrolled (under no [enroll] cgroup)",
+						app->name, app->cgroups[j]);
+		}
+	}
 	return 0;
 }
 
@@ -916,20 +1549,15 @@ static int cfg_check(struct cfg_parser *p)
 		return cfg_fail(p, line, "heartbeat_ttl_ms (%u) must be more than twice heartbeat_interval_ms (%u)",
 				cfg->heartbeat_ttl_ms, cfg->heartbeat_interval_ms);
 	}
-	if (cfg->n_providers == 0)
-		return cfg_fail(p, 0, "no [provider NAME] section");
-	for (size_t i = 0; i < cfg->n_providers; i++)
-		if (cfg->providers[i].n_hosts == 0)
-			return cfg_fail(p, cfg->providers[i].line, "provider %s has no hosts",
-					cfg->providers[i].name);
+	if (check_providers(p) < 0 || check_classes(p) < 0)
+		return -1;
 	if (cfg->n_enroll == 0) {
 		const char *root = cgroup_root(p);
 
-		if (!root)
+		if (!root || enroll_add(p, root) < 0)
 			return -1;
-		return enroll_add(p, root);
 	}
-	return 0;
+	return check_apps(p);
 }
 
 int dt_config_load(const char *path, struct dt_cfg **out, char *err, size_t errlen)
@@ -956,6 +1584,8 @@ int dt_config_load(const char *path, struct dt_cfg **out, char *err, size_t errl
 	if (ini_max_line < CFG_MAX_LINE + 3)
 		ini_max_line = CFG_MAX_LINE + 3;
 	rc = ini_parse_stream(cfg_read_line, &p, cfg_on_key, &p);
+	/* a key may have been written into the file, against the rules */
+	explicit_bzero(text, strlen(text));
 	free(text);
 	/* inih goes on after a syntax error: the first error wins. */
 	if (rc > 0 && (!p.failed || rc < p.err_line)) {
@@ -978,15 +1608,23 @@ void dt_config_free(struct dt_cfg *cfg)
 	if (!cfg)
 		return;
 	for (size_t i = 0; i < cfg->n_providers; i++) {
-		for (size_t j = 0; j < cfg->providers[i].n_hosts; j++)
-			free(cfg->providers[i].hosts[j]);
-		free(cfg->providers[i].hosts);
+		strings_free(cfg->providers[i].hosts, cfg->providers[i].n_hosts);
 		free(cfg->providers[i].key.ref);
 	}
 	free(cfg->providers);
 	for (size_t i = 0; i < cfg->n_enroll; i++)
 		free(cfg->enroll[i].cgroup);
 	free(cfg->enroll);
+	for (size_t i = 0; i < cfg->n_classes; i++)
+		free(cfg->classes[i].members);
+	free(cfg->classes);
+	for (size_t i = 0; i < cfg->n_apps; i++) {
+		strings_free(cfg->apps[i].cgroups, cfg->apps[i].n_cgroups);
+		for (size_t j = 0; j < cfg->apps[i].n_keys; j++)
+			free(cfg->apps[i].keys[j].key.ref);
+		free(cfg->apps[i].keys);
+	}
+	free(cfg->apps);
 	free(cfg->path);
 	free(cfg);
 }

@@ -10,6 +10,7 @@
 #include <linux/types.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,67 @@ struct dt_provider_cfg {
 	uint16_t port;              /* host byte order, default 443 */
 	enum dt_family family;      /* default DT_FAMILY_OPENAI */
 	struct dt_key_source key;
+	/* Where requests detour sends to this provider go: scheme, host,
+	 * optional port and path, no trailing slash. Default by family from
+	 * the first host: https://HOST[:PORT]/v1 (openai, anthropic) or
+	 * .../v1beta (gemini). */
+	char base_url[512];
+	int line;                   /* line of the section header */
+};
+
+/* A model of a provider, in a class of equivalent models. */
+struct dt_member_cfg {
+	char provider[DT_NAME_LEN]; /* names a configured provider */
+	char model[128];            /* 1-127 printable characters, no blanks */
+	uint32_t context_tokens;    /* context window, 0: not given */
+	unsigned weight;            /* >= 1, default 1; given only in weighted classes */
+	int line;
+};
+
+/* [class NAME]: models that can stand in for each other. A provider is in
+ * a class once; a (provider, model) pair is in one class at most. */
+struct dt_class_cfg {
+	char name[DT_NAME_LEN];
+	struct dt_member_cfg *members; /* at least 2, in file order */
+	size_t n_members;
+	int strategy;               /* 0 priority (members in order), 1 weighted:
+				     * router.h's enum dt_class_strategy */
+	int line;                   /* line of the section header */
+};
+
+/* [proxy]: the re-signing proxy. */
+struct dt_proxy_cfg {
+	char upstream_ca_bundle[PATH_MAX]; /* empty: the system trust store */
+	unsigned max_header_bytes;
+	unsigned max_headers;
+	unsigned max_body_bytes;
+	unsigned idle_timeout_ms;       /* keep-alive idle, downstream */
+	unsigned request_timeout_ms;    /* to receive a whole request */
+	unsigned first_byte_timeout_ms; /* then the next member is tried */
+	unsigned stream_idle_timeout_ms;/* silence after the first byte */
+	unsigned upstream_connect_timeout_ms;
+	unsigned retry_budget_percent;  /* of recent requests, 0-100 */
+	unsigned retry_budget_min;      /* retries always allowed per window */
+	unsigned budget_window_ms;
+	unsigned provider_failures_to_eject;
+	unsigned provider_eject_ms;
+	unsigned key_disable_ms;        /* a refused key (401/402/403) rests */
+	bool intercept_tls;             /* false: relay TLS untouched */
+};
+
+struct dt_app_key_cfg {
+	char provider[DT_NAME_LEN]; /* names a configured provider */
+	struct dt_key_source key;   /* never DT_KEY_NONE */
+	int line;
+};
+
+/* [app NAME]: an application's own keys. */
+struct dt_app_cfg {
+	char name[DT_NAME_LEN];
+	char **cgroups;             /* resolved like [enroll]'s, each enrolled */
+	size_t n_cgroups;           /* at least 1 */
+	struct dt_app_key_cfg *keys;/* at least 1, one per provider */
+	size_t n_keys;
 	int line;                   /* line of the section header */
 };
 
@@ -62,6 +124,11 @@ struct dt_cfg {
 	size_t n_providers;
 	struct dt_enroll_cfg *enroll;      /* default: the cgroup v2 root */
 	size_t n_enroll;
+	struct dt_class_cfg *classes;
+	size_t n_classes;
+	struct dt_proxy_cfg proxy;
+	struct dt_app_cfg *apps;
+	size_t n_apps;
 };
 
 /*

@@ -19,6 +19,9 @@
 
 /* Valid provider appended to texts that test other sections. */
 #define PROVIDER "[provider p]\nhosts = p.example\n"
+#define PROVIDER_Q "[provider q]\nhosts = q.example\n"
+/* A valid class of two members, appended to texts that test classes. */
+#define CLASS "[class c]\nmember = p:a\nmember = q:b\n"
 
 /* A temporary directory per test: conf is the file loaded, root a fake
  * cgroup v2 tree that DETOUR_CGROUP_ROOT points at. */
@@ -171,12 +174,35 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg->providers[0].family, DT_FAMILY_OPENAI);
 	assert_int_equal(cfg->providers[0].key.kind, DT_KEY_NONE);
 	assert_null(cfg->providers[0].key.ref);
+	assert_string_equal(cfg->providers[0].base_url, "https://p.example/v1");
 	assert_int_equal(cfg->providers[0].line, 1);
 
 	/* no [enroll]: the whole cgroup v2 tree */
 	assert_int_equal(cfg->n_enroll, 1);
 	assert_string_equal(cfg->enroll[0].cgroup, root);
 	assert_int_equal(cfg->enroll[0].line, 0);
+
+	assert_int_equal(cfg->n_classes, 0);
+	assert_null(cfg->classes);
+	assert_int_equal(cfg->n_apps, 0);
+	assert_null(cfg->apps);
+
+	assert_string_equal(cfg->proxy.upstream_ca_bundle, "");
+	assert_int_equal(cfg->proxy.max_header_bytes, 65536);
+	assert_int_equal(cfg->proxy.max_headers, 100);
+	assert_int_equal(cfg->proxy.max_body_bytes, 33554432);
+	assert_int_equal(cfg->proxy.idle_timeout_ms, 60000);
+	assert_int_equal(cfg->proxy.request_timeout_ms, 30000);
+	assert_int_equal(cfg->proxy.first_byte_timeout_ms, 30000);
+	assert_int_equal(cfg->proxy.stream_idle_timeout_ms, 60000);
+	assert_int_equal(cfg->proxy.upstream_connect_timeout_ms, 3000);
+	assert_int_equal(cfg->proxy.retry_budget_percent, 20);
+	assert_int_equal(cfg->proxy.retry_budget_min, 10);
+	assert_int_equal(cfg->proxy.budget_window_ms, 10000);
+	assert_int_equal(cfg->proxy.provider_failures_to_eject, 3);
+	assert_int_equal(cfg->proxy.provider_eject_ms, 10000);
+	assert_int_equal(cfg->proxy.key_disable_ms, 300000);
+	assert_true(cfg->proxy.intercept_tls);
 	dt_config_free(cfg);
 }
 
@@ -210,8 +236,39 @@ static void test_every_option(void **state)
 		"[provider o]\n"
 		"hosts = api.openai.com\n"
 		"family = openai\n"
-		"key_file = /etc/detour/keys/openai\n");
-	char addr[INET6_ADDRSTRLEN];
+		"key_file = /etc/detour/keys/openai\n"
+		"base_url = https://api.openai.com:8443/openai/v1/\n"
+		"[proxy]\n"                                   /* line 30 */
+		"upstream_ca_bundle = /etc/ssl/test-ca.pem\n"
+		"max_header_bytes = 1048576\n"
+		"max_headers = 8\n"
+		"max_body_bytes = 268435456\n"
+		"idle_timeout_ms = 100\n"
+		"request_timeout_ms = 3600000\n"
+		"first_byte_timeout_ms = 2500\n"
+		"stream_idle_timeout_ms = 15000\n"
+		"upstream_connect_timeout_ms = 10\n"
+		"retry_budget_percent = 0\n"
+		"retry_budget_min = 1000000\n"
+		"budget_window_ms = 100\n"
+		"provider_failures_to_eject = 1\n"
+		"provider_eject_ms = 3600000\n"
+		"key_disable_ms = 1000\n"
+		"intercept_tls = no\n"
+		"[class fast]\n"                              /* line 47 */
+		"strategy = weighted\n"
+		"member = o:gpt-4o-mini context=128000 weight=3\n"
+		"member = claude:claude-3-5-haiku-latest  weight=1000\n"
+		"member = g:gemini-2.0-flash\tcontext=100000000\n"
+		"[app editor]\n"                              /* line 52 */
+		"unit = editor.service\n"
+		"cgroup = plain\n"
+		"key.o = credential:editor-openai\n"
+		"key.claude = file:/etc/detour/keys/editor-claude\n"
+		"key.g = env:EDITOR_GEMINI\n");
+	char addr[INET6_ADDRSTRLEN], want[PATH_MAX * 2];
+	const struct dt_class_cfg *cls;
+	const struct dt_app_cfg *app;
 
 	(void)state;
 	assert_int_equal(cfg->mode, DT_MODE_FAILOVER);
@@ -244,9 +301,295 @@ static void test_every_option(void **state)
 	assert_int_equal(cfg->providers[2].family, DT_FAMILY_OPENAI);
 	assert_int_equal(cfg->providers[2].key.kind, DT_KEY_FILE);
 	assert_string_equal(cfg->providers[2].key.ref, "/etc/detour/keys/openai");
+	/* default by family, with the port unless 443; trailing slash dropped */
+	assert_string_equal(cfg->providers[0].base_url, "https://api.anthropic.com:8443/v1");
+	assert_string_equal(cfg->providers[1].base_url, "https://generativelanguage.googleapis.com/v1beta");
+	assert_string_equal(cfg->providers[2].base_url, "https://api.openai.com:8443/openai/v1");
+
+	assert_string_equal(cfg->proxy.upstream_ca_bundle, "/etc/ssl/test-ca.pem");
+	assert_int_equal(cfg->proxy.max_header_bytes, 1048576);
+	assert_int_equal(cfg->proxy.max_headers, 8);
+	assert_int_equal(cfg->proxy.max_body_bytes, 268435456);
+	assert_int_equal(cfg->proxy.idle_timeout_ms, 100);
+	assert_int_equal(cfg->proxy.request_timeout_ms, 3600000);
+	assert_int_equal(cfg->proxy.first_byte_timeout_ms, 2500);
+	assert_int_equal(cfg->proxy.stream_idle_timeout_ms, 15000);
+	assert_int_equal(cfg->proxy.upstream_connect_timeout_ms, 10);
+	assert_int_equal(cfg->proxy.retry_budget_percent, 0);
+	assert_int_equal(cfg->proxy.retry_budget_min, 1000000);
+	assert_int_equal(cfg->proxy.budget_window_ms, 100);
+	assert_int_equal(cfg->proxy.provider_failures_to_eject, 1);
+	assert_int_equal(cfg->proxy.provider_eject_ms, 3600000);
+	assert_int_equal(cfg->proxy.key_disable_ms, 1000);
+	assert_false(cfg->proxy.intercept_tls);
+
+	assert_int_equal(cfg->n_classes, 1);
+	cls = &cfg->classes[0];
+	assert_string_equal(cls->name, "fast");
+	assert_int_equal(cls->line, 47);
+	assert_int_equal(cls->strategy, 1);
+	assert_int_equal(cls->n_members, 3);
+	assert_string_equal(cls->members[0].provider, "o");
+	assert_string_equal(cls->members[0].model, "gpt-4o-mini");
+	assert_int_equal(cls->members[0].context_tokens, 128000);
+	assert_int_equal(cls->members[0].weight, 3);
+	assert_int_equal(cls->members[0].line, 49);
+	assert_string_equal(cls->members[1].provider, "claude");
+	assert_string_equal(cls->members[1].model, "claude-3-5-haiku-latest");
+	assert_int_equal(cls->members[1].context_tokens, 0);
+	assert_int_equal(cls->members[1].weight, 1000);
+	assert_string_equal(cls->members[2].model, "gemini-2.0-flash");
+	assert_int_equal(cls->members[2].context_tokens, 100000000);
+	assert_int_equal(cls->members[2].weight, 1);
+	assert_int_equal(cls->members[2].line, 51);
+
+	assert_int_equal(cfg->n_apps, 1);
+	app = &cfg->apps[0];
+	assert_string_equal(app->name, "editor");
+	assert_int_equal(app->line, 52);
+	assert_int_equal(app->n_cgroups, 2);
+	snprintf(want, sizeof(want),
+		 "%s/user.slice/user-1000.slice/user@1000.service/app.slice/editor.service", root);
+	assert_string_equal(app->cgroups[0], want);
+	snprintf(want, sizeof(want), "%s/plain", root);
+	assert_string_equal(app->cgroups[1], want);
+	assert_int_equal(app->n_keys, 3);
+	assert_string_equal(app->keys[0].provider, "o");
+	assert_int_equal(app->keys[0].key.kind, DT_KEY_CREDENTIAL);
+	assert_string_equal(app->keys[0].key.ref, "editor-openai");
+	assert_int_equal(app->keys[0].line, 55);
+	assert_string_equal(app->keys[1].provider, "claude");
+	assert_int_equal(app->keys[1].key.kind, DT_KEY_FILE);
+	assert_string_equal(app->keys[1].key.ref, "/etc/detour/keys/editor-claude");
+	assert_string_equal(app->keys[2].provider, "g");
+	assert_int_equal(app->keys[2].key.kind, DT_KEY_ENV);
+	assert_string_equal(app->keys[2].key.ref, "EDITOR_GEMINI");
+	assert_int_equal(app->keys[2].line, 57);
+	/* [app] cgroups are not enrolled by themselves: the root still is */
+	assert_int_equal(cfg->n_enroll, 1);
+	assert_string_equal(cfg->enroll[0].cgroup, root);
 	dt_config_free(cfg);
 }
 
+static void test_base_url(void **state)
+{
+	static const struct {
+		const char *value, *want;
+	} cases[] = {
+		{ "https://api.groq.com/openai/v1", "https://api.groq.com/openai/v1" },
+		{ "https://API.Groq.COM/openai/v1/", "https://api.groq.com/openai/v1" },
+		{ "https://api.groq.com/openai/v1///", "https://api.groq.com/openai/v1" },
+		{ "https://api.deepseek.com", "https://api.deepseek.com" },
+		{ "https://api.deepseek.com/", "https://api.deepseek.com" },
+		{ "https://api.deepseek.com:00443/x", "https://api.deepseek.com:443/x" },
+		{ "https://h.example/a@b:c/V1", "https://h.example/a@b:c/V1" },
+		{ "https://[2001:DB8:0::1]/v1", "https://[2001:db8::1]/v1" },
+		{ "https://192.0.2.7:8443/v1", "https://192.0.2.7:8443/v1" },
+		/* plain http to local models */
+		{ "http://127.0.0.1:11434/v1", "http://127.0.0.1:11434/v1" },
+		{ "http://[0:0::1]:11434/v1/", "http://[::1]:11434/v1" },
+		{ "http://LocalHost:11434/v1", "http://localhost:11434/v1" },
+		{ "http://192.168.1.10:8000/v1", "http://192.168.1.10:8000/v1" },
+	};
+	char text[1024];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct dt_cfg *cfg;
+
+		snprintf(text, sizeof(text), "[provider p]\nhosts = p.example\nbase_url = %s\n",
+			 cases[i].value);
+		cfg = load_ok(text);
+		if (strcmp(cfg->providers[0].base_url, cases[i].want) != 0)
+			fail_msg("case %zu: %s gave %s", i, cases[i].value, cfg->providers[0].base_url);
+		dt_config_free(cfg);
+	}
+}
+
+static void test_base_url_default(void **state)
+{
+	struct dt_cfg *cfg = load_ok(
+		"[provider a]\nhosts = 2001:db8::1, a.example\nport = 8443\nfamily = gemini\n"
+		"[provider b]\nhosts = B.example\nfamily = anthropic\nport = 443\n"
+		"[provider c]\nhosts = 192.0.2.1\nport = 80\n");
+
+	(void)state;
+	assert_string_equal(cfg->providers[0].base_url, "https://[2001:db8::1]:8443/v1beta");
+	assert_string_equal(cfg->providers[1].base_url, "https://b.example/v1");
+	assert_string_equal(cfg->providers[2].base_url, "https://192.0.2.1:80/v1");
+	dt_config_free(cfg);
+}
+
+/* base_url is stored in a char[512]. */
+static void test_base_url_length(void **state)
+{
+	char text[1024], path[600];
+	struct dt_cfg *cfg;
+	size_t fixed = strlen("https://p.example/");
+
+	(void)state;
+	memset(path, 'x', sizeof(path));
+	snprintf(text, sizeof(text), "[provider p]\nhosts = p.example\nbase_url = https://p.example/%.*s/\n",
+		 (int)(511 - fixed), path);
+	cfg = load_ok(text);
+	assert_int_equal(strlen(cfg->providers[0].base_url), 511);
+	dt_config_free(cfg);
+	snprintf(text, sizeof(text), "[provider p]\nhosts = p.example\nbase_url = https://p.example/%.*s\n",
+		 (int)(512 - fixed), path);
+	load_fails(text, 3, "base_url: longer than 511 characters");
+}
+
+/* key = file:PATH | credential:NAME | env:VAR, the same as key_file & co. */
+static void test_provider_key_forms(void **state)
+{
+	struct dt_cfg *cfg = load_ok(
+		"[provider a]\nhosts = a.example\nkey = file:/etc/detour/keys/a:b\n"
+		"[provider b]\nhosts = b.example\nkey = credential:b-key\n"
+		"[provider c]\nhosts = c.example\nkey = env:C_KEY\n");
+
+	(void)state;
+	assert_int_equal(cfg->providers[0].key.kind, DT_KEY_FILE);
+	assert_string_equal(cfg->providers[0].key.ref, "/etc/detour/keys/a:b");
+	assert_int_equal(cfg->providers[1].key.kind, DT_KEY_CREDENTIAL);
+	assert_string_equal(cfg->providers[1].key.ref, "b-key");
+	assert_int_equal(cfg->providers[2].key.kind, DT_KEY_ENV);
+	assert_string_equal(cfg->providers[2].key.ref, "C_KEY");
+	dt_config_free(cfg);
+}
+
+/* Providers may come after the classes that name them; a model name may
+ * hold colons; one provider may serve models of several classes. */
+static void test_classes(void **state)
+{
+	struct dt_cfg *cfg = load_ok(
+		"[class small]\n"
+		"member = openai:gpt-4o-mini context=128000\n"
+		"member = ollama:llama3.1:8b\n"
+		"member = groq:llama-3.1-8b-instant\n"
+		"[class large]\n"
+		"member = openai:gpt-4o\n"
+		"member = groq:llama-3.3-70b-versatile\n"
+		"[provider openai]\nhosts = api.openai.com\n"
+		"[provider groq]\nhosts = api.groq.com\n"
+		"[provider ollama]\nhosts = 127.0.0.1\nport = 11434\n"
+		"base_url = http://127.0.0.1:11434/v1\n");
+
+	(void)state;
+	assert_int_equal(cfg->n_classes, 2);
+	assert_string_equal(cfg->classes[0].name, "small");
+	assert_int_equal(cfg->classes[0].strategy, 0);
+	assert_int_equal(cfg->classes[0].line, 1);
+	assert_int_equal(cfg->classes[0].n_members, 3);
+	assert_string_equal(cfg->classes[0].members[1].provider, "ollama");
+	assert_string_equal(cfg->classes[0].members[1].model, "llama3.1:8b");
+	assert_int_equal(cfg->classes[0].members[1].weight, 1);
+	assert_int_equal(cfg->classes[0].members[1].line, 3);
+	assert_string_equal(cfg->classes[1].name, "large");
+	assert_int_equal(cfg->classes[1].n_members, 2);
+	assert_string_equal(cfg->classes[1].members[1].model, "llama-3.3-70b-versatile");
+	dt_config_free(cfg);
+}
+
+/* Model names: 1 to 127 printable characters. */
+static void test_model_name_length(void **state)
+{
+	char model[200], text[512];
+	struct dt_cfg *cfg;
+
+	(void)state;
+	memset(model, 'm', sizeof(model));
+	snprintf(text, sizeof(text), "[class c]\nmember = p:%.127s\nmember = q:b\n" PROVIDER PROVIDER_Q, model);
+	cfg = load_ok(text);
+	assert_int_equal(strlen(cfg->classes[0].members[0].model), 127);
+	dt_config_free(cfg);
+	snprintf(text, sizeof(text), "[class c]\nmember = p:%.128s\nmember = q:b\n" PROVIDER PROVIDER_Q, model);
+	load_fails(text, 2, "member: model name must be 1 to 127 printable characters without blanks");
+}
+
+static void test_class_limits(void **state)
+{
+	size_t cap = 100 * 64, len = 0;
+	char *text = malloc(cap);
+
+	(void)state;
+	assert_non_null(text);
+	len += (size_t)snprintf(text + len, cap - len, "[class c]\n");
+	for (int i = 0; i <= 64; i++)
+		len += (size_t)snprintf(text + len, cap - len, "member = p%d:m\n", i);
+	/* the 65th member is on line 66 */
+	load_fails(text, 66, "member: class c has more than 64 members");
+	free(text);
+}
+
+/* Two applications, a unit and a cgroup; [enroll] covers both. */
+static void test_apps(void **state)
+{
+	struct dt_cfg *cfg = load_ok(
+		"[enroll]\n"
+		"cgroup = user.slice\n"
+		"unit = app.service\n"
+		"[app editor]\n"
+		"unit = editor.service\n"
+		"key.p = file:/etc/detour/keys/editor-p\n"
+		"[app web]\n"
+		"cgroup = system.slice/app.service\n"
+		"key.q = env:WEB_Q\n"
+		"key.p = credential:web-p\n"
+		PROVIDER PROVIDER_Q);
+	char want[PATH_MAX * 2];
+
+	(void)state;
+	assert_int_equal(cfg->n_enroll, 2);
+	assert_int_equal(cfg->n_apps, 2);
+	assert_string_equal(cfg->apps[0].name, "editor");
+	assert_int_equal(cfg->apps[0].line, 4);
+	assert_int_equal(cfg->apps[0].n_cgroups, 1);
+	snprintf(want, sizeof(want),
+		 "%s/user.slice/user-1000.slice/user@1000.service/app.slice/editor.service", root);
+	assert_string_equal(cfg->apps[0].cgroups[0], want);
+	assert_int_equal(cfg->apps[0].n_keys, 1);
+	assert_string_equal(cfg->apps[1].name, "web");
+	snprintf(want, sizeof(want), "%s/system.slice/app.service", root);
+	assert_string_equal(cfg->apps[1].cgroups[0], want);
+	assert_int_equal(cfg->apps[1].n_keys, 2);
+	assert_string_equal(cfg->apps[1].keys[0].provider, "q");
+	assert_int_equal(cfg->apps[1].keys[0].line, 9);
+	assert_string_equal(cfg->apps[1].keys[1].provider, "p");
+	assert_int_equal(cfg->apps[1].keys[1].key.kind, DT_KEY_CREDENTIAL);
+	assert_string_equal(cfg->apps[1].keys[1].key.ref, "web-p");
+	dt_config_free(cfg);
+}
+
+/* Whatever was written where a key source or a URL belongs, the error
+ * does not repeat it: it may be a key. */
+static void test_errors_never_repeat_secrets(void **state)
+{
+	static const char *const texts[] = {
+		"[provider p]\nhosts = p.example\nkey = sk-SECRET123\n",
+		"[provider p]\nhosts = p.example\nkey = Bearer sk-SECRET123\n",
+		"[provider p]\nhosts = p.example\nkey_file = sk-SECRET123\n",
+		"[provider p]\nhosts = p.example\nkey_env = sk-SECRET123\n",
+		"[provider p]\nhosts = p.example\nkey_credential = ../sk-SECRET123\n",
+		"[provider p]\nhosts = p.example\nkey = file:sk-SECRET123\n",
+		"[provider p]\nhosts = p.example\nkey = env:sk-SECRET123\n",
+		"[provider p]\nhosts = p.example\nbase_url = https://p.example/v1?key=SECRET123\n",
+		"[provider p]\nhosts = p.example\nbase_url = https://u:SECRET123@p.example/v1\n",
+		"[provider p]\nhosts = p.example\nbase_url = SECRET123\n",
+		"[app a]\nunit = app.service\nkey.p = sk-SECRET123\n" PROVIDER,
+		"[app a]\nunit = app.service\nkey.p = file:SECRET123\n" PROVIDER,
+		"[app a]\nunit = app.service\nkey.p = env:SECRET-123\n" PROVIDER,
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		struct dt_cfg *cfg;
+
+		assert_int_equal(load_len(texts[i], strlen(texts[i]), &cfg), -1);
+		assert_true(error_is(3, ""));
+		if (strstr(err, "SECRET"))
+			fail_msg("case %zu repeats the value: %s", i, err);
+	}
+}
 static void test_hosts_repeat_and_normalize(void **state)
 {
 	static const char *const want[] = {
@@ -366,17 +709,30 @@ static void test_example_config(void **state)
 	if (dt_config_load(example, &cfg, err, sizeof(err)) < 0)
 		fail_msg("%s", err);
 	assert_int_equal(cfg->mode, DT_MODE_PROXY);
-	assert_int_equal(cfg->n_providers, 2);
+	assert_int_equal(cfg->n_providers, 4);
 	assert_string_equal(cfg->providers[0].name, "openai");
 	assert_string_equal(cfg->providers[0].hosts[0], "api.openai.com");
 	assert_int_equal(cfg->providers[0].family, DT_FAMILY_OPENAI);
 	assert_int_equal(cfg->providers[0].key.kind, DT_KEY_FILE);
 	assert_string_equal(cfg->providers[0].key.ref, "/etc/detour/keys/openai");
+	assert_string_equal(cfg->providers[0].base_url, "https://api.openai.com/v1");
 	assert_string_equal(cfg->providers[1].name, "anthropic");
 	assert_string_equal(cfg->providers[1].hosts[0], "api.anthropic.com");
 	assert_int_equal(cfg->providers[1].family, DT_FAMILY_ANTHROPIC);
+	assert_int_equal(cfg->providers[1].key.kind, DT_KEY_FILE);
+	assert_string_equal(cfg->providers[1].key.ref, "/etc/detour/keys/anthropic");
+	assert_string_equal(cfg->providers[2].name, "groq");
+	assert_string_equal(cfg->providers[2].base_url, "https://api.groq.com/openai/v1");
+	assert_string_equal(cfg->providers[3].name, "deepseek");
 	assert_int_equal(cfg->n_enroll, 1);
 	assert_string_equal(cfg->enroll[0].cgroup, root);
+	assert_int_equal(cfg->n_classes, 1);
+	assert_int_equal(cfg->classes[0].n_members, 3);
+	assert_string_equal(cfg->classes[0].members[0].provider, "openai");
+	assert_string_equal(cfg->classes[0].members[1].provider, "groq");
+	assert_string_equal(cfg->classes[0].members[2].model, "deepseek-chat");
+	assert_int_equal(cfg->n_apps, 0);
+	assert_true(cfg->proxy.intercept_tls);
 	dt_config_free(cfg);
 }
 
@@ -512,6 +868,141 @@ static const struct bad_case bad_cases[] = {
 	{ "[enroll]\ncgroup = system.slice/app.service\n\nunit = app.service\n" PROVIDER, 4,
 	  "system.slice/app.service already enrolled at line 2" },
 	{ "[enroll]\nslice = x\n" PROVIDER, 2, "unknown key \"slice\" in [enroll]" },
+	/* [provider] base_url */
+#define BASE_URL(v) "[provider p]\nhosts = p.example\nbase_url = " v "\n"
+	{ BASE_URL("ftp://p.example"), 3, "base_url: expected https://HOST[:PORT][/PATH]" },
+	{ BASE_URL("p.example/v1"), 3, "base_url: expected https://" },
+	{ BASE_URL("HTTPS://p.example/v1"), 3, "base_url: expected https://" },
+	{ BASE_URL("http://p.example/v1"), 3,
+	  "base_url: http:// only to localhost or an address literal (a local model); use https://" },
+	{ BASE_URL("https://p.example/v1?x=1"), 3, "base_url: no query (?) or fragment (#) allowed" },
+	{ BASE_URL("https://p.example/v1#top"), 3, "base_url: no query (?) or fragment (#) allowed" },
+	{ BASE_URL("https://user:pw@p.example/v1"), 3, "base_url: no user information (USER@) allowed" },
+	{ BASE_URL("https://p.example/a\x01b"), 3, "base_url: blank or control character in the URL" },
+	{ BASE_URL("https://p.example:0/v1"), 3, "base_url: port: expected a number from 1 to 65535" },
+	{ BASE_URL("https://p.example:65536/v1"), 3, "base_url: port: expected" },
+	{ BASE_URL("https://p.example:/v1"), 3, "base_url: port: expected" },
+	{ BASE_URL("https://p.example:443x/v1"), 3, "base_url: port: expected" },
+	{ BASE_URL("https://p.example:1234567/v1"), 3, "base_url: port: expected" },
+	{ BASE_URL("https:///v1"), 3, "base_url: not a valid host" },
+	{ BASE_URL("https://"), 3, "base_url: not a valid host" },
+	{ BASE_URL("https://bad_host.example/v1"), 3, "base_url: not a valid host" },
+	{ BASE_URL("https://[p.example]/v1"), 3, "base_url: not a valid host" },
+	{ BASE_URL("https://[192.0.2.1]/v1"), 3, "base_url: not a valid host" },
+	{ BASE_URL("https://[2001:db8::1/v1"), 3, "base_url: not a valid host" },
+	{ BASE_URL("https://[2001:db8::1]x/v1"), 3, "base_url: not a valid host" },
+	{ BASE_URL("https://2001:db8::1/v1"), 3, "base_url: not a valid host" },
+	{ BASE_URL("https://a.example") "base_url = https://b.example\n", 4, "base_url already set at line 3" },
+#undef BASE_URL
+	/* [provider] key: sources only, never a key */
+	{ "[provider p]\nhosts = p.example\nkey = sk-abc\n", 3,
+	  "key: keys do not belong in the configuration file: use key_file=, key_credential= or key_env=" },
+	{ "[provider p]\nhosts = p.example\nkey = FILE:/k\n", 3, "key: keys do not belong in the configuration file" },
+	{ "[provider p]\nhosts = p.example\nkey = file:keys/p\n", 3, "key: not an absolute path" },
+	{ "[provider p]\nhosts = p.example\nkey = file:\n", 3, "key: not an absolute path" },
+	{ "[provider p]\nhosts = p.example\nkey = credential:..\n", 3, "key: not a credential name" },
+	{ "[provider p]\nhosts = p.example\nkey = env:MY-KEY\n", 3, "key: not an environment variable name" },
+	{ "[provider p]\nhosts = p.example\nkey = env:K\nkey_file = /k\n", 4,
+	  "key_file: provider p already has a key source" },
+	{ "[provider p]\nhosts = p.example\nkey_env = K\nkey = file:/k\n", 4,
+	  "key: provider p already has a key source" },
+	{ "[provider p]\nhosts = p.example\nkey = env:K\nkey = env:L\n", 4, "key already set at line 3" },
+	/* [class NAME] */
+	{ "[class]\n" PROVIDER, 1, "expected [class NAME], got [class]" },
+	{ "[class c d]\n" PROVIDER, 1, "expected [class NAME], got [class c d]" },
+	{ "[class bad/name]\n" PROVIDER, 1, "class name must be 1 to 31 letters, digits" },
+	{ CLASS "[class c]\n" PROVIDER PROVIDER_Q, 4, "class c already defined at line 1" },
+	{ "[class c]\nmember = p\n" PROVIDER, 2,
+	  "member: expected PROVIDER:MODEL [context=N] [weight=N], got \"p\"" },
+	{ "[class c]\nmember = p:\n" PROVIDER, 2,
+	  "member: model name must be 1 to 127 printable characters without blanks" },
+	{ "[class c]\nmember = p:a\x7f\n" PROVIDER, 2, "member: model name must be" },
+	{ "[class c]\nmember = :m\n" PROVIDER, 2, "member: not a provider name: \"\"" },
+	{ "[class c]\nmember = bad/p:m\n" PROVIDER, 2, "member: not a provider name: \"bad/p\"" },
+	{ "[class c]\nmember = p:m context=0\n" PROVIDER, 2,
+	  "context: expected a number from 1 to 100000000, got \"0\"" },
+	{ "[class c]\nmember = p:m context=100000001\n" PROVIDER, 2, "context: expected" },
+	{ "[class c]\nmember = p:m context=\n" PROVIDER, 2, "context: expected" },
+	{ "[class c]\nmember = p:m context=1 context=2\n" PROVIDER, 2, "member: context= given twice" },
+	{ "[class c]\nstrategy = weighted\nmember = p:m weight=0\n" PROVIDER, 3,
+	  "weight: expected a number from 1 to 1000, got \"0\"" },
+	{ "[class c]\nmember = p:m weight=1001\n" PROVIDER, 2, "weight: expected" },
+	{ "[class c]\nmember = p:m size=3\n" PROVIDER, 2,
+	  "member: unknown option \"size=3\" (context=N or weight=N)" },
+	{ "[class c]\nmember = p:m context\n" PROVIDER, 2, "member: unknown option \"context\"" },
+	{ "[class c]\nmember = p:m\nmember = p:m\n" PROVIDER, 3,
+	  "member: p:m is already a member of class c at line 2" },
+	{ CLASS "[class d]\nmember = q:x\n\nmember = p:a\n" PROVIDER PROVIDER_Q, 7,
+	  "member: p:a is already a member of class c at line 2" },
+	{ "[class c]\nmember = p:a\nmember = q:b\nmember = p:c\n" PROVIDER PROVIDER_Q, 4,
+	  "member: provider p is already a member of class c at line 2" },
+	/* providers are looked up at the end, with the member's line */
+	{ "[class c]\nmember = p:a\nmember = zz:b\n" PROVIDER, 3, "member: no [provider zz]" },
+	{ "[class c]\nmember = p:a\n" PROVIDER, 1, "class c needs at least 2 members, has 1" },
+	{ "[class c]\nstrategy = weighted\n" PROVIDER, 1, "class c needs at least 2 members, has 0" },
+	{ "[class c]\nstrategy = random\n" PROVIDER, 2, "strategy: unknown value \"random\"" },
+	{ "[class c]\nstrategy = priority\nstrategy = weighted\n" PROVIDER, 3, "strategy already set at line 2" },
+	{ "[class c]\nmember = p:a weight=2\nmember = q:b\n" PROVIDER PROVIDER_Q, 2,
+	  "member: weight= needs strategy = weighted in class c" },
+	{ "[class c]\nmember = p:a\nmember = q:b weight=2\nstrategy = priority\n" PROVIDER PROVIDER_Q, 3,
+	  "member: weight= needs strategy = weighted" },
+	{ "[class c]\nmembers = p:a\n" PROVIDER, 2, "unknown key \"members\" in [class]" },
+	{ "[class c]\nmember =\n" PROVIDER, 2, "member: empty value" },
+	/* [proxy] */
+	{ "[proxy extra]\n" PROVIDER, 1, "unknown section [proxy extra]" },
+	{ "[proxy]\nbogus = 1\n" PROVIDER, 2, "unknown key \"bogus\" in [proxy]" },
+	{ "[proxy]\nupstream_ca_bundle = ca.pem\n" PROVIDER, 2, "upstream_ca_bundle: not an absolute path" },
+	{ "[proxy]\nmax_header_bytes = 1023\n" PROVIDER, 2, "max_header_bytes: expected a number from 1024 to 1048576, got \"1023\"" },
+	{ "[proxy]\nmax_header_bytes = 1048577\n" PROVIDER, 2, "max_header_bytes: expected" },
+	{ "[proxy]\nmax_headers = 7\n" PROVIDER, 2, "max_headers: expected a number from 8 to 1000" },
+	{ "[proxy]\nmax_headers = 1001\n" PROVIDER, 2, "max_headers: expected" },
+	{ "[proxy]\nmax_body_bytes = 1023\n" PROVIDER, 2, "max_body_bytes: expected a number from 1024 to 268435456" },
+	{ "[proxy]\nmax_body_bytes = 268435457\n" PROVIDER, 2, "max_body_bytes: expected" },
+	{ "[proxy]\nidle_timeout_ms = 99\n" PROVIDER, 2, "idle_timeout_ms: expected a number from 100 to 3600000" },
+	{ "[proxy]\nrequest_timeout_ms = 3600001\n" PROVIDER, 2, "request_timeout_ms: expected a number from 100 to 3600000" },
+	{ "[proxy]\nfirst_byte_timeout_ms = 99\n" PROVIDER, 2, "first_byte_timeout_ms: expected a number from 100 to 3600000" },
+	{ "[proxy]\nstream_idle_timeout_ms = 99\n" PROVIDER, 2, "stream_idle_timeout_ms: expected a number from 100 to 3600000" },
+	{ "[proxy]\nupstream_connect_timeout_ms = 9\n" PROVIDER, 2, "upstream_connect_timeout_ms: expected a number from 10 to 60000" },
+	{ "[proxy]\nretry_budget_percent = 101\n" PROVIDER, 2, "retry_budget_percent: expected a number from 0 to 100" },
+	{ "[proxy]\nretry_budget_min = 1000001\n" PROVIDER, 2, "retry_budget_min: expected a number from 0 to 1000000" },
+	{ "[proxy]\nbudget_window_ms = 99\n" PROVIDER, 2, "budget_window_ms: expected a number from 100 to 3600000" },
+	{ "[proxy]\nprovider_failures_to_eject = 0\n" PROVIDER, 2, "provider_failures_to_eject: expected a number from 1 to 1000" },
+	{ "[proxy]\nprovider_eject_ms = 3600001\n" PROVIDER, 2, "provider_eject_ms: expected a number from 100 to 3600000" },
+	{ "[proxy]\nkey_disable_ms = 999\n" PROVIDER, 2, "key_disable_ms: expected a number from 1000 to 86400000" },
+	{ "[proxy]\nintercept_tls = maybe\n" PROVIDER, 2, "intercept_tls: unknown value \"maybe\"" },
+	{ "[proxy]\nintercept_tls = Yes\n" PROVIDER, 2, "intercept_tls: unknown value" },
+	{ "[proxy]\nmax_headers = 8\n[proxy]\nmax_headers = 9\n" PROVIDER, 4, "max_headers already set at line 2" },
+	/* [app NAME] */
+#define APP "[app a]\nunit = app.service\n"
+	{ "[app]\n" PROVIDER, 1, "expected [app NAME], got [app]" },
+	{ "[app bad/x]\n" PROVIDER, 1, "app name must be 1 to 31 letters" },
+	{ APP "key.p = env:K\n[app a]\n" PROVIDER, 4, "app a already defined at line 1" },
+	{ "[app a]\nkey.p = env:K\n" PROVIDER, 1, "app a has no cgroup or unit" },
+	{ APP PROVIDER, 1, "app a has no key.PROVIDER" },
+	{ APP "key.zz = env:K\n" PROVIDER, 3, "key.zz: no [provider zz]" },
+	{ APP "key.p = env:K\nkey.zz = env:K\n" PROVIDER, 4, "key.zz: no [provider zz]" },
+	{ APP "key.p = sk-abc\n" PROVIDER, 3,
+	  "key.p: keys do not belong in the configuration file: use file:PATH, credential:NAME or env:VAR" },
+	{ APP "key.p = file:rel\n" PROVIDER, 3, "key.p: not an absolute path" },
+	{ APP "key.p = credential:a/b\n" PROVIDER, 3, "key.p: not a credential name" },
+	{ APP "key.p = env:1X\n" PROVIDER, 3, "key.p: not an environment variable name" },
+	{ APP "key.p = env:\n" PROVIDER, 3, "key.p: not an environment variable name" },
+	{ APP "key.p = env:A\n\nkey.p = env:B\n" PROVIDER, 5, "key.p already set at line 3" },
+	{ APP "key.bad/x = env:A\n" PROVIDER, 3, "key.bad/x: not a provider name: \"bad/x\"" },
+	{ APP "key. = env:A\n" PROVIDER, 3, "unknown key \"key.\" in [app]" },
+	{ APP "key = env:A\n" PROVIDER, 3, "unknown key \"key\" in [app]" },
+	{ APP "key.p =\n" PROVIDER, 3, "key.p: empty value" },
+	{ "[app a]\ncgroup = missing\n" PROVIDER, 2, "cgroup: " },
+	{ "[app a]\nunit = nope.service\n" PROVIDER, 2, "unit: no cgroup of unit nope.service under" },
+	{ "[app a]\nunit = app.service\ncgroup = system.slice/app.service\n" PROVIDER, 3,
+	  "system.slice/app.service already belongs to app a (line 1)" },
+	{ APP "key.p = env:K\n[app b]\ncgroup = system.slice/app.service\nkey.p = env:K\n" PROVIDER, 5,
+	  "system.slice/app.service already belongs to app a (line 1)" },
+	{ "[enroll]\nunit = app.service\n[app a]\nunit = editor.service\nkey.p = env:K\n" PROVIDER, 3,
+	  "app a: cgroup " },
+	{ "[enroll]\nunit = app.service\n[app a]\nunit = editor.service\nkey.p = env:K\n" PROVIDER, 3,
+	  "editor.service is not enrolled (under no [enroll] cgroup)" },
+#undef APP
 };
 
 static void test_bad_values(void **state)
@@ -712,6 +1203,15 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_defaults),
 		T(test_every_option),
+		T(test_base_url),
+		T(test_base_url_default),
+		T(test_base_url_length),
+		T(test_provider_key_forms),
+		T(test_classes),
+		T(test_model_name_length),
+		T(test_class_limits),
+		T(test_apps),
+		T(test_errors_never_repeat_secrets),
 		T(test_hosts_repeat_and_normalize),
 		T(test_comments_and_layout),
 		T(test_log_level_comment),
