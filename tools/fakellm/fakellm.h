@@ -144,6 +144,7 @@ struct fl_server {
 	struct fl_conn *conns;        /* every open connection, for shutdown */
 	struct fl_jw body;            /* response bodies are written here */
 	const char *name;             /* x-fakellm-name */
+	const char *path_prefix;      /* the API lives under it (e.g. Groq's "/openai") */
 	unsigned words;               /* default answer length */
 	bool quiet;
 	struct fl_fault fault;
@@ -266,7 +267,8 @@ void fl_conn_reply_done(struct fl_conn *c);
 void fl_http_init(void);
 /* The request path, without its query. */
 size_t fl_request_path_len(const struct fl_request *req);
-bool fl_request_path_is(const struct fl_request *req, const char *path);
+/* Is the request's path prefix + path (the query aside)? */
+bool fl_request_path_is(const struct fl_request *req, const char *prefix, const char *path);
 
 /* Response writers (http.c). A streaming head has content_length < 0. */
 void fl_http_head(struct fl_conn *c, int status, const char *content_type,

@@ -201,11 +201,12 @@ size_t fl_request_path_len(const struct fl_request *req)
 	return query ? (size_t)(query - req->url) : req->url_len;
 }
 
-bool fl_request_path_is(const struct fl_request *req, const char *path)
+bool fl_request_path_is(const struct fl_request *req, const char *prefix, const char *path)
 {
-	size_t len = strlen(path);
+	size_t plen = strlen(prefix), len = strlen(path);
 
-	return fl_request_path_len(req) == len && memcmp(req->url, path, len) == 0;
+	return fl_request_path_len(req) == plen + len && memcmp(req->url, prefix, plen) == 0 &&
+	       memcmp(req->url + plen, path, len) == 0;
 }
 
 void fl_http_init(void)

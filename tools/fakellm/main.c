@@ -18,6 +18,7 @@ struct options {
 	const char *tls_key;
 	const char *admin;
 	const char *name;
+	const char *path_prefix;
 	const char *pidfile;
 	unsigned words;
 	bool quiet;
@@ -28,7 +29,8 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: fakellm --listen ADDR:PORT [--listen ADDR:PORT ...]\n"
 		"               [--tls-cert FILE --tls-key FILE] [--admin ADDR:PORT]\n"
-		"               [--name NAME] [--words N] [--pidfile FILE] [--quiet]\n"
+		"               [--name NAME] [--words N] [--path-prefix /PREFIX]\n"
+		"               [--pidfile FILE] [--quiet]\n"
 		"A fake OpenAI / Anthropic provider with fault injection; see docs/fakellm.md.\n");
 }
 
@@ -41,6 +43,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "admin", required_argument, NULL, 'a' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "words", required_argument, NULL, 'w' },
+		{ "path-prefix", required_argument, NULL, 'P' },
 		{ "pidfile", required_argument, NULL, 'p' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -63,6 +66,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'k': o->tls_key = optarg; break;
 		case 'a': o->admin = optarg; break;
 		case 'n': o->name = optarg; break;
+		case 'P': o->path_prefix = optarg; break;
 		case 'p': o->pidfile = optarg; break;
 		case 'q': o->quiet = true; break;
 		case 'w':
@@ -127,7 +131,7 @@ static bool server_open(struct fl_server *srv, const struct options *o)
 
 int main(int argc, char **argv)
 {
-	struct options o = { .name = "fakellm", .words = FL_DEFAULT_WORDS };
+	struct options o = { .name = "fakellm", .words = FL_DEFAULT_WORDS, .path_prefix = "" };
 	struct fl_server srv = { 0 };
 	struct event *sigterm = NULL, *sigint = NULL;
 	bool pidfile_written = false;
@@ -141,6 +145,7 @@ int main(int argc, char **argv)
 	fl_http_init();
 	fl_fault_clear(&srv.fault);
 	srv.name = o.name;
+	srv.path_prefix = o.path_prefix;
 	srv.words = o.words;
 	srv.quiet = o.quiet;
 

@@ -288,12 +288,12 @@ static void reply_start(struct fl_conn *c, unsigned delay_ms)
 
 /* ---- requests ------------------------------------------------------------- */
 
-static enum fl_route route_of(const struct fl_request *req)
+static enum fl_route route_of(const struct fl_server *srv, const struct fl_request *req)
 {
 	enum fl_route route;
 
 	for (route = 0; route < FL_ROUTE_OTHER; route++)
-		if (fl_request_path_is(req, fl_route_path(route)))
+		if (fl_request_path_is(req, srv->path_prefix, fl_route_path(route)))
 			return route;
 	return FL_ROUTE_OTHER;
 }
@@ -379,7 +379,7 @@ void fl_provider_handle(struct fl_conn *c)
 {
 	struct fl_server *srv = c->srv;
 	struct fl_reply *r = &c->reply;
-	enum fl_route route = route_of(&c->req);
+	enum fl_route route = route_of(srv, &c->req);
 	bool post = c->parser.method == HTTP_POST;
 	unsigned delay_ms = 0;
 	struct fl_fault fault;
@@ -430,7 +430,7 @@ void fl_provider_handle(struct fl_conn *c)
 
 void fl_provider_reject(struct fl_conn *c, int status)
 {
-	enum fl_route route = route_of(&c->req);
+	enum fl_route route = route_of(c->srv, &c->req);
 
 	fl_stats_request(&c->srv->stats, route, &c->req);
 	reply_begin(c, api_of(&c->req, route));
