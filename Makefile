@@ -52,6 +52,10 @@ FUZZ_BINS  := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRCS))
 FUZZ_TIME  ?= 300
 FUZZ_deps_fuzz_config := agent/config.c agent/log.c
 FUZZ_libs_fuzz_config := -linih
+FUZZ_deps_fuzz_sni    := agent/sni.c
+FUZZ_libs_fuzz_sni    :=
+FUZZ_deps_fuzz_http   := agent/http_server.c agent/headers.c agent/errors.c agent/log.c
+FUZZ_libs_fuzz_http   := -levent -lhttp_parser -ljansson
 
 BINS := $(BUILD)/detourd $(BUILD)/detourctl $(BUILD)/fakellm
 
