@@ -55,7 +55,7 @@ FUZZ_libs_fuzz_config := -linih
 FUZZ_deps_fuzz_sni    := agent/sni.c
 FUZZ_libs_fuzz_sni    :=
 FUZZ_deps_fuzz_http   := agent/http_server.c agent/headers.c agent/errors.c agent/log.c
-FUZZ_libs_fuzz_http   := -levent -lhttp_parser -ljansson
+FUZZ_libs_fuzz_http   := -levent -levent_openssl -lssl -lcrypto -lhttp_parser -ljansson
 
 BINS := $(BUILD)/detourd $(BUILD)/detourctl $(BUILD)/fakellm
 

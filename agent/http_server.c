@@ -17,8 +17,10 @@
 #include <strings.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <http_parser.h>
+#include <openssl/ssl.h>
 
 #include "errors.h"
 #include "http_server.h"
@@ -79,6 +81,7 @@ struct dt_http_conn {
 	bool drain_armed;             /* the output went over the high-water mark */
 
 	bool broken;                  /* the transport failed */
+	bool cut_short;               /* the last response was aborted as broken */
 	bool closing;                 /* close once the output has drained */
 	unsigned served;
 };
@@ -254,10 +257,19 @@ static int on_url(http_parser *p, const char *at, size_t len)
 	return count_head(c, len) ? -1 : append(c, c->url, at, len);
 }
 
+/* Trailer fields, after a chunked body, are counted but not kept: nothing
+ * downstream uses them. The target is set once the head is complete. */
+static bool in_trailer(const struct dt_http_conn *c)
+{
+	return c->req->target != NULL;
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
 	struct dt_http_conn *c = p->data;
 
+	if (in_trailer(c))
+		return count_head(c, len);
 	if (c->in_value && commit_field(c))
 		return -1;
 	if (evbuffer_get_length(c->field) == 0) { /* a new field, not a continued name */
@@ -273,6 +285,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 {
 	struct dt_http_conn *c = p->data;
 
+	if (in_trailer(c))
+		return count_head(c, len);
 	c->in_value = true;
 	return count_head(c, len) ? -1 : append(c, c->value, at, len);
 }
@@ -380,6 +394,12 @@ static const http_parser_settings parser_settings = {
 
 enum preface { NOT_PREFACE, MAYBE_PREFACE, PREFACE };
 
+/* A client with prior knowledge of HTTP/2 sends the preface first thing. */
+static bool nothing_received(const struct dt_http_conn *c)
+{
+	return !c->served && !c->q_len && !c->req;
+}
+
 /* http_parser calls "PRI" an invalid method; the answer an HTTP/2 client
  * needs is 505, so its preface is recognised first. */
 static enum preface h2_preface_at_start(struct evbuffer *in)
@@ -413,7 +433,7 @@ static void parse_input(struct dt_http_conn *c)
 
 	while (!c->no_more_requests && c->q_len < PIPELINE_MAX && evbuffer_get_length(in)) {
 		struct evbuffer_iovec v;
-		enum preface preface = c->req ? NOT_PREFACE : h2_preface_at_start(in);
+		enum preface preface = nothing_received(c) ? h2_preface_at_start(in) : NOT_PREFACE;
 		size_t n;
 
 		if (preface == PREFACE) {
@@ -641,6 +661,7 @@ void dt_http_respond_abort(struct dt_http_conn *c, bool broken)
 		return;
 	if (!broken && out->head_sent && out->chunked && !out->no_body)
 		send_bytes(c, last_chunk, sizeof(last_chunk) - 1);
+	c->cut_short = broken;
 	out->close_after = true;
 	end_response(c);
 }
@@ -665,6 +686,13 @@ unsigned dt_http_requests_served(const struct dt_http_conn *c)
 
 static void conn_close(struct dt_http_conn *c)
 {
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+
+	/* over TLS, close_notify tells the client the stream ended where it
+	 * did; a stream cut short, or output left unsent, must not look ended
+	 * (RFC 9112 9.8) */
+	if (ssl && !c->broken && !c->cut_short && output_len(c) == 0)
+		SSL_shutdown(ssl);
 	c->ops->closed(c->ctx, c);
 	dt_http_conn_free(c);
 }
@@ -763,6 +791,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	struct dt_http_conn *c = arg;
 
 	(void)bev;
+	if (what & BEV_EVENT_CONNECTED)
+		return; /* an OpenSSL bufferevent finished its handshake */
 	/* an end of the request stream is a half-close: answers still go out */
 	if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING))
 		c->peer_eof = true;

@@ -244,6 +244,41 @@ static void test_malformed_lengths(void **state)
 	expect_malformed_with(&h, ext, 2, get_field(&h, ext, 2) - 1); /* ...and underrun */
 }
 
+/* Offset of the server_name extension (its type field) in a single-record
+ * hello. */
+static size_t server_name_offset(const struct hello *h)
+{
+	size_t off = extensions_offset(h) + 2;
+
+	while (get_field(h, off, 2) != 0) {
+		off += 4 + get_field(h, off + 2, 2);
+		assert_true(off + 4 <= h->len);
+	}
+	return off;
+}
+
+static void test_malformed_server_name(void **state)
+{
+	static struct hello h, other;
+	char name[DT_SNI_MAX + 1];
+	size_t sn, list, name_len;
+
+	(void)state;
+	client_hello(&h, TLS1_3_VERSION, "api.openai.com", false);
+	sn = server_name_offset(&h);
+	list = sn + 4;
+	name_len = list + 2 + 1;
+	assert_int_equal(get_field(&h, name_len, 2), strlen("api.openai.com"));
+	expect_malformed_with(&h, list, 2, get_field(&h, list, 2) + 1);   /* list overruns */
+	expect_malformed_with(&h, list, 2, 0);                             /* empty list */
+	expect_malformed_with(&h, name_len, 2, get_field(&h, name_len, 2) + 1);
+	expect_malformed_with(&h, name_len, 2, 0);                         /* empty name */
+	/* a name type other than host_name is not a host name */
+	other = h;
+	other.b[list + 2] = 1;
+	assert_int_equal(parse(other.b, other.len, name), DT_SNI_ABSENT);
+}
+
 static void test_interleaved_record(void **state)
 {
 	static struct hello h, frag;
@@ -296,6 +331,7 @@ int main(void)
 		cmocka_unit_test(test_hello_over_one_record),
 		cmocka_unit_test(test_not_tls),
 		cmocka_unit_test(test_malformed_lengths),
+		cmocka_unit_test(test_malformed_server_name),
 		cmocka_unit_test(test_interleaved_record),
 		cmocka_unit_test(test_names),
 	};
