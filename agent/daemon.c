@@ -17,6 +17,7 @@
 #include "epstate.h"
 #include "intercept.h"
 #include "listener.h"
+#include "proxy.h"
 #include "log.h"
 #include "relay.h"
 #include "resolver.h"
@@ -357,7 +358,34 @@ static void on_accepted(void *ctx, int fd, const struct sockaddr *peer,
 		close(fd);
 		return;
 	}
-	dt_relay_start(d->relay, fd, &origin);
+	if (d->proxy)
+		dt_proxy_accept(d->proxy, fd, &origin);
+	else
+		dt_relay_start(d->relay, fd, &origin);
+}
+
+/* The proxy leaves what it does not intercept to the relay. */
+static void passthrough(void *ctx, int fd, const struct dt_origin *o)
+{
+	struct detourd *d = ctx;
+
+	dt_relay_start(d->relay, fd, o);
+}
+
+/* The proxy is optional: without it (no CA, say) the relay still carries
+ * every connection, which is no worse than having no agent. */
+static void start_proxy(struct detourd *d)
+{
+	char err[512] = "";
+
+	d->proxy = dt_proxy_new(d->base, d->cfg, d->ids, passthrough, d, err, sizeof(err));
+	if (!d->proxy)
+		log_error("proxy: %s; relaying connections untouched", err);
+}
+
+static size_t connections_active(const struct detourd *d)
+{
+	return dt_relay_active(d->relay) + (d->proxy ? dt_proxy_active(d->proxy) : 0);
 }
 
 /* (Re)open the listeners when their address changed. */
@@ -410,6 +438,14 @@ static void reload(struct detourd *d)
 	dt_log_level = cfg->log_level;
 	dt_epstate_set_hold(d->health, (uint64_t)cfg->down_hold_ms * NS_PER_MS);
 	assign_ids(d, cfg);
+	if (d->proxy) {
+		char err[512] = "";
+
+		if (dt_proxy_configure(d->proxy, cfg, d->ids, err, sizeof(err)))
+			log_error("proxy: %s; it keeps its previous configuration", err);
+	} else {
+		start_proxy(d);
+	}
 	sync_intercepts(d);
 	write_settings(d, true);
 	enroll_configured(d);
@@ -441,7 +477,7 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (dt_relay_active(d->relay) == 0 || dt_now_ns() >= d->drain_deadline_ns)
+	if (connections_active(d) == 0 || dt_now_ns() >= d->drain_deadline_ns)
 		event_base_loopbreak(d->base);
 }
 
@@ -451,7 +487,7 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 static void begin_drain(struct detourd *d)
 {
 	struct timeval tick = { .tv_usec = DRAIN_POLL_MS * 1000 };
-	size_t active = dt_relay_active(d->relay);
+	size_t active = connections_active(d);
 
 	event_del(d->beat_timer); /* a beat would re-enable the hook */
 	event_del(d->dns_timer);
@@ -565,7 +601,10 @@ int detourd_start(struct detourd *d, struct dt_cfg *cfg, const char *pidfile)
 
 		d->relay = dt_relay_new(d->base, &relay_ops, d, &limits);
 	}
-	if (!d->relay || apply_listener(d, cfg))
+	if (!d->relay)
+		return -1;
+	start_proxy(d);
+	if (apply_listener(d, cfg))
 		return -1;
 	d->resolver = dt_resolver_new(d->base, on_resolved, d);
 	d->beat_timer = event_new(d->base, -1, EV_PERSIST, on_beat, d);
@@ -599,6 +638,7 @@ static void detourd_stop(struct detourd *d)
 	dt_listener_free(d->listener);
 	if (d->drain_timer)
 		event_free(d->drain_timer);
+	dt_proxy_free(d->proxy);
 	dt_relay_free(d->relay);
 	dt_resolver_free(d->resolver);
 	if (d->beat_timer)

@@ -15,6 +15,7 @@ struct dt_itable;
 struct dt_epstate;
 struct dt_listener;
 struct dt_relay;
+struct dt_proxy;
 struct dt_resolver;
 
 struct detourd {
@@ -28,6 +29,7 @@ struct detourd {
 	struct dt_epstate *health;
 	struct dt_listener *listener;
 	struct dt_relay *relay;
+	struct dt_proxy *proxy;               /* NULL: everything is relayed */
 	struct dt_resolver *resolver;
 	struct event *beat_timer, *dns_timer;
 	struct event *drain_timer;            /* set once shutdown has begun */

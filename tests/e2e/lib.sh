@@ -27,8 +27,10 @@ E2E_NAME=${E2E_NAME#test_}
 
 C4=198.18.0.1 A4=198.18.0.2 B4=198.18.0.3 X4=198.18.0.4 N4=198.18.0.9
 C6=fd00:de70::1 A6=fd00:de70::2 B6=fd00:de70::3 X6=fd00:de70::4 N6=fd00:de70::9
+G4=198.18.0.5 G6=fd00:de70::5 D4=198.18.0.6 D6=fd00:de70::6
 LISTEN_PORT=15001
 HOST_OAI=api.openai.com HOST_ANT=api.anthropic.com HOST_PLAIN=api.plain.test
+HOST_GROQ=api.groq.com HOST_DEEPSEEK=api.deepseek.com
 
 E2E_FAILED=0 E2E_PASSED=0
 E2E_PIDS=()
@@ -113,8 +115,8 @@ e2e_world() {
 	nsenter --net="$NSC" ip addr add $C6/64 dev c0 nodad
 	nsenter --net="$NSC" ip link set c0 up
 	local a
-	for a in $A4 $B4 $X4 $N4; do nsenter --net="$NSP" ip addr add $a/24 dev p0; done
-	for a in $A6 $B6 $X6 $N6; do nsenter --net="$NSP" ip addr add $a/64 dev p0 nodad; done
+	for a in $A4 $B4 $X4 $N4 $G4 $D4; do nsenter --net="$NSP" ip addr add $a/24 dev p0; done
+	for a in $A6 $B6 $X6 $N6 $G6 $D6; do nsenter --net="$NSP" ip addr add $a/64 dev p0 nodad; done
 	nsenter --net="$NSP" ip link set p0 up
 
 	# names: hosts file only (every provider name has two addresses per family)
@@ -129,6 +131,10 @@ e2e_world() {
 	$X6 $HOST_ANT
 	$A4 $HOST_PLAIN
 	$B4 $HOST_PLAIN
+	$G4 $HOST_GROQ
+	$G6 $HOST_GROQ
+	$D4 $HOST_DEEPSEEK
+	$D6 $HOST_DEEPSEEK
 	EOF
 	sed 's/^hosts:.*/hosts: files/' /etc/nsswitch.conf >"$W/nsswitch.conf"
 	grep -q '^hosts:' "$W/nsswitch.conf" || echo 'hosts: files' >>"$W/nsswitch.conf"
@@ -162,7 +168,7 @@ e2e_certs() {
 	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 		-keyout srv.key -out srv.csr -subj "/CN=$HOST_OAI"
 	cat >srv.ext <<-EOF
-	subjectAltName=DNS:$HOST_OAI,DNS:$HOST_ANT,DNS:$HOST_PLAIN,IP:$A4,IP:$B4,IP:$X4,IP:$N4,IP:$A6,IP:$B6,IP:$X6,IP:$N6
+	subjectAltName=DNS:$HOST_OAI,DNS:$HOST_ANT,DNS:$HOST_PLAIN,DNS:$HOST_GROQ,DNS:$HOST_DEEPSEEK,IP:$A4,IP:$B4,IP:$X4,IP:$N4,IP:$A6,IP:$B6,IP:$X6,IP:$N6
 	basicConstraints=CA:FALSE
 	keyUsage=critical,digitalSignature
 	extendedKeyUsage=serverAuth
@@ -279,7 +285,7 @@ CURL_FMT='%{http_code} %header{x-fakellm-name} %{remote_ip} %{remote_port} %{tim
 ccurl() {
 	local cg=$1; shift
 	timeout -k 1 12 bash -c 'cg=$1; ns=$2; shift 2; echo $$ >"$cg/cgroup.procs" || exit 126; exec nsenter --net="$ns" "$@"' \
-		_ "$CGROOT/$cg" "$NSC" curl -sS --cacert "$W/ca.pem" --connect-timeout 4 --max-time 8 \
+		_ "$CGROOT/$cg" "$NSC" curl -sS --cacert "${CURL_CA:-$W/ca.pem}" --connect-timeout 4 --max-time 8 \
 		-o "${CURL_OUT:-/dev/null}" -w "${CURL_W:-$CURL_FMT}" "$@"
 }
 
@@ -312,14 +318,16 @@ print("" if o is None else o)' "$1" "$2" 2>/dev/null
 
 FAKE_NEXT_ADMIN=9100
 
-# fake_start NAME [--plain] LISTEN...: a fakellm in the provider namespace.
+# fake_start NAME [--plain] LISTEN|--OPTION=VALUE...: a fakellm in the provider namespace.
 # TLS with the test certificate unless --plain. Waits until its admin answers.
 fake_start() {
 	local name=$1 tls=1; shift
 	[ "${1:-}" = --plain ] && { tls=0; shift; }
 	local port=$FAKE_NEXT_ADMIN args=() l
 	FAKE_NEXT_ADMIN=$((FAKE_NEXT_ADMIN + 1))
-	for l in "$@"; do args+=(--listen "$l"); done
+	for l in "$@"; do
+		case $l in --*=*) args+=("${l%%=*}" "${l#*=}") ;; *) args+=(--listen "$l") ;; esac
+	done
 	[ $tls = 1 ] && args+=(--tls-cert "$W/srv.pem" --tls-key "$W/srv.key")
 	args+=(--admin "127.0.0.1:$port" --name "$name" --pidfile "$W/fake-$name.pid" --quiet)
 	spawn_in prov "$NSP" "$W/log/fake-$name.log" "$FAKELLM" "${args[@]}"
@@ -356,6 +364,8 @@ fake_std() {
 	for what in "$@"; do
 		case $what in
 		X) fake_start X "$X4:443" "[$X6]:443" || return 1 ;;
+		G) fake_start G "$G4:443" "[$G6]:443" --path-prefix=/openai || return 1 ;;
+		D) fake_start D "$D4:443" "[$D6]:443" || return 1 ;;
 		N) fake_start N "$N4:443" "[$N6]:443" || return 1 ;;
 		plain) fake_start PA --plain "$A4:80" "$A4:8080" "[$A6]:8080" || return 1
 		       fake_start PB --plain "$B4:80" || return 1 ;;
@@ -379,7 +389,9 @@ rst_start() {
 
 # conf_write FILE [EXTRA-SECTIONS-TEXT]: the test configuration. Variables:
 # CONF_ENROLL (cgroup paths, default the enrolled cgroup), CONF_PROVIDERS
-# (default openai + anthropic + plain), CONF_EXTRA ([detour] lines).
+# (default openai + anthropic + plain), CONF_EXTRA ([detour] lines),
+# CONF_PROXY ([proxy] lines; default: TLS relayed untouched, the transport
+# relay the issue-2 tests are about; test_proxy* turn interception on).
 conf_write() {
 	local f=$1 cg
 	{
@@ -396,6 +408,9 @@ conf_write() {
 		echo "down_hold_ms = ${CONF_DOWN_HOLD_MS:-5000}"
 		echo "dns_refresh_s = 30"
 		[ -n "${CONF_EXTRA:-}" ] && printf '%s\n' "$CONF_EXTRA"
+		echo
+		echo "[proxy]"
+		printf '%s\n' "${CONF_PROXY:-intercept_tls = no}"
 		echo
 		echo "[enroll]"
 		for cg in ${CONF_ENROLL:-$CG_ENROLLED}; do echo "cgroup = $cg"; done

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/* The re-signing proxy: takes redirected connections whose ClientHello names
+ * a configured provider host, terminates their TLS with a leaf of the local
+ * CA, and serves each HTTP request from the best provider that can answer it
+ * (exchange.c). Anything else is handed back for the transport relay. */
+#ifndef DT_PROXY_H
+#define DT_PROXY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/types.h>
+#include "detour.h"
+
+struct event_base;
+struct dt_cfg;
+struct dt_proxy;
+
+/* Relay this connection untouched (not TLS, or not for a provider host). */
+typedef void (*dt_passthrough_fn)(void *ctx, int fd, const struct dt_origin *o);
+
+/* ids[i] is the provider id of cfg->providers[i]. */
+struct dt_proxy *dt_proxy_new(struct event_base *base, const struct dt_cfg *cfg,
+			      const uint32_t *ids, dt_passthrough_fn passthrough, void *ctx,
+			      char *err, size_t errlen);
+/* A new configuration: providers, keys, classes, limits. Connections and
+ * requests in flight finish with what they started with. */
+int dt_proxy_configure(struct dt_proxy *p, const struct dt_cfg *cfg, const uint32_t *ids,
+		       char *err, size_t errlen);
+/* Take over a redirected connection (fd) and its origin. */
+void dt_proxy_accept(struct dt_proxy *p, int fd, const struct dt_origin *o);
+size_t dt_proxy_active(const struct dt_proxy *p);
+/* Closes every connection. */
+void dt_proxy_free(struct dt_proxy *p);
+
+#endif

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/* Internals shared by proxy.c (connections) and exchange.c (requests). */
+#ifndef DT_PROXY_INT_H
+#define DT_PROXY_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <linux/types.h>
+#include "detour.h"
+#include "http_server.h"
+#include "proxy.h"
+
+struct dt_ca;
+struct dt_router;
+struct dt_upstream;
+struct exchange;
+
+/* A provider as the proxy sees it. */
+struct pprovider {
+	bool used;
+	char name[DT_NAME_LEN];
+	enum dt_family family;
+	uint16_t port;
+	char base_url[512];     /* where its API lives, e.g. https://api.groq.com/openai/v1 */
+	const char *api_path;   /* the path part of base_url: what a client's target starts with */
+	char *key;              /* detour's key for it (NULL: none configured) */
+	char **hosts;
+	size_t n_hosts;
+};
+
+/* Keys of one application (an enrolled cgroup) for its original provider. */
+struct papp {
+	char name[DT_NAME_LEN];
+	uint64_t *cgroup_ids;
+	size_t n_cgroups;
+	char *keys[DT_MAX_PROVIDERS]; /* by provider id; NULL: the app's own */
+};
+
+/* What one configuration gives the proxy. Replaced whole on reload; the
+ * connections started under it keep it (refcount) until they end. */
+struct pconf {
+	int refs;
+	struct pprovider providers[DT_MAX_PROVIDERS];
+	struct papp *apps;
+	size_t n_apps;
+	struct dt_http_limits http;
+	unsigned first_byte_timeout_ms;
+	unsigned stream_idle_timeout_ms;
+	bool intercept_tls;
+	unsigned max_connections;
+};
+
+struct dt_proxy {
+	struct event_base *base;
+	struct dt_ca *ca;
+	struct dt_upstream *upstream;
+	struct dt_router *router;
+	struct pconf *conf;
+	dt_passthrough_fn passthrough;
+	void *passthrough_ctx;
+	struct session *sessions;
+	size_t active;
+	uint64_t requests;      /* seeds the weighted order */
+};
+
+/* One intercepted client connection. */
+struct session {
+	struct dt_proxy *p;
+	struct pconf *conf;     /* held */
+	struct session *prev, *next;
+	int fd;                 /* until the TLS bufferevent owns it */
+	struct event *peek_timer;
+	uint64_t peek_deadline_ns;
+	struct dt_origin origin;
+	uint32_t provider_id;   /* the provider the SNI names */
+	char sni[256];
+	const struct papp *app;
+	struct dt_http_conn *http;
+	struct exchange *ex;    /* the request being served, if any */
+};
+
+/* exchange.c: serve one request of s (takes req). */
+void exchange_start(struct session *s, struct dt_http_request *req);
+/* The client is gone: stop the exchange, no more output. */
+void exchange_cancel(struct exchange *ex);
+
+void pconf_put(struct pconf *c);
+
+#endif

@@ -1,0 +1,123 @@
+#!/bin/bash
+# The re-signing proxy with unmodified curl: TLS to api.openai.com is
+# terminated with a leaf of detour's CA; a request for a model of a class goes
+# to OpenAI while it answers, and to Groq (then DeepSeek) when it does not,
+# with the model renamed and the request signed with detour's key for that
+# provider. Every fault of the primary leaves the client with zero errors.
+. "$(dirname "$0")/lib.sh"
+e2e_init "$@"
+e2e_require detourd fakellm
+
+fake_std G D || exit 1
+
+KEY_APP=sk-app-own-key-0001
+KEY_GROQ=gsk-detour-groq-0002
+KEY_DEEPSEEK=sk-detour-deepseek-0003
+mkdir -p "$W/keys" && chmod 700 "$W/keys"
+echo "$KEY_GROQ" >"$W/keys/groq"
+echo "$KEY_DEEPSEEK" >"$W/keys/deepseek"
+chmod 600 "$W/keys/groq" "$W/keys/deepseek"
+
+CONF_PROXY="intercept_tls = yes
+upstream_ca_bundle = $W/ca.pem
+first_byte_timeout_ms = 1500
+stream_idle_timeout_ms = 1500
+retry_budget_min = 1000
+provider_failures_to_eject = 1000"
+CONF_PROVIDERS="[provider openai]
+hosts = $HOST_OAI
+family = openai
+
+[provider groq]
+hosts = $HOST_GROQ
+family = openai
+base_url = https://$HOST_GROQ/openai/v1
+key_file = $W/keys/groq
+
+[provider deepseek]
+hosts = $HOST_DEEPSEEK
+family = openai
+key_file = $W/keys/deepseek
+
+[class chat-small]
+member = openai:gpt-4o-mini
+member = groq:llama-3.3-70b-versatile
+member = deepseek:deepseek-chat"
+detourd_start || exit 1
+CURL_CA=$W/state/ca/root.pem
+check "detour's CA root exists for clients to trust" "no $CURL_CA" [ -s "$CURL_CA" ]
+
+# ask MODEL [STREAM]: one chat completion to api.openai.com from the enrolled
+# cgroup with the app's own key; prints "status provider model-in-body"
+ask() {
+	local model=$1 stream=${2:-false} body
+	body="{\"model\":\"$model\",\"stream\":$stream,\"messages\":[{\"role\":\"user\",\"content\":\"hello there\"}]}"
+	CURL_OUT=$W/answer CURL_W='%{http_code}' ccurl enrolled -H 'content-type: application/json' \
+		-H "authorization: Bearer $KEY_APP" -D "$W/answer.h" -d "$body" \
+		"https://$HOST_OAI/v1/chat/completions" >"$W/answer.code" 2>"$W/answer.err"
+	local code prov
+	code=$(cat "$W/answer.code")
+	prov=$(sed -n 's/^x-fakellm-name: *\([A-Z]*\).*/\1/Ip' "$W/answer.h" | tr -d '\r' | head -1)
+	if [ "$stream" = true ]; then
+		echo "$code ${prov:-?} $(grep -o '"model":"[^"]*"' "$W/answer" | head -1 | cut -d'"' -f4) $(grep -c '^data: \[DONE\]' "$W/answer")"
+	else
+		echo "$code ${prov:-?} $(jget "$(cat "$W/answer")" model)"
+	fi
+}
+last_auth() { jget "$(fake_admin "$1" GET /stats)" last_request.authorization; }
+
+r=$(ask gpt-4o-mini)
+check "healthy: answered by OpenAI (A or B) with the asked model" "$r" eval '[[ "$r" =~ ^200\ [AB]\ gpt-4o-mini$ ]]'
+check "healthy: the client's TLS was terminated by detour (its CA)" "$(cat "$W/answer.err")" \
+	grep -qi '^x-detour-provider: openai' "$W/answer.h"
+p=$(echo "$r" | cut -d' ' -f2)
+check "healthy: OpenAI got the application's own key" "$(last_auth "$p")" \
+	[ "$(last_auth "$p")" = "Bearer $KEY_APP" ]
+
+primary() { fake_fault A "$1"; fake_fault B "$1"; }
+for fault in '503:{"mode":"status","status":503}' '500:{"mode":"status","status":500}' \
+	     '429:{"mode":"status","status":429,"retry_after":1}' 'reset:{"mode":"reset"}' \
+	     'tls_fail:{"mode":"tls_fail"}' 'hang:{"mode":"hang"}' \
+	     'slow-first-token:{"mode":"slow","ttft_ms":4000}'; do
+	name=${fault%%:*}
+	primary "${fault#*:}"
+	bad=0 out=""
+	for i in 1 2 3; do
+		r=$(ask gpt-4o-mini)
+		[[ "$r" =~ ^200\ G\ llama-3.3-70b-versatile$ ]] || { bad=$((bad + 1)); out="$out [$r]"; }
+	done
+	check "primary $name: 3 of 3 answered by Groq with the mapped model, zero errors" "$bad failed:$out" [ $bad -eq 0 ]
+	check "primary $name: Groq got detour's key, never the app's" "$(last_auth G)" \
+		[ "$(last_auth G)" = "Bearer $KEY_GROQ" ]
+	primary '{"mode":"ok"}'
+	sleep 1.1 # a 429's retry-after puts OpenAI aside this long
+done
+
+primary '{"mode":"status","status":503}'
+r=$(ask gpt-4o-mini true)
+check "streaming with the primary down: Groq's stream, mapped model, [DONE]" "$r" \
+	eval '[[ "$r" =~ ^200\ G\ llama-3.3-70b-versatile\ 1$ ]]'
+fake_fault G '{"mode":"status","status":503}'
+r=$(ask gpt-4o-mini)
+check "OpenAI and Groq down: DeepSeek answers" "$r" eval '[[ "$r" =~ ^200\ D\ deepseek-chat$ ]]'
+check "... signed with detour's DeepSeek key" "$(last_auth D)" [ "$(last_auth D)" = "Bearer $KEY_DEEPSEEK" ]
+fake_fault D '{"mode":"status","status":503}'
+r=$(ask gpt-4o-mini)
+tried=$(sed -n 's/^x-detour-tried: *//Ip' "$W/answer.h" | tr -d '\r')
+check "every member down: the last member's own 503, in OpenAI's error shape" "$r $(cat "$W/answer")" \
+	eval '[[ "$r" =~ ^503\ D ]] && [ -n "$(jget "$(cat "$W/answer")" error.message)" ]'
+check "... naming what detour tried before" "x-detour-tried: $tried" [ "$tried" = "openai=503, groq=503" ]
+fake_fault G '{"mode":"ok"}'; fake_fault D '{"mode":"ok"}'
+
+r=$(ask gpt-4o)
+check "a model in no class is not moved: the primary's own 503 reaches the client" "$r" eval '[[ "$r" =~ ^503\ [AB] ]]'
+primary '{"mode":"status","status":400}'
+r=$(ask gpt-4o-mini)
+check "a 400 blames the request: returned as is, never retried elsewhere" "$r" eval '[[ "$r" =~ ^400\ [AB] ]]'
+primary '{"mode":"ok"}'
+
+log=$(cat "$W"/log/detourd.*.log)
+check "keys appear in no log" "a key was logged" \
+	eval '! grep -qe "$KEY_APP" -e "$KEY_GROQ" -e "$KEY_DEEPSEEK" <<<"$log"'
+check "the agent is still alive" "detourd exited" alive "$DETOURD_PID"
+e2e_finish
