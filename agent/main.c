@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* detourd: keeps LLM applications alive through provider failures. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,8 @@ int main(int argc, char **argv)
 		dt_config_free(cfg);
 		return 0;
 	}
+	/* a client that resets mid-write must cost its connection, not the agent */
+	signal(SIGPIPE, SIG_IGN);
 	if (detourd_start(&d, cfg, pidfile)) {
 		detourd_abort(&d);
 		return 1;
