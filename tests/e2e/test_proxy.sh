@@ -116,8 +116,55 @@ r=$(ask gpt-4o-mini)
 check "a 400 blames the request: returned as is, never retried elsewhere" "$r" eval '[[ "$r" =~ ^400\ [AB] ]]'
 primary '{"mode":"ok"}'
 
+# a 401 blames the key: the next member answers, signed with detour's key
+primary '{"mode":"status","status":401}'
+r=$(ask gpt-4o-mini)
+check "primary 401 (key refused): Groq answers instead" "$r" eval '[[ "$r" =~ ^200\ G\ llama-3.3-70b-versatile$ ]]'
+primary '{"mode":"ok"}'
+
+# after the commit point a stalled stream is ended with an error event in
+# OpenAI's shape, never passed off as complete
+primary '{"mode":"slow","ttft_ms":0,"token_ms":3000}'
+r=$(ask gpt-4o-mini true)
+check "a stream that stalls after its first byte ends with an error event, no [DONE]" \
+	"$r / $(tail -c 300 "$W/answer")" \
+	eval 'grep -q "^data: {\"error\"" "$W/answer" && ! grep -q "^data: \[DONE\]" "$W/answer"'
+primary '{"mode":"ok"}'
+
+# a client leaving in the middle of a stream costs the agent nothing
+primary '{"mode":"slow","ttft_ms":0,"token_ms":100}'
+CURL_OUT=/dev/null ccurl enrolled --max-time 0.5 -H 'content-type: application/json' \
+	-d '{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}' \
+	"https://$HOST_OAI/v1/chat/completions" >/dev/null 2>&1
+sleep 1
+check "a client leaving mid-stream: the agent lives on" "detourd exited" alive "$DETOURD_PID"
+primary '{"mode":"ok"}'
+
+# only connections the hook redirected are served: a local process dialling
+# the listener itself gets nothing (the keys detour holds are not for it)
+r=$(CURL_W='%{http_code}' CURL_OUT=/dev/null ccurl other --connect-to "$HOST_OAI:443:127.0.0.1:$LISTEN_PORT" \
+	-H 'content-type: application/json' -d '{"model":"gpt-4o-mini","messages":[]}' \
+	"https://$HOST_OAI/v1/chat/completions" 2>/dev/null)
+check "a direct connection to the listener is refused" "curl got HTTP '$r'" [ "$r" = 000 ]
+
+# an application with keys of its own: on its original provider detour signs
+# with them instead of the credential the application sent
+echo "sk-app-configured-0004" >"$W/keys/app-openai"; chmod 600 "$W/keys/app-openai"
+CONF_PROVIDERS="$CONF_PROVIDERS
+
+[app chatbot]
+cgroup = $CG_ENROLLED
+key.openai = file:$W/keys/app-openai"
+conf_write "$W/detour.conf"
+kill -HUP "$DETOURD_PID"
+wait_for 5 grep -q "configuration reloaded" "$DETOURD_LOG"
+r=$(ask gpt-4o-mini)
+p=$(echo "$r" | cut -d' ' -f2)
+check "[app] key: OpenAI got the application's configured key, not the one it sent" \
+	"$r; auth $(last_auth "$p")" [ "$(last_auth "$p")" = "Bearer sk-app-configured-0004" ]
+
 log=$(cat "$W"/log/detourd.*.log)
 check "keys appear in no log" "a key was logged" \
-	eval '! grep -qe "$KEY_APP" -e "$KEY_GROQ" -e "$KEY_DEEPSEEK" <<<"$log"'
+	eval '! grep -qe "$KEY_APP" -e "$KEY_GROQ" -e "$KEY_DEEPSEEK" -e sk-app-configured <<<"$log"'
 check "the agent is still alive" "detourd exited" alive "$DETOURD_PID"
 e2e_finish
