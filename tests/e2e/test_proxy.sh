@@ -23,7 +23,8 @@ upstream_ca_bundle = $W/ca.pem
 first_byte_timeout_ms = 1500
 stream_idle_timeout_ms = 1500
 retry_budget_min = 1000
-provider_failures_to_eject = 1000"
+provider_failures_to_eject = 1000
+max_body_bytes = 2097152"
 CONF_PROVIDERS="[provider openai]
 hosts = $HOST_OAI
 family = openai
@@ -115,6 +116,21 @@ primary '{"mode":"status","status":400}'
 r=$(ask gpt-4o-mini)
 check "a 400 blames the request: returned as is, never retried elsewhere" "$r" eval '[[ "$r" =~ ^400\ [AB] ]]'
 primary '{"mode":"ok"}'
+
+# bodies: curl sends `Expect: 100-continue` above 1 MiB; within the limit the
+# proxy lets it go on, over it the answer is a 413 in OpenAI's shape at once
+big_body() { # BYTES: a chat request padded to about that size
+	"$PY" -c 'import json,sys; n=int(sys.argv[1]); print(json.dumps({"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"*n}]}))' "$1" >"$W/big.json"
+}
+big_body 1500000
+r=$(CURL_W='%{http_code}' CURL_OUT="$W/answer" ccurl enrolled -H 'content-type: application/json' \
+	--data-binary @"$W/big.json" "https://$HOST_OAI/v1/chat/completions" 2>&1)
+check "a 1.5 MB body (Expect: 100-continue) within the limit: answered" "$r" [ "$r" = 200 ]
+big_body 3000000
+r=$(CURL_W='%{http_code}' CURL_OUT="$W/answer" ccurl enrolled -H 'content-type: application/json' \
+	--data-binary @"$W/big.json" "https://$HOST_OAI/v1/chat/completions" 2>&1)
+check "a 3 MB body over max_body_bytes: 413 in OpenAI's error shape" "$r $(head -c 200 "$W/answer")" \
+	eval '[ "$r" = 413 ] && [ -n "$(jget "$(cat "$W/answer")" error.message)" ]'
 
 # a 401 blames the key: the next member answers, signed with detour's key
 primary '{"mode":"status","status":401}'
