@@ -343,6 +343,8 @@ static void attempt_failed(struct exchange *ex, enum dt_blame blame, uint64_t re
 		dt_fetch_cancel(ex->fetch);
 		ex->fetch = NULL;
 	}
+	log_info("proxy: %s %s: %s failed (%s)", ex->req->method, ex->req->target,
+		 provider(ex, ex->plan[ex->cur].provider_id)->name, what);
 	ex->failures++;
 	if (blame == DT_BLAME_RATE_LIMIT)
 		ex->rate_limited++;
@@ -545,8 +547,8 @@ static void on_done(void *ctx, struct dt_fetch *f, enum dt_fetch_error e, const 
 		held_done(ex);
 		return;
 	}
-	log_info("proxy: %s failed: %s", provider(ex, ex->plan[ex->cur].provider_id)->name,
-		 errmsg && *errmsg ? errmsg : dt_fetch_error_str(e));
+	log_debug("proxy: %s: %s", provider(ex, ex->plan[ex->cur].provider_id)->name,
+		  errmsg && *errmsg ? errmsg : dt_fetch_error_str(e));
 	attempt_failed(ex, DT_BLAME_PROVIDER, 0, dt_fetch_error_str(e));
 }
 
