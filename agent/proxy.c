@@ -271,14 +271,29 @@ static int open_ca(struct dt_proxy *p, const struct dt_cfg *cfg, char *err, size
 	return 0;
 }
 
+static struct dt_upstream_opts upstream_opts_from(const struct dt_cfg *cfg)
+{
+	return (struct dt_upstream_opts){
+		.mark = cfg->mark,
+		.ca_bundle = cfg->proxy.upstream_ca_bundle[0] ? cfg->proxy.upstream_ca_bundle : NULL,
+		.connect_timeout_ms = cfg->proxy.upstream_connect_timeout_ms,
+	};
+}
+
 int dt_proxy_configure(struct dt_proxy *p, const struct dt_cfg *cfg, const uint32_t *ids,
 		       char *err, size_t errlen)
 {
+	struct dt_upstream_opts uo = upstream_opts_from(cfg);
 	struct dt_router_opts ro;
 	struct pconf *c = pconf_build(cfg, ids, err, errlen);
 
 	if (!c)
 		return -1;
+	if (dt_upstream_set_opts(p->upstream, &uo)) {
+		snprintf(err, errlen, "upstream options: out of memory");
+		pconf_put(c);
+		return -1;
+	}
 	if (open_ca(p, cfg, err, errlen) || set_classes(p->router, cfg, ids)) {
 		if (!*err)
 			snprintf(err, errlen, "model classes: invalid");
@@ -487,11 +502,7 @@ struct dt_proxy *dt_proxy_new(struct event_base *base, const struct dt_cfg *cfg,
 			      char *err, size_t errlen)
 {
 	struct dt_proxy *p = calloc(1, sizeof(*p));
-	struct dt_upstream_opts uo = {
-		.mark = cfg->mark,
-		.ca_bundle = cfg->proxy.upstream_ca_bundle[0] ? cfg->proxy.upstream_ca_bundle : NULL,
-		.connect_timeout_ms = cfg->proxy.upstream_connect_timeout_ms,
-	};
+	struct dt_upstream_opts uo = upstream_opts_from(cfg);
 	struct dt_router_opts ro;
 
 	if (!p) {

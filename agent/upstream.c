@@ -658,12 +658,24 @@ const char *dt_fetch_error_str(enum dt_fetch_error e)
 	return "internal";
 }
 
-static int upstream_setup(struct dt_upstream *u, const struct dt_upstream_opts *o)
+int dt_upstream_set_opts(struct dt_upstream *u, const struct dt_upstream_opts *o)
 {
+	char *bundle = NULL;
+
+	if (o->ca_bundle && !(bundle = strdup(o->ca_bundle)))
+		return -1;
+	free(u->ca_bundle);
+	u->ca_bundle = bundle;
 	u->mark = o->mark;
 	u->connect_timeout_ms = o->connect_timeout_ms;
-	if (o->ca_bundle && !(u->ca_bundle = strdup(o->ca_bundle)))
+	if (o->max_host_connections > 0 &&
+	    curl_multi_setopt(u->multi, CURLMOPT_MAX_HOST_CONNECTIONS, o->max_host_connections))
 		return -1;
+	return 0;
+}
+
+static int upstream_setup(struct dt_upstream *u, const struct dt_upstream_opts *o)
+{
 	u->multi = curl_multi_init();
 	u->share = curl_share_init();
 	u->timer = evtimer_new(u->base, on_timer, u);
@@ -678,10 +690,7 @@ static int upstream_setup(struct dt_upstream *u, const struct dt_upstream_opts *
 	    curl_multi_setopt(u->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX) ||
 	    curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, (long)MAX_IDLE_CONNECTIONS))
 		return -1;
-	if (o->max_host_connections > 0 &&
-	    curl_multi_setopt(u->multi, CURLMOPT_MAX_HOST_CONNECTIONS, o->max_host_connections))
-		return -1;
-	return 0;
+	return dt_upstream_set_opts(u, o);
 }
 
 struct dt_upstream *dt_upstream_new(struct event_base *base, const struct dt_upstream_opts *o,

@@ -34,6 +34,9 @@ struct dt_upstream *dt_upstream_new(struct event_base *base, const struct dt_ups
 				    char *err, size_t errlen);
 /* Cancels every fetch, no callbacks. Not from inside a fetch callback. */
 void dt_upstream_free(struct dt_upstream *u);
+/* New options (a reload), for fetches started from now on; libcurl pools
+ * connections per TLS configuration, so a new CA bundle gets new ones. */
+int dt_upstream_set_opts(struct dt_upstream *u, const struct dt_upstream_opts *o);
 
 enum dt_fetch_error {
 	DT_FETCH_OK = 0,

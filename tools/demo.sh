@@ -7,7 +7,9 @@
 # endpoints A and B for api.openai.com and detourd, and runs an unmodified curl
 # loop in the enrolled cgroup, pinned to endpoint A like a client with cached
 # DNS. Then A is broken three ways (reset, refuse, blackhole), detourd is killed
-# with -9 and started again, and the client carries on. About 40 seconds.
+# with -9 and started again, and the client carries on. Act 2 turns on the
+# re-signing proxy: OpenAI fails (503, then hangs) and the requests are answered
+# by Groq, model renamed, signed with detour's key. About 60 seconds.
 # Everything is removed on exit. Traffic stays inside the demo's namespaces.
 E2E_NAME=demo
 . "$(dirname "$0")/../tests/e2e/lib.sh"
@@ -110,13 +112,85 @@ sleep 4
 touch "$W/demo.stop"
 wait_for 6 eval '[ -z "$(jobs -rp)" ] || ! jobs -r | grep -q client_loop'
 sleep 0.5
+
+# ---- act 2: the re-signing proxy, across providers -------------------------------
+
+cat <<EOF
+
+${B}Act 2: the re-signing proxy${N}
+  detour now terminates the client's TLS with a leaf of its local CA (the client trusts it),
+  and a class makes gpt-4o-mini on OpenAI equivalent to llama-3.3-70b on Groq ($HOST_GROQ = $G4).
+  client  unmodified curl, https://$HOST_OAI/v1/chat/completions, model gpt-4o-mini, its own key
+EOF
+fake_start G "$G4:443" "[$G6]:443" --path-prefix=/openai >/dev/null || exit 1
+mkdir -p "$W/keys" && chmod 700 "$W/keys"
+echo "gsk-demo-detour-key" >"$W/keys/groq" && chmod 600 "$W/keys/groq"
+CONF_PROXY="intercept_tls = yes
+upstream_ca_bundle = $W/ca.pem
+first_byte_timeout_ms = 1000
+provider_eject_ms = 1000"
+CONF_PROVIDERS="[provider openai]
+hosts = $HOST_OAI
+
+[provider groq]
+hosts = $HOST_GROQ
+base_url = https://$HOST_GROQ/openai/v1
+key_file = $W/keys/groq
+
+[class chat-small]
+member = openai:gpt-4o-mini
+member = groq:llama-3.3-70b-versatile"
+CONF_DOWN_HOLD_MS=3000 conf_write "$W/detour.conf"
+kill -HUP "$DETOURD_PID"
+wait_for 5 grep -q "configuration reloaded" "$DETOURD_LOG"
+cat "$W/ca.pem" "$W/state/ca/root.pem" >"$W/clients-ca.pem"
+
+# one request per line: status, who answered (provider, model), latency
+proxy_loop() {
+	local n=0 out code prov model ms col
+	while [ ! -e "$W/demo2.stop" ] && [ $n -lt 400 ]; do
+		n=$((n + 1))
+		out=$(CURL_CA=$W/clients-ca.pem CURL_OUT=$W/demo2.body CURL_W='%{http_code} %{time_total}' \
+			chat enrolled -D "$W/demo2.h" --max-time 5 2>/dev/null)
+		code=${out%% *} ms=$(awk -v t="${out##* }" 'BEGIN { printf "%d", t * 1000 }')
+		prov=$(sed -n 's/^x-detour-provider: *//Ip' "$W/demo2.h" 2>/dev/null | tr -d '\r')
+		model=$(jget "$(cat "$W/demo2.body" 2>/dev/null)" model)
+		if [ "$code" = 200 ]; then col=$G; else col=$R; fi
+		printf '%s   #%-3d %s%s%s  answered by %-7s model %-26s %5d ms\n' "$(el)" $n "$col" "$code" "$N" \
+			"${prov:--}" "${model:--}" "$ms"
+		echo "$code ${prov:--}" >>"$W/demo2.rec"
+		sleep 0.25
+	done
+}
+
+say "All healthy: OpenAI answers, with the application's own key"
+proxy_loop & E2E_PIDS+=($!)
+sleep 3
+say "OpenAI fails completely: every request gets a 503 (both addresses)"
+fake_fault A '{"mode":"status","status":503}'; fake_fault B '{"mode":"status","status":503}'
+sleep 4
+say "OpenAI hangs: no first byte within 1 s, the request moves on to Groq; after 3 failures OpenAI is skipped for a while"
+fake_fault A '{"mode":"hang"}'; fake_fault B '{"mode":"hang"}'
+sleep 5
+say "OpenAI is back: once its ejection is over, a request tries it again and it takes over"
+fake_fault A '{"mode":"ok"}'; fake_fault B '{"mode":"ok"}'
+sleep 7
+touch "$W/demo2.stop"
+wait_for 8 eval '! jobs -r | grep -q proxy_loop'
+sleep 0.5
+
 total=$(wc -l <"$W/demo.rec")
 errors=$(grep -vc '^200 ' "$W/demo.rec")
 byA=$(grep -c '^200 A ' "$W/demo.rec"); byB=$(grep -c '^200 B ' "$W/demo.rec")
 via=$(grep -c 'via detour' "$W/demo.rec"); direct=$(grep -c ' direct$' "$W/demo.rec")
+total2=$(wc -l <"$W/demo2.rec")
+errors2=$(grep -vc '^200 ' "$W/demo2.rec")
+byO=$(grep -c '^200 openai' "$W/demo2.rec"); byG=$(grep -c '^200 groq' "$W/demo2.rec")
 say "Summary"
-printf '       requests %d, errors %s%d%s; answered by A %d, by B %d; via detour %d, direct %d\n' \
+printf '       act 1 (endpoints): requests %d, errors %s%d%s; answered by A %d, by B %d; via detour %d, direct %d\n' \
 	"$total" "$([ "$errors" -eq 0 ] && echo "$G" || echo "$R")" "$errors" "$N" "$byA" "$byB" "$via" "$direct"
+printf '       act 2 (providers): requests %d, errors %s%d%s; answered by OpenAI %d, by Groq %d\n' \
+	"$total2" "$([ "$errors2" -eq 0 ] && echo "$G" || echo "$R")" "$errors2" "$N" "$byO" "$byG"
 printf '       hook counters: %s\n' "$(stats | grep -v '=0$' | tr '\n' ' ')"
 echo
-[ "$errors" -eq 0 ]
+[ "$errors" -eq 0 ] && [ "$errors2" -eq 0 ]
