@@ -86,7 +86,7 @@ e2e_init() {
 e2e_require() { # e2e_require detourd fakellm detourctl
 	local b p
 	for b in "$@"; do
-		case $b in detourd) p=$DETOURD ;; fakellm) p=$FAKELLM ;; detourctl) p=$DETOURCTL ;; *) p=$b ;; esac
+		case $b in detourd) p=$DETOURD ;; fakellm) p=$FAKELLM ;; detourctl) p=$DETOURCTL ;; *) p=$(command -v "$b") ;; esac
 		[ -x "$p" ] || { notok "missing $p (not built yet?)"; exit 1; }
 	done
 }
