@@ -328,6 +328,8 @@ static void session_free(struct session *s)
 		close(s->fd);
 	if (s->peek_timer)
 		event_free(s->peek_timer);
+	if (s->peek_read)
+		event_free(s->peek_read);
 	pconf_put(s->conf);
 	free(s);
 }
@@ -439,7 +441,14 @@ static void peek(struct session *s)
 	r = n > 0 ? dt_sni_parse(buf, (size_t)n, s->sni, sizeof(s->sni)) : DT_SNI_NEED_MORE;
 	free(buf);
 	if (r == DT_SNI_NEED_MORE && n < PEEK_MAX && dt_now_ns() < s->peek_deadline_ns) {
-		evtimer_add(s->peek_timer, &retry);
+		uint64_t left_us = (s->peek_deadline_ns - dt_now_ns()) / 1000;
+		struct timeval left = { .tv_sec = (time_t)(left_us / 1000000),
+					.tv_usec = (suseconds_t)(left_us % 1000000) };
+
+		if (n > 0)
+			evtimer_add(s->peek_timer, &retry);
+		else
+			event_add(s->peek_read, &left);
 		return;
 	}
 	id = r == DT_SNI_FOUND ? provider_by_host(s->conf, s->sni) : -1;
@@ -451,7 +460,7 @@ static void peek(struct session *s)
 	terminate_tls(s);
 }
 
-static void on_peek_timer(evutil_socket_t fd, short what, void *arg)
+static void on_peek_event(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
@@ -486,8 +495,9 @@ void dt_proxy_accept(struct dt_proxy *p, int fd, const struct dt_origin *o)
 		p->sessions->prev = s;
 	p->sessions = s;
 	p->active++;
-	s->peek_timer = evtimer_new(p->base, on_peek_timer, s);
-	if (!s->peek_timer) {
+	s->peek_timer = evtimer_new(p->base, on_peek_event, s);
+	s->peek_read = event_new(p->base, fd, EV_READ, on_peek_event, s);
+	if (!s->peek_timer || !s->peek_read) {
 		session_free(s);
 		return;
 	}

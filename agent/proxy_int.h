@@ -69,7 +69,8 @@ struct session {
 	struct pconf *conf;     /* held */
 	struct session *prev, *next;
 	int fd;                 /* until the TLS bufferevent owns it */
-	struct event *peek_timer;
+	struct event *peek_read;  /* nothing came yet: wait for bytes */
+	struct event *peek_timer; /* a ClientHello in part: look again soon */
 	uint64_t peek_deadline_ns;
 	struct dt_origin origin;
 	uint32_t provider_id;   /* the provider the SNI names */

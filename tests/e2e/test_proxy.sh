@@ -8,7 +8,7 @@
 e2e_init "$@"
 e2e_require detourd fakellm
 
-fake_std G D || exit 1
+fake_std G D plain || exit 1
 
 KEY_APP=sk-app-own-key-0001
 KEY_GROQ=gsk-detour-groq-0002
@@ -39,6 +39,10 @@ key_file = $W/keys/groq
 hosts = $HOST_DEEPSEEK
 family = openai
 key_file = $W/keys/deepseek
+
+[provider plain]
+hosts = $HOST_PLAIN
+port = 80
 
 [class chat-small]
 member = openai:gpt-4o-mini
@@ -116,6 +120,20 @@ primary '{"mode":"status","status":400}'
 r=$(ask gpt-4o-mini)
 check "a 400 blames the request: returned as is, never retried elsewhere" "$r" eval '[[ "$r" =~ ^400\ [AB] ]]'
 primary '{"mode":"ok"}'
+
+# what is not TLS for a provider host is relayed untouched: plain HTTP, and
+# TLS naming another host on a provider's address (the provider's own cert)
+snap
+r=$(CURL_W='%{http_code} %header{x-fakellm-name} %header{x-detour-provider}' ccurl enrolled \
+	-H 'content-type: application/json' -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}]}' \
+	"http://$HOST_PLAIN/v1/chat/completions" 2>&1)
+check "plain HTTP to a provider endpoint: redirected and relayed untouched" "$r; redirected +$(delta redirected)" \
+	eval '[[ "$r" =~ ^200\ P[AB]\ *$ ]] && [ "$(delta redirected)" -eq 1 ]'
+snap
+r=$(CURL_CA=$W/ca.pem CURL_W='%{http_code} %header{x-fakellm-name} %header{x-detour-provider}' ccurl enrolled \
+	--connect-to "$HOST_ANT:443:$A4:443" "https://$HOST_ANT/v1/models" 2>&1)
+check "TLS for a host no provider here has, on a provider address: the provider's own certificate" \
+	"$r; redirected +$(delta redirected)" eval '[[ "$r" =~ ^200\ A\ *$ ]] && [ "$(delta redirected)" -eq 1 ]'
 
 # bodies: curl sends `Expect: 100-continue` above 1 MiB; within the limit the
 # proxy lets it go on, over it the answer is a 413 in OpenAI's shape at once
