@@ -6,7 +6,7 @@
 # provider. Every fault of the primary leaves the client with zero errors.
 . "$(dirname "$0")/lib.sh"
 e2e_init "$@"
-e2e_require detourd fakellm
+e2e_require detourd fakellm detourctl
 
 fake_std G D plain || exit 1
 
@@ -197,8 +197,8 @@ p=$(echo "$r" | cut -d' ' -f2)
 check "[app] key: OpenAI got the application's configured key, not the one it sent" \
 	"$r; auth $(last_auth "$p")" [ "$(last_auth "$p")" = "Bearer sk-app-configured-0004" ]
 
-log=$(cat "$W"/log/detourd.*.log)
-check "keys appear in no log" "a key was logged" \
+log=$(cat "$W"/log/detourd.*.log; "$DETOURCTL" --pin-dir "$PIN" status; "$DETOURCTL" --pin-dir "$PIN" status --json)
+check "keys appear in no log and no detourctl output" "a key was printed" \
 	eval '! grep -qe "$KEY_APP" -e "$KEY_GROQ" -e "$KEY_DEEPSEEK" -e sk-app-configured <<<"$log"'
 check "the agent is still alive" "detourd exited" alive "$DETOURD_PID"
 e2e_finish
