@@ -725,6 +725,8 @@ static SSL_CTX *leaf_ctx_new(const struct dt_ca *ca, char *err, size_t errlen)
 		return NULL;
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+	/* an idle keep-alive or a slow stream holds no 34 KiB of TLS buffers */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
 	return ctx;
 }

@@ -422,24 +422,19 @@ static void terminate_tls(struct session *s)
  * provider host is ours; anything else goes to the relay unchanged. */
 static void peek(struct session *s)
 {
-	uint8_t *buf = malloc(PEEK_MAX);
+	/* one event loop, one peek at a time: no allocation per connection */
+	static uint8_t buf[PEEK_MAX];
 	struct timeval retry = { .tv_usec = PEEK_RETRY_MS * 1000 };
 	enum dt_sni_result r;
 	ssize_t n;
 	int id;
 
-	if (!buf) {
-		session_free(s);
-		return;
-	}
 	n = recv(s->fd, buf, PEEK_MAX, MSG_PEEK | MSG_DONTWAIT);
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
-		free(buf);
 		session_free(s); /* the client went away */
 		return;
 	}
 	r = n > 0 ? dt_sni_parse(buf, (size_t)n, s->sni, sizeof(s->sni)) : DT_SNI_NEED_MORE;
-	free(buf);
 	if (r == DT_SNI_NEED_MORE && n < PEEK_MAX && dt_now_ns() < s->peek_deadline_ns) {
 		uint64_t left_us = (s->peek_deadline_ns - dt_now_ns()) / 1000;
 		struct timeval left = { .tv_sec = (time_t)(left_us / 1000000),

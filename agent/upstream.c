@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <curl/curl.h>
+#include <openssl/ssl.h>
 #include <event2/event.h>
 
 #include "log.h"
@@ -24,6 +25,8 @@ struct sock_watch {
 	struct event *ev;
 };
 
+#define SPARE_HANDLES 64
+
 struct dt_upstream {
 	struct event_base *base;
 	CURLM *multi;
@@ -32,6 +35,8 @@ struct dt_upstream {
 	struct event *deferred;    /* work libcurl forbids inside its callbacks */
 	struct dt_fetch *fetches;  /* every live fetch */
 	struct sock_watch *watches;
+	CURL *spare[SPARE_HANDLES]; /* reset handles kept for the next fetches */
+	size_t n_spare;
 	char *ca_bundle;
 	uint32_t mark;
 	unsigned connect_timeout_ms;
@@ -75,6 +80,24 @@ static void fetch_link(struct dt_upstream *u, struct dt_fetch *f)
 	u->fetches = f;
 }
 
+/* A handle and its buffers cost more to make than to reset: keep some. */
+static CURL *easy_get(struct dt_upstream *u)
+{
+	return u->n_spare ? u->spare[--u->n_spare] : curl_easy_init();
+}
+
+static void easy_put(struct dt_upstream *u, CURL *e)
+{
+	if (!e)
+		return;
+	if (u->n_spare < SPARE_HANDLES) {
+		curl_easy_reset(e);
+		u->spare[u->n_spare++] = e;
+		return;
+	}
+	curl_easy_cleanup(e);
+}
+
 static void fetch_destroy(struct dt_fetch *f)
 {
 	struct dt_upstream *u = f->u;
@@ -87,7 +110,7 @@ static void fetch_destroy(struct dt_fetch *f)
 		f->next->prev = f->prev;
 	if (f->on_multi)
 		curl_multi_remove_handle(u->multi, f->easy);
-	curl_easy_cleanup(f->easy);
+	easy_put(u, f->easy);
 	curl_slist_free_all(f->req_fields);
 	dt_headers_free(&f->resp_fields);
 	free(f);
@@ -494,6 +517,14 @@ static CURLcode set_method(CURL *e, const struct dt_fetch_req *req)
 	return curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
 }
 
+static CURLcode on_curl_ssl_ctx(CURL *e, void *ssl_ctx, void *arg)
+{
+	(void)e;
+	(void)arg;
+	SSL_CTX_set_mode((SSL_CTX *)ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
+	return CURLE_OK;
+}
+
 /* The transport policy, the same for every fetch. */
 static CURLcode set_transport(CURL *e, const struct dt_upstream *u)
 {
@@ -516,6 +547,11 @@ static CURLcode set_transport(CURL *e, const struct dt_upstream *u)
 	    (rc = curl_easy_setopt(e, CURLOPT_SOCKOPTDATA, u)))
 		return rc;
 	if (u->ca_bundle && (rc = curl_easy_setopt(e, CURLOPT_CAINFO, u->ca_bundle)))
+		return rc;
+	/* open streams hold no idle TLS buffers, and request bodies go out of
+	 * a 16 KiB buffer, not the 64 KiB default: what a stream keeps counts */
+	if ((rc = curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, on_curl_ssl_ctx)) ||
+	    (rc = curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L)))
 		return rc;
 	if (u->connect_timeout_ms)
 		return curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)u->connect_timeout_ms);
@@ -570,7 +606,7 @@ struct dt_fetch *dt_fetch_start(struct dt_upstream *u, const struct dt_fetch_req
 	fetch_link(u, f);
 	f->ops = ops;
 	f->ctx = ctx;
-	f->easy = curl_easy_init();
+	f->easy = easy_get(u);
 	f->req_fields = request_fields(req->headers);
 	if (!f->easy || !f->req_fields) {
 		snprintf(err, errlen, "out of memory");
@@ -724,6 +760,8 @@ void dt_upstream_free(struct dt_upstream *u)
 		return;
 	while (u->fetches)
 		fetch_destroy(u->fetches);
+	while (u->n_spare)
+		curl_easy_cleanup(u->spare[--u->n_spare]);
 	/* closes the pooled connections; may still call on_curl_socket/timer */
 	if (u->multi)
 		curl_multi_cleanup(u->multi);
