@@ -551,7 +551,8 @@ static CURLcode set_transport(CURL *e, const struct dt_upstream *u)
 	/* open streams hold no idle TLS buffers, and request bodies go out of
 	 * a 16 KiB buffer, not the 64 KiB default: what a stream keeps counts */
 	if ((rc = curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, on_curl_ssl_ctx)) ||
-	    (rc = curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L)))
+	    (rc = curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L)) ||
+	    (rc = curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 4096L)))
 		return rc;
 	if (u->connect_timeout_ms)
 		return curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)u->connect_timeout_ms);
