@@ -165,6 +165,17 @@ check "a stream that stalls after its first byte ends with an error event, no [D
 	eval 'grep -q "^data: {\"error\"" "$W/answer" && ! grep -q "^data: \[DONE\]" "$W/answer"'
 primary '{"mode":"ok"}'
 
+# a stream that breaks (reset) or ends cleanly but without its end marker,
+# after the first byte, is never passed off as complete
+for cut in 'reset:false' 'no-end-marker:true'; do
+	primary "{\"mode\":\"cut\",\"after_tokens\":3,\"token_ms\":50,\"clean\":${cut#*:}}"
+	r=$(ask gpt-4o-mini true)
+	check "a stream cut after its first byte (${cut%%:*}) ends with an error event, no [DONE]" \
+		"$r / $(tail -c 300 "$W/answer")" \
+		eval 'grep -q "^data: {\"error\"" "$W/answer" && ! grep -q "^data: \[DONE\]" "$W/answer"'
+done
+primary '{"mode":"ok"}'
+
 # a client leaving in the middle of a stream costs the agent nothing
 primary '{"mode":"slow","ttft_ms":0,"token_ms":100}'
 CURL_OUT=/dev/null ccurl enrolled --max-time 0.5 -H 'content-type: application/json' \

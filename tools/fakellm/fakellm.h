@@ -47,10 +47,12 @@ enum fl_fault_mode {
 	FL_FAULT_RESET,    /* RST as soon as a request's first bytes arrive */
 	FL_FAULT_TLS_FAIL, /* abort TLS handshakes with a fatal alert */
 	FL_FAULT_SLOW,     /* delay the first byte and each streamed token */
+	FL_FAULT_CUT,      /* end a stream after some tokens, without its end marker */
 };
 
 /* Where a fault is taken: per request, or per connection. */
-#define FL_FAULT_ON_REQUEST ((1u << FL_FAULT_STATUS) | (1u << FL_FAULT_HANG) | (1u << FL_FAULT_SLOW))
+#define FL_FAULT_ON_REQUEST ((1u << FL_FAULT_STATUS) | (1u << FL_FAULT_HANG) | \
+			     (1u << FL_FAULT_SLOW) | (1u << FL_FAULT_CUT))
 #define FL_FAULT_ON_DATA    (1u << FL_FAULT_RESET)
 #define FL_FAULT_ON_TLS     (1u << FL_FAULT_TLS_FAIL)
 
@@ -60,6 +62,8 @@ struct fl_fault {
 	int retry_after;     /* seconds; < 0: no retry-after header */
 	unsigned ttft_ms;    /* FL_FAULT_SLOW */
 	unsigned token_ms;   /* FL_FAULT_SLOW */
+	unsigned cut_after;  /* FL_FAULT_CUT: tokens sent before the cut */
+	bool cut_clean;      /* FL_FAULT_CUT: end the HTTP body properly (else RST) */
 	long remaining;      /* applications left; < 0: until replaced */
 };
 
@@ -235,6 +239,8 @@ struct fl_reply {
 	bool started;                /* head (and opening events) sent */
 	size_t cursor;               /* next word in answer.text */
 	unsigned token_ms;
+	unsigned cut_after;          /* fault cut: tokens left before it (0: none) */
+	bool cut_clean;
 };
 
 struct fl_conn {

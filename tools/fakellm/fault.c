@@ -13,6 +13,7 @@ static const char *const mode_names[] = {
 	[FL_FAULT_RESET]    = "reset",
 	[FL_FAULT_TLS_FAIL] = "tls_fail",
 	[FL_FAULT_SLOW]     = "slow",
+	[FL_FAULT_CUT]      = "cut",
 };
 
 void fl_fault_clear(struct fl_fault *f)
@@ -43,7 +44,8 @@ static bool read_uint(json_t *in, const char *key, long long max, long long *out
 bool fl_fault_from_json(json_t *in, struct fl_fault *out, const char **why)
 {
 	const char *mode;
-	long long status = 0, retry_after = -1, ttft = 0, token = 0, count = -1;
+	long long status = 0, retry_after = -1, ttft = 0, token = 0, count = -1, after = 2;
+	json_t *clean;
 	size_t i;
 
 	if (!json_is_object(in)) {
@@ -52,7 +54,7 @@ bool fl_fault_from_json(json_t *in, struct fl_fault *out, const char **why)
 	}
 	mode = json_string_value(json_object_get(in, "mode"));
 	if (!mode) {
-		*why = "mode is required: ok, status, hang, reset, tls_fail or slow";
+		*why = "mode is required: ok, status, hang, reset, tls_fail, slow or cut";
 		return false;
 	}
 	fl_fault_clear(out);
@@ -60,7 +62,7 @@ bool fl_fault_from_json(json_t *in, struct fl_fault *out, const char **why)
 		if (strcmp(mode, mode_names[i]) == 0)
 			break;
 	if (i == sizeof(mode_names) / sizeof(mode_names[0])) {
-		*why = "unknown mode: use ok, status, hang, reset, tls_fail or slow";
+		*why = "unknown mode: use ok, status, hang, reset, tls_fail, slow or cut";
 		return false;
 	}
 	out->mode = (enum fl_fault_mode)i;
@@ -69,8 +71,14 @@ bool fl_fault_from_json(json_t *in, struct fl_fault *out, const char **why)
 	    !read_uint(in, "retry_after", 86400, &retry_after, why) ||
 	    !read_uint(in, "ttft_ms", 3600 * 1000, &ttft, why) ||
 	    !read_uint(in, "token_ms", 3600 * 1000, &token, why) ||
-	    !read_uint(in, "count", 1000000000, &count, why))
+	    !read_uint(in, "count", 1000000000, &count, why) ||
+	    !read_uint(in, "after_tokens", 100000, &after, why))
 		return false;
+	clean = json_object_get(in, "clean");
+	if (clean && !json_is_boolean(clean)) {
+		*why = "clean must be true or false";
+		return false;
+	}
 
 	if (out->mode == FL_FAULT_STATUS && (status < 400 || status > 599)) {
 		*why = "mode status needs a status between 400 and 599";
@@ -83,6 +91,8 @@ bool fl_fault_from_json(json_t *in, struct fl_fault *out, const char **why)
 	out->retry_after = (int)retry_after;
 	out->ttft_ms = (unsigned)ttft;
 	out->token_ms = (unsigned)token;
+	out->cut_after = after > 0 ? (unsigned)after : 1;
+	out->cut_clean = clean && json_is_true(clean);
 	out->remaining = count > 0 ? count : -1;
 	if (out->mode == FL_FAULT_OK)
 		fl_fault_clear(out);
@@ -99,9 +109,13 @@ json_t *fl_fault_to_json(const struct fl_fault *f)
 		json_object_set_new(o, "status", json_integer(f->status));
 	if (f->retry_after >= 0)
 		json_object_set_new(o, "retry_after", json_integer(f->retry_after));
-	if (f->mode == FL_FAULT_SLOW) {
+	if (f->mode == FL_FAULT_SLOW || f->mode == FL_FAULT_CUT) {
 		json_object_set_new(o, "ttft_ms", json_integer(f->ttft_ms));
 		json_object_set_new(o, "token_ms", json_integer(f->token_ms));
+	}
+	if (f->mode == FL_FAULT_CUT) {
+		json_object_set_new(o, "after_tokens", json_integer(f->cut_after));
+		json_object_set_new(o, "clean", json_boolean(f->cut_clean));
 	}
 	if (f->remaining >= 0)
 		json_object_set_new(o, "count", json_integer(f->remaining));

@@ -255,6 +255,18 @@ static void reply_send_body(struct fl_conn *c)
 	fl_http_body(c, r->status, &r->meta);
 }
 
+/* Fault cut: the stream stops in the middle, without its end marker, with
+ * a reset or (clean) a properly ended HTTP body. */
+static void stream_cut(struct fl_conn *c)
+{
+	if (!c->reply.cut_clean) {
+		fl_conn_reset(c); /* frees c */
+		return;
+	}
+	fl_http_stream_end(c);
+	reply_finish(c);
+}
+
 /* Sends what is due now: the whole response, or the stream up to the next
  * paced token. */
 static void reply_step(struct fl_conn *c)
@@ -271,9 +283,14 @@ static void reply_step(struct fl_conn *c)
 		fl_http_head(c, 200, "text/event-stream; charset=utf-8", -1, &r->meta);
 		r->meta.api->stream_open(c, &r->answer);
 	}
-	while (stream_next_token(c))
+	while (stream_next_token(c)) {
+		if (r->cut_after && --r->cut_after == 0) {
+			stream_cut(c);
+			return;
+		}
 		if (r->token_ms && reply_defer(c, r->token_ms))
 			return;
+	}
 	r->meta.api->stream_close(c, &r->answer);
 	fl_http_stream_end(c);
 	reply_finish(c);
@@ -404,6 +421,11 @@ void fl_provider_handle(struct fl_conn *c)
 	case FL_FAULT_SLOW:
 		delay_ms = fault.ttft_ms;
 		r->token_ms = fault.token_ms;
+		break;
+	case FL_FAULT_CUT:
+		r->token_ms = fault.token_ms; /* paced, the tokens before the cut leave first */
+		r->cut_after = fault.cut_after;
+		r->cut_clean = fault.cut_clean;
 		break;
 	default:
 		break;
