@@ -23,6 +23,7 @@ struct sock_watch {
 	struct dt_upstream *u;
 	struct sock_watch *prev, *next;
 	struct event *ev;
+	short kind;        /* EV_READ | EV_WRITE it is added with, 0: not added */
 };
 
 #define SPARE_HANDLES 64
@@ -466,9 +467,17 @@ static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *arg, void
 			return -1;      /* libcurl fails the transfers on this socket */
 		curl_multi_assign(u->multi, s, w);
 	}
+	/* libcurl repeats its wish for every transfer on a connection; each
+	 * change costs two epoll_ctl calls (delete, add) */
+	if (kind == w->kind)
+		return 0;
 	event_del(w->ev);
+	w->kind = 0;
 	event_assign(w->ev, u->base, s, kind | EV_PERSIST, on_socket_ready, u);
-	return event_add(w->ev, NULL);
+	if (event_add(w->ev, NULL))
+		return -1;
+	w->kind = kind;
+	return 0;
 }
 
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *arg)
