@@ -38,7 +38,6 @@ struct exchange {
 	size_t n_plan, next, cur;
 	int context_failed;               /* index of an attempt refused for its window, -1 */
 	struct dt_fetch *fetch;
-	struct event *ttfb_timer, *idle_timer;
 	uint64_t started_ns;
 	int status;                       /* of the current attempt's answer */
 	int held_status;                  /* a 4xx being held, its fields and body */
@@ -49,7 +48,7 @@ struct exchange {
 	unsigned failures, rate_limited;  /* attempts failed, of which by 429 */
 	char tail[64];                    /* end of the stream so far, for its end marker */
 	size_t tail_len;
-	struct evbuffer *tried;           /* "openai=503, groq=reset" */
+	struct evbuffer *tried;           /* "openai=503, groq=reset"; NULL until one fails */
 };
 
 static const struct pprovider *provider(const struct exchange *ex, uint32_t id)
@@ -62,9 +61,19 @@ static const struct pprovider *original(const struct exchange *ex)
 	return provider(ex, ex->s->provider_id);
 }
 
+static size_t tried_len(const struct exchange *ex)
+{
+	return ex->tried ? evbuffer_get_length(ex->tried) : 0;
+}
+
+/* Most requests are answered by their first attempt: the buffer is made
+ * when one is not (a note lost to a failed allocation only shortens the
+ * x-detour-tried field). */
 static void note_tried(struct exchange *ex, uint32_t provider_id, const char *what)
 {
-	evbuffer_add_printf(ex->tried, "%s%s=%s", evbuffer_get_length(ex->tried) ? ", " : "",
+	if (!ex->tried && !(ex->tried = evbuffer_new()))
+		return;
+	evbuffer_add_printf(ex->tried, "%s%s=%s", tried_len(ex) ? ", " : "",
 			    provider(ex, provider_id)->name, what);
 }
 
@@ -72,10 +81,11 @@ static void exchange_free(struct exchange *ex)
 {
 	if (ex->fetch)
 		dt_fetch_cancel(ex->fetch);
-	if (ex->ttfb_timer)
-		event_free(ex->ttfb_timer);
-	if (ex->idle_timer)
-		event_free(ex->idle_timer);
+	/* the session's, kept for its next request (NULL if making them failed) */
+	if (ex->s->ttfb_timer)
+		evtimer_del(ex->s->ttfb_timer);
+	if (ex->s->idle_timer)
+		evtimer_del(ex->s->idle_timer);
 	if (ex->held)
 		evbuffer_free(ex->held);
 	if (ex->tried)
@@ -116,8 +126,8 @@ static void add_detour_headers(struct exchange *ex, struct dt_headers *h, bool a
 		if (*a->model)
 			dt_headers_set(h, "x-detour-model", a->model);
 	}
-	if (evbuffer_get_length(ex->tried)) {
-		size_t n = evbuffer_get_length(ex->tried);
+	if (tried_len(ex)) {
+		size_t n = tried_len(ex);
 		char *tried = strndup((const char *)evbuffer_pullup(ex->tried, (ev_ssize_t)n), n);
 
 		if (tried)
@@ -155,7 +165,7 @@ static void answer_failed(struct exchange *ex, const char *why)
 	struct dt_headers h = {0};
 	char msg[1024];
 	int status = ex->failures && ex->failures == ex->rate_limited ? 429 : 503;
-	size_t n = evbuffer_get_length(ex->tried);
+	size_t n = tried_len(ex);
 	struct dt_http_conn *http;
 
 	if (ex->held) {
@@ -163,7 +173,7 @@ static void answer_failed(struct exchange *ex, const char *why)
 		return;
 	}
 	snprintf(msg, sizeof(msg), "detour: no provider could answer this request (%s%s%.*s)",
-		 why, n ? "; tried " : "", (int)n, (const char *)evbuffer_pullup(ex->tried, -1));
+		 why, n ? "; tried " : "", (int)n, n ? (const char *)evbuffer_pullup(ex->tried, -1) : "");
 	add_detour_headers(ex, &h, false);
 	log_info("proxy: %s %s: %s", ex->req->method, ex->req->target, msg);
 	http = detach(ex);
@@ -305,7 +315,7 @@ static int start_attempt(struct exchange *ex, size_t i)
 	}
 	ttfb.tv_sec = ex->s->conf->first_byte_timeout_ms / 1000;
 	ttfb.tv_usec = (ex->s->conf->first_byte_timeout_ms % 1000) * 1000;
-	evtimer_add(ex->ttfb_timer, &ttfb);
+	evtimer_add(ex->s->ttfb_timer, &ttfb);
 	rc = 0;
 out:
 	free(url);
@@ -338,7 +348,7 @@ static void next_attempt(struct exchange *ex)
 static void attempt_failed(struct exchange *ex, enum dt_blame blame, uint64_t retry_after_ms,
 			   const char *what)
 {
-	evtimer_del(ex->ttfb_timer);
+	evtimer_del(ex->s->ttfb_timer);
 	if (ex->fetch) {
 		dt_fetch_cancel(ex->fetch);
 		ex->fetch = NULL;
@@ -378,7 +388,7 @@ static void arm_idle(struct exchange *ex)
 	struct timeval tv = { .tv_sec = ex->s->conf->stream_idle_timeout_ms / 1000,
 			      .tv_usec = (ex->s->conf->stream_idle_timeout_ms % 1000) * 1000 };
 
-	evtimer_add(ex->idle_timer, &tv);
+	evtimer_add(ex->s->idle_timer, &tv);
 }
 
 static void commit(struct exchange *ex, int status, const struct dt_headers *up)
@@ -410,7 +420,7 @@ static void on_head(void *ctx, struct dt_fetch *f, int status, const struct dt_h
 	char what[16];
 
 	(void)f;
-	evtimer_del(ex->ttfb_timer);
+	evtimer_del(ex->s->ttfb_timer);
 	ex->status = status;
 	if (status >= 200 && status < 300) {
 		commit(ex, status, h);
@@ -535,7 +545,7 @@ static void on_done(void *ctx, struct dt_fetch *f, enum dt_fetch_error e, const 
 
 	(void)f;
 	ex->fetch = NULL;
-	evtimer_del(ex->ttfb_timer);
+	evtimer_del(ex->s->ttfb_timer);
 	if (ex->committed) {
 		if (e == DT_FETCH_OK)
 			finish_ok(ex);
@@ -558,20 +568,23 @@ static const struct dt_fetch_ops fetch_ops = {
 	.done = on_done,
 };
 
+/* The timers are the session's: they are pending only while s->ex is. */
 static void on_ttfb_timeout(evutil_socket_t fd, short what, void *arg)
 {
-	struct exchange *ex = arg;
+	struct session *s = arg;
 
 	(void)fd;
 	(void)what;
-	attempt_failed(ex, DT_BLAME_PROVIDER, 0, "first-byte-timeout");
+	attempt_failed(s->ex, DT_BLAME_PROVIDER, 0, "first-byte-timeout");
 }
 
 static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
 {
+	struct session *s = arg;
+
 	(void)fd;
 	(void)what;
-	answer_broken(arg, "no event within the stream idle timeout");
+	answer_broken(s->ex, "no event within the stream idle timeout");
 }
 
 /* ---- start ----------------------------------------------------------------------- */
@@ -605,10 +618,11 @@ void exchange_start(struct session *s, struct dt_http_request *req)
 	ex->started_ns = now;
 	ex->context_failed = -1;
 	s->ex = ex;
-	ex->tried = evbuffer_new();
-	ex->ttfb_timer = evtimer_new(p->base, on_ttfb_timeout, ex);
-	ex->idle_timer = evtimer_new(p->base, on_idle_timeout, ex);
-	if (!ex->tried || !ex->ttfb_timer || !ex->idle_timer) {
+	if (!s->ttfb_timer)
+		s->ttfb_timer = evtimer_new(p->base, on_ttfb_timeout, s);
+	if (!s->idle_timer)
+		s->idle_timer = evtimer_new(p->base, on_idle_timeout, s);
+	if (!s->ttfb_timer || !s->idle_timer) {
 		struct dt_http_conn *http = detach(ex);
 
 		dt_http_respond_error(http, 500, "detour: out of memory", NULL);

@@ -326,6 +326,10 @@ static void session_free(struct session *s)
 		dt_http_conn_free(s->http);
 	else if (s->fd >= 0)
 		close(s->fd);
+	if (s->ttfb_timer)
+		event_free(s->ttfb_timer);
+	if (s->idle_timer)
+		event_free(s->idle_timer);
 	if (s->peek_timer)
 		event_free(s->peek_timer);
 	if (s->peek_read)

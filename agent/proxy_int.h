@@ -78,6 +78,9 @@ struct session {
 	const struct papp *app;
 	struct dt_http_conn *http;
 	struct exchange *ex;    /* the request being served, if any */
+	/* exchange.c's timers for s->ex, made by the first request and kept
+	 * for the next ones (owned here, freed with the session) */
+	struct event *ttfb_timer, *idle_timer;
 };
 
 /* exchange.c: serve one request of s (takes req). */
