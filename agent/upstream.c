@@ -212,6 +212,29 @@ static void check_multi_info(struct dt_upstream *u)
 }
 
 /*
+ * Whether the whole request went out in libcurl's first send, so that its
+ * upload buffer will not be read again (setting the size frees it). libcurl
+ * 7.88 sends a request (head and body) in one SSL_write of up to
+ * UPLOAD_BUFFER bytes, all or nothing (no SSL_MODE_ENABLE_PARTIAL_WRITE),
+ * and adds what that send took to the request size; the rest, if any, goes
+ * out of the buffer later, and the upload count alone cannot tell when (it
+ * may count head bytes sent then). So: the first send took more than the
+ * body, less than a full buffer, and all of the body is counted. Anything
+ * else keeps the buffer to the end of the transfer, as before.
+ */
+static bool request_sent(struct dt_fetch *f)
+{
+	curl_off_t sent = 0;
+	long first = 0;
+
+	return f->body_len &&
+	       curl_easy_getinfo(f->easy, CURLINFO_REQUEST_SIZE, &first) == CURLE_OK &&
+	       first > f->body_len && first < UPLOAD_BUFFER &&
+	       curl_easy_getinfo(f->easy, CURLINFO_SIZE_UPLOAD_T, &sent) == CURLE_OK &&
+	       sent >= f->body_len;
+}
+
+/*
  * What an open stream holds between its events. libcurl copies every HTTPS
  * request into a 16 KiB upload buffer (its minimum) and keeps it until the
  * transfer ends; OpenSSL, even with SSL_MODE_RELEASE_BUFFERS, keeps its
@@ -225,15 +248,10 @@ static void trim_idle(struct dt_upstream *u)
 	while (u->trim) {
 		struct dt_fetch *f = u->trim;
 		struct curl_tlssessioninfo *tls = NULL;
-		curl_off_t sent = 0;
 
 		u->trim = f->trim_next;
 		f->trim_queued = false;
-		/* all of the body is counted once the head before it went out, so
-		 * the buffer will not be read again (setting the size frees it) */
-		if (!f->upload_freed && f->body_len &&
-		    curl_easy_getinfo(f->easy, CURLINFO_SIZE_UPLOAD_T, &sent) == CURLE_OK &&
-		    sent >= f->body_len) {
+		if (!f->upload_freed && request_sent(f)) {
 			curl_easy_setopt(f->easy, CURLOPT_UPLOAD_BUFFERSIZE, UPLOAD_BUFFER);
 			f->upload_freed = true;
 		}
