@@ -119,27 +119,14 @@ cat <<EOF
 
 ${B}Act 2: the re-signing proxy${N}
   detour now terminates the client's TLS with a leaf of its local CA (the client trusts it),
-  and a class makes gpt-4o-mini on OpenAI equivalent to llama-3.3-70b on Groq ($HOST_GROQ = $G4).
+  and a class makes gpt-4o-mini on OpenAI equivalent to llama-3.3-70b on Groq ($HOST_GROQ = $G4)
+  and to deepseek-chat on DeepSeek ($HOST_DEEPSEEK = $D4).
   client  unmodified curl, https://$HOST_OAI/v1/chat/completions, model gpt-4o-mini, its own key
 EOF
 fake_start G "$G4:443" "[$G6]:443" --path-prefix=/openai >/dev/null || exit 1
-mkdir -p "$W/keys" && chmod 700 "$W/keys"
-echo "gsk-demo-detour-key" >"$W/keys/groq" && chmod 600 "$W/keys/groq"
-CONF_PROXY="intercept_tls = yes
-upstream_ca_bundle = $W/ca.pem
-first_byte_timeout_ms = 1000
+fake_start D "$D4:443" "[$D6]:443" >/dev/null || exit 1
+proxy_conf "first_byte_timeout_ms = 1000
 provider_eject_ms = 1000"
-CONF_PROVIDERS="[provider openai]
-hosts = $HOST_OAI
-
-[provider groq]
-hosts = $HOST_GROQ
-base_url = https://$HOST_GROQ/openai/v1
-key_file = $W/keys/groq
-
-[class chat-small]
-member = openai:gpt-4o-mini
-member = groq:llama-3.3-70b-versatile"
 CONF_DOWN_HOLD_MS=3000 conf_write "$W/detour.conf"
 kill -HUP "$DETOURD_PID"
 wait_for 5 grep -q "configuration reloaded" "$DETOURD_LOG"

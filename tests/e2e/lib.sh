@@ -385,6 +385,46 @@ rst_start() {
 	sleep 0.1
 }
 
+# ---- the re-signing proxy ------------------------------------------------------
+
+KEY_GROQ=gsk-detour-groq-0002
+KEY_DEEPSEEK=sk-detour-deepseek-0003
+
+# proxy_conf [PROXY-LINES]: CONF_PROXY and CONF_PROVIDERS for the re-signing
+# proxy: TLS intercepted, providers verified against the test CA; OpenAI
+# (api.openai.com: A, B), Groq (G, its API under /openai) and DeepSeek (D) in
+# one class gpt-4o-mini ≈ llama-3.3-70b-versatile ≈ deepseek-chat, signed with
+# detour's keys $KEY_GROQ and $KEY_DEEPSEEK from root-only files. PROXY-LINES:
+# more [proxy] settings.
+proxy_conf() {
+	mkdir -p "$W/keys" && chmod 700 "$W/keys"
+	printf '%s\n' "$KEY_GROQ" >"$W/keys/groq"
+	printf '%s\n' "$KEY_DEEPSEEK" >"$W/keys/deepseek"
+	chmod 600 "$W/keys/groq" "$W/keys/deepseek"
+	CONF_PROXY="intercept_tls = yes
+upstream_ca_bundle = $W/ca.pem${1:+
+$1}"
+	CONF_PROVIDERS="[provider openai]
+hosts = $HOST_OAI
+family = openai
+
+[provider groq]
+hosts = $HOST_GROQ
+family = openai
+base_url = https://$HOST_GROQ/openai/v1
+key_file = $W/keys/groq
+
+[provider deepseek]
+hosts = $HOST_DEEPSEEK
+family = openai
+key_file = $W/keys/deepseek
+
+[class chat-small]
+member = openai:gpt-4o-mini
+member = groq:llama-3.3-70b-versatile
+member = deepseek:deepseek-chat"
+}
+
 # ---- detourd -------------------------------------------------------------------
 
 # conf_write FILE [EXTRA-SECTIONS-TEXT]: the test configuration. Variables:

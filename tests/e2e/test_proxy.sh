@@ -11,43 +11,16 @@ e2e_require detourd fakellm detourctl
 fake_std G D plain || exit 1
 
 KEY_APP=sk-app-own-key-0001
-KEY_GROQ=gsk-detour-groq-0002
-KEY_DEEPSEEK=sk-detour-deepseek-0003
-mkdir -p "$W/keys" && chmod 700 "$W/keys"
-echo "$KEY_GROQ" >"$W/keys/groq"
-echo "$KEY_DEEPSEEK" >"$W/keys/deepseek"
-chmod 600 "$W/keys/groq" "$W/keys/deepseek"
-
-CONF_PROXY="intercept_tls = yes
-upstream_ca_bundle = $W/ca.pem
-first_byte_timeout_ms = 1500
+proxy_conf "first_byte_timeout_ms = 1500
 stream_idle_timeout_ms = 1500
 retry_budget_min = 1000
 provider_failures_to_eject = 1000
 max_body_bytes = 2097152"
-CONF_PROVIDERS="[provider openai]
-hosts = $HOST_OAI
-family = openai
-
-[provider groq]
-hosts = $HOST_GROQ
-family = openai
-base_url = https://$HOST_GROQ/openai/v1
-key_file = $W/keys/groq
-
-[provider deepseek]
-hosts = $HOST_DEEPSEEK
-family = openai
-key_file = $W/keys/deepseek
+CONF_PROVIDERS="$CONF_PROVIDERS
 
 [provider plain]
 hosts = $HOST_PLAIN
-port = 80
-
-[class chat-small]
-member = openai:gpt-4o-mini
-member = groq:llama-3.3-70b-versatile
-member = deepseek:deepseek-chat"
+port = 80"
 detourd_start || exit 1
 CURL_CA=$W/state/ca/root.pem
 check "detour's CA root exists for clients to trust" "no $CURL_CA" [ -s "$CURL_CA" ]

@@ -31,21 +31,7 @@ spawn_in prov "$NSP" "$W/log/haproxy.log" haproxy -db -f "$W/haproxy.cfg"
 E2E_PIDS+=($SPAWN_PID)
 wait_for 5 in_prov ss -Hltn "sport = :443" || { notok "haproxy did not start: $(tail -3 "$W/log/haproxy.log")"; exit 1; }
 
-mkdir -p "$W/keys" && chmod 700 "$W/keys"
-echo "gsk-detour-groq-h2" >"$W/keys/groq" && chmod 600 "$W/keys/groq"
-CONF_PROXY="intercept_tls = yes
-upstream_ca_bundle = $W/ca.pem"
-CONF_PROVIDERS="[provider openai]
-hosts = $HOST_OAI
-
-[provider groq]
-hosts = $HOST_GROQ
-base_url = https://$HOST_GROQ/openai/v1
-key_file = $W/keys/groq
-
-[class chat-small]
-member = openai:gpt-4o-mini
-member = groq:llama-3.3-70b-versatile"
+proxy_conf
 detourd_start || exit 1
 CURL_CA=$W/state/ca/root.pem
 

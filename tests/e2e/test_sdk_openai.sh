@@ -24,38 +24,10 @@ fi
 fake_std G D || exit 1
 
 KEY_APP=sk-app-own-key-0001
-KEY_GROQ=gsk-detour-groq-0002
-KEY_DEEPSEEK=sk-detour-deepseek-0003
-mkdir -p "$W/keys" && chmod 700 "$W/keys"
-echo "$KEY_GROQ" >"$W/keys/groq"
-echo "$KEY_DEEPSEEK" >"$W/keys/deepseek"
-chmod 600 "$W/keys/groq" "$W/keys/deepseek"
-
-CONF_PROXY="intercept_tls = yes
-upstream_ca_bundle = $W/ca.pem
-first_byte_timeout_ms = 1500
+proxy_conf "first_byte_timeout_ms = 1500
 stream_idle_timeout_ms = 1500
 retry_budget_min = 1000
 provider_failures_to_eject = 1000"
-CONF_PROVIDERS="[provider openai]
-hosts = $HOST_OAI
-family = openai
-
-[provider groq]
-hosts = $HOST_GROQ
-family = openai
-base_url = https://$HOST_GROQ/openai/v1
-key_file = $W/keys/groq
-
-[provider deepseek]
-hosts = $HOST_DEEPSEEK
-family = openai
-key_file = $W/keys/deepseek
-
-[class chat-small]
-member = openai:gpt-4o-mini
-member = groq:llama-3.3-70b-versatile
-member = deepseek:deepseek-chat"
 detourd_start || exit 1
 ROOT_PEM=$W/state/ca/root.pem
 check "detour's CA root exists for Node to trust" "no $ROOT_PEM" [ -s "$ROOT_PEM" ]
