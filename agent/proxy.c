@@ -313,12 +313,7 @@ static void session_free(struct session *s)
 {
 	struct dt_proxy *p = s->p;
 
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		p->sessions = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
+	LIST_REMOVE(s, link);
 	p->active--;
 	if (s->ex)
 		exchange_cancel(s->ex);
@@ -489,10 +484,7 @@ void dt_proxy_accept(struct dt_proxy *p, int fd, const struct dt_origin *o)
 	s->origin = *o;
 	s->conf = p->conf;
 	s->conf->refs++;
-	s->next = p->sessions;
-	if (p->sessions)
-		p->sessions->prev = s;
-	p->sessions = s;
+	LIST_INSERT_HEAD(&p->sessions, s, link);
 	p->active++;
 	s->peek_timer = evtimer_new(p->base, on_peek_event, s);
 	s->peek_read = event_new(p->base, fd, EV_READ, on_peek_event, s);
@@ -542,8 +534,8 @@ void dt_proxy_free(struct dt_proxy *p)
 {
 	if (!p)
 		return;
-	while (p->sessions)
-		session_free(p->sessions);
+	while (!LIST_EMPTY(&p->sessions))
+		session_free(LIST_FIRST(&p->sessions));
 	dt_upstream_free(p->upstream);
 	dt_router_free(p->router);
 	dt_ca_free(p->ca);

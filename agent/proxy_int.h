@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <linux/types.h>
 #include "detour.h"
 #include "http_server.h"
@@ -58,7 +59,7 @@ struct dt_proxy {
 	struct pconf *conf;
 	dt_passthrough_fn passthrough;
 	void *passthrough_ctx;
-	struct session *sessions;
+	LIST_HEAD(, session) sessions;
 	size_t active;
 	uint64_t requests;      /* seeds the weighted order */
 };
@@ -67,7 +68,7 @@ struct dt_proxy {
 struct session {
 	struct dt_proxy *p;
 	struct pconf *conf;     /* held */
-	struct session *prev, *next;
+	LIST_ENTRY(session) link;
 	int fd;                 /* until the TLS bufferevent owns it */
 	struct event *peek_read;  /* nothing came yet: wait for bytes */
 	struct event *peek_timer; /* a ClientHello in part: look again soon */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <event2/buffer.h>
@@ -26,7 +27,7 @@
 
 struct conn {
 	struct dt_relay *relay;
-	struct conn *prev, *next;
+	LIST_ENTRY(conn) link;
 	struct bufferevent *client, *up;
 	struct event *connect_timer;
 	struct evbuffer *replay;       /* NULL once answered, or when too big */
@@ -42,7 +43,7 @@ struct dt_relay {
 	const struct dt_relay_ops *ops;
 	void *ctx;
 	struct dt_relay_limits limits;
-	struct conn *conns;
+	LIST_HEAD(, conn) conns;
 	size_t active;
 };
 
@@ -55,12 +56,7 @@ static void conn_free(struct conn *c)
 {
 	struct dt_relay *r = c->relay;
 
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		r->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	LIST_REMOVE(c, link);
 	r->active--;
 	if (c->client)
 		bufferevent_free(c->client);
@@ -358,10 +354,7 @@ void dt_relay_start(struct dt_relay *r, int fd, const struct dt_origin *origin)
 	c->client = bufferevent_socket_new(r->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	c->connect_timer = evtimer_new(r->base, on_connect_timeout, c);
 	c->replay = evbuffer_new();
-	c->next = r->conns;
-	if (r->conns)
-		r->conns->prev = c;
-	r->conns = c;
+	LIST_INSERT_HEAD(&r->conns, c, link);
 	r->active++;
 	if (!c->client || !c->connect_timer || !c->replay || c->n_cands == 0) {
 		if (!c->client)
@@ -402,8 +395,8 @@ void dt_relay_free(struct dt_relay *r)
 {
 	if (!r)
 		return;
-	while (r->conns)
-		conn_free(r->conns);
+	while (!LIST_EMPTY(&r->conns))
+		conn_free(LIST_FIRST(&r->conns));
 	free(r);
 }
 

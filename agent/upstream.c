@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <curl/curl.h>
 #include <openssl/ssl.h>
@@ -20,8 +21,7 @@
 
 /* One libevent event per socket libcurl asks us to watch. */
 struct sock_watch {
-	struct dt_upstream *u;
-	struct sock_watch *prev, *next;
+	LIST_ENTRY(sock_watch) link;
 	struct event *ev;
 	short kind;        /* EV_READ | EV_WRITE it is added with, 0: not added */
 };
@@ -36,9 +36,9 @@ struct dt_upstream {
 	CURLSH *share;             /* TLS sessions, so new connections resume */
 	struct event *timer;       /* libcurl's one timeout */
 	struct event *deferred;    /* work libcurl forbids inside its callbacks */
-	struct dt_fetch *fetches;  /* every live fetch */
-	struct sock_watch *watches;
-	struct dt_fetch *trim;     /* fetches that received data: see trim_idle */
+	LIST_HEAD(, dt_fetch) fetches;  /* every live fetch */
+	LIST_HEAD(, sock_watch) watches;
+	LIST_HEAD(, dt_fetch) trim;     /* fetches that received data: see trim_idle */
 	CURL *spare[SPARE_HANDLES]; /* reset handles kept for the next fetches */
 	size_t n_spare;
 	char *ca_bundle;
@@ -52,8 +52,8 @@ struct dt_upstream {
 
 struct dt_fetch {
 	struct dt_upstream *u;
-	struct dt_fetch *prev, *next;
-	struct dt_fetch *trim_next; /* on u->trim (trim_queued) */
+	LIST_ENTRY(dt_fetch) link;
+	LIST_ENTRY(dt_fetch) trim_link; /* on u->trim (trim_queued) */
 	CURL *easy;
 	curl_off_t body_len;        /* of the request, to tell when it has all gone out */
 	struct curl_slist *req_fields;
@@ -82,10 +82,7 @@ static void upstream_defer(struct dt_upstream *u)
 static void fetch_link(struct dt_upstream *u, struct dt_fetch *f)
 {
 	f->u = u;
-	f->next = u->fetches;
-	if (u->fetches)
-		u->fetches->prev = f;
-	u->fetches = f;
+	LIST_INSERT_HEAD(&u->fetches, f, link);
 }
 
 /* A handle and its buffers cost more to make than to reset: keep some. */
@@ -110,19 +107,9 @@ static void fetch_destroy(struct dt_fetch *f)
 {
 	struct dt_upstream *u = f->u;
 
-	if (f->prev)
-		f->prev->next = f->next;
-	else
-		u->fetches = f->next;
-	if (f->next)
-		f->next->prev = f->prev;
-	if (f->trim_queued) {
-		struct dt_fetch **pp = &u->trim;
-
-		while (*pp != f)
-			pp = &(*pp)->trim_next;
-		*pp = f->trim_next;
-	}
+	LIST_REMOVE(f, link);
+	if (f->trim_queued)
+		LIST_REMOVE(f, trim_link);
 	if (f->on_multi)
 		curl_multi_remove_handle(u->multi, f->easy);
 	easy_put(u, f->easy);
@@ -245,11 +232,11 @@ static bool request_sent(struct dt_fetch *f)
  */
 static void trim_idle(struct dt_upstream *u)
 {
-	while (u->trim) {
-		struct dt_fetch *f = u->trim;
+	while (!LIST_EMPTY(&u->trim)) {
+		struct dt_fetch *f = LIST_FIRST(&u->trim);
 		struct curl_tlssessioninfo *tls = NULL;
 
-		u->trim = f->trim_next;
+		LIST_REMOVE(f, trim_link);
 		f->trim_queued = false;
 		if (!f->upload_freed && request_sent(f)) {
 			curl_easy_setopt(f->easy, CURLOPT_UPLOAD_BUFFERSIZE, UPLOAD_BUFFER);
@@ -288,8 +275,8 @@ static void run_deferred(evutil_socket_t fd, short what, void *arg)
 	/* callbacks run below (data on resume, done on failure) only flag
 	 * what they cancel or start, so next stays valid */
 	u->in_callback++;
-	for (f = u->fetches; f; f = next) {
-		next = f->next;
+	for (f = LIST_FIRST(&u->fetches); f; f = next) {
+		next = LIST_NEXT(f, link);
 		if (f->cancelled)
 			fetch_destroy(f);
 		else if (!f->on_multi)
@@ -401,8 +388,7 @@ static size_t on_curl_body(char *buf, size_t size, size_t n, void *arg)
 	}
 	if (!f->trim_queued) {
 		f->trim_queued = true;
-		f->trim_next = f->u->trim;
-		f->u->trim = f;
+		LIST_INSERT_HEAD(&f->u->trim, f, trim_link);
 	}
 	f->u->in_callback++;
 	f->ops->data(f->ctx, f, buf, len);
@@ -447,22 +433,13 @@ static struct sock_watch *watch_new(struct dt_upstream *u, curl_socket_t s)
 		free(w);
 		return NULL;
 	}
-	w->u = u;
-	w->next = u->watches;
-	if (u->watches)
-		u->watches->prev = w;
-	u->watches = w;
+	LIST_INSERT_HEAD(&u->watches, w, link);
 	return w;
 }
 
 static void watch_free(struct sock_watch *w)
 {
-	if (w->prev)
-		w->prev->next = w->next;
-	else
-		w->u->watches = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
+	LIST_REMOVE(w, link);
 	event_free(w->ev);
 	free(w);
 }
@@ -842,16 +819,16 @@ void dt_upstream_free(struct dt_upstream *u)
 {
 	if (!u)
 		return;
-	while (u->fetches)
-		fetch_destroy(u->fetches);
+	while (!LIST_EMPTY(&u->fetches))
+		fetch_destroy(LIST_FIRST(&u->fetches));
 	while (u->n_spare)
 		curl_easy_cleanup(u->spare[--u->n_spare]);
 	/* closes the pooled connections; may still call on_curl_socket/timer */
 	if (u->multi)
 		curl_multi_cleanup(u->multi);
 	/* sockets whose removal libcurl never reported */
-	while (u->watches)
-		watch_free(u->watches);
+	while (!LIST_EMPTY(&u->watches))
+		watch_free(LIST_FIRST(&u->watches));
 	if (u->share)
 		curl_share_cleanup(u->share);
 	if (u->timer)
