@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: MIT
+/* Bump allocator; see arena.h. */
+#include <stdarg.h>
+#include <stdalign.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+
+/* Most translated requests fit in one block. */
+#define BLOCK_MIN 4096
+
+struct dt_arena_block {
+	struct dt_arena_block *next;
+	size_t used, size;
+	alignas(max_align_t) unsigned char data[];
+};
+
+void *dt_arena_alloc(struct dt_arena *a, size_t size)
+{
+	struct dt_arena_block *b = a->head;
+	size_t align = alignof(max_align_t);
+	size_t need = (size + align - 1) & ~(align - 1);
+
+	if (need < size)
+		return NULL;
+	if (!b || b->size - b->used < need) {
+		size_t cap = need > BLOCK_MIN ? need : BLOCK_MIN;
+
+		if (cap > SIZE_MAX - sizeof(*b))
+			return NULL;
+		b = malloc(sizeof(*b) + cap);
+		if (!b)
+			return NULL;
+		b->used = 0;
+		b->size = cap;
+		b->next = a->head;
+		a->head = b;
+	}
+	b->used += need;
+	return memset(b->data + b->used - need, 0, need);
+}
+
+char *dt_arena_strndup(struct dt_arena *a, const char *s, size_t n)
+{
+	char *d = n < SIZE_MAX ? dt_arena_alloc(a, n + 1) : NULL;
+
+	if (d)
+		memcpy(d, s, n); /* the terminator is already 0 */
+	return d;
+}
+
+char *dt_arena_strdup(struct dt_arena *a, const char *s)
+{
+	return dt_arena_strndup(a, s, strlen(s));
+}
+
+char *dt_arena_printf(struct dt_arena *a, const char *fmt, ...)
+{
+	va_list ap;
+	char *d;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || !(d = dt_arena_alloc(a, (size_t)n + 1)))
+		return NULL;
+	va_start(ap, fmt);
+	vsnprintf(d, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	return d;
+}
+
+void dt_arena_free(struct dt_arena *a)
+{
+	while (a->head) {
+		struct dt_arena_block *next = a->head->next;
+
+		free(a->head);
+		a->head = next;
+	}
+}
