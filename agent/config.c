@@ -235,6 +235,20 @@ static int parse_strategy(struct cfg_parser *p, const struct key_def *k,
 	return 0;
 }
 
+/* struct dt_class_cfg's quality_check, in router.h's enum dt_quality_mode order. */
+static const char *const quality_names[] = { "failover", "always", "off" };
+
+static int parse_quality(struct cfg_parser *p, const struct key_def *k,
+			 const char *value, void *obj)
+{
+	int i = choice_parse(p, k, value, quality_names, ARRAY_SIZE(quality_names));
+
+	if (i < 0)
+		return -1;
+	((struct dt_class_cfg *)obj)->quality_check = i;
+	return 0;
+}
+
 /* yes or no, into a bool field. */
 static int parse_bool(struct cfg_parser *p, const struct key_def *k,
 		      const char *value, void *obj)
@@ -1183,6 +1197,7 @@ static const struct key_def provider_keys[] = {
 static const struct key_def class_keys[] = {
 	{ "member",   parse_member,   0, 0, 0, true, false },
 	{ "strategy", parse_strategy, 0, 0, 0, false, false },
+	{ "quality_check", parse_quality, 0, 0, 0, false, false },
 };
 
 static const struct key_def proxy_keys[] = {

@@ -59,6 +59,8 @@ struct dt_class_cfg {
 	size_t n_members;
 	int strategy;               /* 0 priority (members in order), 1 weighted:
 				     * router.h's enum dt_class_strategy */
+	int quality_check;          /* 0 failover, 1 always, 2 off: router.h's
+				     * enum dt_quality_mode */
 	int line;                   /* line of the section header */
 };
 

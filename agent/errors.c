@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* Provider-shaped error bodies; see errors.h. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <event2/buffer.h>
 #include <jansson.h>
@@ -80,6 +81,36 @@ const char *dt_error_body(enum dt_family family, int status, const char *message
 			  struct evbuffer *out)
 {
 	append_json(out, error_object(family, status, message));
+	return DT_JSON_TYPE;
+}
+
+/* Every family puts the message at error.message; some hosts use a bare
+ * string at error or a top-level message. */
+static const char *message_of(json_t *doc)
+{
+	json_t *err = json_object_get(doc, "error");
+	json_t *msg = json_is_object(err) ? json_object_get(err, "message") : err;
+
+	if (!json_is_string(msg))
+		msg = json_object_get(doc, "message");
+	return json_is_string(msg) ? json_string_value(msg) : NULL;
+}
+
+const char *dt_error_reshape(enum dt_family family, int status, const char *body, size_t len,
+			     struct evbuffer *out)
+{
+	json_t *doc = len ? json_loadb(body, len, 0, NULL) : NULL;
+	const char *msg = doc ? message_of(doc) : NULL;
+	char text[512];
+
+	if (!msg) {
+		/* not JSON, or no message in it: its first bytes, as text */
+		snprintf(text, sizeof(text), "the provider answered %d: %.*s", status,
+			 (int)(len < 300 ? len : 300), len ? body : "");
+		msg = text;
+	}
+	append_json(out, error_object(family, status, msg));
+	json_decref(doc);
 	return DT_JSON_TYPE;
 }
 

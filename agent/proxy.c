@@ -201,6 +201,7 @@ static int set_classes(struct dt_router *r, const struct dt_cfg *cfg, const uint
 
 		snprintf(mc->name, sizeof(mc->name), "%s", cc->name);
 		mc->strategy = cc->strategy ? DT_STRATEGY_WEIGHTED : DT_STRATEGY_PRIORITY;
+		mc->quality = (enum dt_quality_mode)cc->quality_check;
 		mc->members = calloc(cc->n_members, sizeof(*mc->members));
 		if (!mc->members)
 			goto out;

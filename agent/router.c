@@ -300,7 +300,7 @@ size_t dt_router_plan(struct dt_router *r, uint32_t provider_id, const char *mod
 		return 0;
 	original = find_member(r, provider_id, model, &cls);
 	if (!original) {
-		out[0] = (struct dt_attempt){ provider_id, model, DT_KEY_SLOT_APP };
+		out[0] = (struct dt_attempt){ provider_id, model, DT_KEY_SLOT_APP, false };
 		return 1;
 	}
 	n = member_order(cls, original, seed, order);
@@ -308,7 +308,11 @@ size_t dt_router_plan(struct dt_router *r, uint32_t provider_id, const char *mod
 		uint32_t slot = order[i] == original ? DT_KEY_SLOT_APP : DT_KEY_SLOT_DETOUR;
 		uint64_t at = usable_at(&r->providers[order[i]->provider_id], slot);
 
-		cands[i].a = (struct dt_attempt){ order[i]->provider_id, order[i]->model, slot };
+		cands[i].a = (struct dt_attempt){
+			order[i]->provider_id, order[i]->model, slot,
+			cls->quality == DT_QUALITY_ALWAYS ||
+			(cls->quality == DT_QUALITY_FAILOVER && order[i] != original),
+		};
 		cands[i].rank = at > now ? at : 0;
 	}
 	sort_by_rank(cands, n);

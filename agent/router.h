@@ -33,6 +33,13 @@ struct dt_model_class {
 	struct dt_class_member *members;  /* in configured order */
 	size_t n_members;
 	enum dt_class_strategy { DT_STRATEGY_PRIORITY, DT_STRATEGY_WEIGHTED } strategy;
+	/* Which answers are checked (empty, not the JSON asked for, cut short
+	 * for no reason the request gives) before the client gets them. */
+	enum dt_quality_mode {
+		DT_QUALITY_FAILOVER,  /* answers of members other than the original (default) */
+		DT_QUALITY_ALWAYS,    /* every member's */
+		DT_QUALITY_OFF,
+	} quality;
 };
 
 /* A field left 0 takes its default, except retry_budget_percent and
@@ -66,6 +73,7 @@ struct dt_attempt {
 	uint32_t provider_id;
 	const char *model;     /* the model to ask that provider for (points into the router's copy, or the caller's model for a passthrough); valid until the next set_classes */
 	uint32_t key_slot;     /* DT_KEY_SLOT_APP or DT_KEY_SLOT_DETOUR */
+	bool check_quality;    /* the class asks for this attempt's answer to be checked */
 };
 
 /* The attempts, in order, for a request the application addressed to

@@ -469,6 +469,7 @@ static void test_classes(void **state)
 		"[class large]\n"
 		"member = openai:gpt-4o\n"
 		"member = groq:llama-3.3-70b-versatile\n"
+		"quality_check = always\n"
 		"[provider openai]\nhosts = api.openai.com\n"
 		"[provider groq]\nhosts = api.groq.com\n"
 		"[provider ollama]\nhosts = 127.0.0.1\nport = 11434\n"
@@ -487,6 +488,8 @@ static void test_classes(void **state)
 	assert_string_equal(cfg->classes[1].name, "large");
 	assert_int_equal(cfg->classes[1].n_members, 2);
 	assert_string_equal(cfg->classes[1].members[1].model, "llama-3.3-70b-versatile");
+	assert_int_equal(cfg->classes[0].quality_check, 0); /* failover */
+	assert_int_equal(cfg->classes[1].quality_check, 1);
 	dt_config_free(cfg);
 }
 
@@ -941,6 +944,7 @@ static const struct bad_case bad_cases[] = {
 	{ "[class c]\nmember = p:a\n" PROVIDER, 1, "class c needs at least 2 members, has 1" },
 	{ "[class c]\nstrategy = weighted\n" PROVIDER, 1, "class c needs at least 2 members, has 0" },
 	{ "[class c]\nstrategy = random\n" PROVIDER, 2, "strategy: unknown value \"random\"" },
+	{ "[class c]\nquality_check = sometimes\n" PROVIDER, 2, "quality_check: unknown value \"sometimes\"" },
 	{ "[class c]\nstrategy = priority\nstrategy = weighted\n" PROVIDER, 3, "strategy already set at line 2" },
 	{ "[class c]\nmember = p:a weight=2\nmember = q:b\n" PROVIDER PROVIDER_Q, 2,
 	  "member: weight= needs strategy = weighted in class c" },

@@ -72,7 +72,7 @@ static void assert_plan(const struct dt_attempt *got, size_t n, const struct wan
 
 static void fail_provider(struct dt_router *r, uint32_t provider_id, int times, uint64_t now)
 {
-	struct dt_attempt a = { provider_id, "any", DETOUR };
+	struct dt_attempt a = { provider_id, "any", DETOUR, false };
 
 	for (int i = 0; i < times; i++)
 		dt_router_report(r, &a, DT_BLAME_PROVIDER, 0, now);
@@ -81,7 +81,7 @@ static void fail_provider(struct dt_router *r, uint32_t provider_id, int times, 
 static void report(struct dt_router *r, uint32_t provider_id, uint32_t slot, enum dt_blame b,
 		   uint64_t retry_after_ms, uint64_t now)
 {
-	struct dt_attempt a = { provider_id, "any", slot };
+	struct dt_attempt a = { provider_id, "any", slot, false };
 
 	dt_router_report(r, &a, b, retry_after_ms, now);
 }
@@ -556,7 +556,7 @@ static void test_budget_window_slides(void **state)
 static void test_larger_context(void **state)
 {
 	struct dt_router *r = router_with_mini();
-	struct dt_attempt p[8], passthrough = { OPENAI, "gpt-4o", APP };
+	struct dt_attempt p[8], passthrough = { OPENAI, "gpt-4o", APP, false };
 	size_t n;
 
 	(void)state;
@@ -625,12 +625,52 @@ static void test_set_classes_rejects_ambiguous_or_malformed(void **state)
 	dt_router_free(r);
 }
 
+/* Which attempts the class wants checked: by default the members standing
+ * in for the original (also when the original is set aside and another
+ * member goes first), or all, or none; a passthrough never. */
+static void test_quality_check_by_class_mode(void **state)
+{
+	struct dt_model_class cls = mini_class;
+	struct dt_attempt a[8];
+	struct dt_router *r;
+	size_t n;
+
+	(void)state;
+	r = router_with_mini();
+	n = dt_router_plan(r, OPENAI, MINI, 0, 0, a, 8);
+	assert_int_equal(n, 4);
+	assert_false(a[0].check_quality);
+	for (size_t i = 1; i < n; i++)
+		assert_true(a[i].check_quality);
+	fail_provider(r, OPENAI, 3, 0);
+	n = dt_router_plan(r, OPENAI, MINI, 0, 1, a, 8);
+	assert_int_equal(a[0].provider_id, GROQ);
+	assert_true(a[0].check_quality);
+	assert_int_equal(a[n - 1].provider_id, OPENAI);
+	assert_false(a[n - 1].check_quality);
+
+	cls.quality = DT_QUALITY_ALWAYS;
+	assert_int_equal(dt_router_set_classes(r, &cls, 1), 0);
+	n = dt_router_plan(r, GROQ, LLAMA, 0, 2, a, 8);
+	for (size_t i = 0; i < n; i++)
+		assert_true(a[i].check_quality);
+	cls.quality = DT_QUALITY_OFF;
+	assert_int_equal(dt_router_set_classes(r, &cls, 1), 0);
+	n = dt_router_plan(r, GROQ, LLAMA, 0, 2, a, 8);
+	for (size_t i = 0; i < n; i++)
+		assert_false(a[i].check_quality);
+	assert_int_equal(dt_router_plan(r, GROQ, "unclassed", 0, 2, a, 8), 1);
+	assert_false(a[0].check_quality);
+	dt_router_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_passthrough_plan),
 		cmocka_unit_test(test_class_plan_starts_with_the_original),
 		cmocka_unit_test(test_classes_are_copied),
+		cmocka_unit_test(test_quality_check_by_class_mode),
 		cmocka_unit_test(test_unusable_members_go_last_soonest_usable_first),
 		cmocka_unit_test(test_provider_state_survives_set_classes),
 		cmocka_unit_test(test_weighted_order_follows_the_weights),
