@@ -128,10 +128,12 @@ struct dt_xusage {
 	bool known;
 	int64_t input_tokens;    /* all prompt tokens, cached ones included */
 	int64_t output_tokens;
-	int64_t cached_input_tokens;
+	int64_t cached_input_tokens;  /* of input_tokens: read from a cache */
+	int64_t cache_write_tokens;   /* of input_tokens: written to a cache (Anthropic) */
 };
 
 struct dt_xresponse {
+	enum dt_family shape;    /* the provider's: its ids are kept for clients of that shape */
 	const char *id;          /* the provider's; NULL: none */
 	const char *model;       /* the model that answered */
 	int64_t created;         /* unix seconds; 0: not given */

@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: MIT */
+/* Private to the answer translators (xresp*.c, xstream*.c): the JSON text
+ * writer, the shared mapping tables and the stream's IR events. */
+#ifndef DT_XRESP_INT_H
+#define DT_XRESP_INT_H
+
+#include "sse.h"
+#include "xlate.h"
+
+/* ---- JSON text out (xresp_json.c) ---------------------------------------- */
+
+/* A growing byte buffer; after a failed allocation it stays failed and
+ * ignores further writes, so writers check once at the end. */
+struct dt_xbuf {
+	char *p;
+	size_t len, cap;
+	bool failed;
+};
+
+void dt_xb_add(struct dt_xbuf *b, const char *s, size_t n);
+#define dt_xb_lit(b, s) dt_xb_add((b), (s), sizeof(s) - 1)
+/* s as the inside of a JSON string (escaped, no quotes): pieces of one
+ * string written one after the other. */
+void dt_xb_escaped(struct dt_xbuf *b, const char *s, size_t n);
+/* s as a JSON string, quoted and escaped. */
+void dt_xb_str(struct dt_xbuf *b, const char *s, size_t n);
+/* The same for a C string; NULL is written as null. */
+void dt_xb_cstr(struct dt_xbuf *b, const char *s);
+void dt_xb_int(struct dt_xbuf *b, int64_t v);
+/* JSON text that must be an object (tool arguments): written as is when it
+ * is one, as {} otherwise (empty, truncated or not an object). */
+void dt_xb_object(struct dt_xbuf *b, const char *text, size_t len);
+/* The text, NUL-terminated and malloc'ed (the buffer is left empty); NULL
+ * when an allocation failed. */
+char *dt_xb_take(struct dt_xbuf *b, size_t *len);
+void dt_xb_free(struct dt_xbuf *b);
+
+/* Reading JSON: a member's string (NULL when absent or not a string) and
+ * integer (def likewise). */
+const char *dt_xj_str(const json_t *obj, const char *key);
+int64_t dt_xj_int(const json_t *obj, const char *key, int64_t def);
+/* v as compact JSON text in the arena; NULL when out of memory. */
+const char *dt_xj_text(struct dt_arena *a, const json_t *v);
+
+/* ---- shared rules (xresp.c) ---------------------------------------------- */
+
+/* Finish reasons both ways, from one table: the IR value of a family's
+ * name (DT_XFINISH_OTHER when unknown) and the family's name for an IR
+ * value (NULL for DT_XFINISH_NONE). */
+enum dt_xfinish dt_xfinish_parse(enum dt_family f, const char *name);
+const char *dt_xfinish_name(enum dt_family f, enum dt_xfinish finish);
+
+#define DT_XID_LEN 64
+
+/* The answer's id the client sees: the provider's when it is of the
+ * client's family, otherwise one made from seed in the client's style
+ * ("chatcmpl-<hex>", "msg_<hex>", "<hex>"), written into buf. */
+const char *dt_xid(enum dt_family to, enum dt_family from, const char *id, uint64_t seed,
+		   char buf[DT_XID_LEN]);
+/* A tool call's id: the provider's, or one made from seed and the call's
+ * index ("call_<hex>_<i>", "toolu_<hex>_<i>"); NULL for a Gemini client,
+ * whose calls need none. */
+const char *dt_xtool_id(enum dt_family to, const char *id, uint64_t seed, size_t index,
+			char buf[DT_XID_LEN]);
+/* The model the client sees: the one it asked for, else the provider's. */
+const char *dt_xmodel(const struct dt_xctx *ctx, const char *model);
+
+/* Usage objects of each family, read into u (u->known set when obj is
+ * one; Anthropic's fields absent from obj keep their value in u, for a
+ * stream's partial updates) and written (the object, "{" to "}"). */
+void dt_xopenai_usage_parse(const json_t *obj, struct dt_xusage *u);
+void dt_xopenai_usage_emit(struct dt_xbuf *b, const struct dt_xusage *u);
+void dt_xanthropic_usage_parse(const json_t *obj, struct dt_xusage *u);
+void dt_xanthropic_usage_emit(struct dt_xbuf *b, const struct dt_xusage *u);
+void dt_xgemini_usage_parse(const json_t *obj, struct dt_xusage *u);
+void dt_xgemini_usage_emit(struct dt_xbuf *b, const struct dt_xusage *u);
+
+/* ---- per family, non-streamed (xresp_<family>.c) -------------------------- */
+
+int dt_xopenai_parse(json_t *root, struct dt_xresponse *r, char *err, size_t errlen);
+int dt_xanthropic_parse(json_t *root, struct dt_xresponse *r, char *err, size_t errlen);
+int dt_xgemini_parse(json_t *root, struct dt_xresponse *r, char *err, size_t errlen);
+void dt_xopenai_emit(struct dt_xbuf *b, const struct dt_xresponse *r, const struct dt_xctx *ctx);
+void dt_xanthropic_emit(struct dt_xbuf *b, const struct dt_xresponse *r,
+			const struct dt_xctx *ctx);
+void dt_xgemini_emit(struct dt_xbuf *b, const struct dt_xresponse *r, const struct dt_xctx *ctx);
+
+/* Gemini's finish for a candidate (or a prompt blocked before it). A STOP
+ * with function calls is a tool-call finish for the other families. */
+enum dt_xfinish dt_xgemini_finish(const json_t *root, bool tool_calls);
+
+/* ---- streams (xstream*.c) ------------------------------------------------- */
+
+/* What a decoder tells an encoder. Blocks (a text, a tool call) come one
+ * after the other; an encoder closes the open one itself when the next one
+ * starts or the answer finishes, BLOCK_STOP only says it ended earlier. */
+enum dt_xev_type {
+	DT_XEV_START,      /* id, model, created (0: none) */
+	DT_XEV_TEXT,       /* text, len */
+	DT_XEV_TOOL_START, /* index (0, 1, ... in order), id (NULL: none), name */
+	DT_XEV_TOOL_ARGS,  /* text, len: the next piece of the open call's arguments */
+	DT_XEV_BLOCK_STOP,
+	DT_XEV_FINISH,     /* finish, stop_sequence */
+	DT_XEV_USAGE,      /* usage: the totals so far; info.usage holds them */
+	DT_XEV_END,        /* the provider's proper end: the client's closing events */
+};
+
+struct dt_xev {
+	enum dt_xev_type type;
+	const char *id, *model, *name, *stop_sequence;
+	int64_t created;
+	const char *text;
+	size_t len, index;
+	enum dt_xfinish finish;
+	struct dt_xusage usage;
+};
+
+enum dt_xblock { DT_XBLOCK_NONE, DT_XBLOCK_TEXT, DT_XBLOCK_TOOL, DT_XBLOCK_SKIPPED };
+
+struct dt_xstream {
+	enum dt_family from, to;
+	struct dt_xctx ctx;
+	struct dt_sse sse;
+	struct dt_xstream_info info;
+	struct dt_xbuf out;          /* the client's bytes of the current feed */
+	struct dt_arena arena;       /* strings kept from one event to a later one */
+	char *err;                   /* where the current feed reports */
+	size_t errlen;
+	bool started, finished;
+	struct {                     /* decoder state */
+		enum dt_xblock block;    /* Anthropic: the kind of the open block */
+		int64_t tool_index;      /* OpenAI: the provider's index of the open call */
+		struct dt_xusage usage;  /* the totals so far, assembled */
+	} dec;
+	struct {                     /* encoder state */
+		enum dt_xblock block;
+		size_t blocks;           /* Anthropic: content blocks opened */
+		size_t call_start;       /* Gemini: where the open call's arguments start in call */
+		struct dt_xbuf head;     /* OpenAI: a chunk's start; Gemini: a chunk's end */
+		struct dt_xbuf call;     /* Gemini: the open call's part, arguments last */
+		const char *stop_sequence;
+		enum dt_xfinish finish;
+	} enc;
+};
+
+/* Hand an IR event to the client's encoder, keeping info. 0 or -1. */
+int dt_xstream_emit(struct dt_xstream *s, struct dt_xev *ev);
+/* Fail the stream with a reason. Always -1. */
+int dt_xstream_fail(struct dt_xstream *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Decoders: one provider event each; 0 or -1 (through dt_xstream_fail). */
+int dt_xopenai_decode(struct dt_xstream *s, const struct dt_sse_event *e);
+int dt_xanthropic_decode(struct dt_xstream *s, const struct dt_sse_event *e);
+int dt_xgemini_decode(struct dt_xstream *s, const struct dt_sse_event *e);
+/* Encoders: one IR event each, into s->out; 0 or -1. */
+int dt_xopenai_encode(struct dt_xstream *s, const struct dt_xev *ev);
+int dt_xanthropic_encode(struct dt_xstream *s, const struct dt_xev *ev);
+int dt_xgemini_encode(struct dt_xstream *s, const struct dt_xev *ev);
+
+/* The data of a provider's event as a JSON object, or NULL after failing
+ * the stream; the caller decrefs it. */
+json_t *dt_xstream_json(struct dt_xstream *s, const struct dt_sse_event *e);
+
+#endif
