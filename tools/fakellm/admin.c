@@ -50,19 +50,19 @@ void fl_admin_handle(struct fl_conn *c)
 	const struct fl_request *req = &c->req;
 	enum http_method method = c->parser.method;
 
-	if (fl_request_path_is(req, "", "/fault")) {
+	if (fl_request_path_is(req, "", "/fault", NULL)) {
 		if (method == HTTP_POST)
 			set_fault(c);
 		else if (method == HTTP_GET)
 			fl_http_json(c, 200, fl_fault_to_json(&srv->fault), NULL);
 		else
 			fl_admin_reject(c, 405);
-	} else if (fl_request_path_is(req, "", "/stats")) {
+	} else if (fl_request_path_is(req, "", "/stats", NULL)) {
 		if (method == HTTP_GET)
 			fl_http_json(c, 200, fl_stats_to_json(&srv->stats, &srv->fault), NULL);
 		else
 			fl_admin_reject(c, 405);
-	} else if (fl_request_path_is(req, "", "/reset-stats")) {
+	} else if (fl_request_path_is(req, "", "/reset-stats", NULL)) {
 		if (method == HTTP_POST) {
 			memset(&srv->stats, 0, sizeof(srv->stats));
 			fl_http_json(c, 200, json_pack("{s:b}", "ok", 1), NULL);

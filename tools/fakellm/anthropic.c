@@ -36,12 +36,143 @@ static bool refuse(struct fl_error *err, const char *message)
 	return false;
 }
 
-static bool anthropic_parse(json_t *body, struct fl_prompt *p, struct fl_error *err)
+static bool is_type(json_t *block, const char *type)
 {
-	json_t *max, *stream, *m;
+	const char *t = json_string_value(json_object_get(block, "type"));
+
+	return t && strcmp(t, type) == 0;
+}
+
+/* Is id the id of a tool_use block of this (assistant) message? */
+static bool has_tool_use(json_t *message, const char *id)
+{
+	const char *role = json_string_value(json_object_get(message, "role"));
+	json_t *block;
+	size_t i;
+
+	if (!role || strcmp(role, "assistant") != 0)
+		return false;
+	json_array_foreach(json_object_get(message, "content"), i, block) {
+		const char *used = json_string_value(json_object_get(block, "id"));
+
+		if (is_type(block, "tool_use") && used && strcmp(used, id) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Blocks: a tool_use has an id, a name and an input object; a tool_result
+ * answers a tool_use of the message just before. */
+static bool check_blocks(json_t *messages, size_t i, struct fl_error *err)
+{
+	json_t *content = json_object_get(json_array_get(messages, i), "content"), *block;
+	const char *id;
+	size_t j;
+
+	if (!json_is_string(content) && !json_is_array(content)) {
+		fl_error_printf(err, "messages.%zu.content: Input should be a valid string or a list "
+				"of content blocks", i);
+		return false;
+	}
+	json_array_foreach(content, j, block) {
+		if (!json_is_string(json_object_get(block, "type"))) {
+			fl_error_printf(err, "messages.%zu.content.%zu.type: Field required", i, j);
+			return false;
+		}
+		if (is_type(block, "tool_use") &&
+		    (!json_is_string(json_object_get(block, "id")) ||
+		     !json_is_string(json_object_get(block, "name")) ||
+		     !json_is_object(json_object_get(block, "input")))) {
+			fl_error_printf(err, "messages.%zu.content.%zu.tool_use: id and name must be "
+					"strings and input a valid dictionary", i, j);
+			return false;
+		}
+		if (!is_type(block, "tool_result"))
+			continue;
+		id = json_string_value(json_object_get(block, "tool_use_id"));
+		if (!id) {
+			fl_error_printf(err, "messages.%zu.content.%zu.tool_result.tool_use_id: Field "
+					"required", i, j);
+			return false;
+		}
+		if (i == 0 || !has_tool_use(json_array_get(messages, i - 1), id)) {
+			fl_error_printf(err, "messages.%zu.content.%zu: unexpected `tool_use_id` found in "
+					"`tool_result` blocks: %.64s. Each `tool_result` block must have a "
+					"corresponding `tool_use` block in the previous message.", i, j, id);
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool check_system(json_t *system, struct fl_error *err)
+{
+	json_t *block;
+	size_t i;
+
+	if (!system || json_is_string(system))
+		return true;
+	if (!json_is_array(system))
+		return refuse(err, "system: Input should be a valid string or a list of text blocks");
+	json_array_foreach(system, i, block)
+		if (!is_type(block, "text") || !json_is_string(json_object_get(block, "text"))) {
+			fl_error_printf(err, "system.%zu: Input should be a text block "
+					"({\"type\": \"text\", \"text\": ...})", i);
+			return false;
+		}
+	return true;
+}
+
+/* Which function the answer calls, if any: the one tool_choice names, else
+ * the first declared, unless tool_choice is none. Server tools (a type other
+ * than "custom") need no schema. */
+static bool read_tools(json_t *body, struct fl_prompt *p, struct fl_error *err)
+{
+	static const char *const choices[] = { "auto", "any", "tool", "none", NULL };
+	json_t *tools = json_object_get(body, "tools"), *choice = json_object_get(body, "tool_choice");
+	json_t *tool;
+	const char *type;
+	size_t i;
+
+	if (tools && !json_is_array(tools))
+		return refuse(err, "tools: Input should be a valid list");
+	json_array_foreach(tools, i, tool) {
+		bool custom = !json_object_get(tool, "type") || is_type(tool, "custom");
+
+		if (!json_is_string(json_object_get(tool, "name"))) {
+			fl_error_printf(err, "tools.%zu.name: Field required", i);
+			return false;
+		}
+		if (custom && !json_is_object(json_object_get(tool, "input_schema"))) {
+			fl_error_printf(err, "tools.%zu.custom.input_schema: Field required", i);
+			return false;
+		}
+		if (!p->tool && custom)
+			p->tool = json_string_value(json_object_get(tool, "name"));
+	}
+	if (!choice)
+		return true;
+	type = json_string_value(json_object_get(choice, "type"));
+	if (!fl_one_of(type, choices))
+		return refuse(err, "tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'");
+	if (strcmp(type, "none") == 0)
+		p->tool = NULL;
+	if (strcmp(type, "tool") == 0) {
+		p->tool = json_string_value(json_object_get(choice, "name"));
+		if (!p->tool)
+			return refuse(err, "tool_choice.tool.name: Field required");
+	}
+	return true;
+}
+
+static bool anthropic_parse(const struct fl_request *req, json_t *body, struct fl_prompt *p,
+			    struct fl_error *err)
+{
+	json_t *max, *stream, *m, *last, *block;
 	const char *role;
 	size_t i;
 
+	(void)req;
 	if (!body)
 		return refuse(err, "The request body is not valid JSON.");
 	if (!json_is_object(body))
@@ -58,30 +189,78 @@ static bool anthropic_parse(json_t *body, struct fl_prompt *p, struct fl_error *
 	p->max_tokens = json_integer_value(max) > UINT_MAX ? UINT_MAX
 							   : (unsigned)json_integer_value(max);
 
-	p->messages = json_object_get(body, "messages");
-	if (!p->messages)
+	p->turns = json_object_get(body, "messages");
+	if (!p->turns)
 		return refuse(err, "messages: Field required");
-	if (!json_is_array(p->messages))
+	if (!json_is_array(p->turns))
 		return refuse(err, "messages: Input should be a valid list");
-	if (json_array_size(p->messages) == 0)
+	if (json_array_size(p->turns) == 0)
 		return refuse(err, "messages: at least one message is required");
-	json_array_foreach(p->messages, i, m) {
+	json_array_foreach(p->turns, i, m) {
 		role = json_string_value(json_object_get(m, "role"));
-		if (!role || (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0))
-			return refuse(err, "messages: each role should be 'user' or 'assistant'");
+		if (!role || (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0)) {
+			fl_error_printf(err, "messages.%zu.role: Input should be 'user' or 'assistant'", i);
+			return false;
+		}
+		if (!check_blocks(p->turns, i, err))
+			return false;
 	}
 	p->system = json_object_get(body, "system");
+	if (!check_system(p->system, err) || !read_tools(body, p, err))
+		return false;
+	/* Anthropic has no JSON mode: asking for JSON in the system prompt is
+	 * how it is done. */
+	p->json = fl_text_contains(p->system, "JSON");
 
 	stream = json_object_get(body, "stream");
 	if (stream && !json_is_boolean(stream))
 		return refuse(err, "stream: Input should be a valid boolean");
 	p->stream = json_is_true(stream);
+
+	/* A tool's result is repeated; a user's message is, or it is the
+	 * argument of the call the tools ask for. */
+	last = json_array_get(p->turns, json_array_size(p->turns) - 1);
+	json_array_foreach(json_object_get(last, "content"), i, block)
+		if (is_type(block, "tool_result")) {
+			p->tool_result = true;
+			p->echo = json_object_get(block, "content");
+			break;
+		}
+	if (!p->tool_result)
+		p->echo = fl_user_content(p->turns, "content");
+	if (p->tool_result || strcmp(json_string_value(json_object_get(last, "role")), "user") != 0)
+		p->tool = NULL;
 	return true;
 }
 
 static const char *stop_reason(const struct fl_answer *a)
 {
-	return a->truncated ? "max_tokens" : "end_turn";
+	static const char *const reasons[] = {
+		[FL_FINISH_STOP] = "end_turn",
+		[FL_FINISH_LENGTH] = "max_tokens",
+		[FL_FINISH_TOOL] = "tool_use",
+		[FL_FINISH_FILTER] = "refusal",
+	};
+
+	return reasons[a->finish];
+}
+
+/* Anthropic never sends an empty text block: an answer without words has
+ * no content block at all. */
+static bool has_block(const struct fl_answer *a)
+{
+	return a->text_len > 0;
+}
+
+/* The content block; at content_block_start it has no text or input yet. */
+static void block(struct fl_jw *w, const struct fl_answer *a, bool complete)
+{
+	if (a->tool)
+		fl_jw_format(w, "{\"type\":\"tool_use\",\"id\":%s,\"name\":%s,\"input\":%R}",
+			     a->call_id, a->tool, complete ? a->text : "{}",
+			     complete ? a->text_len : (size_t)2);
+	else
+		fl_jw_format(w, "{\"type\":\"text\",\"text\":%S}", a->text, complete ? a->text_len : 0);
 }
 
 /* The message object; at message_start it has no content yet. */
@@ -89,8 +268,8 @@ static void message(struct fl_jw *w, const struct fl_answer *a, bool complete)
 {
 	fl_jw_format(w, "{\"id\":%s,\"type\":\"message\",\"role\":\"assistant\",\"model\":%s,"
 		     "\"content\":[", a->id, a->model);
-	if (complete)
-		fl_jw_format(w, "{\"type\":\"text\",\"text\":%S}", a->text, a->text_len);
+	if (complete && has_block(a))
+		block(w, a, true);
 	fl_jw_format(w, "],\"stop_reason\":%s,\"stop_sequence\":null,\"usage\":{\"input_tokens\":%u,"
 		     "\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0,"
 		     "\"output_tokens\":%u,\"service_tier\":\"standard\"}}",
@@ -117,9 +296,13 @@ static void anthropic_stream_open(struct fl_conn *c, const struct fl_answer *a)
 	message(w, a, false);
 	fl_jw_format(w, "}");
 	fl_http_sse(c, "message_start");
-	fl_jw_format(event_begin(c), "{\"type\":\"content_block_start\",\"index\":0,"
-		     "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}");
-	fl_http_sse(c, "content_block_start");
+	if (has_block(a)) {
+		w = event_begin(c);
+		fl_jw_format(w, "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":");
+		block(w, a, false);
+		fl_jw_format(w, "}");
+		fl_http_sse(c, "content_block_start");
+	}
 	fl_jw_format(event_begin(c), "{\"type\":\"ping\"}");
 	fl_http_sse(c, "ping");
 }
@@ -127,16 +310,18 @@ static void anthropic_stream_open(struct fl_conn *c, const struct fl_answer *a)
 static void anthropic_stream_token(struct fl_conn *c, const struct fl_answer *a,
 				   const char *token, size_t len)
 {
-	(void)a;
 	fl_jw_format(event_begin(c), "{\"type\":\"content_block_delta\",\"index\":0,"
-		     "\"delta\":{\"type\":\"text_delta\",\"text\":%S}}", token, len);
+		     "\"delta\":{\"type\":%s,%s:%S}}", a->tool ? "input_json_delta" : "text_delta",
+		     a->tool ? "partial_json" : "text", token, len);
 	fl_http_sse(c, "content_block_delta");
 }
 
 static void anthropic_stream_close(struct fl_conn *c, const struct fl_answer *a)
 {
-	fl_jw_format(event_begin(c), "{\"type\":\"content_block_stop\",\"index\":0}");
-	fl_http_sse(c, "content_block_stop");
+	if (has_block(a)) {
+		fl_jw_format(event_begin(c), "{\"type\":\"content_block_stop\",\"index\":0}");
+		fl_http_sse(c, "content_block_stop");
+	}
 	fl_jw_format(event_begin(c), "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":%s,"
 		     "\"stop_sequence\":null},\"usage\":{\"output_tokens\":%u}}",
 		     stop_reason(a), a->words);
@@ -173,7 +358,7 @@ static void anthropic_error(struct fl_jw *w, const struct fl_error *err,
 
 	fl_jw_format(w, "{\"type\":\"error\",\"error\":{\"type\":%s,\"message\":%s},"
 		     "\"request_id\":%s}", kind->type,
-		     err->message ? err->message : kind->message, meta->request_id);
+		     fl_error_message(err, kind->message), meta->request_id);
 }
 
 static void anthropic_request_id(char *out, size_t size)
@@ -236,5 +421,6 @@ const struct fl_api fl_anthropic = {
 	.error        = anthropic_error,
 	.request_id   = anthropic_request_id,
 	.answer_id    = anthropic_answer_id,
+	.call_id_prefix = "toolu_01",
 	.headers      = anthropic_headers,
 };

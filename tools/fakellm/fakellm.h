@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fakellm: a fake LLM provider (OpenAI Chat Completions, Anthropic Messages)
- * with runtime fault injection, for detour's tests, demo and benchmarks.
+ * fakellm: a fake LLM provider (OpenAI Chat Completions, Anthropic Messages,
+ * Gemini generateContent) with runtime fault injection, for detour's tests,
+ * demo and benchmarks.
  *
  * One thread, one libevent loop. Ownership in short: the server owns the
  * listeners, the TLS context and every connection; a connection owns its
@@ -29,6 +30,7 @@
 #define FL_MAX_URL_BYTES    8192              /* else 414 */
 #define FL_MAX_BODY_BYTES   (4 * 1024 * 1024) /* else 413 */
 #define FL_HEADER_VALUE_MAX 256               /* longer captured values are cut */
+#define FL_STATS_BODY_MAX   (64 * 1024)       /* last request body kept for /stats */
 #define FL_MAX_WORDS        4096              /* longest answer, in words */
 #define FL_DEFAULT_WORDS    16
 /* Unparsed input kept while a reply is in progress before reading stops. */
@@ -48,11 +50,17 @@ enum fl_fault_mode {
 	FL_FAULT_TLS_FAIL, /* abort TLS handshakes with a fatal alert */
 	FL_FAULT_SLOW,     /* delay the first byte and each streamed token */
 	FL_FAULT_CUT,      /* end a stream after some tokens, without its end marker */
+	FL_FAULT_EMPTY,    /* a complete answer without text */
+	FL_FAULT_LENGTH,   /* the answer stops after a few words, cut by the length limit */
+	FL_FAULT_FILTER,   /* no text, stopped by the content filter */
+	FL_FAULT_NOT_JSON, /* JSON mode asked, plain words answered */
 };
 
 /* Where a fault is taken: per request, or per connection. */
 #define FL_FAULT_ON_REQUEST ((1u << FL_FAULT_STATUS) | (1u << FL_FAULT_HANG) | \
-			     (1u << FL_FAULT_SLOW) | (1u << FL_FAULT_CUT))
+			     (1u << FL_FAULT_SLOW) | (1u << FL_FAULT_CUT) | \
+			     (1u << FL_FAULT_EMPTY) | (1u << FL_FAULT_LENGTH) | \
+			     (1u << FL_FAULT_FILTER) | (1u << FL_FAULT_NOT_JSON))
 #define FL_FAULT_ON_DATA    (1u << FL_FAULT_RESET)
 #define FL_FAULT_ON_TLS     (1u << FL_FAULT_TLS_FAIL)
 
@@ -77,10 +85,14 @@ bool fl_fault_take(struct fl_fault *current, unsigned modes, struct fl_fault *ta
 
 /* ---- statistics (stats.c) ------------------------------------------------ */
 
+/* The paths served (after --path-prefix); a '*' in one is the model. */
 enum fl_route {
-	FL_ROUTE_CHAT,     /* /v1/chat/completions */
-	FL_ROUTE_MESSAGES, /* /v1/messages */
-	FL_ROUTE_MODELS,   /* /v1/models */
+	FL_ROUTE_CHAT,            /* /v1/chat/completions */
+	FL_ROUTE_MESSAGES,        /* /v1/messages */
+	FL_ROUTE_MODELS,          /* /v1/models */
+	FL_ROUTE_GEMINI_GENERATE, /* /v1beta/models/{model}:generateContent */
+	FL_ROUTE_GEMINI_STREAM,   /* /v1beta/models/{model}:streamGenerateContent */
+	FL_ROUTE_GEMINI_MODELS,   /* /v1beta/models */
 	FL_ROUTE_OTHER,
 	FL_ROUTE_COUNT,
 };
@@ -100,6 +112,9 @@ struct fl_stats {
 	char last_authorization[FL_HEADER_VALUE_MAX];
 	char last_x_api_key[FL_HEADER_VALUE_MAX];
 	char last_anthropic_version[64];
+	char last_x_goog_api_key[FL_HEADER_VALUE_MAX]; /* the header, else ?key= */
+	char last_body[FL_STATS_BODY_MAX];             /* cut on a UTF-8 boundary */
+	size_t last_body_len;
 };
 
 struct fl_request;
@@ -118,6 +133,8 @@ extern const char fl_alnum[];
 extern const char fl_hex[];
 /* "2025-01-02T03:04:05Z" */
 void fl_format_rfc3339(char *out, size_t size, time_t t);
+/* Milliseconds since `since`. */
+long fl_elapsed_ms(const struct timeval *since);
 /* Go-style durations as in OpenAI's reset headers: "20ms", "6s", "6m0s". */
 void fl_format_duration_ms(char *out, size_t size, uint64_t ms);
 
@@ -132,7 +149,8 @@ struct fl_jw {
 
 void fl_jw_reset(struct fl_jw *w);
 /* Appends fmt, whose directives are: %s a C string as a JSON string (NULL
- * gives null), %S the same from (const char *, size_t), %u unsigned,
+ * gives null), %S the same from (const char *, size_t), %R (const char *,
+ * size_t) copied as is (text that is JSON already), %u unsigned,
  * %U unsigned long long, %% a percent sign. The rest is copied as is. */
 void fl_jw_format(struct fl_jw *w, const char *fmt, ...);
 void fl_jw_free(struct fl_jw *w);
@@ -181,6 +199,7 @@ struct fl_request {
 	struct fl_header_value authorization;
 	struct fl_header_value x_api_key;
 	struct fl_header_value anthropic_version;
+	struct fl_header_value x_goog_api_key;
 	struct fl_header_value expect;
 	char *body;                  /* owned, reused across requests */
 	size_t body_len;
@@ -198,27 +217,45 @@ struct fl_meta {
 	struct timeval started;
 };
 
-/* The generated answer, as words in one string. */
+/* Why an answer ended; each family has its own words for it. */
+enum fl_finish {
+	FL_FINISH_STOP,
+	FL_FINISH_LENGTH,            /* cut by max_tokens (or the length fault) */
+	FL_FINISH_TOOL,              /* the answer is a tool call */
+	FL_FINISH_FILTER,            /* the content filter stopped it: no text */
+};
+
+/* The generated answer: words in one string, or one tool call. */
 struct fl_answer {
-	const char *model;           /* borrowed from the request JSON */
-	char *text;                  /* owned: words separated by one space */
+	const char *model;           /* borrowed from the request (JSON or path) */
+	char *text;                  /* owned: words separated by one space, or
+				      * the tool call's arguments (JSON) */
 	size_t text_len;
-	unsigned words;              /* completion tokens: one per word */
+	unsigned words;              /* completion tokens: one per word (piece) */
 	unsigned prompt_tokens;
-	bool truncated;              /* cut by max_tokens */
+	enum fl_finish finish;
+	const char *tool;            /* the function called; NULL: a text answer */
+	char call_id[40];            /* the call's id ("" where the family has none) */
 	bool stream;
 	bool include_usage;          /* OpenAI stream_options.include_usage */
 	char id[48];
 	time_t created;
 };
 
-/* An error as the family shapes it; message NULL: the status's usual one. */
+/* An error as the family shapes it. The message is `message`, else `text`
+ * when one was made up (fl_error_printf), else the status's usual one. */
 struct fl_error {
 	int status;
 	const char *message;
 	const char *param;
 	const char *code;
+	char text[256];
 };
+
+/* Refuses with a 400 whose message is formatted; returns false. */
+bool fl_error_printf(struct fl_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+const char *fl_error_message(const struct fl_error *err, const char *usual);
 
 enum fl_body {
 	FL_BODY_ANSWER,              /* the message, or its stream */
@@ -233,8 +270,8 @@ struct fl_reply {
 	int status;
 	enum fl_body body;
 	struct fl_error error;
-	char error_text[160];        /* when error.message is made up */
 	json_t *request;             /* owned: keeps the answer's model alive */
+	char path_model[128];        /* the model named by the path (Gemini) */
 	struct fl_answer answer;
 	bool started;                /* head (and opening events) sent */
 	size_t cursor;               /* next word in answer.text */
@@ -271,10 +308,21 @@ void fl_conn_reset(struct fl_conn *c);
 /* The deferred reply is complete: serve what is pipelined. May free c. */
 void fl_conn_reply_done(struct fl_conn *c);
 void fl_http_init(void);
+/* A piece of the request's URL. */
+struct fl_span {
+	const char *text;
+	size_t len;
+};
+
 /* The request path, without its query. */
 size_t fl_request_path_len(const struct fl_request *req);
-/* Is the request's path prefix + path (the query aside)? */
-bool fl_request_path_is(const struct fl_request *req, const char *prefix, const char *path);
+/* Is the request's path prefix + pattern (the query aside)? One '*' in the
+ * pattern stands for a non-empty run of characters other than '/' and ':',
+ * returned in *star when star is not NULL. */
+bool fl_request_path_is(const struct fl_request *req, const char *prefix, const char *pattern,
+			struct fl_span *star);
+/* The value of a query parameter (as sent, not decoded); false if absent. */
+bool fl_request_query(const struct fl_request *req, const char *name, struct fl_span *value);
 
 /* Response writers (http.c). A streaming head has content_length < 0. */
 void fl_http_head(struct fl_conn *c, int status, const char *content_type,
@@ -289,13 +337,23 @@ void fl_http_sse(struct fl_conn *c, const char *event);
 void fl_http_stream_end(struct fl_conn *c);
 const char *fl_http_reason(int status);
 
-/* ---- provider APIs (provider.c, openai.c, anthropic.c) ------------------- */
+/* ---- provider APIs (provider.c, openai.c, anthropic.c, gemini.c) --------- */
 
-/* What a completion request asks for; JSON borrowed from the request. */
+/* What a completion request asks for, in terms common to the families;
+ * JSON borrowed from the request. The provider fills model and stream when
+ * the path says them (Gemini); parse fills the rest. */
 struct fl_prompt {
 	const char *model;
-	json_t *messages;
-	json_t *system;              /* Anthropic's top-level system prompt */
+	json_t *turns;               /* messages, or Gemini's contents */
+	const char *content_key;     /* a turn's content: "content" or "parts" */
+	json_t *system;              /* a system prompt outside the turns: text or text parts */
+	/* What the answer repeats: a content (string, or parts with "text"), or
+	 * a JSON object (Gemini's functionResponse.response) whose text is
+	 * repeated. NULL: nothing. */
+	json_t *echo;
+	bool tool_result;            /* echo is a tool's result: "Tool said:" */
+	const char *tool;            /* call this function instead of answering text */
+	bool json;                   /* JSON mode asked */
 	unsigned max_tokens;         /* 0: not given */
 	bool stream;
 	bool include_usage;
@@ -306,22 +364,25 @@ struct fl_prompt {
 struct fl_api {
 	/* Validates a request body (NULL: not JSON) as the real API would;
 	 * fills *err and returns false when it is refused. */
-	bool (*parse)(json_t *body, struct fl_prompt *prompt, struct fl_error *err);
+	bool (*parse)(const struct fl_request *req, json_t *body, struct fl_prompt *prompt,
+		      struct fl_error *err);
 	void (*message)(struct fl_jw *w, const struct fl_answer *ans);
 	void (*error)(struct fl_jw *w, const struct fl_error *err, const struct fl_meta *meta);
 	void (*models)(struct fl_jw *w);
-	void (*stream_open)(struct fl_conn *c, const struct fl_answer *ans);
+	void (*stream_open)(struct fl_conn *c, const struct fl_answer *ans); /* NULL: none */
 	void (*stream_token)(struct fl_conn *c, const struct fl_answer *ans,
 			     const char *token, size_t len);
 	void (*stream_close)(struct fl_conn *c, const struct fl_answer *ans);
-	void (*request_id)(char *out, size_t size);
+	void (*request_id)(char *out, size_t size);   /* NULL: the family has none */
 	void (*answer_id)(char *out, size_t size);
+	const char *call_id_prefix;  /* tool call ids; NULL: calls have none */
 	/* Request id and rate-limit headers, CRLF-terminated. */
 	void (*headers)(struct evbuffer *out, const struct fl_meta *meta);
 };
 
 extern const struct fl_api fl_openai;
 extern const struct fl_api fl_anthropic;
+extern const struct fl_api fl_gemini;
 
 /* How a family names and words each status. Tables list exact statuses,
  * then 499 and 599 rows standing for any other 4xx and 5xx. */
@@ -333,6 +394,17 @@ struct fl_error_kind {
 };
 
 const struct fl_error_kind *fl_error_kind(const struct fl_error_kind *table, int status);
+
+/* Request reading shared by the families (provider.c). */
+/* Is s one of the NULL-terminated names? */
+bool fl_one_of(const char *s, const char *const *names);
+/* Calls fn on each text of a content: a string, or an array of parts with
+ * a "text" member. */
+void fl_each_text(json_t *content, void (*fn)(const char *s, size_t len, void *arg), void *arg);
+/* Does any text of the content contain word? */
+bool fl_text_contains(json_t *content, const char *word);
+/* The content (member key) of the last turn from the user. */
+json_t *fl_user_content(json_t *turns, const char *key);
 
 void fl_provider_handle(struct fl_conn *c);
 void fl_provider_reject(struct fl_conn *c, int status);

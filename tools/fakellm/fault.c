@@ -14,7 +14,13 @@ static const char *const mode_names[] = {
 	[FL_FAULT_TLS_FAIL] = "tls_fail",
 	[FL_FAULT_SLOW]     = "slow",
 	[FL_FAULT_CUT]      = "cut",
+	[FL_FAULT_EMPTY]    = "empty",
+	[FL_FAULT_LENGTH]   = "length",
+	[FL_FAULT_FILTER]   = "filter",
+	[FL_FAULT_NOT_JSON] = "not_json",
 };
+
+#define MODE_LIST "ok, status, hang, reset, tls_fail, slow, cut, empty, length, filter or not_json"
 
 void fl_fault_clear(struct fl_fault *f)
 {
@@ -54,7 +60,7 @@ bool fl_fault_from_json(json_t *in, struct fl_fault *out, const char **why)
 	}
 	mode = json_string_value(json_object_get(in, "mode"));
 	if (!mode) {
-		*why = "mode is required: ok, status, hang, reset, tls_fail, slow or cut";
+		*why = "mode is required: " MODE_LIST;
 		return false;
 	}
 	fl_fault_clear(out);
@@ -62,7 +68,7 @@ bool fl_fault_from_json(json_t *in, struct fl_fault *out, const char **why)
 		if (strcmp(mode, mode_names[i]) == 0)
 			break;
 	if (i == sizeof(mode_names) / sizeof(mode_names[0])) {
-		*why = "unknown mode: use ok, status, hang, reset, tls_fail, slow or cut";
+		*why = "unknown mode: use " MODE_LIST;
 		return false;
 	}
 	out->mode = (enum fl_fault_mode)i;

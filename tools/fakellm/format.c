@@ -56,6 +56,14 @@ void fl_format_rfc3339(char *out, size_t size, time_t t)
 	strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+long fl_elapsed_ms(const struct timeval *since)
+{
+	struct timeval now;
+
+	gettimeofday(&now, NULL);
+	return (now.tv_sec - since->tv_sec) * 1000 + (now.tv_usec - since->tv_usec) / 1000;
+}
+
 void fl_format_duration_ms(char *out, size_t size, uint64_t ms)
 {
 	uint64_t s = ms / 1000, frac = ms % 1000;

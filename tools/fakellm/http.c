@@ -48,9 +48,10 @@ static int on_message_begin(http_parser *p)
 	r->authorization.len = 0;
 	r->x_api_key.len = 0;
 	r->anthropic_version.len = 0;
+	r->x_goog_api_key.len = 0;
 	r->expect.len = 0;
 	r->authorization.text[0] = r->x_api_key.text[0] = '\0';
-	r->anthropic_version.text[0] = r->expect.text[0] = '\0';
+	r->anthropic_version.text[0] = r->x_goog_api_key.text[0] = r->expect.text[0] = '\0';
 	r->body_len = 0;
 	r->reject_status = 0;
 	c->in_message = true;
@@ -94,6 +95,7 @@ static struct fl_header_value *captured_header(struct fl_request *r)
 		{ "authorization", offsetof(struct fl_request, authorization) },
 		{ "x-api-key", offsetof(struct fl_request, x_api_key) },
 		{ "anthropic-version", offsetof(struct fl_request, anthropic_version) },
+		{ "x-goog-api-key", offsetof(struct fl_request, x_goog_api_key) },
 		{ "expect", offsetof(struct fl_request, expect) },
 	};
 	size_t i;
@@ -201,12 +203,51 @@ size_t fl_request_path_len(const struct fl_request *req)
 	return query ? (size_t)(query - req->url) : req->url_len;
 }
 
-bool fl_request_path_is(const struct fl_request *req, const char *prefix, const char *path)
+bool fl_request_path_is(const struct fl_request *req, const char *prefix, const char *pattern,
+			struct fl_span *star)
 {
-	size_t plen = strlen(prefix), len = strlen(path);
+	size_t len = fl_request_path_len(req), plen = strlen(prefix);
+	const char *path = req->url + plen, *wild = strchr(pattern, '*');
+	size_t head = wild ? (size_t)(wild - pattern) : strlen(pattern);
+	size_t tail = wild ? strlen(wild + 1) : 0, i;
 
-	return fl_request_path_len(req) == plen + len && memcmp(req->url, prefix, plen) == 0 &&
-	       memcmp(req->url + plen, path, len) == 0;
+	if (len < plen || memcmp(req->url, prefix, plen) != 0)
+		return false;
+	len -= plen;
+	if (!wild)
+		return len == head && memcmp(path, pattern, head) == 0;
+	if (len <= head + tail || memcmp(path, pattern, head) != 0 ||
+	    memcmp(path + len - tail, wild + 1, tail) != 0)
+		return false;
+	for (i = head; i < len - tail; i++)
+		if (path[i] == '/' || path[i] == ':')
+			return false;
+	if (star) {
+		star->text = path + head;
+		star->len = len - tail - head;
+	}
+	return true;
+}
+
+bool fl_request_query(const struct fl_request *req, const char *name, struct fl_span *value)
+{
+	const char *p = memchr(req->url, '?', req->url_len), *end = req->url + req->url_len;
+	size_t nlen = strlen(name);
+
+	while (p && p < end) {
+		const char *param = p + 1, *next = memchr(param, '&', (size_t)(end - param));
+
+		if (!next)
+			next = end;
+		if ((size_t)(next - param) > nlen && memcmp(param, name, nlen) == 0 &&
+		    param[nlen] == '=') {
+			value->text = param + nlen + 1;
+			value->len = (size_t)(next - value->text);
+			return true;
+		}
+		p = next;
+	}
+	return false;
 }
 
 void fl_http_init(void)

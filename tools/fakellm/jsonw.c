@@ -127,6 +127,10 @@ void fl_jw_format(struct fl_jw *w, const char *fmt, ...)
 			s = va_arg(ap, const char *);
 			jw_string(w, s, va_arg(ap, size_t));
 			break;
+		case 'R':
+			s = va_arg(ap, const char *);
+			jw_put(w, s, va_arg(ap, size_t));
+			break;
 		case 'u':
 			jw_uint(w, va_arg(ap, unsigned));
 			break;

@@ -5,6 +5,7 @@
  */
 #include <limits.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "fakellm.h"
 
@@ -41,12 +42,136 @@ static bool refuse(struct fl_error *err, const char *message, const char *param,
 	return false;
 }
 
-static bool openai_parse(json_t *body, struct fl_prompt *p, struct fl_error *err)
+/* Is id among the tool_calls of an assistant message before messages[end]? */
+static bool called_before(json_t *messages, size_t end, const char *id)
 {
-	const char *max_key = "max_completion_tokens";
-	json_t *max, *stream, *options, *m;
+	json_t *m, *call;
+	size_t i, j;
+
+	json_array_foreach(messages, i, m) {
+		if (i == end)
+			break;
+		json_array_foreach(json_object_get(m, "tool_calls"), j, call) {
+			const char *called = json_string_value(json_object_get(call, "id"));
+
+			if (called && strcmp(called, id) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+/* Roles, the tool calls an assistant made and the answers to them. */
+static bool check_messages(json_t *messages, struct fl_error *err)
+{
+	static const char *const roles[] = { "system", "developer", "user", "assistant", "tool", NULL };
+	json_t *m, *call, *args;
+	const char *role, *id;
+	size_t i, j;
+
+	json_array_foreach(messages, i, m) {
+		role = json_string_value(json_object_get(m, "role"));
+		if (!role)
+			return refuse(err, "Each message in 'messages' must be an object with a 'role'.",
+				      "messages", "missing_required_parameter");
+		if (!fl_one_of(role, roles)) {
+			fl_error_printf(err, "Invalid value: '%.64s' for 'messages[%zu].role'. Supported "
+					"values are: 'system', 'assistant', 'user', 'tool', and 'developer'.",
+					role, i);
+			return refuse(err, NULL, "messages", "invalid_value");
+		}
+		json_array_foreach(json_object_get(m, "tool_calls"), j, call) {
+			args = json_object_get(json_object_get(call, "function"), "arguments");
+			if (!json_is_string(json_object_get(call, "id")) || !json_is_string(args)) {
+				fl_error_printf(err, "Invalid 'messages[%zu].tool_calls[%zu]': 'id' and "
+						"'function.arguments' must be strings.", i, j);
+				return refuse(err, NULL, "messages", "invalid_type");
+			}
+		}
+		if (strcmp(role, "tool") != 0)
+			continue;
+		id = json_string_value(json_object_get(m, "tool_call_id"));
+		if (!id) {
+			fl_error_printf(err, "Missing required parameter: 'messages[%zu].tool_call_id'.", i);
+			return refuse(err, NULL, "messages", "missing_required_parameter");
+		}
+		if (!called_before(messages, i, id)) {
+			fl_error_printf(err, "Invalid parameter: 'messages[%zu].tool_call_id' of '%.64s' "
+					"not found in 'tool_calls' of previous message.", i, id);
+			return refuse(err, NULL, "messages", "invalid_value");
+		}
+	}
+	return true;
+}
+
+/* Which function the answer calls, if any: the one tool_choice names, else
+ * the first declared, unless tool_choice is "none". */
+static bool read_tools(json_t *body, struct fl_prompt *p, struct fl_error *err)
+{
+	static const char *const choices[] = { "none", "auto", "required", NULL };
+	json_t *tools = json_object_get(body, "tools"), *choice = json_object_get(body, "tool_choice");
+	json_t *tool;
 	size_t i;
 
+	if (tools && !json_is_array(tools))
+		return refuse(err, "Invalid type for 'tools': expected an array of objects.", "tools",
+			      "invalid_type");
+	json_array_foreach(tools, i, tool) {
+		const char *type = json_string_value(json_object_get(tool, "type"));
+		json_t *name = json_object_get(json_object_get(tool, "function"), "name");
+
+		if (!type || strcmp(type, "function") != 0 || !json_is_string(name) ||
+		    json_string_length(name) == 0) {
+			fl_error_printf(err, "Missing required parameter: 'tools[%zu].function.name' "
+					"(with 'tools[%zu].type': 'function').", i, i);
+			return refuse(err, NULL, "tools", "missing_required_parameter");
+		}
+		if (i == 0)
+			p->tool = json_string_value(name);
+	}
+	if (choice && !json_is_null(choice) && json_array_size(tools) == 0)
+		return refuse(err, "Invalid value for 'tool_choice': 'tool_choice' is only allowed when "
+			      "'tools' are specified.", "tool_choice", NULL);
+	if (json_is_string(choice) && !fl_one_of(json_string_value(choice), choices))
+		return refuse(err, "Invalid value for 'tool_choice': expected 'none', 'auto', "
+			      "'required' or an object naming a function.", "tool_choice", "invalid_value");
+	if (json_is_string(choice) && strcmp(json_string_value(choice), "none") == 0)
+		p->tool = NULL;
+	if (json_is_object(choice)) {
+		const char *name = json_string_value(json_object_get(json_object_get(choice, "function"),
+								     "name"));
+
+		if (!name)
+			return refuse(err, "Missing required parameter: 'tool_choice.function.name'.",
+				      "tool_choice", "missing_required_parameter");
+		p->tool = name;
+	}
+	return true;
+}
+
+static bool read_response_format(json_t *body, struct fl_prompt *p, struct fl_error *err)
+{
+	static const char *const types[] = { "text", "json_object", "json_schema", NULL };
+	json_t *format = json_object_get(body, "response_format");
+	const char *type = json_string_value(json_object_get(format, "type"));
+
+	if (!format || json_is_null(format))
+		return true;
+	if (!fl_one_of(type, types))
+		return refuse(err, "Invalid value for 'response_format.type': expected 'text', "
+			      "'json_object' or 'json_schema'.", "response_format.type", "invalid_value");
+	p->json = strcmp(type, "text") != 0;
+	return true;
+}
+
+static bool openai_parse(const struct fl_request *req, json_t *body, struct fl_prompt *p,
+			 struct fl_error *err)
+{
+	const char *max_key = "max_completion_tokens";
+	json_t *max, *stream, *options, *last;
+	const char *role;
+
+	(void)req;
 	if (!body)
 		return refuse(err, "We could not parse the JSON body of your request. (HINT: This likely "
 			      "means you aren't using your HTTP library correctly. The OpenAI API expects "
@@ -57,20 +182,19 @@ static bool openai_parse(json_t *body, struct fl_prompt *p, struct fl_error *err
 	if (!p->model || !*p->model)
 		return refuse(err, "you must provide a model parameter", NULL, NULL);
 
-	p->messages = json_object_get(body, "messages");
-	if (!p->messages)
+	p->turns = json_object_get(body, "messages");
+	if (!p->turns)
 		return refuse(err, "Missing required parameter: 'messages'.", "messages",
 			      "missing_required_parameter");
-	if (!json_is_array(p->messages))
+	if (!json_is_array(p->turns))
 		return refuse(err, "Invalid type for 'messages': expected an array of objects.",
 			      "messages", "invalid_type");
-	if (json_array_size(p->messages) == 0)
+	if (json_array_size(p->turns) == 0)
 		return refuse(err, "Invalid 'messages': empty array. Expected an array with minimum "
 			      "length 1, but got an empty array instead.", "messages", "empty_array");
-	json_array_foreach(p->messages, i, m)
-		if (!json_is_string(json_object_get(m, "role")))
-			return refuse(err, "Each message in 'messages' must be an object with a 'role'.",
-				      "messages", "missing_required_parameter");
+	if (!check_messages(p->turns, err) || !read_tools(body, p, err) ||
+	    !read_response_format(body, p, err))
+		return false;
 
 	max = json_object_get(body, max_key);
 	if (!max || json_is_null(max)) {
@@ -94,6 +218,16 @@ static bool openai_parse(json_t *body, struct fl_prompt *p, struct fl_error *err
 		return refuse(err, "The 'stream_options' parameter is only allowed when 'stream' is "
 			      "enabled.", "stream_options", "invalid_value");
 	p->include_usage = json_is_true(json_object_get(options, "include_usage"));
+
+	/* A tool's answer is repeated; a user's message is, or it is the
+	 * argument of the call the tools ask for. */
+	last = json_array_get(p->turns, json_array_size(p->turns) - 1);
+	role = json_string_value(json_object_get(last, "role"));
+	p->tool_result = strcmp(role, "tool") == 0;
+	p->echo = p->tool_result ? json_object_get(last, "content")
+				 : fl_user_content(p->turns, "content");
+	if (strcmp(role, "user") != 0)
+		p->tool = NULL;
 	return true;
 }
 
@@ -108,17 +242,39 @@ static void usage(struct fl_jw *w, const struct fl_answer *a)
 
 static const char *finish_reason(const struct fl_answer *a)
 {
-	return a->truncated ? "length" : "stop";
+	static const char *const reasons[] = {
+		[FL_FINISH_STOP] = "stop",
+		[FL_FINISH_LENGTH] = "length",
+		[FL_FINISH_TOOL] = "tool_calls",
+		[FL_FINISH_FILTER] = "content_filter",
+	};
+
+	return reasons[a->finish];
+}
+
+/* The message's content and tool calls; a filtered answer has no content. */
+static void message_body(struct fl_jw *w, const struct fl_answer *a)
+{
+	if (!a->tool) {
+		if (a->finish == FL_FINISH_FILTER)
+			fl_jw_format(w, "\"content\":null");
+		else
+			fl_jw_format(w, "\"content\":%S", a->text, a->text_len);
+		return;
+	}
+	fl_jw_format(w, "\"content\":null,\"tool_calls\":[{\"id\":%s,\"type\":\"function\","
+		     "\"function\":{\"name\":%s,\"arguments\":%S}}]",
+		     a->call_id, a->tool, a->text, a->text_len);
 }
 
 static void openai_message(struct fl_jw *w, const struct fl_answer *a)
 {
 	fl_jw_format(w, "{\"id\":%s,\"object\":\"chat.completion\",\"created\":%U,\"model\":%s,"
-		     "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":%S,"
-		     "\"refusal\":null,\"annotations\":[]},\"logprobs\":null,\"finish_reason\":%s}],"
-		     "\"usage\":",
-		     a->id, (unsigned long long)a->created, a->model, a->text, a->text_len,
-		     finish_reason(a));
+		     "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",",
+		     a->id, (unsigned long long)a->created, a->model);
+	message_body(w, a);
+	fl_jw_format(w, ",\"refusal\":null,\"annotations\":[]},\"logprobs\":null,"
+		     "\"finish_reason\":%s}],\"usage\":", finish_reason(a));
 	usage(w, a);
 	fl_jw_format(w, ",\"service_tier\":\"default\",\"system_fingerprint\":%s}", FINGERPRINT);
 }
@@ -142,18 +298,34 @@ static void chunk_end(struct fl_conn *c, const struct fl_answer *a)
 	fl_http_sse(c, NULL);
 }
 
+/* The first delta names the role; a tool call starts there, with its id,
+ * name and empty arguments. */
 static void openai_stream_open(struct fl_conn *c, const struct fl_answer *a)
 {
-	fl_jw_format(chunk_begin(c, a), "{\"index\":0,\"delta\":{\"role\":\"assistant\","
-		     "\"content\":\"\",\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}");
+	struct fl_jw *w = chunk_begin(c, a);
+
+	fl_jw_format(w, "{\"index\":0,\"delta\":{\"role\":\"assistant\",");
+	if (a->tool)
+		fl_jw_format(w, "\"content\":null,\"tool_calls\":[{\"index\":0,\"id\":%s,"
+			     "\"type\":\"function\",\"function\":{\"name\":%s,\"arguments\":\"\"}}]",
+			     a->call_id, a->tool);
+	else
+		fl_jw_format(w, "\"content\":\"\"");
+	fl_jw_format(w, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}");
 	chunk_end(c, a);
 }
 
 static void openai_stream_token(struct fl_conn *c, const struct fl_answer *a,
 				const char *token, size_t len)
 {
-	fl_jw_format(chunk_begin(c, a), "{\"index\":0,\"delta\":{\"content\":%S},"
-		     "\"logprobs\":null,\"finish_reason\":null}", token, len);
+	struct fl_jw *w = chunk_begin(c, a);
+
+	if (a->tool)
+		fl_jw_format(w, "{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,"
+			     "\"function\":{\"arguments\":%S}}]},", token, len);
+	else
+		fl_jw_format(w, "{\"index\":0,\"delta\":{\"content\":%S},", token, len);
+	fl_jw_format(w, "\"logprobs\":null,\"finish_reason\":null}");
 	chunk_end(c, a);
 }
 
@@ -205,7 +377,7 @@ static void openai_error(struct fl_jw *w, const struct fl_error *err, const stru
 
 	(void)meta;
 	fl_jw_format(w, "{\"error\":{\"message\":%s,\"type\":%s,\"param\":%s,\"code\":%s}}",
-		     err->message ? err->message : kind->message, kind->type, err->param,
+		     fl_error_message(err, kind->message), kind->type, err->param,
 		     err->code ? err->code : kind->code);
 }
 
@@ -223,12 +395,7 @@ static void openai_headers(struct evbuffer *out, const struct fl_meta *m)
 {
 	uint64_t tokens = m->tokens < TOKEN_LIMIT ? m->tokens : TOKEN_LIMIT;
 	char reset_requests[24], reset_tokens[24];
-	struct timeval now;
-	long processing_ms;
 
-	gettimeofday(&now, NULL);
-	processing_ms = (now.tv_sec - m->started.tv_sec) * 1000 +
-			(now.tv_usec - m->started.tv_usec) / 1000;
 	if (m->limited) {
 		uint64_t wait_ms = m->retry_after > 0 ? (uint64_t)m->retry_after * 1000 : 1000;
 
@@ -249,7 +416,7 @@ static void openai_headers(struct evbuffer *out, const struct fl_meta *m)
 			    "x-ratelimit-remaining-tokens: %llu\r\n"
 			    "x-ratelimit-reset-requests: %s\r\n"
 			    "x-ratelimit-reset-tokens: %s\r\n",
-			    m->request_id, processing_ms, REQUEST_LIMIT, TOKEN_LIMIT,
+			    m->request_id, fl_elapsed_ms(&m->started), REQUEST_LIMIT, TOKEN_LIMIT,
 			    m->limited ? 0 : REQUEST_LIMIT - 1,
 			    m->limited ? 0ULL : (unsigned long long)(TOKEN_LIMIT - tokens),
 			    reset_requests, reset_tokens);
@@ -265,5 +432,6 @@ const struct fl_api fl_openai = {
 	.error        = openai_error,
 	.request_id   = openai_request_id,
 	.answer_id    = openai_answer_id,
+	.call_id_prefix = "call_",
 	.headers      = openai_headers,
 };

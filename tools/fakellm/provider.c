@@ -2,8 +2,9 @@
 /*
  * Provider requests: routing, faults, the deterministic answer, and its
  * delivery, at once or paced by timers (slow fault, streamed tokens).
- * What differs between OpenAI and Anthropic lives in their fl_api.
+ * What differs between OpenAI, Anthropic and Gemini lives in their fl_api.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 #define ECHO_WORDS    6  /* words of the last user message repeated */
 #define ECHO_WORD_MAX 32 /* bytes kept of each echoed word */
+#define LENGTH_FAULT_WORDS 3
 
 static const char *const answer_phrase[] = {
 	"This", "is", "a", "deterministic", "answer", "from", "fakellm.",
@@ -30,7 +32,34 @@ const struct fl_error_kind *fl_error_kind(const struct fl_error_kind *table, int
 	return k;
 }
 
-/* ---- the answer ---------------------------------------------------------- */
+/* ---- reading requests ---------------------------------------------------- */
+
+bool fl_error_printf(struct fl_error *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	err->status = 400;
+	err->message = NULL;
+	va_start(ap, fmt);
+	vsnprintf(err->text, sizeof(err->text), fmt, ap);
+	va_end(ap);
+	return false;
+}
+
+const char *fl_error_message(const struct fl_error *err, const char *usual)
+{
+	if (err->message)
+		return err->message;
+	return err->text[0] ? err->text : usual;
+}
+
+bool fl_one_of(const char *s, const char *const *names)
+{
+	for (; s && *names; names++)
+		if (strcmp(s, *names) == 0)
+			return true;
+	return false;
+}
 
 static bool is_space(char ch)
 {
@@ -55,9 +84,8 @@ static bool next_word(const char *s, size_t len, size_t *pos, const char **word,
 	return true;
 }
 
-/* Calls fn on each text of a content: a string, or an array of parts with
- * {"type": "text", "text": ...} (both APIs accept both forms). */
-static void each_text(json_t *content, void (*fn)(const char *s, size_t len, void *arg), void *arg)
+/* Parts are Gemini's {"text"} and the others' {"type": "text", "text"}. */
+void fl_each_text(json_t *content, void (*fn)(const char *s, size_t len, void *arg), void *arg)
 {
 	json_t *part;
 	size_t i;
@@ -74,6 +102,43 @@ static void each_text(json_t *content, void (*fn)(const char *s, size_t len, voi
 	}
 }
 
+struct search {
+	const char *word;
+	bool found;
+};
+
+static void search_text(const char *s, size_t len, void *arg)
+{
+	struct search *search = arg;
+
+	search->found = search->found || memmem(s, len, search->word, strlen(search->word));
+}
+
+bool fl_text_contains(json_t *content, const char *word)
+{
+	struct search search = { .word = word };
+
+	fl_each_text(content, search_text, &search);
+	return search.found;
+}
+
+json_t *fl_user_content(json_t *turns, const char *key)
+{
+	size_t i = json_array_size(turns);
+
+	while (i--) {
+		json_t *turn = json_array_get(turns, i);
+		json_t *role = json_object_get(turn, "role");
+
+		/* Gemini's role is optional, and then "user". */
+		if (!role || (json_is_string(role) && strcmp(json_string_value(role), "user") == 0))
+			return json_object_get(turn, key);
+	}
+	return NULL;
+}
+
+/* ---- the answer ---------------------------------------------------------- */
+
 static void count_words(const char *s, size_t len, void *arg)
 {
 	unsigned *count = arg;
@@ -89,6 +154,7 @@ struct word_sink {
 	size_t len;
 	unsigned words;
 	unsigned max;
+	unsigned echo_end;           /* echoing stops at this many words */
 };
 
 static void sink_word(struct word_sink *sink, const char *word, size_t len)
@@ -108,7 +174,7 @@ static void echo_words(const char *s, size_t len, void *arg)
 	size_t pos = 0, wlen;
 	const char *word;
 
-	while (sink->words < 2 + ECHO_WORDS && next_word(s, len, &pos, &word, &wlen)) {
+	while (sink->words < sink->echo_end && next_word(s, len, &pos, &word, &wlen)) {
 		/* Cut long words on a UTF-8 character boundary. */
 		if (wlen > ECHO_WORD_MAX) {
 			wlen = ECHO_WORD_MAX;
@@ -119,31 +185,63 @@ static void echo_words(const char *s, size_t len, void *arg)
 	}
 }
 
-static json_t *last_user_content(json_t *messages)
+/* Repeats the first words of the echo: a content's texts, or an object's
+ * JSON text. */
+static void sink_echo(struct word_sink *sink, json_t *echo)
 {
-	size_t i = json_array_size(messages);
+	char *text;
 
-	while (i--) {
-		json_t *m = json_array_get(messages, i);
-		const char *role = json_string_value(json_object_get(m, "role"));
-
-		if (role && strcmp(role, "user") == 0)
-			return json_object_get(m, "content");
+	sink->echo_end = sink->words + ECHO_WORDS;
+	if (!json_is_object(echo)) {
+		fl_each_text(echo, echo_words, sink);
+		return;
 	}
-	return NULL;
+	text = json_dumps(echo, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (text)
+		echo_words(text, strlen(text), sink);
+	free(text);
 }
 
-/* The answer is "You said: <first words of the last user message>" then a
- * fixed phrase, repeated up to the length asked; a word is a token. */
-static bool answer_compose(struct fl_answer *a, const struct fl_prompt *p, unsigned words)
+/* Replaces the words by fmt with them as one JSON string (%S). Spaces stay
+ * where they were, so the words still stream one by one. */
+static bool sink_wrap(struct word_sink *sink, const char *fmt)
 {
+	struct fl_jw w = { 0 };
+
+	fl_jw_format(&w, fmt, sink->text, sink->len);
+	free(sink->text);
+	sink->text = w.buf;
+	sink->len = w.len;
+	return !w.failed;
+}
+
+/* The answer is "You said: <first words of the last user message>" (or
+ * "Tool said: <first words of the tool's result>") then a fixed phrase,
+ * repeated up to the length asked; a word is a token. A tool call takes the
+ * first words of the user's message as its argument. Answer faults (empty,
+ * length, filter, not_json) change what is said. */
+static bool answer_compose(struct fl_answer *a, const struct fl_prompt *p,
+			   enum fl_fault_mode fault, unsigned words)
+{
+	bool silent = fault == FL_FAULT_EMPTY || fault == FL_FAULT_FILTER;
+	bool call = p->tool && !silent && fault != FL_FAULT_LENGTH;
 	struct word_sink sink = { 0 };
-	json_t *m, *user;
+	json_t *turn;
 	size_t i;
 
-	if (p->max_tokens && p->max_tokens < words) {
+	if (silent) {
+		words = 0;
+		a->finish = fault == FL_FAULT_FILTER ? FL_FINISH_FILTER : FL_FINISH_STOP;
+	} else if (call) {
+		words = ECHO_WORDS;
+		a->finish = FL_FINISH_TOOL;
+		a->tool = p->tool;
+	} else if (fault == FL_FAULT_LENGTH) {
+		words = LENGTH_FAULT_WORDS;
+		a->finish = FL_FINISH_LENGTH;
+	} else if (p->max_tokens && p->max_tokens < words) {
 		words = p->max_tokens;
-		a->truncated = true;
+		a->finish = FL_FINISH_LENGTH;
 	}
 	if (words > FL_MAX_WORDS)
 		words = FL_MAX_WORDS;
@@ -152,30 +250,45 @@ static bool answer_compose(struct fl_answer *a, const struct fl_prompt *p, unsig
 	if (!sink.text)
 		return false;
 
-	each_text(p->system, count_words, &a->prompt_tokens);
-	json_array_foreach(p->messages, i, m)
-		each_text(json_object_get(m, "content"), count_words, &a->prompt_tokens);
+	fl_each_text(p->system, count_words, &a->prompt_tokens);
+	json_array_foreach(p->turns, i, turn)
+		fl_each_text(json_object_get(turn, p->content_key), count_words, &a->prompt_tokens);
 	if (a->prompt_tokens == 0)
 		a->prompt_tokens = 1;
 
-	user = last_user_content(p->messages);
-	if (user) {
-		sink_word(&sink, "You", 3);
+	if (p->echo && !call) {
+		sink_word(&sink, p->tool_result ? "Tool" : "You", p->tool_result ? 4 : 3);
 		sink_word(&sink, "said:", 5);
-		each_text(user, echo_words, &sink);
 	}
-	for (i = 0; sink.words < sink.max; i = (i + 1) % (sizeof(answer_phrase) / sizeof(answer_phrase[0])))
+	if (p->echo)
+		sink_echo(&sink, p->echo);
+	for (i = 0; !call && sink.words < sink.max;
+	     i = (i + 1) % (sizeof(answer_phrase) / sizeof(answer_phrase[0])))
 		sink_word(&sink, answer_phrase[i], strlen(answer_phrase[i]));
 	sink.text[sink.len] = '\0';
+
+	/* The call's arguments stream in pieces cut at spaces: the one after
+	 * the colon makes at least two. */
+	if (call && !sink_wrap(&sink, "{\"text\": %S}"))
+		goto fail;
+	if (!call && p->json && fault != FL_FAULT_NOT_JSON && sink.words &&
+	    !sink_wrap(&sink, "{\"answer\":%S}"))
+		goto fail;
+	/* A token is what a stream sends at once: a piece between spaces. */
+	a->words = sink.len ? 1 : 0;
+	for (i = 0; i < sink.len; i++)
+		a->words += sink.text[i] == ' ';
 
 	a->model = p->model;
 	a->text = sink.text;
 	a->text_len = sink.len;
-	a->words = sink.words;
 	a->stream = p->stream;
 	a->include_usage = p->include_usage;
 	a->created = time(NULL);
 	return true;
+fail:
+	free(sink.text);
+	return false;
 }
 
 /* ---- delivery ------------------------------------------------------------ */
@@ -281,7 +394,8 @@ static void reply_step(struct fl_conn *c)
 	if (!r->started) {
 		r->started = true;
 		fl_http_head(c, 200, "text/event-stream; charset=utf-8", -1, &r->meta);
-		r->meta.api->stream_open(c, &r->answer);
+		if (r->meta.api->stream_open)
+			r->meta.api->stream_open(c, &r->answer);
 	}
 	while (stream_next_token(c)) {
 		if (r->cut_after && --r->cut_after == 0) {
@@ -305,24 +419,46 @@ static void reply_start(struct fl_conn *c, unsigned delay_ms)
 
 /* ---- requests ------------------------------------------------------------- */
 
-static enum fl_route route_of(const struct fl_server *srv, const struct fl_request *req)
+static enum fl_route route_of(const struct fl_server *srv, const struct fl_request *req,
+			      struct fl_span *model)
 {
 	enum fl_route route;
 
 	for (route = 0; route < FL_ROUTE_OTHER; route++)
-		if (fl_request_path_is(req, srv->path_prefix, fl_route_path(route)))
+		if (fl_request_path_is(req, srv->path_prefix, fl_route_path(route), model))
 			return route;
 	return FL_ROUTE_OTHER;
 }
 
-/* Errors take the shape of the path's family; Anthropic clients reaching
- * shared or unknown paths say who they are with anthropic-version. */
-static const struct fl_api *api_of(const struct fl_request *req, enum fl_route route)
+static bool path_under(const struct fl_server *srv, const struct fl_request *req, const char *dir)
 {
-	if (strncmp(req->url, "/v1/messages", strlen("/v1/messages")) == 0)
-		return &fl_anthropic;
-	if (route == FL_ROUTE_CHAT)
+	size_t plen = strlen(srv->path_prefix), dlen = strlen(dir);
+
+	return fl_request_path_len(req) >= plen + dlen && memcmp(req->url, srv->path_prefix, plen) == 0 &&
+	       memcmp(req->url + plen, dir, dlen) == 0;
+}
+
+/* Errors take the shape of the path's family; clients reaching shared or
+ * unknown paths say who they are with their key or version headers. */
+static const struct fl_api *api_of(const struct fl_server *srv, const struct fl_request *req,
+				   enum fl_route route)
+{
+	switch (route) {
+	case FL_ROUTE_CHAT:
 		return &fl_openai;
+	case FL_ROUTE_MESSAGES:
+		return &fl_anthropic;
+	case FL_ROUTE_GEMINI_GENERATE:
+	case FL_ROUTE_GEMINI_STREAM:
+	case FL_ROUTE_GEMINI_MODELS:
+		return &fl_gemini;
+	default:
+		break;
+	}
+	if (path_under(srv, req, "/v1/messages"))
+		return &fl_anthropic;
+	if (path_under(srv, req, "/v1beta/") || req->x_goog_api_key.len)
+		return &fl_gemini;
 	return req->anthropic_version.len ? &fl_anthropic : &fl_openai;
 }
 
@@ -334,7 +470,8 @@ static void reply_begin(struct fl_conn *c, const struct fl_api *api)
 	r->status = 200;
 	r->meta.api = api;
 	r->meta.retry_after = -1;
-	api->request_id(r->meta.request_id, sizeof(r->meta.request_id));
+	if (api->request_id)
+		api->request_id(r->meta.request_id, sizeof(r->meta.request_id));
 	gettimeofday(&r->meta.started, NULL);
 }
 
@@ -358,36 +495,44 @@ static void reply_status(struct fl_conn *c, int status)
 /* 404 and 405 name the request, as OpenAI's do. */
 static void reply_bad_route(struct fl_conn *c, int status)
 {
-	struct fl_reply *r = &c->reply;
 	size_t len = fl_request_path_len(&c->req);
 	struct fl_error err = { .status = status };
 
-	if (r->meta.api == &fl_openai) {
-		snprintf(r->error_text, sizeof(r->error_text), "%s (%s %.*s)",
+	if (c->reply.meta.api == &fl_openai)
+		snprintf(err.text, sizeof(err.text), "%s (%s %.*s)",
 			 status == 404 ? "Invalid URL" : "Invalid method for URL",
 			 http_method_str(c->parser.method), (int)(len > 100 ? 100 : len), c->req.url);
-		err.message = r->error_text;
-	}
 	reply_error(c, &err);
 }
 
-static void reply_completion(struct fl_conn *c)
+/* model: the model the path names (Gemini), else empty. */
+static void reply_completion(struct fl_conn *c, enum fl_route route, const struct fl_span *model,
+			     enum fl_fault_mode fault)
 {
 	struct fl_reply *r = &c->reply;
-	struct fl_prompt prompt = { 0 };
+	const struct fl_api *api = r->meta.api;
+	struct fl_prompt prompt = { .content_key = "content" };
 	struct fl_error err = { 0 };
 
+	if (model->len) {
+		snprintf(r->path_model, sizeof(r->path_model), "%.*s", (int)model->len, model->text);
+		prompt.model = r->path_model;
+	}
+	prompt.stream = route == FL_ROUTE_GEMINI_STREAM;
 	r->request = json_loadb(c->req.body, c->req.body_len, 0, NULL);
-	if (!r->meta.api->parse(r->request, &prompt, &err)) {
+	if (!api->parse(&c->req, r->request, &prompt, &err)) {
 		reply_error(c, &err);
 		return;
 	}
 	fl_stats_model(&c->srv->stats, prompt.model);
-	if (!answer_compose(&r->answer, &prompt, c->srv->words)) {
+	if (!answer_compose(&r->answer, &prompt, fault, c->srv->words)) {
 		reply_status(c, 500);
 		return;
 	}
-	r->meta.api->answer_id(r->answer.id, sizeof(r->answer.id));
+	api->answer_id(r->answer.id, sizeof(r->answer.id));
+	if (r->answer.tool && api->call_id_prefix)
+		fl_random_id(r->answer.call_id, sizeof(r->answer.call_id), api->call_id_prefix, 24,
+			     fl_alnum);
 	r->meta.tokens = (uint64_t)r->answer.prompt_tokens + r->answer.words;
 	r->body = FL_BODY_ANSWER;
 }
@@ -396,13 +541,14 @@ void fl_provider_handle(struct fl_conn *c)
 {
 	struct fl_server *srv = c->srv;
 	struct fl_reply *r = &c->reply;
-	enum fl_route route = route_of(srv, &c->req);
-	bool post = c->parser.method == HTTP_POST;
+	struct fl_span model = { 0 };
+	enum fl_route route = route_of(srv, &c->req, &model);
+	enum http_method method = c->parser.method;
 	unsigned delay_ms = 0;
 	struct fl_fault fault;
 
 	fl_stats_request(&srv->stats, route, &c->req);
-	reply_begin(c, api_of(&c->req, route));
+	reply_begin(c, api_of(srv, &c->req, route));
 	if (!fl_fault_take(&srv->fault, FL_FAULT_ON_REQUEST, &fault))
 		fault.mode = FL_FAULT_OK;
 
@@ -431,18 +577,26 @@ void fl_provider_handle(struct fl_conn *c)
 		break;
 	}
 
-	if (route == FL_ROUTE_CHAT || route == FL_ROUTE_MESSAGES) {
-		if (post)
-			reply_completion(c);
+	switch (route) {
+	case FL_ROUTE_CHAT:
+	case FL_ROUTE_MESSAGES:
+	case FL_ROUTE_GEMINI_GENERATE:
+	case FL_ROUTE_GEMINI_STREAM:
+		if (method == HTTP_POST)
+			reply_completion(c, route, &model, fault.mode);
 		else
 			reply_bad_route(c, 405);
-	} else if (route == FL_ROUTE_MODELS) {
-		if (c->parser.method == HTTP_GET)
+		break;
+	case FL_ROUTE_MODELS:
+	case FL_ROUTE_GEMINI_MODELS:
+		if (method == HTTP_GET)
 			r->body = FL_BODY_MODELS;
 		else
 			reply_bad_route(c, 405);
-	} else {
+		break;
+	default:
 		reply_bad_route(c, 404);
+		break;
 	}
 	/* Without streaming, slow tokens make the whole answer late. */
 	if (!r->answer.stream)
@@ -452,10 +606,10 @@ void fl_provider_handle(struct fl_conn *c)
 
 void fl_provider_reject(struct fl_conn *c, int status)
 {
-	enum fl_route route = route_of(c->srv, &c->req);
+	enum fl_route route = route_of(c->srv, &c->req, NULL);
 
 	fl_stats_request(&c->srv->stats, route, &c->req);
-	reply_begin(c, api_of(&c->req, route));
+	reply_begin(c, api_of(c->srv, &c->req, route));
 	reply_status(c, status);
 	reply_start(c, 0);
 }

@@ -11,6 +11,9 @@ static const char *const route_paths[FL_ROUTE_COUNT] = {
 	[FL_ROUTE_CHAT]     = "/v1/chat/completions",
 	[FL_ROUTE_MESSAGES] = "/v1/messages",
 	[FL_ROUTE_MODELS]   = "/v1/models",
+	[FL_ROUTE_GEMINI_GENERATE] = "/v1beta/models/*:generateContent",
+	[FL_ROUTE_GEMINI_STREAM]   = "/v1beta/models/*:streamGenerateContent",
+	[FL_ROUTE_GEMINI_MODELS]   = "/v1beta/models",
 	[FL_ROUTE_OTHER]    = "other",
 };
 
@@ -28,6 +31,31 @@ static void keep(char *dst, size_t size, const char *src, size_t len)
 	dst[len] = '\0';
 }
 
+/* Gemini takes its key from a header or from the query. */
+static void keep_goog_api_key(struct fl_stats *s, const struct fl_request *req)
+{
+	struct fl_span key = { req->x_goog_api_key.text, req->x_goog_api_key.len };
+
+	if (!key.len)
+		fl_request_query(req, "key", &key);
+	keep(s->last_x_goog_api_key, sizeof(s->last_x_goog_api_key), key.text, key.len);
+}
+
+/* The body as sent, cut to the buffer on a UTF-8 character boundary. */
+static void keep_body(struct fl_stats *s, const struct fl_request *req)
+{
+	size_t len = req->body_len;
+
+	if (len > sizeof(s->last_body)) {
+		len = sizeof(s->last_body);
+		while (len && ((unsigned char)req->body[len] & 0xC0) == 0x80)
+			len--;
+	}
+	if (len)
+		memcpy(s->last_body, req->body, len);
+	s->last_body_len = len;
+}
+
 void fl_stats_request(struct fl_stats *s, enum fl_route route, const struct fl_request *req)
 {
 	s->requests++;
@@ -38,6 +66,8 @@ void fl_stats_request(struct fl_stats *s, enum fl_route route, const struct fl_r
 	keep(s->last_x_api_key, sizeof(s->last_x_api_key), req->x_api_key.text, req->x_api_key.len);
 	keep(s->last_anthropic_version, sizeof(s->last_anthropic_version),
 	     req->anthropic_version.text, req->anthropic_version.len);
+	keep_goog_api_key(s, req);
+	keep_body(s, req);
 	s->last_model[0] = '\0';
 }
 
@@ -55,6 +85,8 @@ void fl_stats_status(struct fl_stats *s, int status)
 json_t *fl_stats_to_json(const struct fl_stats *s, const struct fl_fault *fault)
 {
 	json_t *by_route = json_object(), *by_status = json_object();
+	/* Not UTF-8 (jansson refuses it): null. */
+	json_t *body = json_stringn(s->last_body, s->last_body_len);
 	char key[8];
 	size_t i;
 
@@ -68,8 +100,9 @@ json_t *fl_stats_to_json(const struct fl_stats *s, const struct fl_fault *fault)
 		snprintf(key, sizeof(key), "%zu", i);
 		json_object_set_new(by_status, key, json_integer((json_int_t)s->by_status[i]));
 	}
-	/* "o" steals the two objects, also when json_pack fails. */
-	return json_pack("{s:I, s:I, s:o, s:o, s:I, s:I, s:I, s:o, s:{s:s, s:s, s:s, s:s, s:s}}",
+	/* "o" steals the objects, also when json_pack fails. */
+	return json_pack("{s:I, s:I, s:o, s:o, s:I, s:I, s:I, s:o,"
+			 " s:{s:s, s:s, s:s, s:s, s:s, s:s, s:o}}",
 			 "connections", (json_int_t)s->connections,
 			 "requests", (json_int_t)s->requests,
 			 "by_path", by_route,
@@ -83,9 +116,12 @@ json_t *fl_stats_to_json(const struct fl_stats *s, const struct fl_fault *fault)
 			 "model", s->last_model,
 			 "authorization", s->last_authorization,
 			 "x_api_key", s->last_x_api_key,
-			 "anthropic_version", s->last_anthropic_version);
+			 "anthropic_version", s->last_anthropic_version,
+			 "x_goog_api_key", s->last_x_goog_api_key,
+			 "body", body ? body : json_null());
 fail:
 	json_decref(by_route);
 	json_decref(by_status);
+	json_decref(body);
 	return NULL;
 }
