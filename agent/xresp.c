@@ -95,7 +95,7 @@ const char *dt_xid(enum dt_family to, enum dt_family from, const char *id, uint6
 const char *dt_xtool_id(enum dt_family to, const char *id, uint64_t seed, size_t index,
 			char buf[DT_XID_LEN])
 {
-	if (id || to == DT_FAMILY_GEMINI)
+	if (id)
 		return id;
 	snprintf(buf, DT_XID_LEN, "%s%016" PRIx64 "_%zu",
 		 to == DT_FAMILY_ANTHROPIC ? "toolu_" : "call_", seed, index);

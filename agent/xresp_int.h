@@ -57,9 +57,10 @@ const char *dt_xfinish_name(enum dt_family f, enum dt_xfinish finish);
  * ("chatcmpl-<hex>", "msg_<hex>", "<hex>"), written into buf. */
 const char *dt_xid(enum dt_family to, enum dt_family from, const char *id, uint64_t seed,
 		   char buf[DT_XID_LEN]);
-/* A tool call's id: the provider's, or one made from seed and the call's
- * index ("call_<hex>_<i>", "toolu_<hex>_<i>"); NULL for a Gemini client,
- * whose calls need none. */
+/* A tool call's id for an OpenAI or Anthropic client: the provider's, or
+ * one made from seed and the call's index ("call_<hex>_<i>",
+ * "toolu_<hex>_<i>"). Gemini's calls need none: its clients get the
+ * provider's or none. */
 const char *dt_xtool_id(enum dt_family to, const char *id, uint64_t seed, size_t index,
 			char buf[DT_XID_LEN]);
 /* The model the client sees: the one it asked for, else the provider's. */
@@ -130,7 +131,8 @@ struct dt_xstream {
 	struct {                     /* decoder state */
 		enum dt_xblock block;    /* Anthropic: the kind of the open block */
 		int64_t tool_index;      /* OpenAI: the provider's index of the open call */
-		struct dt_xusage usage;  /* the totals so far, assembled */
+		const char *tool_id;     /* OpenAI: its id (in arena); NULL: none */
+		struct dt_xusage usage;  /* Anthropic: the totals so far, assembled */
 	} dec;
 	struct {                     /* encoder state */
 		enum dt_xblock block;
@@ -145,6 +147,10 @@ struct dt_xstream {
 
 /* Hand an IR event to the client's encoder, keeping info. 0 or -1. */
 int dt_xstream_emit(struct dt_xstream *s, struct dt_xev *ev);
+/* Fail the stream with the message of the provider's {"error": ...}. */
+int dt_xstream_provider_error(struct dt_xstream *s, const json_t *root);
+/* A TEXT or TOOL_ARGS event of a JSON string; nothing when str is none. */
+int dt_xstream_emit_string(struct dt_xstream *s, enum dt_xev_type type, const json_t *str);
 /* Fail the stream with a reason. Always -1. */
 int dt_xstream_fail(struct dt_xstream *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -153,10 +159,11 @@ int dt_xstream_fail(struct dt_xstream *s, const char *fmt, ...)
 int dt_xopenai_decode(struct dt_xstream *s, const struct dt_sse_event *e);
 int dt_xanthropic_decode(struct dt_xstream *s, const struct dt_sse_event *e);
 int dt_xgemini_decode(struct dt_xstream *s, const struct dt_sse_event *e);
-/* Encoders: one IR event each, into s->out; 0 or -1. */
-int dt_xopenai_encode(struct dt_xstream *s, const struct dt_xev *ev);
-int dt_xanthropic_encode(struct dt_xstream *s, const struct dt_xev *ev);
-int dt_xgemini_encode(struct dt_xstream *s, const struct dt_xev *ev);
+/* Encoders: one IR event each, written to s->out (whose failed flag tells
+ * of memory running out). */
+void dt_xopenai_encode(struct dt_xstream *s, const struct dt_xev *ev);
+void dt_xanthropic_encode(struct dt_xstream *s, const struct dt_xev *ev);
+void dt_xgemini_encode(struct dt_xstream *s, const struct dt_xev *ev);
 
 /* The data of a provider's event as a JSON object, or NULL after failing
  * the stream; the caller decrefs it. */

@@ -1,0 +1,276 @@
+// SPDX-License-Identifier: MIT
+/* Anthropic Messages streams (message_start ... message_stop): decoder and
+ * encoder; see docs/translation-responses.md. */
+#include <string.h>
+
+#include "xresp_int.h"
+
+/* ---- decoder ------------------------------------------------------------- */
+
+static int emit_usage(struct dt_xstream *s, const json_t *usage)
+{
+	struct dt_xev ev = { .type = DT_XEV_USAGE };
+
+	if (!json_is_object(usage))
+		return 0;
+	dt_xanthropic_usage_parse(usage, &s->dec.usage);
+	ev.usage = s->dec.usage;
+	return dt_xstream_emit(s, &ev);
+}
+
+static int decode_message_start(struct dt_xstream *s, const json_t *root)
+{
+	json_t *msg = json_object_get(root, "message");
+	struct dt_xev ev = {
+		.type = DT_XEV_START, .id = dt_xj_str(msg, "id"), .model = dt_xj_str(msg, "model"),
+	};
+
+	/* usage first: the client's opening event shows the input count */
+	emit_usage(s, json_object_get(msg, "usage"));
+	return dt_xstream_emit(s, &ev);
+}
+
+/* Thinking and server-tool blocks have no place in the other shapes: their
+ * deltas and stop are skipped. */
+static int decode_block_start(struct dt_xstream *s, const json_t *root)
+{
+	json_t *block = json_object_get(root, "content_block");
+	const char *type = dt_xj_str(block, "type");
+
+	if (type && strcmp(type, "text") == 0) {
+		s->dec.block = DT_XBLOCK_TEXT;
+		return dt_xstream_emit_string(s, DT_XEV_TEXT, json_object_get(block, "text"));
+	}
+	if (type && strcmp(type, "tool_use") == 0) {
+		const char *name = dt_xj_str(block, "name");
+		struct dt_xev ev = {
+			.type = DT_XEV_TOOL_START, .id = dt_xj_str(block, "id"),
+			.name = name ? name : "",
+		};
+
+		s->dec.block = DT_XBLOCK_TOOL;
+		return dt_xstream_emit(s, &ev);
+	}
+	s->dec.block = DT_XBLOCK_SKIPPED;
+	return 0;
+}
+
+static int decode_block_delta(struct dt_xstream *s, const json_t *root)
+{
+	json_t *delta = json_object_get(root, "delta");
+	const char *type = dt_xj_str(delta, "type");
+
+	if (!type)
+		return 0;
+	if (s->dec.block == DT_XBLOCK_TEXT && strcmp(type, "text_delta") == 0)
+		return dt_xstream_emit_string(s, DT_XEV_TEXT, json_object_get(delta, "text"));
+	if (s->dec.block == DT_XBLOCK_TOOL && strcmp(type, "input_json_delta") == 0)
+		return dt_xstream_emit_string(s, DT_XEV_TOOL_ARGS,
+					      json_object_get(delta, "partial_json"));
+	return 0;
+}
+
+static int decode_block_stop(struct dt_xstream *s)
+{
+	struct dt_xev ev = { .type = DT_XEV_BLOCK_STOP };
+	bool open = s->dec.block == DT_XBLOCK_TEXT || s->dec.block == DT_XBLOCK_TOOL;
+
+	s->dec.block = DT_XBLOCK_NONE;
+	return open ? dt_xstream_emit(s, &ev) : 0;
+}
+
+static int decode_message_delta(struct dt_xstream *s, const json_t *root)
+{
+	json_t *delta = json_object_get(root, "delta");
+	const char *stop = dt_xj_str(delta, "stop_reason");
+
+	if (emit_usage(s, json_object_get(root, "usage")))
+		return -1;
+	if (stop) {
+		struct dt_xev ev = {
+			.type = DT_XEV_FINISH, .finish = dt_xfinish_parse(DT_FAMILY_ANTHROPIC, stop),
+			.stop_sequence = dt_xj_str(delta, "stop_sequence"),
+		};
+
+		return dt_xstream_emit(s, &ev);
+	}
+	return 0;
+}
+
+static int decode_event(struct dt_xstream *s, const json_t *root, const char *type)
+{
+	struct dt_xev end = { .type = DT_XEV_END };
+
+	if (strcmp(type, "message_start") == 0)
+		return decode_message_start(s, root);
+	if (strcmp(type, "content_block_start") == 0)
+		return decode_block_start(s, root);
+	if (strcmp(type, "content_block_delta") == 0)
+		return decode_block_delta(s, root);
+	if (strcmp(type, "content_block_stop") == 0)
+		return decode_block_stop(s);
+	if (strcmp(type, "message_delta") == 0)
+		return decode_message_delta(s, root);
+	if (strcmp(type, "message_stop") == 0)
+		return dt_xstream_emit(s, &end);
+	if (strcmp(type, "error") == 0)
+		return dt_xstream_provider_error(s, root);
+	return 0; /* ping, and event types added later: nothing for the client */
+}
+
+int dt_xanthropic_decode(struct dt_xstream *s, const struct dt_sse_event *e)
+{
+	json_t *root = dt_xstream_json(s, e);
+	const char *type;
+	int rc;
+
+	if (!root)
+		return -1;
+	/* the data's type is the event's; the SSE event name only repeats it */
+	type = dt_xj_str(root, "type");
+	rc = decode_event(s, root, type ? type : e->type);
+	json_decref(root);
+	return rc;
+}
+
+/* ---- encoder ------------------------------------------------------------- */
+
+static void begin_event(struct dt_xstream *s, const char *type)
+{
+	dt_xb_lit(&s->out, "event: ");
+	dt_xb_add(&s->out, type, strlen(type));
+	dt_xb_lit(&s->out, "\ndata: {\"type\":\"");
+	dt_xb_add(&s->out, type, strlen(type));
+	dt_xb_lit(&s->out, "\"");
+}
+
+static void end_event(struct dt_xstream *s)
+{
+	dt_xb_lit(&s->out, "}\n\n");
+}
+
+static void close_block(struct dt_xstream *s)
+{
+	if (s->enc.block == DT_XBLOCK_NONE)
+		return;
+	begin_event(s, "content_block_stop");
+	dt_xb_lit(&s->out, ",\"index\":");
+	dt_xb_int(&s->out, (int64_t)s->enc.blocks - 1);
+	end_event(s);
+	s->enc.block = DT_XBLOCK_NONE;
+}
+
+/* content_block_start up to the block's own fields. */
+static void open_block(struct dt_xstream *s, enum dt_xblock kind)
+{
+	close_block(s);
+	s->enc.block = kind;
+	begin_event(s, "content_block_start");
+	dt_xb_lit(&s->out, ",\"index\":");
+	dt_xb_int(&s->out, (int64_t)s->enc.blocks++);
+	dt_xb_lit(&s->out, ",\"content_block\":");
+}
+
+static void begin_delta(struct dt_xstream *s, const char *type)
+{
+	begin_event(s, "content_block_delta");
+	dt_xb_lit(&s->out, ",\"index\":");
+	dt_xb_int(&s->out, (int64_t)s->enc.blocks - 1);
+	dt_xb_lit(&s->out, ",\"delta\":{\"type\":\"");
+	dt_xb_add(&s->out, type, strlen(type));
+	dt_xb_lit(&s->out, "\",");
+}
+
+static void encode_start(struct dt_xstream *s, const struct dt_xev *ev)
+{
+	char id[DT_XID_LEN];
+
+	begin_event(s, "message_start");
+	dt_xb_lit(&s->out, ",\"message\":{\"id\":");
+	dt_xb_cstr(&s->out, dt_xid(DT_FAMILY_ANTHROPIC, s->from, ev->id, s->ctx.seed, id));
+	dt_xb_lit(&s->out, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+	dt_xb_cstr(&s->out, dt_xmodel(&s->ctx, ev->model));
+	dt_xb_lit(&s->out, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":");
+	dt_xanthropic_usage_emit(&s->out, &s->info.usage);
+	dt_xb_lit(&s->out, "}");
+	end_event(s);
+}
+
+static void encode_finish(struct dt_xstream *s, const struct dt_xev *ev)
+{
+	close_block(s);
+	s->enc.finish = ev->finish;
+	if (ev->stop_sequence &&
+	    !(s->enc.stop_sequence = dt_arena_strdup(&s->arena, ev->stop_sequence)))
+		s->out.failed = true;
+}
+
+/* Usage in full: a provider of another family tells the input count only
+ * now, and Anthropic's clients take it from message_delta too. */
+static void encode_end(struct dt_xstream *s)
+{
+	close_block(s);
+	begin_event(s, "message_delta");
+	dt_xb_lit(&s->out, ",\"delta\":{\"stop_reason\":");
+	dt_xb_cstr(&s->out, dt_xfinish_name(DT_FAMILY_ANTHROPIC, s->enc.finish));
+	dt_xb_lit(&s->out, ",\"stop_sequence\":");
+	dt_xb_cstr(&s->out, s->enc.stop_sequence);
+	dt_xb_lit(&s->out, "},\"usage\":");
+	dt_xanthropic_usage_emit(&s->out, &s->info.usage);
+	end_event(s);
+	begin_event(s, "message_stop");
+	end_event(s);
+}
+
+void dt_xanthropic_encode(struct dt_xstream *s, const struct dt_xev *ev)
+{
+	char id[DT_XID_LEN];
+
+	switch (ev->type) {
+	case DT_XEV_START:
+		encode_start(s, ev);
+		break;
+	case DT_XEV_TEXT:
+		if (s->enc.block != DT_XBLOCK_TEXT) {
+			open_block(s, DT_XBLOCK_TEXT);
+			dt_xb_lit(&s->out, "{\"type\":\"text\",\"text\":\"\"}");
+			end_event(s);
+		}
+		begin_delta(s, "text_delta");
+		dt_xb_lit(&s->out, "\"text\":");
+		dt_xb_str(&s->out, ev->text, ev->len);
+		dt_xb_lit(&s->out, "}");
+		end_event(s);
+		break;
+	case DT_XEV_TOOL_START:
+		open_block(s, DT_XBLOCK_TOOL);
+		dt_xb_lit(&s->out, "{\"type\":\"tool_use\",\"id\":");
+		dt_xb_cstr(&s->out, dt_xtool_id(DT_FAMILY_ANTHROPIC, ev->id, s->ctx.seed, ev->index,
+						id));
+		dt_xb_lit(&s->out, ",\"name\":");
+		dt_xb_cstr(&s->out, ev->name);
+		dt_xb_lit(&s->out, ",\"input\":{}}");
+		end_event(s);
+		break;
+	case DT_XEV_TOOL_ARGS:
+		if (s->enc.block != DT_XBLOCK_TOOL)
+			break; /* its call's block was closed by text in between */
+		begin_delta(s, "input_json_delta");
+		dt_xb_lit(&s->out, "\"partial_json\":");
+		dt_xb_str(&s->out, ev->text, ev->len);
+		dt_xb_lit(&s->out, "}");
+		end_event(s);
+		break;
+	case DT_XEV_BLOCK_STOP:
+		close_block(s);
+		break;
+	case DT_XEV_FINISH:
+		encode_finish(s, ev);
+		break;
+	case DT_XEV_END:
+		encode_end(s);
+		break;
+	case DT_XEV_USAGE:
+		break; /* written at the start and the end */
+	}
+}
