@@ -68,7 +68,7 @@ struct dt_xmessage {
 struct dt_xtool {
 	const char *name;
 	const char *description; /* NULL: none */
-	json_t *parameters;      /* JSON Schema object; NULL: none */
+	const char *parameters;  /* JSON Schema object, as JSON text; NULL: none */
 };
 
 enum dt_xtool_choice {
@@ -104,14 +104,13 @@ struct dt_xrequest {
 	const char **stop;
 	size_t n_stop;
 	enum dt_xformat format;
-	json_t *schema;          /* DT_XFORMAT_JSON_SCHEMA */
+	const char *schema;      /* DT_XFORMAT_JSON_SCHEMA: JSON Schema, as JSON text */
 	const char *schema_name; /* NULL: none given */
 	const char *user;        /* end-user id (OpenAI user, Anthropic metadata.user_id) */
 	int64_t n;               /* candidates asked for; 1 when unset */
 	bool stream;
 	bool stream_usage;       /* OpenAI stream_options.include_usage */
-	json_t *src;             /* the parsed client document (a reference) */
-	struct dt_arena arena;
+	struct dt_arena arena;   /* holds all of the request: no src document */
 };
 
 enum dt_xfinish {

@@ -1,0 +1,590 @@
+// SPDX-License-Identifier: MIT
+/* OpenAI Chat Completions requests <-> neutral form; rules in
+ * docs/translation.md, "Requests". */
+#include <string.h>
+
+#include "xreq_int.h"
+
+/* ---- parsing ---------------------------------------------------------- */
+
+/* The text of a content that may only hold text: a string or an array of
+ * text parts, joined by blank lines. *out stays NULL when absent. */
+static int text_content(struct xparse *p, const struct xj *msg, bool required, const char **out)
+{
+	const struct xj *c = xj_get(msg, "content");
+	size_t depth = p->depth, i = 0;
+
+	if (!c || c->type == XJ_NULL || c->type == XJ_STRING)
+		return xp_str(p, msg, "content", required, out);
+	if (xp_array(p, msg, "content", required, XREQ_MAX_PARTS, &c))
+		return -1;
+	xp_push_key(p, "content");
+	for (const struct xj *part = c->first; part; part = part->next, i++) {
+		const char *type = NULL, *text = NULL;
+
+		xp_push_index(p, i);
+		if (xp_str(p, part, "type", true, &type))
+			return -1;
+		if (strcmp(type, "text") != 0)
+			return xp_fail(p, "type: only text parts are accepted here, not \"%s\"", type);
+		if (xp_str(p, part, "text", true, &text) || !(*out = xp_join(p, *out, text)))
+			return -1;
+		p->depth--;
+	}
+	p->depth = depth;
+	if (!*out)
+		*out = "";
+	return 0;
+}
+
+/* One part of a user or assistant content array. */
+static int content_part(struct xparse *p, struct dt_xmessage *m, const struct xj *part,
+			bool assistant)
+{
+	const char *type = NULL, *url = NULL;
+	const struct xj *image;
+	struct dt_xpart *x;
+
+	if (xp_str(p, part, "type", true, &type))
+		return -1;
+	if (strcmp(type, "text") == 0 || (assistant && strcmp(type, "refusal") == 0)) {
+		if (!(x = xp_part(p, m, DT_XPART_TEXT)))
+			return -1;
+		return xp_str(p, part, type, true, &x->text);
+	}
+	if (strcmp(type, "image_url") != 0 || assistant)
+		return xp_fail(p, "type: content part \"%s\" is not supported%s", type,
+			       assistant ? " in assistant messages" : "");
+	if (xp_object(p, part, "image_url", true, &image) || !(x = xp_part(p, m, DT_XPART_IMAGE)))
+		return -1;
+	xp_push_key(p, "image_url");
+	if (xp_str(p, image, "url", true, &url))
+		return -1;
+	xp_push_key(p, "url");
+	if (xp_image_url(p, x, url))
+		return -1;
+	p->depth -= 2;
+	return 0;
+}
+
+static int content_parts(struct xparse *p, struct dt_xmessage *m, const struct xj *msg,
+			 bool assistant)
+{
+	const struct xj *c = xj_get(msg, "content");
+	size_t i = 0;
+
+	if (!c || c->type == XJ_NULL)
+		return 0;
+	if (c->type == XJ_STRING) {
+		struct dt_xpart *x = xp_part(p, m, DT_XPART_TEXT);
+
+		return x ? xp_str(p, msg, "content", true, &x->text) : -1;
+	}
+	if (xp_array(p, msg, "content", true, XREQ_MAX_PARTS, &c))
+		return -1;
+	xp_push_key(p, "content");
+	for (const struct xj *part = c->first; part; part = part->next, i++) {
+		xp_push_index(p, i);
+		if (content_part(p, m, part, assistant))
+			return -1;
+		p->depth--;
+	}
+	p->depth--;
+	return 0;
+}
+
+static int tool_call(struct xparse *p, struct dt_xmessage *m, const struct xj *call)
+{
+	struct dt_xpart *x = xp_part(p, m, DT_XPART_TOOL_CALL);
+	const struct xj *fn;
+	const char *type = "function";
+
+	if (!x || xp_str(p, call, "id", true, &x->id) || xp_str(p, call, "type", false, &type))
+		return -1;
+	if (strcmp(type, "function") != 0)
+		return xp_fail(p, "type: tool call \"%s\" is not supported", type);
+	if (xp_object(p, call, "function", true, &fn))
+		return -1;
+	xp_push_key(p, "function");
+	if (xp_str(p, fn, "name", true, &x->name) || xp_str(p, fn, "arguments", false, &x->arguments))
+		return -1;
+	p->depth--;
+	return 0;
+}
+
+static int assistant_message(struct xparse *p, const struct xj *msg)
+{
+	const struct xj *c = xj_get(msg, "content"), *calls;
+	size_t n = c && c->type == XJ_ARRAY ? c->len : 1, i = 0;
+	struct dt_xmessage *m;
+
+	if (xp_array(p, msg, "tool_calls", false, XREQ_MAX_TOOL_CALLS, &calls) ||
+	    !(m = xp_message(p, DT_XROLE_ASSISTANT, n + (calls ? calls->len : 0))) ||
+	    content_parts(p, m, msg, true))
+		return -1;
+	if (!calls)
+		return 0;
+	xp_push_key(p, "tool_calls");
+	for (const struct xj *call = calls->first; call; call = call->next, i++) {
+		xp_push_index(p, i);
+		if (tool_call(p, m, call))
+			return -1;
+		p->depth--;
+	}
+	p->depth--;
+	return 0;
+}
+
+static int message(struct xparse *p, const struct xj *msg)
+{
+	const char *role = NULL, *text = NULL;
+	const struct xj *c = xj_get(msg, "content");
+	struct dt_xmessage *m;
+	struct dt_xpart *x;
+
+	if (msg->type != XJ_OBJECT)
+		return xp_fail(p, "a message must be an object");
+	if (xp_str(p, msg, "role", true, &role))
+		return -1;
+	if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0)
+		return text_content(p, msg, true, &text) || xp_system(p, text);
+	if (strcmp(role, "assistant") == 0)
+		return assistant_message(p, msg);
+	if (strcmp(role, "user") == 0) {
+		if (!c || c->type == XJ_NULL)
+			return xp_fail(p, "content: required, missing");
+		m = xp_message(p, DT_XROLE_USER, c->type == XJ_ARRAY ? c->len : 1);
+		return m ? content_parts(p, m, msg, false) : -1;
+	}
+	if (strcmp(role, "tool") == 0) {
+		if (!(m = xp_message(p, DT_XROLE_TOOL, 1)) || !(x = xp_part(p, m, DT_XPART_TOOL_RESULT)))
+			return -1;
+		return xp_str(p, msg, "tool_call_id", true, &x->id) ||
+		       text_content(p, msg, true, &x->text);
+	}
+	return xp_fail(p, "role: unknown role \"%s\"", role);
+}
+
+static int tool(struct xparse *p, struct dt_xtool *t, const struct xj *spec)
+{
+	const char *type = NULL;
+	const struct xj *fn, *params;
+
+	if (xp_str(p, spec, "type", true, &type))
+		return -1;
+	if (strcmp(type, "function") != 0)
+		return xp_fail(p, "type: tool type \"%s\" is not supported", type);
+	if (xp_object(p, spec, "function", true, &fn))
+		return -1;
+	xp_push_key(p, "function");
+	if (xp_str(p, fn, "name", true, &t->name) ||
+	    xp_str(p, fn, "description", false, &t->description) ||
+	    xp_object(p, fn, "parameters", false, &params))
+		return -1;
+	if (params && !(t->parameters = xj_text(&p->r->arena, params, false)))
+		return xp_fail(p, "out of memory");
+	p->depth--;
+	return 0;
+}
+
+static int tool_choice(struct xparse *p, const struct xj *root)
+{
+	const struct xj *c = xj_get(root, "tool_choice"), *fn;
+	struct dt_xrequest *r = p->r;
+	const char *mode = NULL;
+
+	if (!c || c->type == XJ_NULL)
+		return 0;
+	xp_push_key(p, "tool_choice");
+	if (c->type == XJ_STRING) {
+		mode = xj_cstr(&r->arena, c);
+		if (mode && strcmp(mode, "auto") == 0)
+			r->tool_choice = DT_XTOOL_CHOICE_AUTO;
+		else if (mode && strcmp(mode, "none") == 0)
+			r->tool_choice = DT_XTOOL_CHOICE_NONE;
+		else if (mode && strcmp(mode, "required") == 0)
+			r->tool_choice = DT_XTOOL_CHOICE_REQUIRED;
+		else
+			return xp_fail(p, "unknown value \"%s\"", mode ? mode : "");
+	} else if (c->type == XJ_OBJECT) {
+		if (xp_str(p, c, "type", true, &mode))
+			return -1;
+		if (strcmp(mode, "function") != 0)
+			return xp_fail(p, "type: \"%s\" is not supported", mode);
+		if (xp_object(p, c, "function", true, &fn))
+			return -1;
+		xp_push_key(p, "function");
+		if (xp_str(p, fn, "name", true, &r->tool_choice_name))
+			return -1;
+		p->depth--;
+		r->tool_choice = DT_XTOOL_CHOICE_NAMED;
+	} else {
+		return xp_fail(p, "must be a string or an object");
+	}
+	p->depth--;
+	return 0;
+}
+
+static int response_format(struct xparse *p, const struct xj *root)
+{
+	const struct xj *f, *js, *schema;
+	struct dt_xrequest *r = p->r;
+	const char *type = NULL;
+
+	if (xp_object(p, root, "response_format", false, &f))
+		return -1;
+	if (!f)
+		return 0;
+	xp_push_key(p, "response_format");
+	if (xp_str(p, f, "type", true, &type))
+		return -1;
+	if (strcmp(type, "json_object") == 0) {
+		r->format = DT_XFORMAT_JSON;
+	} else if (strcmp(type, "json_schema") == 0) {
+		if (xp_object(p, f, "json_schema", true, &js))
+			return -1;
+		xp_push_key(p, "json_schema");
+		if (xp_str(p, js, "name", false, &r->schema_name) ||
+		    xp_object(p, js, "schema", false, &schema))
+			return -1;
+		r->format = schema ? DT_XFORMAT_JSON_SCHEMA : DT_XFORMAT_JSON;
+		if (schema && !(r->schema = xj_text(&r->arena, schema, false)))
+			return xp_fail(p, "out of memory");
+		p->depth--;
+	} else if (strcmp(type, "text") != 0) {
+		return xp_fail(p, "type: unknown format \"%s\"", type);
+	}
+	p->depth--;
+	return 0;
+}
+
+static int sampling(struct xparse *p, const struct xj *root)
+{
+	struct dt_xrequest *r = p->r;
+	const struct xj *so;
+
+	return xp_int(p, root, "max_tokens", 1, INT32_MAX, NULL, &r->max_tokens) ||
+	       /* the newer name wins when a client sends both */
+	       xp_int(p, root, "max_completion_tokens", 1, INT32_MAX, NULL, &r->max_tokens) ||
+	       xp_num(p, root, "temperature", 0, 2, &r->has_temperature, &r->temperature) ||
+	       xp_num(p, root, "top_p", 0, 1, &r->has_top_p, &r->top_p) ||
+	       xp_num(p, root, "presence_penalty", -2, 2, &r->has_presence_penalty,
+		      &r->presence_penalty) ||
+	       xp_num(p, root, "frequency_penalty", -2, 2, &r->has_frequency_penalty,
+		      &r->frequency_penalty) ||
+	       xp_int(p, root, "seed", INT64_MIN, INT64_MAX, &r->has_seed, &r->seed) ||
+	       xp_int(p, root, "n", 1, 128, NULL, &r->n) ||
+	       xp_stop(p, root, "stop") ||
+	       xp_str(p, root, "user", false, &r->user) ||
+	       xp_bool(p, root, "stream", &r->stream, NULL) ||
+	       xp_object(p, root, "stream_options", false, &so) ||
+	       (so && xp_bool(p, so, "include_usage", &r->stream_usage, NULL));
+}
+
+int xreq_parse_openai(struct xparse *p, const struct xj *root)
+{
+	struct dt_xrequest *r = p->r;
+	const struct xj *msgs, *tools;
+	bool parallel = false, has_parallel = false;
+	size_t i = 0;
+
+	if (xp_str(p, root, "model", true, &r->model) ||
+	    xp_array(p, root, "messages", true, XREQ_MAX_MESSAGES, &msgs) ||
+	    xp_reserve_messages(p, msgs->len))
+		return -1;
+	xp_push_key(p, "messages");
+	for (const struct xj *msg = msgs->first; msg; msg = msg->next, i++) {
+		xp_push_index(p, i);
+		if (message(p, msg))
+			return -1;
+		p->depth--;
+	}
+	p->depth--;
+	if (xp_array(p, root, "tools", false, XREQ_MAX_TOOLS, &tools))
+		return -1;
+	if (tools) {
+		r->tools = dt_arena_alloc(&r->arena, (tools->len ? tools->len : 1) * sizeof(*r->tools));
+		if (!r->tools)
+			return xp_fail(p, "out of memory");
+		xp_push_key(p, "tools");
+		for (const struct xj *t = tools->first; t; t = t->next, r->n_tools++) {
+			xp_push_index(p, r->n_tools);
+			if (tool(p, &r->tools[r->n_tools], t))
+				return -1;
+			p->depth--;
+		}
+		p->depth--;
+	}
+	if (xp_bool(p, root, "parallel_tool_calls", &parallel, &has_parallel))
+		return -1;
+	if (has_parallel)
+		r->parallel_tool_calls = parallel;
+	return tool_choice(p, root) || response_format(p, root) || sampling(p, root) ? -1 : 0;
+}
+
+/* ---- emitting --------------------------------------------------------- */
+
+static int image(struct xemit *e, const struct dt_xpart *x)
+{
+	struct xbuf *b = &e->b;
+
+	xb_sep(b);
+	xb_lit(b, "{\"type\":\"image_url\",\"image_url\":{\"url\":");
+	if (x->url) {
+		if (xe_gemini_file(x->url))
+			return xe_fail(e, "image %s is a Gemini file: only Gemini can read it", x->url);
+		xb_str(b, x->url);
+	} else {
+		xb_lit(b, "\"data:");
+		xb_esc(b, x->media_type ? x->media_type : "");
+		xb_lit(b, ";base64,");
+		xb_esc(b, x->data ? x->data : "");
+		xb_lit(b, "\"");
+	}
+	xb_lit(b, "}}");
+	return 0;
+}
+
+static size_t count_parts(const struct dt_xmessage *m, enum dt_xpart_type type)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < m->n_parts; i++)
+		n += m->parts[i].type == type;
+	return n;
+}
+
+/* Texts (and, for users, images) as the content: a string when it is one
+ * text, else an array of parts; null when there is none. */
+static int content(struct xemit *e, const struct dt_xmessage *m)
+{
+	size_t texts = count_parts(m, DT_XPART_TEXT), images = count_parts(m, DT_XPART_IMAGE);
+	struct xbuf *b = &e->b;
+
+	xb_key(b, "content");
+	if (texts + images == 0 && m->role == DT_XROLE_ASSISTANT) {
+		xb_lit(b, "null");
+		return 0;
+	}
+	if (texts + images == 0) {
+		xb_str(b, "");
+		return 0;
+	}
+	if (images && m->role == DT_XROLE_ASSISTANT)
+		return xe_fail(e, "OpenAI assistant messages cannot hold images");
+	if (texts == 1 && !images) {
+		for (size_t i = 0; i < m->n_parts; i++)
+			if (m->parts[i].type == DT_XPART_TEXT)
+				xb_str(b, m->parts[i].text);
+		return 0;
+	}
+	xb_lit(b, "[");
+	for (size_t i = 0; i < m->n_parts; i++) {
+		const struct dt_xpart *x = &m->parts[i];
+
+		if (x->type == DT_XPART_IMAGE && image(e, x))
+			return -1;
+		if (x->type != DT_XPART_TEXT)
+			continue;
+		xb_sep(b);
+		xb_lit(b, "{\"type\":\"text\",\"text\":");
+		xb_str(b, x->text);
+		xb_lit(b, "}");
+	}
+	xb_lit(b, "]");
+	return 0;
+}
+
+static void tool_calls(struct xemit *e, const struct dt_xmessage *m)
+{
+	struct xbuf *b = &e->b;
+
+	if (!count_parts(m, DT_XPART_TOOL_CALL))
+		return;
+	xb_key(b, "tool_calls");
+	xb_lit(b, "[");
+	for (size_t i = 0; i < m->n_parts; i++) {
+		const struct dt_xpart *x = &m->parts[i];
+
+		if (x->type != DT_XPART_TOOL_CALL)
+			continue;
+		xb_sep(b);
+		xb_lit(b, "{\"id\":");
+		xb_str(b, x->id ? x->id : "");
+		xb_lit(b, ",\"type\":\"function\",\"function\":{\"name\":");
+		xb_str(b, x->name ? x->name : "");
+		xb_lit(b, ",\"arguments\":");
+		xb_str(b, x->arguments ? x->arguments : "{}");
+		xb_lit(b, "}}");
+	}
+	xb_lit(b, "]");
+}
+
+static int message_out(struct xemit *e, const struct dt_xmessage *m)
+{
+	struct xbuf *b = &e->b;
+
+	if (m->role == DT_XROLE_TOOL) {
+		for (size_t i = 0; i < m->n_parts; i++) {
+			const struct dt_xpart *x = &m->parts[i];
+
+			if (x->type != DT_XPART_TOOL_RESULT)
+				return xe_fail(e, "a tool message holds only tool results");
+			xb_sep(b);
+			xb_lit(b, "{\"role\":\"tool\",\"tool_call_id\":");
+			xb_str(b, x->id ? x->id : "");
+			xb_key(b, "content");
+			xb_str(b, x->text ? x->text : "");
+			xb_lit(b, "}");
+		}
+		return 0;
+	}
+	xb_sep(b);
+	xb_lit(b, "{\"role\":");
+	xb_str(b, m->role == DT_XROLE_ASSISTANT ? "assistant" : "user");
+	if (content(e, m))
+		return -1;
+	tool_calls(e, m);
+	xb_lit(b, "}");
+	return 0;
+}
+
+static void tools_out(struct xemit *e)
+{
+	const struct dt_xrequest *r = e->r;
+	struct xbuf *b = &e->b;
+
+	xb_key(b, "tools");
+	xb_lit(b, "[");
+	for (size_t i = 0; i < r->n_tools; i++) {
+		const struct dt_xtool *t = &r->tools[i];
+
+		xb_sep(b);
+		xb_lit(b, "{\"type\":\"function\",\"function\":{\"name\":");
+		xb_str(b, t->name);
+		if (t->description) {
+			xb_key(b, "description");
+			xb_str(b, t->description);
+		}
+		if (t->parameters) {
+			xb_key(b, "parameters");
+			xb_put(b, t->parameters, strlen(t->parameters));
+		}
+		xb_lit(b, "}}");
+	}
+	xb_lit(b, "]");
+	switch (r->tool_choice) {
+	case DT_XTOOL_CHOICE_UNSET:
+		break;
+	case DT_XTOOL_CHOICE_AUTO:
+		xb_key(b, "tool_choice");
+		xb_lit(b, "\"auto\"");
+		break;
+	case DT_XTOOL_CHOICE_NONE:
+		xb_key(b, "tool_choice");
+		xb_lit(b, "\"none\"");
+		break;
+	case DT_XTOOL_CHOICE_REQUIRED:
+		xb_key(b, "tool_choice");
+		xb_lit(b, "\"required\"");
+		break;
+	case DT_XTOOL_CHOICE_NAMED:
+		xb_key(b, "tool_choice");
+		xb_lit(b, "{\"type\":\"function\",\"function\":{\"name\":");
+		xb_str(b, r->tool_choice_name ? r->tool_choice_name : "");
+		xb_lit(b, "}}");
+		break;
+	}
+	if (r->parallel_tool_calls >= 0) {
+		xb_key(b, "parallel_tool_calls");
+		xb_bool(b, r->parallel_tool_calls);
+	}
+}
+
+static void options_out(struct xemit *e)
+{
+	const struct dt_xrequest *r = e->r;
+	struct xbuf *b = &e->b;
+
+	if (r->max_tokens >= 0) {
+		xb_key(b, "max_completion_tokens");
+		xb_int(b, r->max_tokens);
+	}
+	if (r->has_temperature) {
+		xb_key(b, "temperature");
+		xb_num(b, r->temperature);
+	}
+	if (r->has_top_p) {
+		xb_key(b, "top_p");
+		xb_num(b, r->top_p);
+	}
+	if (r->n_stop) {
+		xb_key(b, "stop");
+		xb_lit(b, "[");
+		for (size_t i = 0; i < r->n_stop; i++) {
+			xb_sep(b);
+			xb_str(b, r->stop[i]);
+		}
+		xb_lit(b, "]");
+	}
+	if (r->has_presence_penalty) {
+		xb_key(b, "presence_penalty");
+		xb_num(b, r->presence_penalty);
+	}
+	if (r->has_frequency_penalty) {
+		xb_key(b, "frequency_penalty");
+		xb_num(b, r->frequency_penalty);
+	}
+	if (r->has_seed) {
+		xb_key(b, "seed");
+		xb_int(b, r->seed);
+	}
+	if (r->n != 1) {
+		xb_key(b, "n");
+		xb_int(b, r->n);
+	}
+	if (r->user) {
+		xb_key(b, "user");
+		xb_str(b, r->user);
+	}
+	if (r->format == DT_XFORMAT_JSON) {
+		xb_key(b, "response_format");
+		xb_lit(b, "{\"type\":\"json_object\"}");
+	} else if (r->format == DT_XFORMAT_JSON_SCHEMA) {
+		xb_key(b, "response_format");
+		xb_lit(b, "{\"type\":\"json_schema\",\"json_schema\":{\"name\":");
+		xb_str(b, r->schema_name ? r->schema_name : "response");
+		xb_key(b, "schema");
+		xb_put(b, r->schema, strlen(r->schema));
+		xb_lit(b, "}}");
+	}
+	/* always ask for the usage chunk: the answer's translator drops it when
+	 * the client did not ask */
+	if (r->stream)
+		xb_lit(b, ",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
+}
+
+int xreq_emit_openai(struct xemit *e, const char *model)
+{
+	const struct dt_xrequest *r = e->r;
+	struct xbuf *b = &e->b;
+
+	xb_lit(b, "{\"model\":");
+	xb_str(b, model ? model : r->model ? r->model : "");
+	xb_key(b, "messages");
+	xb_lit(b, "[");
+	if (r->system) {
+		xb_lit(b, "{\"role\":\"system\",\"content\":");
+		xb_str(b, r->system);
+		xb_lit(b, "}");
+	}
+	for (size_t i = 0; i < r->n_messages; i++)
+		if (r->messages[i].n_parts && message_out(e, &r->messages[i]))
+			return -1;
+	xb_lit(b, "]");
+	if (r->n_tools)
+		tools_out(e);
+	options_out(e);
+	xb_lit(b, "}");
+	return 0;
+}
