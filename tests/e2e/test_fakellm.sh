@@ -192,7 +192,9 @@ def normalize(fam, stream, r, ev):
             c = d["candidates"][0]
             assert c["index"] == 0 and d["modelVersion"] == "gemini-2.5-flash" and d["responseId"], d
             last = i == len(chunks) - 1
-            assert last == ("finishReason" in c) == ("usageMetadata" in d), "finish and usage only in the last chunk"
+            u = d["usageMetadata"]
+            assert last == ("finishReason" in c) == ("candidatesTokenCount" in u), "finish and output tokens in the last chunk only"
+            assert u["totalTokenCount"] == u["promptTokenCount"] + u.get("candidatesTokenCount", 0), u
             for p in c.get("content", {}).get("parts", []):
                 assert c["content"]["role"] == "model", c
                 if "functionCall" in p:
@@ -272,7 +274,7 @@ is "gemini: generateContent answers a GenerateContentResponse" '
 assert n["text"] == answer("You", SAY) and n["kind"] == "stop", n
 assert n["usage"] == (10, 16, 26), n["usage"]'
 ask gemini stream
-is "gemini: streamGenerateContent?alt=sse: one chunk per word, the last with finishReason and usage, no end marker" '
+is "gemini: streamGenerateContent?alt=sse: one chunk per word, the last with finishReason and the whole usage, no end marker" '
 assert n["events"] == 17 and n["text"] == answer("You", SAY) and n["kind"] == "stop", n
 assert all(name is None for name, _, _ in ev) and n["usage"] == (10, 16, 26), n'
 ask gemini once '{"max":4}'

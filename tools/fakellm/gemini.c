@@ -276,8 +276,9 @@ static const char *finish_reason(const struct fl_answer *a)
 }
 
 /* A GenerateContentResponse with one candidate: text (a whole answer or one
- * token), or the call. The final one has the finish reason and the usage;
- * a filtered candidate has no content. */
+ * token), or the call. The final one has the finish reason and the whole
+ * usage; the chunks before it count only the prompt, as Gemini's do. A
+ * filtered candidate has no content. */
 static void response(struct fl_jw *w, const struct fl_answer *a, const char *text, size_t len,
 		     bool final)
 {
@@ -297,6 +298,9 @@ static void response(struct fl_jw *w, const struct fl_answer *a, const char *tex
 		fl_jw_format(w, ",\"usageMetadata\":{\"promptTokenCount\":%u,\"candidatesTokenCount\":%u,"
 			     "\"totalTokenCount\":%u}", a->prompt_tokens, a->words,
 			     a->prompt_tokens + a->words);
+	else
+		fl_jw_format(w, ",\"usageMetadata\":{\"promptTokenCount\":%u,\"totalTokenCount\":%u}",
+			     a->prompt_tokens, a->prompt_tokens);
 	fl_jw_format(w, ",\"modelVersion\":%s,\"responseId\":%s}", a->model, a->id);
 }
 

@@ -31,7 +31,7 @@ static void usage(FILE *out)
 		"               [--tls-cert FILE --tls-key FILE] [--admin ADDR:PORT]\n"
 		"               [--name NAME] [--words N] [--path-prefix /PREFIX]\n"
 		"               [--pidfile FILE] [--quiet]\n"
-		"A fake OpenAI / Anthropic provider with fault injection; see docs/fakellm.md.\n");
+		"A fake OpenAI / Anthropic / Gemini provider with fault injection; see docs/fakellm.md.\n");
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
