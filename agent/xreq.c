@@ -17,7 +17,9 @@ static size_t path_text(const struct xparse *p, char *out, size_t size)
 	out[0] = '\0';
 	for (size_t i = 0; i < p->depth && n < size; i++) {
 		const struct xpath_seg *s = &p->path[i];
-		int w = s->key ? snprintf(out + n, size - n, "%s%s", n ? "." : "", s->key)
+		/* a "camel|snake" key shows its first name */
+		int w = s->key ? snprintf(out + n, size - n, "%s%.*s", n ? "." : "",
+					  (int)strcspn(s->key, "|"), s->key)
 			       : snprintf(out + n, size - n, "[%zu]", s->index);
 
 		n += w > 0 ? (size_t)w : 0;
@@ -25,18 +27,36 @@ static size_t path_text(const struct xparse *p, char *out, size_t size)
 	return n < size ? n : size - 1;
 }
 
-int xp_fail(struct xparse *p, const char *fmt, ...)
+static int vfail(struct xparse *p, const char *fmt, va_list ap)
 {
 	char path[256];
 	size_t n = path_text(p, path, sizeof(path));
 	int w = snprintf(p->err, p->errlen, "%s%s", path, n ? ": " : "");
+
+	if (w >= 0 && (size_t)w < p->errlen)
+		vsnprintf(p->err + w, p->errlen - (size_t)w, fmt, ap);
+	return -1;
+}
+
+int xp_fail(struct xparse *p, const char *fmt, ...)
+{
 	va_list ap;
 
-	if (w >= 0 && (size_t)w < p->errlen) {
-		va_start(ap, fmt);
-		vsnprintf(p->err + w, p->errlen - (size_t)w, fmt, ap);
-		va_end(ap);
-	}
+	va_start(ap, fmt);
+	vfail(p, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int xp_fail_at(struct xparse *p, const char *key, const char *fmt, ...)
+{
+	va_list ap;
+
+	xp_push_key(p, key);
+	va_start(ap, fmt);
+	vfail(p, fmt, ap);
+	va_end(ap);
+	p->depth--;
 	return -1;
 }
 
@@ -54,14 +74,6 @@ void xp_push_index(struct xparse *p, size_t index)
 	if (p->depth < sizeof(p->path) / sizeof(p->path[0]))
 		p->path[p->depth] = (struct xpath_seg){ .index = index };
 	p->depth++;
-}
-
-/* The first name of a "camel|snake" key, for messages. */
-static const char *first_name(struct xparse *p, const char *key)
-{
-	const char *bar = strchr(key, '|');
-
-	return bar ? dt_arena_strndup(&p->r->arena, key, (size_t)(bar - key)) : key;
 }
 
 static const char *const type_names[] = {
@@ -87,10 +99,10 @@ static int member(struct xparse *p, const struct xj *obj, const char *key, enum 
 	if (!v || v->type == XJ_NULL) {
 		if (!required)
 			return 0;
-		xp_push_key(p, first_name(p, key));
+		xp_push_key(p, key);
 		rc = xp_fail(p, "required, missing");
 	} else {
-		xp_push_key(p, first_name(p, key));
+		xp_push_key(p, key);
 		rc = xp_fail(p, "must be %s, not %s", type_names[type], type_names[v->type]);
 	}
 	p->depth = depth;
@@ -119,7 +131,7 @@ int xp_int(struct xparse *p, const struct xj *obj, const char *key, int64_t min,
 		return -1;
 	if (!v)
 		return 0;
-	xp_push_key(p, first_name(p, key));
+	xp_push_key(p, key);
 	if (!v->is_integer)
 		rc = xp_fail(p, "must be an integer");
 	else if (v->integer < min || v->integer > max)
@@ -144,7 +156,7 @@ int xp_num(struct xparse *p, const struct xj *obj, const char *key, double min, 
 		return -1;
 	if (!v)
 		return 0;
-	xp_push_key(p, first_name(p, key));
+	xp_push_key(p, key);
 	if (v->number < min || v->number > max) {
 		rc = xp_fail(p, "%g is out of range [%g, %g]", v->number, min, max);
 	} else {
@@ -177,7 +189,7 @@ int xp_array(struct xparse *p, const struct xj *obj, const char *key, bool requi
 	if (member(p, obj, key, XJ_ARRAY, required, out))
 		return -1;
 	if (*out && (*out)->len > max) {
-		xp_push_key(p, first_name(p, key));
+		xp_push_key(p, key);
 		rc = xp_fail(p, "%zu items, at most %zu accepted", (*out)->len, max);
 		p->depth = depth;
 	}
@@ -210,7 +222,7 @@ int xp_stop(struct xparse *p, const struct xj *obj, const char *key)
 	r->stop = dt_arena_alloc(&r->arena, (v->len ? v->len : 1) * sizeof(*r->stop));
 	if (!r->stop)
 		return xp_fail(p, "out of memory");
-	xp_push_key(p, first_name(p, key));
+	xp_push_key(p, key);
 	for (const struct xj *s = v->first; s; s = s->next, i++) {
 		xp_push_index(p, i);
 		if (s->type != XJ_STRING)

@@ -35,7 +35,7 @@ static int text_blocks(struct xparse *p, const struct xj *obj, const char *key, 
 		if (xp_str(p, block, "type", true, &type))
 			return -1;
 		if (strcmp(type, "text") != 0)
-			return xp_fail(p, "type: only text blocks are accepted here, not \"%s\"", type);
+			return xp_fail_at(p, "type", "only text blocks are accepted here, not \"%s\"", type);
 		if (xp_str(p, block, "text", true, &text) || !(*out = xp_join(p, *out, text)))
 			return -1;
 		p->depth--;
@@ -64,7 +64,7 @@ static int image_block(struct xparse *p, struct dt_xpart *x, const struct xj *bl
 		if (xp_str(p, src, "url", true, &x->url))
 			return -1;
 	} else {
-		return xp_fail(p, "type: image source \"%s\" is not supported", type);
+		return xp_fail_at(p, "type", "image source \"%s\" is not supported", type);
 	}
 	p->depth--;
 	return 0;
@@ -109,7 +109,7 @@ static int block(struct xparse *p, struct dt_xmessage **m, const struct xj *blk,
 	if (xp_str(p, blk, "type", true, &type))
 		return -1;
 	if (strcmp(type, "thinking") == 0 || strcmp(type, "redacted_thinking") == 0)
-		return assistant ? 0 : xp_fail(p, "type: \"%s\" only in assistant messages", type);
+		return assistant ? 0 : xp_fail_at(p, "type", "\"%s\" only in assistant messages", type);
 	if (strcmp(type, "text") == 0)
 		ptype = DT_XPART_TEXT;
 	else if (strcmp(type, "image") == 0 && !assistant)
@@ -119,7 +119,7 @@ static int block(struct xparse *p, struct dt_xmessage **m, const struct xj *blk,
 	else if (strcmp(type, "tool_result") == 0 && !assistant)
 		ptype = DT_XPART_TOOL_RESULT;
 	else
-		return xp_fail(p, "type: content block \"%s\" is not supported in %s messages", type,
+		return xp_fail_at(p, "type", "content block \"%s\" is not supported in %s messages", type,
 			       assistant ? "assistant" : "user");
 	if (ptype == DT_XPART_TOOL_RESULT)
 		role = DT_XROLE_TOOL;
@@ -152,7 +152,7 @@ static int message(struct xparse *p, const struct xj *msg)
 	if (xp_str(p, msg, "role", true, &role))
 		return -1;
 	if (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0)
-		return xp_fail(p, "role: unknown role \"%s\"", role);
+		return xp_fail_at(p, "role", "unknown role \"%s\"", role);
 	assistant = role[0] == 'a';
 	c = xj_get(msg, "content");
 	if (c && c->type == XJ_STRING) {
@@ -186,7 +186,7 @@ static int tool(struct xparse *p, struct dt_xtool *t, const struct xj *spec)
 	if (xp_str(p, spec, "type", false, &type))
 		return -1;
 	if (type && strcmp(type, "custom") != 0)
-		return xp_fail(p, "type: server tool \"%s\" cannot be translated", type);
+		return xp_fail_at(p, "type", "server tool \"%s\" cannot be translated", type);
 	if (xp_str(p, spec, "name", true, &t->name) ||
 	    xp_str(p, spec, "description", false, &t->description) ||
 	    xp_object(p, spec, "input_schema", true, &schema))
@@ -218,7 +218,7 @@ static int tool_choice(struct xparse *p, const struct xj *root)
 		if (strcmp(type, types[i].name) == 0)
 			r->tool_choice = types[i].choice;
 	if (!r->tool_choice)
-		return xp_fail(p, "type: unknown value \"%s\"", type);
+		return xp_fail_at(p, "type", "unknown value \"%s\"", type);
 	if (r->tool_choice == DT_XTOOL_CHOICE_NAMED && xp_str(p, c, "name", true, &r->tool_choice_name))
 		return -1;
 	if (has_disable)
@@ -261,7 +261,7 @@ int xreq_parse_anthropic(struct xparse *p, const struct xj *root)
 	    xp_array(p, root, "messages", true, XREQ_MAX_MESSAGES, &msgs))
 		return -1;
 	if (!xj_get(root, "max_tokens"))
-		return xp_fail(p, "max_tokens: required, missing");
+		return xp_fail_at(p, "max_tokens", "required, missing");
 	/* a message splits into runs of one role each: at most one per block */
 	for (const struct xj *msg = msgs->first; msg; msg = msg->next) {
 		const struct xj *c = xj_get(msg, "content");
@@ -433,9 +433,9 @@ static void system_out(struct xemit *e)
 	if (r->system && r->format != DT_XFORMAT_TEXT)
 		xb_lit(b, "\\n\\n");
 	if (r->format == DT_XFORMAT_JSON) {
-		xb_lit(b, JSON_INSTRUCTION);
+		xb_esc(b, JSON_INSTRUCTION);
 	} else if (r->format == DT_XFORMAT_JSON_SCHEMA) {
-		xb_lit(b, SCHEMA_INSTRUCTION);
+		xb_esc(b, SCHEMA_INSTRUCTION);
 		xb_esc(b, r->schema);
 	}
 	xb_lit(b, "\"");

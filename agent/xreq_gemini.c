@@ -26,7 +26,7 @@ static int image_part(struct xparse *p, struct dt_xpart *x, const struct xj *blo
 			 : xp_str(p, blob, "fileUri|file_uri", true, &x->url)))
 		return -1;
 	if (x->media_type && strncmp(x->media_type, "image/", 6) != 0)
-		return xp_fail(p, "mimeType: only images can be translated, not %s", x->media_type);
+		return xp_fail_at(p, "mimeType", "only images can be translated, not %s", x->media_type);
 	return 0;
 }
 
@@ -115,8 +115,8 @@ static int part(struct xparse *p, struct dt_xmessage **m, const struct xj *pt, b
 	if (thought)
 		return 0; /* the model's thoughts are not sent back */
 	if ((types[k] == DT_XPART_TOOL_CALL && !model) || (types[k] == DT_XPART_TOOL_RESULT && model))
-		return xp_fail(p, "%s is not accepted in a %s turn", part_kinds[k],
-			       model ? "model" : "user");
+		return xp_fail(p, "%.*s is not accepted in a %s turn",
+			       (int)strcspn(part_kinds[k], "|"), part_kinds[k], model ? "model" : "user");
 	if (types[k] == DT_XPART_TOOL_RESULT)
 		role = DT_XROLE_TOOL;
 	if ((!*m || (*m)->role != role) && !(*m = xp_message(p, role, left)))
@@ -150,7 +150,7 @@ static int content(struct xparse *p, const struct xj *c, size_t turn, struct las
 		return -1;
 	/* "function": how older clients sent function responses */
 	if (strcmp(role, "user") != 0 && strcmp(role, "model") != 0 && strcmp(role, "function") != 0)
-		return xp_fail(p, "role: unknown role \"%s\"", role);
+		return xp_fail_at(p, "role", "unknown role \"%s\"", role);
 	model = role[0] == 'm';
 	if (xp_array(p, c, "parts", true, XREQ_MAX_PARTS, &parts))
 		return -1;
@@ -284,16 +284,16 @@ static int tool_config(struct xparse *p, const struct xj *root)
 			    XREQ_MAX_TOOLS, &names)))
 		return -1;
 	if (names && names->len > 1)
-		return xp_fail(p, "allowedFunctionNames: more than one name cannot be translated");
+		return xp_fail_at(p, "allowedFunctionNames", "more than one name cannot be translated");
 	for (i = 0; mode && i < sizeof(modes) / sizeof(modes[0]); i++)
 		if (strcmp(mode, modes[i].name) == 0)
 			break;
 	if (mode && i == sizeof(modes) / sizeof(modes[0]))
-		return xp_fail(p, "mode: unknown value \"%s\"", mode);
+		return xp_fail_at(p, "mode", "unknown value \"%s\"", mode);
 	r->tool_choice = mode ? modes[i].choice : DT_XTOOL_CHOICE_UNSET;
 	if (names && names->len && r->tool_choice == DT_XTOOL_CHOICE_REQUIRED) {
 		if (names->first->type != XJ_STRING)
-			return xp_fail(p, "allowedFunctionNames: must hold strings");
+			return xp_fail_at(p, "allowedFunctionNames", "must hold strings");
 		r->tool_choice = DT_XTOOL_CHOICE_NAMED;
 		if (!(r->tool_choice_name = xj_cstr(&r->arena, names->first)))
 			return xp_fail(p, "out of memory");
@@ -331,7 +331,7 @@ static int generation_config(struct xparse *p, const struct xj *root)
 	if (mime && strcmp(mime, "application/json") == 0)
 		r->format = DT_XFORMAT_JSON;
 	else if (mime && strcmp(mime, "text/plain") != 0)
-		return xp_fail(p, "responseMimeType: \"%s\" cannot be translated", mime);
+		return xp_fail_at(p, "responseMimeType", "\"%s\" cannot be translated", mime);
 	if (r->format == DT_XFORMAT_JSON && (json_schema || schema)) {
 		r->format = DT_XFORMAT_JSON_SCHEMA;
 		r->schema = json_schema ? xj_text(&r->arena, json_schema, false)

@@ -103,7 +103,10 @@ struct xparse {
 	size_t total_parts;
 };
 
+/* -1, with "<path>: <message>" in p->err; _at: at member key of the path. */
 int xp_fail(struct xparse *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int xp_fail_at(struct xparse *p, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 void xp_push_key(struct xparse *p, const char *key);
 void xp_push_index(struct xparse *p, size_t index);
 /* Typed members of obj: 0 when absent (outputs untouched) or read, -1 with

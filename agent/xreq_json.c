@@ -138,7 +138,8 @@ static bool scan_string(struct scan *s, const char **raw, size_t *raw_len, bool 
 
 			if (!n) {
 				s->p = p;
-				return fail(s, "invalid escape in string");
+				return fail(s, s->end - p >= 6 && p[1] == 'u' && hex4(p + 2) == 0
+					       ? "NUL (\\u0000) in string" : "invalid escape in string");
 			}
 			*escaped = true;
 			p += 1 + n;

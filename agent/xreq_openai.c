@@ -26,7 +26,7 @@ static int text_content(struct xparse *p, const struct xj *msg, bool required, c
 		if (xp_str(p, part, "type", true, &type))
 			return -1;
 		if (strcmp(type, "text") != 0)
-			return xp_fail(p, "type: only text parts are accepted here, not \"%s\"", type);
+			return xp_fail_at(p, "type", "only text parts are accepted here, not \"%s\"", type);
 		if (xp_str(p, part, "text", true, &text) || !(*out = xp_join(p, *out, text)))
 			return -1;
 		p->depth--;
@@ -53,7 +53,7 @@ static int content_part(struct xparse *p, struct dt_xmessage *m, const struct xj
 		return xp_str(p, part, type, true, &x->text);
 	}
 	if (strcmp(type, "image_url") != 0 || assistant)
-		return xp_fail(p, "type: content part \"%s\" is not supported%s", type,
+		return xp_fail_at(p, "type", "content part \"%s\" is not supported%s", type,
 			       assistant ? " in assistant messages" : "");
 	if (xp_object(p, part, "image_url", true, &image) || !(x = xp_part(p, m, DT_XPART_IMAGE)))
 		return -1;
@@ -102,7 +102,7 @@ static int tool_call(struct xparse *p, struct dt_xmessage *m, const struct xj *c
 	if (!x || xp_str(p, call, "id", true, &x->id) || xp_str(p, call, "type", false, &type))
 		return -1;
 	if (strcmp(type, "function") != 0)
-		return xp_fail(p, "type: tool call \"%s\" is not supported", type);
+		return xp_fail_at(p, "type", "tool call \"%s\" is not supported", type);
 	if (xp_object(p, call, "function", true, &fn))
 		return -1;
 	xp_push_key(p, "function");
@@ -152,7 +152,7 @@ static int message(struct xparse *p, const struct xj *msg)
 		return assistant_message(p, msg);
 	if (strcmp(role, "user") == 0) {
 		if (!c || c->type == XJ_NULL)
-			return xp_fail(p, "content: required, missing");
+			return xp_fail_at(p, "content", "required, missing");
 		m = xp_message(p, DT_XROLE_USER, c->type == XJ_ARRAY ? c->len : 1);
 		return m ? content_parts(p, m, msg, false) : -1;
 	}
@@ -162,7 +162,7 @@ static int message(struct xparse *p, const struct xj *msg)
 		return xp_str(p, msg, "tool_call_id", true, &x->id) ||
 		       text_content(p, msg, true, &x->text);
 	}
-	return xp_fail(p, "role: unknown role \"%s\"", role);
+	return xp_fail_at(p, "role", "unknown role \"%s\"", role);
 }
 
 static int tool(struct xparse *p, struct dt_xtool *t, const struct xj *spec)
@@ -173,7 +173,7 @@ static int tool(struct xparse *p, struct dt_xtool *t, const struct xj *spec)
 	if (xp_str(p, spec, "type", true, &type))
 		return -1;
 	if (strcmp(type, "function") != 0)
-		return xp_fail(p, "type: tool type \"%s\" is not supported", type);
+		return xp_fail_at(p, "type", "tool type \"%s\" is not supported", type);
 	if (xp_object(p, spec, "function", true, &fn))
 		return -1;
 	xp_push_key(p, "function");
@@ -210,7 +210,7 @@ static int tool_choice(struct xparse *p, const struct xj *root)
 		if (xp_str(p, c, "type", true, &mode))
 			return -1;
 		if (strcmp(mode, "function") != 0)
-			return xp_fail(p, "type: \"%s\" is not supported", mode);
+			return xp_fail_at(p, "type", "\"%s\" is not supported", mode);
 		if (xp_object(p, c, "function", true, &fn))
 			return -1;
 		xp_push_key(p, "function");
@@ -252,7 +252,7 @@ static int response_format(struct xparse *p, const struct xj *root)
 			return xp_fail(p, "out of memory");
 		p->depth--;
 	} else if (strcmp(type, "text") != 0) {
-		return xp_fail(p, "type: unknown format \"%s\"", type);
+		return xp_fail_at(p, "type", "unknown format \"%s\"", type);
 	}
 	p->depth--;
 	return 0;
