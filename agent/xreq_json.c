@@ -99,8 +99,10 @@ static size_t escape_len(const char *p, const char *end)
 
 	if (p >= end)
 		return 0;
-	if (*p && strchr("\"\\/bfnrt", *p))
+	switch (*p) {
+	case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
 		return 1;
+	}
 	if (*p != 'u' || end - p < 5 || (cp = hex4(p + 1)) < 0)
 		return 0;
 	if (cp == 0 || (cp >= 0xDC00 && cp <= 0xDFFF))
@@ -114,6 +116,38 @@ static size_t escape_len(const char *p, const char *end)
 	return 11;
 }
 
+/* Bytes a string scan or the escaper must look at: '"', '\\', controls;
+ * the scanner also stops at non-ASCII bytes (UTF-8 to validate). */
+#define SPECIAL 1
+#define NON_ASCII 2
+static const unsigned char byte_class[256] = {
+	[0 ... 0x1f] = SPECIAL, ['"'] = SPECIAL, ['\\'] = SPECIAL, [0x80 ... 0xff] = NON_ASCII,
+};
+
+/* The first byte from p on that byte_class marks (with non_ascii: any
+ * class; else SPECIAL only), eight bytes at a time while none is: the
+ * bulk of a request is string bytes. */
+static const char *skip_plain(const char *p, const char *end, bool non_ascii)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+
+	while (end - p >= 8) {
+		uint64_t x, quote, slash, ctrl;
+
+		memcpy(&x, p, 8);
+		quote = x ^ (ones * '"');
+		slash = x ^ (ones * '\\');
+		/* a zero byte of quote or slash, or a byte below 0x20, sets its high bit */
+		ctrl = ((quote - ones) | (slash - ones) | (x - ones * 0x20)) & ~x & highs;
+		if (ctrl || (non_ascii && (x & highs)))
+			break;
+		p += 8;
+	}
+	while (p < end && !(byte_class[(unsigned char)*p] & (non_ascii ? 3 : SPECIAL)))
+		p++;
+	return p;
+}
+
 /* The string at s->p (the opening quote); v gets its raw span. */
 static bool scan_string(struct scan *s, const char **raw, size_t *raw_len, bool *escaped)
 {
@@ -121,8 +155,12 @@ static bool scan_string(struct scan *s, const char **raw, size_t *raw_len, bool 
 
 	*escaped = false;
 	while (p < s->end) {
-		unsigned char c = (unsigned char)*p;
+		unsigned char c;
 
+		p = skip_plain(p, s->end, true);
+		if (p == s->end)
+			break;
+		c = (unsigned char)*p;
 		if (c == '"') {
 			*raw = s->p;
 			*raw_len = (size_t)(p - s->p);
@@ -143,7 +181,7 @@ static bool scan_string(struct scan *s, const char **raw, size_t *raw_len, bool 
 			}
 			*escaped = true;
 			p += 1 + n;
-		} else if (c >= 0x80) {
+		} else {
 			size_t n = utf8_len((const unsigned char *)p, (const unsigned char *)s->end);
 
 			if (!n) {
@@ -151,8 +189,6 @@ static bool scan_string(struct scan *s, const char **raw, size_t *raw_len, bool 
 				return fail(s, "invalid UTF-8 in string");
 			}
 			p += n;
-		} else {
-			p++;
 		}
 	}
 	return fail(s, "unterminated string");
@@ -426,14 +462,15 @@ const struct xj *xj_get(const struct xj *obj, const char *key)
 {
 	if (!obj || obj->type != XJ_OBJECT)
 		return NULL;
-	for (const char *k = key; *k;) {
-		const char *bar = strchr(k, '|');
-		size_t n = bar ? (size_t)(bar - k) : strlen(k);
+	for (const char *k = key; *k; k += *k == '|') {
+		size_t n = 0;
 
+		while (k[n] && k[n] != '|')
+			n++;
 		for (const struct xj *m = obj->first; m; m = m->next)
 			if (key_is(m, k, n))
 				return m;
-		k += bar ? n + 1 : n;
+		k += n;
 	}
 	return NULL;
 }
@@ -524,12 +561,10 @@ static void escape(struct xbuf *b, const char *s, size_t n)
 	static const char hex[] = "0123456789abcdef";
 	size_t run = 0;
 
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; (i = (size_t)(skip_plain(s + i, s + n, false) - s)) < n; i++) {
 		unsigned char c = (unsigned char)s[i];
-		char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+		char esc[6] = { '\\', 'u', '0', '0' };
 
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
 		xb_put(b, s + run, i - run);
 		run = i + 1;
 		switch (c) {
@@ -538,7 +573,11 @@ static void escape(struct xbuf *b, const char *s, size_t n)
 		case '\n': xb_lit(b, "\\n"); break;
 		case '\r': xb_lit(b, "\\r"); break;
 		case '\t': xb_lit(b, "\\t"); break;
-		default: xb_put(b, esc, sizeof(esc)); break;
+		default:
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			xb_put(b, esc, sizeof(esc));
+			break;
 		}
 	}
 	xb_put(b, s + run, n - run);
