@@ -5,9 +5,17 @@
  * failover before the commit point (the first byte sent to the client), and
  * after it, streams that break, stall or end without their end marker are
  * ended with an error in the client's API shape.
+ *
+ * An attempt on a provider of the client's family with the client's model
+ * is relayed as it comes. Any other attempt of a generation call goes
+ * through the neutral form (xlate.h): the request is emitted in the
+ * provider's shape, its answer parsed and emitted in the client's shape with
+ * the model the client asked for, so a quality check can look at it before
+ * the commit point. A stream is held until its first piece of content.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -15,24 +23,35 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "apicall.h"
 #include "bpfobj.h"
 #include "errors.h"
 #include "family.h"
 #include "log.h"
 #include "proxy_int.h"
+#include "quality.h"
 #include "router.h"
 #include "upstream.h"
+#include "xlate.h"
 
 #define MAX_ATTEMPTS    8
 /* An error body is held (to classify it, or to relay it as is) up to this. */
 #define HELD_MAX        (64 * 1024)
+/* A whole answer is read to be translated up to this. */
+#define ANSWER_MAX      (16 * 1024 * 1024)
 #define NS_PER_MS       1000000ull
 
 struct exchange {
 	struct session *s;
 	struct dt_http_request *req;      /* the client's original, never modified */
+	enum dt_family shape;             /* its API: its original provider's family */
+	struct dt_apicall call;           /* which call it is */
 	json_t *body;                     /* its JSON body, NULL if not JSON */
-	const char *model;                /* the model it names (in body), NULL if none */
+	const char *model;                /* the model it names (body or path), NULL if none */
+	struct dt_xrequest xreq;          /* in neutral form, parsed on first need: */
+	int xreq_state;                   /* 0 not yet, 1 parsed, -1 refused (refusal) */
+	char refusal[256];                /* why a member could not be asked, for a 400 */
+	uint64_t seed;                    /* the request's number: unique ids, weighted order */
 	struct dt_attempt plan[MAX_ATTEMPTS];
 	char models[MAX_ATTEMPTS][DT_MODEL_LEN]; /* the plan's models, copied */
 	size_t n_plan, next, cur;
@@ -40,11 +59,20 @@ struct exchange {
 	struct dt_fetch *fetch;
 	uint64_t started_ns;
 	int status;                       /* of the current attempt's answer */
-	int held_status;                  /* a 4xx being held, its fields and body */
+	bool holding;                     /* the current attempt's 4xx is being held */
+	int held_status;                  /* the last 4xx held, its fields and body */
 	struct dt_headers held_headers;
 	struct evbuffer *held;
 	bool committed, sse, end_seen;
 	bool reported;                    /* the router already heard of this attempt */
+	/* the current attempt's answer, when it goes through the neutral form */
+	bool xlate;
+	enum dt_family from;              /* the family of the provider answering */
+	struct dt_xstream *xs;            /* streamed: its translator */
+	struct evbuffer *pending;         /* what waits for the commit point, or the whole answer */
+	int answer_status;
+	struct dt_headers answer_headers;
+	enum dt_family held_family;       /* of the provider whose 4xx is held */
 	unsigned failures, rate_limited;  /* attempts failed, of which by 429 */
 	char tail[64];                    /* end of the stream so far, for its end marker */
 	size_t tail_len;
@@ -77,10 +105,25 @@ static void note_tried(struct exchange *ex, uint32_t provider_id, const char *wh
 			    provider(ex, provider_id)->name, what);
 }
 
+/* The current attempt's translation state, gone with the attempt. */
+static void drop_answer(struct exchange *ex)
+{
+	dt_xstream_free(ex->xs);
+	ex->xs = NULL;
+	if (ex->pending)
+		evbuffer_drain(ex->pending, evbuffer_get_length(ex->pending));
+	dt_headers_free(&ex->answer_headers);
+}
+
 static void exchange_free(struct exchange *ex)
 {
 	if (ex->fetch)
 		dt_fetch_cancel(ex->fetch);
+	drop_answer(ex);
+	if (ex->pending)
+		evbuffer_free(ex->pending);
+	if (ex->xreq_state > 0)
+		dt_xreq_free(&ex->xreq);
 	/* the session's, kept for its next request (NULL if making them failed) */
 	if (ex->s->ttfb_timer)
 		evtimer_del(ex->s->ttfb_timer);
@@ -138,7 +181,8 @@ static void add_detour_headers(struct exchange *ex, struct dt_headers *h, bool a
 
 /* ---- the final answers -------------------------------------------------------- */
 
-/* Relay the held 4xx of the current attempt as the answer. */
+/* Relay the held 4xx of the current attempt as the answer, in the
+ * client's shape when it came from a provider of another family. */
 static void answer_held(struct exchange *ex)
 {
 	struct dt_headers h = {0};
@@ -149,6 +193,20 @@ static void answer_held(struct exchange *ex)
 
 	dt_headers_copy(&h, &ex->held_headers);
 	dt_headers_del(&h, "content-length");
+	if (ex->held_family != ex->shape) {
+		struct evbuffer *shaped = evbuffer_new();
+
+		if (shaped) {
+			dt_headers_del(&h, "content-encoding");
+			dt_headers_set(&h, "content-type",
+				       dt_error_reshape(ex->shape, status,
+							(const char *)evbuffer_pullup(body, (ev_ssize_t)n),
+							n, shaped));
+			evbuffer_free(body);
+			body = shaped;
+			n = evbuffer_get_length(body);
+		}
+	}
 	add_detour_headers(ex, &h, true);
 	ex->held = NULL;
 	http = detach(ex);
@@ -163,6 +221,7 @@ static void answer_held(struct exchange *ex)
 static void answer_failed(struct exchange *ex, const char *why)
 {
 	struct dt_headers h = {0};
+	const char *head = "detour: no provider could answer this request";
 	char msg[1024];
 	int status = ex->failures && ex->failures == ex->rate_limited ? 429 : 503;
 	size_t n = tried_len(ex);
@@ -172,8 +231,14 @@ static void answer_failed(struct exchange *ex, const char *why)
 		answer_held(ex); /* the provider's own words say more than ours */
 		return;
 	}
-	snprintf(msg, sizeof(msg), "detour: no provider could answer this request (%s%s%.*s)",
-		 why, n ? "; tried " : "", (int)n, n ? (const char *)evbuffer_pullup(ex->tried, -1) : "");
+	if (ex->refusal[0]) {
+		/* the other members could not take this request: it is the reason */
+		status = 400;
+		head = ex->refusal;
+		why = "no provider could answer it";
+	}
+	snprintf(msg, sizeof(msg), "%s (%s%s%.*s)", head, why, n ? "; tried " : "", (int)n,
+		 n ? (const char *)evbuffer_pullup(ex->tried, -1) : "");
 	add_detour_headers(ex, &h, false);
 	log_info("proxy: %s %s: %s", ex->req->method, ex->req->target, msg);
 	http = detach(ex);
@@ -209,17 +274,47 @@ static void next_attempt(struct exchange *ex);
 
 static const struct dt_fetch_ops fetch_ops;
 
-/* The URL of the client's request on attempt a's provider; NULL when its
+/* Gemini names the model in the path: the client's call for another
+ * model or provider, without a key= the client may have put in its query. */
+static char *gemini_url(const struct pprovider *to, const char *model, const char *rest)
+{
+	const char *method = strchr(rest + sizeof("/models/") - 1, ':');
+	size_t method_len = strcspn(method, "?");
+	const char *p = method + method_len;
+	struct evbuffer *b = evbuffer_new();
+	char sep = '?', *url;
+	size_t n;
+
+	if (!b)
+		return NULL;
+	evbuffer_add_printf(b, "%s/models/%s%.*s", to->base_url, model, (int)method_len, method);
+	while (*p) {
+		size_t len = strcspn(++p, "&");
+
+		if (len && strncmp(p, "key=", 4) != 0) {
+			evbuffer_add_printf(b, "%c%.*s", sep, (int)len, p);
+			sep = '&';
+		}
+		p += len;
+	}
+	n = evbuffer_get_length(b);
+	url = strndup((const char *)evbuffer_pullup(b, (ev_ssize_t)n), n);
+	evbuffer_free(b);
+	return url;
+}
+
+/* The URL of attempt a: the generation call in the provider's family when
+ * translated, else the client's request on that provider; NULL when its
  * path is not under the original provider's API. */
 static char *attempt_url(const struct exchange *ex, const struct dt_attempt *a)
 {
 	const struct pprovider *from = original(ex), *to = provider(ex, a->provider_id);
-	const char *target = ex->req->target;
+	const char *target = ex->req->target, *rest;
 	size_t plen = strlen(from->api_path);
 	char *url = NULL;
 	int n;
 
-	if (a->provider_id == ex->s->provider_id) {
+	if (a->provider_id == ex->s->provider_id && (!ex->model || strcmp(ex->model, a->model) == 0)) {
 		n = from->port == 443 ? asprintf(&url, "https://%s%s", ex->s->sni, target)
 				      : asprintf(&url, "https://%s:%u%s", ex->s->sni, from->port, target);
 		return n < 0 ? NULL : url;
@@ -227,9 +322,13 @@ static char *attempt_url(const struct exchange *ex, const struct dt_attempt *a)
 	if (strncmp(target, from->api_path, plen) != 0 ||
 	    (target[plen] != '/' && target[plen] != '?' && target[plen] != '\0'))
 		return NULL;
-	return asprintf(&url, "%s%s", to->base_url, target + plen) < 0 ? NULL : url;
+	rest = target + plen;
+	if (to->family != ex->shape)
+		return dt_apicall_url(to->family, to->base_url, a->model, ex->xreq.stream);
+	if (ex->shape == DT_FAMILY_GEMINI && ex->call.generate)
+		return gemini_url(to, a->model, rest);
+	return asprintf(&url, "%s%s", to->base_url, rest) < 0 ? NULL : url;
 }
-
 /* The credential attempt a is sent with: NULL keeps the application's own. */
 static const char *attempt_key(const struct exchange *ex, const struct dt_attempt *a,
 			       bool *missing)
@@ -243,28 +342,102 @@ static const char *attempt_key(const struct exchange *ex, const struct dt_attemp
 	return provider(ex, a->provider_id)->key;
 }
 
-/* The body for attempt a: the original, with the model renamed if needed. */
-static char *attempt_body(const struct exchange *ex, const struct dt_attempt *a, size_t *len)
+/* The client's request in neutral form, parsed once; a request that does
+ * not parse can still be relayed as it is to its own family. */
+static void parse_request(struct exchange *ex)
 {
-	json_t *copy;
-	char *text;
+	size_t n = evbuffer_get_length(ex->req->body);
+	const char *text = n ? (const char *)evbuffer_pullup(ex->req->body, (ev_ssize_t)n) : "";
+	char err[200];
 
-	if (!ex->body || !ex->model || strcmp(ex->model, a->model) == 0) {
+	if (dt_xreq_parse(ex->shape, text, n, ex->call.path_model[0] ? ex->call.path_model : NULL,
+			  ex->call.path_stream, &ex->xreq, err, sizeof(err)) == 0) {
+		ex->xreq_state = 1;
+		return;
+	}
+	ex->xreq_state = -1;
+	snprintf(ex->refusal, sizeof(ex->refusal),
+		 "detour: the request cannot be translated for another provider: %s", err);
+}
+
+/* Does attempt a go through the neutral form? 1 yes, 0 no (relayed as it
+ * is), -1 the member cannot be asked (noted). Other families need it; so
+ * does another model (the client must see the one it asked for) and a
+ * quality check. */
+static int attempt_translation(struct exchange *ex, const struct dt_attempt *a)
+{
+	bool cross = provider(ex, a->provider_id)->family != ex->shape;
+	bool renamed = ex->model && strcmp(ex->model, a->model) != 0;
+	/* a Gemini stream without alt=sse is a JSON array, not translated */
+	bool translatable = ex->call.generate && (!ex->call.path_stream || ex->call.sse);
+
+	if (!cross && !renamed && !a->check_quality)
+		return 0;
+	if (translatable && !ex->xreq_state)
+		parse_request(ex);
+	if (translatable && ex->xreq_state > 0)
+		return 1;
+	if (!cross)
+		return 0;
+	note_tried(ex, a->provider_id, translatable ? "untranslatable" : "other-api-family");
+	return -1;
+}
+
+/* The body for attempt a: emitted in the provider's shape when it is of
+ * another family, else the original with the model renamed if needed
+ * (Gemini's is in the path). NULL when it cannot be made (noted). */
+static char *attempt_body(struct exchange *ex, const struct dt_attempt *a, size_t *len)
+{
+	const struct pprovider *to = provider(ex, a->provider_id);
+	json_t *copy;
+	char *text, err[200];
+
+	if (to->family != ex->shape) {
+		text = dt_xreq_emit(to->family, &ex->xreq, a->model, len, err, sizeof(err));
+		if (!text) {
+			snprintf(ex->refusal, sizeof(ex->refusal),
+				 "detour: %s cannot take this request: %s", to->name, err);
+			note_tried(ex, a->provider_id, "untranslatable");
+		}
+		return text;
+	}
+	if (!ex->body || !ex->model || strcmp(ex->model, a->model) == 0 ||
+	    ex->shape == DT_FAMILY_GEMINI) {
 		*len = evbuffer_get_length(ex->req->body);
 		text = malloc(*len ? *len : 1);
 		if (text)
 			evbuffer_copyout(ex->req->body, text, *len);
-		return text;
-	}
-	copy = json_copy(ex->body); /* shallow: only "model" changes */
-	if (!copy || json_object_set_new(copy, "model", json_string(a->model))) {
+	} else {
+		copy = json_copy(ex->body); /* shallow: only "model" changes */
+		if (!copy || json_object_set_new(copy, "model", json_string(a->model)))
+			text = NULL;
+		else
+			text = json_dumps(copy, JSON_COMPACT);
 		json_decref(copy);
-		return NULL;
+		*len = text ? strlen(text) : 0;
 	}
-	text = json_dumps(copy, JSON_COMPACT);
-	json_decref(copy);
-	*len = text ? strlen(text) : 0;
+	if (!text)
+		note_tried(ex, a->provider_id, "internal");
 	return text;
+}
+
+/* The request headers of attempt a: the client's, signed for the provider. */
+static int attempt_headers(const struct exchange *ex, const struct dt_attempt *a, bool xlate,
+			   const char *key, struct dt_headers *h)
+{
+	enum dt_family to = provider(ex, a->provider_id)->family;
+
+	if (dt_headers_copy(h, &ex->req->headers))
+		return -1;
+	dt_headers_strip_hop_by_hop(h);
+	if (to != ex->shape) {
+		dt_family_strip_for_translation(ex->shape, h);
+		if (dt_headers_set(h, "content-type", DT_JSON_TYPE))
+			return -1;
+	} else if (xlate) {
+		dt_headers_del(h, "accept-encoding"); /* the answer is parsed */
+	}
+	return key ? dt_family_sign(to, h, key) : 0;
 }
 
 /* Start attempt i; returns 0, or -1 when it cannot be made (noted). */
@@ -278,12 +451,11 @@ static int start_attempt(struct exchange *ex, size_t i)
 	const char *key;
 	bool missing;
 	size_t len = 0;
-	int rc = -1;
+	int rc = -1, xlate;
 
-	if (to->family != original(ex)->family) {
-		note_tried(ex, a->provider_id, "other-api-family");
+	xlate = attempt_translation(ex, a);
+	if (xlate < 0)
 		return -1;
-	}
 	key = attempt_key(ex, a, &missing);
 	if (missing) {
 		note_tried(ex, a->provider_id, "no-key");
@@ -295,15 +467,19 @@ static int start_attempt(struct exchange *ex, size_t i)
 		return -1;
 	}
 	body = attempt_body(ex, a, &len);
-	if (!body || dt_headers_copy(&h, &ex->req->headers))
+	if (!body)
 		goto out;
-	dt_headers_strip_hop_by_hop(&h);
-	if (key && dt_family_sign(to->family, &h, key))
+	if (attempt_headers(ex, a, xlate, key, &h)) {
+		note_tried(ex, a->provider_id, "internal");
 		goto out;
+	}
 	ex->cur = i;
 	ex->status = 0;
-	log_debug("proxy: %s %s: attempt %zu: %s model %s", ex->req->method, ex->req->target,
-		  i + 1, to->name, *a->model ? a->model : "(unchanged)");
+	ex->holding = false;
+	ex->xlate = xlate;
+	ex->from = to->family;
+	log_debug("proxy: %s %s: attempt %zu: %s model %s%s", ex->req->method, ex->req->target,
+		  i + 1, to->name, *a->model ? a->model : "(unchanged)", xlate ? " (translated)" : "");
 	ex->fetch = dt_fetch_start(ex->s->p->upstream, &(struct dt_fetch_req){
 			.method = ex->req->method, .url = url, .headers = &h,
 			.body = body, .body_len = len,
@@ -344,23 +520,42 @@ static void next_attempt(struct exchange *ex)
 	answer_failed(ex, "every member failed");
 }
 
-/* A failure before the commit point: blame, note, and move on. */
-static void attempt_failed(struct exchange *ex, enum dt_blame blame, uint64_t retry_after_ms,
-			   const char *what)
+/* Leave the current attempt before the commit point, noted, for the next. */
+static void move_on(struct exchange *ex, const char *what)
 {
 	evtimer_del(ex->s->ttfb_timer);
+	evtimer_del(ex->s->idle_timer);
 	if (ex->fetch) {
 		dt_fetch_cancel(ex->fetch);
 		ex->fetch = NULL;
 	}
+	drop_answer(ex);
 	log_info("proxy: %s %s: %s failed (%s)", ex->req->method, ex->req->target,
 		 provider(ex, ex->plan[ex->cur].provider_id)->name, what);
 	ex->failures++;
+	note_tried(ex, ex->plan[ex->cur].provider_id, what);
+	next_attempt(ex);
+}
+
+/* A failure before the commit point: blame, and move on. */
+static void attempt_failed(struct exchange *ex, enum dt_blame blame, uint64_t retry_after_ms,
+			   const char *what)
+{
 	if (blame == DT_BLAME_RATE_LIMIT)
 		ex->rate_limited++;
 	report(ex, blame, retry_after_ms);
-	note_tried(ex, ex->plan[ex->cur].provider_id, what);
-	next_attempt(ex);
+	move_on(ex, what);
+}
+
+/* An answer the class wants checked failed its check: the next member is
+ * asked, while there is one. The provider answered, so it is not blamed. */
+static bool quality_retry(struct exchange *ex, enum dt_quality q)
+{
+	if (q == DT_QUALITY_OK || !ex->plan[ex->cur].check_quality || ex->next >= ex->n_plan)
+		return false;
+	report(ex, DT_BLAME_NONE, 0);
+	move_on(ex, dt_quality_str(q));
+	return true;
 }
 
 /* ---- upstream callbacks --------------------------------------------------------- */
@@ -391,26 +586,102 @@ static void arm_idle(struct exchange *ex)
 	evtimer_add(ex->s->idle_timer, &tv);
 }
 
-static void commit(struct exchange *ex, int status, const struct dt_headers *up)
+/* The commit point: the head goes to the client. type NULL: the provider's
+ * body as it comes; else a body of ours of that type and length (-1:
+ * unknown). */
+static void commit(struct exchange *ex, int status, const struct dt_headers *up,
+		   const char *type, int64_t length)
 {
 	struct dt_headers h = {0};
-	const char *type = dt_headers_get(up, "content-type");
 	const char *clen = dt_headers_get(up, "content-length");
-	int64_t length = -1;
 
 	ex->committed = true;
-	ex->sse = type && strncasecmp(type, "text/event-stream", 17) == 0;
-	if (clen && !ex->sse)
-		length = strtoll(clen, NULL, 10);
 	dt_headers_copy(&h, up);
 	dt_headers_strip_hop_by_hop(&h);
 	dt_headers_del(&h, "content-length");
+	if (type) {
+		dt_headers_del(&h, "content-encoding");
+		dt_headers_set(&h, "content-type", type);
+	} else {
+		type = dt_headers_get(up, "content-type");
+		length = clen ? strtoll(clen, NULL, 10) : -1;
+	}
+	ex->sse = type && strncasecmp(type, "text/event-stream", 17) == 0;
+	if (ex->sse)
+		length = -1;
 	add_detour_headers(ex, &h, true);
 	dt_http_respond_head(ex->s->http, status, &h, length);
 	dt_headers_free(&h);
 	dt_http_set_drain_cb(ex->s->http, on_drain, ex);
 	if (ex->sse)
 		arm_idle(ex);
+}
+
+/* What the client sees of an answer that is not what the provider said. */
+static struct dt_xctx client_view(const struct exchange *ex)
+{
+	return (struct dt_xctx){
+		.client_model = ex->model ? ex->model : ex->plan[ex->cur].model,
+		.now = time(NULL),
+		.seed = ex->seed,
+		.stream_usage = ex->xreq.stream_usage,
+	};
+}
+
+/* A 2xx to translate: a stream gets its translator, a whole answer is
+ * collected; either is held until it is known to be worth committing. */
+static void begin_translated(struct exchange *ex, int status, const struct dt_headers *h)
+{
+	struct dt_xctx view = client_view(ex);
+
+	ex->answer_status = status;
+	if (dt_headers_copy(&ex->answer_headers, h) ||
+	    (!ex->pending && !(ex->pending = evbuffer_new())) ||
+	    (ex->xreq.stream && !(ex->xs = dt_xstream_new(ex->from, ex->shape, &view)))) {
+		answer_failed(ex, "out of memory");
+		return;
+	}
+	if (ex->xs)
+		arm_idle(ex);
+}
+
+/* Send what the translator wrote; backpressure as for a relayed stream. */
+static void flush_pending(struct exchange *ex)
+{
+	size_t n = evbuffer_get_length(ex->pending);
+
+	if (n)
+		dt_http_respond_body(ex->s->http, evbuffer_pullup(ex->pending, (ev_ssize_t)n), n);
+	evbuffer_drain(ex->pending, n);
+	if (ex->fetch && dt_http_backlogged(ex->s->http))
+		dt_fetch_pause(ex->fetch, true);
+}
+
+static void commit_stream(struct exchange *ex)
+{
+	commit(ex, ex->answer_status, &ex->answer_headers, "text/event-stream", -1);
+	flush_pending(ex);
+}
+
+/* Provider bytes of a translated stream. Before the first content an
+ * error in it still moves the request on; after, it breaks the stream. */
+static void feed_stream(struct exchange *ex, const void *buf, size_t len)
+{
+	char err[256];
+
+	if (dt_xstream_feed(ex->xs, buf, len, ex->pending, err, sizeof(err))) {
+		log_info("proxy: stream from %s: %s", provider(ex, ex->plan[ex->cur].provider_id)->name, err);
+		if (ex->committed)
+			answer_broken(ex, err);
+		else
+			attempt_failed(ex, DT_BLAME_PROVIDER, 0, "stream-error");
+		return;
+	}
+	arm_idle(ex);
+	if (ex->committed)
+		flush_pending(ex);
+	else if (dt_xstream_info(ex->xs)->content)
+		commit_stream(ex);
 }
 
 static void on_head(void *ctx, struct dt_fetch *f, int status, const struct dt_headers *h)
@@ -423,15 +694,19 @@ static void on_head(void *ctx, struct dt_fetch *f, int status, const struct dt_h
 	evtimer_del(ex->s->ttfb_timer);
 	ex->status = status;
 	if (status >= 200 && status < 300) {
-		commit(ex, status, h);
+		if (ex->xlate)
+			begin_translated(ex, status, h);
+		else
+			commit(ex, status, h, NULL, -1);
 		return;
 	}
 	blame = dt_router_classify_status(status, NULL, 0);
-	if ((blame == DT_BLAME_PROVIDER || blame == DT_BLAME_RATE_LIMIT) && ex->next >= ex->n_plan) {
+	if ((blame == DT_BLAME_PROVIDER || blame == DT_BLAME_RATE_LIMIT) && ex->next >= ex->n_plan &&
+	    ex->from == ex->shape) {
 		/* nowhere else to go: the provider's own answer says most */
 		report(ex, blame, retry_after_ms(h));
 		ex->reported = true;
-		commit(ex, status, h);
+		commit(ex, status, h, NULL, -1);
 		return;
 	}
 	if (blame == DT_BLAME_PROVIDER || blame == DT_BLAME_RATE_LIMIT) {
@@ -439,14 +714,18 @@ static void on_head(void *ctx, struct dt_fetch *f, int status, const struct dt_h
 		attempt_failed(ex, blame, retry_after_ms(h), what);
 		return;
 	}
-	/* the body tells whom a 4xx blames: hold it until the end */
+	/* the body tells whom a 4xx blames (and another family's error is
+	 * reshaped whole): hold it until the end */
 	ex->held_status = status;
+	ex->held_family = ex->from;
 	dt_headers_free(&ex->held_headers);
 	dt_headers_copy(&ex->held_headers, h);
-	if (!ex->held)
-		ex->held = evbuffer_new();
-	else
-		evbuffer_drain(ex->held, evbuffer_get_length(ex->held));
+	if (!ex->held && !(ex->held = evbuffer_new())) {
+		answer_failed(ex, "out of memory");
+		return;
+	}
+	evbuffer_drain(ex->held, evbuffer_get_length(ex->held));
+	ex->holding = true;
 }
 
 /* Has the family's end-of-stream marker passed by? It may straddle reads,
@@ -482,9 +761,19 @@ static void on_data(void *ctx, struct dt_fetch *f, const void *buf, size_t len)
 {
 	struct exchange *ex = ctx;
 
+	if (ex->xs) {
+		feed_stream(ex, buf, len);
+		return;
+	}
 	if (!ex->committed) {
-		if (ex->held && evbuffer_get_length(ex->held) + len <= HELD_MAX)
-			evbuffer_add(ex->held, buf, len);
+		if (ex->holding) {
+			if (evbuffer_get_length(ex->held) + len <= HELD_MAX)
+				evbuffer_add(ex->held, buf, len);
+		} else if (ex->xlate && evbuffer_get_length(ex->pending) + len > ANSWER_MAX) {
+			attempt_failed(ex, DT_BLAME_PROVIDER, 0, "answer-too-large");
+		} else if (ex->xlate) {
+			evbuffer_add(ex->pending, buf, len);
+		}
 		return;
 	}
 	if (ex->sse) {
@@ -501,7 +790,7 @@ static void finish_ok(struct exchange *ex)
 	const char *marker = dt_family_info(original(ex)->family)->stream_end;
 	struct dt_http_conn *http;
 
-	if (ex->sse && marker && !ex->end_seen) {
+	if (ex->sse && marker && !ex->end_seen && !ex->xs) {
 		answer_broken(ex, "the stream ended without its end marker");
 		return;
 	}
@@ -512,6 +801,59 @@ static void finish_ok(struct exchange *ex)
 		  ex->status, (unsigned long long)((dt_now_ns() - ex->started_ns) / NS_PER_MS));
 	http = detach(ex);
 	dt_http_respond_end(http);
+}
+
+/* A translated stream ended: its closing events, or it broke. Before the
+ * commit point it had no content yet: checked, and moved on if wanted. */
+static void end_stream(struct exchange *ex)
+{
+	char err[256];
+
+	if (dt_xstream_finish(ex->xs, ex->pending, err, sizeof(err))) {
+		if (ex->committed)
+			answer_broken(ex, err);
+		else
+			attempt_failed(ex, DT_BLAME_PROVIDER, 0, "stream-ended-early");
+		return;
+	}
+	if (!ex->committed) {
+		if (quality_retry(ex, dt_quality_of_stream(&ex->xreq, dt_xstream_info(ex->xs))))
+			return;
+		commit_stream(ex);
+	} else {
+		flush_pending(ex);
+	}
+	finish_ok(ex);
+}
+
+/* A whole answer collected: parsed, checked, and given in the client's shape. */
+static void answer_translated(struct exchange *ex)
+{
+	size_t n = evbuffer_get_length(ex->pending), len;
+	struct dt_xctx view = client_view(ex);
+	struct dt_xresponse r;
+	char err[256], *body;
+
+	if (dt_xresp_parse(ex->from, (const char *)evbuffer_pullup(ex->pending, (ev_ssize_t)n), n,
+			   &r, err, sizeof(err))) {
+		log_info("proxy: answer of %s: %s", provider(ex, ex->plan[ex->cur].provider_id)->name, err);
+		attempt_failed(ex, DT_BLAME_PROVIDER, 0, "malformed-answer");
+		return;
+	}
+	if (quality_retry(ex, dt_quality_of_response(&ex->xreq, &r))) {
+		dt_xresp_free(&r);
+		return;
+	}
+	body = dt_xresp_emit(ex->shape, &r, &view, &len);
+	dt_xresp_free(&r);
+	if (!body) {
+		answer_failed(ex, "out of memory");
+		return;
+	}
+	commit(ex, ex->answer_status, &ex->answer_headers, DT_JSON_TYPE, (int64_t)len);
+	dt_http_respond_body(ex->s->http, body, len);
+	free(body);
+	finish_ok(ex);
 }
 
 static void held_done(struct exchange *ex)
@@ -546,6 +888,10 @@ static void on_done(void *ctx, struct dt_fetch *f, enum dt_fetch_error e, const 
 	(void)f;
 	ex->fetch = NULL;
 	evtimer_del(ex->s->ttfb_timer);
+	if (e == DT_FETCH_OK && ex->xs) {
+		end_stream(ex);
+		return;
+	}
 	if (ex->committed) {
 		if (e == DT_FETCH_OK)
 			finish_ok(ex);
@@ -553,8 +899,12 @@ static void on_done(void *ctx, struct dt_fetch *f, enum dt_fetch_error e, const 
 			answer_broken(ex, errmsg && *errmsg ? errmsg : dt_fetch_error_str(e));
 		return;
 	}
-	if (e == DT_FETCH_OK && ex->held) {
+	if (e == DT_FETCH_OK && ex->holding) {
 		held_done(ex);
+		return;
+	}
+	if (e == DT_FETCH_OK && ex->xlate) {
+		answer_translated(ex);
 		return;
 	}
 	log_debug("proxy: %s: %s", provider(ex, ex->plan[ex->cur].provider_id)->name,
@@ -584,20 +934,32 @@ static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	answer_broken(s->ex, "no event within the stream idle timeout");
+	if (s->ex->committed)
+		answer_broken(s->ex, "no event within the stream idle timeout");
+	else
+		attempt_failed(s->ex, DT_BLAME_PROVIDER, 0, "stream-idle-timeout");
 }
 
 /* ---- start ----------------------------------------------------------------------- */
 
-static void read_model(struct exchange *ex)
+/* Which call the client made and for which model (in the body, or in
+ * Gemini's path). */
+static void read_call(struct exchange *ex)
 {
-	size_t n = evbuffer_get_length(ex->req->body);
+	const struct pprovider *from = original(ex);
+	size_t plen = strlen(from->api_path), n = evbuffer_get_length(ex->req->body);
 	const char *text = n ? (const char *)evbuffer_pullup(ex->req->body, (ev_ssize_t)n) : NULL;
 	json_t *model;
 
-	if (!text)
+	ex->shape = from->family;
+	if (strncmp(ex->req->target, from->api_path, plen) == 0)
+		dt_apicall_parse(ex->shape, ex->req->target + plen, &ex->call);
+	if (text)
+		ex->body = json_loadb(text, n, 0, NULL);
+	if (ex->call.path_model[0]) {
+		ex->model = ex->call.path_model;
 		return;
-	ex->body = json_loadb(text, n, 0, NULL);
+	}
 	model = json_is_object(ex->body) ? json_object_get(ex->body, "model") : NULL;
 	ex->model = json_is_string(model) ? json_string_value(model) : NULL;
 }
@@ -628,10 +990,11 @@ void exchange_start(struct session *s, struct dt_http_request *req)
 		dt_http_respond_error(http, 500, "detour: out of memory", NULL);
 		return;
 	}
-	read_model(ex);
+	read_call(ex);
 	dt_router_request(p->router, now);
+	ex->seed = p->requests++;
 	ex->n_plan = dt_router_plan(p->router, s->provider_id, ex->model ? ex->model : "",
-				    p->requests++, now, ex->plan, MAX_ATTEMPTS);
+				    ex->seed, now, ex->plan, MAX_ATTEMPTS);
 	for (size_t i = 0; i < ex->n_plan; i++) {
 		/* the router's strings live until the next reload: keep copies */
 		snprintf(ex->models[i], sizeof(ex->models[i]), "%s", ex->plan[i].model);

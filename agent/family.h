@@ -17,6 +17,9 @@ struct dt_family_info {
 	/* Header fields carrying an application's credential or account:
 	 * removed before a request is signed with another key. */
 	const char *const *credential_headers;
+	/* Header fields only this family's API understands (versions, betas):
+	 * not sent to a provider of another family. */
+	const char *const *vendor_headers;
 	/* The last event of a complete stream, as it starts a line. */
 	const char *stream_end;
 };
@@ -28,5 +31,10 @@ int dt_family_sign(enum dt_family f, struct dt_headers *h, const char *key);
 
 /* Drop every credential header of the family (before re-signing). */
 void dt_family_strip_credentials(enum dt_family f, struct dt_headers *h);
+
+/* A request of family `from` goes to a provider of another family: drop
+ * from's credentials and vendor fields, and the fields describing a body
+ * that is replaced (its type and codings). */
+void dt_family_strip_for_translation(enum dt_family from, struct dt_headers *h);
 
 #endif

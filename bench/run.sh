@@ -10,6 +10,8 @@
 #   relay        bench/http_latency through detourd vs direct, to fakellm
 #   proxy        bench/tls_load: detourd's TLS proxy vs HAProxy vs direct, to
 #                fakellm over TLS: latency at fixed rates, throughput, streams
+#   translation  bench/xlate_cost: µs per translated 4 KB request and per
+#                streamed event, next to the same-family passthrough
 #   fakellm      bench/fakellm-rps.sh: the fake provider's request rate
 set -euo pipefail
 
@@ -18,7 +20,7 @@ SMOKE=0 BUILD=
 for arg in "$@"; do
 	case $arg in
 	--smoke) SMOKE=1 ;;
-	-h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	-*) echo "bench: unknown option $arg" >&2; exit 2 ;;
 	*) BUILD=$arg ;;
 	esac
@@ -132,7 +134,7 @@ CG2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 CGROOT=$CG2/detour-bench-$$
 mkdir "$CGROOT" "$CGROOT/enrolled" "$CGROOT/direct" "$CGROOT/agent" "$CGROOT/upstream"
 
-for bin in detourd fakellm bench/connect_cost bench/http_latency bench/tls_load; do
+for bin in detourd fakellm bench/connect_cost bench/http_latency bench/tls_load bench/xlate_cost; do
 	[ -x "$BUILD/$bin" ] || die "missing $BUILD/$bin (not built yet?)"
 done
 command -v haproxy >/dev/null || die "haproxy is not installed (make deps)"
@@ -380,6 +382,14 @@ fi
 kill -0 "$DETOURD_PID" 2>/dev/null || die "detourd died during the proxy runs"
 summary "proxy: errors seen by the clients in the proxy runs: $ERRORS;" \
 	"detourd log lines at warn or above: $(wc -l <"$W/detourd.log")"
+
+# ---- translation ------------------------------------------------------------------------
+
+section "translation cost (one core, in memory)"
+if [ "$SMOKE" = 1 ]; then XLATE_ARGS="--reps 100 --blocks 3"; else XLATE_ARGS="--reps 4000 --blocks 9"; fi
+# shellcheck disable=SC2086 # two options
+taskset -c "$CPU_PROXY" "$BUILD/bench/xlate_cost" $XLATE_ARGS | tee "$W/xlate.out" || die "xlate_cost failed"
+summary "translation: $(sed -n 's/^xlate_cost: //p' "$W/xlate.out")"
 
 # ---- fakellm -------------------------------------------------------------------------
 

@@ -132,7 +132,8 @@ kill -HUP "$DETOURD_PID"
 wait_for 5 grep -q "configuration reloaded" "$DETOURD_LOG"
 cat "$W/ca.pem" "$W/state/ca/root.pem" >"$W/clients-ca.pem"
 
-# one request per line: status, who answered (provider, model), latency
+# one request per line: status, who answered (provider, model: the client
+# itself always sees the model it asked for), latency
 proxy_loop() {
 	local n=0 out code prov model ms col
 	while [ ! -e "$W/demo2.stop" ] && [ $n -lt 400 ]; do
@@ -141,7 +142,7 @@ proxy_loop() {
 			chat enrolled -D "$W/demo2.h" --max-time 5 2>/dev/null)
 		code=${out%% *} ms=$(awk -v t="${out##* }" 'BEGIN { printf "%d", t * 1000 }')
 		prov=$(sed -n 's/^x-detour-provider: *//Ip' "$W/demo2.h" 2>/dev/null | tr -d '\r')
-		model=$(jget "$(cat "$W/demo2.body" 2>/dev/null)" model)
+		model=$(sed -n 's/^x-detour-model: *//Ip' "$W/demo2.h" 2>/dev/null | tr -d '\r')
 		if [ "$code" = 200 ]; then col=$G; else col=$R; fi
 		printf '%s   #%-3d %s%s%s  answered by %-7s model %-26s %5d ms\n' "$(el)" $n "$col" "$code" "$N" \
 			"${prov:--}" "${model:--}" "$ms"

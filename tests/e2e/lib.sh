@@ -27,10 +27,10 @@ E2E_NAME=${E2E_NAME#test_}
 
 C4=198.18.0.1 A4=198.18.0.2 B4=198.18.0.3 X4=198.18.0.4 N4=198.18.0.9
 C6=fd00:de70::1 A6=fd00:de70::2 B6=fd00:de70::3 X6=fd00:de70::4 N6=fd00:de70::9
-G4=198.18.0.5 G6=fd00:de70::5 D4=198.18.0.6 D6=fd00:de70::6
+G4=198.18.0.5 G6=fd00:de70::5 D4=198.18.0.6 D6=fd00:de70::6 Y4=198.18.0.7 Y6=fd00:de70::7
 LISTEN_PORT=15001
 HOST_OAI=api.openai.com HOST_ANT=api.anthropic.com HOST_PLAIN=api.plain.test
-HOST_GROQ=api.groq.com HOST_DEEPSEEK=api.deepseek.com
+HOST_GROQ=api.groq.com HOST_DEEPSEEK=api.deepseek.com HOST_GEM=generativelanguage.googleapis.com
 
 E2E_FAILED=0 E2E_PASSED=0
 E2E_PIDS=()
@@ -115,8 +115,8 @@ e2e_world() {
 	nsenter --net="$NSC" ip addr add $C6/64 dev c0 nodad
 	nsenter --net="$NSC" ip link set c0 up
 	local a
-	for a in $A4 $B4 $X4 $N4 $G4 $D4; do nsenter --net="$NSP" ip addr add $a/24 dev p0; done
-	for a in $A6 $B6 $X6 $N6 $G6 $D6; do nsenter --net="$NSP" ip addr add $a/64 dev p0 nodad; done
+	for a in $A4 $B4 $X4 $N4 $G4 $D4 $Y4; do nsenter --net="$NSP" ip addr add $a/24 dev p0; done
+	for a in $A6 $B6 $X6 $N6 $G6 $D6 $Y6; do nsenter --net="$NSP" ip addr add $a/64 dev p0 nodad; done
 	nsenter --net="$NSP" ip link set p0 up
 
 	# names: hosts file only (every provider name has two addresses per family)
@@ -135,6 +135,8 @@ e2e_world() {
 	$G6 $HOST_GROQ
 	$D4 $HOST_DEEPSEEK
 	$D6 $HOST_DEEPSEEK
+	$Y4 $HOST_GEM
+	$Y6 $HOST_GEM
 	EOF
 	sed 's/^hosts:.*/hosts: files/' /etc/nsswitch.conf >"$W/nsswitch.conf"
 	grep -q '^hosts:' "$W/nsswitch.conf" || echo 'hosts: files' >>"$W/nsswitch.conf"
@@ -168,7 +170,7 @@ e2e_certs() {
 	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 		-keyout srv.key -out srv.csr -subj "/CN=$HOST_OAI"
 	cat >srv.ext <<-EOF
-	subjectAltName=DNS:$HOST_OAI,DNS:$HOST_ANT,DNS:$HOST_PLAIN,DNS:$HOST_GROQ,DNS:$HOST_DEEPSEEK,IP:$A4,IP:$B4,IP:$X4,IP:$N4,IP:$A6,IP:$B6,IP:$X6,IP:$N6
+	subjectAltName=DNS:$HOST_OAI,DNS:$HOST_ANT,DNS:$HOST_PLAIN,DNS:$HOST_GROQ,DNS:$HOST_DEEPSEEK,DNS:$HOST_GEM,IP:$A4,IP:$B4,IP:$X4,IP:$N4,IP:$A6,IP:$B6,IP:$X6,IP:$N6
 	basicConstraints=CA:FALSE
 	keyUsage=critical,digitalSignature
 	extendedKeyUsage=serverAuth
@@ -355,7 +357,7 @@ fake_fault() { fake_admin "$1" POST /fault "$2" >/dev/null; }
 fake_stop()  { stop_pid "${FAKE_PID[$1]}" 3; }
 
 # The usual endpoints: A and B serve api.openai.com (TLS, 443, both families);
-# X serves api.anthropic.com; PA/PB serve plain HTTP on 80 for api.plain.test,
+# X serves api.anthropic.com; Y generativelanguage.googleapis.com (Gemini); PA/PB serve plain HTTP on 80 for api.plain.test,
 # and PA also on 8080 (a port no provider uses); N is a non-provider address.
 fake_std() {
 	fake_start A "$A4:443" "[$A6]:443" || return 1
@@ -366,6 +368,7 @@ fake_std() {
 		X) fake_start X "$X4:443" "[$X6]:443" || return 1 ;;
 		G) fake_start G "$G4:443" "[$G6]:443" --path-prefix=/openai || return 1 ;;
 		D) fake_start D "$D4:443" "[$D6]:443" || return 1 ;;
+		Y) fake_start Y "$Y4:443" "[$Y6]:443" || return 1 ;;
 		N) fake_start N "$N4:443" "[$N6]:443" || return 1 ;;
 		plain) fake_start PA --plain "$A4:80" "$A4:8080" "[$A6]:8080" || return 1
 		       fake_start PB --plain "$B4:80" || return 1 ;;

@@ -26,26 +26,29 @@ CURL_CA=$W/state/ca/root.pem
 check "detour's CA root exists for clients to trust" "no $CURL_CA" [ -s "$CURL_CA" ]
 
 # ask MODEL [STREAM]: one chat completion to api.openai.com from the enrolled
-# cgroup with the app's own key; prints "status provider model-in-body"
+# cgroup with the app's own key; prints "status provider model-in-body
+# x-detour-model" (the client sees the model it asked for; the header says
+# which one answered), and for a stream the count of [DONE]
 ask() {
 	local model=$1 stream=${2:-false} body
 	body="{\"model\":\"$model\",\"stream\":$stream,\"messages\":[{\"role\":\"user\",\"content\":\"hello there\"}]}"
 	CURL_OUT=$W/answer CURL_W='%{http_code}' ccurl enrolled -H 'content-type: application/json' \
 		-H "authorization: Bearer $KEY_APP" -D "$W/answer.h" -d "$body" \
 		"https://$HOST_OAI/v1/chat/completions" >"$W/answer.code" 2>"$W/answer.err"
-	local code prov
+	local code prov via
 	code=$(cat "$W/answer.code")
 	prov=$(sed -n 's/^x-fakellm-name: *\([A-Z]*\).*/\1/Ip' "$W/answer.h" | tr -d '\r' | head -1)
+	via=$(sed -n 's/^x-detour-model: *//Ip' "$W/answer.h" | tr -d '\r' | head -1)
 	if [ "$stream" = true ]; then
-		echo "$code ${prov:-?} $(grep -o '"model":"[^"]*"' "$W/answer" | head -1 | cut -d'"' -f4) $(grep -c '^data: \[DONE\]' "$W/answer")"
+		echo "$code ${prov:-?} $(grep -o '"model":"[^"]*"' "$W/answer" | sort -u | cut -d'"' -f4 | tr '\n' ,) ${via:-?} $(grep -c '^data: \[DONE\]' "$W/answer")"
 	else
-		echo "$code ${prov:-?} $(jget "$(cat "$W/answer")" model)"
+		echo "$code ${prov:-?} $(jget "$(cat "$W/answer")" model) ${via:-?}"
 	fi
 }
 last_auth() { jget "$(fake_admin "$1" GET /stats)" last_request.authorization; }
 
 r=$(ask gpt-4o-mini)
-check "healthy: answered by OpenAI (A or B) with the asked model" "$r" eval '[[ "$r" =~ ^200\ [AB]\ gpt-4o-mini$ ]]'
+check "healthy: answered by OpenAI (A or B) with the asked model" "$r" eval '[[ "$r" =~ ^200\ [AB]\ gpt-4o-mini\ gpt-4o-mini$ ]]'
 check "healthy: the client's TLS was terminated by detour (its CA)" "$(cat "$W/answer.err")" \
 	grep -qi '^x-detour-provider: openai' "$W/answer.h"
 p=$(echo "$r" | cut -d' ' -f2)
@@ -62,9 +65,9 @@ for fault in '503:{"mode":"status","status":503}' '500:{"mode":"status","status"
 	bad=0 out=""
 	for i in 1 2 3; do
 		r=$(ask gpt-4o-mini)
-		[[ "$r" =~ ^200\ G\ llama-3.3-70b-versatile$ ]] || { bad=$((bad + 1)); out="$out [$r]"; }
+		[[ "$r" =~ ^200\ G\ gpt-4o-mini\ llama-3.3-70b-versatile$ ]] || { bad=$((bad + 1)); out="$out [$r]"; }
 	done
-	check "primary $name: 3 of 3 answered by Groq with the mapped model, zero errors" "$bad failed:$out" [ $bad -eq 0 ]
+	check "primary $name: 3 of 3 answered by Groq's mapped model, shown as the asked one, zero errors" "$bad failed:$out" [ $bad -eq 0 ]
 	check "primary $name: Groq got detour's key, never the app's" "$(last_auth G)" \
 		[ "$(last_auth G)" = "Bearer $KEY_GROQ" ]
 	primary '{"mode":"ok"}'
@@ -73,11 +76,11 @@ done
 
 primary '{"mode":"status","status":503}'
 r=$(ask gpt-4o-mini true)
-check "streaming with the primary down: Groq's stream, mapped model, [DONE]" "$r" \
-	eval '[[ "$r" =~ ^200\ G\ llama-3.3-70b-versatile\ 1$ ]]'
+check "streaming with the primary down: Groq's stream of the mapped model, every chunk showing the asked one, [DONE]" "$r" \
+	eval '[[ "$r" =~ ^200\ G\ gpt-4o-mini,\ llama-3.3-70b-versatile\ 1$ ]]'
 fake_fault G '{"mode":"status","status":503}'
 r=$(ask gpt-4o-mini)
-check "OpenAI and Groq down: DeepSeek answers" "$r" eval '[[ "$r" =~ ^200\ D\ deepseek-chat$ ]]'
+check "OpenAI and Groq down: DeepSeek answers" "$r" eval '[[ "$r" =~ ^200\ D\ gpt-4o-mini\ deepseek-chat$ ]]'
 check "... signed with detour's DeepSeek key" "$(last_auth D)" [ "$(last_auth D)" = "Bearer $KEY_DEEPSEEK" ]
 fake_fault D '{"mode":"status","status":503}'
 r=$(ask gpt-4o-mini)
@@ -126,7 +129,7 @@ check "a 3 MB body over max_body_bytes: 413 in OpenAI's error shape" "$r $(head 
 # a 401 blames the key: the next member answers, signed with detour's key
 primary '{"mode":"status","status":401}'
 r=$(ask gpt-4o-mini)
-check "primary 401 (key refused): Groq answers instead" "$r" eval '[[ "$r" =~ ^200\ G\ llama-3.3-70b-versatile$ ]]'
+check "primary 401 (key refused): Groq answers instead" "$r" eval '[[ "$r" =~ ^200\ G\ gpt-4o-mini\ llama-3.3-70b-versatile$ ]]'
 primary '{"mode":"ok"}'
 
 # after the commit point a stalled stream is ended with an error event in

@@ -37,11 +37,11 @@ CURL_CA=$W/state/ca/root.pem
 
 fake_fault A '{"mode":"status","status":503}'; fake_fault B '{"mode":"status","status":503}'
 for stream in false true; do
-	r=$(CURL_OUT="$W/answer" CURL_W='%{http_code}' ccurl enrolled -H 'content-type: application/json' \
+	r=$(CURL_OUT="$W/answer" CURL_W='%{http_code} %header{x-detour-model}' ccurl enrolled -H 'content-type: application/json' \
 		-d "{\"model\":\"gpt-4o-mini\",\"stream\":$stream,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}" \
 		"https://$HOST_OAI/v1/chat/completions" 2>&1)
 	check "OpenAI down, stream=$stream: Groq answers through HAProxy" "$r $(head -c 200 "$W/answer")" \
-		eval '[ "$r" = 200 ] && grep -q llama-3.3-70b-versatile "$W/answer"'
+		eval '[ "$r" = "200 llama-3.3-70b-versatile" ] && grep -q gpt-4o-mini "$W/answer"'
 done
 check "the answers came through HAProxy: its log has both requests" "$(tail -3 "$W/log/haproxy.log")" \
 	eval '[ "$(grep -c "POST .*/openai/v1/chat/completions" "$W/log/haproxy.log")" -eq 2 ]'

@@ -5,9 +5,10 @@
 # configuration as test_proxy.sh: fakellm A/B are api.openai.com, G is Groq
 # (API under /openai), D is DeepSeek, one class gpt-4o-mini ≈
 # llama-3.3-70b-versatile ≈ deepseek-chat. For every fault of the primary,
-# 3 non-streaming and 3 streaming requests all succeed, answered by Groq with
-# the mapped model: the SDK sees zero errors. With every member down, the SDK
-# raises its normal APIError (status 503, OpenAI's error body).
+# 3 non-streaming and 3 streaming requests all succeed, answered by Groq's
+# mapped model (shown as the one asked for): the SDK sees zero errors. With
+# every member down, the SDK raises its normal APIError (status 503, OpenAI's
+# error body).
 . "$(dirname "$0")/lib.sh"
 e2e_init "$@"
 e2e_require detourd fakellm
@@ -48,8 +49,9 @@ sdk() {
 }
 
 # judge OUT N-PER-MODE MODEL PROVIDERS [errors]: the client's lines say that
-# N non-streaming then N streaming requests all succeeded with MODEL, answered
-# by one of PROVIDERS (x-fakellm-name, e.g. "AB"), each answer the one fakellm
+# N non-streaming then N streaming requests all succeeded, MODEL answering
+# (x-detour-model) while the client sees gpt-4o-mini, the model it asked
+# for, answered by one of PROVIDERS (x-fakellm-name, e.g. "AB"), each answer the one fakellm
 # gives this very request (it echoes the prompt), streams assembled into
 # non-empty text with a finish reason and the usage chunk. "errors": instead,
 # every request failed with the SDK's APIError, status 503, OpenAI's error body.
@@ -83,8 +85,10 @@ judge() {
 	        continue
 	    if not r.get("ok"):
 	        bad.append(f"{who}: client-visible error {r.get('error')}"); continue
-	    if r.get("model") != model:
-	        bad.append(f"{who}: model {r.get('model')!r}, expected {model!r}")
+	    if r.get("model") != "gpt-4o-mini":
+	        bad.append(f"{who}: the client saw model {r.get('model')!r}, not the one it asked for")
+	    if r.get("via_model") != model:
+	        bad.append(f"{who}: x-detour-model {r.get('via_model')!r}, expected {model!r}")
 	    if (r.get("provider") or "?") not in provs:
 	        bad.append(f"{who}: answered by {r.get('provider')!r} (via {r.get('via')!r}), expected one of {provs}")
 	    elif r.get("via") != VIA.get(r["provider"]):

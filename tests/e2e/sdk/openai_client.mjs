@@ -10,7 +10,7 @@
 // other on the SDK's own (kept-alive) connection pool, and prints one JSON line
 // per request:
 //   {"i", "ok", "mode": "nonstream"|"stream", "model", "provider" (x-fakellm-name),
-//    "via" (x-detour-provider), "text", "text_len", "chunks", "usage", "finish",
+//    "via" (x-detour-provider), "via_model" (x-detour-model), "text", "text_len", "chunks", "usage", "finish",
 //    "error": {"class", "status", "message", "type", "body_message", "tried"} | null}
 // then a summary line {"summary": true, "requests", "ok", "errors"}.
 // Always exits 0 when it ran: tests/e2e/test_sdk_openai.sh judges the lines.
@@ -63,6 +63,7 @@ async function one(i, stream) {
 			const { data, response } = await client.chat.completions.create(body).withResponse();
 			r.provider = header(response, 'x-fakellm-name');
 			r.via = header(response, 'x-detour-provider');
+			r.via_model = header(response, 'x-detour-model');
 			r.model = data.model ?? null;
 			r.text = data.choices?.[0]?.message?.content ?? '';
 			r.finish = data.choices?.[0]?.finish_reason ?? null;
@@ -73,6 +74,7 @@ async function one(i, stream) {
 				.withResponse();
 			r.provider = header(response, 'x-fakellm-name');
 			r.via = header(response, 'x-detour-provider');
+			r.via_model = header(response, 'x-detour-model');
 			const models = new Set();
 			for await (const chunk of data) {
 				r.chunks++;
