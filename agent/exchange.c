@@ -40,6 +40,10 @@
 /* A whole answer is read to be translated up to this. */
 #define ANSWER_MAX      (16 * 1024 * 1024)
 #define NS_PER_MS       1000000ull
+/* A request in logs: its method and path, never its query, where a Gemini
+ * client may carry its key (?key=). */
+#define REQ_FMT         "%s %.*s"
+#define REQ_ARGS(ex)    (ex)->req->method, (int)strcspn((ex)->req->target, "?"), (ex)->req->target
 
 struct exchange {
 	struct session *s;
@@ -240,7 +244,7 @@ static void answer_failed(struct exchange *ex, const char *why)
 	snprintf(msg, sizeof(msg), "%s (%s%s%.*s)", head, why, n ? "; tried " : "", (int)n,
 		 n ? (const char *)evbuffer_pullup(ex->tried, -1) : "");
 	add_detour_headers(ex, &h, false);
-	log_info("proxy: %s %s: %s", ex->req->method, ex->req->target, msg);
+	log_info("proxy: " REQ_FMT ": %s", REQ_ARGS(ex), msg);
 	http = detach(ex);
 	dt_http_respond_error(http, status, msg, &h);
 	dt_headers_free(&h);
@@ -478,7 +482,7 @@ static int start_attempt(struct exchange *ex, size_t i)
 	ex->holding = false;
 	ex->xlate = xlate;
 	ex->from = to->family;
-	log_debug("proxy: %s %s: attempt %zu: %s model %s%s", ex->req->method, ex->req->target,
+	log_debug("proxy: " REQ_FMT ": attempt %zu: %s model %s%s", REQ_ARGS(ex),
 		  i + 1, to->name, *a->model ? a->model : "(unchanged)", xlate ? " (translated)" : "");
 	ex->fetch = dt_fetch_start(ex->s->p->upstream, &(struct dt_fetch_req){
 			.method = ex->req->method, .url = url, .headers = &h,
@@ -530,7 +534,7 @@ static void move_on(struct exchange *ex, const char *what)
 		ex->fetch = NULL;
 	}
 	drop_answer(ex);
-	log_info("proxy: %s %s: %s failed (%s)", ex->req->method, ex->req->target,
+	log_info("proxy: " REQ_FMT ": %s failed (%s)", REQ_ARGS(ex),
 		 provider(ex, ex->plan[ex->cur].provider_id)->name, what);
 	ex->failures++;
 	note_tried(ex, ex->plan[ex->cur].provider_id, what);
@@ -796,7 +800,7 @@ static void finish_ok(struct exchange *ex)
 	}
 	if (!ex->reported)
 		report(ex, DT_BLAME_NONE, 0);
-	log_debug("proxy: %s %s -> %s %s: %d (%llu ms)", ex->req->method, ex->req->target,
+	log_debug("proxy: " REQ_FMT " -> %s %s: %d (%llu ms)", REQ_ARGS(ex),
 		  provider(ex, ex->plan[ex->cur].provider_id)->name, ex->plan[ex->cur].model,
 		  ex->status, (unsigned long long)((dt_now_ns() - ex->started_ns) / NS_PER_MS));
 	http = detach(ex);

@@ -4,7 +4,8 @@
 # OpenAI (fakellm A/B as api.openai.com), Anthropic (X as api.anthropic.com)
 # and Gemini (Y as generativelanguage.googleapis.com). With the client's own
 # provider down, the `openai` SDK is answered by the Anthropic member and by
-# the Gemini member, the `@anthropic-ai/sdk` by the OpenAI member: plain,
+# the Gemini member, the `@anthropic-ai/sdk` by the OpenAI member (and a
+# Gemini REST client, curl, by the OpenAI member): plain,
 # streamed, and a tool-call round trip each way, with the model the client
 # asked for and zero client-visible errors. Also: quality checks moving a bad
 # failover answer on, provider errors reshaped for the client, and a request
@@ -178,6 +179,35 @@ assert b["model"] == sys.argv[2] and m[-1]["role"] == "tool"
 assert m[-1]["tool_call_id"] == m[-2]["tool_calls"][0]["id"]' "$body" $MINI
 all_ok
 
+# ---- a Gemini client (curl, Gemini's REST shape) answered by OpenAI --------------------
+
+KEY_APP_GEM=AIza-app-own-gemini-0007
+gemini() { # METHOD-AND-QUERY OUT: a generateContent call of a Gemini app, its key in the query
+	CURL_CA=$ROOT_PEM CURL_OUT=$2 CURL_W='%{http_code} %header{x-detour-provider} %header{x-detour-model}' \
+		ccurl enrolled -H 'content-type: application/json' \
+		-d '{"contents":[{"role":"user","parts":[{"text":"gemini app asks please"}]}],"generationConfig":{"maxOutputTokens":64}}' \
+		"https://$HOST_GEM/v1beta/models/$FLASH:$1"
+}
+fake_fault Y "$DOWN"
+r=$(gemini "generateContent?key=$KEY_APP_GEM" "$W/gem.json")
+check "Gemini app, Gemini down: OpenAI answers in Gemini's shape, as $FLASH" "$r $(head -c 300 "$W/gem.json")" \
+	"$PY" -c 'import json,sys; r=sys.argv[1].split(); b=json.load(open(sys.argv[2])); c=b["candidates"][0]
+assert r == ["200", "openai", sys.argv[3]], r
+assert c["content"]["role"] == "model" and c["content"]["parts"][0]["text"].startswith("You said: gemini app asks please")
+assert c["finishReason"] == "STOP" and b["modelVersion"] == sys.argv[4] and b["usageMetadata"]["candidatesTokenCount"] > 0' \
+	"$r" "$W/gem.json" $MINI $FLASH
+p=$(jget "$(fake_admin A GET /stats)" last_request.path | grep -q chat && echo A || echo B)
+check "... OpenAI got detour's key; the app's key= stayed out of the URL" "$(last $p authorization) $(last $p path)" \
+	eval '[ "$(last $p authorization)" = "Bearer $KEY_OAI" ] && [[ "$(last $p path)" != *key=* ]]'
+r=$(gemini "streamGenerateContent?alt=sse&key=$KEY_APP_GEM" "$W/gem.sse")
+check "... streamed: Gemini SSE chunks, the last with finishReason and usage" "$r $(tail -c 300 "$W/gem.sse")" \
+	"$PY" -c 'import json,sys
+ev=[json.loads(l[5:]) for l in open(sys.argv[1]) if l.startswith("data:")]
+text="".join(p.get("text","") for e in ev for c in e.get("candidates",[]) for p in c["content"]["parts"])
+assert len(ev) > 3 and text.startswith("You said: gemini app asks please"), (len(ev), text[:60])
+assert ev[-1]["candidates"][0]["finishReason"] == "STOP" and ev[-1]["usageMetadata"]["totalTokenCount"] > 0' "$W/gem.sse"
+all_ok
+
 # ---- quality checks move a bad failover answer on -------------------------------------
 
 openai_down "$DOWN"
@@ -227,6 +257,6 @@ all_ok
 
 log=$(cat "$W"/log/detourd.*.log)
 check "keys appear in no log" "a key was logged" \
-	eval '! grep -qe "$KEY_APP_OAI" -e "$KEY_APP_ANT" -e "$KEY_OAI" -e "$KEY_ANT" -e "$KEY_GEM" <<<"$log"'
+	eval '! grep -qe "$KEY_APP_OAI" -e "$KEY_APP_ANT" -e "$KEY_APP_GEM" -e "$KEY_OAI" -e "$KEY_ANT" -e "$KEY_GEM" <<<"$log"'
 check "the agent is still alive" "detourd exited" alive "$DETOURD_PID"
 e2e_finish
