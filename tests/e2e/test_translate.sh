@@ -225,6 +225,10 @@ fake_fault X '{"mode":"length"}'
 sdk "$W/log/q-len.jsonl" --sdk openai --model $MINI --tag xlate --cases nonstream
 why=$(judge "$W/log/q-len.jsonl" $MINI Y gemini $FLASH openai)
 check "Anthropic's answer cut by length the request did not ask for: Gemini answers instead" "$why" [ -z "$why" ]
+fake_fault X '{"mode":"filter"}'
+sdk "$W/log/q-filter.jsonl" --sdk openai --model $MINI --tag xlate --cases nonstream,stream
+why=$(judge "$W/log/q-filter.jsonl" $MINI Y gemini $FLASH openai)
+check "Anthropic refuses (content filter): Gemini answers instead, plain and streamed" "$why" [ -z "$why" ]
 all_ok
 
 # ---- errors in the client's shape ----------------------------------------------------
