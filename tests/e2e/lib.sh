@@ -388,6 +388,37 @@ rst_start() {
 	sleep 0.1
 }
 
+# ---- official SDK clients (Node) ----------------------------------------------------
+
+# sdk_require PACKAGE...: node and these npm packages (tests/e2e/sdk, make deps)
+sdk_require() {
+	NODE=$(command -v node || command -v nodejs)
+	if [ -z "$NODE" ]; then notok "node is not installed (make deps)"; return 1; fi
+	local pkg
+	for pkg in "$@"; do
+		if [ ! -d "$E2E_LIB_DIR/sdk/node_modules/$pkg" ]; then
+			notok "the $pkg package is not installed in $E2E_LIB_DIR/sdk/node_modules (make deps)"
+			return 1
+		fi
+	done
+}
+
+# sdk_run OUT SCRIPT [VAR=VALUE...] -- ARGS...: a client script of tests/e2e/sdk
+# in the enrolled cgroup and the client netns (like ccurl), bounded, with a
+# clean environment: no proxy variables, no base URLs, only the VARs given and
+# detour's CA root (NODE_EXTRA_CA_CERTS). Its stdout goes to OUT, its stderr
+# to OUT.err.
+sdk_run() {
+	local out=$1 script=$2 envs=()
+	shift 2
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
+	[ $# -gt 0 ] && shift
+	timeout -k 1 60 bash -c 'cg=$1; ns=$2; shift 2; echo $$ >"$cg/cgroup.procs" || exit 126; exec nsenter --net="$ns" "$@"' \
+		_ "$CGROOT/enrolled" "$NSC" \
+		env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$W" NODE_EXTRA_CA_CERTS="$W/state/ca/root.pem" \
+		"${envs[@]}" "$NODE" "$E2E_LIB_DIR/sdk/$script" "$@" >"$out" 2>"$out.err"
+}
+
 # ---- the re-signing proxy ------------------------------------------------------
 
 KEY_GROQ=gsk-detour-groq-0002

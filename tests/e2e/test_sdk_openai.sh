@@ -13,12 +13,7 @@
 e2e_init "$@"
 e2e_require detourd fakellm
 
-SDK_DIR=$E2E_LIB_DIR/sdk
-NODE=$(command -v node || command -v nodejs)
-if [ -z "$NODE" ]; then notok "node is not installed (make deps)"; exit 1; fi
-if [ ! -d "$SDK_DIR/node_modules/openai" ]; then
-	notok "the openai package is not installed in $SDK_DIR/node_modules (make deps, or tools/install-deps.sh)"; exit 1
-fi
+sdk_require openai || exit 1
 
 # ---- the world and configuration of test_proxy.sh ------------------------------
 
@@ -35,17 +30,10 @@ check "detour's CA root exists for Node to trust" "no $ROOT_PEM" [ -s "$ROOT_PEM
 
 # ---- helpers --------------------------------------------------------------------
 
-# sdk OUT CLIENT-ARGS...: the SDK client in the enrolled cgroup and the client
-# netns (like pyclient/ccurl), bounded, with a clean environment: no proxy
-# variables, no OPENAI_BASE_URL, only the app's key and detour's root.
-# Its JSON lines go to OUT, its stderr to OUT.err.
+# sdk OUT CLIENT-ARGS...: the openai client with only the app's key
 sdk() {
 	local out=$1; shift
-	timeout -k 1 40 bash -c 'cg=$1; ns=$2; shift 2; echo $$ >"$cg/cgroup.procs" || exit 126; exec nsenter --net="$ns" "$@"' \
-		_ "$CGROOT/enrolled" "$NSC" \
-		env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$W" \
-		NODE_EXTRA_CA_CERTS="$ROOT_PEM" OPENAI_API_KEY="$KEY_APP" \
-		"$NODE" "$SDK_DIR/openai_client.mjs" "$@" >"$out" 2>"$out.err"
+	sdk_run "$out" openai_client.mjs OPENAI_API_KEY="$KEY_APP" -- "$@"
 }
 
 # judge OUT N-PER-MODE MODEL PROVIDERS [errors]: the client's lines say that

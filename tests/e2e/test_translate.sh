@@ -14,14 +14,7 @@
 e2e_init "$@"
 e2e_require detourd fakellm
 
-SDK_DIR=$E2E_LIB_DIR/sdk
-NODE=$(command -v node || command -v nodejs)
-if [ -z "$NODE" ]; then notok "node is not installed (make deps)"; exit 1; fi
-for pkg in openai @anthropic-ai/sdk; do
-	if [ ! -d "$SDK_DIR/node_modules/$pkg" ]; then
-		notok "the $pkg package is not installed in $SDK_DIR/node_modules (make deps)"; exit 1
-	fi
-done
+sdk_require openai @anthropic-ai/sdk || exit 1
 
 fake_std X Y || exit 1
 
@@ -62,15 +55,10 @@ detourd_start || exit 1
 ROOT_PEM=$W/state/ca/root.pem
 check "detour's CA root exists for Node to trust" "no $ROOT_PEM" [ -s "$ROOT_PEM" ]
 
-# sdk OUT SDK-ARGS...: the client in the enrolled cgroup and the client netns,
-# bounded, with a clean environment (only the app's keys and detour's root)
+# sdk OUT SDK-ARGS...: xlate_client.mjs with only the app's keys
 sdk() {
 	local out=$1; shift
-	timeout -k 1 60 bash -c 'cg=$1; ns=$2; shift 2; echo $$ >"$cg/cgroup.procs" || exit 126; exec nsenter --net="$ns" "$@"' \
-		_ "$CGROOT/enrolled" "$NSC" \
-		env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$W" NODE_EXTRA_CA_CERTS="$ROOT_PEM" \
-		OPENAI_API_KEY="$KEY_APP_OAI" ANTHROPIC_API_KEY="$KEY_APP_ANT" \
-		"$NODE" "$SDK_DIR/xlate_client.mjs" "$@" >"$out" 2>"$out.err"
+	sdk_run "$out" xlate_client.mjs OPENAI_API_KEY="$KEY_APP_OAI" ANTHROPIC_API_KEY="$KEY_APP_ANT" -- "$@"
 }
 
 # judge OUT CLIENT-MODEL PROVIDERS VIA VIA-MODEL FAMILY [json]: every case
