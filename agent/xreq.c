@@ -77,17 +77,17 @@ void xp_push_index(struct xparse *p, size_t index)
 }
 
 static const char *const type_names[] = {
-	[XJ_NULL] = "null", [XJ_BOOL] = "a boolean", [XJ_NUMBER] = "a number",
-	[XJ_STRING] = "a string", [XJ_ARRAY] = "an array", [XJ_OBJECT] = "an object",
+	[DT_JSON_NULL] = "null", [DT_JSON_BOOL] = "a boolean", [DT_JSON_NUMBER] = "a number",
+	[DT_JSON_STRING] = "a string", [DT_JSON_ARRAY] = "an array", [DT_JSON_OBJECT] = "an object",
 };
 
 /* Member key of obj when it has the type; NULL when absent (or null, which
  * clients send for "not given"); -1 with an error when it has another type
  * or is required and absent. */
-static int member(struct xparse *p, const struct xj *obj, const char *key, enum xj_type type,
-		  bool required, const struct xj **out)
+static int member(struct xparse *p, const struct dt_json *obj, const char *key,
+		  enum dt_json_type type, bool required, const struct dt_json **out)
 {
-	const struct xj *v = xj_get(obj, key);
+	const struct dt_json *v = dt_json_get(obj, key);
 	size_t depth = p->depth;
 	int rc = 0;
 
@@ -96,7 +96,7 @@ static int member(struct xparse *p, const struct xj *obj, const char *key, enum 
 		*out = v;
 		return 0;
 	}
-	if (!v || v->type == XJ_NULL) {
+	if (!v || v->type == DT_JSON_NULL) {
 		if (!required)
 			return 0;
 		xp_push_key(p, key);
@@ -109,25 +109,26 @@ static int member(struct xparse *p, const struct xj *obj, const char *key, enum 
 	return rc;
 }
 
-int xp_str(struct xparse *p, const struct xj *obj, const char *key, bool required, const char **out)
+int xp_str(struct xparse *p, const struct dt_json *obj, const char *key, bool required,
+	   const char **out)
 {
-	const struct xj *v;
+	const struct dt_json *v;
 
-	if (member(p, obj, key, XJ_STRING, required, &v))
+	if (member(p, obj, key, DT_JSON_STRING, required, &v))
 		return -1;
-	if (v && !(*out = xj_cstr(&p->r->arena, v)))
+	if (v && !(*out = dt_json_cstr(&p->r->arena, v)))
 		return xp_fail(p, "out of memory");
 	return 0;
 }
 
-int xp_int(struct xparse *p, const struct xj *obj, const char *key, int64_t min, int64_t max,
+int xp_int(struct xparse *p, const struct dt_json *obj, const char *key, int64_t min, int64_t max,
 	   bool *has, int64_t *out)
 {
-	const struct xj *v;
+	const struct dt_json *v;
 	size_t depth = p->depth;
 	int rc = 0;
 
-	if (member(p, obj, key, XJ_NUMBER, false, &v))
+	if (member(p, obj, key, DT_JSON_NUMBER, false, &v))
 		return -1;
 	if (!v)
 		return 0;
@@ -145,14 +146,14 @@ int xp_int(struct xparse *p, const struct xj *obj, const char *key, int64_t min,
 	return rc;
 }
 
-int xp_num(struct xparse *p, const struct xj *obj, const char *key, double min, double max,
+int xp_num(struct xparse *p, const struct dt_json *obj, const char *key, double min, double max,
 	   bool *has, double *out)
 {
-	const struct xj *v;
+	const struct dt_json *v;
 	size_t depth = p->depth;
 	int rc = 0;
 
-	if (member(p, obj, key, XJ_NUMBER, false, &v))
+	if (member(p, obj, key, DT_JSON_NUMBER, false, &v))
 		return -1;
 	if (!v)
 		return 0;
@@ -167,11 +168,11 @@ int xp_num(struct xparse *p, const struct xj *obj, const char *key, double min, 
 	return rc;
 }
 
-int xp_bool(struct xparse *p, const struct xj *obj, const char *key, bool *out, bool *has)
+int xp_bool(struct xparse *p, const struct dt_json *obj, const char *key, bool *out, bool *has)
 {
-	const struct xj *v;
+	const struct dt_json *v;
 
-	if (member(p, obj, key, XJ_BOOL, false, &v))
+	if (member(p, obj, key, DT_JSON_BOOL, false, &v))
 		return -1;
 	if (v)
 		*out = v->boolean;
@@ -180,13 +181,13 @@ int xp_bool(struct xparse *p, const struct xj *obj, const char *key, bool *out, 
 	return 0;
 }
 
-int xp_array(struct xparse *p, const struct xj *obj, const char *key, bool required, size_t max,
-	     const struct xj **out)
+int xp_array(struct xparse *p, const struct dt_json *obj, const char *key, bool required,
+	     size_t max, const struct dt_json **out)
 {
 	size_t depth = p->depth;
 	int rc = 0;
 
-	if (member(p, obj, key, XJ_ARRAY, required, out))
+	if (member(p, obj, key, DT_JSON_ARRAY, required, out))
 		return -1;
 	if (*out && (*out)->len > max) {
 		xp_push_key(p, key);
@@ -196,23 +197,23 @@ int xp_array(struct xparse *p, const struct xj *obj, const char *key, bool requi
 	return rc;
 }
 
-int xp_object(struct xparse *p, const struct xj *obj, const char *key, bool required,
-	      const struct xj **out)
+int xp_object(struct xparse *p, const struct dt_json *obj, const char *key, bool required,
+	      const struct dt_json **out)
 {
-	return member(p, obj, key, XJ_OBJECT, required, out);
+	return member(p, obj, key, DT_JSON_OBJECT, required, out);
 }
 
-int xp_stop(struct xparse *p, const struct xj *obj, const char *key)
+int xp_stop(struct xparse *p, const struct dt_json *obj, const char *key)
 {
-	const struct xj *v = xj_get(obj, key);
+	const struct dt_json *v = dt_json_get(obj, key);
 	struct dt_xrequest *r = p->r;
 	size_t depth = p->depth, i = 0;
 
-	if (!v || v->type == XJ_NULL)
+	if (!v || v->type == DT_JSON_NULL)
 		return 0;
-	if (v->type == XJ_STRING) {
+	if (v->type == DT_JSON_STRING) {
 		r->stop = dt_arena_alloc(&r->arena, sizeof(*r->stop));
-		if (!r->stop || !(r->stop[0] = xj_cstr(&r->arena, v)))
+		if (!r->stop || !(r->stop[0] = dt_json_cstr(&r->arena, v)))
 			return xp_fail(p, "out of memory");
 		r->n_stop = 1;
 		return 0;
@@ -223,11 +224,11 @@ int xp_stop(struct xparse *p, const struct xj *obj, const char *key)
 	if (!r->stop)
 		return xp_fail(p, "out of memory");
 	xp_push_key(p, key);
-	for (const struct xj *s = v->first; s; s = s->next, i++) {
+	for (const struct dt_json *s = v->first; s; s = s->next, i++) {
 		xp_push_index(p, i);
-		if (s->type != XJ_STRING)
+		if (s->type != DT_JSON_STRING)
 			return xp_fail(p, "must be a string, not %s", type_names[s->type]);
-		if (!(r->stop[i] = xj_cstr(&r->arena, s)))
+		if (!(r->stop[i] = dt_json_cstr(&r->arena, s)))
 			return xp_fail(p, "out of memory");
 		p->depth--;
 	}
@@ -370,7 +371,7 @@ int xe_arguments(struct xemit *e, const struct dt_xpart *call, const char **out)
 		*out = "{}";
 		return 0;
 	}
-	if (!xj_is_object_text(args, strlen(args)))
+	if (!dt_json_is_object_text(args, strlen(args)))
 		return xe_fail(e, "tool call %s (\"%s\"): arguments are not a JSON object",
 			       call->id ? call->id : "", call->name ? call->name : "");
 	*out = args;
@@ -393,7 +394,7 @@ int dt_xreq_parse(enum dt_family shape, const char *body, size_t len, const char
 		  bool stream, struct dt_xrequest *r, char *err, size_t errlen)
 {
 	struct xparse p = { .r = r, .err = err, .errlen = errlen };
-	const struct xj *root;
+	const struct dt_json *root;
 	int rc = -1;
 
 	memset(r, 0, sizeof(*r));
@@ -403,8 +404,8 @@ int dt_xreq_parse(enum dt_family shape, const char *body, size_t len, const char
 	r->n = 1;
 	if (errlen)
 		err[0] = '\0';
-	root = xj_parse(&r->arena, body, len, err, errlen);
-	if (root && root->type != XJ_OBJECT)
+	root = dt_json_parse(&r->arena, body, len, err, errlen);
+	if (root && root->type != DT_JSON_OBJECT)
 		xp_fail(&p, "the body must be a JSON object, not %s", type_names[root->type]);
 	else if (root && shape == DT_FAMILY_OPENAI)
 		rc = xreq_parse_openai(&p, root);
@@ -424,6 +425,7 @@ char *dt_xreq_emit(enum dt_family to, const struct dt_xrequest *r, const char *m
 		   size_t *len, char *err, size_t errlen)
 {
 	struct xemit e = { .r = r, .err = err, .errlen = errlen };
+	char *out;
 	int rc;
 
 	if (errlen)
@@ -443,14 +445,13 @@ char *dt_xreq_emit(enum dt_family to, const struct dt_xrequest *r, const char *m
 		break;
 	}
 	if (rc) {
-		free(e.b.data);
+		dt_jbuf_free(&e.b);
 		return NULL;
 	}
-	if (!xb_finish(&e.b, len)) {
+	out = dt_jbuf_finish(&e.b, len);
+	if (!out)
 		xe_fail(&e, "out of memory");
-		return NULL;
-	}
-	return e.b.data;
+	return out;
 }
 
 void dt_xreq_free(struct dt_xrequest *r)

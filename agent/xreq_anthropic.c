@@ -14,13 +14,14 @@
 
 /* A string, or an array of text blocks joined by blank lines; "" when
  * absent. */
-static int text_blocks(struct xparse *p, const struct xj *obj, const char *key, const char **out)
+static int text_blocks(struct xparse *p, const struct dt_json *obj, const char *key,
+		       const char **out)
 {
-	const struct xj *v = xj_get(obj, key);
+	const struct dt_json *v = dt_json_get(obj, key);
 	size_t depth = p->depth, i = 0;
 
 	*out = NULL;
-	if (!v || v->type != XJ_ARRAY) {
+	if (!v || v->type != DT_JSON_ARRAY) {
 		if (xp_str(p, obj, key, false, out))
 			return -1;
 		if (!*out)
@@ -28,7 +29,7 @@ static int text_blocks(struct xparse *p, const struct xj *obj, const char *key, 
 		return 0;
 	}
 	xp_push_key(p, key);
-	for (const struct xj *block = v->first; block; block = block->next, i++) {
+	for (const struct dt_json *block = v->first; block; block = block->next, i++) {
 		const char *type = NULL, *text = NULL;
 
 		xp_push_index(p, i);
@@ -46,9 +47,9 @@ static int text_blocks(struct xparse *p, const struct xj *obj, const char *key, 
 	return 0;
 }
 
-static int image_block(struct xparse *p, struct dt_xpart *x, const struct xj *block)
+static int image_block(struct xparse *p, struct dt_xpart *x, const struct dt_json *block)
 {
-	const struct xj *src;
+	const struct dt_json *src;
 	const char *type = NULL;
 
 	if (xp_object(p, block, "source", true, &src))
@@ -70,7 +71,7 @@ static int image_block(struct xparse *p, struct dt_xpart *x, const struct xj *bl
 	return 0;
 }
 
-static int tool_result_block(struct xparse *p, struct dt_xpart *x, const struct xj *block)
+static int tool_result_block(struct xparse *p, struct dt_xpart *x, const struct dt_json *block)
 {
 	bool is_error = false;
 
@@ -82,29 +83,29 @@ static int tool_result_block(struct xparse *p, struct dt_xpart *x, const struct 
 	return 0;
 }
 
-static int tool_use_block(struct xparse *p, struct dt_xpart *x, const struct xj *block)
+static int tool_use_block(struct xparse *p, struct dt_xpart *x, const struct dt_json *block)
 {
-	const struct xj *input;
+	const struct dt_json *input;
 
 	if (xp_str(p, block, "id", true, &x->id) || xp_str(p, block, "name", true, &x->name) ||
 	    xp_object(p, block, "input", true, &input))
 		return -1;
-	x->arguments = xj_text(&p->r->arena, input, false);
+	x->arguments = dt_json_text(&p->r->arena, input, 0);
 	return x->arguments ? 0 : xp_fail(p, "out of memory");
 }
 
 /* One content block; *m is the IR message being filled, replaced by a new
  * one when the block belongs to another role (tool results become a tool
  * message of their own). left: blocks left in the source message. */
-static int block(struct xparse *p, struct dt_xmessage **m, const struct xj *blk, bool assistant,
-		 size_t left)
+static int block(struct xparse *p, struct dt_xmessage **m, const struct dt_json *blk,
+		 bool assistant, size_t left)
 {
 	const char *type = NULL;
 	enum dt_xrole role = assistant ? DT_XROLE_ASSISTANT : DT_XROLE_USER;
 	enum dt_xpart_type ptype;
 	struct dt_xpart *x;
 
-	if (blk->type != XJ_OBJECT)
+	if (blk->type != DT_JSON_OBJECT)
 		return xp_fail(p, "a content block must be an object");
 	if (xp_str(p, blk, "type", true, &type))
 		return -1;
@@ -139,23 +140,23 @@ static int block(struct xparse *p, struct dt_xmessage **m, const struct xj *blk,
 	}
 }
 
-static int message(struct xparse *p, const struct xj *msg)
+static int message(struct xparse *p, const struct dt_json *msg)
 {
 	const char *role = NULL;
-	const struct xj *c;
+	const struct dt_json *c;
 	struct dt_xmessage *m = NULL;
 	bool assistant;
 	size_t i = 0;
 
-	if (msg->type != XJ_OBJECT)
+	if (msg->type != DT_JSON_OBJECT)
 		return xp_fail(p, "a message must be an object");
 	if (xp_str(p, msg, "role", true, &role))
 		return -1;
 	if (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0)
 		return xp_fail_at(p, "role", "unknown role \"%s\"", role);
 	assistant = role[0] == 'a';
-	c = xj_get(msg, "content");
-	if (c && c->type == XJ_STRING) {
+	c = dt_json_get(msg, "content");
+	if (c && c->type == DT_JSON_STRING) {
 		struct dt_xpart *x;
 
 		if (!(m = xp_message(p, assistant ? DT_XROLE_ASSISTANT : DT_XROLE_USER, 1)) ||
@@ -166,7 +167,7 @@ static int message(struct xparse *p, const struct xj *msg)
 	if (xp_array(p, msg, "content", true, XREQ_MAX_PARTS, &c))
 		return -1;
 	xp_push_key(p, "content");
-	for (const struct xj *blk = c->first; blk; blk = blk->next, i++) {
+	for (const struct dt_json *blk = c->first; blk; blk = blk->next, i++) {
 		xp_push_index(p, i);
 		if (block(p, &m, blk, assistant, c->len - i))
 			return -1;
@@ -176,12 +177,12 @@ static int message(struct xparse *p, const struct xj *msg)
 	return 0;
 }
 
-static int tool(struct xparse *p, struct dt_xtool *t, const struct xj *spec)
+static int tool(struct xparse *p, struct dt_xtool *t, const struct dt_json *spec)
 {
 	const char *type = NULL;
-	const struct xj *schema;
+	const struct dt_json *schema;
 
-	if (spec->type != XJ_OBJECT)
+	if (spec->type != DT_JSON_OBJECT)
 		return xp_fail(p, "a tool must be an object");
 	if (xp_str(p, spec, "type", false, &type))
 		return -1;
@@ -191,11 +192,11 @@ static int tool(struct xparse *p, struct dt_xtool *t, const struct xj *spec)
 	    xp_str(p, spec, "description", false, &t->description) ||
 	    xp_object(p, spec, "input_schema", true, &schema))
 		return -1;
-	t->parameters = xj_text(&p->r->arena, schema, false);
+	t->parameters = dt_json_text(&p->r->arena, schema, 0);
 	return t->parameters ? 0 : xp_fail(p, "out of memory");
 }
 
-static int tool_choice(struct xparse *p, const struct xj *root)
+static int tool_choice(struct xparse *p, const struct dt_json *root)
 {
 	static const struct { const char *name; enum dt_xtool_choice choice; } types[] = {
 		{ "auto", DT_XTOOL_CHOICE_AUTO }, { "any", DT_XTOOL_CHOICE_REQUIRED },
@@ -204,7 +205,7 @@ static int tool_choice(struct xparse *p, const struct xj *root)
 	struct dt_xrequest *r = p->r;
 	bool disable = false, has_disable = false;
 	const char *type = NULL;
-	const struct xj *c;
+	const struct dt_json *c;
 
 	if (xp_object(p, root, "tool_choice", false, &c))
 		return -1;
@@ -227,10 +228,10 @@ static int tool_choice(struct xparse *p, const struct xj *root)
 	return 0;
 }
 
-static int tools(struct xparse *p, const struct xj *root)
+static int tools(struct xparse *p, const struct dt_json *root)
 {
 	struct dt_xrequest *r = p->r;
-	const struct xj *list;
+	const struct dt_json *list;
 
 	if (xp_array(p, root, "tools", false, XREQ_MAX_TOOLS, &list))
 		return -1;
@@ -240,7 +241,7 @@ static int tools(struct xparse *p, const struct xj *root)
 	if (!r->tools)
 		return xp_fail(p, "out of memory");
 	xp_push_key(p, "tools");
-	for (const struct xj *t = list->first; t; t = t->next, r->n_tools++) {
+	for (const struct dt_json *t = list->first; t; t = t->next, r->n_tools++) {
 		xp_push_index(p, r->n_tools);
 		if (tool(p, &r->tools[r->n_tools], t))
 			return -1;
@@ -250,35 +251,35 @@ static int tools(struct xparse *p, const struct xj *root)
 	return 0;
 }
 
-int xreq_parse_anthropic(struct xparse *p, const struct xj *root)
+int xreq_parse_anthropic(struct xparse *p, const struct dt_json *root)
 {
 	struct dt_xrequest *r = p->r;
-	const struct xj *msgs, *meta;
+	const struct dt_json *msgs, *meta;
 	const char *system = NULL;
 	size_t room = 0, i = 0;
 
 	if (xp_str(p, root, "model", true, &r->model) ||
 	    xp_array(p, root, "messages", true, XREQ_MAX_MESSAGES, &msgs))
 		return -1;
-	if (!xj_get(root, "max_tokens"))
+	if (!dt_json_get(root, "max_tokens"))
 		return xp_fail_at(p, "max_tokens", "required, missing");
 	/* a message splits into runs of one role each: at most one per block */
-	for (const struct xj *msg = msgs->first; msg; msg = msg->next) {
-		const struct xj *c = xj_get(msg, "content");
+	for (const struct dt_json *msg = msgs->first; msg; msg = msg->next) {
+		const struct dt_json *c = dt_json_get(msg, "content");
 
-		room += c && c->type == XJ_ARRAY && c->len ? c->len : 1;
+		room += c && c->type == DT_JSON_ARRAY && c->len ? c->len : 1;
 	}
 	if (xp_reserve_messages(p, room))
 		return -1;
 	xp_push_key(p, "messages");
-	for (const struct xj *msg = msgs->first; msg; msg = msg->next, i++) {
+	for (const struct dt_json *msg = msgs->first; msg; msg = msg->next, i++) {
 		xp_push_index(p, i);
 		if (message(p, msg))
 			return -1;
 		p->depth--;
 	}
 	p->depth--;
-	if (xj_get(root, "system") && (text_blocks(p, root, "system", &system) ||
+	if (dt_json_get(root, "system") && (text_blocks(p, root, "system", &system) ||
 				       xp_system(p, system)))
 		return -1;
 	if (tools(p, root) || tool_choice(p, root) ||
@@ -308,16 +309,16 @@ static bool same_turn(enum dt_xrole a, enum dt_xrole b)
 
 /* Anthropic takes ids matching [a-zA-Z0-9_-]+; others' become that by
  * replacing every other byte with '_', the same on both sides of a call. */
-static void id_out(struct xbuf *b, const char *id)
+static void id_out(struct dt_jbuf *b, const char *id)
 {
-	xb_lit(b, "\"");
+	dt_jbuf_lit(b, "\"");
 	for (const char *c = id ? id : ""; *c; c++) {
 		bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
 			  (*c >= '0' && *c <= '9') || *c == '_' || *c == '-';
 
-		xb_put(b, ok ? c : "_", 1);
+		dt_jbuf_put(b, ok ? c : "_", 1);
 	}
-	xb_lit(b, "\"");
+	dt_jbuf_lit(b, "\"");
 }
 
 static bool supported_media_type(const char *t)
@@ -328,38 +329,38 @@ static bool supported_media_type(const char *t)
 
 static int image_out(struct xemit *e, const struct dt_xpart *x)
 {
-	struct xbuf *b = &e->b;
+	struct dt_jbuf *b = &e->b;
 
 	if (x->url && xe_gemini_file(x->url))
 		return xe_fail(e, "image %s is a Gemini file: only Gemini can read it", x->url);
 	if (x->url) {
-		xb_lit(b, "{\"type\":\"image\",\"source\":{\"type\":\"url\",\"url\":");
-		xb_str(b, x->url);
+		dt_jbuf_lit(b, "{\"type\":\"image\",\"source\":{\"type\":\"url\",\"url\":");
+		dt_jbuf_str(b, x->url);
 	} else {
 		if (!supported_media_type(x->media_type))
 			return xe_fail(e, "Anthropic does not take images of type %s",
 				       x->media_type ? x->media_type : "(none)");
-		xb_lit(b, "{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":");
-		xb_str(b, x->media_type);
-		xb_key(b, "data");
-		xb_str(b, x->data ? x->data : "");
+		dt_jbuf_lit(b, "{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":");
+		dt_jbuf_str(b, x->media_type);
+		dt_jbuf_key(b, "data");
+		dt_jbuf_str(b, x->data ? x->data : "");
 	}
-	xb_lit(b, "}}");
+	dt_jbuf_lit(b, "}}");
 	return 0;
 }
 
 static int part_out(struct xemit *e, const struct dt_xpart *x, bool assistant)
 {
-	struct xbuf *b = &e->b;
+	struct dt_jbuf *b = &e->b;
 	const char *args;
 
 	if (x->type == DT_XPART_TEXT && !x->text[0])
 		return 0; /* Anthropic refuses empty text blocks */
-	xb_sep(b);
+	dt_jbuf_sep(b);
 	switch (x->type) {
 	case DT_XPART_TEXT:
-		xb_lit(b, "{\"type\":\"text\",\"text\":");
-		xb_str(b, x->text);
+		dt_jbuf_lit(b, "{\"type\":\"text\",\"text\":");
+		dt_jbuf_str(b, x->text);
 		break;
 	case DT_XPART_IMAGE:
 		if (assistant)
@@ -368,44 +369,44 @@ static int part_out(struct xemit *e, const struct dt_xpart *x, bool assistant)
 	case DT_XPART_TOOL_CALL:
 		if (xe_arguments(e, x, &args))
 			return -1;
-		xb_lit(b, "{\"type\":\"tool_use\",\"id\":");
+		dt_jbuf_lit(b, "{\"type\":\"tool_use\",\"id\":");
 		id_out(b, x->id);
-		xb_key(b, "name");
-		xb_str(b, x->name ? x->name : "");
-		xb_key(b, "input");
-		xb_put(b, args, strlen(args));
+		dt_jbuf_key(b, "name");
+		dt_jbuf_str(b, x->name ? x->name : "");
+		dt_jbuf_key(b, "input");
+		dt_jbuf_put(b, args, strlen(args));
 		break;
 	case DT_XPART_TOOL_RESULT:
-		xb_lit(b, "{\"type\":\"tool_result\",\"tool_use_id\":");
+		dt_jbuf_lit(b, "{\"type\":\"tool_result\",\"tool_use_id\":");
 		id_out(b, x->id);
 		if (x->text && x->text[0]) {
-			xb_key(b, "content");
-			xb_str(b, x->text);
+			dt_jbuf_key(b, "content");
+			dt_jbuf_str(b, x->text);
 		}
 		if (x->is_error)
-			xb_lit(b, ",\"is_error\":true");
+			dt_jbuf_lit(b, ",\"is_error\":true");
 		break;
 	}
-	xb_lit(b, "}");
+	dt_jbuf_lit(b, "}");
 	return 0;
 }
 
 static int messages_out(struct xemit *e)
 {
 	const struct dt_xrequest *r = e->r;
-	struct xbuf *b = &e->b;
+	struct dt_jbuf *b = &e->b;
 	size_t end;
 
-	xb_key(b, "messages");
-	xb_lit(b, "[");
+	dt_jbuf_key(b, "messages");
+	dt_jbuf_lit(b, "[");
 	for (size_t i = 0; (end = xe_turn(r, &i, same_turn)) > i; i = end) {
 		bool assistant = r->messages[i].role == DT_XROLE_ASSISTANT;
 		size_t start = b->len;
 
-		xb_sep(b);
-		xb_lit(b, "{\"role\":");
-		xb_str(b, assistant ? "assistant" : "user");
-		xb_lit(b, ",\"content\":[");
+		dt_jbuf_sep(b);
+		dt_jbuf_lit(b, "{\"role\":");
+		dt_jbuf_str(b, assistant ? "assistant" : "user");
+		dt_jbuf_lit(b, ",\"content\":[");
 		for (size_t k = i; k < end; k++)
 			for (size_t j = 0; j < r->messages[k].n_parts; j++)
 				if (part_out(e, &r->messages[k].parts[j], assistant))
@@ -413,32 +414,32 @@ static int messages_out(struct xemit *e)
 		if (b->data[b->len - 1] == '[')
 			b->len = start; /* nothing to send in this turn */
 		else
-			xb_lit(b, "]}");
+			dt_jbuf_lit(b, "]}");
 	}
-	xb_lit(b, "]");
+	dt_jbuf_lit(b, "]");
 	return 0;
 }
 
 static void system_out(struct xemit *e)
 {
 	const struct dt_xrequest *r = e->r;
-	struct xbuf *b = &e->b;
+	struct dt_jbuf *b = &e->b;
 
 	if (!r->system && r->format == DT_XFORMAT_TEXT)
 		return;
-	xb_key(b, "system");
-	xb_lit(b, "\"");
+	dt_jbuf_key(b, "system");
+	dt_jbuf_lit(b, "\"");
 	if (r->system)
-		xb_esc(b, r->system);
+		dt_jbuf_esc(b, r->system);
 	if (r->system && r->format != DT_XFORMAT_TEXT)
-		xb_lit(b, "\\n\\n");
+		dt_jbuf_lit(b, "\\n\\n");
 	if (r->format == DT_XFORMAT_JSON) {
-		xb_esc(b, JSON_INSTRUCTION);
+		dt_jbuf_esc(b, JSON_INSTRUCTION);
 	} else if (r->format == DT_XFORMAT_JSON_SCHEMA) {
-		xb_esc(b, SCHEMA_INSTRUCTION);
-		xb_esc(b, r->schema);
+		dt_jbuf_esc(b, SCHEMA_INSTRUCTION);
+		dt_jbuf_esc(b, r->schema);
 	}
-	xb_lit(b, "\"");
+	dt_jbuf_lit(b, "\"");
 }
 
 static void tools_out(struct xemit *e)
@@ -449,99 +450,99 @@ static void tools_out(struct xemit *e)
 	};
 	const struct dt_xrequest *r = e->r;
 	enum dt_xtool_choice choice = r->tool_choice;
-	struct xbuf *b = &e->b;
+	struct dt_jbuf *b = &e->b;
 
-	xb_key(b, "tools");
-	xb_lit(b, "[");
+	dt_jbuf_key(b, "tools");
+	dt_jbuf_lit(b, "[");
 	for (size_t i = 0; i < r->n_tools; i++) {
 		const struct dt_xtool *t = &r->tools[i];
 
-		xb_sep(b);
-		xb_lit(b, "{\"name\":");
-		xb_str(b, t->name);
+		dt_jbuf_sep(b);
+		dt_jbuf_lit(b, "{\"name\":");
+		dt_jbuf_str(b, t->name);
 		if (t->description) {
-			xb_key(b, "description");
-			xb_str(b, t->description);
+			dt_jbuf_key(b, "description");
+			dt_jbuf_str(b, t->description);
 		}
-		xb_key(b, "input_schema");
+		dt_jbuf_key(b, "input_schema");
 		if (t->parameters)
-			xb_put(b, t->parameters, strlen(t->parameters));
+			dt_jbuf_put(b, t->parameters, strlen(t->parameters));
 		else
-			xb_lit(b, "{\"type\":\"object\",\"properties\":{}}");
-		xb_lit(b, "}");
+			dt_jbuf_lit(b, "{\"type\":\"object\",\"properties\":{}}");
+		dt_jbuf_lit(b, "}");
 	}
-	xb_lit(b, "]");
+	dt_jbuf_lit(b, "]");
 	/* parallel use is switched off inside tool_choice */
 	if (choice == DT_XTOOL_CHOICE_UNSET && r->parallel_tool_calls == 0)
 		choice = DT_XTOOL_CHOICE_AUTO;
 	if (choice == DT_XTOOL_CHOICE_UNSET)
 		return;
-	xb_key(b, "tool_choice");
-	xb_lit(b, "{\"type\":");
-	xb_str(b, choices[choice]);
+	dt_jbuf_key(b, "tool_choice");
+	dt_jbuf_lit(b, "{\"type\":");
+	dt_jbuf_str(b, choices[choice]);
 	if (choice == DT_XTOOL_CHOICE_NAMED) {
-		xb_key(b, "name");
-		xb_str(b, r->tool_choice_name ? r->tool_choice_name : "");
+		dt_jbuf_key(b, "name");
+		dt_jbuf_str(b, r->tool_choice_name ? r->tool_choice_name : "");
 	}
 	if (r->parallel_tool_calls == 0 && choice != DT_XTOOL_CHOICE_NONE)
-		xb_lit(b, ",\"disable_parallel_tool_use\":true");
-	xb_lit(b, "}");
+		dt_jbuf_lit(b, ",\"disable_parallel_tool_use\":true");
+	dt_jbuf_lit(b, "}");
 }
 
 static void options_out(struct xemit *e)
 {
 	const struct dt_xrequest *r = e->r;
-	struct xbuf *b = &e->b;
+	struct dt_jbuf *b = &e->b;
 
 	/* Anthropic's range is 0..1: hotter asks get its hottest */
 	if (r->has_temperature) {
-		xb_key(b, "temperature");
-		xb_num(b, r->temperature > 1 ? 1 : r->temperature);
+		dt_jbuf_key(b, "temperature");
+		dt_jbuf_num(b, r->temperature > 1 ? 1 : r->temperature);
 	} else if (r->has_top_p) {
 		/* recent models refuse both: temperature wins */
-		xb_key(b, "top_p");
-		xb_num(b, r->top_p);
+		dt_jbuf_key(b, "top_p");
+		dt_jbuf_num(b, r->top_p);
 	}
 	if (r->has_top_k) {
-		xb_key(b, "top_k");
-		xb_int(b, r->top_k);
+		dt_jbuf_key(b, "top_k");
+		dt_jbuf_int(b, r->top_k);
 	}
 	if (r->n_stop) {
-		xb_key(b, "stop_sequences");
-		xb_lit(b, "[");
+		dt_jbuf_key(b, "stop_sequences");
+		dt_jbuf_lit(b, "[");
 		for (size_t i = 0; i < r->n_stop; i++) {
-			xb_sep(b);
-			xb_str(b, r->stop[i]);
+			dt_jbuf_sep(b);
+			dt_jbuf_str(b, r->stop[i]);
 		}
-		xb_lit(b, "]");
+		dt_jbuf_lit(b, "]");
 	}
 	if (r->user) {
-		xb_lit(b, ",\"metadata\":{\"user_id\":");
-		xb_str(b, r->user);
-		xb_lit(b, "}");
+		dt_jbuf_lit(b, ",\"metadata\":{\"user_id\":");
+		dt_jbuf_str(b, r->user);
+		dt_jbuf_lit(b, "}");
 	}
 	if (r->stream)
-		xb_lit(b, ",\"stream\":true");
+		dt_jbuf_lit(b, ",\"stream\":true");
 }
 
 int xreq_emit_anthropic(struct xemit *e, const char *model)
 {
 	const struct dt_xrequest *r = e->r;
-	struct xbuf *b = &e->b;
+	struct dt_jbuf *b = &e->b;
 
 	if (r->n > 1)
 		return xe_fail(e, "n: Anthropic answers with one candidate only, %lld were asked",
 			       (long long)r->n);
-	xb_lit(b, "{\"model\":");
-	xb_str(b, model ? model : r->model ? r->model : "");
-	xb_key(b, "max_tokens");
-	xb_int(b, r->max_tokens >= 0 ? r->max_tokens : XREQ_ANTHROPIC_DEFAULT_MAX_TOKENS);
+	dt_jbuf_lit(b, "{\"model\":");
+	dt_jbuf_str(b, model ? model : r->model ? r->model : "");
+	dt_jbuf_key(b, "max_tokens");
+	dt_jbuf_int(b, r->max_tokens >= 0 ? r->max_tokens : XREQ_ANTHROPIC_DEFAULT_MAX_TOKENS);
 	system_out(e);
 	if (messages_out(e))
 		return -1;
 	if (r->n_tools)
 		tools_out(e);
 	options_out(e);
-	xb_lit(b, "}");
+	dt_jbuf_lit(b, "}");
 	return 0;
 }

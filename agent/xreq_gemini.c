@@ -19,7 +19,8 @@ struct last_calls {
 	bool *answered;         /* per part of m */
 };
 
-static int image_part(struct xparse *p, struct dt_xpart *x, const struct xj *blob, bool inline_data)
+static int image_part(struct xparse *p, struct dt_xpart *x, const struct dt_json *blob,
+		      bool inline_data)
 {
 	if (xp_str(p, blob, "mimeType|mime_type", inline_data, &x->media_type) ||
 	    (inline_data ? xp_str(p, blob, "data", true, &x->data)
@@ -30,15 +31,15 @@ static int image_part(struct xparse *p, struct dt_xpart *x, const struct xj *blo
 	return 0;
 }
 
-static int call_part(struct xparse *p, struct dt_xpart *x, const struct xj *call, size_t turn,
+static int call_part(struct xparse *p, struct dt_xpart *x, const struct dt_json *call, size_t turn,
 		     size_t index)
 {
-	const struct xj *args;
+	const struct dt_json *args;
 
 	if (xp_str(p, call, "name", true, &x->name) || xp_str(p, call, "id", false, &x->id) ||
 	    xp_object(p, call, "args", false, &args))
 		return -1;
-	x->arguments = args ? xj_text(&p->r->arena, args, false) : "{}";
+	x->arguments = args ? dt_json_text(&p->r->arena, args, 0) : "{}";
 	/* no id from the client: one derived from where the call is, so the
 	 * same history always gets the same ids */
 	if (!x->id)
@@ -63,22 +64,22 @@ static const char *answered_call(struct last_calls *calls, const char *name)
 
 /* A response is {"result": "<text>"} or {"error": "<text>"} when it only
  * wraps a text; otherwise its JSON is the text. */
-static int response_part(struct xparse *p, struct dt_xpart *x, const struct xj *resp,
+static int response_part(struct xparse *p, struct dt_xpart *x, const struct dt_json *resp,
 			 struct last_calls *calls)
 {
-	const struct xj *body, *only;
+	const struct dt_json *body, *only;
 
 	if (xp_str(p, resp, "name", true, &x->name) || xp_str(p, resp, "id", false, &x->id) ||
 	    xp_object(p, resp, "response", true, &body))
 		return -1;
 	if (!x->id && !(x->id = answered_call(calls, x->name)))
 		return xp_fail(p, "no call to \"%s\" in the previous model turn", x->name);
-	only = body->len == 1 && body->first->type == XJ_STRING ? body->first : NULL;
-	if (only && (xj_get(body, "result") || xj_get(body, "error"))) {
-		x->is_error = xj_get(body, "error") != NULL;
-		x->text = xj_cstr(&p->r->arena, only);
+	only = body->len == 1 && body->first->type == DT_JSON_STRING ? body->first : NULL;
+	if (only && (dt_json_get(body, "result") || dt_json_get(body, "error"))) {
+		x->is_error = dt_json_get(body, "error") != NULL;
+		x->text = dt_json_cstr(&p->r->arena, only);
 	} else {
-		x->text = xj_text(&p->r->arena, body, false);
+		x->text = dt_json_text(&p->r->arena, body, 0);
 	}
 	return x->text ? 0 : xp_fail(p, "out of memory");
 }
@@ -89,7 +90,7 @@ static const char *const part_kinds[] = {
 };
 
 /* One part of contents[turn]; *m as in the Anthropic parser's block(). */
-static int part(struct xparse *p, struct dt_xmessage **m, const struct xj *pt, bool model,
+static int part(struct xparse *p, struct dt_xmessage **m, const struct dt_json *pt, bool model,
 		size_t turn, size_t index, size_t left, struct last_calls *calls)
 {
 	static const enum dt_xpart_type types[] = {
@@ -97,15 +98,15 @@ static int part(struct xparse *p, struct dt_xmessage **m, const struct xj *pt, b
 		DT_XPART_TOOL_RESULT,
 	};
 	enum dt_xrole role = model ? DT_XROLE_ASSISTANT : DT_XROLE_USER;
-	const struct xj *v = NULL;
+	const struct dt_json *v = NULL;
 	bool thought = false;
 	struct dt_xpart *x;
 	size_t k;
 
-	if (pt->type != XJ_OBJECT)
+	if (pt->type != DT_JSON_OBJECT)
 		return xp_fail(p, "a part must be an object");
 	for (k = 0; k < sizeof(part_kinds) / sizeof(part_kinds[0]) && !v; k++)
-		v = xj_get(pt, part_kinds[k]);
+		v = dt_json_get(pt, part_kinds[k]);
 	if (!v)
 		return xp_fail(p, "a part must hold text, inlineData, fileData, functionCall or "
 			       "functionResponse");
@@ -136,15 +137,15 @@ static int part(struct xparse *p, struct dt_xmessage **m, const struct xj *pt, b
 	return 0;
 }
 
-static int content(struct xparse *p, const struct xj *c, size_t turn, struct last_calls *calls)
+static int content(struct xparse *p, const struct dt_json *c, size_t turn, struct last_calls *calls)
 {
 	const char *role = "user";
-	const struct xj *parts;
+	const struct dt_json *parts;
 	struct dt_xmessage *m = NULL;
 	bool model;
 	size_t i = 0;
 
-	if (c->type != XJ_OBJECT)
+	if (c->type != DT_JSON_OBJECT)
 		return xp_fail(p, "a content must be an object");
 	if (xp_str(p, c, "role", false, &role))
 		return -1;
@@ -155,7 +156,7 @@ static int content(struct xparse *p, const struct xj *c, size_t turn, struct las
 	if (xp_array(p, c, "parts", true, XREQ_MAX_PARTS, &parts))
 		return -1;
 	xp_push_key(p, "parts");
-	for (const struct xj *pt = parts->first; pt; pt = pt->next, i++) {
+	for (const struct dt_json *pt = parts->first; pt; pt = pt->next, i++) {
 		xp_push_index(p, i);
 		if (part(p, &m, pt, model, turn, i, parts->len - i, calls))
 			return -1;
@@ -171,9 +172,9 @@ static int content(struct xparse *p, const struct xj *c, size_t turn, struct las
 	return 0;
 }
 
-static int system_instruction(struct xparse *p, const struct xj *root)
+static int system_instruction(struct xparse *p, const struct dt_json *root)
 {
-	const struct xj *si, *parts;
+	const struct dt_json *si, *parts;
 	size_t i = 0;
 
 	if (xp_object(p, root, "systemInstruction|system_instruction", false, &si))
@@ -184,7 +185,7 @@ static int system_instruction(struct xparse *p, const struct xj *root)
 	if (xp_array(p, si, "parts", true, XREQ_MAX_PARTS, &parts))
 		return -1;
 	xp_push_key(p, "parts");
-	for (const struct xj *pt = parts->first; pt; pt = pt->next, i++) {
+	for (const struct dt_json *pt = parts->first; pt; pt = pt->next, i++) {
 		const char *text = NULL;
 
 		xp_push_index(p, i);
@@ -196,11 +197,11 @@ static int system_instruction(struct xparse *p, const struct xj *root)
 	return 0;
 }
 
-static int declaration(struct xparse *p, struct dt_xtool *t, const struct xj *decl)
+static int declaration(struct xparse *p, struct dt_xtool *t, const struct dt_json *decl)
 {
-	const struct xj *json_schema, *openapi;
+	const struct dt_json *json_schema, *openapi;
 
-	if (decl->type != XJ_OBJECT)
+	if (decl->type != DT_JSON_OBJECT)
 		return xp_fail(p, "a function declaration must be an object");
 	if (xp_str(p, decl, "name", true, &t->name) ||
 	    xp_str(p, decl, "description", false, &t->description) ||
@@ -208,16 +209,16 @@ static int declaration(struct xparse *p, struct dt_xtool *t, const struct xj *de
 	    xp_object(p, decl, "parameters", false, &openapi))
 		return -1;
 	if (json_schema)
-		t->parameters = xj_text(&p->r->arena, json_schema, false);
+		t->parameters = dt_json_text(&p->r->arena, json_schema, 0);
 	else if (openapi)
-		t->parameters = xj_text(&p->r->arena, openapi, true);
+		t->parameters = dt_json_text(&p->r->arena, openapi, DT_JSON_LOWERCASE_TYPES);
 	return !t->parameters && (json_schema || openapi) ? xp_fail(p, "out of memory") : 0;
 }
 
-static int tools(struct xparse *p, const struct xj *root)
+static int tools(struct xparse *p, const struct dt_json *root)
 {
 	struct dt_xrequest *r = p->r;
-	const struct xj *list, *decls;
+	const struct dt_json *list, *decls;
 	size_t n = 0, i = 0;
 
 	if (xp_array(p, root, "tools", false, XREQ_MAX_TOOLS, &list))
@@ -225,9 +226,9 @@ static int tools(struct xparse *p, const struct xj *root)
 	if (!list)
 		return 0;
 	xp_push_key(p, "tools");
-	for (const struct xj *t = list->first; t; t = t->next, i++) {
+	for (const struct dt_json *t = list->first; t; t = t->next, i++) {
 		xp_push_index(p, i);
-		if (!xj_get(t, "functionDeclarations|function_declarations") || t->len != 1)
+		if (!dt_json_get(t, "functionDeclarations|function_declarations") || t->len != 1)
 			return xp_fail(p, "only functionDeclarations can be translated");
 		if (xp_array(p, t, "functionDeclarations|function_declarations", true,
 			     XREQ_MAX_TOOLS, &decls))
@@ -240,12 +241,12 @@ static int tools(struct xparse *p, const struct xj *root)
 	if (!(r->tools = dt_arena_alloc(&r->arena, (n ? n : 1) * sizeof(*r->tools))))
 		return xp_fail(p, "out of memory");
 	i = 0;
-	for (const struct xj *t = list->first; t; t = t->next, i++) {
+	for (const struct dt_json *t = list->first; t; t = t->next, i++) {
 		size_t k = 0;
 
 		xp_push_index(p, i);
 		xp_push_key(p, "functionDeclarations");
-		for (const struct xj *d = t->first->first; d; d = d->next, k++, r->n_tools++) {
+		for (const struct dt_json *d = t->first->first; d; d = d->next, k++, r->n_tools++) {
 			xp_push_index(p, k);
 			if (declaration(p, &r->tools[r->n_tools], d))
 				return -1;
@@ -257,7 +258,7 @@ static int tools(struct xparse *p, const struct xj *root)
 	return 0;
 }
 
-static int tool_config(struct xparse *p, const struct xj *root)
+static int tool_config(struct xparse *p, const struct dt_json *root)
 {
 	static const struct { const char *name; enum dt_xtool_choice choice; } modes[] = {
 		{ "AUTO", DT_XTOOL_CHOICE_AUTO }, { "ANY", DT_XTOOL_CHOICE_REQUIRED },
@@ -267,7 +268,7 @@ static int tool_config(struct xparse *p, const struct xj *root)
 		{ "MODE_UNSPECIFIED", DT_XTOOL_CHOICE_UNSET },
 	};
 	struct dt_xrequest *r = p->r;
-	const struct xj *tc, *fc, *names = NULL;
+	const struct dt_json *tc, *fc, *names = NULL;
 	const char *mode = NULL;
 	size_t i;
 
@@ -292,20 +293,20 @@ static int tool_config(struct xparse *p, const struct xj *root)
 		return xp_fail_at(p, "mode", "unknown value \"%s\"", mode);
 	r->tool_choice = mode ? modes[i].choice : DT_XTOOL_CHOICE_UNSET;
 	if (names && names->len && r->tool_choice == DT_XTOOL_CHOICE_REQUIRED) {
-		if (names->first->type != XJ_STRING)
+		if (names->first->type != DT_JSON_STRING)
 			return xp_fail_at(p, "allowedFunctionNames", "must hold strings");
 		r->tool_choice = DT_XTOOL_CHOICE_NAMED;
-		if (!(r->tool_choice_name = xj_cstr(&r->arena, names->first)))
+		if (!(r->tool_choice_name = dt_json_cstr(&r->arena, names->first)))
 			return xp_fail(p, "out of memory");
 	}
 	p->depth -= 2;
 	return 0;
 }
 
-static int generation_config(struct xparse *p, const struct xj *root)
+static int generation_config(struct xparse *p, const struct dt_json *root)
 {
 	struct dt_xrequest *r = p->r;
-	const struct xj *gc, *schema, *json_schema;
+	const struct dt_json *gc, *schema, *json_schema;
 	const char *mime = NULL;
 
 	if (xp_object(p, root, "generationConfig|generation_config", false, &gc))
@@ -334,8 +335,8 @@ static int generation_config(struct xparse *p, const struct xj *root)
 		return xp_fail_at(p, "responseMimeType", "\"%s\" cannot be translated", mime);
 	if (r->format == DT_XFORMAT_JSON && (json_schema || schema)) {
 		r->format = DT_XFORMAT_JSON_SCHEMA;
-		r->schema = json_schema ? xj_text(&r->arena, json_schema, false)
-					: xj_text(&r->arena, schema, true);
+		r->schema = json_schema ? dt_json_text(&r->arena, json_schema, 0)
+					: dt_json_text(&r->arena, schema, DT_JSON_LOWERCASE_TYPES);
 		if (!r->schema)
 			return xp_fail(p, "out of memory");
 	}
@@ -343,11 +344,11 @@ static int generation_config(struct xparse *p, const struct xj *root)
 	return 0;
 }
 
-int xreq_parse_gemini(struct xparse *p, const struct xj *root, const char *path_model)
+int xreq_parse_gemini(struct xparse *p, const struct dt_json *root, const char *path_model)
 {
 	struct dt_xrequest *r = p->r;
 	struct last_calls calls = { 0 };
-	const struct xj *contents;
+	const struct dt_json *contents;
 	size_t room = 0, i = 0;
 
 	if (path_model && !(r->model = dt_arena_strdup(&r->arena, path_model)))
@@ -355,15 +356,15 @@ int xreq_parse_gemini(struct xparse *p, const struct xj *root, const char *path_
 	if (xp_array(p, root, "contents", true, XREQ_MAX_MESSAGES, &contents))
 		return -1;
 	/* a content splits into runs of one role each: at most one per part */
-	for (const struct xj *c = contents->first; c; c = c->next) {
-		const struct xj *parts = xj_get(c, "parts");
+	for (const struct dt_json *c = contents->first; c; c = c->next) {
+		const struct dt_json *parts = dt_json_get(c, "parts");
 
-		room += parts && parts->type == XJ_ARRAY && parts->len ? parts->len : 1;
+		room += parts && parts->type == DT_JSON_ARRAY && parts->len ? parts->len : 1;
 	}
 	if (xp_reserve_messages(p, room))
 		return -1;
 	xp_push_key(p, "contents");
-	for (const struct xj *c = contents->first; c; c = c->next, i++) {
+	for (const struct dt_json *c = contents->first; c; c = c->next, i++) {
 		xp_push_index(p, i);
 		if (content(p, c, i, &calls))
 			return -1;
@@ -383,21 +384,21 @@ static bool same_turn(enum dt_xrole a, enum dt_xrole b)
 
 static int image_out(struct xemit *e, const struct dt_xpart *x)
 {
-	struct xbuf *b = &e->b;
+	struct dt_jbuf *b = &e->b;
 
 	if (x->url && !xe_gemini_file(x->url))
 		return xe_fail(e, "Gemini does not fetch image URLs (%s): send the image inline", x->url);
 	if (x->url)
-		xb_lit(b, "{\"fileData\":{");
+		dt_jbuf_lit(b, "{\"fileData\":{");
 	else
-		xb_lit(b, "{\"inlineData\":{");
+		dt_jbuf_lit(b, "{\"inlineData\":{");
 	if (x->media_type) {
-		xb_key(b, "mimeType");
-		xb_str(b, x->media_type);
+		dt_jbuf_key(b, "mimeType");
+		dt_jbuf_str(b, x->media_type);
 	}
-	xb_key(b, x->url ? "fileUri" : "data");
-	xb_str(b, x->url ? x->url : x->data ? x->data : "");
-	xb_lit(b, "}}");
+	dt_jbuf_key(b, x->url ? "fileUri" : "data");
+	dt_jbuf_str(b, x->url ? x->url : x->data ? x->data : "");
+	dt_jbuf_lit(b, "}}");
 	return 0;
 }
 
@@ -405,50 +406,50 @@ static int result_out(struct xemit *e, size_t msg, const struct dt_xpart *x)
 {
 	const char *name = xe_call_name(e->r, msg, x->id);
 	const char *text = x->text ? x->text : "";
-	struct xbuf *b = &e->b;
+	struct dt_jbuf *b = &e->b;
 
 	if (!name && !(name = x->name))
 		return xe_fail(e, "tool result %s answers no earlier tool call", x->id ? x->id : "");
-	xb_lit(b, "{\"functionResponse\":{\"name\":");
-	xb_str(b, name);
-	xb_key(b, "response");
+	dt_jbuf_lit(b, "{\"functionResponse\":{\"name\":");
+	dt_jbuf_str(b, name);
+	dt_jbuf_key(b, "response");
 	if (x->is_error) {
-		xb_lit(b, "{\"error\":");
-		xb_str(b, text);
-		xb_lit(b, "}");
-	} else if (xj_is_object_text(text, strlen(text))) {
-		xb_put(b, text, strlen(text));
+		dt_jbuf_lit(b, "{\"error\":");
+		dt_jbuf_str(b, text);
+		dt_jbuf_lit(b, "}");
+	} else if (dt_json_is_object_text(text, strlen(text))) {
+		dt_jbuf_put(b, text, strlen(text));
 	} else {
-		xb_lit(b, "{\"result\":");
-		xb_str(b, text);
-		xb_lit(b, "}");
+		dt_jbuf_lit(b, "{\"result\":");
+		dt_jbuf_str(b, text);
+		dt_jbuf_lit(b, "}");
 	}
-	xb_lit(b, "}}");
+	dt_jbuf_lit(b, "}}");
 	return 0;
 }
 
 static int part_out(struct xemit *e, size_t msg, const struct dt_xpart *x)
 {
-	struct xbuf *b = &e->b;
+	struct dt_jbuf *b = &e->b;
 	const char *args;
 
-	xb_sep(b);
+	dt_jbuf_sep(b);
 	switch (x->type) {
 	case DT_XPART_TEXT:
-		xb_lit(b, "{\"text\":");
-		xb_str(b, x->text);
-		xb_lit(b, "}");
+		dt_jbuf_lit(b, "{\"text\":");
+		dt_jbuf_str(b, x->text);
+		dt_jbuf_lit(b, "}");
 		return 0;
 	case DT_XPART_IMAGE:
 		return image_out(e, x);
 	case DT_XPART_TOOL_CALL:
 		if (xe_arguments(e, x, &args))
 			return -1;
-		xb_lit(b, "{\"functionCall\":{\"name\":");
-		xb_str(b, x->name ? x->name : "");
-		xb_key(b, "args");
-		xb_put(b, args, strlen(args));
-		xb_lit(b, "},\"thoughtSignature\":\"" SKIP_SIGNATURE "\"}");
+		dt_jbuf_lit(b, "{\"functionCall\":{\"name\":");
+		dt_jbuf_str(b, x->name ? x->name : "");
+		dt_jbuf_key(b, "args");
+		dt_jbuf_put(b, args, strlen(args));
+		dt_jbuf_lit(b, "},\"thoughtSignature\":\"" SKIP_SIGNATURE "\"}");
 		return 0;
 	default:
 		return result_out(e, msg, x);
@@ -458,22 +459,22 @@ static int part_out(struct xemit *e, size_t msg, const struct dt_xpart *x)
 static int contents_out(struct xemit *e)
 {
 	const struct dt_xrequest *r = e->r;
-	struct xbuf *b = &e->b;
+	struct dt_jbuf *b = &e->b;
 	size_t end;
 
-	xb_lit(b, "{\"contents\":[");
+	dt_jbuf_lit(b, "{\"contents\":[");
 	for (size_t i = 0; (end = xe_turn(r, &i, same_turn)) > i; i = end) {
-		xb_sep(b);
-		xb_lit(b, "{\"role\":");
-		xb_str(b, r->messages[i].role == DT_XROLE_ASSISTANT ? "model" : "user");
-		xb_lit(b, ",\"parts\":[");
+		dt_jbuf_sep(b);
+		dt_jbuf_lit(b, "{\"role\":");
+		dt_jbuf_str(b, r->messages[i].role == DT_XROLE_ASSISTANT ? "model" : "user");
+		dt_jbuf_lit(b, ",\"parts\":[");
 		for (size_t k = i; k < end; k++)
 			for (size_t j = 0; j < r->messages[k].n_parts; j++)
 				if (part_out(e, k, &r->messages[k].parts[j]))
 					return -1;
-		xb_lit(b, "]}");
+		dt_jbuf_lit(b, "]}");
 	}
-	xb_lit(b, "]");
+	dt_jbuf_lit(b, "]");
 	return 0;
 }
 
@@ -484,118 +485,118 @@ static void tools_out(struct xemit *e)
 		[DT_XTOOL_CHOICE_REQUIRED] = "ANY", [DT_XTOOL_CHOICE_NAMED] = "ANY",
 	};
 	const struct dt_xrequest *r = e->r;
-	struct xbuf *b = &e->b;
+	struct dt_jbuf *b = &e->b;
 
-	xb_lit(b, ",\"tools\":[{\"functionDeclarations\":[");
+	dt_jbuf_lit(b, ",\"tools\":[{\"functionDeclarations\":[");
 	for (size_t i = 0; i < r->n_tools; i++) {
 		const struct dt_xtool *t = &r->tools[i];
 
-		xb_sep(b);
-		xb_lit(b, "{\"name\":");
-		xb_str(b, t->name);
+		dt_jbuf_sep(b);
+		dt_jbuf_lit(b, "{\"name\":");
+		dt_jbuf_str(b, t->name);
 		if (t->description) {
-			xb_key(b, "description");
-			xb_str(b, t->description);
+			dt_jbuf_key(b, "description");
+			dt_jbuf_str(b, t->description);
 		}
 		if (t->parameters) {
-			xb_key(b, "parametersJsonSchema");
-			xb_put(b, t->parameters, strlen(t->parameters));
+			dt_jbuf_key(b, "parametersJsonSchema");
+			dt_jbuf_put(b, t->parameters, strlen(t->parameters));
 		}
-		xb_lit(b, "}");
+		dt_jbuf_lit(b, "}");
 	}
-	xb_lit(b, "]}]");
+	dt_jbuf_lit(b, "]}]");
 	if (r->tool_choice == DT_XTOOL_CHOICE_UNSET)
 		return;
-	xb_lit(b, ",\"toolConfig\":{\"functionCallingConfig\":{\"mode\":");
-	xb_str(b, modes[r->tool_choice]);
+	dt_jbuf_lit(b, ",\"toolConfig\":{\"functionCallingConfig\":{\"mode\":");
+	dt_jbuf_str(b, modes[r->tool_choice]);
 	if (r->tool_choice == DT_XTOOL_CHOICE_NAMED) {
-		xb_key(b, "allowedFunctionNames");
-		xb_lit(b, "[");
-		xb_str(b, r->tool_choice_name ? r->tool_choice_name : "");
-		xb_lit(b, "]");
+		dt_jbuf_key(b, "allowedFunctionNames");
+		dt_jbuf_lit(b, "[");
+		dt_jbuf_str(b, r->tool_choice_name ? r->tool_choice_name : "");
+		dt_jbuf_lit(b, "]");
 	}
-	xb_lit(b, "}}");
+	dt_jbuf_lit(b, "}}");
 }
 
 static void generation_config_out(struct xemit *e)
 {
 	const struct dt_xrequest *r = e->r;
-	struct xbuf *b = &e->b;
+	struct dt_jbuf *b = &e->b;
 	size_t start = b->len;
 
-	xb_lit(b, ",\"generationConfig\":{");
+	dt_jbuf_lit(b, ",\"generationConfig\":{");
 	if (r->has_temperature) {
-		xb_key(b, "temperature");
-		xb_num(b, r->temperature);
+		dt_jbuf_key(b, "temperature");
+		dt_jbuf_num(b, r->temperature);
 	}
 	if (r->has_top_p) {
-		xb_key(b, "topP");
-		xb_num(b, r->top_p);
+		dt_jbuf_key(b, "topP");
+		dt_jbuf_num(b, r->top_p);
 	}
 	if (r->has_top_k) {
-		xb_key(b, "topK");
-		xb_int(b, r->top_k);
+		dt_jbuf_key(b, "topK");
+		dt_jbuf_int(b, r->top_k);
 	}
 	if (r->max_tokens >= 0) {
-		xb_key(b, "maxOutputTokens");
-		xb_int(b, r->max_tokens);
+		dt_jbuf_key(b, "maxOutputTokens");
+		dt_jbuf_int(b, r->max_tokens);
 	}
 	if (r->n_stop) {
-		xb_key(b, "stopSequences");
-		xb_lit(b, "[");
+		dt_jbuf_key(b, "stopSequences");
+		dt_jbuf_lit(b, "[");
 		for (size_t i = 0; i < r->n_stop; i++) {
-			xb_sep(b);
-			xb_str(b, r->stop[i]);
+			dt_jbuf_sep(b);
+			dt_jbuf_str(b, r->stop[i]);
 		}
-		xb_lit(b, "]");
+		dt_jbuf_lit(b, "]");
 	}
 	if (r->n != 1) {
-		xb_key(b, "candidateCount");
-		xb_int(b, r->n);
+		dt_jbuf_key(b, "candidateCount");
+		dt_jbuf_int(b, r->n);
 	}
 	if (r->has_seed) {
-		xb_key(b, "seed");
-		xb_int(b, r->seed);
+		dt_jbuf_key(b, "seed");
+		dt_jbuf_int(b, r->seed);
 	}
 	if (r->has_presence_penalty) {
-		xb_key(b, "presencePenalty");
-		xb_num(b, r->presence_penalty);
+		dt_jbuf_key(b, "presencePenalty");
+		dt_jbuf_num(b, r->presence_penalty);
 	}
 	if (r->has_frequency_penalty) {
-		xb_key(b, "frequencyPenalty");
-		xb_num(b, r->frequency_penalty);
+		dt_jbuf_key(b, "frequencyPenalty");
+		dt_jbuf_num(b, r->frequency_penalty);
 	}
 	if (r->format != DT_XFORMAT_TEXT) {
-		xb_key(b, "responseMimeType");
-		xb_lit(b, "\"application/json\"");
+		dt_jbuf_key(b, "responseMimeType");
+		dt_jbuf_lit(b, "\"application/json\"");
 	}
 	if (r->format == DT_XFORMAT_JSON_SCHEMA) {
-		xb_key(b, "responseJsonSchema");
-		xb_put(b, r->schema, strlen(r->schema));
+		dt_jbuf_key(b, "responseJsonSchema");
+		dt_jbuf_put(b, r->schema, strlen(r->schema));
 	}
 	if (b->len > start && b->data[b->len - 1] == '{')
 		b->len = start; /* nothing set */
 	else
-		xb_lit(b, "}");
+		dt_jbuf_lit(b, "}");
 }
 
 int xreq_emit_gemini(struct xemit *e)
 {
 	const struct dt_xrequest *r = e->r;
-	struct xbuf *b = &e->b;
+	struct dt_jbuf *b = &e->b;
 
 	if (r->has_seed && (r->seed < INT32_MIN || r->seed > INT32_MAX))
 		return xe_fail(e, "seed: Gemini takes a 32-bit seed, not %lld", (long long)r->seed);
 	if (contents_out(e))
 		return -1;
 	if (r->system) {
-		xb_lit(b, ",\"systemInstruction\":{\"parts\":[{\"text\":");
-		xb_str(b, r->system);
-		xb_lit(b, "}]}");
+		dt_jbuf_lit(b, ",\"systemInstruction\":{\"parts\":[{\"text\":");
+		dt_jbuf_str(b, r->system);
+		dt_jbuf_lit(b, "}]}");
 	}
 	if (r->n_tools)
 		tools_out(e);
 	generation_config_out(e);
-	xb_lit(b, "}");
+	dt_jbuf_lit(b, "}");
 	return 0;
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Shared by the request translators (xreq*.c): a small JSON scanner and
- * writer, the parse context with its error path, the limits, and the
- * helpers every family's parser and emitter uses. Not for use elsewhere. */
+/* Shared by the request translators (xreq*.c): the parse context with its
+ * error path, the limits, and the helpers every family's parser and
+ * emitter uses. Not for use elsewhere. */
 #ifndef DT_XREQ_INT_H
 #define DT_XREQ_INT_H
 
@@ -10,11 +10,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "json.h"
 #include "xlate.h"
 
-/* Limits on what a client may send (docs/translation.md, "Limits"). */
-#define XREQ_MAX_DEPTH        128    /* JSON nesting */
-#define XREQ_MAX_VALUES       1000000 /* JSON values in one body */
+/* Limits on what a client may send (docs/translation.md, "Limits"; the
+ * JSON's own in json.h). */
 #define XREQ_MAX_MESSAGES     10000
 #define XREQ_MAX_PARTS        10000  /* in one message */
 #define XREQ_MAX_TOTAL_PARTS  50000
@@ -24,65 +24,6 @@
 
 /* Anthropic requires max_tokens; this is sent when the client named none. */
 #define XREQ_ANTHROPIC_DEFAULT_MAX_TOKENS 4096
-
-/* ---- JSON scanner (xreq_json.c) ------------------------------------------ */
-
-enum xj_type { XJ_NULL, XJ_BOOL, XJ_NUMBER, XJ_STRING, XJ_ARRAY, XJ_OBJECT };
-
-/* One value of a scanned document. Strings and keys point into the body
- * until asked for (xj_cstr), so what is never read is never copied. */
-struct xj {
-	enum xj_type type;
-	bool boolean;
-	bool escaped;           /* STRING: holds backslash escapes */
-	bool is_integer;        /* NUMBER: an integer that fits int64 */
-	const char *raw;        /* the value's text (STRING: between the quotes) */
-	size_t raw_len;
-	size_t len;             /* ARRAY, OBJECT: how many items or members */
-	struct xj *first;       /* ARRAY, OBJECT */
-	struct xj *next;        /* the next item or member of the parent */
-	const char *key;        /* member of an object: its name, unescaped */
-	size_t key_len;
-	double number;
-	int64_t integer;
-};
-
-/* Scan body into a tree allocated in a; NULL with a reason in err. */
-struct xj *xj_parse(struct dt_arena *a, const char *body, size_t len, char *err, size_t errlen);
-/* Whether text is one well-formed JSON object (nothing allocated). */
-bool xj_is_object_text(const char *text, size_t len);
-/* A member by name; key may list aliases as "camelCase|snake_case". */
-const struct xj *xj_get(const struct xj *obj, const char *key);
-/* A STRING's value, NUL-terminated (unescaped into a when needed). */
-const char *xj_cstr(struct dt_arena *a, const struct xj *s);
-/* A copy of the value's JSON text, NUL-terminated; with lowercase_types
- * every "type" member holding a string is lowercased (Gemini's OpenAPI
- * schemas name types "OBJECT", JSON Schema "object"). */
-const char *xj_text(struct dt_arena *a, const struct xj *v, bool lowercase_types);
-
-/* ---- JSON writer (xreq_json.c) ------------------------------------------- */
-
-struct xbuf {
-	char *data;
-	size_t len, cap;
-	bool oom;
-};
-
-void xb_put(struct xbuf *b, const char *s, size_t n);
-/* "" s: only a literal compiles (sizeof a pointer would be wrong) */
-#define xb_lit(b, s) xb_put((b), "" s, sizeof(s) - 1)
-/* A comma unless the value opens an object or array. */
-void xb_sep(struct xbuf *b);
-/* `,"key":`: key is a literal name needing no escapes */
-void xb_key(struct xbuf *b, const char *key);
-void xb_str(struct xbuf *b, const char *s);          /* quoted, escaped */
-void xb_esc(struct xbuf *b, const char *s);          /* escaped, no quotes */
-void xb_strn(struct xbuf *b, const char *s, size_t n);
-void xb_int(struct xbuf *b, int64_t v);
-void xb_num(struct xbuf *b, double v);
-void xb_bool(struct xbuf *b, bool v);
-/* Finish: the text in *len, or NULL (with the buffer freed) when out of memory. */
-char *xb_finish(struct xbuf *b, size_t *len);
 
 /* ---- parsing -------------------------------------------------------------- */
 
@@ -113,20 +54,21 @@ void xp_push_index(struct xparse *p, size_t index);
  * an error naming the member otherwise. Required members fail when absent.
  * null reads as absent (clients send it for "not given"). *has (when not
  * NULL) is set when the member was read. */
-int xp_str(struct xparse *p, const struct xj *obj, const char *key, bool required, const char **out);
-int xp_int(struct xparse *p, const struct xj *obj, const char *key, int64_t min, int64_t max,
+int xp_str(struct xparse *p, const struct dt_json *obj, const char *key, bool required,
+	   const char **out);
+int xp_int(struct xparse *p, const struct dt_json *obj, const char *key, int64_t min, int64_t max,
 	   bool *has, int64_t *out);
-int xp_num(struct xparse *p, const struct xj *obj, const char *key, double min, double max,
+int xp_num(struct xparse *p, const struct dt_json *obj, const char *key, double min, double max,
 	   bool *has, double *out);
-int xp_bool(struct xparse *p, const struct xj *obj, const char *key, bool *out, bool *has);
+int xp_bool(struct xparse *p, const struct dt_json *obj, const char *key, bool *out, bool *has);
 /* An array (or, with allow_object, an object) member, checked against max
  * items; *out NULL when absent. */
-int xp_array(struct xparse *p, const struct xj *obj, const char *key, bool required, size_t max,
-	     const struct xj **out);
-int xp_object(struct xparse *p, const struct xj *obj, const char *key, bool required,
-	      const struct xj **out);
+int xp_array(struct xparse *p, const struct dt_json *obj, const char *key, bool required,
+	     size_t max, const struct dt_json **out);
+int xp_object(struct xparse *p, const struct dt_json *obj, const char *key, bool required,
+	      const struct dt_json **out);
 /* A string or array of strings into r->stop. */
-int xp_stop(struct xparse *p, const struct xj *obj, const char *key);
+int xp_stop(struct xparse *p, const struct dt_json *obj, const char *key);
 
 /* Building the IR. */
 struct dt_xmessage *xp_message(struct xparse *p, enum dt_xrole role, size_t max_parts);
@@ -142,15 +84,15 @@ int xp_image_url(struct xparse *p, struct dt_xpart *part, const char *url);
 int xp_reserve_messages(struct xparse *p, size_t n);
 
 /* Per family: fill p->r from the scanned document root. */
-int xreq_parse_openai(struct xparse *p, const struct xj *root);
-int xreq_parse_anthropic(struct xparse *p, const struct xj *root);
-int xreq_parse_gemini(struct xparse *p, const struct xj *root, const char *path_model);
+int xreq_parse_openai(struct xparse *p, const struct dt_json *root);
+int xreq_parse_anthropic(struct xparse *p, const struct dt_json *root);
+int xreq_parse_gemini(struct xparse *p, const struct dt_json *root, const char *path_model);
 
 /* ---- emitting ------------------------------------------------------------- */
 
 struct xemit {
 	const struct dt_xrequest *r;
-	struct xbuf b;
+	struct dt_jbuf b;
 	char *err;
 	size_t errlen;
 };

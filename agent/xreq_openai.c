@@ -9,17 +9,18 @@
 
 /* The text of a content that may only hold text: a string or an array of
  * text parts, joined by blank lines. *out stays NULL when absent. */
-static int text_content(struct xparse *p, const struct xj *msg, bool required, const char **out)
+static int text_content(struct xparse *p, const struct dt_json *msg, bool required,
+			const char **out)
 {
-	const struct xj *c = xj_get(msg, "content");
+	const struct dt_json *c = dt_json_get(msg, "content");
 	size_t depth = p->depth, i = 0;
 
-	if (!c || c->type == XJ_NULL || c->type == XJ_STRING)
+	if (!c || c->type == DT_JSON_NULL || c->type == DT_JSON_STRING)
 		return xp_str(p, msg, "content", required, out);
 	if (xp_array(p, msg, "content", required, XREQ_MAX_PARTS, &c))
 		return -1;
 	xp_push_key(p, "content");
-	for (const struct xj *part = c->first; part; part = part->next, i++) {
+	for (const struct dt_json *part = c->first; part; part = part->next, i++) {
 		const char *type = NULL, *text = NULL;
 
 		xp_push_index(p, i);
@@ -38,11 +39,11 @@ static int text_content(struct xparse *p, const struct xj *msg, bool required, c
 }
 
 /* One part of a user or assistant content array. */
-static int content_part(struct xparse *p, struct dt_xmessage *m, const struct xj *part,
+static int content_part(struct xparse *p, struct dt_xmessage *m, const struct dt_json *part,
 			bool assistant)
 {
 	const char *type = NULL, *url = NULL;
-	const struct xj *image;
+	const struct dt_json *image;
 	struct dt_xpart *x;
 
 	if (xp_str(p, part, "type", true, &type))
@@ -67,15 +68,15 @@ static int content_part(struct xparse *p, struct dt_xmessage *m, const struct xj
 	return 0;
 }
 
-static int content_parts(struct xparse *p, struct dt_xmessage *m, const struct xj *msg,
+static int content_parts(struct xparse *p, struct dt_xmessage *m, const struct dt_json *msg,
 			 bool assistant)
 {
-	const struct xj *c = xj_get(msg, "content");
+	const struct dt_json *c = dt_json_get(msg, "content");
 	size_t i = 0;
 
-	if (!c || c->type == XJ_NULL)
+	if (!c || c->type == DT_JSON_NULL)
 		return 0;
-	if (c->type == XJ_STRING) {
+	if (c->type == DT_JSON_STRING) {
 		struct dt_xpart *x = xp_part(p, m, DT_XPART_TEXT);
 
 		return x ? xp_str(p, msg, "content", true, &x->text) : -1;
@@ -83,7 +84,7 @@ static int content_parts(struct xparse *p, struct dt_xmessage *m, const struct x
 	if (xp_array(p, msg, "content", true, XREQ_MAX_PARTS, &c))
 		return -1;
 	xp_push_key(p, "content");
-	for (const struct xj *part = c->first; part; part = part->next, i++) {
+	for (const struct dt_json *part = c->first; part; part = part->next, i++) {
 		xp_push_index(p, i);
 		if (content_part(p, m, part, assistant))
 			return -1;
@@ -93,10 +94,10 @@ static int content_parts(struct xparse *p, struct dt_xmessage *m, const struct x
 	return 0;
 }
 
-static int tool_call(struct xparse *p, struct dt_xmessage *m, const struct xj *call)
+static int tool_call(struct xparse *p, struct dt_xmessage *m, const struct dt_json *call)
 {
 	struct dt_xpart *x = xp_part(p, m, DT_XPART_TOOL_CALL);
-	const struct xj *fn;
+	const struct dt_json *fn;
 	const char *type = "function";
 
 	if (!x || xp_str(p, call, "id", true, &x->id) || xp_str(p, call, "type", false, &type))
@@ -112,10 +113,10 @@ static int tool_call(struct xparse *p, struct dt_xmessage *m, const struct xj *c
 	return 0;
 }
 
-static int assistant_message(struct xparse *p, const struct xj *msg)
+static int assistant_message(struct xparse *p, const struct dt_json *msg)
 {
-	const struct xj *c = xj_get(msg, "content"), *calls;
-	size_t n = c && c->type == XJ_ARRAY ? c->len : 1, i = 0;
+	const struct dt_json *c = dt_json_get(msg, "content"), *calls;
+	size_t n = c && c->type == DT_JSON_ARRAY ? c->len : 1, i = 0;
 	struct dt_xmessage *m;
 
 	if (xp_array(p, msg, "tool_calls", false, XREQ_MAX_TOOL_CALLS, &calls) ||
@@ -125,7 +126,7 @@ static int assistant_message(struct xparse *p, const struct xj *msg)
 	if (!calls)
 		return 0;
 	xp_push_key(p, "tool_calls");
-	for (const struct xj *call = calls->first; call; call = call->next, i++) {
+	for (const struct dt_json *call = calls->first; call; call = call->next, i++) {
 		xp_push_index(p, i);
 		if (tool_call(p, m, call))
 			return -1;
@@ -135,14 +136,14 @@ static int assistant_message(struct xparse *p, const struct xj *msg)
 	return 0;
 }
 
-static int message(struct xparse *p, const struct xj *msg)
+static int message(struct xparse *p, const struct dt_json *msg)
 {
 	const char *role = NULL, *text = NULL;
-	const struct xj *c = xj_get(msg, "content");
+	const struct dt_json *c = dt_json_get(msg, "content");
 	struct dt_xmessage *m;
 	struct dt_xpart *x;
 
-	if (msg->type != XJ_OBJECT)
+	if (msg->type != DT_JSON_OBJECT)
 		return xp_fail(p, "a message must be an object");
 	if (xp_str(p, msg, "role", true, &role))
 		return -1;
@@ -151,9 +152,9 @@ static int message(struct xparse *p, const struct xj *msg)
 	if (strcmp(role, "assistant") == 0)
 		return assistant_message(p, msg);
 	if (strcmp(role, "user") == 0) {
-		if (!c || c->type == XJ_NULL)
+		if (!c || c->type == DT_JSON_NULL)
 			return xp_fail_at(p, "content", "required, missing");
-		m = xp_message(p, DT_XROLE_USER, c->type == XJ_ARRAY ? c->len : 1);
+		m = xp_message(p, DT_XROLE_USER, c->type == DT_JSON_ARRAY ? c->len : 1);
 		return m ? content_parts(p, m, msg, false) : -1;
 	}
 	if (strcmp(role, "tool") == 0) {
@@ -165,10 +166,10 @@ static int message(struct xparse *p, const struct xj *msg)
 	return xp_fail_at(p, "role", "unknown role \"%s\"", role);
 }
 
-static int tool(struct xparse *p, struct dt_xtool *t, const struct xj *spec)
+static int tool(struct xparse *p, struct dt_xtool *t, const struct dt_json *spec)
 {
 	const char *type = NULL;
-	const struct xj *fn, *params;
+	const struct dt_json *fn, *params;
 
 	if (xp_str(p, spec, "type", true, &type))
 		return -1;
@@ -181,23 +182,23 @@ static int tool(struct xparse *p, struct dt_xtool *t, const struct xj *spec)
 	    xp_str(p, fn, "description", false, &t->description) ||
 	    xp_object(p, fn, "parameters", false, &params))
 		return -1;
-	if (params && !(t->parameters = xj_text(&p->r->arena, params, false)))
+	if (params && !(t->parameters = dt_json_text(&p->r->arena, params, 0)))
 		return xp_fail(p, "out of memory");
 	p->depth--;
 	return 0;
 }
 
-static int tool_choice(struct xparse *p, const struct xj *root)
+static int tool_choice(struct xparse *p, const struct dt_json *root)
 {
-	const struct xj *c = xj_get(root, "tool_choice"), *fn;
+	const struct dt_json *c = dt_json_get(root, "tool_choice"), *fn;
 	struct dt_xrequest *r = p->r;
 	const char *mode = NULL;
 
-	if (!c || c->type == XJ_NULL)
+	if (!c || c->type == DT_JSON_NULL)
 		return 0;
 	xp_push_key(p, "tool_choice");
-	if (c->type == XJ_STRING) {
-		mode = xj_cstr(&r->arena, c);
+	if (c->type == DT_JSON_STRING) {
+		mode = dt_json_cstr(&r->arena, c);
 		if (mode && strcmp(mode, "auto") == 0)
 			r->tool_choice = DT_XTOOL_CHOICE_AUTO;
 		else if (mode && strcmp(mode, "none") == 0)
@@ -206,7 +207,7 @@ static int tool_choice(struct xparse *p, const struct xj *root)
 			r->tool_choice = DT_XTOOL_CHOICE_REQUIRED;
 		else
 			return xp_fail(p, "unknown value \"%s\"", mode ? mode : "");
-	} else if (c->type == XJ_OBJECT) {
+	} else if (c->type == DT_JSON_OBJECT) {
 		if (xp_str(p, c, "type", true, &mode))
 			return -1;
 		if (strcmp(mode, "function") != 0)
@@ -225,9 +226,9 @@ static int tool_choice(struct xparse *p, const struct xj *root)
 	return 0;
 }
 
-static int response_format(struct xparse *p, const struct xj *root)
+static int response_format(struct xparse *p, const struct dt_json *root)
 {
-	const struct xj *f, *js, *schema;
+	const struct dt_json *f, *js, *schema;
 	struct dt_xrequest *r = p->r;
 	const char *type = NULL;
 
@@ -248,7 +249,7 @@ static int response_format(struct xparse *p, const struct xj *root)
 		    xp_object(p, js, "schema", false, &schema))
 			return -1;
 		r->format = schema ? DT_XFORMAT_JSON_SCHEMA : DT_XFORMAT_JSON;
-		if (schema && !(r->schema = xj_text(&r->arena, schema, false)))
+		if (schema && !(r->schema = dt_json_text(&r->arena, schema, 0)))
 			return xp_fail(p, "out of memory");
 		p->depth--;
 	} else if (strcmp(type, "text") != 0) {
@@ -258,10 +259,10 @@ static int response_format(struct xparse *p, const struct xj *root)
 	return 0;
 }
 
-static int sampling(struct xparse *p, const struct xj *root)
+static int sampling(struct xparse *p, const struct dt_json *root)
 {
 	struct dt_xrequest *r = p->r;
-	const struct xj *so;
+	const struct dt_json *so;
 
 	return xp_int(p, root, "max_tokens", 1, INT32_MAX, NULL, &r->max_tokens) ||
 	       /* the newer name wins when a client sends both */
@@ -281,10 +282,10 @@ static int sampling(struct xparse *p, const struct xj *root)
 	       (so && xp_bool(p, so, "include_usage", &r->stream_usage, NULL));
 }
 
-int xreq_parse_openai(struct xparse *p, const struct xj *root)
+int xreq_parse_openai(struct xparse *p, const struct dt_json *root)
 {
 	struct dt_xrequest *r = p->r;
-	const struct xj *msgs, *tools;
+	const struct dt_json *msgs, *tools;
 	bool parallel = false, has_parallel = false;
 	size_t i = 0;
 
@@ -293,7 +294,7 @@ int xreq_parse_openai(struct xparse *p, const struct xj *root)
 	    xp_reserve_messages(p, msgs->len))
 		return -1;
 	xp_push_key(p, "messages");
-	for (const struct xj *msg = msgs->first; msg; msg = msg->next, i++) {
+	for (const struct dt_json *msg = msgs->first; msg; msg = msg->next, i++) {
 		xp_push_index(p, i);
 		if (message(p, msg))
 			return -1;
@@ -307,7 +308,7 @@ int xreq_parse_openai(struct xparse *p, const struct xj *root)
 		if (!r->tools)
 			return xp_fail(p, "out of memory");
 		xp_push_key(p, "tools");
-		for (const struct xj *t = tools->first; t; t = t->next, r->n_tools++) {
+		for (const struct dt_json *t = tools->first; t; t = t->next, r->n_tools++) {
 			xp_push_index(p, r->n_tools);
 			if (tool(p, &r->tools[r->n_tools], t))
 				return -1;
@@ -326,22 +327,22 @@ int xreq_parse_openai(struct xparse *p, const struct xj *root)
 
 static int image(struct xemit *e, const struct dt_xpart *x)
 {
-	struct xbuf *b = &e->b;
+	struct dt_jbuf *b = &e->b;
 
-	xb_sep(b);
-	xb_lit(b, "{\"type\":\"image_url\",\"image_url\":{\"url\":");
+	dt_jbuf_sep(b);
+	dt_jbuf_lit(b, "{\"type\":\"image_url\",\"image_url\":{\"url\":");
 	if (x->url) {
 		if (xe_gemini_file(x->url))
 			return xe_fail(e, "image %s is a Gemini file: only Gemini can read it", x->url);
-		xb_str(b, x->url);
+		dt_jbuf_str(b, x->url);
 	} else {
-		xb_lit(b, "\"data:");
-		xb_esc(b, x->media_type ? x->media_type : "");
-		xb_lit(b, ";base64,");
-		xb_esc(b, x->data ? x->data : "");
-		xb_lit(b, "\"");
+		dt_jbuf_lit(b, "\"data:");
+		dt_jbuf_esc(b, x->media_type ? x->media_type : "");
+		dt_jbuf_lit(b, ";base64,");
+		dt_jbuf_esc(b, x->data ? x->data : "");
+		dt_jbuf_lit(b, "\"");
 	}
-	xb_lit(b, "}}");
+	dt_jbuf_lit(b, "}}");
 	return 0;
 }
 
@@ -359,15 +360,15 @@ static size_t count_parts(const struct dt_xmessage *m, enum dt_xpart_type type)
 static int content(struct xemit *e, const struct dt_xmessage *m)
 {
 	size_t texts = count_parts(m, DT_XPART_TEXT), images = count_parts(m, DT_XPART_IMAGE);
-	struct xbuf *b = &e->b;
+	struct dt_jbuf *b = &e->b;
 
-	xb_key(b, "content");
+	dt_jbuf_key(b, "content");
 	if (texts + images == 0 && m->role == DT_XROLE_ASSISTANT) {
-		xb_lit(b, "null");
+		dt_jbuf_lit(b, "null");
 		return 0;
 	}
 	if (texts + images == 0) {
-		xb_str(b, "");
+		dt_jbuf_str(b, "");
 		return 0;
 	}
 	if (images && m->role == DT_XROLE_ASSISTANT)
@@ -375,10 +376,10 @@ static int content(struct xemit *e, const struct dt_xmessage *m)
 	if (texts == 1 && !images) {
 		for (size_t i = 0; i < m->n_parts; i++)
 			if (m->parts[i].type == DT_XPART_TEXT)
-				xb_str(b, m->parts[i].text);
+				dt_jbuf_str(b, m->parts[i].text);
 		return 0;
 	}
-	xb_lit(b, "[");
+	dt_jbuf_lit(b, "[");
 	for (size_t i = 0; i < m->n_parts; i++) {
 		const struct dt_xpart *x = &m->parts[i];
 
@@ -386,43 +387,43 @@ static int content(struct xemit *e, const struct dt_xmessage *m)
 			return -1;
 		if (x->type != DT_XPART_TEXT)
 			continue;
-		xb_sep(b);
-		xb_lit(b, "{\"type\":\"text\",\"text\":");
-		xb_str(b, x->text);
-		xb_lit(b, "}");
+		dt_jbuf_sep(b);
+		dt_jbuf_lit(b, "{\"type\":\"text\",\"text\":");
+		dt_jbuf_str(b, x->text);
+		dt_jbuf_lit(b, "}");
 	}
-	xb_lit(b, "]");
+	dt_jbuf_lit(b, "]");
 	return 0;
 }
 
 static void tool_calls(struct xemit *e, const struct dt_xmessage *m)
 {
-	struct xbuf *b = &e->b;
+	struct dt_jbuf *b = &e->b;
 
 	if (!count_parts(m, DT_XPART_TOOL_CALL))
 		return;
-	xb_key(b, "tool_calls");
-	xb_lit(b, "[");
+	dt_jbuf_key(b, "tool_calls");
+	dt_jbuf_lit(b, "[");
 	for (size_t i = 0; i < m->n_parts; i++) {
 		const struct dt_xpart *x = &m->parts[i];
 
 		if (x->type != DT_XPART_TOOL_CALL)
 			continue;
-		xb_sep(b);
-		xb_lit(b, "{\"id\":");
-		xb_str(b, x->id ? x->id : "");
-		xb_lit(b, ",\"type\":\"function\",\"function\":{\"name\":");
-		xb_str(b, x->name ? x->name : "");
-		xb_lit(b, ",\"arguments\":");
-		xb_str(b, x->arguments ? x->arguments : "{}");
-		xb_lit(b, "}}");
+		dt_jbuf_sep(b);
+		dt_jbuf_lit(b, "{\"id\":");
+		dt_jbuf_str(b, x->id ? x->id : "");
+		dt_jbuf_lit(b, ",\"type\":\"function\",\"function\":{\"name\":");
+		dt_jbuf_str(b, x->name ? x->name : "");
+		dt_jbuf_lit(b, ",\"arguments\":");
+		dt_jbuf_str(b, x->arguments ? x->arguments : "{}");
+		dt_jbuf_lit(b, "}}");
 	}
-	xb_lit(b, "]");
+	dt_jbuf_lit(b, "]");
 }
 
 static int message_out(struct xemit *e, const struct dt_xmessage *m)
 {
-	struct xbuf *b = &e->b;
+	struct dt_jbuf *b = &e->b;
 
 	if (m->role == DT_XROLE_TOOL) {
 		for (size_t i = 0; i < m->n_parts; i++) {
@@ -430,161 +431,161 @@ static int message_out(struct xemit *e, const struct dt_xmessage *m)
 
 			if (x->type != DT_XPART_TOOL_RESULT)
 				return xe_fail(e, "a tool message holds only tool results");
-			xb_sep(b);
-			xb_lit(b, "{\"role\":\"tool\",\"tool_call_id\":");
-			xb_str(b, x->id ? x->id : "");
-			xb_key(b, "content");
-			xb_str(b, x->text ? x->text : "");
-			xb_lit(b, "}");
+			dt_jbuf_sep(b);
+			dt_jbuf_lit(b, "{\"role\":\"tool\",\"tool_call_id\":");
+			dt_jbuf_str(b, x->id ? x->id : "");
+			dt_jbuf_key(b, "content");
+			dt_jbuf_str(b, x->text ? x->text : "");
+			dt_jbuf_lit(b, "}");
 		}
 		return 0;
 	}
-	xb_sep(b);
-	xb_lit(b, "{\"role\":");
-	xb_str(b, m->role == DT_XROLE_ASSISTANT ? "assistant" : "user");
+	dt_jbuf_sep(b);
+	dt_jbuf_lit(b, "{\"role\":");
+	dt_jbuf_str(b, m->role == DT_XROLE_ASSISTANT ? "assistant" : "user");
 	if (content(e, m))
 		return -1;
 	tool_calls(e, m);
-	xb_lit(b, "}");
+	dt_jbuf_lit(b, "}");
 	return 0;
 }
 
 static void tools_out(struct xemit *e)
 {
 	const struct dt_xrequest *r = e->r;
-	struct xbuf *b = &e->b;
+	struct dt_jbuf *b = &e->b;
 
-	xb_key(b, "tools");
-	xb_lit(b, "[");
+	dt_jbuf_key(b, "tools");
+	dt_jbuf_lit(b, "[");
 	for (size_t i = 0; i < r->n_tools; i++) {
 		const struct dt_xtool *t = &r->tools[i];
 
-		xb_sep(b);
-		xb_lit(b, "{\"type\":\"function\",\"function\":{\"name\":");
-		xb_str(b, t->name);
+		dt_jbuf_sep(b);
+		dt_jbuf_lit(b, "{\"type\":\"function\",\"function\":{\"name\":");
+		dt_jbuf_str(b, t->name);
 		if (t->description) {
-			xb_key(b, "description");
-			xb_str(b, t->description);
+			dt_jbuf_key(b, "description");
+			dt_jbuf_str(b, t->description);
 		}
 		if (t->parameters) {
-			xb_key(b, "parameters");
-			xb_put(b, t->parameters, strlen(t->parameters));
+			dt_jbuf_key(b, "parameters");
+			dt_jbuf_put(b, t->parameters, strlen(t->parameters));
 		}
-		xb_lit(b, "}}");
+		dt_jbuf_lit(b, "}}");
 	}
-	xb_lit(b, "]");
+	dt_jbuf_lit(b, "]");
 	switch (r->tool_choice) {
 	case DT_XTOOL_CHOICE_UNSET:
 		break;
 	case DT_XTOOL_CHOICE_AUTO:
-		xb_key(b, "tool_choice");
-		xb_lit(b, "\"auto\"");
+		dt_jbuf_key(b, "tool_choice");
+		dt_jbuf_lit(b, "\"auto\"");
 		break;
 	case DT_XTOOL_CHOICE_NONE:
-		xb_key(b, "tool_choice");
-		xb_lit(b, "\"none\"");
+		dt_jbuf_key(b, "tool_choice");
+		dt_jbuf_lit(b, "\"none\"");
 		break;
 	case DT_XTOOL_CHOICE_REQUIRED:
-		xb_key(b, "tool_choice");
-		xb_lit(b, "\"required\"");
+		dt_jbuf_key(b, "tool_choice");
+		dt_jbuf_lit(b, "\"required\"");
 		break;
 	case DT_XTOOL_CHOICE_NAMED:
-		xb_key(b, "tool_choice");
-		xb_lit(b, "{\"type\":\"function\",\"function\":{\"name\":");
-		xb_str(b, r->tool_choice_name ? r->tool_choice_name : "");
-		xb_lit(b, "}}");
+		dt_jbuf_key(b, "tool_choice");
+		dt_jbuf_lit(b, "{\"type\":\"function\",\"function\":{\"name\":");
+		dt_jbuf_str(b, r->tool_choice_name ? r->tool_choice_name : "");
+		dt_jbuf_lit(b, "}}");
 		break;
 	}
 	if (r->parallel_tool_calls >= 0) {
-		xb_key(b, "parallel_tool_calls");
-		xb_bool(b, r->parallel_tool_calls);
+		dt_jbuf_key(b, "parallel_tool_calls");
+		dt_jbuf_bool(b, r->parallel_tool_calls);
 	}
 }
 
 static void options_out(struct xemit *e)
 {
 	const struct dt_xrequest *r = e->r;
-	struct xbuf *b = &e->b;
+	struct dt_jbuf *b = &e->b;
 
 	if (r->max_tokens >= 0) {
-		xb_key(b, "max_completion_tokens");
-		xb_int(b, r->max_tokens);
+		dt_jbuf_key(b, "max_completion_tokens");
+		dt_jbuf_int(b, r->max_tokens);
 	}
 	if (r->has_temperature) {
-		xb_key(b, "temperature");
-		xb_num(b, r->temperature);
+		dt_jbuf_key(b, "temperature");
+		dt_jbuf_num(b, r->temperature);
 	}
 	if (r->has_top_p) {
-		xb_key(b, "top_p");
-		xb_num(b, r->top_p);
+		dt_jbuf_key(b, "top_p");
+		dt_jbuf_num(b, r->top_p);
 	}
 	if (r->n_stop) {
-		xb_key(b, "stop");
-		xb_lit(b, "[");
+		dt_jbuf_key(b, "stop");
+		dt_jbuf_lit(b, "[");
 		for (size_t i = 0; i < r->n_stop; i++) {
-			xb_sep(b);
-			xb_str(b, r->stop[i]);
+			dt_jbuf_sep(b);
+			dt_jbuf_str(b, r->stop[i]);
 		}
-		xb_lit(b, "]");
+		dt_jbuf_lit(b, "]");
 	}
 	if (r->has_presence_penalty) {
-		xb_key(b, "presence_penalty");
-		xb_num(b, r->presence_penalty);
+		dt_jbuf_key(b, "presence_penalty");
+		dt_jbuf_num(b, r->presence_penalty);
 	}
 	if (r->has_frequency_penalty) {
-		xb_key(b, "frequency_penalty");
-		xb_num(b, r->frequency_penalty);
+		dt_jbuf_key(b, "frequency_penalty");
+		dt_jbuf_num(b, r->frequency_penalty);
 	}
 	if (r->has_seed) {
-		xb_key(b, "seed");
-		xb_int(b, r->seed);
+		dt_jbuf_key(b, "seed");
+		dt_jbuf_int(b, r->seed);
 	}
 	if (r->n != 1) {
-		xb_key(b, "n");
-		xb_int(b, r->n);
+		dt_jbuf_key(b, "n");
+		dt_jbuf_int(b, r->n);
 	}
 	if (r->user) {
-		xb_key(b, "user");
-		xb_str(b, r->user);
+		dt_jbuf_key(b, "user");
+		dt_jbuf_str(b, r->user);
 	}
 	if (r->format == DT_XFORMAT_JSON) {
-		xb_key(b, "response_format");
-		xb_lit(b, "{\"type\":\"json_object\"}");
+		dt_jbuf_key(b, "response_format");
+		dt_jbuf_lit(b, "{\"type\":\"json_object\"}");
 	} else if (r->format == DT_XFORMAT_JSON_SCHEMA) {
-		xb_key(b, "response_format");
-		xb_lit(b, "{\"type\":\"json_schema\",\"json_schema\":{\"name\":");
-		xb_str(b, r->schema_name ? r->schema_name : "response");
-		xb_key(b, "schema");
-		xb_put(b, r->schema, strlen(r->schema));
-		xb_lit(b, "}}");
+		dt_jbuf_key(b, "response_format");
+		dt_jbuf_lit(b, "{\"type\":\"json_schema\",\"json_schema\":{\"name\":");
+		dt_jbuf_str(b, r->schema_name ? r->schema_name : "response");
+		dt_jbuf_key(b, "schema");
+		dt_jbuf_put(b, r->schema, strlen(r->schema));
+		dt_jbuf_lit(b, "}}");
 	}
 	/* always ask for the usage chunk: the answer's translator drops it when
 	 * the client did not ask */
 	if (r->stream)
-		xb_lit(b, ",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
+		dt_jbuf_lit(b, ",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
 }
 
 int xreq_emit_openai(struct xemit *e, const char *model)
 {
 	const struct dt_xrequest *r = e->r;
-	struct xbuf *b = &e->b;
+	struct dt_jbuf *b = &e->b;
 
-	xb_lit(b, "{\"model\":");
-	xb_str(b, model ? model : r->model ? r->model : "");
-	xb_key(b, "messages");
-	xb_lit(b, "[");
+	dt_jbuf_lit(b, "{\"model\":");
+	dt_jbuf_str(b, model ? model : r->model ? r->model : "");
+	dt_jbuf_key(b, "messages");
+	dt_jbuf_lit(b, "[");
 	if (r->system) {
-		xb_lit(b, "{\"role\":\"system\",\"content\":");
-		xb_str(b, r->system);
-		xb_lit(b, "}");
+		dt_jbuf_lit(b, "{\"role\":\"system\",\"content\":");
+		dt_jbuf_str(b, r->system);
+		dt_jbuf_lit(b, "}");
 	}
 	for (size_t i = 0; i < r->n_messages; i++)
 		if (r->messages[i].n_parts && message_out(e, &r->messages[i]))
 			return -1;
-	xb_lit(b, "]");
+	dt_jbuf_lit(b, "]");
 	if (r->n_tools)
 		tools_out(e);
 	options_out(e);
-	xb_lit(b, "}");
+	dt_jbuf_lit(b, "}");
 	return 0;
 }
