@@ -109,32 +109,57 @@ const char *dt_xmodel(const struct dt_xctx *ctx, const char *model)
 	return model ? model : "";
 }
 
+const char *dt_xread_str(struct dt_xread *rd, const struct dt_json *obj, const char *key)
+{
+	const struct dt_json *v = dt_json_get(obj, key);
+	const char *str = dt_json_cstr(rd->arena, v);
+
+	if (!str && v && v->type == DT_JSON_STRING)
+		rd->oom = true;
+	return str;
+}
+
+const char *dt_xread_text(struct dt_xread *rd, const struct dt_json *v)
+{
+	const char *text = v ? dt_json_text(rd->arena, v, DT_JSON_COMPACT) : NULL;
+
+	if (v && !text)
+		rd->oom = true;
+	return text;
+}
+
+/* The answer's tree lives in r's arena, with the strings read from it. */
 int dt_xresp_parse(enum dt_family from, const char *body, size_t len,
 		   struct dt_xresponse *r, char *err, size_t errlen)
 {
-	json_error_t jerr;
-	json_t *root;
+	struct dt_xread rd = { .arena = &r->arena };
+	const struct dt_json *root;
+	char why[128];
 	int rc;
 
 	*r = (struct dt_xresponse){ .shape = from };
-	root = json_loadb(body, len, 0, &jerr);
+	root = dt_json_parse(&r->arena, body, len, why, sizeof(why));
 	if (!root) {
-		snprintf(err, errlen, "the provider's answer is not JSON: %s", jerr.text);
+		snprintf(err, errlen, "the provider's answer is not JSON: %s", why);
+		dt_xresp_free(r);
 		return -1;
 	}
-	r->src = root;
 	switch (from) {
 	case DT_FAMILY_OPENAI:
-		rc = dt_xopenai_parse(root, r, err, errlen);
+		rc = dt_xopenai_parse(root, &rd, r, err, errlen);
 		break;
 	case DT_FAMILY_ANTHROPIC:
-		rc = dt_xanthropic_parse(root, r, err, errlen);
+		rc = dt_xanthropic_parse(root, &rd, r, err, errlen);
 		break;
 	case DT_FAMILY_GEMINI:
-		rc = dt_xgemini_parse(root, r, err, errlen);
+		rc = dt_xgemini_parse(root, &rd, r, err, errlen);
 		break;
 	default:
 		snprintf(err, errlen, "unknown API family %d", (int)from);
+		rc = -1;
+	}
+	if (!rc && rd.oom) {
+		snprintf(err, errlen, "out of memory");
 		rc = -1;
 	}
 	if (rc)
@@ -145,7 +170,7 @@ int dt_xresp_parse(enum dt_family from, const char *body, size_t len,
 char *dt_xresp_emit(enum dt_family to, const struct dt_xresponse *r,
 		    const struct dt_xctx *ctx, size_t *len)
 {
-	struct dt_xbuf b = { 0 };
+	struct dt_jbuf b = { 0 };
 
 	switch (to) {
 	case DT_FAMILY_ANTHROPIC:
@@ -159,12 +184,11 @@ char *dt_xresp_emit(enum dt_family to, const struct dt_xresponse *r,
 		dt_xopenai_emit(&b, r, ctx);
 		break;
 	}
-	return dt_xb_take(&b, len);
+	return dt_jbuf_finish(&b, len);
 }
 
 void dt_xresp_free(struct dt_xresponse *r)
 {
-	json_decref(r->src);
 	dt_arena_free(&r->arena);
 	*r = (struct dt_xresponse){ 0 };
 }

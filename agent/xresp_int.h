@@ -1,48 +1,27 @@
 /* SPDX-License-Identifier: MIT */
-/* Private to the answer translators (xresp*.c, xstream*.c): the JSON text
- * writer, the shared mapping tables and the stream's IR events. */
+/* Private to the answer translators (xresp*.c, xstream*.c): reading the
+ * provider's JSON, the shared mapping tables and the stream's IR events. */
 #ifndef DT_XRESP_INT_H
 #define DT_XRESP_INT_H
 
+#include "json.h"
 #include "sse.h"
 #include "xlate.h"
 
-/* ---- JSON text out (xresp_json.c) ---------------------------------------- */
+/* ---- shared rules (xresp.c) ---------------------------------------------- */
 
-/* A growing byte buffer; after a failed allocation it stays failed and
- * ignores further writes, so writers check once at the end. */
-struct dt_xbuf {
-	char *p;
-	size_t len, cap;
-	bool failed;
+/* Reading a provider's JSON: strings are copied into arena (unescaped,
+ * NUL-terminated) as they are read. A copy that fails reads as absent and
+ * sets oom, which the reader checks once, at the end. */
+struct dt_xread {
+	struct dt_arena *arena;
+	bool oom;
 };
 
-void dt_xb_add(struct dt_xbuf *b, const char *s, size_t n);
-#define dt_xb_lit(b, s) dt_xb_add((b), (s), sizeof(s) - 1)
-/* s as the inside of a JSON string (escaped, no quotes): pieces of one
- * string written one after the other. */
-void dt_xb_escaped(struct dt_xbuf *b, const char *s, size_t n);
-/* s as a JSON string, quoted and escaped. */
-void dt_xb_str(struct dt_xbuf *b, const char *s, size_t n);
-/* The same for a C string; NULL is written as null. */
-void dt_xb_cstr(struct dt_xbuf *b, const char *s);
-void dt_xb_int(struct dt_xbuf *b, int64_t v);
-/* JSON text that must be an object (tool arguments): written as is when it
- * is one, as {} otherwise (empty, truncated or not an object). */
-void dt_xb_object(struct dt_xbuf *b, const char *text, size_t len);
-/* The text, NUL-terminated and malloc'ed (the buffer is left empty); NULL
- * when an allocation failed. */
-char *dt_xb_take(struct dt_xbuf *b, size_t *len);
-void dt_xb_free(struct dt_xbuf *b);
-
-/* Reading JSON: a member's string (NULL when absent or not a string) and
- * integer (def likewise). */
-const char *dt_xj_str(const json_t *obj, const char *key);
-int64_t dt_xj_int(const json_t *obj, const char *key, int64_t def);
-/* v as compact JSON text in the arena; NULL when out of memory. */
-const char *dt_xj_text(struct dt_arena *a, const json_t *v);
-
-/* ---- shared rules (xresp.c) ---------------------------------------------- */
+/* A member's string; NULL when absent or not a string. */
+const char *dt_xread_str(struct dt_xread *rd, const struct dt_json *obj, const char *key);
+/* v's JSON text, compact; NULL when v is NULL. */
+const char *dt_xread_text(struct dt_xread *rd, const struct dt_json *v);
 
 /* Finish reasons both ways, from one table: the IR value of a family's
  * name (DT_XFINISH_OTHER when unknown) and the family's name for an IR
@@ -69,26 +48,34 @@ const char *dt_xmodel(const struct dt_xctx *ctx, const char *model);
 /* Usage objects of each family, read into u (u->known set when obj is
  * one; Anthropic's fields absent from obj keep their value in u, for a
  * stream's partial updates) and written (the object, "{" to "}"). */
-void dt_xopenai_usage_parse(const json_t *obj, struct dt_xusage *u);
-void dt_xopenai_usage_emit(struct dt_xbuf *b, const struct dt_xusage *u);
-void dt_xanthropic_usage_parse(const json_t *obj, struct dt_xusage *u);
-void dt_xanthropic_usage_emit(struct dt_xbuf *b, const struct dt_xusage *u);
-void dt_xgemini_usage_parse(const json_t *obj, struct dt_xusage *u);
-void dt_xgemini_usage_emit(struct dt_xbuf *b, const struct dt_xusage *u);
+void dt_xopenai_usage_parse(const struct dt_json *obj, struct dt_xusage *u);
+void dt_xopenai_usage_emit(struct dt_jbuf *b, const struct dt_xusage *u);
+void dt_xanthropic_usage_parse(const struct dt_json *obj, struct dt_xusage *u);
+void dt_xanthropic_usage_emit(struct dt_jbuf *b, const struct dt_xusage *u);
+void dt_xgemini_usage_parse(const struct dt_json *obj, struct dt_xusage *u);
+void dt_xgemini_usage_emit(struct dt_jbuf *b, const struct dt_xusage *u);
 
 /* ---- per family, non-streamed (xresp_<family>.c) -------------------------- */
 
-int dt_xopenai_parse(json_t *root, struct dt_xresponse *r, char *err, size_t errlen);
-int dt_xanthropic_parse(json_t *root, struct dt_xresponse *r, char *err, size_t errlen);
-int dt_xgemini_parse(json_t *root, struct dt_xresponse *r, char *err, size_t errlen);
-void dt_xopenai_emit(struct dt_xbuf *b, const struct dt_xresponse *r, const struct dt_xctx *ctx);
-void dt_xanthropic_emit(struct dt_xbuf *b, const struct dt_xresponse *r,
+/* Fill r from the parsed answer; strings are read through rd (into r's
+ * arena). */
+int dt_xopenai_parse(const struct dt_json *root, struct dt_xread *rd, struct dt_xresponse *r,
+		     char *err, size_t errlen);
+int dt_xanthropic_parse(const struct dt_json *root, struct dt_xread *rd, struct dt_xresponse *r,
+			char *err, size_t errlen);
+int dt_xgemini_parse(const struct dt_json *root, struct dt_xread *rd, struct dt_xresponse *r,
+		     char *err, size_t errlen);
+void dt_xopenai_emit(struct dt_jbuf *b, const struct dt_xresponse *r, const struct dt_xctx *ctx);
+void dt_xanthropic_emit(struct dt_jbuf *b, const struct dt_xresponse *r,
 			const struct dt_xctx *ctx);
-void dt_xgemini_emit(struct dt_xbuf *b, const struct dt_xresponse *r, const struct dt_xctx *ctx);
+void dt_xgemini_emit(struct dt_jbuf *b, const struct dt_xresponse *r, const struct dt_xctx *ctx);
 
 /* Gemini's finish for a candidate (or a prompt blocked before it). A STOP
  * with function calls is a tool-call finish for the other families. */
-enum dt_xfinish dt_xgemini_finish(const json_t *root, bool tool_calls);
+enum dt_xfinish dt_xgemini_finish(struct dt_xread *rd, const struct dt_json *root,
+				  bool tool_calls);
+/* The parts of a Gemini answer's first candidate; NULL when there are none. */
+const struct dt_json *dt_xgemini_parts(const struct dt_json *root);
 
 /* ---- streams (xstream*.c) ------------------------------------------------- */
 
@@ -123,8 +110,10 @@ struct dt_xstream {
 	struct dt_xctx ctx;
 	struct dt_sse sse;
 	struct dt_xstream_info info;
-	struct dt_xbuf out;          /* the client's bytes of the current feed */
+	struct dt_jbuf out;          /* the client's bytes of the current feed */
 	struct dt_arena arena;       /* strings kept from one event to a later one */
+	struct dt_arena event;       /* the provider's event being decoded: its tree, strings */
+	struct dt_xread rd;          /* reads into event */
 	char *err;                   /* where the current feed reports */
 	size_t errlen;
 	bool started, finished;
@@ -138,8 +127,8 @@ struct dt_xstream {
 		enum dt_xblock block;
 		size_t blocks;           /* Anthropic: content blocks opened */
 		size_t call_start;       /* Gemini: where the open call's arguments start in call */
-		struct dt_xbuf head;     /* OpenAI: a chunk's start; Gemini: a chunk's end */
-		struct dt_xbuf call;     /* Gemini: the open call's part, arguments last */
+		struct dt_jbuf head;     /* OpenAI: a chunk's start; Gemini: a chunk's end */
+		struct dt_jbuf call;     /* Gemini: the open call's part, arguments last */
 		const char *stop_sequence;
 		enum dt_xfinish finish;
 	} enc;
@@ -148,9 +137,10 @@ struct dt_xstream {
 /* Hand an IR event to the client's encoder, keeping info. 0 or -1. */
 int dt_xstream_emit(struct dt_xstream *s, struct dt_xev *ev);
 /* Fail the stream with the message of the provider's {"error": ...}. */
-int dt_xstream_provider_error(struct dt_xstream *s, const json_t *root);
+int dt_xstream_provider_error(struct dt_xstream *s, const struct dt_json *root);
 /* A TEXT or TOOL_ARGS event of a JSON string; nothing when str is none. */
-int dt_xstream_emit_string(struct dt_xstream *s, enum dt_xev_type type, const json_t *str);
+int dt_xstream_emit_string(struct dt_xstream *s, enum dt_xev_type type,
+			   const struct dt_json *str);
 /* Fail the stream with a reason. Always -1. */
 int dt_xstream_fail(struct dt_xstream *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -165,8 +155,8 @@ void dt_xopenai_encode(struct dt_xstream *s, const struct dt_xev *ev);
 void dt_xanthropic_encode(struct dt_xstream *s, const struct dt_xev *ev);
 void dt_xgemini_encode(struct dt_xstream *s, const struct dt_xev *ev);
 
-/* The data of a provider's event as a JSON object, or NULL after failing
- * the stream; the caller decrefs it. */
-json_t *dt_xstream_json(struct dt_xstream *s, const struct dt_sse_event *e);
+/* The data of a provider's event as a JSON object (in s->event, freed
+ * after the event), or NULL after failing the stream. */
+const struct dt_json *dt_xstream_json(struct dt_xstream *s, const struct dt_sse_event *e);
 
 #endif

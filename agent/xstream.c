@@ -26,6 +26,7 @@ struct dt_xstream *dt_xstream_new(enum dt_family from, enum dt_family to,
 	s->to = to;
 	s->ctx = *ctx;
 	s->dec.tool_index = -1;
+	s->rd.arena = &s->event;
 	dt_sse_init(&s->sse, MAX_EVENT_BYTES);
 	if (ctx->client_model &&
 	    !(s->ctx.client_model = dt_arena_strdup(&s->arena, ctx->client_model))) {
@@ -40,10 +41,11 @@ void dt_xstream_free(struct dt_xstream *s)
 	if (!s)
 		return;
 	dt_sse_free(&s->sse);
-	dt_xb_free(&s->out);
-	dt_xb_free(&s->enc.head);
-	dt_xb_free(&s->enc.call);
+	dt_jbuf_free(&s->out);
+	dt_jbuf_free(&s->enc.head);
+	dt_jbuf_free(&s->enc.call);
 	dt_arena_free(&s->arena);
+	dt_arena_free(&s->event);
 	free(s);
 }
 
@@ -65,22 +67,21 @@ int dt_xstream_fail(struct dt_xstream *s, const char *fmt, ...)
 	return -1;
 }
 
-json_t *dt_xstream_json(struct dt_xstream *s, const struct dt_sse_event *e)
+const struct dt_json *dt_xstream_json(struct dt_xstream *s, const struct dt_sse_event *e)
 {
-	json_error_t jerr;
-	json_t *v = json_loadb(e->data, e->len, 0, &jerr);
+	char why[128];
+	const struct dt_json *v = dt_json_parse(&s->event, e->data, e->len, why, sizeof(why));
 
-	if (json_is_object(v))
+	if (v && v->type == DT_JSON_OBJECT)
 		return v;
-	json_decref(v);
 	dt_xstream_fail(s, "the provider sent a malformed %s event: %s", e->type,
-			v ? "not an object" : jerr.text);
+			v ? "not an object" : why);
 	return NULL;
 }
 
-int dt_xstream_provider_error(struct dt_xstream *s, const json_t *root)
+int dt_xstream_provider_error(struct dt_xstream *s, const struct dt_json *root)
 {
-	const char *msg = dt_xj_str(json_object_get(root, "error"), "message");
+	const char *msg = dt_xread_str(&s->rd, dt_json_get(root, "error"), "message");
 
 	return dt_xstream_fail(s, "the provider reported an error in the stream: %s",
 			       msg ? msg : "(no message)");
@@ -153,21 +154,21 @@ int dt_xstream_emit(struct dt_xstream *s, struct dt_xev *ev)
 	return 0;
 }
 
-int dt_xstream_emit_string(struct dt_xstream *s, enum dt_xev_type type, const json_t *str)
+int dt_xstream_emit_string(struct dt_xstream *s, enum dt_xev_type type,
+			   const struct dt_json *str)
 {
-	struct dt_xev ev = {
-		.type = type, .text = json_string_value(str), .len = json_string_length(str),
-	};
+	struct dt_xev ev = { .type = type };
 
-	return ev.text ? dt_xstream_emit(s, &ev) : 0;
+	if (!str || str->type != DT_JSON_STRING)
+		return 0;
+	ev.text = dt_json_strn(&s->event, str, &ev.len);
+	if (!ev.text)
+		return dt_xstream_fail(s, "out of memory translating the stream");
+	return dt_xstream_emit(s, &ev);
 }
 
-static int on_event(void *arg, const struct dt_sse_event *e)
+static int decode(struct dt_xstream *s, const struct dt_sse_event *e)
 {
-	struct dt_xstream *s = arg;
-
-	if (s->info.complete)
-		return 0; /* nothing is due after the end */
 	switch (s->from) {
 	case DT_FAMILY_OPENAI:
 		return dt_xopenai_decode(s, e);
@@ -179,11 +180,27 @@ static int on_event(void *arg, const struct dt_sse_event *e)
 	}
 }
 
+/* An event's tree and strings live until the next event: whatever an
+ * encoder keeps longer it copies into s->arena. */
+static int on_event(void *arg, const struct dt_sse_event *e)
+{
+	struct dt_xstream *s = arg;
+	int rc;
+
+	if (s->info.complete)
+		return 0; /* nothing is due after the end */
+	rc = decode(s, e);
+	if (!rc && s->rd.oom)
+		rc = dt_xstream_fail(s, "out of memory translating the stream");
+	dt_arena_free(&s->event);
+	return rc;
+}
+
 /* What the encoders wrote goes out, even when a later event failed: it was
  * whole and valid. */
 static void flush(struct dt_xstream *s, struct evbuffer *out)
 {
-	if (s->out.failed || evbuffer_add(out, s->out.p, s->out.len))
+	if (s->out.failed || evbuffer_add(out, s->out.data, s->out.len))
 		dt_xstream_fail(s, "out of memory translating the stream");
 	s->out.len = 0;
 }

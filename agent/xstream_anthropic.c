@@ -7,44 +7,45 @@
 
 /* ---- decoder ------------------------------------------------------------- */
 
-static int emit_usage(struct dt_xstream *s, const json_t *usage)
+static int emit_usage(struct dt_xstream *s, const struct dt_json *usage)
 {
 	struct dt_xev ev = { .type = DT_XEV_USAGE };
 
-	if (!json_is_object(usage))
+	if (!usage || usage->type != DT_JSON_OBJECT)
 		return 0;
 	dt_xanthropic_usage_parse(usage, &s->dec.usage);
 	ev.usage = s->dec.usage;
 	return dt_xstream_emit(s, &ev);
 }
 
-static int decode_message_start(struct dt_xstream *s, const json_t *root)
+static int decode_message_start(struct dt_xstream *s, const struct dt_json *root)
 {
-	json_t *msg = json_object_get(root, "message");
+	const struct dt_json *msg = dt_json_get(root, "message");
 	struct dt_xev ev = {
-		.type = DT_XEV_START, .id = dt_xj_str(msg, "id"), .model = dt_xj_str(msg, "model"),
+		.type = DT_XEV_START, .id = dt_xread_str(&s->rd, msg, "id"),
+		.model = dt_xread_str(&s->rd, msg, "model"),
 	};
 
 	/* usage first: the client's opening event shows the input count */
-	emit_usage(s, json_object_get(msg, "usage"));
+	emit_usage(s, dt_json_get(msg, "usage"));
 	return dt_xstream_emit(s, &ev);
 }
 
 /* Thinking and server-tool blocks have no place in the other shapes: their
  * deltas and stop are skipped. */
-static int decode_block_start(struct dt_xstream *s, const json_t *root)
+static int decode_block_start(struct dt_xstream *s, const struct dt_json *root)
 {
-	json_t *block = json_object_get(root, "content_block");
-	const char *type = dt_xj_str(block, "type");
+	const struct dt_json *block = dt_json_get(root, "content_block");
+	const char *type = dt_xread_str(&s->rd, block, "type");
 
 	if (type && strcmp(type, "text") == 0) {
 		s->dec.block = DT_XBLOCK_TEXT;
-		return dt_xstream_emit_string(s, DT_XEV_TEXT, json_object_get(block, "text"));
+		return dt_xstream_emit_string(s, DT_XEV_TEXT, dt_json_get(block, "text"));
 	}
 	if (type && strcmp(type, "tool_use") == 0) {
-		const char *name = dt_xj_str(block, "name");
+		const char *name = dt_xread_str(&s->rd, block, "name");
 		struct dt_xev ev = {
-			.type = DT_XEV_TOOL_START, .id = dt_xj_str(block, "id"),
+			.type = DT_XEV_TOOL_START, .id = dt_xread_str(&s->rd, block, "id"),
 			.name = name ? name : "",
 		};
 
@@ -55,18 +56,18 @@ static int decode_block_start(struct dt_xstream *s, const json_t *root)
 	return 0;
 }
 
-static int decode_block_delta(struct dt_xstream *s, const json_t *root)
+static int decode_block_delta(struct dt_xstream *s, const struct dt_json *root)
 {
-	json_t *delta = json_object_get(root, "delta");
-	const char *type = dt_xj_str(delta, "type");
+	const struct dt_json *delta = dt_json_get(root, "delta");
+	const char *type = dt_xread_str(&s->rd, delta, "type");
 
 	if (!type)
 		return 0;
 	if (s->dec.block == DT_XBLOCK_TEXT && strcmp(type, "text_delta") == 0)
-		return dt_xstream_emit_string(s, DT_XEV_TEXT, json_object_get(delta, "text"));
+		return dt_xstream_emit_string(s, DT_XEV_TEXT, dt_json_get(delta, "text"));
 	if (s->dec.block == DT_XBLOCK_TOOL && strcmp(type, "input_json_delta") == 0)
 		return dt_xstream_emit_string(s, DT_XEV_TOOL_ARGS,
-					      json_object_get(delta, "partial_json"));
+					      dt_json_get(delta, "partial_json"));
 	return 0;
 }
 
@@ -79,17 +80,17 @@ static int decode_block_stop(struct dt_xstream *s)
 	return open ? dt_xstream_emit(s, &ev) : 0;
 }
 
-static int decode_message_delta(struct dt_xstream *s, const json_t *root)
+static int decode_message_delta(struct dt_xstream *s, const struct dt_json *root)
 {
-	json_t *delta = json_object_get(root, "delta");
-	const char *stop = dt_xj_str(delta, "stop_reason");
+	const struct dt_json *delta = dt_json_get(root, "delta");
+	const char *stop = dt_xread_str(&s->rd, delta, "stop_reason");
 
-	if (emit_usage(s, json_object_get(root, "usage")))
+	if (emit_usage(s, dt_json_get(root, "usage")))
 		return -1;
 	if (stop) {
 		struct dt_xev ev = {
 			.type = DT_XEV_FINISH, .finish = dt_xfinish_parse(DT_FAMILY_ANTHROPIC, stop),
-			.stop_sequence = dt_xj_str(delta, "stop_sequence"),
+			.stop_sequence = dt_xread_str(&s->rd, delta, "stop_sequence"),
 		};
 
 		return dt_xstream_emit(s, &ev);
@@ -97,7 +98,7 @@ static int decode_message_delta(struct dt_xstream *s, const json_t *root)
 	return 0;
 }
 
-static int decode_event(struct dt_xstream *s, const json_t *root, const char *type)
+static int decode_event(struct dt_xstream *s, const struct dt_json *root, const char *type)
 {
 	struct dt_xev end = { .type = DT_XEV_END };
 
@@ -120,33 +121,30 @@ static int decode_event(struct dt_xstream *s, const json_t *root, const char *ty
 
 int dt_xanthropic_decode(struct dt_xstream *s, const struct dt_sse_event *e)
 {
-	json_t *root = dt_xstream_json(s, e);
+	const struct dt_json *root = dt_xstream_json(s, e);
 	const char *type;
-	int rc;
 
 	if (!root)
 		return -1;
 	/* the data's type is the event's; the SSE event name only repeats it */
-	type = dt_xj_str(root, "type");
-	rc = decode_event(s, root, type ? type : e->type);
-	json_decref(root);
-	return rc;
+	type = dt_xread_str(&s->rd, root, "type");
+	return decode_event(s, root, type ? type : e->type);
 }
 
 /* ---- encoder ------------------------------------------------------------- */
 
 static void begin_event(struct dt_xstream *s, const char *type)
 {
-	dt_xb_lit(&s->out, "event: ");
-	dt_xb_add(&s->out, type, strlen(type));
-	dt_xb_lit(&s->out, "\ndata: {\"type\":\"");
-	dt_xb_add(&s->out, type, strlen(type));
-	dt_xb_lit(&s->out, "\"");
+	dt_jbuf_lit(&s->out, "event: ");
+	dt_jbuf_put(&s->out, type, strlen(type));
+	dt_jbuf_lit(&s->out, "\ndata: {\"type\":\"");
+	dt_jbuf_put(&s->out, type, strlen(type));
+	dt_jbuf_lit(&s->out, "\"");
 }
 
 static void end_event(struct dt_xstream *s)
 {
-	dt_xb_lit(&s->out, "}\n\n");
+	dt_jbuf_lit(&s->out, "}\n\n");
 }
 
 static void close_block(struct dt_xstream *s)
@@ -154,8 +152,8 @@ static void close_block(struct dt_xstream *s)
 	if (s->enc.block == DT_XBLOCK_NONE)
 		return;
 	begin_event(s, "content_block_stop");
-	dt_xb_lit(&s->out, ",\"index\":");
-	dt_xb_int(&s->out, (int64_t)s->enc.blocks - 1);
+	dt_jbuf_lit(&s->out, ",\"index\":");
+	dt_jbuf_int(&s->out, (int64_t)s->enc.blocks - 1);
 	end_event(s);
 	s->enc.block = DT_XBLOCK_NONE;
 }
@@ -166,19 +164,19 @@ static void open_block(struct dt_xstream *s, enum dt_xblock kind)
 	close_block(s);
 	s->enc.block = kind;
 	begin_event(s, "content_block_start");
-	dt_xb_lit(&s->out, ",\"index\":");
-	dt_xb_int(&s->out, (int64_t)s->enc.blocks++);
-	dt_xb_lit(&s->out, ",\"content_block\":");
+	dt_jbuf_lit(&s->out, ",\"index\":");
+	dt_jbuf_int(&s->out, (int64_t)s->enc.blocks++);
+	dt_jbuf_lit(&s->out, ",\"content_block\":");
 }
 
 static void begin_delta(struct dt_xstream *s, const char *type)
 {
 	begin_event(s, "content_block_delta");
-	dt_xb_lit(&s->out, ",\"index\":");
-	dt_xb_int(&s->out, (int64_t)s->enc.blocks - 1);
-	dt_xb_lit(&s->out, ",\"delta\":{\"type\":\"");
-	dt_xb_add(&s->out, type, strlen(type));
-	dt_xb_lit(&s->out, "\",");
+	dt_jbuf_lit(&s->out, ",\"index\":");
+	dt_jbuf_int(&s->out, (int64_t)s->enc.blocks - 1);
+	dt_jbuf_lit(&s->out, ",\"delta\":{\"type\":\"");
+	dt_jbuf_put(&s->out, type, strlen(type));
+	dt_jbuf_lit(&s->out, "\",");
 }
 
 static void encode_start(struct dt_xstream *s, const struct dt_xev *ev)
@@ -186,13 +184,13 @@ static void encode_start(struct dt_xstream *s, const struct dt_xev *ev)
 	char id[DT_XID_LEN];
 
 	begin_event(s, "message_start");
-	dt_xb_lit(&s->out, ",\"message\":{\"id\":");
-	dt_xb_cstr(&s->out, dt_xid(DT_FAMILY_ANTHROPIC, s->from, ev->id, s->ctx.seed, id));
-	dt_xb_lit(&s->out, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
-	dt_xb_cstr(&s->out, dt_xmodel(&s->ctx, ev->model));
-	dt_xb_lit(&s->out, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":");
+	dt_jbuf_lit(&s->out, ",\"message\":{\"id\":");
+	dt_jbuf_str(&s->out, dt_xid(DT_FAMILY_ANTHROPIC, s->from, ev->id, s->ctx.seed, id));
+	dt_jbuf_lit(&s->out, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+	dt_jbuf_str(&s->out, dt_xmodel(&s->ctx, ev->model));
+	dt_jbuf_lit(&s->out, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":");
 	dt_xanthropic_usage_emit(&s->out, &s->info.usage);
-	dt_xb_lit(&s->out, "}");
+	dt_jbuf_lit(&s->out, "}");
 	end_event(s);
 }
 
@@ -211,11 +209,11 @@ static void encode_end(struct dt_xstream *s)
 {
 	close_block(s);
 	begin_event(s, "message_delta");
-	dt_xb_lit(&s->out, ",\"delta\":{\"stop_reason\":");
-	dt_xb_cstr(&s->out, dt_xfinish_name(DT_FAMILY_ANTHROPIC, s->enc.finish));
-	dt_xb_lit(&s->out, ",\"stop_sequence\":");
-	dt_xb_cstr(&s->out, s->enc.stop_sequence);
-	dt_xb_lit(&s->out, "},\"usage\":");
+	dt_jbuf_lit(&s->out, ",\"delta\":{\"stop_reason\":");
+	dt_jbuf_str(&s->out, dt_xfinish_name(DT_FAMILY_ANTHROPIC, s->enc.finish));
+	dt_jbuf_lit(&s->out, ",\"stop_sequence\":");
+	dt_jbuf_str(&s->out, s->enc.stop_sequence);
+	dt_jbuf_lit(&s->out, "},\"usage\":");
 	dt_xanthropic_usage_emit(&s->out, &s->info.usage);
 	end_event(s);
 	begin_event(s, "message_stop");
@@ -233,32 +231,32 @@ void dt_xanthropic_encode(struct dt_xstream *s, const struct dt_xev *ev)
 	case DT_XEV_TEXT:
 		if (s->enc.block != DT_XBLOCK_TEXT) {
 			open_block(s, DT_XBLOCK_TEXT);
-			dt_xb_lit(&s->out, "{\"type\":\"text\",\"text\":\"\"}");
+			dt_jbuf_lit(&s->out, "{\"type\":\"text\",\"text\":\"\"}");
 			end_event(s);
 		}
 		begin_delta(s, "text_delta");
-		dt_xb_lit(&s->out, "\"text\":");
-		dt_xb_str(&s->out, ev->text, ev->len);
-		dt_xb_lit(&s->out, "}");
+		dt_jbuf_lit(&s->out, "\"text\":");
+		dt_jbuf_strn(&s->out, ev->text, ev->len);
+		dt_jbuf_lit(&s->out, "}");
 		end_event(s);
 		break;
 	case DT_XEV_TOOL_START:
 		open_block(s, DT_XBLOCK_TOOL);
-		dt_xb_lit(&s->out, "{\"type\":\"tool_use\",\"id\":");
-		dt_xb_cstr(&s->out, dt_xtool_id(DT_FAMILY_ANTHROPIC, ev->id, s->ctx.seed, ev->index,
+		dt_jbuf_lit(&s->out, "{\"type\":\"tool_use\",\"id\":");
+		dt_jbuf_str(&s->out, dt_xtool_id(DT_FAMILY_ANTHROPIC, ev->id, s->ctx.seed, ev->index,
 						id));
-		dt_xb_lit(&s->out, ",\"name\":");
-		dt_xb_cstr(&s->out, ev->name);
-		dt_xb_lit(&s->out, ",\"input\":{}}");
+		dt_jbuf_lit(&s->out, ",\"name\":");
+		dt_jbuf_str(&s->out, ev->name);
+		dt_jbuf_lit(&s->out, ",\"input\":{}}");
 		end_event(s);
 		break;
 	case DT_XEV_TOOL_ARGS:
 		if (s->enc.block != DT_XBLOCK_TOOL)
 			break; /* its call's block was closed by text in between */
 		begin_delta(s, "input_json_delta");
-		dt_xb_lit(&s->out, "\"partial_json\":");
-		dt_xb_str(&s->out, ev->text, ev->len);
-		dt_xb_lit(&s->out, "}");
+		dt_jbuf_lit(&s->out, "\"partial_json\":");
+		dt_jbuf_strn(&s->out, ev->text, ev->len);
+		dt_jbuf_lit(&s->out, "}");
 		end_event(s);
 		break;
 	case DT_XEV_BLOCK_STOP:

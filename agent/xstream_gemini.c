@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* Gemini streamGenerateContent?alt=sse streams (one GenerateContentResponse
  * per event): decoder and encoder; see docs/translation-responses.md. */
-#include <stdlib.h>
 #include <string.h>
 
 #include "xresp_int.h"
@@ -10,105 +9,94 @@
 
 /* A functionCall part comes whole: a call opened, its arguments in one
  * piece, closed. */
-static int decode_call(struct dt_xstream *s, const json_t *fn)
+static int decode_call(struct dt_xstream *s, const struct dt_json *fn)
 {
-	const char *name = dt_xj_str(fn, "name");
-	json_t *args = json_object_get(fn, "args");
+	const char *name = dt_xread_str(&s->rd, fn, "name");
+	const struct dt_json *args = dt_json_get(fn, "args");
 	struct dt_xev start = {
-		.type = DT_XEV_TOOL_START, .id = dt_xj_str(fn, "id"), .name = name ? name : "",
+		.type = DT_XEV_TOOL_START, .id = dt_xread_str(&s->rd, fn, "id"),
+		.name = name ? name : "",
 	};
 	struct dt_xev stop = { .type = DT_XEV_BLOCK_STOP };
-	struct dt_xev piece = { .type = DT_XEV_TOOL_ARGS };
-	char *text = args ? json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("{}");
-	int rc;
+	struct dt_xev piece = { .type = DT_XEV_TOOL_ARGS, .text = "{}" };
 
-	if (!text)
+	if (args && !(piece.text = dt_xread_text(&s->rd, args)))
 		return dt_xstream_fail(s, "out of memory translating the stream");
-	piece.text = text;
-	piece.len = strlen(text);
-	rc = dt_xstream_emit(s, &start) || dt_xstream_emit(s, &piece) ||
-	     dt_xstream_emit(s, &stop) ? -1 : 0;
-	free(text);
-	return rc;
+	piece.len = strlen(piece.text);
+	return dt_xstream_emit(s, &start) || dt_xstream_emit(s, &piece) ||
+	       dt_xstream_emit(s, &stop) ? -1 : 0;
 }
 
-static int decode_chunk(struct dt_xstream *s, const json_t *root)
+static int decode_chunk(struct dt_xstream *s, const struct dt_json *root)
 {
-	json_t *cand = json_array_get(json_object_get(root, "candidates"), 0);
-	json_t *parts = json_object_get(json_object_get(cand, "content"), "parts");
-	json_t *usage = json_object_get(root, "usageMetadata");
+	const struct dt_json *parts = dt_xgemini_parts(root);
+	const struct dt_json *usage = dt_json_get(root, "usageMetadata");
 	struct dt_xev ev = { .type = DT_XEV_START };
-	size_t i;
-	json_t *part;
 
-	if (json_object_get(root, "error"))
+	if (dt_json_get(root, "error"))
 		return dt_xstream_provider_error(s, root);
 	/* usage first: an Anthropic client's opening event shows the input count */
-	if (json_is_object(usage)) {
+	if (usage && usage->type == DT_JSON_OBJECT) {
 		struct dt_xev u = { .type = DT_XEV_USAGE };
 
 		dt_xgemini_usage_parse(usage, &u.usage);
 		dt_xstream_emit(s, &u);
 	}
 	if (!s->started) {
-		ev.id = dt_xj_str(root, "responseId");
-		ev.model = dt_xj_str(root, "modelVersion");
+		ev.id = dt_xread_str(&s->rd, root, "responseId");
+		ev.model = dt_xread_str(&s->rd, root, "modelVersion");
 		dt_xstream_emit(s, &ev);
 	}
-	json_array_foreach(parts, i, part) {
-		json_t *fn = json_object_get(part, "functionCall");
+	for (const struct dt_json *part = parts ? parts->first : NULL; part; part = part->next) {
+		const struct dt_json *fn = dt_json_get(part, "functionCall");
 		int rc;
 
-		if (json_is_object(fn))
+		if (fn && fn->type == DT_JSON_OBJECT)
 			rc = decode_call(s, fn);
-		else if (json_is_true(json_object_get(part, "thought")))
+		else if (dt_json_get_true(part, "thought"))
 			rc = 0; /* thought summaries are not the answer */
 		else
-			rc = dt_xstream_emit_string(s, DT_XEV_TEXT, json_object_get(part, "text"));
+			rc = dt_xstream_emit_string(s, DT_XEV_TEXT, dt_json_get(part, "text"));
 		if (rc)
 			return -1;
 	}
 	ev = (struct dt_xev){
-		.type = DT_XEV_FINISH, .finish = dt_xgemini_finish(root, s->info.tool_calls > 0),
+		.type = DT_XEV_FINISH,
+		.finish = dt_xgemini_finish(&s->rd, root, s->info.tool_calls > 0),
 	};
 	return ev.finish != DT_XFINISH_NONE ? dt_xstream_emit(s, &ev) : 0;
 }
 
 int dt_xgemini_decode(struct dt_xstream *s, const struct dt_sse_event *e)
 {
-	json_t *root = dt_xstream_json(s, e);
-	int rc;
+	const struct dt_json *root = dt_xstream_json(s, e);
 
-	if (!root)
-		return -1;
-	rc = decode_chunk(s, root);
-	json_decref(root);
-	return rc;
+	return root ? decode_chunk(s, root) : -1;
 }
 
 /* ---- encoder ------------------------------------------------------------- */
 
 static void begin_chunk(struct dt_xstream *s)
 {
-	dt_xb_lit(&s->out, "data: {\"candidates\":[{\"content\":{\"parts\":[");
+	dt_jbuf_lit(&s->out, "data: {\"candidates\":[{\"content\":{\"parts\":[");
 }
 
 /* Every chunk ends alike: ",modelVersion, responseId}". */
 static void end_chunk(struct dt_xstream *s)
 {
-	dt_xb_add(&s->out, s->enc.head.p, s->enc.head.len);
+	dt_jbuf_put(&s->out, s->enc.head.data, s->enc.head.len);
 }
 
 static void encode_start(struct dt_xstream *s, const struct dt_xev *ev)
 {
-	struct dt_xbuf *h = &s->enc.head;
+	struct dt_jbuf *h = &s->enc.head;
 	char id[DT_XID_LEN];
 
-	dt_xb_lit(h, ",\"modelVersion\":");
-	dt_xb_cstr(h, dt_xmodel(&s->ctx, ev->model));
-	dt_xb_lit(h, ",\"responseId\":");
-	dt_xb_cstr(h, dt_xid(DT_FAMILY_GEMINI, s->from, ev->id, s->ctx.seed, id));
-	dt_xb_lit(h, "}\n\n");
+	dt_jbuf_lit(h, ",\"modelVersion\":");
+	dt_jbuf_str(h, dt_xmodel(&s->ctx, ev->model));
+	dt_jbuf_lit(h, ",\"responseId\":");
+	dt_jbuf_str(h, dt_xid(DT_FAMILY_GEMINI, s->from, ev->id, s->ctx.seed, id));
+	dt_jbuf_lit(h, "}\n\n");
 	if (h->failed)
 		s->out.failed = true;
 }
@@ -116,7 +104,7 @@ static void encode_start(struct dt_xstream *s, const struct dt_xev *ev)
 /* The open call goes out whole, now that its arguments are. */
 static void flush_call(struct dt_xstream *s)
 {
-	struct dt_xbuf *c = &s->enc.call;
+	struct dt_jbuf *c = &s->enc.call;
 
 	if (s->enc.block != DT_XBLOCK_TOOL)
 		return;
@@ -126,28 +114,28 @@ static void flush_call(struct dt_xstream *s)
 		return;
 	}
 	begin_chunk(s);
-	dt_xb_add(&s->out, c->p, s->enc.call_start);
-	dt_xb_object(&s->out, c->p + s->enc.call_start, c->len - s->enc.call_start);
-	dt_xb_lit(&s->out, "}}],\"role\":\"model\"},\"index\":0}]");
+	dt_jbuf_put(&s->out, c->data, s->enc.call_start);
+	dt_jbuf_object(&s->out, c->data + s->enc.call_start, c->len - s->enc.call_start);
+	dt_jbuf_lit(&s->out, "}}],\"role\":\"model\"},\"index\":0}]");
 	end_chunk(s);
 }
 
 /* The call's part up to "args": kept until its arguments are complete. */
 static void open_call(struct dt_xstream *s, const struct dt_xev *ev)
 {
-	struct dt_xbuf *c = &s->enc.call;
+	struct dt_jbuf *c = &s->enc.call;
 
 	flush_call(s);
 	c->len = 0;
-	dt_xb_lit(c, "{\"functionCall\":{");
+	dt_jbuf_lit(c, "{\"functionCall\":{");
 	if (ev->id) {
-		dt_xb_lit(c, "\"id\":");
-		dt_xb_cstr(c, ev->id);
-		dt_xb_lit(c, ",");
+		dt_jbuf_lit(c, "\"id\":");
+		dt_jbuf_str(c, ev->id);
+		dt_jbuf_lit(c, ",");
 	}
-	dt_xb_lit(c, "\"name\":");
-	dt_xb_cstr(c, ev->name);
-	dt_xb_lit(c, ",\"args\":");
+	dt_jbuf_lit(c, "\"name\":");
+	dt_jbuf_str(c, ev->name);
+	dt_jbuf_lit(c, ",\"args\":");
 	s->enc.call_start = c->len;
 	s->enc.block = DT_XBLOCK_TOOL;
 }
@@ -158,14 +146,14 @@ static void encode_end(struct dt_xstream *s)
 
 	flush_call(s);
 	begin_chunk(s);
-	dt_xb_lit(&s->out, "{\"text\":\"\"}],\"role\":\"model\"}");
+	dt_jbuf_lit(&s->out, "{\"text\":\"\"}],\"role\":\"model\"}");
 	if (finish) {
-		dt_xb_lit(&s->out, ",\"finishReason\":");
-		dt_xb_cstr(&s->out, finish);
+		dt_jbuf_lit(&s->out, ",\"finishReason\":");
+		dt_jbuf_str(&s->out, finish);
 	}
-	dt_xb_lit(&s->out, ",\"index\":0}]");
+	dt_jbuf_lit(&s->out, ",\"index\":0}]");
 	if (s->info.usage.known) {
-		dt_xb_lit(&s->out, ",\"usageMetadata\":");
+		dt_jbuf_lit(&s->out, ",\"usageMetadata\":");
 		dt_xgemini_usage_emit(&s->out, &s->info.usage);
 	}
 	end_chunk(s);
@@ -180,9 +168,9 @@ void dt_xgemini_encode(struct dt_xstream *s, const struct dt_xev *ev)
 	case DT_XEV_TEXT:
 		flush_call(s);
 		begin_chunk(s);
-		dt_xb_lit(&s->out, "{\"text\":");
-		dt_xb_str(&s->out, ev->text, ev->len);
-		dt_xb_lit(&s->out, "}],\"role\":\"model\"},\"index\":0}]");
+		dt_jbuf_lit(&s->out, "{\"text\":");
+		dt_jbuf_strn(&s->out, ev->text, ev->len);
+		dt_jbuf_lit(&s->out, "}],\"role\":\"model\"},\"index\":0}]");
 		end_chunk(s);
 		break;
 	case DT_XEV_TOOL_START:
@@ -190,7 +178,7 @@ void dt_xgemini_encode(struct dt_xstream *s, const struct dt_xev *ev)
 		break;
 	case DT_XEV_TOOL_ARGS:
 		if (s->enc.block == DT_XBLOCK_TOOL)
-			dt_xb_add(&s->enc.call, ev->text, ev->len);
+			dt_jbuf_put(&s->enc.call, ev->text, ev->len);
 		break;
 	case DT_XEV_BLOCK_STOP:
 		flush_call(s);
