@@ -141,4 +141,55 @@ struct dt_origin {
 	char  comm[DT_COMM_LEN];
 };
 
+/* ---- kernel TCP signals: bpf/tcpsig.bpf.c, agent/tcpsig.c, docs/tcpsig.md ---- */
+
+#define DT_MAP_TCP_SIGNALS "tcp_signals"
+
+/* What happened on a socket to a provider endpoint. */
+enum dt_tcp_kind {
+	DT_TCP_CONNECT_OK        = 1, /* value: connect latency (SYN_SENT -> ESTABLISHED), ns; 0 unknown */
+	DT_TCP_CONNECT_FAIL      = 2, /* value: the socket's errno (ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH...) */
+	DT_TCP_CONNECT_ABANDONED = 3, /* value: 0 (closed by its owner) or ECONNABORTED (destroyed) */
+	DT_TCP_RESET_RECV        = 4, /* value: TCP state the reset cut */
+	DT_TCP_RESET_SENT        = 5, /* value: TCP state of the sending socket */
+	DT_TCP_RETRANSMIT        = 6, /* value: retransmissions of this socket so far */
+	DT_TCP_KIND_COUNT
+};
+
+enum dt_tcp_event_flags {
+	DT_TCP_F_PROXY = 1, /* the socket carries detour's SO_MARK: the proxy's upstream */
+	DT_TCP_F_SYN   = 2, /* a retransmitted SYN: the connect is not answered */
+};
+
+/* One record of the tcp_events ring buffer. */
+struct dt_tcp_event {
+	struct dt_endpoint ep;  /* the remote end: a provider endpoint */
+	__u32 kind;             /* enum dt_tcp_kind */
+	__u32 flags;            /* enum dt_tcp_event_flags */
+	__u64 value;            /* see enum dt_tcp_kind */
+	__u64 ts_ns;            /* CLOCK_MONOTONIC (bpf_ktime_get_ns) of the event */
+	__u64 elapsed_ns;       /* connect events: time since SYN_SENT; 0 unknown */
+	__u64 cookie;           /* socket cookie */
+	__u16 sport;            /* local port, host byte order */
+	__u16 state;            /* TCP state at the event */
+	__u32 pad;
+};
+
+/* Value of the tcp_signals map, keyed by provider endpoint. */
+struct dt_tcp_signals {
+	__u64 resets_recv;         /* resets cutting a synchronized connection */
+	__u64 resets_sent;
+	__u64 retransmits;
+	__u64 syn_retransmits;     /* of which SYNs */
+	__u64 connect_ok;
+	__u64 connect_fail;        /* refused, timed out, unreachable */
+	__u64 connect_abandoned;   /* closed or destroyed locally before the handshake ended */
+	__u64 connect_lat_sum_ns;
+	__u64 connect_lat_count;
+	__u64 connect_lat_last_ns;
+	__u64 last_event_ns;       /* CLOCK_MONOTONIC of the last counted event */
+	__u32 last_kind;           /* enum dt_tcp_kind of that event */
+	__u32 last_errno;          /* of the last connect failure */
+};
+
 #endif /* DETOUR_H */
