@@ -24,7 +24,8 @@ struct dt_tcpsig;
  * One signal, as it happened: @ep the provider endpoint, @kind and @value as
  * enum dt_tcp_kind says, @now the kernel's time of the event on
  * CLOCK_MONOTONIC (dt_now_ns()'s clock), not the time of the call. @ev has
- * the rest (flags, socket cookie, local port, time since SYN_SENT).
+ * the rest (flags, socket cookie, local port, time since SYN_SENT). Called
+ * from the loop's read event: it must not call dt_tcpsig_close().
  */
 typedef void (*dt_tcpsig_cb)(const struct dt_endpoint *ep, enum dt_tcp_kind kind,
 			     __u64 value, __u64 now, const struct dt_tcp_event *ev, void *arg);

@@ -213,7 +213,7 @@ static int setup(void **state)
 {
 	(void)state;
 	if (w.skip)
-		skip();
+		return 0;               /* each test skips itself: cmocka counts a skip here as an error */
 	/* late events of the previous test (its closing resets) go first */
 	dt_tcpsig_drain(w.sig);
 	w.nrecs = 0;
@@ -223,7 +223,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	drop_off();
+	if (!w.skip)
+		drop_off();
 	return 0;
 }
 
@@ -377,9 +378,9 @@ static void abort_close(int fd)
 	close(fd);
 }
 
-static const struct rec *find(enum dt_tcp_kind kind, struct dt_endpoint ep, int from)
+static const struct rec *find(enum dt_tcp_kind kind, struct dt_endpoint ep)
 {
-	for (int i = from; i < w.nrecs; i++)
+	for (int i = 0; i < w.nrecs; i++)
 		if (w.recs[i].ev.kind == kind && !memcmp(&w.recs[i].ev.ep, &ep, sizeof(ep)))
 			return &w.recs[i];
 	return NULL;
@@ -393,7 +394,7 @@ static const struct rec *wait_for(enum dt_tcp_kind kind, struct dt_endpoint ep, 
 	__u64 deadline = dt_now_ns() + (__u64)ms * 1000000ull;
 	const struct rec *r;
 
-	while (!(r = find(kind, ep, 0))) {
+	while (!(r = find(kind, ep))) {
 		__u64 now = dt_now_ns();
 		struct timeval tv;
 
@@ -439,6 +440,8 @@ static void test_connect_refused(void **state)
 	int fd;
 
 	(void)state;
+	if (w.skip)
+		skip();
 	provide(ep);
 	fd = dial(AF_INET, ep, 0, 0);
 	r = wait_for(DT_TCP_CONNECT_FAIL, ep, WAIT_MS);
@@ -464,6 +467,8 @@ static void test_connect_ok_latency(void **state)
 	const struct rec *r;
 
 	(void)state;
+	if (w.skip)
+		skip();
 	provide(ep);
 	fd = dial(AF_INET, ep, 0, 0);
 	r = wait_for(DT_TCP_CONNECT_OK, ep, WAIT_MS);
@@ -494,6 +499,8 @@ static void test_reset_received(void **state)
 	const struct rec *r;
 
 	(void)state;
+	if (w.skip)
+		skip();
 	provide(ep);
 	fd = dial(AF_INET, ep, 0, 0);
 	wait_connected(fd);
@@ -506,7 +513,7 @@ static void test_reset_received(void **state)
 	s = counters(ep);
 	assert_int_equal(s.resets_recv, 1);
 	assert_int_equal(s.resets_sent, 0);
-	assert_null(find(DT_TCP_RESET_SENT, ep, 0));
+	assert_null(find(DT_TCP_RESET_SENT, ep));
 	close(fd);
 	close(lfd);
 }
@@ -518,6 +525,8 @@ static void test_reset_sent(void **state)
 	const struct rec *r;
 
 	(void)state;
+	if (w.skip)
+		skip();
 	provide(ep);
 	fd = dial(AF_INET, ep, 0, 0);
 	wait_connected(fd);
@@ -539,6 +548,8 @@ static void test_ipv6_and_mapped(void **state)
 	int lfd = listener(AF_INET6, 20051), fd4, fd6;
 
 	(void)state;
+	if (w.skip)
+		skip();
 	provide(v4);
 	provide(v6);
 	fd4 = dial(AF_INET6, v4, 0, 0);  /* ::ffff:127.0.0.1, nothing there */
@@ -560,6 +571,8 @@ static void test_proxy_mark(void **state)
 	const struct rec *r;
 
 	(void)state;
+	if (w.skip)
+		skip();
 	provide(ep);
 	fd_app = dial(AF_INET, ep, 0, 0);
 	r = wait_for(DT_TCP_CONNECT_OK, ep, WAIT_MS);
@@ -586,6 +599,8 @@ static void test_not_provider(void **state)
 	pid_t child;
 
 	(void)state;
+	if (w.skip)
+		skip();
 	provide(barrier);
 	provide(foreign);
 	fd = dial(AF_INET, other, 0, 0);               /* connects, reset both ways */
@@ -634,6 +649,8 @@ static void test_connect_abandoned(void **state)
 	int fd;
 
 	(void)state;
+	if (w.skip)
+		skip();
 	provide(ep);
 	drop_on();
 	fd = dial(AF_INET, ep, 0, 0);
@@ -655,6 +672,8 @@ static void test_syn_blackhole(void **state)
 	int fd;
 
 	(void)state;
+	if (w.skip)
+		skip();
 	provide(ep);
 	drop_on();
 	fd = dial(AF_INET, ep, 0, 1500);
@@ -681,6 +700,8 @@ static void test_retransmit_established(void **state)
 	const struct rec *r;
 
 	(void)state;
+	if (w.skip)
+		skip();
 	provide(ep);
 	fd = dial(AF_INET, ep, 0, 0);
 	wait_connected(fd);
@@ -735,6 +756,8 @@ static void test_event_latency(void **state)
 	int n = 0;
 
 	(void)state;
+	if (w.skip)
+		skip();
 	ep = ep4(20110);
 	provide(ep);
 	assert_int_equal(pthread_create(&th, NULL, refuser, &ep), 0);
@@ -779,6 +802,8 @@ static void test_close_detaches_reopen_keeps(void **state)
 	int pfd, fd, n = 0;
 
 	(void)state;
+	if (w.skip)
+		skip();
 	before = counters(ep);
 	assert_int_equal(before.connect_fail, 1);
 	assert_int_equal(dt_tcpsig_foreach_fd(dt_tcpsig_fd(w.sig), count_entry, &n), 0);
@@ -817,6 +842,8 @@ static void test_open_fails_cleanly(void **state)
 	int bad;
 
 	(void)state;
+	if (w.skip)
+		skip();
 	o.intercept_fd = -1;
 	assert_int_equal(dt_tcpsig_open(&t, w.base, &o, err, sizeof(err)), -EBADF);
 	assert_null(t);
