@@ -62,6 +62,8 @@ FUZZ_deps_fuzz_xreq    := $(wildcard agent/xreq*.c) agent/json.c agent/arena.c
 FUZZ_libs_fuzz_xreq    := -ljansson
 FUZZ_deps_fuzz_xstream := $(wildcard agent/xresp*.c agent/xstream*.c) agent/json.c agent/sse.c agent/arena.c
 FUZZ_libs_fuzz_xstream := -levent -ljansson
+FUZZ_deps_fuzz_json    := agent/json.c agent/arena.c
+FUZZ_libs_fuzz_json    := -ljansson
 
 BINS := $(BUILD)/detourd $(BUILD)/detourctl $(BUILD)/fakellm
 

@@ -500,7 +500,7 @@ const struct dt_json *dt_json_get(const struct dt_json *obj, const char *key)
 {
 	if (!obj || obj->type != DT_JSON_OBJECT)
 		return NULL;
-	for (const char *k = key; *k; k += *k == '|') {
+	for (const char *k = key;; k++) {
 		const struct dt_json *found = NULL;
 		size_t n = strcspn(k, "|");
 
@@ -510,8 +510,9 @@ const struct dt_json *dt_json_get(const struct dt_json *obj, const char *key)
 		if (found)
 			return found;
 		k += n;
+		if (!*k)
+			return NULL;
 	}
-	return NULL;
 }
 
 const struct dt_json *dt_json_at(const struct dt_json *v, size_t i)
