@@ -537,7 +537,6 @@ static unsigned decayed_level(const struct dt_health *h, const struct circuit *c
 static void reset_judgement(struct circuit *c)
 {
 	memset(c->window, 0, sizeof(c->window));
-	c->degraded = (struct cause){ DT_HR_NONE, 0, 0 };
 	c->consecutive = 0;
 	c->trials_admitted = c->trials_ok = c->trials_failed = 0;
 }

@@ -258,9 +258,9 @@ static void test_slow_calls_against_the_baseline(void **state)
 		outcome_at(h, OPENAI, MINI, DT_OUTCOME_OK, 300 * MS, t);
 	v = verdict(h, OPENAI, MINI, t);
 	assert_int_equal(v.ttft_baseline_ns, 300 * MS);
-	/* 800 ms is under the 1 s floor, 2x the baseline: not slow */
+	/* 950 ms is over 3x the baseline but under the 1 s floor: not slow */
 	for (int i = 0; i < 10; i++, t += 100 * MS)
-		outcome_at(h, OPENAI, MINI, DT_OUTCOME_OK, 800 * MS, t);
+		outcome_at(h, OPENAI, MINI, DT_OUTCOME_OK, 950 * MS, t);
 	v = verdict(h, OPENAI, MINI, t);
 	assert_int_equal(v.state, DT_HEALTHY);
 	assert_int_equal(v.slow_rate_percent, 0);
@@ -394,6 +394,11 @@ static void test_token_limits_and_their_floor(void **state)
 	rl.limits[DT_RL_REQUESTS].remaining = 0;
 	dt_health_ratelimit(h, ANTHROPIC, NULL, &rl, T0);
 	assert_int_equal(verdict(h, ANTHROPIC, NULL, T0).until, T0 + SEC);
+	/* a retry-after among the headers sets aside too */
+	dt_ratelimit_init(&rl);
+	rl.retry_after_ms = 7000;
+	dt_health_ratelimit(h, ANTHROPIC, "opus", &rl, T0);
+	assert_int_equal(verdict(h, ANTHROPIC, "opus", T0).until, T0 + 7 * SEC);
 	dt_health_free(h);
 }
 
@@ -538,7 +543,7 @@ static void test_ejection_is_never_shortened_by_older_or_weaker_signals(void **s
 	dt_health_outcome(h, OPENAI, MINI, &late_ok, T0 + SEC);
 	/* a success and a failure of attempts sent during it (panic order) */
 	outcome_at(h, OPENAI, MINI, DT_OUTCOME_OK, 0, T0 + 2 * SEC);
-	outcome_at(h, OPENAI, MINI, DT_OUTCOME_SERVER_ERROR, 0, T0 + 3 * SEC);
+	fail_n(h, OPENAI, MINI, DT_OUTCOME_SERVER_ERROR, 10, T0 + 3 * SEC);
 	assert_int_equal(state_of(h, OPENAI, MINI, T0 + 4 * SEC), DT_DOWN);
 	assert_int_equal(verdict(h, OPENAI, MINI, T0 + 4 * SEC).until, end);
 	/* half-open: the same late success is no trial */
@@ -554,6 +559,10 @@ static void test_ejection_is_never_shortened_by_older_or_weaker_signals(void **s
 	dt_health_probe(h, GROQ, true, 20 * MS, T0 + SEC);
 	assert_int_equal(state_of(h, GROQ, NULL, T0 + SEC), DT_DOWN);
 	assert_int_equal(verdict(h, GROQ, NULL, T0 + SEC).until, end);
+	/* half-open: a first-byte timeout says nothing of the provider's
+	 * reachability, so it is no successful trial */
+	fail_n(h, GROQ, NULL, DT_OUTCOME_FIRST_BYTE_TIMEOUT, 3, end);
+	assert_int_equal(state_of(h, GROQ, NULL, end), DT_PROBING);
 	dt_health_free(h);
 }
 
@@ -674,12 +683,14 @@ static void test_evicting_a_troubled_model_is_announced(void **state)
 	char name[16];
 
 	(void)state;
-	for (int i = 0; i < DT_HEALTH_MODEL_SLOTS; i++) {
+	/* m0, the least recently used, is drained: an operator's word stays */
+	dt_health_override(h, GROQ, "m0", DT_OVERRIDE_DRAIN, T0);
+	for (int i = 1; i < DT_HEALTH_MODEL_SLOTS; i++) {
 		snprintf(name, sizeof(name), "m%d", i);
 		outcome_at(h, GROQ, name, DT_OUTCOME_RATE_LIMITED, 0, T0 + (uint64_t)i * MS);
 	}
 	outcome_at(h, GROQ, "new", DT_OUTCOME_OK, 0, T0 + SEC / 2);
-	assert_string_equal(last_change()->model, "m0");
+	assert_string_equal(last_change()->model, "m1");
 	assert_int_equal(last_change()->from, DT_RATE_LIMITED);
 	assert_int_equal(last_change()->to, DT_HEALTHY);
 	assert_int_equal(last_change()->reason, DT_HR_FORGOTTEN);
@@ -785,6 +796,35 @@ static void test_panic_routes_to_the_least_bad(void **state)
 	dt_health_free(h);
 }
 
+static void test_panic_without_a_cap(void **state)
+{
+	struct dt_health_opts o = { .class_max_ejected_percent = 100 };
+	struct dt_health *h = engine(&o);
+	const struct dt_health_member two[] = { { OPENAI, MINI }, { GROQ, "llama" } };
+	struct dt_health_rank r[2];
+	struct dt_ratelimit rl = limits(0, 4000);
+
+	(void)state;
+	/* both rate-limited (no ejection for any cap to spare): the soonest
+	 * reset is readmitted, the other is not */
+	dt_health_ratelimit(h, OPENAI, MINI, &rl, T0);
+	rl = limits(0, 2000);
+	dt_health_ratelimit(h, GROQ, "llama", &rl, T0);
+	assert_int_equal(dt_health_order(h, two, 2, T0 + SEC, r), DT_HEALTH_PANIC);
+	assert_int_equal(r[0].member, 1);
+	assert_true(r[0].readmitted);
+	assert_int_equal(r[0].state, DT_RATE_LIMITED);
+	assert_false(r[1].usable);
+	/* both ejected, every one may be: panic readmits exactly one */
+	eject_provider(h, OPENAI, T0);
+	eject_provider(h, GROQ, T0 + SEC);
+	assert_int_equal(dt_health_order(h, two, 2, T0 + 5 * SEC, r), DT_HEALTH_PANIC);
+	assert_int_equal(r[0].member, 0);
+	assert_true(r[0].usable);
+	assert_false(r[1].usable);
+	dt_health_free(h);
+}
+
 /* ---- operator -------------------------------------------------------------- */
 
 static void test_operator_drain_force_clear(void **state)
@@ -886,6 +926,7 @@ static void test_change_callback_sequence(void **state)
 	o429.started = t + 2 * SEC;
 	dt_health_outcome(h, OPENAI, MINI, &o429, t + 2 * SEC);
 	assert_int_equal(changes.c[6].until, t + 12 * SEC);
+	assert_int_equal(changes.c[6].since, t + SEC); /* the state did not change */
 	/* the next event may come early (the 3 s reset it was): a tick then
 	 * changes nothing and finds the true one */
 	assert_int_equal(dt_health_next_event(h), t + 4 * SEC);
@@ -1000,11 +1041,13 @@ static void test_probe_schedule_with_jitter(void **state)
 		assert_due_within(h, OPENAI, t, iv * SEC);
 		t = dt_health_probe_due(h, OPENAI);
 	}
-	outcome_at(h, OPENAI, MINI, DT_OUTCOME_OK, 0, t);
-	dt_health_probe(h, OPENAI, true, 30 * MS, t);
-	assert_due_within(h, OPENAI, t, 120 * SEC);
+	for (int i = 0; i < 70; i++) { /* and stays there */
+		outcome_at(h, OPENAI, MINI, DT_OUTCOME_OK, 0, t);
+		dt_health_probe(h, OPENAI, true, 30 * MS, t);
+		assert_due_within(h, OPENAI, t, 120 * SEC);
+		t = dt_health_probe_due(h, OPENAI);
+	}
 	/* failures prove nothing: a 5xx between probes does not back off */
-	t = dt_health_probe_due(h, OPENAI);
 	outcome_at(h, OPENAI, MINI, DT_OUTCOME_SERVER_ERROR, 0, t);
 	dt_health_probe(h, OPENAI, true, 30 * MS, t);
 	assert_due_within(h, OPENAI, t, 15 * SEC);
@@ -1029,7 +1072,14 @@ static void test_probes_judge_the_provider(void **state)
 		dt_health_probe(h, ANTHROPIC, false, 2 * SEC, T0 + (uint64_t)i * 2 * SEC);
 	assert_int_equal(state_of(h, ANTHROPIC, NULL, T0 + 8 * SEC), DT_DOWN);
 	end = verdict(h, ANTHROPIC, NULL, T0 + 8 * SEC).until;
-	/* half-open: probe answers are trials too */
+	/* half-open: the provider's trial slots are shared by all its models */
+	assert_true(dt_health_begin(h, ANTHROPIC, "a", end));
+	assert_true(dt_health_begin(h, ANTHROPIC, "b", end));
+	assert_true(dt_health_begin(h, ANTHROPIC, NULL, end));
+	assert_false(dt_health_begin(h, ANTHROPIC, "c", end));
+	assert_false(dt_health_usable(h, ANTHROPIC, "c", end));
+	end += 30 * SEC; /* never answered: their slots are free again */
+	/* probe answers are trials too */
 	for (int i = 0; i < 3; i++)
 		dt_health_probe(h, ANTHROPIC, true, 100 * MS, end + (uint64_t)(i + 1) * SEC);
 	assert_int_equal(state_of(h, ANTHROPIC, NULL, end + 3 * SEC), DT_HEALTHY);
@@ -1129,6 +1179,7 @@ int main(void)
 		cmocka_unit_test(test_order_puts_healthy_first_then_degraded_then_soonest_back),
 		cmocka_unit_test(test_class_cap_readmits_the_soonest_back),
 		cmocka_unit_test(test_panic_routes_to_the_least_bad),
+		cmocka_unit_test(test_panic_without_a_cap),
 		cmocka_unit_test(test_operator_drain_force_clear),
 		cmocka_unit_test(test_change_callback_sequence),
 		cmocka_unit_test(test_kernel_connect_failures_eject_only_when_nothing_connects),
