@@ -21,12 +21,12 @@
 #include <strings.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <jansson.h>
 
 #include "apicall.h"
 #include "bpfobj.h"
 #include "errors.h"
 #include "family.h"
+#include "json.h"
 #include "log.h"
 #include "proxy_int.h"
 #include "quality.h"
@@ -50,7 +50,8 @@ struct exchange {
 	struct dt_http_request *req;      /* the client's original, never modified */
 	enum dt_family shape;             /* its API: its original provider's family */
 	struct dt_apicall call;           /* which call it is */
-	json_t *body;                     /* its JSON body, NULL if not JSON */
+	struct dt_arena arena;            /* what is read of it: */
+	const struct dt_json *body;       /* its JSON body, NULL if not JSON */
 	const char *model;                /* the model it names (body or path), NULL if none */
 	struct dt_xrequest xreq;          /* in neutral form, parsed on first need: */
 	int xreq_state;                   /* 0 not yet, 1 parsed, -1 refused (refusal) */
@@ -138,7 +139,7 @@ static void exchange_free(struct exchange *ex)
 	if (ex->tried)
 		evbuffer_free(ex->tried);
 	dt_headers_free(&ex->held_headers);
-	json_decref(ex->body);
+	dt_arena_free(&ex->arena);
 	dt_http_request_free(ex->req);
 	free(ex);
 }
@@ -393,7 +394,6 @@ static int attempt_translation(struct exchange *ex, const struct dt_attempt *a)
 static char *attempt_body(struct exchange *ex, const struct dt_attempt *a, size_t *len)
 {
 	const struct pprovider *to = provider(ex, a->provider_id);
-	json_t *copy;
 	char *text, err[200];
 
 	if (to->family != ex->shape) {
@@ -405,20 +405,16 @@ static char *attempt_body(struct exchange *ex, const struct dt_attempt *a, size_
 		}
 		return text;
 	}
+	*len = evbuffer_get_length(ex->req->body);
 	if (!ex->body || !ex->model || strcmp(ex->model, a->model) == 0 ||
 	    ex->shape == DT_FAMILY_GEMINI) {
-		*len = evbuffer_get_length(ex->req->body);
 		text = malloc(*len ? *len : 1);
 		if (text)
 			evbuffer_copyout(ex->req->body, text, *len);
 	} else {
-		copy = json_copy(ex->body); /* shallow: only "model" changes */
-		if (!copy || json_object_set_new(copy, "model", json_string(a->model)))
-			text = NULL;
-		else
-			text = json_dumps(copy, JSON_COMPACT);
-		json_decref(copy);
-		*len = text ? strlen(text) : 0;
+		/* the rest of the body stays byte for byte the client's */
+		text = dt_json_splice_str((const char *)evbuffer_pullup(ex->req->body, -1), *len,
+					  ex->body, "model", a->model, len);
 	}
 	if (!text)
 		note_tried(ex, a->provider_id, "internal");
@@ -953,19 +949,18 @@ static void read_call(struct exchange *ex)
 	const struct pprovider *from = original(ex);
 	size_t plen = strlen(from->api_path), n = evbuffer_get_length(ex->req->body);
 	const char *text = n ? (const char *)evbuffer_pullup(ex->req->body, (ev_ssize_t)n) : NULL;
-	json_t *model;
+	char err[128];
 
 	ex->shape = from->family;
 	if (strncmp(ex->req->target, from->api_path, plen) == 0)
 		dt_apicall_parse(ex->shape, ex->req->target + plen, &ex->call);
 	if (text)
-		ex->body = json_loadb(text, n, 0, NULL);
+		ex->body = dt_json_parse(&ex->arena, text, n, err, sizeof(err));
 	if (ex->call.path_model[0]) {
 		ex->model = ex->call.path_model;
 		return;
 	}
-	model = json_is_object(ex->body) ? json_object_get(ex->body, "model") : NULL;
-	ex->model = json_is_string(model) ? json_string_value(model) : NULL;
+	ex->model = dt_json_cstr(&ex->arena, dt_json_get(ex->body, "model"));
 }
 
 void exchange_start(struct session *s, struct dt_http_request *req)

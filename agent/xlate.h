@@ -18,7 +18,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <jansson.h>
 #include <linux/types.h>
 #include "arena.h"
 #include "detour.h"
@@ -27,9 +26,8 @@ struct evbuffer;
 
 /* ---- the neutral form --------------------------------------------------- */
 
-/* Strings in the IR are NUL-terminated and either borrowed from the parsed
- * source document (kept alive by the IR's `src` reference) or allocated in
- * the IR's arena. json_t pointers are borrowed from `src` as well. */
+/* Strings in the IR are NUL-terminated and live in the IR's arena: an IR
+ * holds all of itself and outlives the text it was parsed from. */
 
 enum dt_xrole {
 	DT_XROLE_USER,
@@ -141,7 +139,6 @@ struct dt_xresponse {
 	enum dt_xfinish finish;
 	const char *stop_sequence;
 	struct dt_xusage usage;
-	json_t *src;
 	struct dt_arena arena;
 };
 
