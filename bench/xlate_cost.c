@@ -6,8 +6,8 @@
  *   request   a ~4 KB OpenAI chat request with three tools, a system prompt,
  *             a tool-call round trip in its history: parsed into the neutral
  *             form and emitted as Anthropic's and Gemini's request; next to it
- *             the passthrough path (the same-family failover: parse, rename
- *             the model, write it out)
+ *             the passthrough path (the same-family failover: scan it, splice
+ *             the new model in)
  *   stream    a 200-event stream of each family translated into every other
  *             client shape, fed as it would come off the wire (one read per
  *             event); next to it a same-family re-encoding (another model)
@@ -27,6 +27,7 @@
 #include <event2/buffer.h>
 #include <jansson.h>
 
+#include "json.h"
 #include "xlate.h"
 
 #define EVENTS 200
@@ -153,18 +154,23 @@ static void translate_request(const void *arg)
 	dt_xreq_free(&r);
 }
 
-/* What a same-family failover does to the body (exchange.c). */
+/* What a same-family failover does to the body (exchange.c): the model read,
+ * its value spliced, the rest copied as it is. */
 static void rename_request(const void *arg)
 {
 	const struct req_case *c = arg;
-	json_t *doc = json_loadb(c->body, c->len, 0, NULL), *copy = json_copy(doc);
-	char *out;
+	struct dt_arena a = {0};
+	char err[128];
+	const struct dt_json *doc = dt_json_parse(&a, c->body, c->len, err, sizeof(err));
+	size_t n;
+	char *out = doc ? dt_json_splice_str(c->body, c->len, doc, "model", "target-model", &n) : NULL;
 
-	json_object_set_new(copy, "model", json_string("target-model"));
-	out = json_dumps(copy, JSON_COMPACT);
+	if (!out) {
+		fprintf(stderr, "xlate_cost: the request could not be renamed\n");
+		exit(1);
+	}
 	free(out);
-	json_decref(copy);
-	json_decref(doc);
+	dt_arena_free(&a);
 }
 
 /* ---- the streams ---------------------------------------------------------- */
