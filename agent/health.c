@@ -10,8 +10,6 @@
 #define NS_PER_MS 1000000ull
 /* The rates' window slides a tenth at a time. */
 #define BUCKETS 10
-/* Beyond this the shifted ejection is past any sane eject_max_ms anyway. */
-#define MAX_EJECT_SHIFT 20
 /* A baseline learns a normal sample with weight 1/8 and a slow one with
  * 1/1024: an outage's hundred slow calls move it by a tenth of the way, so
  * they stay slow; a change that lasts thousands of calls becomes the norm. */
@@ -544,12 +542,14 @@ static void reset_judgement(struct circuit *c)
 static void open_circuit(struct dt_health *h, struct circuit *c, struct cause why, uint64_t now)
 {
 	unsigned level = decayed_level(h, c, now);
-	uint64_t max = ms_ns(h->o.eject_max_ms);
-	uint64_t d = ms_ns(h->o.eject_base_ms) << (level < MAX_EJECT_SHIFT ? level : MAX_EJECT_SHIFT);
+	uint64_t max = ms_ns(h->o.eject_max_ms), d = ms_ns(h->o.eject_base_ms);
 
+	/* base << level, doubled only while under the max: no overflow */
+	for (unsigned i = 0; i < level && d < max; i++)
+		d <<= 1;
 	c->breaker = OPEN;
 	c->open_cause = why;
-	c->open_until = now + (d < max ? d : max);
+	c->open_until = now + min_u64(d, max);
 	c->epoch = now;
 	c->eject_level = level + 1;
 	c->ejections++;
