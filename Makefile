@@ -25,11 +25,11 @@ ARCH     := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 WARN     := -Wall -Wextra -Werror -Wno-format-truncation
 CFLAGS   ?= -O2 -g
 CFLAGS   += $(WARN) $(SANFLAGS) -std=gnu11 -fno-strict-aliasing
-CPPFLAGS += -Iinclude -Iagent -I$(BUILD) -D_GNU_SOURCE
+CPPFLAGS += -Iinclude -Iagent -I$(BUILD) -I/usr/include/libnl3 -D_GNU_SOURCE
 LDFLAGS  += $(SANFLAGS)
 
 LIBS_BPF   := -lbpf -lelf -lz
-LIBS_AGENT := $(LIBS_BPF) -levent -levent_openssl -lssl -lcrypto -lcurl -lhttp_parser -linih -ljansson -lpthread
+LIBS_AGENT := $(LIBS_BPF) -levent -levent_openssl -lssl -lcrypto -lcurl -lhttp_parser -linih -ljansson -lpthread -lnl-route-3 -lnl-3
 LIBS_FAKE  := -levent -levent_openssl -lssl -lcrypto -lhttp_parser -ljansson
 
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
