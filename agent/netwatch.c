@@ -212,11 +212,14 @@ static bool same_path(const struct route *a, const struct route *b)
 	return a->oif == b->oif && memcmp(a->gw, b->gw, sizeof(a->gw)) == 0;
 }
 
-static void report_changes(struct dt_netwatch *w, const struct watched *was, const struct watched *now)
+static void report_changes(struct dt_netwatch *w, const struct watched *was,
+			   const struct watched *now)
 {
+	enum dt_netwatch_change link = now->link_up ? DT_NETWATCH_LINK_UP : DT_NETWATCH_LINK_DOWN;
+
 	/* no interface before: the first route found says it with ROUTE_BACK alone */
 	if (was->link_oif && was->link_up != now->link_up)
-		report(w, now, now->link_up ? DT_NETWATCH_LINK_UP : DT_NETWATCH_LINK_DOWN, now->link_oif);
+		report(w, now, link, now->link_oif);
 	if (was->route.routed && !now->route.routed)
 		report(w, now, DT_NETWATCH_ROUTE_LOST, 0);
 	else if (!was->route.routed && now->route.routed)
@@ -325,7 +328,8 @@ static struct nl_sock *event_socket(struct dt_netwatch *w)
 	nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_CUSTOM, on_event_msg, w);
 	rc = nl_connect(sk, NETLINK_ROUTE);
 	if (!rc)
-		rc = nl_socket_add_memberships(sk, RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE, 0);
+		rc = nl_socket_add_memberships(sk, RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE,
+					       RTNLGRP_IPV6_ROUTE, 0);
 	if (!rc)
 		rc = nl_socket_set_nonblocking(sk);
 	if (!rc)
@@ -375,16 +379,17 @@ struct dt_netwatch *dt_netwatch_new(struct event_base *base, const struct dt_net
 		goto fail;
 	w->event_cb = nl_socket_get_cb(w->events);
 	w->route_cb = nl_cb_alloc(NL_CB_DEFAULT);
-	if (!w->event_cb || !w->route_cb || rtnl_link_alloc_cache(w->query, AF_UNSPEC, &w->links) < 0)
+	if (!w->event_cb || !w->route_cb ||
+	    rtnl_link_alloc_cache(w->query, AF_UNSPEC, &w->links) < 0)
 		goto fail;
 	w->timer = evtimer_new(base, on_settled, w);
-	w->readable = event_new(base, nl_socket_get_fd(w->events), EV_READ | EV_PERSIST, on_readable, w);
+	w->readable = event_new(base, nl_socket_get_fd(w->events), EV_READ | EV_PERSIST,
+				on_readable, w);
 	if (!w->timer || !w->readable || event_add(w->readable, NULL))
 		goto fail;
 	return w;
 fail:
 	dt_netwatch_free(w);
-	errno = ENOMEM;
 	return NULL;
 }
 

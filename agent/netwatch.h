@@ -29,10 +29,10 @@ enum dt_netwatch_change {
 };
 
 struct dt_netwatch_event {
-	const struct dt_endpoint *ep;    /* the watched endpoint (the watcher's copy) */
+	const struct dt_endpoint *ep;  /* the watched endpoint (the watcher's copy) */
 	enum dt_netwatch_change change;
-	int ifindex;                     /* its output interface now (LINK_*: the one that changed); 0: none */
-	uint64_t seen_ns;                /* CLOCK_MONOTONIC when the first message of the burst was read */
+	int ifindex;       /* its output interface now (LINK_*: the one that changed); 0: none */
+	uint64_t seen_ns;  /* CLOCK_MONOTONIC when the burst's first message was read */
 };
 
 /* Called on the loop, LINK_* before ROUTE_* for one endpoint. It must not
@@ -41,11 +41,11 @@ typedef void (*dt_netwatch_fn)(void *ctx, const struct dt_netwatch_event *ev);
 
 struct dt_netwatch_opts {
 	unsigned debounce_ms;  /* gather a burst this long after its first message (0: 5) */
-	uint32_t mark;         /* look routes up with this fwmark, as detour's SO_MARK sockets go (0: none) */
+	uint32_t mark;         /* route lookups with this fwmark, as detour's own sockets (0: none) */
 };
 
-/* o NULL: the defaults. NULL with errno set when the socket cannot be
- * opened or subscribed. */
+/* o NULL: the defaults. NULL when out of memory or rtnetlink cannot be
+ * opened and subscribed to (logged). */
 struct dt_netwatch *dt_netwatch_new(struct event_base *base, const struct dt_netwatch_opts *o,
 				    dt_netwatch_fn cb, void *ctx);
 void dt_netwatch_free(struct dt_netwatch *w);
