@@ -1,10 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Answer quality checks; see quality.h. */
-#include <stdlib.h>
-#include <string.h>
-#include <jansson.h>
-
 #include "quality.h"
+#include "xresp_int.h"
 
 /* The reasons an answer may end that say nothing good of it. */
 static enum dt_quality of_finish(const struct dt_xrequest *req, enum dt_xfinish finish,
@@ -24,31 +21,16 @@ static enum dt_quality of_finish(const struct dt_xrequest *req, enum dt_xfinish 
 	}
 }
 
-/* The text parts joined: what JSON mode applies to. */
+/* What JSON mode applies to: the answer's text. */
 static bool text_is_json_object(const struct dt_xresponse *r)
 {
-	size_t len = 0, at = 0;
-	json_t *doc;
-	char *text;
+	struct dt_jbuf text = { 0 };
 	bool ok;
 
-	for (size_t i = 0; i < r->n_parts; i++)
-		if (r->parts[i].type == DT_XPART_TEXT && r->parts[i].text)
-			len += strlen(r->parts[i].text);
-	text = malloc(len + 1);
-	if (!text)
-		return true; /* no memory to judge: do not blame the provider */
-	for (size_t i = 0; i < r->n_parts; i++)
-		if (r->parts[i].type == DT_XPART_TEXT && r->parts[i].text) {
-			size_t n = strlen(r->parts[i].text);
-
-			memcpy(text + at, r->parts[i].text, n);
-			at += n;
-		}
-	doc = json_loadb(text, len, 0, NULL);
-	ok = json_is_object(doc);
-	json_decref(doc);
-	free(text);
+	dt_xresp_text(&text, r, dt_jbuf_put);
+	/* no memory to judge: do not blame the provider */
+	ok = text.failed || dt_json_is_object_text(text.data ? text.data : "", text.len);
+	dt_jbuf_free(&text);
 	return ok;
 }
 

@@ -88,25 +88,15 @@ static int member(struct xparse *p, const struct dt_json *obj, const char *key,
 		  enum dt_json_type type, bool required, const struct dt_json **out)
 {
 	const struct dt_json *v = dt_json_get(obj, key);
-	size_t depth = p->depth;
-	int rc = 0;
 
 	*out = NULL;
 	if (v && v->type == type) {
 		*out = v;
 		return 0;
 	}
-	if (!v || v->type == DT_JSON_NULL) {
-		if (!required)
-			return 0;
-		xp_push_key(p, key);
-		rc = xp_fail(p, "required, missing");
-	} else {
-		xp_push_key(p, key);
-		rc = xp_fail(p, "must be %s, not %s", type_names[type], type_names[v->type]);
-	}
-	p->depth = depth;
-	return rc;
+	if (v && v->type != DT_JSON_NULL)
+		return xp_fail_at(p, key, "must be %s, not %s", type_names[type], type_names[v->type]);
+	return required ? xp_fail_at(p, key, "required, missing") : 0;
 }
 
 int xp_str(struct xparse *p, const struct dt_json *obj, const char *key, bool required,
@@ -125,47 +115,36 @@ int xp_int(struct xparse *p, const struct dt_json *obj, const char *key, int64_t
 	   bool *has, int64_t *out)
 {
 	const struct dt_json *v;
-	size_t depth = p->depth;
-	int rc = 0;
 
 	if (member(p, obj, key, DT_JSON_NUMBER, false, &v))
 		return -1;
 	if (!v)
 		return 0;
-	xp_push_key(p, key);
 	if (!v->is_integer)
-		rc = xp_fail(p, "must be an integer");
-	else if (v->integer < min || v->integer > max)
-		rc = xp_fail(p, "%lld is out of range [%lld, %lld]", (long long)v->integer,
-			     (long long)min, (long long)max);
-	else
-		*out = v->integer;
-	if (!rc && has)
+		return xp_fail_at(p, key, "must be an integer");
+	if (v->integer < min || v->integer > max)
+		return xp_fail_at(p, key, "%lld is out of range [%lld, %lld]", (long long)v->integer,
+				  (long long)min, (long long)max);
+	*out = v->integer;
+	if (has)
 		*has = true;
-	p->depth = depth;
-	return rc;
+	return 0;
 }
 
 int xp_num(struct xparse *p, const struct dt_json *obj, const char *key, double min, double max,
 	   bool *has, double *out)
 {
 	const struct dt_json *v;
-	size_t depth = p->depth;
-	int rc = 0;
 
 	if (member(p, obj, key, DT_JSON_NUMBER, false, &v))
 		return -1;
 	if (!v)
 		return 0;
-	xp_push_key(p, key);
-	if (v->number < min || v->number > max) {
-		rc = xp_fail(p, "%g is out of range [%g, %g]", v->number, min, max);
-	} else {
-		*has = true;
-		*out = v->number;
-	}
-	p->depth = depth;
-	return rc;
+	if (v->number < min || v->number > max)
+		return xp_fail_at(p, key, "%g is out of range [%g, %g]", v->number, min, max);
+	*has = true;
+	*out = v->number;
+	return 0;
 }
 
 int xp_bool(struct xparse *p, const struct dt_json *obj, const char *key, bool *out, bool *has)
@@ -184,23 +163,76 @@ int xp_bool(struct xparse *p, const struct dt_json *obj, const char *key, bool *
 int xp_array(struct xparse *p, const struct dt_json *obj, const char *key, bool required,
 	     size_t max, const struct dt_json **out)
 {
-	size_t depth = p->depth;
-	int rc = 0;
-
 	if (member(p, obj, key, DT_JSON_ARRAY, required, out))
 		return -1;
-	if (*out && (*out)->len > max) {
-		xp_push_key(p, key);
-		rc = xp_fail(p, "%zu items, at most %zu accepted", (*out)->len, max);
-		p->depth = depth;
-	}
-	return rc;
+	if (*out && (*out)->len > max)
+		return xp_fail_at(p, key, "%zu items, at most %zu accepted", (*out)->len, max);
+	return 0;
 }
 
 int xp_object(struct xparse *p, const struct dt_json *obj, const char *key, bool required,
 	      const struct dt_json **out)
 {
 	return member(p, obj, key, DT_JSON_OBJECT, required, out);
+}
+
+int xp_text(struct xparse *p, const struct dt_json *obj, const char *key, bool required,
+	    const char *noun, const char **out)
+{
+	const struct dt_json *v = dt_json_get(obj, key);
+	size_t i = 0;
+
+	*out = NULL;
+	if (!v || v->type == DT_JSON_NULL || v->type == DT_JSON_STRING) {
+		if (xp_str(p, obj, key, required, out))
+			return -1;
+		if (!*out)
+			*out = "";
+		return 0;
+	}
+	if (xp_array(p, obj, key, required, XREQ_MAX_PARTS, &v))
+		return -1;
+	xp_push_key(p, key);
+	for (const struct dt_json *part = v->first; part; part = part->next, i++) {
+		const char *type = NULL, *text = NULL;
+
+		xp_push_index(p, i);
+		if (xp_str(p, part, "type", true, &type))
+			return -1;
+		if (strcmp(type, "text") != 0)
+			return xp_fail_at(p, "type", "only text %s are accepted here, not \"%s\"", noun,
+					  type);
+		if (xp_str(p, part, "text", true, &text) || !(*out = xp_join(p, *out, text)))
+			return -1;
+		p->depth--;
+	}
+	p->depth--;
+	if (!*out)
+		*out = "";
+	return 0;
+}
+
+int xp_tools(struct xparse *p, const struct dt_json *root, xp_tool_fn tool)
+{
+	struct dt_xrequest *r = p->r;
+	const struct dt_json *list;
+
+	if (xp_array(p, root, "tools", false, XREQ_MAX_TOOLS, &list))
+		return -1;
+	if (!list)
+		return 0;
+	r->tools = dt_arena_alloc(&r->arena, (list->len ? list->len : 1) * sizeof(*r->tools));
+	if (!r->tools)
+		return xp_fail(p, "out of memory");
+	xp_push_key(p, "tools");
+	for (const struct dt_json *t = list->first; t; t = t->next, r->n_tools++) {
+		xp_push_index(p, r->n_tools);
+		if (tool(p, &r->tools[r->n_tools], t))
+			return -1;
+		p->depth--;
+	}
+	p->depth--;
+	return 0;
 }
 
 int xp_stop(struct xparse *p, const struct dt_json *obj, const char *key)
@@ -271,6 +303,18 @@ struct dt_xmessage *xp_message(struct xparse *p, enum dt_xrole role, size_t max_
 	return m;
 }
 
+int xp_reserve_runs(struct xparse *p, const struct dt_json *list, const char *key)
+{
+	size_t room = 0;
+
+	for (const struct dt_json *item = list->first; item; item = item->next) {
+		const struct dt_json *parts = dt_json_get(item, key);
+
+		room += parts && parts->type == DT_JSON_ARRAY && parts->len ? parts->len : 1;
+	}
+	return xp_reserve_messages(p, room);
+}
+
 /* The caller sized m->parts for every part its source message can give. */
 struct dt_xpart *xp_part(struct xparse *p, struct dt_xmessage *m, enum dt_xpart_type type)
 {
@@ -283,6 +327,14 @@ struct dt_xpart *xp_part(struct xparse *p, struct dt_xmessage *m, enum dt_xpart_
 	m->n_parts++;
 	part->type = type;
 	return part;
+}
+
+struct dt_xpart *xp_run_part(struct xparse *p, struct dt_xmessage **m, enum dt_xrole role,
+			     size_t left, enum dt_xpart_type type)
+{
+	if ((!*m || (*m)->role != role) && !(*m = xp_message(p, role, left)))
+		return NULL;
+	return xp_part(p, *m, type);
 }
 
 const char *xp_join(struct xparse *p, const char *acc, const char *s)
@@ -335,14 +387,19 @@ int xe_fail(struct xemit *e, const char *fmt, ...)
 	return -1;
 }
 
-size_t xe_turn(const struct dt_xrequest *r, size_t *i, xe_same_turn_fn same)
+static bool same_turn(enum dt_xrole a, enum dt_xrole b)
+{
+	return (a == DT_XROLE_ASSISTANT) == (b == DT_XROLE_ASSISTANT);
+}
+
+size_t xe_turn(const struct dt_xrequest *r, size_t *i)
 {
 	size_t j;
 
 	while (*i < r->n_messages && !r->messages[*i].n_parts)
 		(*i)++;
 	for (j = *i + 1; j < r->n_messages; j++)
-		if (r->messages[j].n_parts && !same(r->messages[*i].role, r->messages[j].role))
+		if (r->messages[j].n_parts && !same_turn(r->messages[*i].role, r->messages[j].role))
 			break;
 	return *i < r->n_messages ? j : *i;
 }
@@ -376,6 +433,62 @@ int xe_arguments(struct xemit *e, const struct dt_xpart *call, const char **out)
 			       call->id ? call->id : "", call->name ? call->name : "");
 	*out = args;
 	return 0;
+}
+
+void xe_num(struct dt_jbuf *b, const char *key, bool has, double v)
+{
+	if (!has)
+		return;
+	dt_jbuf_key(b, key);
+	dt_jbuf_num(b, v);
+}
+
+void xe_int(struct dt_jbuf *b, const char *key, bool has, int64_t v)
+{
+	if (!has)
+		return;
+	dt_jbuf_key(b, key);
+	dt_jbuf_int(b, v);
+}
+
+void xe_stop(struct xemit *e, const char *key)
+{
+	const struct dt_xrequest *r = e->r;
+
+	if (!r->n_stop)
+		return;
+	dt_jbuf_key(&e->b, key);
+	dt_jbuf_lit(&e->b, "[");
+	for (size_t i = 0; i < r->n_stop; i++) {
+		dt_jbuf_sep(&e->b);
+		dt_jbuf_str(&e->b, r->stop[i]);
+	}
+	dt_jbuf_lit(&e->b, "]");
+}
+
+void xe_tools(struct xemit *e, const char *open, const char *close, const char *parameters_key,
+	      const char *no_parameters)
+{
+	struct dt_jbuf *b = &e->b;
+
+	for (size_t i = 0; i < e->r->n_tools; i++) {
+		const struct dt_xtool *t = &e->r->tools[i];
+		const char *params = t->parameters ? t->parameters : no_parameters;
+
+		dt_jbuf_sep(b);
+		dt_jbuf_put(b, open, strlen(open));
+		dt_jbuf_key(b, "name");
+		dt_jbuf_str(b, t->name);
+		if (t->description) {
+			dt_jbuf_key(b, "description");
+			dt_jbuf_str(b, t->description);
+		}
+		if (params) {
+			dt_jbuf_key(b, parameters_key);
+			dt_jbuf_put(b, params, strlen(params));
+		}
+		dt_jbuf_put(b, close, strlen(close));
+	}
 }
 
 bool xe_http_url(const char *url)

@@ -12,41 +12,6 @@
 
 /* ---- parsing ---------------------------------------------------------- */
 
-/* A string, or an array of text blocks joined by blank lines; "" when
- * absent. */
-static int text_blocks(struct xparse *p, const struct dt_json *obj, const char *key,
-		       const char **out)
-{
-	const struct dt_json *v = dt_json_get(obj, key);
-	size_t depth = p->depth, i = 0;
-
-	*out = NULL;
-	if (!v || v->type != DT_JSON_ARRAY) {
-		if (xp_str(p, obj, key, false, out))
-			return -1;
-		if (!*out)
-			*out = "";
-		return 0;
-	}
-	xp_push_key(p, key);
-	for (const struct dt_json *block = v->first; block; block = block->next, i++) {
-		const char *type = NULL, *text = NULL;
-
-		xp_push_index(p, i);
-		if (xp_str(p, block, "type", true, &type))
-			return -1;
-		if (strcmp(type, "text") != 0)
-			return xp_fail_at(p, "type", "only text blocks are accepted here, not \"%s\"", type);
-		if (xp_str(p, block, "text", true, &text) || !(*out = xp_join(p, *out, text)))
-			return -1;
-		p->depth--;
-	}
-	p->depth = depth;
-	if (!*out)
-		*out = "";
-	return 0;
-}
-
 static int image_block(struct xparse *p, struct dt_xpart *x, const struct dt_json *block)
 {
 	const struct dt_json *src;
@@ -77,7 +42,7 @@ static int tool_result_block(struct xparse *p, struct dt_xpart *x, const struct 
 
 	if (xp_str(p, block, "tool_use_id", true, &x->id) ||
 	    xp_bool(p, block, "is_error", &is_error, NULL) ||
-	    text_blocks(p, block, "content", &x->text))
+	    xp_text(p, block, "content", false, "blocks", &x->text))
 		return -1;
 	x->is_error = is_error;
 	return 0;
@@ -124,9 +89,7 @@ static int block(struct xparse *p, struct dt_xmessage **m, const struct dt_json 
 			       assistant ? "assistant" : "user");
 	if (ptype == DT_XPART_TOOL_RESULT)
 		role = DT_XROLE_TOOL;
-	if ((!*m || (*m)->role != role) && !(*m = xp_message(p, role, left)))
-		return -1;
-	if (!(x = xp_part(p, *m, ptype)))
+	if (!(x = xp_run_part(p, m, role, left, ptype)))
 		return -1;
 	switch (ptype) {
 	case DT_XPART_TEXT:
@@ -228,48 +191,19 @@ static int tool_choice(struct xparse *p, const struct dt_json *root)
 	return 0;
 }
 
-static int tools(struct xparse *p, const struct dt_json *root)
-{
-	struct dt_xrequest *r = p->r;
-	const struct dt_json *list;
-
-	if (xp_array(p, root, "tools", false, XREQ_MAX_TOOLS, &list))
-		return -1;
-	if (!list)
-		return 0;
-	r->tools = dt_arena_alloc(&r->arena, (list->len ? list->len : 1) * sizeof(*r->tools));
-	if (!r->tools)
-		return xp_fail(p, "out of memory");
-	xp_push_key(p, "tools");
-	for (const struct dt_json *t = list->first; t; t = t->next, r->n_tools++) {
-		xp_push_index(p, r->n_tools);
-		if (tool(p, &r->tools[r->n_tools], t))
-			return -1;
-		p->depth--;
-	}
-	p->depth--;
-	return 0;
-}
-
 int xreq_parse_anthropic(struct xparse *p, const struct dt_json *root)
 {
 	struct dt_xrequest *r = p->r;
 	const struct dt_json *msgs, *meta;
 	const char *system = NULL;
-	size_t room = 0, i = 0;
+	size_t i = 0;
 
 	if (xp_str(p, root, "model", true, &r->model) ||
 	    xp_array(p, root, "messages", true, XREQ_MAX_MESSAGES, &msgs))
 		return -1;
 	if (!dt_json_get(root, "max_tokens"))
 		return xp_fail_at(p, "max_tokens", "required, missing");
-	/* a message splits into runs of one role each: at most one per block */
-	for (const struct dt_json *msg = msgs->first; msg; msg = msg->next) {
-		const struct dt_json *c = dt_json_get(msg, "content");
-
-		room += c && c->type == DT_JSON_ARRAY && c->len ? c->len : 1;
-	}
-	if (xp_reserve_messages(p, room))
+	if (xp_reserve_runs(p, msgs, "content"))
 		return -1;
 	xp_push_key(p, "messages");
 	for (const struct dt_json *msg = msgs->first; msg; msg = msg->next, i++) {
@@ -279,10 +213,10 @@ int xreq_parse_anthropic(struct xparse *p, const struct dt_json *root)
 		p->depth--;
 	}
 	p->depth--;
-	if (dt_json_get(root, "system") && (text_blocks(p, root, "system", &system) ||
+	if (dt_json_get(root, "system") && (xp_text(p, root, "system", false, "blocks", &system) ||
 				       xp_system(p, system)))
 		return -1;
-	if (tools(p, root) || tool_choice(p, root) ||
+	if (xp_tools(p, root, tool) || tool_choice(p, root) ||
 	    xp_int(p, root, "max_tokens", 1, INT32_MAX, NULL, &r->max_tokens) ||
 	    xp_num(p, root, "temperature", 0, 1, &r->has_temperature, &r->temperature) ||
 	    xp_num(p, root, "top_p", 0, 1, &r->has_top_p, &r->top_p) ||
@@ -301,11 +235,6 @@ int xreq_parse_anthropic(struct xparse *p, const struct dt_json *root)
 }
 
 /* ---- emitting --------------------------------------------------------- */
-
-static bool same_turn(enum dt_xrole a, enum dt_xrole b)
-{
-	return (a == DT_XROLE_ASSISTANT) == (b == DT_XROLE_ASSISTANT);
-}
 
 /* Anthropic takes ids matching [a-zA-Z0-9_-]+; others' become that by
  * replacing every other byte with '_', the same on both sides of a call. */
@@ -399,7 +328,7 @@ static int messages_out(struct xemit *e)
 
 	dt_jbuf_key(b, "messages");
 	dt_jbuf_lit(b, "[");
-	for (size_t i = 0; (end = xe_turn(r, &i, same_turn)) > i; i = end) {
+	for (size_t i = 0; (end = xe_turn(r, &i)) > i; i = end) {
 		bool assistant = r->messages[i].role == DT_XROLE_ASSISTANT;
 		size_t start = b->len;
 
@@ -454,23 +383,8 @@ static void tools_out(struct xemit *e)
 
 	dt_jbuf_key(b, "tools");
 	dt_jbuf_lit(b, "[");
-	for (size_t i = 0; i < r->n_tools; i++) {
-		const struct dt_xtool *t = &r->tools[i];
-
-		dt_jbuf_sep(b);
-		dt_jbuf_lit(b, "{\"name\":");
-		dt_jbuf_str(b, t->name);
-		if (t->description) {
-			dt_jbuf_key(b, "description");
-			dt_jbuf_str(b, t->description);
-		}
-		dt_jbuf_key(b, "input_schema");
-		if (t->parameters)
-			dt_jbuf_put(b, t->parameters, strlen(t->parameters));
-		else
-			dt_jbuf_lit(b, "{\"type\":\"object\",\"properties\":{}}");
-		dt_jbuf_lit(b, "}");
-	}
+	/* Anthropic requires a schema */
+	xe_tools(e, "{", "}", "input_schema", "{\"type\":\"object\",\"properties\":{}}");
 	dt_jbuf_lit(b, "]");
 	/* parallel use is switched off inside tool_choice */
 	if (choice == DT_XTOOL_CHOICE_UNSET && r->parallel_tool_calls == 0)
@@ -495,27 +409,11 @@ static void options_out(struct xemit *e)
 	struct dt_jbuf *b = &e->b;
 
 	/* Anthropic's range is 0..1: hotter asks get its hottest */
-	if (r->has_temperature) {
-		dt_jbuf_key(b, "temperature");
-		dt_jbuf_num(b, r->temperature > 1 ? 1 : r->temperature);
-	} else if (r->has_top_p) {
-		/* recent models refuse both: temperature wins */
-		dt_jbuf_key(b, "top_p");
-		dt_jbuf_num(b, r->top_p);
-	}
-	if (r->has_top_k) {
-		dt_jbuf_key(b, "top_k");
-		dt_jbuf_int(b, r->top_k);
-	}
-	if (r->n_stop) {
-		dt_jbuf_key(b, "stop_sequences");
-		dt_jbuf_lit(b, "[");
-		for (size_t i = 0; i < r->n_stop; i++) {
-			dt_jbuf_sep(b);
-			dt_jbuf_str(b, r->stop[i]);
-		}
-		dt_jbuf_lit(b, "]");
-	}
+	xe_num(b, "temperature", r->has_temperature, r->temperature > 1 ? 1 : r->temperature);
+	/* recent models refuse both: temperature wins */
+	xe_num(b, "top_p", r->has_top_p && !r->has_temperature, r->top_p);
+	xe_int(b, "top_k", r->has_top_k, r->top_k);
+	xe_stop(e, "stop_sequences");
 	if (r->user) {
 		dt_jbuf_lit(b, ",\"metadata\":{\"user_id\":");
 		dt_jbuf_str(b, r->user);

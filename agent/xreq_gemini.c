@@ -89,7 +89,7 @@ static const char *const part_kinds[] = {
 	"functionResponse|function_response",
 };
 
-/* One part of contents[turn]; *m as in the Anthropic parser's block(). */
+/* One part of contents[turn], into the run *m (xp_run_part). */
 static int part(struct xparse *p, struct dt_xmessage **m, const struct dt_json *pt, bool model,
 		size_t turn, size_t index, size_t left, struct last_calls *calls)
 {
@@ -120,9 +120,7 @@ static int part(struct xparse *p, struct dt_xmessage **m, const struct dt_json *
 			       (int)strcspn(part_kinds[k], "|"), part_kinds[k], model ? "model" : "user");
 	if (types[k] == DT_XPART_TOOL_RESULT)
 		role = DT_XROLE_TOOL;
-	if ((!*m || (*m)->role != role) && !(*m = xp_message(p, role, left)))
-		return -1;
-	if (!(x = xp_part(p, *m, types[k])))
+	if (!(x = xp_run_part(p, m, role, left, types[k])))
 		return -1;
 	if (types[k] == DT_XPART_TEXT)
 		return xp_str(p, pt, "text", true, &x->text);
@@ -349,19 +347,12 @@ int xreq_parse_gemini(struct xparse *p, const struct dt_json *root, const char *
 	struct dt_xrequest *r = p->r;
 	struct last_calls calls = { 0 };
 	const struct dt_json *contents;
-	size_t room = 0, i = 0;
+	size_t i = 0;
 
 	if (path_model && !(r->model = dt_arena_strdup(&r->arena, path_model)))
 		return xp_fail(p, "out of memory");
-	if (xp_array(p, root, "contents", true, XREQ_MAX_MESSAGES, &contents))
-		return -1;
-	/* a content splits into runs of one role each: at most one per part */
-	for (const struct dt_json *c = contents->first; c; c = c->next) {
-		const struct dt_json *parts = dt_json_get(c, "parts");
-
-		room += parts && parts->type == DT_JSON_ARRAY && parts->len ? parts->len : 1;
-	}
-	if (xp_reserve_messages(p, room))
+	if (xp_array(p, root, "contents", true, XREQ_MAX_MESSAGES, &contents) ||
+	    xp_reserve_runs(p, contents, "parts"))
 		return -1;
 	xp_push_key(p, "contents");
 	for (const struct dt_json *c = contents->first; c; c = c->next, i++) {
@@ -376,11 +367,6 @@ int xreq_parse_gemini(struct xparse *p, const struct dt_json *root, const char *
 }
 
 /* ---- emitting --------------------------------------------------------- */
-
-static bool same_turn(enum dt_xrole a, enum dt_xrole b)
-{
-	return (a == DT_XROLE_ASSISTANT) == (b == DT_XROLE_ASSISTANT);
-}
 
 static int image_out(struct xemit *e, const struct dt_xpart *x)
 {
@@ -463,7 +449,7 @@ static int contents_out(struct xemit *e)
 	size_t end;
 
 	dt_jbuf_lit(b, "{\"contents\":[");
-	for (size_t i = 0; (end = xe_turn(r, &i, same_turn)) > i; i = end) {
+	for (size_t i = 0; (end = xe_turn(r, &i)) > i; i = end) {
 		dt_jbuf_sep(b);
 		dt_jbuf_lit(b, "{\"role\":");
 		dt_jbuf_str(b, r->messages[i].role == DT_XROLE_ASSISTANT ? "model" : "user");
@@ -488,22 +474,7 @@ static void tools_out(struct xemit *e)
 	struct dt_jbuf *b = &e->b;
 
 	dt_jbuf_lit(b, ",\"tools\":[{\"functionDeclarations\":[");
-	for (size_t i = 0; i < r->n_tools; i++) {
-		const struct dt_xtool *t = &r->tools[i];
-
-		dt_jbuf_sep(b);
-		dt_jbuf_lit(b, "{\"name\":");
-		dt_jbuf_str(b, t->name);
-		if (t->description) {
-			dt_jbuf_key(b, "description");
-			dt_jbuf_str(b, t->description);
-		}
-		if (t->parameters) {
-			dt_jbuf_key(b, "parametersJsonSchema");
-			dt_jbuf_put(b, t->parameters, strlen(t->parameters));
-		}
-		dt_jbuf_lit(b, "}");
-	}
+	xe_tools(e, "{", "}", "parametersJsonSchema", NULL);
 	dt_jbuf_lit(b, "]}]");
 	if (r->tool_choice == DT_XTOOL_CHOICE_UNSET)
 		return;
@@ -525,47 +496,15 @@ static void generation_config_out(struct xemit *e)
 	size_t start = b->len;
 
 	dt_jbuf_lit(b, ",\"generationConfig\":{");
-	if (r->has_temperature) {
-		dt_jbuf_key(b, "temperature");
-		dt_jbuf_num(b, r->temperature);
-	}
-	if (r->has_top_p) {
-		dt_jbuf_key(b, "topP");
-		dt_jbuf_num(b, r->top_p);
-	}
-	if (r->has_top_k) {
-		dt_jbuf_key(b, "topK");
-		dt_jbuf_int(b, r->top_k);
-	}
-	if (r->max_tokens >= 0) {
-		dt_jbuf_key(b, "maxOutputTokens");
-		dt_jbuf_int(b, r->max_tokens);
-	}
-	if (r->n_stop) {
-		dt_jbuf_key(b, "stopSequences");
-		dt_jbuf_lit(b, "[");
-		for (size_t i = 0; i < r->n_stop; i++) {
-			dt_jbuf_sep(b);
-			dt_jbuf_str(b, r->stop[i]);
-		}
-		dt_jbuf_lit(b, "]");
-	}
-	if (r->n != 1) {
-		dt_jbuf_key(b, "candidateCount");
-		dt_jbuf_int(b, r->n);
-	}
-	if (r->has_seed) {
-		dt_jbuf_key(b, "seed");
-		dt_jbuf_int(b, r->seed);
-	}
-	if (r->has_presence_penalty) {
-		dt_jbuf_key(b, "presencePenalty");
-		dt_jbuf_num(b, r->presence_penalty);
-	}
-	if (r->has_frequency_penalty) {
-		dt_jbuf_key(b, "frequencyPenalty");
-		dt_jbuf_num(b, r->frequency_penalty);
-	}
+	xe_num(b, "temperature", r->has_temperature, r->temperature);
+	xe_num(b, "topP", r->has_top_p, r->top_p);
+	xe_int(b, "topK", r->has_top_k, r->top_k);
+	xe_int(b, "maxOutputTokens", r->max_tokens >= 0, r->max_tokens);
+	xe_stop(e, "stopSequences");
+	xe_int(b, "candidateCount", r->n != 1, r->n);
+	xe_int(b, "seed", r->has_seed, r->seed);
+	xe_num(b, "presencePenalty", r->has_presence_penalty, r->presence_penalty);
+	xe_num(b, "frequencyPenalty", r->has_frequency_penalty, r->frequency_penalty);
 	if (r->format != DT_XFORMAT_TEXT) {
 		dt_jbuf_key(b, "responseMimeType");
 		dt_jbuf_lit(b, "\"application/json\"");

@@ -7,34 +7,21 @@
 
 /* ---- parsing ---------------------------------------------------------- */
 
-/* The text of a content that may only hold text: a string or an array of
- * text parts, joined by blank lines. *out stays NULL when absent. */
-static int text_content(struct xparse *p, const struct dt_json *msg, bool required,
-			const char **out)
+/* The function object of {"type": "function", "function": {...}} (the type
+ * implied when not type_required), with "function" pushed on the path;
+ * what, before the type, names the thing when it is another type. */
+static int function_of(struct xparse *p, const struct dt_json *obj, bool type_required,
+		       const char *what, const struct dt_json **fn)
 {
-	const struct dt_json *c = dt_json_get(msg, "content");
-	size_t depth = p->depth, i = 0;
+	const char *type = "function";
 
-	if (!c || c->type == DT_JSON_NULL || c->type == DT_JSON_STRING)
-		return xp_str(p, msg, "content", required, out);
-	if (xp_array(p, msg, "content", required, XREQ_MAX_PARTS, &c))
+	if (xp_str(p, obj, "type", type_required, &type))
 		return -1;
-	xp_push_key(p, "content");
-	for (const struct dt_json *part = c->first; part; part = part->next, i++) {
-		const char *type = NULL, *text = NULL;
-
-		xp_push_index(p, i);
-		if (xp_str(p, part, "type", true, &type))
-			return -1;
-		if (strcmp(type, "text") != 0)
-			return xp_fail_at(p, "type", "only text parts are accepted here, not \"%s\"", type);
-		if (xp_str(p, part, "text", true, &text) || !(*out = xp_join(p, *out, text)))
-			return -1;
-		p->depth--;
-	}
-	p->depth = depth;
-	if (!*out)
-		*out = "";
+	if (strcmp(type, "function") != 0)
+		return xp_fail_at(p, "type", "%s\"%s\" is not supported", what, type);
+	if (xp_object(p, obj, "function", true, fn))
+		return -1;
+	xp_push_key(p, "function");
 	return 0;
 }
 
@@ -98,16 +85,10 @@ static int tool_call(struct xparse *p, struct dt_xmessage *m, const struct dt_js
 {
 	struct dt_xpart *x = xp_part(p, m, DT_XPART_TOOL_CALL);
 	const struct dt_json *fn;
-	const char *type = "function";
 
-	if (!x || xp_str(p, call, "id", true, &x->id) || xp_str(p, call, "type", false, &type))
-		return -1;
-	if (strcmp(type, "function") != 0)
-		return xp_fail_at(p, "type", "tool call \"%s\" is not supported", type);
-	if (xp_object(p, call, "function", true, &fn))
-		return -1;
-	xp_push_key(p, "function");
-	if (xp_str(p, fn, "name", true, &x->name) || xp_str(p, fn, "arguments", false, &x->arguments))
+	if (!x || xp_str(p, call, "id", true, &x->id) ||
+	    function_of(p, call, false, "tool call ", &fn) ||
+	    xp_str(p, fn, "name", true, &x->name) || xp_str(p, fn, "arguments", false, &x->arguments))
 		return -1;
 	p->depth--;
 	return 0;
@@ -148,7 +129,7 @@ static int message(struct xparse *p, const struct dt_json *msg)
 	if (xp_str(p, msg, "role", true, &role))
 		return -1;
 	if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0)
-		return text_content(p, msg, true, &text) || xp_system(p, text);
+		return xp_text(p, msg, "content", true, "parts", &text) || xp_system(p, text);
 	if (strcmp(role, "assistant") == 0)
 		return assistant_message(p, msg);
 	if (strcmp(role, "user") == 0) {
@@ -161,24 +142,17 @@ static int message(struct xparse *p, const struct dt_json *msg)
 		if (!(m = xp_message(p, DT_XROLE_TOOL, 1)) || !(x = xp_part(p, m, DT_XPART_TOOL_RESULT)))
 			return -1;
 		return xp_str(p, msg, "tool_call_id", true, &x->id) ||
-		       text_content(p, msg, true, &x->text);
+		       xp_text(p, msg, "content", true, "parts", &x->text);
 	}
 	return xp_fail_at(p, "role", "unknown role \"%s\"", role);
 }
 
 static int tool(struct xparse *p, struct dt_xtool *t, const struct dt_json *spec)
 {
-	const char *type = NULL;
 	const struct dt_json *fn, *params;
 
-	if (xp_str(p, spec, "type", true, &type))
-		return -1;
-	if (strcmp(type, "function") != 0)
-		return xp_fail_at(p, "type", "tool type \"%s\" is not supported", type);
-	if (xp_object(p, spec, "function", true, &fn))
-		return -1;
-	xp_push_key(p, "function");
-	if (xp_str(p, fn, "name", true, &t->name) ||
+	if (function_of(p, spec, true, "tool type ", &fn) ||
+	    xp_str(p, fn, "name", true, &t->name) ||
 	    xp_str(p, fn, "description", false, &t->description) ||
 	    xp_object(p, fn, "parameters", false, &params))
 		return -1;
@@ -208,14 +182,8 @@ static int tool_choice(struct xparse *p, const struct dt_json *root)
 		else
 			return xp_fail(p, "unknown value \"%s\"", mode ? mode : "");
 	} else if (c->type == DT_JSON_OBJECT) {
-		if (xp_str(p, c, "type", true, &mode))
-			return -1;
-		if (strcmp(mode, "function") != 0)
-			return xp_fail_at(p, "type", "\"%s\" is not supported", mode);
-		if (xp_object(p, c, "function", true, &fn))
-			return -1;
-		xp_push_key(p, "function");
-		if (xp_str(p, fn, "name", true, &r->tool_choice_name))
+		if (function_of(p, c, true, "", &fn) ||
+		    xp_str(p, fn, "name", true, &r->tool_choice_name))
 			return -1;
 		p->depth--;
 		r->tool_choice = DT_XTOOL_CHOICE_NAMED;
@@ -285,7 +253,7 @@ static int sampling(struct xparse *p, const struct dt_json *root)
 int xreq_parse_openai(struct xparse *p, const struct dt_json *root)
 {
 	struct dt_xrequest *r = p->r;
-	const struct dt_json *msgs, *tools;
+	const struct dt_json *msgs;
 	bool parallel = false, has_parallel = false;
 	size_t i = 0;
 
@@ -301,22 +269,8 @@ int xreq_parse_openai(struct xparse *p, const struct dt_json *root)
 		p->depth--;
 	}
 	p->depth--;
-	if (xp_array(p, root, "tools", false, XREQ_MAX_TOOLS, &tools))
-		return -1;
-	if (tools) {
-		r->tools = dt_arena_alloc(&r->arena, (tools->len ? tools->len : 1) * sizeof(*r->tools));
-		if (!r->tools)
-			return xp_fail(p, "out of memory");
-		xp_push_key(p, "tools");
-		for (const struct dt_json *t = tools->first; t; t = t->next, r->n_tools++) {
-			xp_push_index(p, r->n_tools);
-			if (tool(p, &r->tools[r->n_tools], t))
-				return -1;
-			p->depth--;
-		}
-		p->depth--;
-	}
-	if (xp_bool(p, root, "parallel_tool_calls", &parallel, &has_parallel))
+	if (xp_tools(p, root, tool) ||
+	    xp_bool(p, root, "parallel_tool_calls", &parallel, &has_parallel))
 		return -1;
 	if (has_parallel)
 		r->parallel_tool_calls = parallel;
@@ -457,22 +411,7 @@ static void tools_out(struct xemit *e)
 
 	dt_jbuf_key(b, "tools");
 	dt_jbuf_lit(b, "[");
-	for (size_t i = 0; i < r->n_tools; i++) {
-		const struct dt_xtool *t = &r->tools[i];
-
-		dt_jbuf_sep(b);
-		dt_jbuf_lit(b, "{\"type\":\"function\",\"function\":{\"name\":");
-		dt_jbuf_str(b, t->name);
-		if (t->description) {
-			dt_jbuf_key(b, "description");
-			dt_jbuf_str(b, t->description);
-		}
-		if (t->parameters) {
-			dt_jbuf_key(b, "parameters");
-			dt_jbuf_put(b, t->parameters, strlen(t->parameters));
-		}
-		dt_jbuf_lit(b, "}}");
-	}
+	xe_tools(e, "{\"type\":\"function\",\"function\":{", "}}", "parameters", NULL);
 	dt_jbuf_lit(b, "]");
 	switch (r->tool_choice) {
 	case DT_XTOOL_CHOICE_UNSET:
@@ -507,43 +446,14 @@ static void options_out(struct xemit *e)
 	const struct dt_xrequest *r = e->r;
 	struct dt_jbuf *b = &e->b;
 
-	if (r->max_tokens >= 0) {
-		dt_jbuf_key(b, "max_completion_tokens");
-		dt_jbuf_int(b, r->max_tokens);
-	}
-	if (r->has_temperature) {
-		dt_jbuf_key(b, "temperature");
-		dt_jbuf_num(b, r->temperature);
-	}
-	if (r->has_top_p) {
-		dt_jbuf_key(b, "top_p");
-		dt_jbuf_num(b, r->top_p);
-	}
-	if (r->n_stop) {
-		dt_jbuf_key(b, "stop");
-		dt_jbuf_lit(b, "[");
-		for (size_t i = 0; i < r->n_stop; i++) {
-			dt_jbuf_sep(b);
-			dt_jbuf_str(b, r->stop[i]);
-		}
-		dt_jbuf_lit(b, "]");
-	}
-	if (r->has_presence_penalty) {
-		dt_jbuf_key(b, "presence_penalty");
-		dt_jbuf_num(b, r->presence_penalty);
-	}
-	if (r->has_frequency_penalty) {
-		dt_jbuf_key(b, "frequency_penalty");
-		dt_jbuf_num(b, r->frequency_penalty);
-	}
-	if (r->has_seed) {
-		dt_jbuf_key(b, "seed");
-		dt_jbuf_int(b, r->seed);
-	}
-	if (r->n != 1) {
-		dt_jbuf_key(b, "n");
-		dt_jbuf_int(b, r->n);
-	}
+	xe_int(b, "max_completion_tokens", r->max_tokens >= 0, r->max_tokens);
+	xe_num(b, "temperature", r->has_temperature, r->temperature);
+	xe_num(b, "top_p", r->has_top_p, r->top_p);
+	xe_stop(e, "stop");
+	xe_num(b, "presence_penalty", r->has_presence_penalty, r->presence_penalty);
+	xe_num(b, "frequency_penalty", r->has_frequency_penalty, r->frequency_penalty);
+	xe_int(b, "seed", r->has_seed, r->seed);
+	xe_int(b, "n", r->n != 1, r->n);
 	if (r->user) {
 		dt_jbuf_key(b, "user");
 		dt_jbuf_str(b, r->user);

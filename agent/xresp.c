@@ -128,6 +128,26 @@ const char *dt_xread_text(struct dt_xread *rd, const struct dt_json *v)
 	return text;
 }
 
+size_t dt_xresp_text(struct dt_jbuf *b, const struct dt_xresponse *r,
+		     void (*put)(struct dt_jbuf *b, const char *s, size_t n))
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < r->n_parts; i++)
+		if (r->parts[i].type == DT_XPART_TEXT && r->parts[i].text) {
+			put(b, r->parts[i].text, strlen(r->parts[i].text));
+			n++;
+		}
+	return n;
+}
+
+void dt_xargs_emit(struct dt_jbuf *b, const char *arguments)
+{
+	const char *args = arguments ? arguments : "";
+
+	dt_jbuf_object(b, args, strlen(args));
+}
+
 /* The answer's tree lives in r's arena, with the strings read from it. */
 int dt_xresp_parse(enum dt_family from, const char *body, size_t len,
 		   struct dt_xresponse *r, char *err, size_t errlen)

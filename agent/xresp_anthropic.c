@@ -105,15 +105,13 @@ void dt_xanthropic_emit(struct dt_jbuf *b, const struct dt_xresponse *r,
 		if (i)
 			dt_jbuf_lit(b, ",");
 		if (p->type == DT_XPART_TOOL_CALL) {
-			const char *args = p->arguments ? p->arguments : "";
-
 			dt_jbuf_lit(b, "{\"type\":\"tool_use\",\"id\":");
 			dt_jbuf_str(b, dt_xtool_id(DT_FAMILY_ANTHROPIC, p->id, ctx->seed, calls++,
 						  call_id));
 			dt_jbuf_lit(b, ",\"name\":");
 			dt_jbuf_str(b, p->name);
 			dt_jbuf_lit(b, ",\"input\":");
-			dt_jbuf_object(b, args, strlen(args));
+			dt_xargs_emit(b, p->arguments);
 			dt_jbuf_lit(b, "}");
 		} else {
 			dt_jbuf_lit(b, "{\"type\":\"text\",\"text\":");

@@ -60,6 +60,19 @@ const struct dt_json *dt_xgemini_parts(const struct dt_json *root)
 	return parts && parts->type == DT_JSON_ARRAY ? parts : NULL;
 }
 
+void dt_xgemini_call_open(struct dt_jbuf *b, const char *id, const char *name)
+{
+	dt_jbuf_lit(b, "{\"functionCall\":{");
+	if (id) {
+		dt_jbuf_lit(b, "\"id\":");
+		dt_jbuf_str(b, id);
+		dt_jbuf_lit(b, ",");
+	}
+	dt_jbuf_lit(b, "\"name\":");
+	dt_jbuf_str(b, name);
+	dt_jbuf_lit(b, ",\"args\":");
+}
+
 int dt_xgemini_parse(const struct dt_json *root, struct dt_xread *rd, struct dt_xresponse *r,
 		     char *err, size_t errlen)
 {
@@ -121,19 +134,9 @@ void dt_xgemini_emit(struct dt_jbuf *b, const struct dt_xresponse *r, const stru
 		if (i)
 			dt_jbuf_lit(b, ",");
 		if (p->type == DT_XPART_TOOL_CALL) {
-			const char *args = p->arguments ? p->arguments : "";
-
 			/* Gemini's calls need no id: the provider's is kept, none made */
-			dt_jbuf_lit(b, "{\"functionCall\":{");
-			if (p->id) {
-				dt_jbuf_lit(b, "\"id\":");
-				dt_jbuf_str(b, p->id);
-				dt_jbuf_lit(b, ",");
-			}
-			dt_jbuf_lit(b, "\"name\":");
-			dt_jbuf_str(b, p->name);
-			dt_jbuf_lit(b, ",\"args\":");
-			dt_jbuf_object(b, args, strlen(args));
+			dt_xgemini_call_open(b, p->id, p->name);
+			dt_xargs_emit(b, p->arguments);
 			dt_jbuf_lit(b, "}}");
 		} else {
 			dt_jbuf_lit(b, "{\"text\":");

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Private to the answer translators (xresp*.c, xstream*.c): reading the
- * provider's JSON, the shared mapping tables and the stream's IR events. */
+/* Private to the answer translators (xresp*.c, xstream*.c) and the quality
+ * check (quality.c): reading the provider's JSON, the shared mapping tables
+ * and the stream's IR events. */
 #ifndef DT_XRESP_INT_H
 #define DT_XRESP_INT_H
 
@@ -45,6 +46,16 @@ const char *dt_xtool_id(enum dt_family to, const char *id, uint64_t seed, size_t
 /* The model the client sees: the one it asked for, else the provider's. */
 const char *dt_xmodel(const struct dt_xctx *ctx, const char *model);
 
+/* The answer's text: its text parts one after the other, each written with
+ * put (dt_jbuf_put for the text itself, dt_jbuf_escn inside a JSON string).
+ * What OpenAI shows as the content and JSON mode applies to. Returns how
+ * many parts were written. */
+size_t dt_xresp_text(struct dt_jbuf *b, const struct dt_xresponse *r,
+		     void (*put)(struct dt_jbuf *b, const char *s, size_t n));
+/* A call's arguments written as an object (Anthropic input, Gemini args):
+ * {} when they are not one (none, empty, cut short, another value). */
+void dt_xargs_emit(struct dt_jbuf *b, const char *arguments);
+
 /* Usage objects of each family, read into u (u->known set when obj is
  * one; Anthropic's fields absent from obj keep their value in u, for a
  * stream's partial updates) and written (the object, "{" to "}"). */
@@ -76,6 +87,8 @@ enum dt_xfinish dt_xgemini_finish(struct dt_xread *rd, const struct dt_json *roo
 				  bool tool_calls);
 /* The parts of a Gemini answer's first candidate; NULL when there are none. */
 const struct dt_json *dt_xgemini_parts(const struct dt_json *root);
+/* A functionCall part up to its args' value: {"functionCall":{"id"?,"name","args": */
+void dt_xgemini_call_open(struct dt_jbuf *b, const char *id, const char *name);
 
 /* ---- streams (xstream*.c) ------------------------------------------------- */
 
@@ -121,7 +134,7 @@ struct dt_xstream {
 		enum dt_xblock block;    /* Anthropic: the kind of the open block */
 		int64_t tool_index;      /* OpenAI: the provider's index of the open call */
 		const char *tool_id;     /* OpenAI: its id (in arena); NULL: none */
-		struct dt_xusage usage;  /* Anthropic: the totals so far, assembled */
+		struct dt_xusage usage;  /* the totals so far (Anthropic's come in pieces) */
 	} dec;
 	struct {                     /* encoder state */
 		enum dt_xblock block;
@@ -138,6 +151,13 @@ struct dt_xstream {
 int dt_xstream_emit(struct dt_xstream *s, struct dt_xev *ev);
 /* Fail the stream with the message of the provider's {"error": ...}. */
 int dt_xstream_provider_error(struct dt_xstream *s, const struct dt_json *root);
+/* A TOOL_START event: a call opened (its name "" when the provider gave
+ * none). */
+int dt_xstream_tool_start(struct dt_xstream *s, const char *id, const char *name);
+/* A USAGE event of the provider's usage object obj, read by parse into the
+ * totals so far (dec.usage); nothing when obj is no object. */
+int dt_xstream_usage(struct dt_xstream *s, const struct dt_json *obj,
+		     void (*parse)(const struct dt_json *obj, struct dt_xusage *u));
 /* A TEXT or TOOL_ARGS event of a JSON string; nothing when str is none. */
 int dt_xstream_emit_string(struct dt_xstream *s, enum dt_xev_type type,
 			   const struct dt_json *str);

@@ -88,8 +88,7 @@ int dt_xopenai_parse(const struct dt_json *root, struct dt_xread *rd, struct dt_
 void dt_xopenai_emit(struct dt_jbuf *b, const struct dt_xresponse *r, const struct dt_xctx *ctx)
 {
 	char id[DT_XID_LEN], call_id[DT_XID_LEN];
-	size_t calls = 0;
-	bool text = false;
+	size_t calls = 0, text;
 
 	dt_jbuf_lit(b, "{\"id\":");
 	dt_jbuf_str(b, dt_xid(DT_FAMILY_OPENAI, r->shape, r->id, ctx->seed, id));
@@ -99,18 +98,14 @@ void dt_xopenai_emit(struct dt_jbuf *b, const struct dt_xresponse *r, const stru
 	dt_jbuf_str(b, dt_xmodel(ctx, r->model));
 	dt_jbuf_lit(b, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
 	/* the text parts joined into one string; null when there is none */
-	for (size_t i = 0; i < r->n_parts; i++) {
-		if (r->parts[i].type != DT_XPART_TEXT)
-			continue;
-		if (!text)
-			dt_jbuf_lit(b, "\"");
-		text = true;
-		dt_jbuf_escn(b, r->parts[i].text, strlen(r->parts[i].text));
-	}
-	if (text)
+	text = b->len;
+	dt_jbuf_lit(b, "\"");
+	if (dt_xresp_text(b, r, dt_jbuf_escn)) {
 		dt_jbuf_lit(b, "\"");
-	else
+	} else {
+		b->len = text;
 		dt_jbuf_lit(b, "null");
+	}
 	for (size_t i = 0; i < r->n_parts; i++) {
 		const struct dt_xpart *p = &r->parts[i];
 

@@ -167,6 +167,25 @@ int dt_xstream_emit_string(struct dt_xstream *s, enum dt_xev_type type,
 	return dt_xstream_emit(s, &ev);
 }
 
+int dt_xstream_tool_start(struct dt_xstream *s, const char *id, const char *name)
+{
+	struct dt_xev ev = { .type = DT_XEV_TOOL_START, .id = id, .name = name ? name : "" };
+
+	return dt_xstream_emit(s, &ev);
+}
+
+int dt_xstream_usage(struct dt_xstream *s, const struct dt_json *obj,
+		     void (*parse)(const struct dt_json *obj, struct dt_xusage *u))
+{
+	struct dt_xev ev = { .type = DT_XEV_USAGE };
+
+	if (!obj || obj->type != DT_JSON_OBJECT)
+		return 0;
+	parse(obj, &s->dec.usage);
+	ev.usage = s->dec.usage;
+	return dt_xstream_emit(s, &ev);
+}
+
 static int decode(struct dt_xstream *s, const struct dt_sse_event *e)
 {
 	switch (s->from) {

@@ -7,17 +7,6 @@
 
 /* ---- decoder ------------------------------------------------------------- */
 
-static int emit_usage(struct dt_xstream *s, const struct dt_json *usage)
-{
-	struct dt_xev ev = { .type = DT_XEV_USAGE };
-
-	if (!usage || usage->type != DT_JSON_OBJECT)
-		return 0;
-	dt_xanthropic_usage_parse(usage, &s->dec.usage);
-	ev.usage = s->dec.usage;
-	return dt_xstream_emit(s, &ev);
-}
-
 static int decode_message_start(struct dt_xstream *s, const struct dt_json *root)
 {
 	const struct dt_json *msg = dt_json_get(root, "message");
@@ -27,7 +16,7 @@ static int decode_message_start(struct dt_xstream *s, const struct dt_json *root
 	};
 
 	/* usage first: the client's opening event shows the input count */
-	emit_usage(s, dt_json_get(msg, "usage"));
+	dt_xstream_usage(s, dt_json_get(msg, "usage"), dt_xanthropic_usage_parse);
 	return dt_xstream_emit(s, &ev);
 }
 
@@ -43,14 +32,9 @@ static int decode_block_start(struct dt_xstream *s, const struct dt_json *root)
 		return dt_xstream_emit_string(s, DT_XEV_TEXT, dt_json_get(block, "text"));
 	}
 	if (type && strcmp(type, "tool_use") == 0) {
-		const char *name = dt_xread_str(&s->rd, block, "name");
-		struct dt_xev ev = {
-			.type = DT_XEV_TOOL_START, .id = dt_xread_str(&s->rd, block, "id"),
-			.name = name ? name : "",
-		};
-
 		s->dec.block = DT_XBLOCK_TOOL;
-		return dt_xstream_emit(s, &ev);
+		return dt_xstream_tool_start(s, dt_xread_str(&s->rd, block, "id"),
+					     dt_xread_str(&s->rd, block, "name"));
 	}
 	s->dec.block = DT_XBLOCK_SKIPPED;
 	return 0;
@@ -85,7 +69,7 @@ static int decode_message_delta(struct dt_xstream *s, const struct dt_json *root
 	const struct dt_json *delta = dt_json_get(root, "delta");
 	const char *stop = dt_xread_str(&s->rd, delta, "stop_reason");
 
-	if (emit_usage(s, dt_json_get(root, "usage")))
+	if (dt_xstream_usage(s, dt_json_get(root, "usage"), dt_xanthropic_usage_parse))
 		return -1;
 	if (stop) {
 		struct dt_xev ev = {
@@ -169,14 +153,21 @@ static void open_block(struct dt_xstream *s, enum dt_xblock kind)
 	dt_jbuf_lit(&s->out, ",\"content_block\":");
 }
 
-static void begin_delta(struct dt_xstream *s, const char *type)
+/* A content_block_delta of the open block: the event's piece of text as
+ * the delta's member key. */
+static void delta(struct dt_xstream *s, const char *type, const char *key, const struct dt_xev *ev)
 {
 	begin_event(s, "content_block_delta");
 	dt_jbuf_lit(&s->out, ",\"index\":");
 	dt_jbuf_int(&s->out, (int64_t)s->enc.blocks - 1);
 	dt_jbuf_lit(&s->out, ",\"delta\":{\"type\":\"");
 	dt_jbuf_put(&s->out, type, strlen(type));
-	dt_jbuf_lit(&s->out, "\",");
+	dt_jbuf_lit(&s->out, "\",\"");
+	dt_jbuf_put(&s->out, key, strlen(key));
+	dt_jbuf_lit(&s->out, "\":");
+	dt_jbuf_strn(&s->out, ev->text, ev->len);
+	dt_jbuf_lit(&s->out, "}");
+	end_event(s);
 }
 
 static void encode_start(struct dt_xstream *s, const struct dt_xev *ev)
@@ -234,11 +225,7 @@ void dt_xanthropic_encode(struct dt_xstream *s, const struct dt_xev *ev)
 			dt_jbuf_lit(&s->out, "{\"type\":\"text\",\"text\":\"\"}");
 			end_event(s);
 		}
-		begin_delta(s, "text_delta");
-		dt_jbuf_lit(&s->out, "\"text\":");
-		dt_jbuf_strn(&s->out, ev->text, ev->len);
-		dt_jbuf_lit(&s->out, "}");
-		end_event(s);
+		delta(s, "text_delta", "text", ev);
 		break;
 	case DT_XEV_TOOL_START:
 		open_block(s, DT_XBLOCK_TOOL);
@@ -253,11 +240,7 @@ void dt_xanthropic_encode(struct dt_xstream *s, const struct dt_xev *ev)
 	case DT_XEV_TOOL_ARGS:
 		if (s->enc.block != DT_XBLOCK_TOOL)
 			break; /* its call's block was closed by text in between */
-		begin_delta(s, "input_json_delta");
-		dt_jbuf_lit(&s->out, "\"partial_json\":");
-		dt_jbuf_strn(&s->out, ev->text, ev->len);
-		dt_jbuf_lit(&s->out, "}");
-		end_event(s);
+		delta(s, "input_json_delta", "partial_json", ev);
 		break;
 	case DT_XEV_BLOCK_STOP:
 		close_block(s);

@@ -11,37 +11,27 @@
  * piece, closed. */
 static int decode_call(struct dt_xstream *s, const struct dt_json *fn)
 {
-	const char *name = dt_xread_str(&s->rd, fn, "name");
 	const struct dt_json *args = dt_json_get(fn, "args");
-	struct dt_xev start = {
-		.type = DT_XEV_TOOL_START, .id = dt_xread_str(&s->rd, fn, "id"),
-		.name = name ? name : "",
-	};
 	struct dt_xev stop = { .type = DT_XEV_BLOCK_STOP };
 	struct dt_xev piece = { .type = DT_XEV_TOOL_ARGS, .text = "{}" };
 
 	if (args && !(piece.text = dt_xread_text(&s->rd, args)))
 		return dt_xstream_fail(s, "out of memory translating the stream");
 	piece.len = strlen(piece.text);
-	return dt_xstream_emit(s, &start) || dt_xstream_emit(s, &piece) ||
-	       dt_xstream_emit(s, &stop) ? -1 : 0;
+	return dt_xstream_tool_start(s, dt_xread_str(&s->rd, fn, "id"),
+				     dt_xread_str(&s->rd, fn, "name")) ||
+	       dt_xstream_emit(s, &piece) || dt_xstream_emit(s, &stop) ? -1 : 0;
 }
 
 static int decode_chunk(struct dt_xstream *s, const struct dt_json *root)
 {
 	const struct dt_json *parts = dt_xgemini_parts(root);
-	const struct dt_json *usage = dt_json_get(root, "usageMetadata");
 	struct dt_xev ev = { .type = DT_XEV_START };
 
 	if (dt_json_get(root, "error"))
 		return dt_xstream_provider_error(s, root);
 	/* usage first: an Anthropic client's opening event shows the input count */
-	if (usage && usage->type == DT_JSON_OBJECT) {
-		struct dt_xev u = { .type = DT_XEV_USAGE };
-
-		dt_xgemini_usage_parse(usage, &u.usage);
-		dt_xstream_emit(s, &u);
-	}
+	dt_xstream_usage(s, dt_json_get(root, "usageMetadata"), dt_xgemini_usage_parse);
 	if (!s->started) {
 		ev.id = dt_xread_str(&s->rd, root, "responseId");
 		ev.model = dt_xread_str(&s->rd, root, "modelVersion");
@@ -127,15 +117,7 @@ static void open_call(struct dt_xstream *s, const struct dt_xev *ev)
 
 	flush_call(s);
 	c->len = 0;
-	dt_jbuf_lit(c, "{\"functionCall\":{");
-	if (ev->id) {
-		dt_jbuf_lit(c, "\"id\":");
-		dt_jbuf_str(c, ev->id);
-		dt_jbuf_lit(c, ",");
-	}
-	dt_jbuf_lit(c, "\"name\":");
-	dt_jbuf_str(c, ev->name);
-	dt_jbuf_lit(c, ",\"args\":");
+	dt_xgemini_call_open(c, ev->id, ev->name);
 	s->enc.call_start = c->len;
 	s->enc.block = DT_XBLOCK_TOOL;
 }

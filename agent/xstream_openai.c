@@ -17,14 +17,11 @@ static int decode_tool_call(struct dt_xstream *s, const struct dt_json *call)
 
 	if (index != s->dec.tool_index ||
 	    (id && (!s->dec.tool_id || strcmp(id, s->dec.tool_id) != 0))) {
-		const char *name = dt_xread_str(&s->rd, fn, "name");
-		struct dt_xev ev = { .type = DT_XEV_TOOL_START, .id = id, .name = name ? name : "" };
-
 		s->dec.tool_index = index;
 		s->dec.tool_id = id ? dt_arena_strdup(&s->arena, id) : NULL;
 		if (id && !s->dec.tool_id)
 			return dt_xstream_fail(s, "out of memory translating the stream");
-		if (dt_xstream_emit(s, &ev))
+		if (dt_xstream_tool_start(s, id, dt_xread_str(&s->rd, fn, "name")))
 			return -1;
 	}
 	return dt_xstream_emit_string(s, DT_XEV_TOOL_ARGS, dt_json_get(fn, "arguments"));
@@ -35,7 +32,6 @@ static int decode_chunk(struct dt_xstream *s, const struct dt_json *root)
 	const struct dt_json *choice = dt_json_at(dt_json_get(root, "choices"), 0);
 	const struct dt_json *delta = dt_json_get(choice, "delta");
 	const struct dt_json *calls = dt_json_get(delta, "tool_calls");
-	const struct dt_json *usage = dt_json_get(root, "usage");
 	const char *finish = dt_xread_str(&s->rd, choice, "finish_reason");
 
 	if (dt_json_get(root, "error"))
@@ -64,13 +60,7 @@ static int decode_chunk(struct dt_xstream *s, const struct dt_json *root)
 
 		dt_xstream_emit(s, &ev);
 	}
-	if (usage && usage->type == DT_JSON_OBJECT) {
-		struct dt_xev ev = { .type = DT_XEV_USAGE };
-
-		dt_xopenai_usage_parse(usage, &ev.usage);
-		dt_xstream_emit(s, &ev);
-	}
-	return 0;
+	return dt_xstream_usage(s, dt_json_get(root, "usage"), dt_xopenai_usage_parse);
 }
 
 int dt_xopenai_decode(struct dt_xstream *s, const struct dt_sse_event *e)
