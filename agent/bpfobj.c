@@ -58,6 +58,7 @@ static void unpin_maps(struct dt_bpf *b)
 	static const char *const maps[] = {
 		DT_MAP_SETTINGS, DT_MAP_INTERCEPT, DT_MAP_VERDICTS, DT_MAP_PROVIDERS,
 		DT_MAP_EP_STATS, DT_MAP_STATS, DT_MAP_REDIRECTS, DT_MAP_SK_ORIGIN,
+		DT_MAP_PROVIDER_HEALTH,
 	};
 	char path[PATH_MAX];
 
@@ -115,6 +116,7 @@ int dt_bpf_load(struct dt_bpf *b, const char *pin_dir, char *err, size_t errlen)
 	b->intercept_fd = bpf_map__fd(b->skel->maps.intercept);
 	b->verdicts_fd = bpf_map__fd(b->skel->maps.verdicts);
 	b->providers_fd = bpf_map__fd(b->skel->maps.providers);
+	b->provider_health_fd = bpf_map__fd(b->skel->maps.provider_health);
 	b->redirects_fd = bpf_map__fd(b->skel->maps.redirects);
 	return 0;
 }
@@ -155,6 +157,11 @@ int dt_bpf_take_origin(const struct dt_bpf *b, __u64 cookie, struct dt_origin *o
 int dt_bpf_set_provider(const struct dt_bpf *b, __u32 id, const struct dt_provider *p)
 {
 	return update(b->providers_fd, &id, p);
+}
+
+int dt_bpf_set_provider_health(const struct dt_bpf *b, __u32 id, const struct dt_provider_health *h)
+{
+	return update(b->provider_health_fd, &id, h);
 }
 
 int dt_bpf_set_verdict(const struct dt_bpf *b, const struct dt_endpoint *ep,

@@ -15,7 +15,7 @@ struct dt_bpf {
 	struct detour_bpf *skel;
 	char pin_dir[PATH_MAX];
 	int prog_fds[DT_PROG_COUNT];
-	int settings_fd, intercept_fd, verdicts_fd, providers_fd, redirects_fd;
+	int settings_fd, intercept_fd, verdicts_fd, providers_fd, redirects_fd, provider_health_fd;
 };
 
 /* Load the programs, reusing pinned maps (or pinning fresh ones), and pin
@@ -32,6 +32,7 @@ int dt_bpf_write_settings(const struct dt_bpf *b, const struct dt_config *s);
 int dt_bpf_take_origin(const struct dt_bpf *b, __u64 cookie, struct dt_origin *out);
 
 int dt_bpf_set_provider(const struct dt_bpf *b, __u32 id, const struct dt_provider *p);
+int dt_bpf_set_provider_health(const struct dt_bpf *b, __u32 id, const struct dt_provider_health *h);
 int dt_bpf_set_verdict(const struct dt_bpf *b, const struct dt_endpoint *ep,
 		       const struct dt_verdict *v);
 int dt_bpf_delete_verdict(const struct dt_bpf *b, const struct dt_endpoint *ep);

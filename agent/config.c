@@ -63,6 +63,7 @@ enum section_kind {
 	SEC_CLASS,
 	SEC_PROXY,
 	SEC_APP,
+	SEC_HEALTH,
 	SEC_COUNT,
 };
 
@@ -1226,6 +1227,26 @@ static const struct key_def app_keys[] = {
 	{ "key.",   parse_app_key, 0, 0, 0, true, true },
 };
 
+static const struct key_def health_keys[] = {
+	KEY_UNSIGNED("window_ms", health.window_ms, 1000, 3600000),
+	KEY_UNSIGNED("min_calls", health.min_calls, 1, 1000000000),
+	KEY_UNSIGNED("failure_rate_percent", health.failure_rate_percent, 1, 100),
+	KEY_UNSIGNED("slow_rate_percent", health.slow_rate_percent, 1, 100),
+	KEY_UNSIGNED("poor_rate_percent", health.poor_rate_percent, 1, 100),
+	KEY_UNSIGNED("slow_factor_percent", health.slow_factor_percent, 100, 100000),
+	KEY_UNSIGNED("slow_min_ms", health.slow_min_ms, 1, 3600000),
+	KEY_UNSIGNED("slow_ceiling_ms", health.slow_ceiling_ms, 1, 3600000),
+	KEY_UNSIGNED("eject_max_ms", health.eject_max_ms, 100, 86400000),
+	KEY_UNSIGNED("eject_decay_ms", health.eject_decay_ms, 100, 86400000),
+	KEY_UNSIGNED("trial_requests", health.trial_requests, 1, 1000),
+	KEY_UNSIGNED("trial_success_percent", health.trial_success_percent, 1, 100),
+	KEY_UNSIGNED("class_max_ejected_percent", health.class_max_ejected_percent, 1, 100),
+	KEY_UNSIGNED("rate_limit_default_ms", health.rate_limit_default_ms, 1, 3600000),
+	KEY_UNSIGNED("probe_interval_ms", health.probe_interval_ms, 100, 86400000),
+	KEY_UNSIGNED("probe_interval_down_ms", health.probe_interval_down_ms, 100, 86400000),
+	KEY_UNSIGNED("probe_interval_max_ms", health.probe_interval_max_ms, 100, 86400000),
+};
+
 static const struct {
 	const char *name;
 	const struct key_def *keys;
@@ -1241,11 +1262,13 @@ static const struct {
 	[SEC_CLASS]    = { "class",    class_keys,    ARRAY_SIZE(class_keys),    class_open },
 	[SEC_PROXY]    = { "proxy",    proxy_keys,    ARRAY_SIZE(proxy_keys),    NULL },
 	[SEC_APP]      = { "app",      app_keys,      ARRAY_SIZE(app_keys),      app_open },
+	[SEC_HEALTH]   = { "health",   health_keys,   ARRAY_SIZE(health_keys),   NULL },
 };
 
 _Static_assert(ARRAY_SIZE(detour_keys) <= CFG_MAX_SECTION_KEYS, "seen[] too small");
 _Static_assert(ARRAY_SIZE(provider_keys) <= CFG_MAX_SECTION_KEYS, "seen[] too small");
 _Static_assert(ARRAY_SIZE(proxy_keys) <= CFG_MAX_SECTION_KEYS, "seen[] too small");
+_Static_assert(ARRAY_SIZE(health_keys) <= CFG_MAX_SECTION_KEYS, "seen[] too small");
 
 /* header: what is between the brackets of "[detour]" or "[provider NAME]". */
 static int section_open(struct cfg_parser *p, char *header)

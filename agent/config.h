@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "detour.h"
+#include "health.h"
 #include "log.h"
 
 struct dt_key_source {
@@ -129,6 +130,10 @@ struct dt_cfg {
 	struct dt_class_cfg *classes;
 	size_t n_classes;
 	struct dt_proxy_cfg proxy;
+	/* [health]: the health engine's thresholds, 0 = its default
+	 * (docs/health.md); its consecutive_failures and eject_base_ms are
+	 * [proxy]'s provider_failures_to_eject and provider_eject_ms. */
+	struct dt_health_opts health;
 	struct dt_app_cfg *apps;
 	size_t n_apps;
 };

@@ -47,6 +47,7 @@ static void assign_ids(struct detourd *d, const struct dt_cfg *cfg)
 			dt_itable_drop_provider(d->itable, id);
 			d->names[id][0] = '\0';
 			dt_bpf_set_provider(&d->bpf, id, &(struct dt_provider){0});
+			dt_bpf_set_provider_health(&d->bpf, id, &(struct dt_provider_health){0});
 		}
 	}
 	for (size_t i = 0; i < cfg->n_providers; i++) {
@@ -88,7 +89,7 @@ static int apply_intercept(void *ctx, const struct dt_endpoint *ep, const struct
 	struct detourd *d = ctx;
 
 	if (!val) {
-		dt_epstate_forget(d->health, ep);
+		dt_epstate_forget(d->endpoints, ep);
 		dt_bpf_delete_verdict(&d->bpf, ep);
 	}
 	return dt_bpf_set_intercept(&d->bpf, ep, val);
@@ -157,7 +158,7 @@ static void seed_from_pinned(struct detourd *d)
 		owner[n] = val.provider_id;
 		eps[n++] = key;
 		if (bpf_map_lookup_elem(d->bpf.verdicts_fd, &key, &v) == 0)
-			dt_epstate_seed(d->health, &key, &v);
+			dt_epstate_seed(d->endpoints, &key, &v);
 	}
 	for (uint32_t id = 0; id < DT_MAX_PROVIDERS; id++) {
 		struct dt_endpoint group[DT_RESOLVE_MAX_PER_PROVIDER];
@@ -185,14 +186,14 @@ static size_t relay_candidates(void *ctx, const struct dt_origin *o,
 
 	if (o->provider_id < DT_MAX_PROVIDERS && d->names[o->provider_id][0])
 		n = dt_itable_endpoints(d->itable, o->provider_id, eps, DT_RESOLVE_MAX_PER_PROVIDER);
-	return dt_epstate_order(d->health, &o->dst, eps, n, dt_now_ns(), out, max);
+	return dt_epstate_order(d->endpoints, &o->dst, eps, n, dt_now_ns(), out, max);
 }
 
 static void relay_connected(void *ctx, const struct dt_endpoint *ep, uint32_t provider_id)
 {
 	struct detourd *d = ctx;
 
-	dt_epstate_success(d->health, ep, provider_id, dt_now_ns());
+	dt_epstate_success(d->endpoints, ep, provider_id, dt_now_ns());
 }
 
 static void relay_failed(void *ctx, const struct dt_endpoint *ep, uint32_t provider_id,
@@ -200,14 +201,14 @@ static void relay_failed(void *ctx, const struct dt_endpoint *ep, uint32_t provi
 {
 	struct detourd *d = ctx;
 
-	dt_epstate_failure(d->health, ep, provider_id, reason, dt_now_ns());
+	dt_epstate_failure(d->endpoints, ep, provider_id, reason, dt_now_ns());
 }
 
 static void relay_failover(void *ctx, const struct dt_endpoint *from)
 {
 	struct detourd *d = ctx;
 
-	dt_epstate_failover(d->health, from);
+	dt_epstate_failover(d->endpoints, from);
 }
 
 static const struct dt_relay_ops relay_ops = {
@@ -378,7 +379,7 @@ static void start_proxy(struct detourd *d)
 {
 	char err[512] = "";
 
-	d->proxy = dt_proxy_new(d->base, d->cfg, d->ids, passthrough, d, err, sizeof(err));
+	d->proxy = dt_proxy_new(d->base, d->cfg, d->ids, d->health, passthrough, d, err, sizeof(err));
 	if (!d->proxy)
 		log_error("proxy: %s; relaying connections untouched", err);
 }
@@ -436,8 +437,9 @@ static void reload(struct detourd *d)
 		dt_relay_set_limits(d->relay, &limits);
 	}
 	dt_log_level = cfg->log_level;
-	dt_epstate_set_hold(d->health, (uint64_t)cfg->down_hold_ms * NS_PER_MS);
+	dt_epstate_set_hold(d->endpoints, (uint64_t)cfg->down_hold_ms * NS_PER_MS);
 	assign_ids(d, cfg);
+	daemon_health_reconfigure(d);
 	if (d->proxy) {
 		char err[512] = "";
 
@@ -578,10 +580,10 @@ int detourd_start(struct detourd *d, struct dt_cfg *cfg, const char *pidfile)
 
 	d->base = event_base_new();
 	d->itable = dt_itable_new();
-	d->health = dt_epstate_new(publish_verdict, d);
-	if (!d->base || !d->itable || !d->health)
+	d->endpoints = dt_epstate_new(publish_verdict, d);
+	if (!d->base || !d->itable || !d->endpoints)
 		return -1;
-	dt_epstate_set_hold(d->health, (uint64_t)cfg->down_hold_ms * NS_PER_MS);
+	dt_epstate_set_hold(d->endpoints, (uint64_t)cfg->down_hold_ms * NS_PER_MS);
 	if (dt_pin_dir_prepare(cfg->pin_dir, err, sizeof(err))) {
 		log_error("%s", err);
 		return -1;
@@ -601,7 +603,7 @@ int detourd_start(struct detourd *d, struct dt_cfg *cfg, const char *pidfile)
 
 		d->relay = dt_relay_new(d->base, &relay_ops, d, &limits);
 	}
-	if (!d->relay)
+	if (!d->relay || daemon_health_start(d))
 		return -1;
 	start_proxy(d);
 	if (apply_listener(d, cfg))
@@ -639,6 +641,7 @@ static void detourd_stop(struct detourd *d)
 	if (d->drain_timer)
 		event_free(d->drain_timer);
 	dt_proxy_free(d->proxy);
+	daemon_health_stop(d);
 	dt_relay_free(d->relay);
 	dt_resolver_free(d->resolver);
 	if (d->beat_timer)
@@ -656,7 +659,7 @@ static void detourd_stop(struct detourd *d)
 		close(d->lock_fd);
 	if (d->diag_fd >= 0)
 		close(d->diag_fd);
-	dt_epstate_free(d->health);
+	dt_epstate_free(d->endpoints);
 	dt_itable_free(d->itable);
 	if (d->base)
 		event_base_free(d->base);

@@ -13,6 +13,7 @@ struct event;
 struct dt_cfg;
 struct dt_itable;
 struct dt_epstate;
+struct dt_health;
 struct dt_listener;
 struct dt_relay;
 struct dt_proxy;
@@ -26,7 +27,9 @@ struct detourd {
 	int diag_fd;                          /* sock_diag: cookies of accepted peers */
 	struct dt_bpf bpf;
 	struct dt_itable *itable;
-	struct dt_epstate *health;
+	struct dt_epstate *endpoints;         /* endpoint verdicts (relay) */
+	struct dt_health *health;             /* provider and model verdicts (daemon_health.c) */
+	struct event *health_timer;
 	struct dt_listener *listener;
 	struct dt_relay *relay;
 	struct dt_proxy *proxy;               /* NULL: everything is relayed */
@@ -46,5 +49,11 @@ int detourd_start(struct detourd *d, struct dt_cfg *cfg, const char *pidfile);
 int detourd_run(struct detourd *d);
 /* Undo a failed detourd_start(). */
 void detourd_abort(struct detourd *d);
+
+/* daemon_health.c: the health engine of d, from d->cfg, publishing into
+ * d->bpf (needs d->base, d->bpf, d->names). */
+int daemon_health_start(struct detourd *d);
+void daemon_health_reconfigure(struct detourd *d);
+void daemon_health_stop(struct detourd *d);
 
 #endif

@@ -26,10 +26,12 @@
 #include "bpfobj.h"
 #include "errors.h"
 #include "family.h"
+#include "health.h"
 #include "json.h"
 #include "log.h"
 #include "proxy_int.h"
 #include "quality.h"
+#include "ratelimit.h"
 #include "router.h"
 #include "upstream.h"
 #include "xlate.h"
@@ -57,6 +59,7 @@ struct exchange {
 	int xreq_state;                   /* 0 not yet, 1 parsed, -1 refused (refusal) */
 	char refusal[256];                /* why a member could not be asked, for a 400 */
 	uint64_t seed;                    /* the request's number: unique ids, weighted order */
+	enum dt_health_mode mode;         /* the plan readmits ejected members (x-detour-health) */
 	struct dt_attempt plan[MAX_ATTEMPTS];
 	char models[MAX_ATTEMPTS][DT_MODEL_LEN]; /* the plan's models, copied */
 	size_t n_plan, next, cur;
@@ -69,7 +72,10 @@ struct exchange {
 	struct dt_headers held_headers;
 	struct evbuffer *held;
 	bool committed, sse, end_seen;
-	bool reported;                    /* the router already heard of this attempt */
+	bool reported;                    /* the health engine already heard of this attempt */
+	uint64_t attempt_started;         /* when the current attempt was sent */
+	uint64_t ttft_ns;                 /* ... and its first content came (streams; 0: not yet) */
+	uint64_t retry_after_ms;          /* ... its answer's retry-after, parsed (0: none) */
 	/* the current attempt's answer, when it goes through the neutral form */
 	bool xlate;
 	enum dt_family from;              /* the family of the provider answering */
@@ -160,13 +166,43 @@ void exchange_cancel(struct exchange *ex)
 	exchange_free(ex);
 }
 
-static void report(struct exchange *ex, enum dt_blame blame, uint64_t retry_after_ms)
+static const char *attempt_model(const struct exchange *ex)
 {
-	dt_router_report(ex->s->p->router, &ex->plan[ex->cur], blame, retry_after_ms, dt_now_ns());
+	return *ex->plan[ex->cur].model ? ex->plan[ex->cur].model : NULL;
+}
+
+/* What became of the current attempt: the health engine judges the
+ * provider and model by it, the router detour's key. */
+static void report(struct exchange *ex, enum dt_outcome_kind kind)
+{
+	const struct dt_attempt *a = &ex->plan[ex->cur];
+	uint64_t now = dt_now_ns();
+	struct dt_outcome o = {
+		.kind = kind,
+		.status = ex->status,
+		.started = ex->attempt_started,
+		.ttft_ns = ex->ttft_ns,
+		.total_ns = now - ex->attempt_started,
+		.retry_after_ms = ex->retry_after_ms,
+	};
+
+	dt_router_report(ex->s->p->router, a, kind == DT_OUTCOME_KEY_REFUSED ? DT_BLAME_KEY :
+			 kind == DT_OUTCOME_OK ? DT_BLAME_NONE : DT_BLAME_PROVIDER, now);
+	dt_health_outcome(ex->s->p->health, a->provider_id, attempt_model(ex), &o, now);
+	ex->reported = true;
+}
+
+/* x-detour-health: why members the health engine ejected were tried. */
+static const char *health_mode_str(enum dt_health_mode m)
+{
+	return m == DT_HEALTH_PANIC ? "panic: no member usable, the least bad ones tried" :
+	       m == DT_HEALTH_CAPPED ? "capped: too many members ejected, some readmitted" : NULL;
 }
 
 static void add_detour_headers(struct exchange *ex, struct dt_headers *h, bool answered)
 {
+	if (ex->mode != DT_HEALTH_NORMAL)
+		dt_headers_set(h, "x-detour-health", health_mode_str(ex->mode));
 	if (answered) {
 		const struct dt_attempt *a = &ex->plan[ex->cur];
 
@@ -261,7 +297,7 @@ static void answer_broken(struct exchange *ex, const char *why)
 
 	log_warn("proxy: stream from %s broke after the first byte: %s",
 		 provider(ex, ex->plan[ex->cur].provider_id)->name, why);
-	report(ex, DT_BLAME_PROVIDER, 0);
+	report(ex, DT_OUTCOME_RESET);
 	snprintf(msg, sizeof(msg), "detour: the provider's stream broke: %s", why);
 	if (event && ex->sse)
 		dt_error_event(original(ex)->family, 502, msg, event);
@@ -473,9 +509,17 @@ static int start_attempt(struct exchange *ex, size_t i)
 		note_tried(ex, a->provider_id, "internal");
 		goto out;
 	}
+	if (!dt_health_begin(ex->s->p->health, a->provider_id, *a->model ? a->model : NULL, dt_now_ns())) {
+		note_tried(ex, a->provider_id, "half-open-busy");
+		goto out;
+	}
 	ex->cur = i;
 	ex->status = 0;
 	ex->holding = false;
+	ex->reported = false;
+	ex->attempt_started = dt_now_ns();
+	ex->ttft_ns = 0;
+	ex->retry_after_ms = 0;
 	ex->xlate = xlate;
 	ex->from = to->family;
 	log_debug("proxy: " REQ_FMT ": attempt %zu: %s model %s%s", REQ_ARGS(ex),
@@ -537,13 +581,12 @@ static void move_on(struct exchange *ex, const char *what)
 	next_attempt(ex);
 }
 
-/* A failure before the commit point: blame, and move on. */
-static void attempt_failed(struct exchange *ex, enum dt_blame blame, uint64_t retry_after_ms,
-			   const char *what)
+/* A failure before the commit point: reported, and on to the next. */
+static void attempt_failed(struct exchange *ex, enum dt_outcome_kind kind, const char *what)
 {
-	if (blame == DT_BLAME_RATE_LIMIT)
+	if (kind == DT_OUTCOME_RATE_LIMITED)
 		ex->rate_limited++;
-	report(ex, blame, retry_after_ms);
+	report(ex, kind);
 	move_on(ex, what);
 }
 
@@ -553,21 +596,31 @@ static bool quality_retry(struct exchange *ex, enum dt_quality q)
 {
 	if (q == DT_QUALITY_OK || !ex->plan[ex->cur].check_quality || ex->next >= ex->n_plan)
 		return false;
-	report(ex, DT_BLAME_NONE, 0);
+	report(ex, DT_OUTCOME_POOR_ANSWER);
 	move_on(ex, dt_quality_str(q));
 	return true;
 }
 
 /* ---- upstream callbacks --------------------------------------------------------- */
 
-static uint64_t retry_after_ms(const struct dt_headers *h)
+/* Rate-limit headers of any answer tell the health engine what is left
+ * (before a 429 comes); a 429's retry-after is kept for its report. */
+static void read_rate_limits(struct exchange *ex, const struct dt_headers *h)
 {
-	const char *v = dt_headers_get(h, "retry-after-ms");
+	struct dt_ratelimit rl;
+	struct timespec wall;
+	bool any = false;
 
-	if (v)
-		return strtoull(v, NULL, 10);
-	v = dt_headers_get(h, "retry-after");
-	return v ? strtoull(v, NULL, 10) * 1000 : 0; /* an HTTP date reads as 0: unknown */
+	clock_gettime(CLOCK_REALTIME, &wall);
+	dt_ratelimit_init(&rl);
+	for (size_t i = 0; i < h->n; i++)
+		any |= dt_ratelimit_header(&rl, h->v[i].name, strlen(h->v[i].name), h->v[i].value,
+					   strlen(h->v[i].value),
+					   (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000);
+	ex->retry_after_ms = rl.retry_after_ms > 0 ? (uint64_t)rl.retry_after_ms : 0;
+	if (any)
+		dt_health_ratelimit(ex->s->p->health, ex->plan[ex->cur].provider_id, attempt_model(ex),
+				    &rl, dt_now_ns());
 }
 
 static void on_drain(void *arg)
@@ -657,8 +710,16 @@ static void flush_pending(struct exchange *ex)
 		dt_fetch_pause(ex->fetch, true);
 }
 
+/* The first token of a stream came: the health engine's TTFT. */
+static void first_token(struct exchange *ex)
+{
+	if (!ex->ttft_ns)
+		ex->ttft_ns = dt_now_ns() - ex->attempt_started;
+}
+
 static void commit_stream(struct exchange *ex)
 {
+	first_token(ex);
 	commit(ex, ex->answer_status, &ex->answer_headers, "text/event-stream", -1);
 	flush_pending(ex);
 }
@@ -674,7 +735,7 @@ static void feed_stream(struct exchange *ex, const void *buf, size_t len)
 		if (ex->committed)
 			answer_broken(ex, err);
 		else
-			attempt_failed(ex, DT_BLAME_PROVIDER, 0, "stream-error");
+			attempt_failed(ex, DT_OUTCOME_SERVER_ERROR, "stream-error");
 		return;
 	}
 	arm_idle(ex);
@@ -693,6 +754,7 @@ static void on_head(void *ctx, struct dt_fetch *f, int status, const struct dt_h
 	(void)f;
 	evtimer_del(ex->s->ttfb_timer);
 	ex->status = status;
+	read_rate_limits(ex, h);
 	if (status >= 200 && status < 300) {
 		if (ex->xlate)
 			begin_translated(ex, status, h);
@@ -704,14 +766,14 @@ static void on_head(void *ctx, struct dt_fetch *f, int status, const struct dt_h
 	if ((blame == DT_BLAME_PROVIDER || blame == DT_BLAME_RATE_LIMIT) && ex->next >= ex->n_plan &&
 	    ex->from == ex->shape) {
 		/* nowhere else to go: the provider's own answer says most */
-		report(ex, blame, retry_after_ms(h));
-		ex->reported = true;
+		report(ex, blame == DT_BLAME_RATE_LIMIT ? DT_OUTCOME_RATE_LIMITED : DT_OUTCOME_SERVER_ERROR);
 		commit(ex, status, h, NULL, -1);
 		return;
 	}
 	if (blame == DT_BLAME_PROVIDER || blame == DT_BLAME_RATE_LIMIT) {
 		snprintf(what, sizeof(what), "%d", status);
-		attempt_failed(ex, blame, retry_after_ms(h), what);
+		attempt_failed(ex, blame == DT_BLAME_RATE_LIMIT ? DT_OUTCOME_RATE_LIMITED :
+			       DT_OUTCOME_SERVER_ERROR, what);
 		return;
 	}
 	/* the body tells whom a 4xx blames (and another family's error is
@@ -770,13 +832,14 @@ static void on_data(void *ctx, struct dt_fetch *f, const void *buf, size_t len)
 			if (evbuffer_get_length(ex->held) + len <= HELD_MAX)
 				evbuffer_add(ex->held, buf, len);
 		} else if (ex->xlate && evbuffer_get_length(ex->pending) + len > ANSWER_MAX) {
-			attempt_failed(ex, DT_BLAME_PROVIDER, 0, "answer-too-large");
+			attempt_failed(ex, DT_OUTCOME_SERVER_ERROR, "answer-too-large");
 		} else if (ex->xlate) {
 			evbuffer_add(ex->pending, buf, len);
 		}
 		return;
 	}
 	if (ex->sse) {
+		first_token(ex);
 		watch_end(ex, buf, len);
 		arm_idle(ex);
 	}
@@ -795,7 +858,7 @@ static void finish_ok(struct exchange *ex)
 		return;
 	}
 	if (!ex->reported)
-		report(ex, DT_BLAME_NONE, 0);
+		report(ex, DT_OUTCOME_OK);
 	log_debug("proxy: " REQ_FMT " -> %s %s: %d (%llu ms)", REQ_ARGS(ex),
 		  provider(ex, ex->plan[ex->cur].provider_id)->name, ex->plan[ex->cur].model,
 		  ex->status, (unsigned long long)((dt_now_ns() - ex->started_ns) / NS_PER_MS));
@@ -813,7 +876,7 @@ static void end_stream(struct exchange *ex)
 		if (ex->committed)
 			answer_broken(ex, err);
 		else
-			attempt_failed(ex, DT_BLAME_PROVIDER, 0, "stream-ended-early");
+			attempt_failed(ex, DT_OUTCOME_RESET, "stream-ended-early");
 		return;
 	}
 	if (!ex->committed) {
@@ -837,7 +900,7 @@ static void answer_translated(struct exchange *ex)
 	if (dt_xresp_parse(ex->from, (const char *)evbuffer_pullup(ex->pending, (ev_ssize_t)n), n,
 			   &r, err, sizeof(err))) {
 		log_info("proxy: answer of %s: %s", provider(ex, ex->plan[ex->cur].provider_id)->name, err);
-		attempt_failed(ex, DT_BLAME_PROVIDER, 0, "malformed-answer");
+		attempt_failed(ex, DT_OUTCOME_SERVER_ERROR, "malformed-answer");
 		return;
 	}
 	if (quality_retry(ex, dt_quality_of_response(&ex->xreq, &r))) {
@@ -867,18 +930,41 @@ static void held_done(struct exchange *ex)
 	switch (blame) {
 	case DT_BLAME_REQUEST:
 	case DT_BLAME_NONE:
-		report(ex, DT_BLAME_REQUEST, 0);
-		answer_held(ex); /* the request is at fault: never retried elsewhere */
+		report(ex, DT_OUTCOME_OK); /* it answered, the request is at fault */
+		answer_held(ex); /* never retried elsewhere */
 		return;
 	case DT_BLAME_CONTEXT:
+		report(ex, DT_OUTCOME_OK);
 		ex->context_failed = (int)ex->cur;
-		break;
+		move_on(ex, what);
+		return;
 	case DT_BLAME_KEY:
-	case DT_BLAME_PROVIDER:
+		attempt_failed(ex, DT_OUTCOME_KEY_REFUSED, what);
+		return;
 	case DT_BLAME_RATE_LIMIT:
-		break;
+		attempt_failed(ex, DT_OUTCOME_RATE_LIMITED, what);
+		return;
+	case DT_BLAME_PROVIDER:
+		attempt_failed(ex, DT_OUTCOME_SERVER_ERROR, what);
+		return;
 	}
-	attempt_failed(ex, blame, retry_after_ms(&ex->held_headers), what);
+}
+
+/* A transport failure as the health engine judges it. */
+static enum dt_outcome_kind outcome_of(enum dt_fetch_error e)
+{
+	switch (e) {
+	case DT_FETCH_CONNECT:
+		return DT_OUTCOME_CONNECT_FAILED;
+	case DT_FETCH_TLS:
+		return DT_OUTCOME_TLS_FAILED;
+	case DT_FETCH_RESET:
+		return DT_OUTCOME_RESET;
+	case DT_FETCH_TIMEOUT:
+		return DT_OUTCOME_FIRST_BYTE_TIMEOUT;
+	default:
+		return DT_OUTCOME_SERVER_ERROR;
+	}
 }
 
 static void on_done(void *ctx, struct dt_fetch *f, enum dt_fetch_error e, const char *errmsg)
@@ -909,7 +995,7 @@ static void on_done(void *ctx, struct dt_fetch *f, enum dt_fetch_error e, const 
 	}
 	log_debug("proxy: %s: %s", provider(ex, ex->plan[ex->cur].provider_id)->name,
 		  errmsg && *errmsg ? errmsg : dt_fetch_error_str(e));
-	attempt_failed(ex, DT_BLAME_PROVIDER, 0, dt_fetch_error_str(e));
+	attempt_failed(ex, outcome_of(e), dt_fetch_error_str(e));
 }
 
 static const struct dt_fetch_ops fetch_ops = {
@@ -925,7 +1011,7 @@ static void on_ttfb_timeout(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	attempt_failed(s->ex, DT_BLAME_PROVIDER, 0, "first-byte-timeout");
+	attempt_failed(s->ex, DT_OUTCOME_FIRST_BYTE_TIMEOUT, "first-byte-timeout");
 }
 
 static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
@@ -937,7 +1023,7 @@ static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
 	if (s->ex->committed)
 		answer_broken(s->ex, "no event within the stream idle timeout");
 	else
-		attempt_failed(s->ex, DT_BLAME_PROVIDER, 0, "stream-idle-timeout");
+		attempt_failed(s->ex, DT_OUTCOME_FIRST_BYTE_TIMEOUT, "stream-idle-timeout");
 }
 
 /* ---- start ----------------------------------------------------------------------- */
@@ -993,7 +1079,9 @@ void exchange_start(struct session *s, struct dt_http_request *req)
 	dt_router_request(p->router, now);
 	ex->seed = p->requests++;
 	ex->n_plan = dt_router_plan(p->router, s->provider_id, ex->model ? ex->model : "",
-				    ex->seed, now, ex->plan, MAX_ATTEMPTS);
+				    ex->seed, now, ex->plan, MAX_ATTEMPTS, &ex->mode);
+	if (ex->mode != DT_HEALTH_NORMAL)
+		log_debug("proxy: " REQ_FMT ": %s", REQ_ARGS(ex), health_mode_str(ex->mode));
 	for (size_t i = 0; i < ex->n_plan; i++) {
 		/* the router's strings live until the next reload: keep copies */
 		snprintf(ex->models[i], sizeof(ex->models[i]), "%s", ex->plan[i].model);

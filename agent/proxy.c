@@ -179,10 +179,7 @@ static void router_opts_from(const struct dt_cfg *cfg, struct dt_router_opts *o)
 		.retry_budget_percent = px->retry_budget_percent,
 		.retry_budget_min = px->retry_budget_min,
 		.budget_window_ms = px->budget_window_ms,
-		.provider_failures_to_eject = px->provider_failures_to_eject,
-		.provider_eject_ms = px->provider_eject_ms,
 		.key_disable_ms = px->key_disable_ms,
-		.rate_limit_default_ms = 1000,
 	};
 }
 
@@ -500,8 +497,8 @@ void dt_proxy_accept(struct dt_proxy *p, int fd, const struct dt_origin *o)
 /* ---- life cycle ------------------------------------------------------------------ */
 
 struct dt_proxy *dt_proxy_new(struct event_base *base, const struct dt_cfg *cfg,
-			      const uint32_t *ids, dt_passthrough_fn passthrough, void *ctx,
-			      char *err, size_t errlen)
+			      const uint32_t *ids, struct dt_health *health,
+			      dt_passthrough_fn passthrough, void *ctx, char *err, size_t errlen)
 {
 	struct dt_proxy *p = calloc(1, sizeof(*p));
 	struct dt_upstream_opts uo = upstream_opts_from(cfg);
@@ -515,7 +512,8 @@ struct dt_proxy *dt_proxy_new(struct event_base *base, const struct dt_cfg *cfg,
 	p->passthrough = passthrough;
 	p->passthrough_ctx = ctx;
 	router_opts_from(cfg, &ro);
-	p->router = dt_router_new(&ro);
+	p->health = health;
+	p->router = dt_router_new(&ro, health);
 	p->upstream = dt_upstream_new(base, &uo, err, errlen);
 	if (!p->router || !p->upstream || dt_proxy_configure(p, cfg, ids, err, errlen)) {
 		if (!*err)

@@ -13,6 +13,7 @@
 
 struct event_base;
 struct dt_cfg;
+struct dt_health;
 struct dt_proxy;
 
 /* Relay this connection untouched (not TLS, or not for a provider host). */
@@ -20,8 +21,8 @@ typedef void (*dt_passthrough_fn)(void *ctx, int fd, const struct dt_origin *o);
 
 /* ids[i] is the provider id of cfg->providers[i]. */
 struct dt_proxy *dt_proxy_new(struct event_base *base, const struct dt_cfg *cfg,
-			      const uint32_t *ids, dt_passthrough_fn passthrough, void *ctx,
-			      char *err, size_t errlen);
+			      const uint32_t *ids, struct dt_health *health,
+			      dt_passthrough_fn passthrough, void *ctx, char *err, size_t errlen);
 /* A new configuration: providers, keys, classes, limits. Connections and
  * requests in flight finish with what they started with. */
 int dt_proxy_configure(struct dt_proxy *p, const struct dt_cfg *cfg, const uint32_t *ids,

@@ -12,6 +12,7 @@
 #include "proxy.h"
 
 struct dt_ca;
+struct dt_health;
 struct dt_router;
 struct dt_upstream;
 struct exchange;
@@ -56,6 +57,7 @@ struct dt_proxy {
 	struct dt_ca *ca;
 	struct dt_upstream *upstream;
 	struct dt_router *router;
+	struct dt_health *health;   /* the daemon's: outcomes go there */
 	struct pconf *conf;
 	dt_passthrough_fn passthrough;
 	void *passthrough_ctx;

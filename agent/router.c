@@ -8,21 +8,8 @@
 #include "router.h"
 
 #define NS_PER_MS 1000000ull
-/* Repeated ejections double the ejection time, up to 32 times the base. */
-#define MAX_EJECT_SHIFT 5
 /* The budget window is kept as this many buckets and slides one at a time. */
 #define BUDGET_BUCKETS 10
-
-struct provider_state {
-	unsigned consecutive_failures; /* provider-blamed, since its last answer */
-	unsigned ejections;            /* since its last answer; the next lasts base << ejections */
-	uint64_t ejected_until;
-	uint64_t rate_limited_until;
-	/* detour's key only: the application's keys differ from one application
-	 * to the next, so one application's rejected key says nothing about the
-	 * others' and is not remembered */
-	uint64_t key_disabled_until;
-};
 
 struct budget_bucket {
 	uint64_t epoch;      /* now / bucket width, when last counted into */
@@ -32,9 +19,13 @@ struct budget_bucket {
 
 struct dt_router {
 	struct dt_router_opts opts;      /* defaults filled in */
+	struct dt_health *health;        /* not owned: whether providers and models are usable */
 	struct dt_model_class *classes;  /* own copy, members included */
 	size_t n_classes;
-	struct provider_state providers[DT_MAX_PROVIDERS];
+	/* detour's key only: the application's keys differ from one application
+	 * to the next, so one application's rejected key says nothing about the
+	 * others' and is not remembered */
+	uint64_t key_disabled_until[DT_MAX_PROVIDERS];
 	struct budget_bucket budget[BUDGET_BUCKETS];
 };
 
@@ -45,10 +36,7 @@ static const struct dt_router_opts defaults = {
 	.retry_budget_percent = 20,
 	.retry_budget_min = 10,
 	.budget_window_ms = 10000,
-	.provider_failures_to_eject = 3,
-	.provider_eject_ms = 10000,
 	.key_disable_ms = 300000,
-	.rate_limit_default_ms = 1000,
 };
 
 static unsigned or_default(unsigned value, unsigned def)
@@ -69,21 +57,18 @@ void dt_router_set_opts(struct dt_router *r, const struct dt_router_opts *o)
 		.retry_budget_percent = o->retry_budget_percent,
 		.retry_budget_min = o->retry_budget_min,
 		.budget_window_ms = or_default(o->budget_window_ms, defaults.budget_window_ms),
-		.provider_failures_to_eject = or_default(o->provider_failures_to_eject,
-							 defaults.provider_failures_to_eject),
-		.provider_eject_ms = or_default(o->provider_eject_ms, defaults.provider_eject_ms),
 		.key_disable_ms = or_default(o->key_disable_ms, defaults.key_disable_ms),
-		.rate_limit_default_ms = or_default(o->rate_limit_default_ms,
-						    defaults.rate_limit_default_ms),
 	};
 }
 
-struct dt_router *dt_router_new(const struct dt_router_opts *o)
+struct dt_router *dt_router_new(const struct dt_router_opts *o, struct dt_health *health)
 {
 	struct dt_router *r = calloc(1, sizeof(*r));
 
-	if (r)
-		dt_router_set_opts(r, o);
+	if (!r)
+		return NULL;
+	dt_router_set_opts(r, o);
+	r->health = health;
 	return r;
 }
 
@@ -259,12 +244,13 @@ static size_t member_order(const struct dt_model_class *cls, const struct dt_cla
 	return n;
 }
 
-/* When an attempt on this provider with this key could next succeed. */
-static uint64_t usable_at(const struct provider_state *p, uint32_t key_slot)
+/* When detour's key for a provider may be used again (0: now). */
+static uint64_t key_usable_at(const struct dt_router *r, uint32_t provider_id, uint32_t key_slot,
+			      uint64_t now)
 {
-	uint64_t at = max_u64(p->ejected_until, p->rate_limited_until);
+	uint64_t until = r->key_disabled_until[provider_id];
 
-	return key_slot == DT_KEY_SLOT_DETOUR ? max_u64(at, p->key_disabled_until) : at;
+	return key_slot == DT_KEY_SLOT_DETOUR && until > now ? until : 0;
 }
 
 struct candidate {
@@ -287,15 +273,21 @@ static void sort_by_rank(struct candidate *c, size_t n)
 }
 
 size_t dt_router_plan(struct dt_router *r, uint32_t provider_id, const char *model,
-		      uint64_t seed, uint64_t now, struct dt_attempt *out, size_t max)
+		      uint64_t seed, uint64_t now, struct dt_attempt *out, size_t max,
+		      enum dt_health_mode *mode)
 {
 	/* a class holds each provider once, so at most DT_MAX_PROVIDERS members */
 	const struct dt_class_member *order[DT_MAX_PROVIDERS];
+	struct dt_health_member members[DT_MAX_PROVIDERS] = {{0}}; /* zeroed: gcc cannot see that n of them are set */
+	struct dt_health_rank ranks[DT_MAX_PROVIDERS];
 	struct candidate cands[DT_MAX_PROVIDERS];
 	const struct dt_model_class *cls;
 	const struct dt_class_member *original;
-	size_t n, i;
+	enum dt_health_mode m = DT_HEALTH_NORMAL;
+	size_t n, i, k = 0;
 
+	if (mode)
+		*mode = m;
 	if (max == 0)
 		return 0;
 	original = find_member(r, provider_id, model, &cls);
@@ -304,20 +296,31 @@ size_t dt_router_plan(struct dt_router *r, uint32_t provider_id, const char *mod
 		return 1;
 	}
 	n = member_order(cls, original, seed, order);
+	for (i = 0; i < n; i++)
+		members[i] = (struct dt_health_member){ order[i]->provider_id, order[i]->model };
+	m = dt_health_order(r->health, members, n, now, ranks);
 	for (i = 0; i < n; i++) {
-		uint32_t slot = order[i] == original ? DT_KEY_SLOT_APP : DT_KEY_SLOT_DETOUR;
-		uint64_t at = usable_at(&r->providers[order[i]->provider_id], slot);
+		const struct dt_class_member *cm = order[ranks[i].member];
+		uint32_t slot = cm == original ? DT_KEY_SLOT_APP : DT_KEY_SLOT_DETOUR;
+		uint64_t key_at = key_usable_at(r, cm->provider_id, slot, now);
+		bool routed = ranks[i].usable || ranks[i].readmitted;
 
-		cands[i].a = (struct dt_attempt){
-			order[i]->provider_id, order[i]->model, slot,
+		if (!routed && ranks[i].usable_at == UINT64_MAX)
+			continue; /* drained by the operator: never, not even in panic */
+		cands[k].a = (struct dt_attempt){
+			cm->provider_id, cm->model, slot,
 			cls->quality == DT_QUALITY_ALWAYS ||
-			(cls->quality == DT_QUALITY_FAILOVER && order[i] != original),
+			(cls->quality == DT_QUALITY_FAILOVER && cm != original),
 		};
-		cands[i].rank = at > now ? at : 0;
+		/* the health engine's order, with members whose key is disabled
+		 * moved behind the routable ones */
+		cands[k++].rank = routed ? key_at : (ranks[i].usable_at > key_at ? ranks[i].usable_at : key_at);
 	}
-	sort_by_rank(cands, n);
-	for (i = 0; i < n && i < max; i++)
+	sort_by_rank(cands, k);
+	for (i = 0; i < k && i < max; i++)
 		out[i] = cands[i].a;
+	if (mode)
+		*mode = m;
 	return i;
 }
 
@@ -380,82 +383,27 @@ enum dt_blame dt_router_classify_status(int status, const char *body, size_t len
 	return mentions_any(body, len, context_phrases) ? DT_BLAME_CONTEXT : DT_BLAME_REQUEST;
 }
 
-/* ---- provider state ----------------------------------------------------- */
+/* ---- keys --------------------------------------------------------------- */
 
-/* It answered (whatever the answer): it works, and so does the key, since
- * providers check credentials before they read the request. */
-static void provider_answered(struct provider_state *p, uint32_t key_slot)
+void dt_router_report(struct dt_router *r, const struct dt_attempt *a, enum dt_blame b, uint64_t now)
 {
-	p->consecutive_failures = 0;
-	p->ejections = 0;
-	p->ejected_until = 0;
-	if (key_slot == DT_KEY_SLOT_DETOUR)
-		p->key_disabled_until = 0;
-}
-
-static void provider_failed(const struct dt_router *r, struct provider_state *p, uint64_t now)
-{
-	unsigned shift = p->ejections < MAX_EJECT_SHIFT ? p->ejections : MAX_EJECT_SHIFT;
-
-	p->consecutive_failures++;
-	/* panic-order attempts on an ejected provider are expected to fail:
-	 * they must not stretch the ejection */
-	if (now < p->ejected_until || p->consecutive_failures < r->opts.provider_failures_to_eject)
-		return;
-	/* the count is kept past the threshold: once the ejection ends, one
-	 * more failure (the trial) ejects again, for twice as long */
-	p->ejected_until = now + ((uint64_t)r->opts.provider_eject_ms * NS_PER_MS << shift);
-	p->ejections++;
-}
-
-static void key_rejected(const struct dt_router *r, struct provider_state *p, uint32_t key_slot,
-			 uint64_t now)
-{
-	if (key_slot == DT_KEY_SLOT_DETOUR)
-		p->key_disabled_until = now + (uint64_t)r->opts.key_disable_ms * NS_PER_MS;
-}
-
-/* A rate limit says nothing about the provider's health: it is set aside,
- * not counted towards ejection. */
-static void rate_limited(const struct dt_router *r, struct provider_state *p,
-			 uint64_t retry_after_ms, uint64_t now)
-{
-	uint64_t ms = retry_after_ms ? retry_after_ms : r->opts.rate_limit_default_ms;
-
-	p->rate_limited_until = now + ms * NS_PER_MS;
-}
-
-void dt_router_report(struct dt_router *r, const struct dt_attempt *a, enum dt_blame b,
-		      uint64_t retry_after_ms, uint64_t now)
-{
-	struct provider_state *p;
-
 	/* a passthrough to a provider the router cannot know */
-	if (a->provider_id >= DT_MAX_PROVIDERS)
+	if (a->provider_id >= DT_MAX_PROVIDERS || a->key_slot != DT_KEY_SLOT_DETOUR)
 		return;
-	p = &r->providers[a->provider_id];
 	switch (b) {
 	case DT_BLAME_NONE:
 	case DT_BLAME_REQUEST:
 	case DT_BLAME_CONTEXT:
-		provider_answered(p, a->key_slot);
+		/* providers check credentials before they read the request */
+		r->key_disabled_until[a->provider_id] = 0;
 		break;
 	case DT_BLAME_KEY:
-		key_rejected(r, p, a->key_slot, now);
+		r->key_disabled_until[a->provider_id] = now + (uint64_t)r->opts.key_disable_ms * NS_PER_MS;
 		break;
 	case DT_BLAME_PROVIDER:
-		provider_failed(r, p, now);
-		break;
 	case DT_BLAME_RATE_LIMIT:
-		rate_limited(r, p, retry_after_ms, now);
-		break;
+		break; /* the health engine's to judge */
 	}
-}
-
-bool dt_router_provider_usable(const struct dt_router *r, uint32_t provider_id, uint64_t now)
-{
-	return provider_id >= DT_MAX_PROVIDERS ||
-	       usable_at(&r->providers[provider_id], DT_KEY_SLOT_APP) <= now;
 }
 
 bool dt_router_larger_context(const struct dt_router *r, const struct dt_attempt *failed,

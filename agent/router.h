@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Routing decisions of the re-signing proxy: which provider and model each
- * attempt of a request goes to, who is to blame for an answer, what that does
- * to the provider's standing, and how many retries the host may spend.
+ * attempt of a request goes to (in the order the health engine gives the
+ * members of a class), who is to blame for an answer, which of detour's keys
+ * are refused, and how many retries the host may spend.
  * Pure logic with an injected clock (`now`, CLOCK_MONOTONIC ns); the proxy
  * does the I/O. Semantics: docs/routing.md. */
 #ifndef DT_ROUTER_H
@@ -12,6 +13,7 @@
 #include <stdint.h>
 #include <linux/types.h>
 #include "detour.h"
+#include "health.h"
 
 #define DT_MODEL_LEN 128
 
@@ -49,21 +51,20 @@ struct dt_router_opts {
 	unsigned retry_budget_percent;   /* retries allowed as a share of requests in the window (default 20) */
 	unsigned retry_budget_min;       /* retries always allowed per window, so a quiet host can still fail over (default 10) */
 	unsigned budget_window_ms;       /* default 10000 */
-	unsigned provider_failures_to_eject;  /* consecutive provider-blamed failures (default 3) */
-	unsigned provider_eject_ms;      /* how long an ejected provider is skipped (default 10000; doubles on repeat, up to 32x) */
 	unsigned key_disable_ms;         /* how long a key that got 401/402/403 is skipped (default 300000) */
-	unsigned rate_limit_default_ms;  /* 429 without retry-after: skip the provider this long (default 1000) */
 };
 
 struct dt_router;
 
-/* o NULL: every default, budget included. Returns NULL when out of memory. */
-struct dt_router *dt_router_new(const struct dt_router_opts *o);
-/* New options (a reload); provider state and the budget's history stay. */
+/* o NULL: every default, budget included. health: the verdicts plans
+ * follow (not owned; outcomes are reported to it by the caller). Returns
+ * NULL when out of memory. */
+struct dt_router *dt_router_new(const struct dt_router_opts *o, struct dt_health *health);
+/* New options (a reload); key state and the budget's history stay. */
 void dt_router_set_opts(struct dt_router *r, const struct dt_router_opts *o);
 void dt_router_free(struct dt_router *r);
 
-/* Replace the classes (copied). Provider state survives (by id). Returns 0,
+/* Replace the classes (copied). Key state survives (by id). Returns 0,
  * -EINVAL (a provider id out of range, an empty or unterminated model or
  * name, a provider twice in one class, a (provider, model) in two classes;
  * the previous classes stay) or -ENOMEM. */
@@ -78,16 +79,20 @@ struct dt_attempt {
 
 /* The attempts, in order, for a request the application addressed to
  * (provider_id, model), matched exactly (case-sensitive). The original
- * provider first while usable (with the app's own key); then the other
- * members of the model's class (detour's key), in priority order or in
- * weighted order (weighted random without replacement, deterministic given
- * seed, e.g. a request counter). Members whose provider is ejected or
- * rate-limited, or whose key is disabled, come last, soonest usable first
- * (still tried: a panic order beats failing), or are left out when max is
- * reached. No class holds (provider_id, model): exactly one attempt,
- * unchanged. Returns the count written (≤ max). */
+ * member first (with the app's own key); then the other members of the
+ * model's class (detour's key), in priority order or in weighted order
+ * (weighted random without replacement, deterministic given seed, e.g. a
+ * request counter). Then the health engine orders them (dt_health_order:
+ * usable ones in that order, healthy before degraded; ejected ones it
+ * readmits under its ejection cap or in panic; the rest soonest usable
+ * first, still tried; drained ones left out), and members whose key is
+ * disabled go behind the routable ones. max cuts the list. *mode (may be
+ * NULL) says whether the health engine capped or panicked. No class holds
+ * (provider_id, model): exactly one attempt, unchanged. Returns the count
+ * written (≤ max). */
 size_t dt_router_plan(struct dt_router *r, uint32_t provider_id, const char *model,
-		      uint64_t seed, uint64_t now, struct dt_attempt *out, size_t max);
+		      uint64_t seed, uint64_t now, struct dt_attempt *out, size_t max,
+		      enum dt_health_mode *mode);
 
 enum dt_blame {
 	DT_BLAME_NONE,       /* success: relay it */
@@ -103,12 +108,10 @@ enum dt_blame {
  * content-policy and quota errors apart. */
 enum dt_blame dt_router_classify_status(int status, const char *body, size_t len);
 
-/* Report what happened to an attempt (transport failures and TTFB deadlines
- * are DT_BLAME_PROVIDER). retry_after_ms: from a 429's retry-after / rate-limit
- * reset headers, parsed by the caller (0: unknown). Updates provider ejection,
- * key disabling, rate-limited-until. */
-void dt_router_report(struct dt_router *r, const struct dt_attempt *a, enum dt_blame b,
-		      uint64_t retry_after_ms, uint64_t now);
+/* Report whom an attempt's answer blames, for detour's keys: a KEY blame
+ * disables the key for key_disable_ms, an answer shows it works. Provider
+ * and model health is the health engine's (dt_health_outcome). */
+void dt_router_report(struct dt_router *r, const struct dt_attempt *a, enum dt_blame b, uint64_t now);
 
 /* Context-window failover: is this later attempt allowed after a CONTEXT
  * blame on `failed`? Only when both windows are known and next's is larger. */
@@ -120,9 +123,5 @@ bool dt_router_larger_context(const struct dt_router *r, const struct dt_attempt
  * last error). */
 void dt_router_request(struct dt_router *r, uint64_t now);
 bool dt_router_retry_take(struct dt_router *r, uint64_t now);
-
-/* For status output: is the provider itself usable now (neither ejected nor
- * rate-limited; a disabled key of detour's does not count). */
-bool dt_router_provider_usable(const struct dt_router *r, uint32_t provider_id, uint64_t now);
 
 #endif

@@ -58,6 +58,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } providers SEC(".maps");
 
+/* written by detourd: its health verdict per provider (not read by the hook
+ * yet: failover mode still decides by endpoint verdicts) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DT_MAX_PROVIDERS);
+	__type(key, __u32);
+	__type(value, struct dt_provider_health);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} provider_health SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, DT_MAX_ENDPOINTS);

@@ -25,6 +25,7 @@
 #define DT_MAP_STATS      "stats"
 #define DT_MAP_REDIRECTS  "redirects"
 #define DT_MAP_SK_ORIGIN  "sk_origin"
+#define DT_MAP_PROVIDER_HEALTH "provider_health"
 #define DT_PIN_LINKS      "links"
 #define DT_PIN_PROGS      "progs"
 
@@ -94,6 +95,25 @@ struct dt_verdict {
 	__u64 relayed;         /* connections relayed to this endpoint */
 	__u64 failures;        /* connect failures, resets before the first byte */
 	__u64 failovers;       /* connections moved away from this endpoint */
+};
+
+/* Value of the provider_health array map (index = provider id): the health
+ * engine's verdict on the provider as a whole (agent/health.h), written by
+ * detourd at each change. */
+struct dt_provider_health {
+	__u32 state;           /* enum dt_state */
+	__u32 reason;          /* enum dt_health_reason (agent/health.h) */
+	char  reason_text[64]; /* "5 consecutive failures" */
+	__u64 since_ns;        /* CLOCK_MONOTONIC of the last change */
+	__u64 until_ns;        /* DOWN: ejection end; RATE_LIMITED: reset; 0: open-ended */
+	__u32 ejections;
+	__u32 consecutive_failures;
+	__u32 calls;           /* in the health engine's window */
+	__u32 error_rate_percent;
+	__u32 slow_rate_percent;
+	__u32 override;        /* 0 none, 1 drained, 2 forced */
+	__u64 ttft_baseline_ns;
+	__u64 connect_baseline_ns;
 };
 
 /* Value of the providers array map (index = provider id), for operators. */

@@ -465,7 +465,8 @@ member = deepseek:deepseek-chat"
 # CONF_ENROLL (cgroup paths, default the enrolled cgroup), CONF_PROVIDERS
 # (default openai + anthropic + plain), CONF_EXTRA ([detour] lines),
 # CONF_PROXY ([proxy] lines; default: TLS relayed untouched, the transport
-# relay the issue-2 tests are about; test_proxy* turn interception on).
+# relay the issue-2 tests are about; test_proxy* turn interception on),
+# CONF_HEALTH ([health] lines, none by default).
 conf_write() {
 	local f=$1 cg
 	{
@@ -486,6 +487,11 @@ conf_write() {
 		echo "[proxy]"
 		printf '%s\n' "${CONF_PROXY:-intercept_tls = no}"
 		echo
+		if [ -n "${CONF_HEALTH:-}" ]; then
+			echo "[health]"
+			printf '%s\n' "$CONF_HEALTH"
+			echo
+		fi
 		echo "[enroll]"
 		for cg in ${CONF_ENROLL:-$CG_ENROLLED}; do echo "cgroup = $cg"; done
 		echo

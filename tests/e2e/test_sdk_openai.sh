@@ -24,6 +24,9 @@ proxy_conf "first_byte_timeout_ms = 1500
 stream_idle_timeout_ms = 1500
 retry_budget_min = 1000
 provider_failures_to_eject = 1000"
+# failures are the point here: no ejection by failure rate either, so the
+# order of the members stays the configured one
+CONF_HEALTH="min_calls = 1000000000"
 detourd_start || exit 1
 ROOT_PEM=$W/state/ca/root.pem
 check "detour's CA root exists for Node to trust" "no $ROOT_PEM" [ -s "$ROOT_PEM" ]

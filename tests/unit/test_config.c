@@ -493,6 +493,29 @@ static void test_classes(void **state)
 	dt_config_free(cfg);
 }
 
+/* [health] sets the health engine's thresholds; what is not set stays 0,
+ * the engine's default. */
+static void test_health_section(void **state)
+{
+	struct dt_cfg *cfg = load_ok(
+		"[health]\n"
+		"window_ms = 60000\n"
+		"min_calls = 20\n"
+		"failure_rate_percent = 40\n"
+		"class_max_ejected_percent = 100\n"
+		"probe_interval_ms = 5000\n"
+		PROVIDER);
+
+	(void)state;
+	assert_int_equal(cfg->health.window_ms, 60000);
+	assert_int_equal(cfg->health.min_calls, 20);
+	assert_int_equal(cfg->health.failure_rate_percent, 40);
+	assert_int_equal(cfg->health.class_max_ejected_percent, 100);
+	assert_int_equal(cfg->health.probe_interval_ms, 5000);
+	assert_int_equal(cfg->health.slow_ceiling_ms, 0);
+	dt_config_free(cfg);
+}
+
 /* Model names: 1 to 127 printable characters. */
 static void test_model_name_length(void **state)
 {
@@ -945,6 +968,9 @@ static const struct bad_case bad_cases[] = {
 	{ "[class c]\nstrategy = weighted\n" PROVIDER, 1, "class c needs at least 2 members, has 0" },
 	{ "[class c]\nstrategy = random\n" PROVIDER, 2, "strategy: unknown value \"random\"" },
 	{ "[class c]\nquality_check = sometimes\n" PROVIDER, 2, "quality_check: unknown value \"sometimes\"" },
+	{ "[health]\nfailure_rate_percent = 0\n" PROVIDER, 2, "failure_rate_percent: expected a number from 1 to 100" },
+	{ "[health]\nmin_calls = 5\nmin_calls = 6\n" PROVIDER, 3, "min_calls already set at line 2" },
+	{ "[health]\nconsecutive_failures = 5\n" PROVIDER, 2, "unknown key \"consecutive_failures\" in [health]" },
 	{ "[class c]\nstrategy = priority\nstrategy = weighted\n" PROVIDER, 3, "strategy already set at line 2" },
 	{ "[class c]\nmember = p:a weight=2\nmember = q:b\n" PROVIDER PROVIDER_Q, 2,
 	  "member: weight= needs strategy = weighted in class c" },
@@ -1212,6 +1238,7 @@ int main(void)
 		T(test_base_url_length),
 		T(test_provider_key_forms),
 		T(test_classes),
+		T(test_health_section),
 		T(test_model_name_length),
 		T(test_class_limits),
 		T(test_apps),

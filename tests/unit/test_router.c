@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-/* Router: plans, weighted order, blame, ejection, rate limits, keys, retry
- * budget, context-window failover, class validation. */
+/* Router: plans (in the health engine's order), weighted order, blame, keys,
+ * retry budget, context-window failover, class validation. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -36,9 +36,32 @@ static struct dt_model_class mini_class = {
 	.strategy = DT_STRATEGY_PRIORITY,
 };
 
+/* A fresh health engine for each test: plans follow its verdicts. It ejects
+ * after 3 transport failures, for 10 s; no ejection cap, so its order is
+ * the plain one. */
+static struct dt_health *health;
+static const struct dt_health_opts health_opts = {
+	.consecutive_failures = 3, .eject_base_ms = 10000, .class_max_ejected_percent = 100,
+};
+
+static int setup(void **state)
+{
+	(void)state;
+	health = dt_health_new(&health_opts, NULL, NULL);
+	return health ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	dt_health_free(health);
+	health = NULL;
+	return 0;
+}
+
 static struct dt_router *router_with_mini(void)
 {
-	struct dt_router *r = dt_router_new(NULL);
+	struct dt_router *r = dt_router_new(NULL, health);
 
 	assert_non_null(r);
 	assert_int_equal(dt_router_set_classes(r, &mini_class, 1), 0);
@@ -70,27 +93,38 @@ static void assert_plan(const struct dt_attempt *got, size_t n, const struct wan
 #define APP    DT_KEY_SLOT_APP
 #define DETOUR DT_KEY_SLOT_DETOUR
 
-static void fail_provider(struct dt_router *r, uint32_t provider_id, int times, uint64_t now)
+static void fail_provider(uint32_t provider_id, int times, uint64_t now)
 {
-	struct dt_attempt a = { provider_id, "any", DETOUR, false };
+	const struct dt_outcome o = { .kind = DT_OUTCOME_CONNECT_FAILED, .started = now };
 
 	for (int i = 0; i < times; i++)
-		dt_router_report(r, &a, DT_BLAME_PROVIDER, 0, now);
+		dt_health_outcome(health, provider_id, NULL, &o, now);
+}
+
+static void rate_limit(uint32_t provider_id, const char *model, uint64_t retry_after_ms,
+		       uint64_t now)
+{
+	const struct dt_outcome o = { .kind = DT_OUTCOME_RATE_LIMITED, .status = 429,
+				      .started = now, .retry_after_ms = retry_after_ms };
+
+	dt_health_outcome(health, provider_id, model, &o, now);
 }
 
 static void report(struct dt_router *r, uint32_t provider_id, uint32_t slot, enum dt_blame b,
-		   uint64_t retry_after_ms, uint64_t now)
+		   uint64_t now)
 {
 	struct dt_attempt a = { provider_id, "any", slot, false };
 
-	dt_router_report(r, &a, b, retry_after_ms, now);
+	dt_router_report(r, &a, b, now);
 }
 
-/* The provider is set aside up to, and not including, `until`. */
-static void assert_aside_until(const struct dt_router *r, uint32_t provider_id, uint64_t until)
+/* (provider, model) is set aside up to, and not including, `until`. */
+static void assert_aside_until(uint32_t provider_id, const char *model, uint64_t until)
 {
-	assert_false(dt_router_provider_usable(r, provider_id, until - 1));
-	assert_true(dt_router_provider_usable(r, provider_id, until));
+	dt_health_tick(health, until - 1);
+	assert_false(dt_health_usable(health, provider_id, model, until - 1));
+	dt_health_tick(health, until);
+	assert_true(dt_health_usable(health, provider_id, model, until));
 }
 
 /* ---- plans -------------------------------------------------------------- */
@@ -103,28 +137,27 @@ static void test_passthrough_plan(void **state)
 	size_t n;
 
 	(void)state;
-	n = dt_router_plan(r, OPENAI, model, 0, 0, out, 8);
+	n = dt_router_plan(r, OPENAI, model, 0, 0, out, 8, NULL);
 	ASSERT_PLAN(out, n, { OPENAI, "gpt-4o", APP });
 	assert_ptr_equal(out[0].model, model);
 
 	/* matching is exact: case, and the provider the request was sent to */
-	n = dt_router_plan(r, OPENAI, "GPT-4o-mini", 0, 0, out, 8);
+	n = dt_router_plan(r, OPENAI, "GPT-4o-mini", 0, 0, out, 8, NULL);
 	ASSERT_PLAN(out, n, { OPENAI, "GPT-4o-mini", APP });
-	n = dt_router_plan(r, GROQ, MINI, 0, 0, out, 8);
+	n = dt_router_plan(r, GROQ, MINI, 0, 0, out, 8, NULL);
 	ASSERT_PLAN(out, n, { GROQ, MINI, APP });
 
 	/* a passthrough has nowhere else to go, ejected or not */
-	fail_provider(r, OPENAI, 3, 0);
-	n = dt_router_plan(r, OPENAI, model, 0, 1 * SEC, out, 8);
+	fail_provider(OPENAI, 3, 0);
+	n = dt_router_plan(r, OPENAI, model, 0, 1 * SEC, out, 8, NULL);
 	ASSERT_PLAN(out, n, { OPENAI, "gpt-4o", APP });
 
 	/* beyond any configured provider id */
-	n = dt_router_plan(r, 100000, "m", 0, 0, out, 8);
+	n = dt_router_plan(r, 100000, "m", 0, 0, out, 8, NULL);
 	ASSERT_PLAN(out, n, { 100000, "m", APP });
-	dt_router_report(r, &out[0], DT_BLAME_PROVIDER, 0, 0);
-	assert_true(dt_router_provider_usable(r, 100000, 0));
+	dt_router_report(r, &out[0], DT_BLAME_KEY, 0); /* ignored, no crash */
 
-	assert_int_equal(dt_router_plan(r, OPENAI, model, 0, 0, out, 0), 0);
+	assert_int_equal(dt_router_plan(r, OPENAI, model, 0, 0, out, 0, NULL), 0);
 	dt_router_free(r);
 }
 
@@ -136,13 +169,13 @@ static void test_class_plan_starts_with_the_original(void **state)
 	size_t n;
 
 	(void)state;
-	n = dt_router_plan(r, GROQ, model, 0, 0, out, 8);
+	n = dt_router_plan(r, GROQ, model, 0, 0, out, 8, NULL);
 	ASSERT_PLAN(out, n, { GROQ, LLAMA, APP }, { OPENAI, MINI, DETOUR },
 		    { DEEPSEEK, DSEEK, DETOUR }, { MISTRAL, SMALL, DETOUR });
 	/* the router's copy, so the caller's buffer may go */
 	assert_ptr_not_equal(out[0].model, model);
 
-	n = dt_router_plan(r, GROQ, model, 0, 0, out, 2);
+	n = dt_router_plan(r, GROQ, model, 0, 0, out, 2, NULL);
 	ASSERT_PLAN(out, n, { GROQ, LLAMA, APP }, { OPENAI, MINI, DETOUR });
 	dt_router_free(r);
 }
@@ -151,7 +184,7 @@ static void test_classes_are_copied(void **state)
 {
 	struct dt_class_member members[] = { { OPENAI, MINI, 0, 1 }, { GROQ, LLAMA, 0, 1 } };
 	struct dt_model_class cls = { .name = "c", .members = members, .n_members = 2 };
-	struct dt_router *r = dt_router_new(NULL);
+	struct dt_router *r = dt_router_new(NULL, health);
 	struct dt_attempt out[4];
 	size_t n;
 
@@ -160,7 +193,7 @@ static void test_classes_are_copied(void **state)
 	strcpy(members[1].model, "changed");
 	members[1].provider_id = DEEPSEEK;
 	cls.n_members = 1;
-	n = dt_router_plan(r, OPENAI, MINI, 0, 0, out, 4);
+	n = dt_router_plan(r, OPENAI, MINI, 0, 0, out, 4, NULL);
 	ASSERT_PLAN(out, n, { OPENAI, MINI, APP }, { GROQ, LLAMA, DETOUR });
 	dt_router_free(r);
 }
@@ -172,28 +205,30 @@ static void test_unusable_members_go_last_soonest_usable_first(void **state)
 	size_t n;
 
 	(void)state;
-	fail_provider(r, OPENAI, 3, 1 * SEC);                      /* ejected until 11 s */
-	report(r, GROQ, DETOUR, DT_BLAME_RATE_LIMIT, 4000, 1 * SEC); /* aside until 5 s */
-	n = dt_router_plan(r, OPENAI, MINI, 0, 2 * SEC, out, 8);
+	fail_provider(OPENAI, 3, 1 * SEC);           /* ejected until 11 s */
+	rate_limit(GROQ, LLAMA, 4000, 1 * SEC);      /* aside until 5 s */
+	n = dt_router_plan(r, OPENAI, MINI, 0, 2 * SEC, out, 8, NULL);
 	ASSERT_PLAN(out, n, { DEEPSEEK, DSEEK, DETOUR }, { MISTRAL, SMALL, DETOUR },
 		    { GROQ, LLAMA, DETOUR }, { OPENAI, MINI, APP });
 
 	/* max leaves the unusable ones out first */
-	n = dt_router_plan(r, OPENAI, MINI, 0, 2 * SEC, out, 2);
+	n = dt_router_plan(r, OPENAI, MINI, 0, 2 * SEC, out, 2, NULL);
 	ASSERT_PLAN(out, n, { DEEPSEEK, DSEEK, DETOUR }, { MISTRAL, SMALL, DETOUR });
 
-	n = dt_router_plan(r, OPENAI, MINI, 0, 5 * SEC, out, 8);
+	dt_health_tick(health, 5 * SEC);
+	n = dt_router_plan(r, OPENAI, MINI, 0, 5 * SEC, out, 8, NULL);
 	ASSERT_PLAN(out, n, { GROQ, LLAMA, DETOUR }, { DEEPSEEK, DSEEK, DETOUR },
 		    { MISTRAL, SMALL, DETOUR }, { OPENAI, MINI, APP });
 
-	/* once its ejection has passed the original leads again */
-	n = dt_router_plan(r, OPENAI, MINI, 0, 11 * SEC, out, 8);
+	/* once its ejection has passed the original leads again (on trial) */
+	dt_health_tick(health, 11 * SEC);
+	n = dt_router_plan(r, OPENAI, MINI, 0, 11 * SEC, out, 8, NULL);
 	ASSERT_PLAN(out, n, { OPENAI, MINI, APP }, { GROQ, LLAMA, DETOUR },
 		    { DEEPSEEK, DSEEK, DETOUR }, { MISTRAL, SMALL, DETOUR });
 	dt_router_free(r);
 }
 
-static void test_provider_state_survives_set_classes(void **state)
+static void test_health_survives_set_classes(void **state)
 {
 	struct dt_class_member members[] = { { DEEPSEEK, DSEEK, 0, 1 }, { GROQ, LLAMA, 0, 1 } };
 	struct dt_model_class cls = { .name = "c", .members = members, .n_members = 2 };
@@ -202,13 +237,12 @@ static void test_provider_state_survives_set_classes(void **state)
 	size_t n;
 
 	(void)state;
-	fail_provider(r, GROQ, 3, 0);
+	fail_provider(GROQ, 3, 0);
 	assert_int_equal(dt_router_set_classes(r, &cls, 1), 0);
-	assert_aside_until(r, GROQ, 10 * SEC);
-	n = dt_router_plan(r, GROQ, LLAMA, 0, 1 * SEC, out, 4);
+	n = dt_router_plan(r, GROQ, LLAMA, 0, 1 * SEC, out, 4, NULL);
 	ASSERT_PLAN(out, n, { DEEPSEEK, DSEEK, DETOUR }, { GROQ, LLAMA, APP });
 	/* gpt-4o-mini is no longer in a class */
-	n = dt_router_plan(r, OPENAI, MINI, 0, 1 * SEC, out, 4);
+	n = dt_router_plan(r, OPENAI, MINI, 0, 1 * SEC, out, 4, NULL);
 	ASSERT_PLAN(out, n, { OPENAI, MINI, APP });
 	dt_router_free(r);
 }
@@ -224,14 +258,14 @@ static void test_weighted_order_follows_the_weights(void **state)
 	};
 	struct dt_model_class cls = { .name = "w", .members = members, .n_members = 4,
 				      .strategy = DT_STRATEGY_WEIGHTED };
-	struct dt_router *r = dt_router_new(NULL);
+	struct dt_router *r = dt_router_new(NULL, health);
 	unsigned second[5] = {0}, third_after_groq[5] = {0}, groq_second = 0;
 	struct dt_attempt out[4], again[4];
 
 	(void)state;
 	assert_int_equal(dt_router_set_classes(r, &cls, 1), 0);
 	for (uint64_t seed = 0; seed < 10000; seed++) {
-		assert_int_equal(dt_router_plan(r, OPENAI, MINI, seed, 0, out, 4), 4);
+		assert_int_equal(dt_router_plan(r, OPENAI, MINI, seed, 0, out, 4, NULL), 4);
 		/* the original always leads, whatever its weight */
 		assert_int_equal(out[0].provider_id, OPENAI);
 		second[out[1].provider_id]++;
@@ -240,7 +274,7 @@ static void test_weighted_order_follows_the_weights(void **state)
 			third_after_groq[out[2].provider_id]++;
 		}
 		/* deterministic per seed */
-		dt_router_plan(r, OPENAI, MINI, seed, 0, again, 4);
+		dt_router_plan(r, OPENAI, MINI, seed, 0, again, 4, NULL);
 		for (int i = 0; i < 4; i++)
 			assert_int_equal(again[i].provider_id, out[i].provider_id);
 	}
@@ -320,32 +354,21 @@ static void test_classify(void **state)
 
 /* ---- provider state ----------------------------------------------------- */
 
-static void test_rate_limit_sets_the_provider_aside_then_back(void **state)
+static void test_rate_limited_member_is_overflowed_then_back(void **state)
 {
 	struct dt_router *r = router_with_mini();
 	struct dt_attempt out[8];
 	size_t n;
 
 	(void)state;
-	report(r, GROQ, APP, DT_BLAME_RATE_LIMIT, 3000, 10 * SEC);
-	assert_aside_until(r, GROQ, 13 * SEC);
-	/* never the same provider again while aside */
-	n = dt_router_plan(r, GROQ, LLAMA, 0, 11 * SEC, out, 8);
+	rate_limit(GROQ, LLAMA, 3000, 10 * SEC);
+	/* never the same provider again while aside: the next members first */
+	n = dt_router_plan(r, GROQ, LLAMA, 0, 11 * SEC, out, 8, NULL);
 	ASSERT_PLAN(out, n, { OPENAI, MINI, DETOUR }, { DEEPSEEK, DSEEK, DETOUR },
 		    { MISTRAL, SMALL, DETOUR }, { GROQ, LLAMA, APP });
-	n = dt_router_plan(r, GROQ, LLAMA, 0, 13 * SEC, out, 1);
+	assert_aside_until(GROQ, LLAMA, 13 * SEC);
+	n = dt_router_plan(r, GROQ, LLAMA, 0, 13 * SEC, out, 1, NULL);
 	ASSERT_PLAN(out, n, { GROQ, LLAMA, APP });
-
-	/* no retry-after: the default 1 s */
-	report(r, GROQ, APP, DT_BLAME_RATE_LIMIT, 0, 20 * SEC);
-	assert_aside_until(r, GROQ, 21 * SEC);
-
-	/* rate limits do not count towards ejection */
-	for (int i = 0; i < 5; i++)
-		report(r, GROQ, APP, DT_BLAME_RATE_LIMIT, 0, 30 * SEC);
-	assert_true(dt_router_provider_usable(r, GROQ, 31 * SEC));
-	fail_provider(r, GROQ, 2, 31 * SEC);
-	assert_true(dt_router_provider_usable(r, GROQ, 31 * SEC));
 	dt_router_free(r);
 }
 
@@ -357,99 +380,48 @@ static void test_key_blame_disables_only_that_slot(void **state)
 
 	(void)state;
 	/* detour's Groq key rejected: Groq goes last where it would use it... */
-	report(r, GROQ, DETOUR, DT_BLAME_KEY, 0, 0);
-	assert_true(dt_router_provider_usable(r, GROQ, 1 * SEC));
-	n = dt_router_plan(r, OPENAI, MINI, 0, 1 * SEC, out, 8);
+	report(r, GROQ, DETOUR, DT_BLAME_KEY, 0);
+	n = dt_router_plan(r, OPENAI, MINI, 0, 1 * SEC, out, 8, NULL);
 	ASSERT_PLAN(out, n, { OPENAI, MINI, APP }, { DEEPSEEK, DSEEK, DETOUR },
 		    { MISTRAL, SMALL, DETOUR }, { GROQ, LLAMA, DETOUR });
 	/* ...not where the application's own key goes */
-	n = dt_router_plan(r, GROQ, LLAMA, 0, 1 * SEC, out, 1);
+	n = dt_router_plan(r, GROQ, LLAMA, 0, 1 * SEC, out, 1, NULL);
 	ASSERT_PLAN(out, n, { GROQ, LLAMA, APP });
 
 	/* an application's key rejected: not remembered, detour's key unaffected */
-	report(r, OPENAI, APP, DT_BLAME_KEY, 0, 1 * SEC);
-	n = dt_router_plan(r, OPENAI, MINI, 0, 2 * SEC, out, 1);
+	report(r, OPENAI, APP, DT_BLAME_KEY, 1 * SEC);
+	n = dt_router_plan(r, OPENAI, MINI, 0, 2 * SEC, out, 1, NULL);
 	ASSERT_PLAN(out, n, { OPENAI, MINI, APP });
-	n = dt_router_plan(r, DEEPSEEK, DSEEK, 0, 2 * SEC, out, 2);
+	n = dt_router_plan(r, DEEPSEEK, DSEEK, 0, 2 * SEC, out, 2, NULL);
 	ASSERT_PLAN(out, n, { DEEPSEEK, DSEEK, APP }, { OPENAI, MINI, DETOUR });
 
 	/* back after key_disable_ms (300 s) */
-	n = dt_router_plan(r, OPENAI, MINI, 0, 300 * SEC - 1, out, 8);
+	n = dt_router_plan(r, OPENAI, MINI, 0, 300 * SEC - 1, out, 8, NULL);
 	assert_int_equal(out[n - 1].provider_id, GROQ);
-	n = dt_router_plan(r, OPENAI, MINI, 0, 300 * SEC, out, 2);
+	n = dt_router_plan(r, OPENAI, MINI, 0, 300 * SEC, out, 2, NULL);
 	ASSERT_PLAN(out, n, { OPENAI, MINI, APP }, { GROQ, LLAMA, DETOUR });
 
 	/* or as soon as the key is seen to work */
-	report(r, GROQ, DETOUR, DT_BLAME_KEY, 0, 400 * SEC);
-	report(r, GROQ, DETOUR, DT_BLAME_NONE, 0, 401 * SEC);
-	n = dt_router_plan(r, OPENAI, MINI, 0, 401 * SEC, out, 2);
+	report(r, GROQ, DETOUR, DT_BLAME_KEY, 400 * SEC);
+	report(r, GROQ, DETOUR, DT_BLAME_NONE, 401 * SEC);
+	n = dt_router_plan(r, OPENAI, MINI, 0, 401 * SEC, out, 2, NULL);
 	ASSERT_PLAN(out, n, { OPENAI, MINI, APP }, { GROQ, LLAMA, DETOUR });
-	dt_router_free(r);
-}
-
-static void test_ejection_doubles_and_recovers(void **state)
-{
-	struct dt_router *r = router_with_mini();
-
-	(void)state;
-	/* two failures, an answer (even a 400) resets the count */
-	fail_provider(r, OPENAI, 2, 1 * SEC);
-	report(r, OPENAI, APP, DT_BLAME_REQUEST, 0, 1 * SEC);
-	fail_provider(r, OPENAI, 2, 1 * SEC);
-	assert_true(dt_router_provider_usable(r, OPENAI, 1 * SEC));
-	/* the third consecutive one ejects for provider_eject_ms */
-	fail_provider(r, OPENAI, 1, 1 * SEC);
-	assert_aside_until(r, OPENAI, 11 * SEC);
-
-	/* failures of panic-order attempts while ejected change nothing */
-	fail_provider(r, OPENAI, 5, 5 * SEC);
-	assert_aside_until(r, OPENAI, 11 * SEC);
-
-	/* a failed trial after the ejection: ejected again, twice as long, up to 32x */
-	fail_provider(r, OPENAI, 1, 11 * SEC);
-	assert_aside_until(r, OPENAI, 31 * SEC);
-	fail_provider(r, OPENAI, 1, 31 * SEC);
-	assert_aside_until(r, OPENAI, 71 * SEC);
-	fail_provider(r, OPENAI, 1, 71 * SEC);
-	assert_aside_until(r, OPENAI, 151 * SEC);
-	fail_provider(r, OPENAI, 1, 151 * SEC);
-	assert_aside_until(r, OPENAI, 311 * SEC);
-	fail_provider(r, OPENAI, 1, 311 * SEC);
-	assert_aside_until(r, OPENAI, 631 * SEC);
-	fail_provider(r, OPENAI, 1, 631 * SEC);
-	assert_aside_until(r, OPENAI, 951 * SEC);
-
-	/* a success ends it all: three failures again, for the base time */
-	report(r, OPENAI, APP, DT_BLAME_NONE, 0, 951 * SEC);
-	fail_provider(r, OPENAI, 2, 952 * SEC);
-	assert_true(dt_router_provider_usable(r, OPENAI, 952 * SEC));
-	fail_provider(r, OPENAI, 1, 952 * SEC);
-	assert_aside_until(r, OPENAI, 962 * SEC);
-
-	/* an answer from a panic-order attempt ends an ejection early */
-	report(r, OPENAI, APP, DT_BLAME_NONE, 0, 953 * SEC);
-	assert_true(dt_router_provider_usable(r, OPENAI, 953 * SEC));
 	dt_router_free(r);
 }
 
 static void test_options_replace_defaults(void **state)
 {
-	struct dt_router_opts o = { .provider_failures_to_eject = 1, .provider_eject_ms = 500,
-				    .rate_limit_default_ms = 50, .key_disable_ms = 2000 };
-	struct dt_router *r = dt_router_new(&o);
+	struct dt_router_opts o = { .key_disable_ms = 2000 };
+	struct dt_router *r = dt_router_new(&o, health);
 	struct dt_attempt out[8];
 	size_t n;
 
 	(void)state;
 	assert_int_equal(dt_router_set_classes(r, &mini_class, 1), 0);
-	fail_provider(r, OPENAI, 1, 0);
-	assert_aside_until(r, OPENAI, 500 * MS);
-	report(r, GROQ, DETOUR, DT_BLAME_RATE_LIMIT, 0, 0);
-	assert_aside_until(r, GROQ, 50 * MS);
-	report(r, DEEPSEEK, DETOUR, DT_BLAME_KEY, 0, 0);
-	n = dt_router_plan(r, MISTRAL, SMALL, 0, 2 * SEC - 1, out, 8);
+	report(r, DEEPSEEK, DETOUR, DT_BLAME_KEY, 0);
+	n = dt_router_plan(r, MISTRAL, SMALL, 0, 2 * SEC - 1, out, 8, NULL);
 	assert_int_equal(out[n - 1].provider_id, DEEPSEEK);
-	n = dt_router_plan(r, MISTRAL, SMALL, 0, 2 * SEC, out, 8);
+	n = dt_router_plan(r, MISTRAL, SMALL, 0, 2 * SEC, out, 8, NULL);
 	ASSERT_PLAN(out, n, { MISTRAL, SMALL, APP }, { OPENAI, MINI, DETOUR },
 		    { GROQ, LLAMA, DETOUR }, { DEEPSEEK, DSEEK, DETOUR });
 	dt_router_free(r);
@@ -474,7 +446,7 @@ static void requests(struct dt_router *r, unsigned n, uint64_t now)
 
 static void test_budget_is_a_share_of_requests(void **state)
 {
-	struct dt_router *r = dt_router_new(NULL);
+	struct dt_router *r = dt_router_new(NULL, health);
 
 	(void)state;
 	requests(r, 100, 0);
@@ -491,7 +463,7 @@ static void test_budget_is_a_share_of_requests(void **state)
 static void test_budget_floor(void **state)
 {
 	struct dt_router_opts o = { .retry_budget_percent = 50, .retry_budget_min = 1 };
-	struct dt_router *quiet = dt_router_new(NULL), *r = dt_router_new(&o);
+	struct dt_router *quiet = dt_router_new(NULL, health), *r = dt_router_new(&o, health);
 
 	(void)state;
 	/* 0 and 30 requests: 20% is below the floor of 10 */
@@ -512,7 +484,7 @@ static void test_budget_zeros_are_settings(void **state)
 {
 	struct dt_router_opts floor_only = { .retry_budget_percent = 0, .retry_budget_min = 3 };
 	struct dt_router_opts share_only = { .retry_budget_percent = 20, .retry_budget_min = 0 };
-	struct dt_router *a = dt_router_new(&floor_only), *b = dt_router_new(&share_only);
+	struct dt_router *a = dt_router_new(&floor_only, health), *b = dt_router_new(&share_only, health);
 
 	(void)state;
 	requests(a, 1000, 0);
@@ -527,7 +499,7 @@ static void test_budget_zeros_are_settings(void **state)
 
 static void test_budget_window_slides(void **state)
 {
-	struct dt_router *r = dt_router_new(NULL);
+	struct dt_router *r = dt_router_new(NULL, health);
 
 	(void)state;
 	requests(r, 100, 0);
@@ -560,7 +532,7 @@ static void test_larger_context(void **state)
 	size_t n;
 
 	(void)state;
-	n = dt_router_plan(r, OPENAI, MINI, 0, 0, p, 8);
+	n = dt_router_plan(r, OPENAI, MINI, 0, 0, p, 8, NULL);
 	ASSERT_PLAN(p, n, { OPENAI, MINI, APP }, { GROQ, LLAMA, DETOUR },
 		    { DEEPSEEK, DSEEK, DETOUR }, { MISTRAL, SMALL, DETOUR });
 	assert_true(dt_router_larger_context(r, &p[0], &p[1]));   /* 128000 → 131072 */
@@ -606,7 +578,7 @@ static void test_set_classes_rejects_ambiguous_or_malformed(void **state)
 			fail_msg("accepted: %s", cases[i].what);
 		strcpy(classes[1].name, "b");
 		/* the previous classes stay */
-		assert_int_equal(dt_router_plan(r, OPENAI, MINI, 0, 0, out, 8), 4);
+		assert_int_equal(dt_router_plan(r, OPENAI, MINI, 0, 0, out, 8, NULL), 4);
 	}
 	/* an unterminated model */
 	memcpy(bad, cases[0].second, sizeof(bad));
@@ -617,11 +589,11 @@ static void test_set_classes_rejects_ambiguous_or_malformed(void **state)
 	/* the same model name on other providers, a provider in two classes: fine */
 	strcpy(bad[1].model, "o");
 	assert_int_equal(dt_router_set_classes(r, classes, 2), 0);
-	assert_int_equal(dt_router_plan(r, MISTRAL, "o", 0, 0, out, 8), 2);
-	assert_int_equal(dt_router_plan(r, OPENAI, MINI, 0, 0, out, 8), 1);
+	assert_int_equal(dt_router_plan(r, MISTRAL, "o", 0, 0, out, 8, NULL), 2);
+	assert_int_equal(dt_router_plan(r, OPENAI, MINI, 0, 0, out, 8, NULL), 1);
 	/* no classes at all */
 	assert_int_equal(dt_router_set_classes(r, NULL, 0), 0);
-	assert_int_equal(dt_router_plan(r, OPENAI, "o", 0, 0, out, 8), 1);
+	assert_int_equal(dt_router_plan(r, OPENAI, "o", 0, 0, out, 8, NULL), 1);
 	dt_router_free(r);
 }
 
@@ -637,13 +609,13 @@ static void test_quality_check_by_class_mode(void **state)
 
 	(void)state;
 	r = router_with_mini();
-	n = dt_router_plan(r, OPENAI, MINI, 0, 0, a, 8);
+	n = dt_router_plan(r, OPENAI, MINI, 0, 0, a, 8, NULL);
 	assert_int_equal(n, 4);
 	assert_false(a[0].check_quality);
 	for (size_t i = 1; i < n; i++)
 		assert_true(a[i].check_quality);
-	fail_provider(r, OPENAI, 3, 0);
-	n = dt_router_plan(r, OPENAI, MINI, 0, 1, a, 8);
+	fail_provider(OPENAI, 3, 0);
+	n = dt_router_plan(r, OPENAI, MINI, 0, 1, a, 8, NULL);
 	assert_int_equal(a[0].provider_id, GROQ);
 	assert_true(a[0].check_quality);
 	assert_int_equal(a[n - 1].provider_id, OPENAI);
@@ -651,15 +623,15 @@ static void test_quality_check_by_class_mode(void **state)
 
 	cls.quality = DT_QUALITY_ALWAYS;
 	assert_int_equal(dt_router_set_classes(r, &cls, 1), 0);
-	n = dt_router_plan(r, GROQ, LLAMA, 0, 2, a, 8);
+	n = dt_router_plan(r, GROQ, LLAMA, 0, 2, a, 8, NULL);
 	for (size_t i = 0; i < n; i++)
 		assert_true(a[i].check_quality);
 	cls.quality = DT_QUALITY_OFF;
 	assert_int_equal(dt_router_set_classes(r, &cls, 1), 0);
-	n = dt_router_plan(r, GROQ, LLAMA, 0, 2, a, 8);
+	n = dt_router_plan(r, GROQ, LLAMA, 0, 2, a, 8, NULL);
 	for (size_t i = 0; i < n; i++)
 		assert_false(a[i].check_quality);
-	assert_int_equal(dt_router_plan(r, GROQ, "unclassed", 0, 2, a, 8), 1);
+	assert_int_equal(dt_router_plan(r, GROQ, "unclassed", 0, 2, a, 8, NULL), 1);
 	assert_false(a[0].check_quality);
 	dt_router_free(r);
 }
@@ -667,24 +639,23 @@ static void test_quality_check_by_class_mode(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_passthrough_plan),
-		cmocka_unit_test(test_class_plan_starts_with_the_original),
-		cmocka_unit_test(test_classes_are_copied),
-		cmocka_unit_test(test_quality_check_by_class_mode),
-		cmocka_unit_test(test_unusable_members_go_last_soonest_usable_first),
-		cmocka_unit_test(test_provider_state_survives_set_classes),
-		cmocka_unit_test(test_weighted_order_follows_the_weights),
-		cmocka_unit_test(test_classify),
-		cmocka_unit_test(test_rate_limit_sets_the_provider_aside_then_back),
-		cmocka_unit_test(test_key_blame_disables_only_that_slot),
-		cmocka_unit_test(test_ejection_doubles_and_recovers),
-		cmocka_unit_test(test_options_replace_defaults),
-		cmocka_unit_test(test_budget_is_a_share_of_requests),
-		cmocka_unit_test(test_budget_floor),
-		cmocka_unit_test(test_budget_zeros_are_settings),
-		cmocka_unit_test(test_budget_window_slides),
-		cmocka_unit_test(test_larger_context),
-		cmocka_unit_test(test_set_classes_rejects_ambiguous_or_malformed),
+		cmocka_unit_test_setup_teardown(test_passthrough_plan, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_class_plan_starts_with_the_original, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_classes_are_copied, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quality_check_by_class_mode, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unusable_members_go_last_soonest_usable_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_health_survives_set_classes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_weighted_order_follows_the_weights, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_classify, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rate_limited_member_is_overflowed_then_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_blame_disables_only_that_slot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_options_replace_defaults, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_budget_is_a_share_of_requests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_budget_floor, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_budget_zeros_are_settings, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_budget_window_slides, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_larger_context, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_set_classes_rejects_ambiguous_or_malformed, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
