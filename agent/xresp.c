@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Non-streamed answers: dispatch to the families, and the rules every
  * family shares (finish reasons, ids, model); see xlate.h and
- * docs/translation-responses.md. */
+ * docs/translation.md, "Responses". */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>

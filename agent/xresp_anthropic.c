@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* Anthropic Messages answers (type "message"), read and written; see
- * docs/translation-responses.md. */
+ * docs/translation.md, "Responses". */
 #include <stdio.h>
 #include <string.h>
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* Gemini generateContent answers (GenerateContentResponse), read and
- * written; see docs/translation-responses.md. */
+ * written; see docs/translation.md, "Responses". */
 #include <stdio.h>
 #include <string.h>
 

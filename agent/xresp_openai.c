@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* OpenAI Chat Completions answers (object "chat.completion"), read and
- * written; see docs/translation-responses.md. */
+ * written; see docs/translation.md, "Responses". */
 #include <stdio.h>
 #include <string.h>
 

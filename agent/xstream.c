@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* Streamed answers: provider SSE -> decoder -> IR events -> encoder ->
- * client SSE, event by event; see xlate.h and docs/translation-responses.md. */
+ * client SSE, event by event; see xlate.h and docs/translation.md, "Streams". */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* Anthropic Messages streams (message_start ... message_stop): decoder and
- * encoder; see docs/translation-responses.md. */
+ * encoder; see docs/translation.md, "Streams". */
 #include <string.h>
 
 #include "xresp_int.h"

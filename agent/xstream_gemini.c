@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* Gemini streamGenerateContent?alt=sse streams (one GenerateContentResponse
- * per event): decoder and encoder; see docs/translation-responses.md. */
+ * per event): decoder and encoder; see docs/translation.md, "Streams". */
 #include <string.h>
 
 #include "xresp_int.h"

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* OpenAI Chat Completions streams (chat.completion.chunk): decoder and
- * encoder; see docs/translation-responses.md. */
+ * encoder; see docs/translation.md, "Streams". */
 #include <string.h>
 
 #include "xresp_int.h"
