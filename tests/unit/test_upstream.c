@@ -129,67 +129,14 @@ static void make_certificates(void)
 }
 
 /* <builddir>/tests/test_upstream -> <builddir>/fakellm: the build under test. */
-static void fakellm_path(char *buf, size_t len)
-{
-	char exe[512];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	char *slash;
+/* ---- the fakellm child and its admin API ----------------------------------- */
 
-	assert_true(n > 0);
-	exe[n] = '\0';
-	for (int i = 0; i < 2; i++) {
-		slash = strrchr(exe, '/');
-		assert_non_null(slash);
-		*slash = '\0';
-	}
-	snprintf(buf, len, "%s/fakellm", exe);
+static unsigned fakellm_admin_port(void)
+{
+	return world.admin_port;
 }
 
-static void spawn_fakellm(void)
-{
-	char exe[600];
-
-	fakellm_path(exe, sizeof(exe));
-	world.pid = fork();
-	assert_true(world.pid >= 0);
-	if (world.pid == 0) {
-		int log = open(world_path("fakellm.log"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-		dup2(log, STDOUT_FILENO);
-		dup2(log, STDERR_FILENO);
-		execl(exe, exe, "--listen", "127.0.0.1:0",
-		      "--tls-cert", world_path("server.pem"), "--tls-key", world_path("server.key"),
-		      "--admin", "127.0.0.1:0", "--name", "upstream-test",
-		      "--pidfile", world_path("fakellm.pid"), (char *)NULL);
-		_exit(127);
-	}
-}
-
-/* The pidfile appears once every socket is bound; the log names the ports. */
-static void wait_fakellm_ready(void)
-{
-	char line[256];
-	FILE *fp;
-
-	for (int i = 0; i < 500 && access(world_path("fakellm.pid"), F_OK); i++)
-		usleep(10000);
-	assert_int_equal(access(world_path("fakellm.pid"), F_OK), 0);
-	fp = fopen(world_path("fakellm.log"), "r");
-	assert_non_null(fp);
-	while (fgets(line, sizeof(line), fp)) {
-		unsigned port;
-		char kind[16];
-
-		if (sscanf(line, "fakellm: listening on 127.0.0.1:%u (%15[a-z])", &port, kind) != 2)
-			continue;
-		if (strcmp(kind, "tls") == 0)
-			world.tls_port = port;
-		else if (strcmp(kind, "admin") == 0)
-			world.admin_port = port;
-	}
-	fclose(fp);
-	assert_true(world.tls_port && world.admin_port);
-}
+#include "fakellm_child.h"
 
 static int world_setup(void **state)
 {
@@ -198,8 +145,12 @@ static int world_setup(void **state)
 	strcpy(world.dir, "/tmp/dt-upstream-XXXXXX");
 	assert_non_null(mkdtemp(world.dir));
 	make_certificates();
-	spawn_fakellm();
-	wait_fakellm_ready();
+	world.pid = fakellm_spawn(world_path("fakellm.log"), world_path("fakellm.pid"),
+				  (const char *const[]){ "--tls-cert", world_path("server.pem"),
+							 "--tls-key", world_path("server.key"),
+							 "--name", "upstream-test", NULL });
+	fakellm_wait_ready(world_path("fakellm.log"), world_path("fakellm.pid"), &world.tls_port,
+			   &world.admin_port);
 	return 0;
 }
 
@@ -221,14 +172,6 @@ static int world_teardown(void **state)
 	return 0;
 }
 
-/* ---- fakellm's admin API ---------------------------------------------------- */
-
-static unsigned fakellm_admin_port(void)
-{
-	return world.admin_port;
-}
-
-#include "fakellm_admin.h"
 
 /* ---- one fetch's observations ---------------------------------------------- */
 
