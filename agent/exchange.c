@@ -81,8 +81,7 @@ struct exchange {
 	enum dt_family from;              /* the family of the provider answering */
 	struct dt_xstream *xs;            /* streamed: its translator */
 	struct evbuffer *pending;         /* what waits for the commit point, or the whole answer */
-	int answer_status;
-	struct dt_headers answer_headers;
+	struct dt_headers answer_headers; /* its head (its status is `status`) */
 	enum dt_family held_family;       /* of the provider whose 4xx is held */
 	unsigned failures, rate_limited;  /* attempts failed, of which by 429 */
 	char tail[64];                    /* end of the stream so far, for its end marker */
@@ -442,8 +441,8 @@ static char *attempt_body(struct exchange *ex, const struct dt_attempt *a, size_
 		return text;
 	}
 	*len = evbuffer_get_length(ex->req->body);
-	if (!ex->body || !ex->model || strcmp(ex->model, a->model) == 0 ||
-	    ex->shape == DT_FAMILY_GEMINI) {
+	/* no body read: Gemini's, whose model is in the path, or not JSON */
+	if (!ex->body || !ex->model || strcmp(ex->model, a->model) == 0) {
 		text = malloc(*len ? *len : 1);
 		if (text)
 			evbuffer_copyout(ex->req->body, text, *len);
@@ -683,11 +682,10 @@ static struct dt_xctx client_view(const struct exchange *ex)
 
 /* A 2xx to translate: a stream gets its translator, a whole answer is
  * collected; either is held until it is known to be worth committing. */
-static void begin_translated(struct exchange *ex, int status, const struct dt_headers *h)
+static void begin_translated(struct exchange *ex, const struct dt_headers *h)
 {
 	struct dt_xctx view = client_view(ex);
 
-	ex->answer_status = status;
 	if (dt_headers_copy(&ex->answer_headers, h) ||
 	    (!ex->pending && !(ex->pending = evbuffer_new())) ||
 	    (ex->xreq.stream && !(ex->xs = dt_xstream_new(ex->from, ex->shape, &view)))) {
@@ -720,7 +718,7 @@ static void first_token(struct exchange *ex)
 static void commit_stream(struct exchange *ex)
 {
 	first_token(ex);
-	commit(ex, ex->answer_status, &ex->answer_headers, "text/event-stream", -1);
+	commit(ex, ex->status, &ex->answer_headers, "text/event-stream", -1);
 	flush_pending(ex);
 }
 
@@ -757,7 +755,7 @@ static void on_head(void *ctx, struct dt_fetch *f, int status, const struct dt_h
 	read_rate_limits(ex, h);
 	if (status >= 200 && status < 300) {
 		if (ex->xlate)
-			begin_translated(ex, status, h);
+			begin_translated(ex, h);
 		else
 			commit(ex, status, h, NULL, -1);
 		return;
@@ -913,7 +911,7 @@ static void answer_translated(struct exchange *ex)
 		answer_failed(ex, "out of memory");
 		return;
 	}
-	commit(ex, ex->answer_status, &ex->answer_headers, DT_JSON_TYPE, (int64_t)len);
+	commit(ex, ex->status, &ex->answer_headers, DT_JSON_TYPE, (int64_t)len);
 	dt_http_respond_body(ex->s->http, body, len);
 	free(body);
 	finish_ok(ex);
@@ -1028,8 +1026,8 @@ static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
 
 /* ---- start ----------------------------------------------------------------------- */
 
-/* Which call the client made and for which model (in the body, or in
- * Gemini's path). */
+/* Which call the client made and for which model (in the body, read for
+ * a rename, or in Gemini's path). */
 static void read_call(struct exchange *ex)
 {
 	const struct pprovider *from = original(ex);
@@ -1040,12 +1038,13 @@ static void read_call(struct exchange *ex)
 	ex->shape = from->family;
 	if (strncmp(ex->req->target, from->api_path, plen) == 0)
 		dt_apicall_parse(ex->shape, ex->req->target + plen, &ex->call);
-	if (text)
-		ex->body = dt_json_parse(&ex->arena, text, n, err, sizeof(err));
 	if (ex->call.path_model[0]) {
+		/* Gemini's body names no model: nothing in it is renamed */
 		ex->model = ex->call.path_model;
 		return;
 	}
+	if (text)
+		ex->body = dt_json_parse(&ex->arena, text, n, err, sizeof(err));
 	ex->model = dt_json_cstr(&ex->arena, dt_json_get(ex->body, "model"));
 }
 

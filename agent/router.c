@@ -314,7 +314,7 @@ size_t dt_router_plan(struct dt_router *r, uint32_t provider_id, const char *mod
 		};
 		/* the health engine's order, with members whose key is disabled
 		 * moved behind the routable ones */
-		cands[k++].rank = routed ? key_at : (ranks[i].usable_at > key_at ? ranks[i].usable_at : key_at);
+		cands[k++].rank = routed ? key_at : max_u64(ranks[i].usable_at, key_at);
 	}
 	sort_by_rank(cands, k);
 	for (i = 0; i < k && i < max; i++)
