@@ -3,7 +3,8 @@
 # SSE stream, model list, key, errors, path prefix), tool calls and tool
 # results in the three families, streamed and not, JSON mode, the answer
 # faults (empty, length, filter, not_json), strict request checks (400 in
-# each family's shape) and last_request in /stats. No detourd, no BPF: curl
+# each family's shape), last_request and the token counters in /stats, and
+# the refuse fault (listeners closed, then bound again). No detourd, no BPF: curl
 # against fakellm on 127.0.0.1 in the provider namespace.
 . "$(dirname "$0")/lib.sh"
 e2e_init "$@"
@@ -412,5 +413,35 @@ prefix=no; [ "${big:0:${#b}}" = "$b" ] && prefix=yes
 check "last_request.body: a large body is cut to 64 KiB on a character boundary" \
 	"answer $CODE, kept $bytes bytes, a prefix: $prefix" \
 	[ "$CODE $prefix $((bytes >= 65535 && bytes <= 65536))" = "200 yes 1" ]
+
+# ---- /stats: tokens; fault refuse ------------------------------------------------------------
+
+fake_admin F POST /reset-stats >/dev/null
+post /v1/chat/completions '{"model":"m","messages":[{"role":"user","content":"one two three"}]}'
+post /v1/chat/completions '{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"four five"}]}'
+s=$(stats)
+check "tokens: the prompt and completion tokens of every answer" "stats tokens: $(jget "$s" tokens)" \
+	[ "$(jget "$s" tokens.prompt) $(jget "$s" tokens.completion)" = "5 21" ]
+
+# a request left hanging first: refuse must end its connection too
+fake_fault F '{"mode":"hang","count":1}'
+in_prov curl -sS --max-time 8 -o /dev/null "$BASE/v1/models" >"$W/hung" 2>&1 &
+hung=$!
+wait_for 5 eval 'in_prov ss -Htn state established "( sport = :8080 )" | grep -q .'
+fake_fault F '{"mode":"refuse"}'
+wait_for 3 eval '! alive $hung'
+check "refuse: a connection in progress is closed" "curl: $(cat "$W/hung")" eval '! alive $hung'
+wait $hung 2>/dev/null
+r=$(in_prov curl -sS --max-time 3 -o /dev/null -w '%{http_code}' "$BASE/v1/models" 2>&1)
+check "refuse: connects are refused" "curl said '$r'" eval '[[ $r == *"Connection refused"* || $r == *"onnect to server"* ]]'
+in_prov ss -Htn state established "( sport = :8080 )" >"$W/est"
+check "refuse: no provider connection is left open" "$(cat "$W/est")" [ ! -s "$W/est" ]
+f=$(fake_admin F POST /fault '{"mode":"refuse","count":2}' 2>&1)
+check "refuse takes no count" "admin said '$f'" eval '[[ $f == *400* || $f == *"error"* ]]'
+check "refuse: the admin listener still answers" "fault $(fake_admin F GET /fault)" \
+	[ "$(jget "$(fake_admin F GET /fault)" mode)" = refuse ]
+fake_fault F '{"mode":"ok"}'
+r=$(in_prov curl -sS --max-time 3 -o /dev/null -w '%{http_code}' "$BASE/v1/models" 2>&1)
+check "refuse ended by the next fault: the same port answers again" "curl said '$r'" [ "$r" = 200 ]
 
 e2e_finish

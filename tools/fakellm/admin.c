@@ -33,7 +33,10 @@ static void set_fault(struct fl_conn *c)
 		return;
 	}
 	json_decref(body);
-	srv->fault = fault;
+	if (fl_server_set_fault(srv, &fault) != 0) {
+		admin_error(c, 500, "the listening sockets cannot be bound again (see fakellm's log)");
+		return;
+	}
 	shown = fl_fault_to_json(&srv->fault);
 	if (!srv->quiet) {
 		char *text = json_dumps(shown, JSON_COMPACT);

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -54,6 +55,7 @@ enum fl_fault_mode {
 	FL_FAULT_LENGTH,   /* the answer stops after a few words, cut by the length limit */
 	FL_FAULT_FILTER,   /* no text, stopped by the content filter */
 	FL_FAULT_NOT_JSON, /* JSON mode asked, plain words answered */
+	FL_FAULT_REFUSE,   /* listeners closed: connects refused, as if the process had died */
 };
 
 /* Where a fault is taken: per request, or per connection. */
@@ -105,6 +107,8 @@ struct fl_stats {
 	uint64_t resets;
 	uint64_t hangs;
 	uint64_t tls_failures;
+	uint64_t prompt_tokens;       /* of every answer composed, sent in full or not */
+	uint64_t completion_tokens;
 	/* What the last provider request carried, so tests can check re-signing
 	 * and translation: the proxy's headers, not the application's. */
 	char last_path[128];
@@ -160,7 +164,9 @@ void fl_jw_free(struct fl_jw *w);
 struct fl_server {
 	struct event_base *base;
 	SSL_CTX *tls;                 /* NULL: the --listen sockets are plain */
-	struct evconnlistener *listeners[FL_MAX_LISTENERS];
+	struct evconnlistener *listeners[FL_MAX_LISTENERS]; /* NULL while refusing */
+	struct sockaddr_storage listen_addr[FL_MAX_LISTENERS]; /* to bind again */
+	int listen_addr_len[FL_MAX_LISTENERS];
 	size_t n_listeners;
 	struct evconnlistener *admin;
 	struct fl_conn *conns;        /* every open connection, for shutdown */
@@ -298,6 +304,10 @@ struct fl_conn {
 
 int fl_server_listen(struct fl_server *srv, const char *addr, bool admin);
 int fl_server_tls(struct fl_server *srv, const char *cert, const char *key);
+/* Puts a fault in force. Entering refuse closes the --listen sockets and
+ * every provider connection; leaving it binds them again. -1 (the fault in
+ * force unchanged) when a socket cannot be bound again. */
+int fl_server_set_fault(struct fl_server *srv, const struct fl_fault *fault);
 void fl_server_close(struct fl_server *srv);
 
 /* Connections (http.c). */

@@ -18,9 +18,10 @@ static const char *const mode_names[] = {
 	[FL_FAULT_LENGTH]   = "length",
 	[FL_FAULT_FILTER]   = "filter",
 	[FL_FAULT_NOT_JSON] = "not_json",
+	[FL_FAULT_REFUSE]   = "refuse",
 };
 
-#define MODE_LIST "ok, status, hang, reset, tls_fail, slow, cut, empty, length, filter or not_json"
+#define MODE_LIST "ok, status, hang, reset, tls_fail, slow, cut, empty, length, filter, not_json or refuse"
 
 void fl_fault_clear(struct fl_fault *f)
 {
@@ -88,6 +89,11 @@ bool fl_fault_from_json(json_t *in, struct fl_fault *out, const char **why)
 
 	if (out->mode == FL_FAULT_STATUS && (status < 400 || status > 599)) {
 		*why = "mode status needs a status between 400 and 599";
+		return false;
+	}
+	/* Nothing is counted while the listeners are closed. */
+	if (out->mode == FL_FAULT_REFUSE && count > 0) {
+		*why = "count does not apply to refuse: it lasts until the next fault";
 		return false;
 	}
 	/* A 429 without retry-after would not be what providers send. */

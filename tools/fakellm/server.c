@@ -187,14 +187,31 @@ static int parse_address(const char *text, struct sockaddr_storage *ss, int *len
 	}
 }
 
-int fl_server_listen(struct fl_server *srv, const char *addr, bool admin)
+/* A listening socket on ss; NULL (errno set) when it cannot be bound. */
+static struct evconnlistener *bind_listener(struct fl_server *srv, const struct sockaddr_storage *ss,
+					    int len)
 {
 	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE;
+	struct evconnlistener *l;
+
+	/* [::]:P must not take 0.0.0.0:P too: both may be asked for. */
+	if (ss->ss_family == AF_INET6)
+		flags |= LEV_OPT_BIND_IPV6ONLY;
+	l = evconnlistener_new_bind(srv->base, accept_cb, srv, flags, 1024,
+				    (const struct sockaddr *)ss, len);
+	if (l)
+		evconnlistener_set_error_cb(l, accept_error_cb);
+	return l;
+}
+
+int fl_server_listen(struct fl_server *srv, const char *addr, bool admin)
+{
 	struct sockaddr_storage ss;
 	int len = 0;
 	struct evconnlistener *l;
+	size_t i = srv->n_listeners;
 
-	if (!admin && srv->n_listeners == FL_MAX_LISTENERS) {
+	if (!admin && i == FL_MAX_LISTENERS) {
 		fprintf(stderr, "fakellm: at most %d --listen\n", FL_MAX_LISTENERS);
 		return -1;
 	}
@@ -202,22 +219,77 @@ int fl_server_listen(struct fl_server *srv, const char *addr, bool admin)
 		fprintf(stderr, "fakellm: %s: expected IPv4:PORT or [IPv6]:PORT\n", addr);
 		return -1;
 	}
-	/* [::]:P must not take 0.0.0.0:P too: both may be asked for. */
-	if (ss.ss_family == AF_INET6)
-		flags |= LEV_OPT_BIND_IPV6ONLY;
-	l = evconnlistener_new_bind(srv->base, accept_cb, srv, flags, 1024,
-				    (struct sockaddr *)&ss, len);
+	l = bind_listener(srv, &ss, len);
 	if (!l) {
 		fprintf(stderr, "fakellm: cannot listen on %s: %s\n", addr, strerror(errno));
 		return -1;
 	}
-	evconnlistener_set_error_cb(l, accept_error_cb);
-	if (admin)
+	if (admin) {
 		srv->admin = l;
-	else
+	} else {
+		/* Port 0 is bound again on the port the kernel chose. */
+		socklen_t bound = sizeof(srv->listen_addr[i]);
+
+		if (getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&srv->listen_addr[i],
+				&bound) != 0) {
+			srv->listen_addr[i] = ss;
+			bound = (socklen_t)len;
+		}
+		srv->listen_addr_len[i] = (int)bound;
 		srv->listeners[srv->n_listeners++] = l;
+	}
 	if (!srv->quiet)
 		print_bound(l, admin, srv->tls != NULL);
+	return 0;
+}
+
+/* Closes the --listen sockets and the provider connections: connects are
+ * refused and kept-alive clients see their connection end, as when a
+ * provider's process dies. */
+static void refuse(struct fl_server *srv)
+{
+	struct fl_conn *c = srv->conns, *next;
+	size_t i;
+
+	for (i = 0; i < srv->n_listeners; i++) {
+		if (srv->listeners[i])
+			evconnlistener_free(srv->listeners[i]);
+		srv->listeners[i] = NULL;
+	}
+	for (; c; c = next) {
+		next = c->next;
+		if (!c->admin)
+			fl_conn_free(c);
+	}
+}
+
+/* Binds the closed --listen sockets again; -1 if one cannot be. */
+static int accept_again(struct fl_server *srv)
+{
+	size_t i;
+
+	for (i = 0; i < srv->n_listeners; i++) {
+		if (srv->listeners[i])
+			continue;
+		srv->listeners[i] = bind_listener(srv, &srv->listen_addr[i], srv->listen_addr_len[i]);
+		if (!srv->listeners[i]) {
+			fprintf(stderr, "fakellm: %s: cannot listen again: %s\n", srv->name,
+				strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int fl_server_set_fault(struct fl_server *srv, const struct fl_fault *fault)
+{
+	bool refusing = srv->fault.mode == FL_FAULT_REFUSE;
+
+	if (fault->mode == FL_FAULT_REFUSE && !refusing)
+		refuse(srv);
+	else if (fault->mode != FL_FAULT_REFUSE && refusing && accept_again(srv) != 0)
+		return -1;
+	srv->fault = *fault;
 	return 0;
 }
 
@@ -228,7 +300,8 @@ void fl_server_close(struct fl_server *srv)
 	while (srv->conns)
 		fl_conn_free(srv->conns);
 	for (i = 0; i < srv->n_listeners; i++)
-		evconnlistener_free(srv->listeners[i]);
+		if (srv->listeners[i])
+			evconnlistener_free(srv->listeners[i]);
 	srv->n_listeners = 0;
 	if (srv->admin)
 		evconnlistener_free(srv->admin);
