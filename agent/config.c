@@ -746,6 +746,8 @@ static int provider_open(struct cfg_parser *p, const char *name)
 	strcpy(prov->name, name);
 	prov->port = 443;
 	prov->family = DT_FAMILY_OPENAI;
+	prov->probe = true;
+	prov->probe_ttft_per_hour = 4;
 	prov->line = p->line;
 	p->obj = prov;
 	return 0;
@@ -772,6 +774,19 @@ static bool model_valid(const char *model)
 		if (!isgraph((unsigned char)model[i]))
 			return false;
 	return true;
+}
+
+/* probe_ttft_model = MODEL: the model of a provider's opt-in TTFT probe. */
+static int parse_probe_model(struct cfg_parser *p, const struct key_def *k,
+			     const char *value, void *obj)
+{
+	struct dt_provider_cfg *prov = obj;
+
+	if (!model_valid(value))
+		return cfg_fail(p, p->line, "%s: model name must be 1 to %d printable characters without blanks",
+				k->name, MODEL_MAX);
+	snprintf(prov->probe_ttft_model, sizeof(prov->probe_ttft_model), "%s", value);
+	return 0;
 }
 
 /* The class that has provider's model among its members, with the member. */
@@ -1193,6 +1208,11 @@ static const struct key_def provider_keys[] = {
 	{ "key_file",       parse_key_file,       0, 0, 0, false, false },
 	{ "key_credential", parse_key_credential, 0, 0, 0, false, false },
 	{ "key_env",        parse_key_env,        0, 0, 0, false, false },
+	{ "probe", parse_bool, offsetof(struct dt_provider_cfg, probe), 0, 0, false, false },
+	{ "probe_ttft_model", parse_probe_model, 0, 0, 0, false, false },
+	/* spaced evenly: one every 60 s at most */
+	{ "probe_ttft_per_hour", parse_unsigned,
+	  offsetof(struct dt_provider_cfg, probe_ttft_per_hour), 1, 60, false, false },
 };
 
 static const struct key_def class_keys[] = {
@@ -1245,6 +1265,11 @@ static const struct key_def health_keys[] = {
 	KEY_UNSIGNED("probe_interval_ms", health.probe_interval_ms, 100, 86400000),
 	KEY_UNSIGNED("probe_interval_down_ms", health.probe_interval_down_ms, 100, 86400000),
 	KEY_UNSIGNED("probe_interval_max_ms", health.probe_interval_max_ms, 100, 86400000),
+	KEY_UNSIGNED("probe_jitter_percent", health.probe_jitter_percent, 1, 100),
+	KEY_UNSIGNED("probe_timeout_ms", probe_timeout_ms, 100, 600000),
+	{ "probes",      parse_bool, offsetof(struct dt_cfg, probes), 0, 0, false, false },
+	{ "tcp_signals", parse_bool, offsetof(struct dt_cfg, tcp_signals), 0, 0, false, false },
+	{ "netwatch",    parse_bool, offsetof(struct dt_cfg, netwatch), 0, 0, false, false },
 };
 
 static const struct {
@@ -1486,6 +1511,10 @@ static void cfg_set_defaults(struct dt_cfg *cfg)
 	cfg->proxy.provider_eject_ms = 10000;
 	cfg->proxy.key_disable_ms = 300000;
 	cfg->proxy.intercept_tls = true;
+	cfg->probes = true;
+	cfg->probe_timeout_ms = 10000;
+	cfg->tcp_signals = true;
+	cfg->netwatch = true;
 }
 
 /* Line a [detour] key was set at, 0 if it was not. */

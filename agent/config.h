@@ -40,6 +40,9 @@ struct dt_provider_cfg {
 	 * the first host: https://HOST[:PORT]/v1 (openai, anthropic) or
 	 * .../v1beta (gemini). */
 	char base_url[512];
+	bool probe;                 /* probed actively (default yes) */
+	char probe_ttft_model[128]; /* "": model-list probes only (docs/probe.md) */
+	unsigned probe_ttft_per_hour; /* its cap, default 4 */
 	int line;                   /* line of the section header */
 };
 
@@ -134,6 +137,11 @@ struct dt_cfg {
 	 * (docs/health.md); its consecutive_failures and eject_base_ms are
 	 * [proxy]'s provider_failures_to_eject and provider_eject_ms. */
 	struct dt_health_opts health;
+	/* [health]: the signal sources feeding it (daemon_signals.c). */
+	bool probes;                /* active probes, default yes */
+	unsigned probe_timeout_ms;  /* a probe's whole exchange */
+	bool tcp_signals;           /* kernel TCP signals (tcpsig), default yes */
+	bool netwatch;              /* route and link events (netwatch), default yes */
 	struct dt_app_cfg *apps;
 	size_t n_apps;
 };

@@ -101,6 +101,7 @@ static void sync_intercepts(struct detourd *d)
 
 	if (rc)
 		log_error("intercept map update: %s", strerror(rc < 0 ? -rc : rc));
+	daemon_signals_endpoints(d);
 }
 
 static void apply_resolutions(struct detourd *d, const struct dt_resolution *res, size_t n)
@@ -449,6 +450,7 @@ static void reload(struct detourd *d)
 		start_proxy(d);
 	}
 	sync_intercepts(d);
+	daemon_signals_apply(d);
 	write_settings(d, true);
 	enroll_configured(d);
 	arm_timers(d);
@@ -621,6 +623,7 @@ int detourd_start(struct detourd *d, struct dt_cfg *cfg, const char *pidfile)
 
 	if (first_resolution(d))
 		return -1;
+	daemon_signals_apply(d);
 	/* the hook starts redirecting with this beat: the listener is up */
 	write_settings(d, true);
 	arm_timers(d);
@@ -640,6 +643,7 @@ static void detourd_stop(struct detourd *d)
 	dt_listener_free(d->listener);
 	if (d->drain_timer)
 		event_free(d->drain_timer);
+	daemon_signals_stop(d);
 	dt_proxy_free(d->proxy);
 	daemon_health_stop(d);
 	dt_relay_free(d->relay);

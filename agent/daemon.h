@@ -18,6 +18,7 @@ struct dt_listener;
 struct dt_relay;
 struct dt_proxy;
 struct dt_resolver;
+struct daemon_signals;
 
 struct detourd {
 	struct event_base *base;
@@ -30,6 +31,7 @@ struct detourd {
 	struct dt_epstate *endpoints;         /* endpoint verdicts (relay) */
 	struct dt_health *health;             /* provider and model verdicts (daemon_health.c) */
 	struct event *health_timer;
+	struct daemon_signals *signals;       /* probes, kernel TCP, netlink (daemon_signals.c) */
 	struct dt_listener *listener;
 	struct dt_relay *relay;
 	struct dt_proxy *proxy;               /* NULL: everything is relayed */
@@ -55,5 +57,15 @@ void detourd_abort(struct detourd *d);
 int daemon_health_start(struct detourd *d);
 void daemon_health_reconfigure(struct detourd *d);
 void daemon_health_stop(struct detourd *d);
+
+/* daemon_signals.c: the health engine's probes, kernel TCP signals and
+ * route/link events, each as d->cfg says; one that cannot start is logged
+ * and left out. apply: at start and on reload, after the proxy and the
+ * intercept table; endpoints: after the table changed; health_changed:
+ * from the engine's change callback; stop: before the proxy is freed. */
+void daemon_signals_apply(struct detourd *d);
+void daemon_signals_endpoints(struct detourd *d);
+void daemon_signals_health_changed(struct detourd *d);
+void daemon_signals_stop(struct detourd *d);
 
 #endif

@@ -85,6 +85,7 @@ static void on_change(void *arg, const struct dt_health_change *c)
 		publish(d, c->provider_id, c->since);
 	if (d->health_timer)
 		arm(d);
+	daemon_signals_health_changed(d);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)

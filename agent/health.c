@@ -50,6 +50,8 @@ struct circuit {
 
 	enum breaker breaker;
 	struct cause open_cause;          /* OPEN and HALF_OPEN */
+	bool held;                        /* OPEN while the path is lost: no timer ends it */
+	struct cause held_over;           /* ... the ejection's cause it interrupted */
 	uint64_t epoch;                   /* outcomes of attempts begun before this decide nothing */
 	uint64_t open_until;
 	unsigned eject_level;             /* the next ejection lasts base << level, less the decay */
@@ -299,6 +301,15 @@ static void reason_text(const struct cause *c, char *buf, size_t len)
 	case DT_HR_FORGOTTEN:
 		snprintf(buf, len, "no longer tracked");
 		return;
+	case DT_HR_NO_ROUTE:
+		snprintf(buf, len, "route lost");
+		return;
+	case DT_HR_LINK_DOWN:
+		snprintf(buf, len, "uplink down");
+		return;
+	case DT_HR_PATH_BACK:
+		snprintf(buf, len, "path back, %" PRIu64 " trials admitted", c->a);
+		return;
 	}
 	snprintf(buf, len, "?");
 }
@@ -441,7 +452,7 @@ static enum dt_state effective(const struct circuit *c, uint64_t now, struct cau
 
 static uint64_t until_of(const struct circuit *c, enum dt_state s)
 {
-	if (s == DT_DOWN && c->breaker == OPEN && c->override != DT_OVERRIDE_DRAIN)
+	if (s == DT_DOWN && c->breaker == OPEN && !c->held && c->override != DT_OVERRIDE_DRAIN)
 		return c->open_until;
 	return s == DT_RATE_LIMITED ? c->limited_until : 0;
 }
@@ -451,7 +462,7 @@ static uint64_t deadline(const struct dt_health *h, const struct circuit *c, uin
 {
 	uint64_t at = UINT64_MAX;
 
-	if (c->breaker == OPEN)
+	if (c->breaker == OPEN && !c->held)
 		at = c->open_until;
 	if (now < c->limited_until)
 		at = min_u64(at, c->limited_until);
@@ -612,14 +623,19 @@ static void trial_result(struct dt_health *h, uint32_t id, struct circuit *c, bo
 
 /* Time alone: an ejection ends (half-open), lost trials free their slots,
  * slowness ages out. */
+static void half_open(const struct dt_health *h, struct circuit *c, enum dt_health_reason why,
+		      uint64_t at)
+{
+	c->breaker = HALF_OPEN;
+	c->epoch = at;
+	c->open_cause = (struct cause){ why, h->o.trial_requests, 0 };
+	c->trials_admitted = c->trials_ok = c->trials_failed = 0;
+}
+
 static void advance(struct dt_health *h, uint32_t id, struct circuit *c, uint64_t now)
 {
-	if (c->breaker == OPEN && now >= c->open_until) {
-		c->breaker = HALF_OPEN;
-		c->epoch = c->open_until;
-		c->open_cause = (struct cause){ DT_HR_EJECTION_ENDED, h->o.trial_requests, 0 };
-		c->trials_admitted = c->trials_ok = c->trials_failed = 0;
-	}
+	if (c->breaker == OPEN && !c->held && now >= c->open_until)
+		half_open(h, c, DT_HR_EJECTION_ENDED, c->open_until);
 	if (c->breaker == HALF_OPEN && now - c->last_admit >= ms_ns(h->o.trial_timeout_ms))
 		c->trials_admitted = c->trials_ok + c->trials_failed;
 	if (c->degraded.reason != DT_HR_NONE)
@@ -1007,6 +1023,39 @@ void dt_health_override(struct dt_health *h, uint32_t provider_id, const char *m
 		c->healthy_cause = (struct cause){ DT_HR_CLEARED, 0, 0 };
 	c->override = ov;
 	advance(h, provider_id, c, now);
+}
+
+void dt_health_path(struct dt_health *h, uint32_t provider_id, enum dt_health_path path,
+		    uint64_t now)
+{
+	struct provider *p = provider(h, provider_id);
+	struct circuit *c;
+
+	if (!p)
+		return;
+	c = &p->c;
+	advance(h, provider_id, c, now);
+	if (path != DT_PATH_OK) {
+		if (!c->held) {
+			c->held_over = c->open_cause;
+			if (c->breaker != OPEN)
+				c->open_until = now; /* no ejection of its own to serve after */
+		}
+		c->breaker = OPEN;
+		c->held = true;
+		c->open_cause = (struct cause){
+			path == DT_PATH_LINK_DOWN ? DT_HR_LINK_DOWN : DT_HR_NO_ROUTE, 0, 0 };
+		c->epoch = now;
+		reset_judgement(c);
+	} else if (c->held) {
+		c->held = false;
+		c->open_cause = c->held_over;
+		if (now >= c->open_until)
+			half_open(h, c, DT_HR_PATH_BACK, now);
+	}
+	if (path == DT_PATH_OK)
+		p->probe_due = now;
+	publish(h, provider_id, c, now);
 }
 
 void dt_health_tick(struct dt_health *h, uint64_t now)

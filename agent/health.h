@@ -79,6 +79,9 @@ enum dt_health_reason {
 	DT_HR_FORCED,               /* operator: always route */
 	DT_HR_CLEARED,              /* operator override removed */
 	DT_HR_FORGOTTEN,            /* its model slot was taken by another model */
+	DT_HR_NO_ROUTE,             /* netlink: no route to any of its endpoints */
+	DT_HR_LINK_DOWN,            /* netlink: the interface they go out of is down */
+	DT_HR_PATH_BACK,            /* ... routed again: half-open, trials admitted */
 };
 
 enum dt_health_override {
@@ -159,6 +162,20 @@ void dt_health_probe(struct dt_health *h, uint32_t provider_id, bool ok, uint64_
 		     uint64_t now);
 void dt_health_override(struct dt_health *h, uint32_t provider_id, const char *model,
 			enum dt_health_override ov, uint64_t now);
+
+/* What netlink says of the way to a provider's endpoints. */
+enum dt_health_path {
+	DT_PATH_OK,         /* routed (again, or through a new route) */
+	DT_PATH_NO_ROUTE,   /* none of its endpoints has a route */
+	DT_PATH_LINK_DOWN,  /* ... the interface they go out of is down */
+};
+/* Lost: the provider is DOWN at once and held there until the path is
+ * back, whatever the ejection timer says; not an ejection of its making, so
+ * neither its ejection count nor its level grows. OK after a loss:
+ * half-open at once (an ejection it had before runs out first). OK in any
+ * case: its probe is due now, the new path is worth a look. */
+void dt_health_path(struct dt_health *h, uint32_t provider_id, enum dt_health_path path,
+		    uint64_t now);
 
 /* Changes due to time alone (an ejection ends, a rate limit resets, slow
  * calls age out of the window): call at dt_health_next_event. */

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Active probes of the providers; see probe.h and docs/probe.md. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -330,8 +331,15 @@ static void count_cost(struct flight *fl)
 {
 	struct dt_probe_cost *c = &fl->probe->cost;
 
-	c->input_tokens += fl->input_tokens >= 0 ? (uint64_t)fl->input_tokens : TTFT_PROMPT_TOKENS;
-	c->output_tokens += fl->output_tokens >= 0 ? (uint64_t)fl->output_tokens : 1;
+	uint64_t in = fl->input_tokens >= 0 ? (uint64_t)fl->input_tokens : TTFT_PROMPT_TOKENS;
+	uint64_t out = fl->output_tokens >= 0 ? (uint64_t)fl->output_tokens : 1;
+
+	c->input_tokens += in;
+	c->output_tokens += out;
+	/* probes that cost money say so, each time */
+	log_info("provider %s: TTFT probe cost %" PRIu64 " input + %" PRIu64 " output tokens; "
+		 "%" PRIu64 " TTFT probes so far, %" PRIu64 " + %" PRIu64 " tokens",
+		 fl->probe->name, in, out, c->ttft_probes, c->input_tokens, c->output_tokens);
 }
 
 /* ---- fetch callbacks ------------------------------------------------------ */

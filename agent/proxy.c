@@ -529,6 +529,16 @@ size_t dt_proxy_active(const struct dt_proxy *p)
 	return p->active;
 }
 
+struct dt_upstream *dt_proxy_upstream(struct dt_proxy *p)
+{
+	return p->upstream;
+}
+
+const char *dt_proxy_provider_key(const struct dt_proxy *p, uint32_t id)
+{
+	return id < DT_MAX_PROVIDERS ? p->conf->providers[id].key : NULL;
+}
+
 void dt_proxy_free(struct dt_proxy *p)
 {
 	if (!p)

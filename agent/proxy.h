@@ -15,6 +15,7 @@ struct event_base;
 struct dt_cfg;
 struct dt_health;
 struct dt_proxy;
+struct dt_upstream;
 
 /* Relay this connection untouched (not TLS, or not for a provider host). */
 typedef void (*dt_passthrough_fn)(void *ctx, int fd, const struct dt_origin *o);
@@ -30,6 +31,12 @@ int dt_proxy_configure(struct dt_proxy *p, const struct dt_cfg *cfg, const uint3
 /* Take over a redirected connection (fd) and its origin. */
 void dt_proxy_accept(struct dt_proxy *p, int fd, const struct dt_origin *o);
 size_t dt_proxy_active(const struct dt_proxy *p);
+/* Its upstream client, for the active probes (the same pool, TLS
+ * verification and SO_MARK as the requests). */
+struct dt_upstream *dt_proxy_upstream(struct dt_proxy *p);
+/* detour's key for provider id as the last configuration loaded it; NULL:
+ * none. Valid until the next dt_proxy_configure(). */
+const char *dt_proxy_provider_key(const struct dt_proxy *p, uint32_t id);
 /* Closes every connection. */
 void dt_proxy_free(struct dt_proxy *p);
 

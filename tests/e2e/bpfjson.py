@@ -3,6 +3,7 @@
 
   bpfjson.py stats                 struct dt_stats summed over CPUs: name=value lines
   bpfjson.py verdict ADDR PORT     struct dt_verdict of one endpoint: name=value lines
+                                   (any map keyed by endpoint with BTF: tcp_signals)
   bpfjson.py verdicts              every verdict: "addr port state=.. failures=.." lines
 
 Works with BTF ("formatted" members with field names) and without (raw hex

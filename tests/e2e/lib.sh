@@ -466,7 +466,8 @@ member = deepseek:deepseek-chat"
 # (default openai + anthropic + plain), CONF_EXTRA ([detour] lines),
 # CONF_PROXY ([proxy] lines; default: TLS relayed untouched, the transport
 # relay the issue-2 tests are about; test_proxy* turn interception on),
-# CONF_HEALTH ([health] lines, none by default).
+# CONF_HEALTH (more [health] lines), CONF_PROBES (yes: active probes; no by
+# default, so fakellm's counts are the clients' requests only).
 conf_write() {
 	local f=$1 cg
 	{
@@ -487,11 +488,10 @@ conf_write() {
 		echo "[proxy]"
 		printf '%s\n' "${CONF_PROXY:-intercept_tls = no}"
 		echo
-		if [ -n "${CONF_HEALTH:-}" ]; then
-			echo "[health]"
-			printf '%s\n' "$CONF_HEALTH"
-			echo
-		fi
+		echo "[health]"
+		echo "probes = ${CONF_PROBES:-no}"
+		[ -n "${CONF_HEALTH:-}" ] && printf '%s\n' "$CONF_HEALTH"
+		echo
 		echo "[enroll]"
 		for cg in ${CONF_ENROLL:-$CG_ENROLLED}; do echo "cgroup = $cg"; done
 		echo
@@ -569,6 +569,18 @@ delta() { local v; v=$(stat_get "$1"); echo $(( ${v:-0} - ${SNAP[$1]:-0} )); }
 # verdict ADDR PORT: "state=N failures=N failovers=N relayed=N ..." of that endpoint
 verdict() {
 	bpftool -j map dump pinned "$PIN/verdicts" 2>/dev/null | "$PY" "$E2E_LIB_DIR/bpfjson.py" verdict "$1" "$2"
+}
+
+# provider_health ID: "state reason_text" of provider ID in the provider_health map
+# (ids follow the providers' order in a fresh pin dir: the first is 0)
+provider_health() {
+	bpftool -j map lookup pinned "$PIN/provider_health" key "$1" 0 0 0 2>/dev/null | "$PY" -c '
+import json, sys
+d = json.load(sys.stdin)
+v = d.get("formatted", d)["value"]
+t = v["reason_text"]
+t = t if isinstance(t, str) else bytes(int(x, 16) if isinstance(x, str) else x for x in t).split(b"\0")[0].decode()
+print(v["state"], t)'
 }
 
 map_id()  { bpftool -j map show pinned "$PIN/$1" 2>/dev/null | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])' 2>/dev/null; }

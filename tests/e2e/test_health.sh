@@ -20,17 +20,6 @@ provider_eject_ms = 1500"
 detourd_start || exit 1
 CURL_CA=$W/state/ca/root.pem
 
-# health ID: "state reason_text" of provider ID in the provider_health map
-# (openai is id 0: the first provider of a fresh pin dir)
-health() {
-	bpftool -j map lookup pinned "$PIN/provider_health" key "$1" 0 0 0 2>/dev/null | "$PY" -c '
-import json, sys
-d = json.load(sys.stdin)
-v = d.get("formatted", d)["value"]
-t = v["reason_text"]
-t = t if isinstance(t, str) else bytes(int(x, 16) if isinstance(x, str) else x for x in t).split(b"\0")[0].decode()
-print(v["state"], t)'
-}
 ask() {
 	CURL_OUT=$W/answer CURL_W='%{http_code} %header{x-detour-provider}' ccurl enrolled \
 		-H 'content-type: application/json' -H "authorization: Bearer $KEY_APP" \
@@ -42,7 +31,7 @@ openai_calls() {
 }
 primary() { fake_fault A "$1" && fake_fault B "$1"; }
 
-h=$(health 0)
+h=$(provider_health 0)
 check "healthy: openai's verdict in the provider_health map is HEALTHY (0)" "$h" [ "${h%% *}" = 0 ]
 r=$(ask)
 check "healthy: OpenAI answers" "$r" [ "$r" = "200 openai" ]
@@ -51,7 +40,7 @@ primary '{"mode":"reset"}'
 bad=0
 for i in 1 2; do r=$(ask); [ "$r" = "200 groq" ] || bad=$((bad + 1)); done
 check "primary resets: the two failing requests are answered by Groq, zero errors" "$bad bad" [ $bad -eq 0 ]
-h=$(health 0)
+h=$(provider_health 0)
 check "... and the verdict is DOWN (3) in the map right after, with its reason" "$h" \
 	eval '[ "${h%% *}" = 3 ] && [[ "$h" == *consecutive* ]]'
 check "... logged as a change" "$(grep 'health: openai' "$DETOURD_LOG" | tail -2)" \
@@ -67,7 +56,7 @@ primary '{"mode":"ok"}'
 sleep 1.6 # the ejection (1.5 s) ends: half-open
 ok=0
 for i in 1 2 3 4; do r=$(ask); [ "$r" = "200 openai" ] && ok=$((ok + 1)); done
-h=$(health 0)
+h=$(provider_health 0)
 check "recovered: the trials succeed and the verdict is HEALTHY again" "$ok answered by OpenAI; $h" \
 	eval '[ $ok -ge 3 ] && [ "${h%% *}" = 0 ]'
 check "the agent is still alive" "detourd exited" alive "$DETOURD_PID"
