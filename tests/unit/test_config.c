@@ -203,6 +203,13 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg->proxy.provider_eject_ms, 10000);
 	assert_int_equal(cfg->proxy.key_disable_ms, 300000);
 	assert_true(cfg->proxy.intercept_tls);
+	assert_true(cfg->probes);
+	assert_int_equal(cfg->probe_timeout_ms, 10000);
+	assert_true(cfg->tcp_signals);
+	assert_true(cfg->netwatch);
+	assert_true(cfg->providers[0].probe);
+	assert_string_equal(cfg->providers[0].probe_ttft_model, "");
+	assert_int_equal(cfg->providers[0].probe_ttft_per_hour, 4);
 	dt_config_free(cfg);
 }
 
@@ -513,6 +520,36 @@ static void test_health_section(void **state)
 	assert_int_equal(cfg->health.class_max_ejected_percent, 100);
 	assert_int_equal(cfg->health.probe_interval_ms, 5000);
 	assert_int_equal(cfg->health.slow_ceiling_ms, 0);
+	dt_config_free(cfg);
+}
+
+/* The signal sources: switched in [health], probes chosen per provider. */
+static void test_signal_switches(void **state)
+{
+	struct dt_cfg *cfg = load_ok(
+		"[health]\n"
+		"probes = no\n"
+		"probe_timeout_ms = 2500\n"
+		"probe_jitter_percent = 50\n"
+		"tcp_signals = no\n"
+		"netwatch = no\n"
+		PROVIDER
+		"probe_ttft_model = gpt-4o-mini\n"
+		"probe_ttft_per_hour = 12\n"
+		PROVIDER_Q
+		"probe = no\n");
+
+	(void)state;
+	assert_false(cfg->probes);
+	assert_int_equal(cfg->probe_timeout_ms, 2500);
+	assert_int_equal(cfg->health.probe_jitter_percent, 50);
+	assert_false(cfg->tcp_signals);
+	assert_false(cfg->netwatch);
+	assert_true(cfg->providers[0].probe);
+	assert_string_equal(cfg->providers[0].probe_ttft_model, "gpt-4o-mini");
+	assert_int_equal(cfg->providers[0].probe_ttft_per_hour, 12);
+	assert_false(cfg->providers[1].probe);
+	assert_string_equal(cfg->providers[1].probe_ttft_model, "");
 	dt_config_free(cfg);
 }
 
@@ -971,6 +1008,10 @@ static const struct bad_case bad_cases[] = {
 	{ "[health]\nfailure_rate_percent = 0\n" PROVIDER, 2, "failure_rate_percent: expected a number from 1 to 100" },
 	{ "[health]\nmin_calls = 5\nmin_calls = 6\n" PROVIDER, 3, "min_calls already set at line 2" },
 	{ "[health]\nconsecutive_failures = 5\n" PROVIDER, 2, "unknown key \"consecutive_failures\" in [health]" },
+	{ "[health]\nprobes = off\n" PROVIDER, 2, "probes: unknown value \"off\"" },
+	{ "[health]\nprobe_timeout_ms = 50\n" PROVIDER, 2, "probe_timeout_ms: expected a number from 100 to 600000" },
+	{ PROVIDER "probe_ttft_model = two words\n", 3, "probe_ttft_model: model name must be 1 to 127 printable characters" },
+	{ PROVIDER "probe_ttft_per_hour = 0\n", 3, "probe_ttft_per_hour: expected a number from 1 to 60" },
 	{ "[class c]\nstrategy = priority\nstrategy = weighted\n" PROVIDER, 3, "strategy already set at line 2" },
 	{ "[class c]\nmember = p:a weight=2\nmember = q:b\n" PROVIDER PROVIDER_Q, 2,
 	  "member: weight= needs strategy = weighted in class c" },
@@ -1239,6 +1280,7 @@ int main(void)
 		T(test_provider_key_forms),
 		T(test_classes),
 		T(test_health_section),
+		T(test_signal_switches),
 		T(test_model_name_length),
 		T(test_class_limits),
 		T(test_apps),

@@ -2,7 +2,7 @@
 /* Health engine, scenario by scenario with an injected clock: outages,
  * failure rates, slow calls, rate limits, flapping, half-open trials,
  * per-model outages, the class cap and panic, operator overrides, the
- * change callback, kernel signals, probes, the model table. */
+ * change callback, kernel signals, probes, a lost path, the model table. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -1091,6 +1091,96 @@ static void test_probes_judge_the_provider(void **state)
 	dt_health_free(h);
 }
 
+/* ---- the path to a provider (netlink) ------------------------------------------ */
+
+static void test_lost_path_holds_down_until_it_is_back(void **state)
+{
+	struct dt_health *h = engine(NULL);
+	struct dt_health_verdict v;
+	uint64_t back = T0 + 600 * SEC;
+
+	(void)state;
+	dt_health_probe(h, GROQ, true, 10 * MS, T0);
+	dt_health_path(h, GROQ, DT_PATH_NO_ROUTE, T0 + SEC);
+	v = verdict(h, GROQ, NULL, T0 + SEC);
+	assert_int_equal(v.state, DT_DOWN);
+	assert_int_equal(v.reason, DT_HR_NO_ROUTE);
+	assert_string_equal(v.reason_text, "route lost");
+	assert_int_equal(v.until, 0); /* open-ended: no timer ends it */
+	assert_int_equal(v.ejections, 0);
+	assert_int_equal(last_change()->to, DT_DOWN);
+	assert_int_equal(last_change()->since, T0 + SEC);
+	assert_false(dt_health_usable(h, GROQ, MINI, T0 + SEC));
+	/* the interface the routes went out of is named once it is known */
+	dt_health_path(h, GROQ, DT_PATH_LINK_DOWN, T0 + 2 * SEC);
+	assert_string_equal(last_change()->text, "uplink down");
+	/* far past any ejection time, nothing but the path ends it; probes,
+	 * answers and ticks meanwhile decide nothing */
+	dt_health_tick(h, back - SEC);
+	dt_health_probe(h, GROQ, true, 10 * MS, back - SEC);
+	outcome_at(h, GROQ, MINI, DT_OUTCOME_OK, 0, back - SEC);
+	assert_int_equal(state_of(h, GROQ, NULL, back - SEC), DT_DOWN);
+
+	/* back: half-open at once, its probe due now, trials decide */
+	dt_health_path(h, GROQ, DT_PATH_OK, back);
+	v = verdict(h, GROQ, NULL, back);
+	assert_int_equal(v.state, DT_PROBING);
+	assert_string_equal(v.reason_text, "path back, 3 trials admitted");
+	assert_int_equal(dt_health_probe_due(h, GROQ), back);
+	for (int i = 1; i <= 3; i++)
+		dt_health_probe(h, GROQ, true, 10 * MS, back + (uint64_t)i * SEC);
+	v = verdict(h, GROQ, NULL, back + 3 * SEC);
+	assert_int_equal(v.state, DT_HEALTHY);
+	assert_int_equal(v.ejections, 0);
+	/* not an ejection of its making: the next one starts from the base */
+	fail_n(h, GROQ, NULL, DT_OUTCOME_CONNECT_FAILED, 5, back + 4 * SEC);
+	assert_int_equal(verdict(h, GROQ, NULL, back + 4 * SEC).until, back + 4 * SEC + 10 * SEC);
+	dt_health_free(h);
+}
+
+static void test_lost_path_never_shortens_an_ejection(void **state)
+{
+	struct dt_health *h = engine(NULL);
+	uint64_t until;
+
+	(void)state;
+	fail_n(h, DEEPSEEK, NULL, DT_OUTCOME_CONNECT_FAILED, 5, T0);
+	until = verdict(h, DEEPSEEK, NULL, T0).until;
+	dt_health_path(h, DEEPSEEK, DT_PATH_NO_ROUTE, T0 + SEC);
+	assert_string_equal(last_change()->text, "route lost");
+	/* back before the ejection is over: the ejection runs out, its cause shown again */
+	dt_health_path(h, DEEPSEEK, DT_PATH_OK, T0 + 2 * SEC);
+	assert_int_equal(state_of(h, DEEPSEEK, NULL, T0 + 2 * SEC), DT_DOWN);
+	assert_int_equal(verdict(h, DEEPSEEK, NULL, T0 + 2 * SEC).until, until);
+	assert_string_equal(last_change()->text, "5 consecutive failures");
+	dt_health_tick(h, until);
+	assert_int_equal(state_of(h, DEEPSEEK, NULL, until), DT_PROBING);
+	assert_string_equal(last_change()->text, "ejection over, 3 trials admitted");
+	dt_health_free(h);
+}
+
+static void test_new_path_is_probed_at_once(void **state)
+{
+	struct dt_health *h = engine(NULL);
+
+	(void)state;
+	dt_health_probe(h, OPENAI, true, 10 * MS, T0);
+	assert_true(dt_health_probe_due(h, OPENAI) > T0 + SEC);
+	changes.n = 0;
+	/* a route moved: nothing lost, nothing announced, but worth a probe */
+	dt_health_path(h, OPENAI, DT_PATH_OK, T0 + SEC);
+	assert_int_equal(dt_health_probe_due(h, OPENAI), T0 + SEC);
+	assert_int_equal(state_of(h, OPENAI, NULL, T0 + SEC), DT_HEALTHY);
+	assert_int_equal(changes.n, 0);
+	/* an operator's force beats a lost path */
+	dt_health_override(h, OPENAI, NULL, DT_OVERRIDE_FORCE, T0 + 2 * SEC);
+	dt_health_path(h, OPENAI, DT_PATH_LINK_DOWN, T0 + 3 * SEC);
+	assert_true(dt_health_usable(h, OPENAI, MINI, T0 + 3 * SEC));
+	dt_health_override(h, OPENAI, NULL, DT_OVERRIDE_NONE, T0 + 4 * SEC);
+	assert_int_equal(state_of(h, OPENAI, NULL, T0 + 4 * SEC), DT_DOWN);
+	dt_health_free(h);
+}
+
 /* ---- options and snapshot ----------------------------------------------------- */
 
 static void test_options(void **state)
@@ -1186,6 +1276,9 @@ int main(void)
 		cmocka_unit_test(test_kernel_retransmits_and_slow_connects_degrade),
 		cmocka_unit_test(test_probe_schedule_with_jitter),
 		cmocka_unit_test(test_probes_judge_the_provider),
+		cmocka_unit_test(test_lost_path_holds_down_until_it_is_back),
+		cmocka_unit_test(test_lost_path_never_shortens_an_ejection),
+		cmocka_unit_test(test_new_path_is_probed_at_once),
 		cmocka_unit_test(test_options),
 		cmocka_unit_test(test_snapshot_and_bounds),
 	};
