@@ -34,6 +34,7 @@
 struct tcp_pending {
 	struct dt_tcp_sample s;
 	uint64_t latency_sum_ns;
+	uint32_t timed;                       /* connects with a latency */
 	bool queued;
 };
 
@@ -128,8 +129,8 @@ static void on_tcp_flush(evutil_socket_t fd, short what, void *arg)
 
 		if (!t->queued)
 			continue;
-		if (t->s.connects)
-			t->s.connect_latency_ns = t->latency_sum_ns / t->s.connects;
+		if (t->timed)
+			t->s.connect_latency_ns = t->latency_sum_ns / t->timed;
 		if (d->names[id][0])
 			dt_health_tcp(d->health, id, &t->s, now);
 		*t = (struct tcp_pending){0};
@@ -152,10 +153,11 @@ static void on_tcp_signal(const struct dt_endpoint *ep, enum dt_tcp_kind kind, _
 	t = &s->tcp[id];
 	switch (kind) {
 	case DT_TCP_CONNECT_OK:
-		/* a latency the kernel did not see (connect begun before the
-		 * programs were attached) counts the connect, not its time */
+		/* a connect begun before the programs were attached has no
+		 * latency: it counts as a connect, not in the mean */
+		t->s.connects++;
 		if (value) {
-			t->s.connects++;
+			t->timed++;
 			t->latency_sum_ns += value;
 		}
 		break;
