@@ -5,6 +5,8 @@
   bpfjson.py verdict ADDR PORT     struct dt_verdict of one endpoint: name=value lines
                                    (any map keyed by endpoint with BTF: tcp_signals)
   bpfjson.py verdicts              every verdict: "addr port state=.. failures=.." lines
+  bpfjson.py health                the struct dt_provider_health of a `map lookup`:
+                                   "state since_ns ejections until_ns reason text"
 
 Works with BTF ("formatted" members with field names) and without (raw hex
 bytes, decoded with the layouts of include/detour.h)."""
@@ -87,6 +89,15 @@ def verdicts(doc):
     return out
 
 
+def health(doc):
+    """one verdict of provider_health or model_health (BTF-formatted lookup)"""
+    v = doc.get("formatted", doc)["value"]
+    t = v["reason_text"]
+    if not isinstance(t, str):
+        t = bytes(int(x, 16) if isinstance(x, str) else x for x in t).split(b"\0")[0].decode()
+    print(v["state"], v["since_ns"], v["ejections"], v["until_ns"], t)
+
+
 def main():
     text = sys.stdin.read().strip()
     doc = json.loads(text) if text else []
@@ -99,6 +110,8 @@ def main():
             if ep == want:
                 for k, v in val.items():
                     print("%s=%s" % (k, v))
+    elif what == "health":
+        health(doc)
     elif what == "verdicts":
         for (ip, port), val in verdicts(doc):
             print(ip, port, " ".join("%s=%s" % kv for kv in val.items()))

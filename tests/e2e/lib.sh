@@ -408,12 +408,15 @@ sdk_require() {
 # clean environment: no proxy variables, no base URLs, only the VARs given and
 # detour's CA root (NODE_EXTRA_CA_CERTS). Its stdout goes to OUT, its stderr
 # to OUT.err.
-sdk_run() {
-	local out=$1 script=$2 envs=()
-	shift 2
+sdk_run() { sdk_exec 60 "$@"; }
+
+# sdk_exec LIMIT-S OUT SCRIPT [VAR=VALUE...] -- ARGS...: sdk_run, bounded by LIMIT-S
+sdk_exec() {
+	local limit=$1 out=$2 script=$3 envs=()
+	shift 3
 	while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
 	[ $# -gt 0 ] && shift
-	timeout -k 1 60 bash -c 'cg=$1; ns=$2; shift 2; echo $$ >"$cg/cgroup.procs" || exit 126; exec nsenter --net="$ns" "$@"' \
+	timeout -k 1 "$limit" bash -c 'cg=$1; ns=$2; shift 2; echo $$ >"$cg/cgroup.procs" || exit 126; exec nsenter --net="$ns" "$@"' \
 		_ "$CGROOT/enrolled" "$NSC" \
 		env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$W" NODE_EXTRA_CA_CERTS="$W/state/ca/root.pem" \
 		"${envs[@]}" "$NODE" "$E2E_LIB_DIR/sdk/$script" "$@" >"$out" 2>"$out.err"
@@ -591,4 +594,216 @@ link_ids() {
 	for f in $(find "$PIN/links" -type f | sort); do
 		echo "${f#"$PIN"/links/}=$(bpftool -j link show pinned "$f" 2>/dev/null | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])' 2>/dev/null)"
 	done
+}
+
+# ---- health verdicts -------------------------------------------------------------
+
+STATE_NAMES=(healthy degraded rate-limited down probing)
+
+# health ID [MODEL]: "STATE SINCE_NS EJECTIONS UNTIL_NS REASON-TEXT" of provider
+# ID's verdict in the pinned provider_health map, or of its MODEL's in model_health
+health() {
+	local map=provider_health key
+	if [ -n "${2:-}" ]; then
+		map=model_health
+		key=$("$PY" -c 'import sys
+b = int(sys.argv[1]).to_bytes(4, "little") + sys.argv[2].encode().ljust(128, b"\0")
+print(" ".join(str(x) for x in b))' "$1" "$2")
+	else
+		key="$(($1 & 255)) $(($1 >> 8 & 255)) 0 0"
+	fi
+	# shellcheck disable=SC2086 # the key's bytes
+	bpftool -j map lookup pinned "$PIN/$map" key $key 2>/dev/null |
+		"$PY" "$E2E_LIB_DIR/bpfjson.py" health 2>/dev/null
+}
+
+MONO_OFFSET=
+# wall_of_mono NS: the wall-clock time (seconds) of a CLOCK_MONOTONIC time in ns
+wall_of_mono() {
+	[ -n "$MONO_OFFSET" ] || MONO_OFFSET=$("$PY" -c 'import time; print(time.time() - time.monotonic())')
+	awk -v n="$1" -v o="$MONO_OFFSET" 'BEGIN { printf "%.6f", n / 1e9 + o }'
+}
+# ms_since T0 [T1]: milliseconds from wall time T0 to T1 (default now)
+ms_since() { awk -v a="$1" -v b="${2:-$EPOCHREALTIME}" 'BEGIN { printf "%d", (b - a) * 1000 }'; }
+
+# log_stamp_start: follow detourd's log into $STAMPED, each line prefixed by
+# the wall-clock time it was read at (tail follows with inotify: milliseconds)
+log_stamp_start() {
+	STAMPED=$W/log/stamped.$DETOURD_RUNS.txt
+	tail --pid="$DETOURD_PID" -n +1 -F "$DETOURD_LOG" 2>/dev/null | "$PY" -u -c '
+import sys, time
+for line in iter(sys.stdin.readline, ""):
+    sys.stdout.write("%.6f %s" % (time.time(), line))' >"$STAMPED" &
+	E2E_PIDS+=($!)
+}
+# change_after T REGEX: read time of the first verdict change logged after wall
+# time T whose text after "health: " matches REGEX (awk), e.g.
+# 'openai model gpt-4o-mini: [a-z-]+ -> down'; nothing when there is none yet
+change_after() { awk -v t="$1" -v re="health: $2" '$1 >= t && $0 ~ re { print $1; exit }' "$STAMPED"; }
+# changes_between T0 T1 REGEX: how many such lines were read between T0 and T1
+changes_between() { awk -v a="$1" -v b="$2" -v re="health: $3" '$1 >= a && $1 <= b && $0 ~ re { n++ } END { print n + 0 }' "$STAMPED"; }
+
+# fake_counts NAME...: "CHAT PROBES TOKENS" summed over those fakellms: chat
+# completion requests, model list requests (what probes ask), completion tokens
+fake_counts() {
+	local n
+	for n in "$@"; do fake_admin "$n" GET /stats; echo; done | "$PY" -c '
+import json, sys
+c = m = t = 0
+for line in sys.stdin:
+    if line.strip():
+        d = json.loads(line)
+        c += d["by_path"]["/v1/chat/completions"]; m += d["by_path"]["/v1/models"]; t += d["tokens"]["completion"]
+print(c, m, t)'
+}
+
+# ---- steady load: the official openai SDK (sdk/load_client.mjs) -------------------
+
+LOAD_KEY=sk-app-load-key-0001 LOAD_RUNS=0
+# load_start WORKERS INTERVAL-MS MAX-S [STREAM yes|no]: WORKERS sequential
+# clients in the enrolled cgroup, in the background until load_stop (or MAX-S);
+# their lines in $LOAD_OUT
+load_start() {
+	LOAD_RUNS=$((LOAD_RUNS + 1))
+	LOAD_OUT=$W/load.$LOAD_RUNS.jsonl LOAD_STOP=$W/load.$LOAD_RUNS.stop
+	sdk_exec $(($3 + 30)) "$LOAD_OUT" load_client.mjs OPENAI_API_KEY="$LOAD_KEY" -- --workers "$1" \
+		--interval-ms "$2" --duration-ms $(($3 * 1000)) --stop "$LOAD_STOP" --stream "${4:-yes}" &
+	LOAD_PID=$!
+	E2E_PIDS+=($LOAD_PID)
+	wait_for 15 test -s "$LOAD_OUT" || { notok "the load client did not start: $(tail -n 3 "$LOAD_OUT.err")"; return 1; }
+}
+load_stop() { touch "$LOAD_STOP"; wait "$LOAD_PID" 2>/dev/null; }
+
+# load_stat FROM TO [AFTER]: LS[key] = the load's figures for the requests
+# started between wall times FROM and TO (tests/e2e/loadstat.py)
+declare -A LS
+load_stat() {
+	local kv
+	LS=()
+	while IFS= read -r kv; do LS[${kv%%=*}]=${kv#*=}; done < <(LOADSTAT_VIA=${prov:-openai} \
+		"$PY" "$E2E_LIB_DIR/loadstat.py" "$LOAD_OUT" "$@")
+}
+
+# ---- transition scenarios (test_scenarios*.sh, bench/transition.sh) --------------
+#
+# Under the running load, the primary's fakellms ($SCEN_FAKES) are switched to
+# a fault and back. Each scenario reports, and checks: the errors the clients
+# saw (zero), the chat requests the failed provider got after its verdict
+# flipped (at most what its readmissions allow), the verdict in the pinned
+# map with its reason, and the recovery (healthy again, traffic back).
+# Settings: SCEN_FAKES (the failing provider's fakellms), SCEN_ALL (every
+# fakellm of the class), SCEN_WINDOW_S (how long the fault lasts),
+# SCEN_RECOVER_S (how long recovery may take), SCEN_PER_READMIT (requests
+# allowed per readmission: the half-open trials), SCEN_REPORT (a file: one
+# tab-separated line of figures per scenario, for bench/transition.sh).
+SCEN_FAKES="A B" SCEN_ALL="A B G" SCEN_WINDOW_S=3 SCEN_RECOVER_S=8 SCEN_PER_READMIT=1 SCEN_REPORT=
+
+scen_fault() { local f; for f in $SCEN_FAKES; do fake_fault "$f" "$1"; done; }
+
+# scen_verdict SCOPE: the verdict of "openai" or "openai model M" in the maps
+scen_verdict() {
+	local p=${1%% *} m=
+	[[ $1 == *" model "* ]] && m=${1##* model }
+	health "$(provider_id "$p")" $m
+}
+# provider_id NAME: its id in the pinned providers map
+provider_id() {
+	bpftool -j map dump pinned "$PIN/providers" 2>/dev/null | "$PY" -c '
+import json, sys
+for e in json.load(sys.stdin):
+    v = e.get("formatted", e)["value"]; n = v["name"]
+    n = n if isinstance(n, str) else bytes(int(x, 16) if isinstance(x, str) else x for x in n).split(b"\0")[0].decode()
+    if v.get("used") and n == sys.argv[1]:
+        print(e.get("formatted", e)["key"]); break' "$1"
+}
+
+# scen_state SCOPE: the state (number) of its verdict in the maps, else, in a
+# build without model_health, the last one logged
+scen_state() {
+	local v s
+	if [[ $1 != *" model "* ]] || [ -e "$PIN/model_health" ]; then
+		v=$(scen_verdict "$1")
+		echo "${v%% *}"
+		return
+	fi
+	v=$(grep -E "health: $1: [a-z-]+ -> " "$STAMPED" | tail -n 1 | sed -E 's/.* -> ([a-z-]+).*/\1/')
+	for s in "${!STATE_NAMES[@]}"; do [ "${STATE_NAMES[$s]}" = "${v:-healthy}" ] && echo "$s"; done
+}
+
+# scen_ready SCOPE: the verdict is healthy and the provider answers the load
+scen_ready() {
+	local t=$EPOCHREALTIME
+	[ "$(scen_state "$1")" = 0 ] || return 1
+	wait_for 3 eval "load_stat $t 9e9; [ \"\${LS[via_${1%% *}]:-0}\" -gt 0 ]"
+}
+
+# scen_run NAME SCOPE FAILED-STATE FAULT [NORMAL]: FAULT for SCEN_WINDOW_S,
+# then NORMAL (default ok). SCOPE is the verdict as detourd logs it ("openai",
+# "openai model gpt-4o-mini"); FAILED-STATE what it must turn to (down,
+# rate-limited, degraded).
+scen_run() {
+	local name=$1 scope=$2 failed=$3 fault=$4 normal=${5:-'{"mode":"ok"}'}
+	local prov=${2%% *} code t_on t_flip t_off t_back="" t_healthy c0 c_flip c_end c1 readmits allowed after
+	local since_ms=- flip_ms=- recover_ms=- v_flip
+	for code in "${!STATE_NAMES[@]}"; do [ "${STATE_NAMES[$code]}" = "$failed" ] && break; done
+	scen_fault "$normal"
+	if ! wait_for "$SCEN_RECOVER_S" scen_ready "$scope"; then
+		notok "$name: $scope was not healthy and answering before the fault: $(scen_verdict "$scope")"
+		return 1
+	fi
+	read -r -a c0 <<<"$(fake_counts $SCEN_ALL)"
+	t_on=$EPOCHREALTIME
+	scen_fault "$fault"
+	# the flip: the change logged, the failed provider's count right then, the map
+	wait_for "$SCEN_WINDOW_S" eval '[ -n "$(change_after $t_on "$scope: [a-z-]+ -> $failed")" ]'
+	t_flip=$(change_after "$t_on" "$scope: [a-z-]+ -> $failed")
+	c_flip=$(fake_counts $SCEN_FAKES)
+	v_flip=$(scen_verdict "$scope")
+	sleep "$(awk -v t="$t_on" -v w="$SCEN_WINDOW_S" -v n="$EPOCHREALTIME" 'BEGIN { d = t + w - n; print (d > 0 ? d : 0) }')"
+	c_end=$(fake_counts $SCEN_FAKES)
+	t_off=$EPOCHREALTIME
+	scen_fault "$normal"
+	# recovered: healthy (as a change after the fault ended, or already) and
+	# answering requests sent after it
+	wait_for "$SCEN_RECOVER_S" eval '[ "$(scen_state "$scope")" = 0 ] &&
+		load_stat $t_off 9e9 && [ "${LS[via_'"$prov"']:-0}" -gt 0 ]' && t_back=$EPOCHREALTIME
+	read -r -a c1 <<<"$(fake_counts $SCEN_ALL)"
+
+	if [ -n "$t_flip" ]; then
+		flip_ms=$(ms_since "$t_on" "$t_flip")
+		[ "${v_flip%% *}" = "$code" ] && since_ms=$(ms_since "$t_on" "$(wall_of_mono "$(cut -d' ' -f2 <<<"$v_flip")")")
+		# readmissions: changes from the failed state to one that lets requests in
+		readmits=$(changes_between "$t_flip" "$t_off" "$scope: $failed -> (probing|healthy|degraded)")
+		allowed=$((readmits * SCEN_PER_READMIT))
+		after=$((${c_end%% *} - ${c_flip%% *}))
+	fi
+	if [ -n "$t_back" ]; then
+		t_healthy=$(change_after "$t_off" "$scope: [a-z-]+ -> healthy")
+		load_stat "$t_off" "$t_back"
+		recover_ms="${t_healthy:+$(ms_since "$t_off" "$t_healthy") ms healthy, }$(ms_since "$t_off" \
+			"$(awk -v t="$t_off" -v ms="${LS[first_via_ms]}" 'BEGIN { printf "%.6f", t + ms / 1000 }')") ms answering"
+	fi
+	load_stat "$t_on" "${t_back:-$EPOCHREALTIME}" "${t_flip:-9e9}"
+	local extra=$((c1[0] - c0[0] - LS[n])) probes=$((c1[1] - c0[1])) xtok=$((c1[2] - c0[2] - LS[tokens]))
+	note "$name: verdict $failed decided after $since_ms ms, logged after $flip_ms ms (map: ${v_flip#* * * * }); \
+the failed provider got ${after:--} chat requests after the flip (allowed ${allowed:--}: ${readmits:--} readmissions); \
+clients: ${LS[n]} requests, ${LS[errors]} errors, worst ${LS[worst_ms]} ms (first token ${LS[worst_first_ms]} ms), \
+started after the flip worst ${LS[worst_after_ms]} ms; after the fault ended: ${recover_ms}; \
+extra upstream chat requests $extra, probes $probes, extra tokens $xtok"
+	[ -n "$SCEN_REPORT" ] && printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$since_ms" \
+		"$flip_ms" "${after:--}" "${allowed:--}" "${LS[n]}" "${LS[errors]}" "${LS[worst_ms]}" \
+		"${LS[worst_after_ms]}" "$recover_ms" "$extra" "$probes" "$xtok" >>"$SCEN_REPORT"
+
+	check "$name: zero errors seen by the clients" "${LS[errors]} of ${LS[n]}: ${LS[first_error]}" [ "${LS[errors]}" = 0 ]
+	check "$name: verdict $failed within the fault, none of its requests after the flip but the readmissions'" \
+		"flip at ${flip_ms} ms; ${after:-?} requests after it, allowed ${allowed:-?}" \
+		eval '[ -n "$t_flip" ] && [ "$after" -le "$allowed" ]'
+	if [[ $scope == *" model "* ]] && [ ! -e "$PIN/model_health" ]; then
+		note "$name: no model_health map in this build: the model's verdict is in the log only"
+	else
+		check "$name: the verdict is in the map at the flip, with its reason" "map: '$v_flip'" \
+			eval '[ "${v_flip%% *}" = "$code" ] && [ -n "${v_flip#* * * * }" ]'
+	fi
+	check "$name: recovery: healthy again and answering within $SCEN_RECOVER_S s of the fault's end" \
+		"map: $(scen_verdict "$scope"); load since: ${LS[via_$prov]:-0} via $prov" [ -n "$t_back" ]
 }
