@@ -807,3 +807,45 @@ extra upstream chat requests $extra, probes $probes, extra tokens $xtok"
 	check "$name: recovery: healthy again and answering within $SCEN_RECOVER_S s of the fault's end" \
 		"map: $(scen_verdict "$scope"); load since: ${LS[via_$prov]:-0} via $prov" [ -n "$t_back" ]
 }
+
+# scen_flap NAME SCOPE FAULT CYCLES DOWN-S UP-S: the primary fails with FAULT
+# for DOWN-S and answers for UP-S, CYCLES times, under the running load. Checks
+# zero client errors, that each ejection lasts longer than the one before (a
+# flapping provider is kept out longer and longer), the ejections in the map,
+# and the recovery.
+scen_flap() {
+	local name=$1 scope=$2 fault=$3 cycles=$4 down=$5 up=$6 prov=${2%% *} i t_on t_off t_back="" v
+	local lens c0 c1
+	scen_fault '{"mode":"ok"}'
+	if ! wait_for "$SCEN_RECOVER_S" scen_ready "$scope"; then
+		notok "$name: $scope was not healthy and answering before the fault: $(scen_verdict "$scope")"
+		return 1
+	fi
+	read -r -a c0 <<<"$(fake_counts $SCEN_ALL)"
+	t_on=$EPOCHREALTIME
+	for ((i = 0; i < cycles; i++)); do
+		scen_fault "$fault"; sleep "$down"
+		scen_fault '{"mode":"ok"}'; sleep "$up"
+	done
+	t_off=$EPOCHREALTIME
+	v=$(scen_verdict "$scope")
+	wait_for "$SCEN_RECOVER_S" eval '[ "$(scen_state "$scope")" = 0 ] &&
+		load_stat $t_off 9e9 && [ "${LS[via_'"$prov"']:-0}" -gt 0 ]' && t_back=$EPOCHREALTIME
+	read -r -a c1 <<<"$(fake_counts $SCEN_ALL)"
+	# each ejection's length: from "-> down" to the "down -> probing" after it
+	lens=$(awk -v a="$t_on" -v re="health: $scope: " '$1 >= a && $0 ~ re {
+		if ($0 ~ / -> down /) d = $1
+		else if (d && $0 ~ / down -> probing /) { printf "%d ", ($1 - d) * 1000; d = 0 } }' "$STAMPED")
+	load_stat "$t_on" "${t_back:-$EPOCHREALTIME}"
+	note "$name: $cycles cycles of ${down} s down, ${up} s up: ejections of ${lens:-none} ms; map at the end: ${v:-none}; \
+clients: ${LS[n]} requests, ${LS[errors]} errors, worst ${LS[worst_ms]} ms; the failed provider got $((c1[0] - c0[0] - LS[n] + ${LS[via_$prov]:-0})) \
+chat requests, ${LS[via_$prov]:-0} of them answered"
+	[ -n "$SCEN_REPORT" ] && printf '%s\t-\t-\t-\t-\t%s\t%s\t%s\t-\t-\t%s\t%s\t%s\n' "$name" "${LS[n]}" \
+		"${LS[errors]}" "${LS[worst_ms]}" "$((c1[0] - c0[0] - LS[n]))" "$((c1[1] - c0[1]))" \
+		"$((c1[2] - c0[2] - LS[tokens]))" >>"$SCEN_REPORT"
+	check "$name: zero errors seen by the clients" "${LS[errors]} of ${LS[n]}: ${LS[first_error]}" [ "${LS[errors]}" = 0 ]
+	check "$name: ejected at least twice, each ejection longer than the one before" "ejections (ms): ${lens:-none}" \
+		eval '[ "$(wc -w <<<"$lens")" -ge 2 ] && awk -v l="$lens" '"'"'BEGIN { n = split(l, a, " "); for (i = 2; i <= n; i++) if (a[i] <= a[i - 1]) exit 1 }'"'"
+	check "$name: the ejections are counted in the map" "map: ${v:-none}" eval '[ "$(cut -d" " -f3 <<<"$v")" -ge 2 ]'
+	check "$name: recovery: healthy again and answering within $SCEN_RECOVER_S s" "map: $(scen_verdict "$scope")" [ -n "$t_back" ]
+}
