@@ -52,13 +52,15 @@ static int open_and_load(struct dt_bpf *b, char *err, size_t errlen)
 }
 
 /* Maps pinned by an older, incompatible build block the load; they hold
- * only soft state (counters, verdicts, resolutions), so start them afresh. */
+ * soft state (counters, verdicts, resolutions) and the operator's
+ * overrides, which an upgrade changing their layout cannot carry over:
+ * start them afresh. */
 static void unpin_maps(struct dt_bpf *b)
 {
 	static const char *const maps[] = {
 		DT_MAP_SETTINGS, DT_MAP_INTERCEPT, DT_MAP_VERDICTS, DT_MAP_PROVIDERS,
 		DT_MAP_EP_STATS, DT_MAP_STATS, DT_MAP_REDIRECTS, DT_MAP_SK_ORIGIN,
-		DT_MAP_PROVIDER_HEALTH,
+		DT_MAP_PROVIDER_HEALTH, DT_MAP_MODEL_HEALTH, DT_MAP_OVERRIDES,
 	};
 	char path[PATH_MAX];
 
@@ -118,6 +120,8 @@ int dt_bpf_load(struct dt_bpf *b, const char *pin_dir, char *err, size_t errlen)
 	b->providers_fd = bpf_map__fd(b->skel->maps.providers);
 	b->provider_health_fd = bpf_map__fd(b->skel->maps.provider_health);
 	b->redirects_fd = bpf_map__fd(b->skel->maps.redirects);
+	b->model_health_fd = bpf_map__fd(b->skel->maps.model_health);
+	b->overrides_fd = bpf_map__fd(b->skel->maps.overrides);
 	return 0;
 }
 
@@ -162,6 +166,20 @@ int dt_bpf_set_provider(const struct dt_bpf *b, __u32 id, const struct dt_provid
 int dt_bpf_set_provider_health(const struct dt_bpf *b, __u32 id, const struct dt_provider_health *h)
 {
 	return update(b->provider_health_fd, &id, h);
+}
+
+int dt_bpf_set_model_health(const struct dt_bpf *b, __u32 id, const char *model,
+			    const struct dt_provider_health *h)
+{
+	struct dt_model_key key = { .provider_id = id };
+
+	/* the rest of the name stays zero: the kernel hashes every byte */
+	strncpy(key.model, model, sizeof(key.model) - 1);
+	if (h)
+		return update(b->model_health_fd, &key, h);
+	if (bpf_map_delete_elem(b->model_health_fd, &key) && errno != ENOENT)
+		return -errno;
+	return 0;
 }
 
 int dt_bpf_set_verdict(const struct dt_bpf *b, const struct dt_endpoint *ep,

@@ -14,6 +14,7 @@ struct dt_cfg;
 struct dt_itable;
 struct dt_epstate;
 struct dt_health;
+struct dt_overrides;
 struct dt_listener;
 struct dt_relay;
 struct dt_proxy;
@@ -32,6 +33,9 @@ struct detourd {
 	struct dt_health *health;             /* provider and model verdicts (daemon_health.c) */
 	struct event *health_timer;
 	struct daemon_signals *signals;       /* probes, kernel TCP, netlink (daemon_signals.c) */
+	struct event *health_poll;            /* overrides map, verdict refresh */
+	uint64_t health_published;            /* when every verdict was last written */
+	struct dt_overrides *overrides;       /* as last applied from the overrides map */
 	struct dt_listener *listener;
 	struct dt_relay *relay;
 	struct dt_proxy *proxy;               /* NULL: everything is relayed */

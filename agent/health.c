@@ -1083,6 +1083,19 @@ uint64_t dt_health_probe_due(const struct dt_health *h, uint32_t provider_id)
 
 /* ---- queries ------------------------------------------------------------ */
 
+size_t dt_health_models(const struct dt_health *h, uint32_t provider_id,
+			const char *out[DT_HEALTH_MODEL_SLOTS])
+{
+	size_t n = 0;
+
+	if (provider_id >= DT_MAX_PROVIDERS)
+		return 0;
+	for (size_t i = 0; i < DT_HEALTH_MODEL_SLOTS; i++)
+		if (h->p[provider_id].models[i].used)
+			out[n++] = h->p[provider_id].models[i].model;
+	return n;
+}
+
 struct standing {
 	enum dt_state state;
 	bool usable;

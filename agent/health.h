@@ -19,8 +19,8 @@
 
 /* Models tracked per provider; the least recently used healthy one makes
  * room for a new one. */
-#define DT_HEALTH_MODEL_SLOTS 8
-#define DT_HEALTH_MODEL_LEN   128
+#define DT_HEALTH_MODEL_SLOTS DT_MODELS_PER_PROVIDER
+#define DT_HEALTH_MODEL_LEN   DT_MODEL_LEN
 #define DT_HEALTH_REASON_LEN  64
 
 /* Every field 0 takes its default (docs/health.md says why each is what it
@@ -84,11 +84,8 @@ enum dt_health_reason {
 	DT_HR_PATH_BACK,            /* ... routed again: half-open, trials admitted */
 };
 
-enum dt_health_override {
-	DT_OVERRIDE_NONE,   /* clear: the signals decide again */
-	DT_OVERRIDE_DRAIN,  /* never route, not even in panic mode */
-	DT_OVERRIDE_FORCE,  /* always route, whatever the signals */
-};
+/* enum dt_health_override (NONE, DRAIN, FORCE) is in detour.h: the
+ * published verdicts and the overrides map carry it too. */
 
 /* What became of one attempt, as the proxy saw it. */
 enum dt_outcome_kind {
@@ -236,6 +233,11 @@ struct dt_health_verdict {
 /* false when the model is not tracked (yet). */
 bool dt_health_verdict(struct dt_health *h, uint32_t provider_id, const char *model,
 		       uint64_t now, struct dt_health_verdict *out);
+
+/* The models of the provider the engine tracks now, into out (pointers
+ * into the engine, valid until its next input). Returns how many. */
+size_t dt_health_models(const struct dt_health *h, uint32_t provider_id,
+			const char *out[DT_HEALTH_MODEL_SLOTS]);
 
 /* When the provider's next probe is due. Each probe result schedules the
  * next; a change to DOWN or PROBING brings it forward. */

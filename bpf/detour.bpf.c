@@ -68,6 +68,25 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } provider_health SEC(".maps");
 
+/* written by detourd: its health verdict per (provider, model) it tracks */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, DT_MAX_PROVIDERS * DT_MODELS_PER_PROVIDER);
+	__type(key, struct dt_model_key);
+	__type(value, struct dt_provider_health);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} model_health SEC(".maps");
+
+/* written by detourctl only (drain, undrain, force), applied by detourd;
+ * pinned, so an override outlives detourd's restarts */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, DT_MAX_OVERRIDES);
+	__type(key, struct dt_override_key);
+	__type(value, struct dt_override);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} overrides SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, DT_MAX_ENDPOINTS);

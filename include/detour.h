@@ -15,6 +15,9 @@
 #define DT_MAX_ENDPOINTS  4096
 #define DT_MAX_PROVIDERS  256
 #define DT_MAX_REDIRECTS  65536
+#define DT_MODEL_LEN      128   /* a model name and its NUL */
+#define DT_MODELS_PER_PROVIDER 8 /* model verdicts the health engine keeps per provider */
+#define DT_MAX_OVERRIDES  1024
 
 /* Names of the pinned objects under the pin directory. */
 #define DT_MAP_SETTINGS   "settings"
@@ -26,6 +29,8 @@
 #define DT_MAP_REDIRECTS  "redirects"
 #define DT_MAP_SK_ORIGIN  "sk_origin"
 #define DT_MAP_PROVIDER_HEALTH "provider_health"
+#define DT_MAP_MODEL_HEALTH "model_health"
+#define DT_MAP_OVERRIDES  "overrides"
 #define DT_PIN_LINKS      "links"
 #define DT_PIN_PROGS      "progs"
 
@@ -97,9 +102,18 @@ struct dt_verdict {
 	__u64 failovers;       /* connections moved away from this endpoint */
 };
 
-/* Value of the provider_health array map (index = provider id): the health
- * engine's verdict on the provider as a whole (agent/health.h), written by
- * detourd at each change. */
+/* Operator overrides of a verdict (detourctl drain|undrain|force). */
+enum dt_health_override {
+	DT_OVERRIDE_NONE,   /* clear: the signals decide again */
+	DT_OVERRIDE_DRAIN,  /* never route, not even in panic mode */
+	DT_OVERRIDE_FORCE,  /* always route, whatever the signals */
+};
+
+/* A health verdict as published: the value of the provider_health array map
+ * (index = provider id: the provider as a whole) and of the model_health
+ * hash map (key = struct dt_model_key). Written by detourd at each change
+ * of the health engine's verdict (agent/health.h), and refreshed (calls,
+ * rates, baselines) at least every second. */
 struct dt_provider_health {
 	__u32 state;           /* enum dt_state */
 	__u32 reason;          /* enum dt_health_reason (agent/health.h) */
@@ -111,9 +125,28 @@ struct dt_provider_health {
 	__u32 calls;           /* in the health engine's window */
 	__u32 error_rate_percent;
 	__u32 slow_rate_percent;
-	__u32 override;        /* 0 none, 1 drained, 2 forced */
+	__u32 override;        /* enum dt_health_override */
 	__u64 ttft_baseline_ns;
 	__u64 connect_baseline_ns;
+};
+
+/* Key of the model_health map: one model of one provider. */
+struct dt_model_key {
+	__u32 provider_id;
+	char  model[DT_MODEL_LEN]; /* NUL-padded */
+};
+
+/* Key of the overrides map, written by detourctl only and applied by
+ * detourd. By provider name, not id: an override outlives a configuration
+ * that drops the provider and applies again when it comes back. */
+struct dt_override_key {
+	char provider[DT_NAME_LEN];
+	char model[DT_MODEL_LEN];  /* "": the provider as a whole; NUL-padded */
+};
+
+/* Value of the overrides map. */
+struct dt_override {
+	__u32 kind;            /* enum dt_health_override: DRAIN or FORCE */
 };
 
 /* Value of the providers array map (index = provider id), for operators. */

@@ -660,6 +660,22 @@ static void test_model_table_keeps_the_troubled_ones(void **state)
 	assert_false(dt_health_verdict(h, DEEPSEEK, "m2", T0 + 20 * SEC, &v));
 	assert_true(dt_health_verdict(h, DEEPSEEK, "m0", T0 + 20 * SEC, &v));
 	assert_true(dt_health_verdict(h, DEEPSEEK, "m8", T0 + 20 * SEC, &v));
+	/* the tracked ones as the publisher lists them: m8 in, m2 out */
+	{
+		const char *models[DT_HEALTH_MODEL_SLOTS];
+		size_t n = dt_health_models(h, DEEPSEEK, models);
+		bool m2 = false, m8 = false;
+
+		assert_int_equal(n, DT_HEALTH_MODEL_SLOTS);
+		for (size_t i = 0; i < n; i++) {
+			m2 |= strcmp(models[i], "m2") == 0;
+			m8 |= strcmp(models[i], "m8") == 0;
+		}
+		assert_false(m2);
+		assert_true(m8);
+		assert_int_equal(dt_health_models(h, OPENAI, models), 0);
+		assert_int_equal(dt_health_models(h, DT_MAX_PROVIDERS, models), 0);
+	}
 	/* queries take no slot */
 	assert_true(dt_health_usable(h, DEEPSEEK, "q", T0 + 20 * SEC));
 	assert_false(dt_health_verdict(h, DEEPSEEK, "q", T0 + 20 * SEC, &v));

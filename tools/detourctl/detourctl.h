@@ -12,7 +12,8 @@
 /* Exit codes, documented in docs/detourctl.md. */
 enum ctl_exit {
 	CTL_EXIT_OK      = 0, /* done; status: the agent is running */
-	CTL_EXIT_AGENT   = 1, /* status: agent down or stopped; enroll: refused */
+	CTL_EXIT_AGENT   = 1, /* status: agent down or stopped; enroll, drain...: refused;
+			       * watch: --timeout before --count changes */
 	CTL_EXIT_USAGE   = 2, /* bad command line */
 	CTL_EXIT_NEVER   = 3, /* nothing pinned: detour never ran with this pin dir */
 	CTL_EXIT_FAILURE = 4, /* could not do it (permissions, BPF, configuration) */
@@ -23,6 +24,10 @@ enum ctl_exit {
 int ctl_cmd_status(const char *pin_dir, int argc, char **argv);
 int ctl_cmd_enroll(const char *pin_dir, int argc, char **argv);
 int ctl_cmd_unenroll(const char *pin_dir, int argc, char **argv);
+int ctl_cmd_watch(const char *pin_dir, int argc, char **argv);
+int ctl_cmd_drain(const char *pin_dir, int argc, char **argv);
+int ctl_cmd_undrain(const char *pin_dir, int argc, char **argv);
+int ctl_cmd_force(const char *pin_dir, int argc, char **argv);
 /* ca takes the configuration path (NULL: defaults), for its state_dir. */
 int ctl_cmd_ca(const char *config, int argc, char **argv);
 

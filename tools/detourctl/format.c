@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 
 #include "format.h"
+#include "health.h"
 #include "intercept.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -57,6 +58,44 @@ const char *ctl_mode_name(uint32_t mode)
 	return name_of(names, ARRAY_SIZE(names), mode);
 }
 
+const char *ctl_health_reason_name(uint32_t reason)
+{
+	static const char *const names[] = {
+		[DT_HR_NONE] = "none",
+		[DT_HR_CONSECUTIVE_FAILURES] = "consecutive_failures",
+		[DT_HR_FAILURE_RATE] = "failure_rate",
+		[DT_HR_CONNECTS_FAILING] = "connects_failing",
+		[DT_HR_MODELS_DOWN] = "models_down",
+		[DT_HR_TRIAL_FAILED] = "trial_failed",
+		[DT_HR_EJECTION_ENDED] = "ejection_ended",
+		[DT_HR_TRIALS_PASSED] = "trials_passed",
+		[DT_HR_RATE_LIMITED] = "rate_limited",
+		[DT_HR_LIMIT_EXHAUSTED] = "limit_exhausted",
+		[DT_HR_SLOW_CALLS] = "slow_calls",
+		[DT_HR_POOR_ANSWERS] = "poor_answers",
+		[DT_HR_SLOW_CONNECTS] = "slow_connects",
+		[DT_HR_RETRANSMITS] = "retransmits",
+		[DT_HR_RECOVERED] = "recovered",
+		[DT_HR_DRAINED] = "drained",
+		[DT_HR_FORCED] = "forced",
+		[DT_HR_CLEARED] = "cleared",
+		[DT_HR_FORGOTTEN] = "forgotten",
+	};
+	/* a reason added to the engine must be named here too */
+	_Static_assert(ARRAY_SIZE(names) == DT_HR_FORGOTTEN + 1, "every reason has a name");
+	return name_of(names, ARRAY_SIZE(names), reason);
+}
+
+const char *ctl_override_name(uint32_t override)
+{
+	static const char *const names[] = {
+		[DT_OVERRIDE_NONE] = "none",
+		[DT_OVERRIDE_DRAIN] = "drained",
+		[DT_OVERRIDE_FORCE] = "forced",
+	};
+	return name_of(names, ARRAY_SIZE(names), override);
+}
+
 const char *ctl_fmt_age(uint64_t ns, char *buf, size_t len)
 {
 	static const struct { uint64_t ns; const char *unit; } units[] = {
@@ -83,6 +122,16 @@ const char *ctl_fmt_age(uint64_t ns, char *buf, size_t len)
 	}
 	snprintf(buf, len, "%llu ms", (unsigned long long)(ns / 1000000));
 	return buf;
+}
+
+uint64_t ctl_age(uint64_t at_ns, uint64_t now_ns)
+{
+	return at_ns && now_ns > at_ns ? now_ns - at_ns : 0;
+}
+
+uint64_t ctl_remaining(uint64_t at_ns, uint64_t now_ns)
+{
+	return at_ns > now_ns ? at_ns - now_ns : 0;
 }
 
 const char *ctl_listener_str(const struct dt_config *s, bool ipv6, char *buf, size_t len)

@@ -16,9 +16,16 @@ const char *ctl_state_name(uint32_t state);   /* enum dt_state */
 const char *ctl_reason_name(uint32_t reason); /* enum dt_reason */
 const char *ctl_family_name(uint32_t family); /* enum dt_family */
 const char *ctl_mode_name(uint32_t mode);     /* enum dt_mode */
+const char *ctl_health_reason_name(uint32_t reason); /* enum dt_health_reason */
+const char *ctl_override_name(uint32_t override);    /* enum dt_health_override */
 
 /* "850 ms", "42 s", "7 min", "3 h", "2 d"; "never" for UINT64_MAX. Returns buf. */
 const char *ctl_fmt_age(uint64_t ns, char *buf, size_t len);
+
+/* How long ago a CLOCK_MONOTONIC time was, and how long until one is; 0
+ * when that time is 0 (never set), or not in the past / future. */
+uint64_t ctl_age(uint64_t at_ns, uint64_t now_ns);
+uint64_t ctl_remaining(uint64_t at_ns, uint64_t now_ns);
 
 /* The proxy listener the hook redirects to, "127.0.0.1:15001" or
  * "[::1]:15001". Returns buf (DT_ENDPOINT_STRLEN bytes are enough). */

@@ -18,13 +18,23 @@ static const struct command {
 	{ "status", ctl_cmd_status },
 	{ "enroll", ctl_cmd_enroll },
 	{ "unenroll", ctl_cmd_unenroll },
+	{ "watch", ctl_cmd_watch },
+	{ "drain", ctl_cmd_drain },
+	{ "undrain", ctl_cmd_undrain },
+	{ "force", ctl_cmd_force },
 };
 
 static void usage(FILE *f)
 {
 	fputs("usage: detourctl [--pin-dir DIR] [-c CONFIG] COMMAND [ARGS]\n"
 	      "commands:\n"
-	      "  status [--json]          agent, providers, endpoints, verdicts, counters, cgroups\n"
+	      "  status [--json]          agent, providers, health verdicts, endpoints, counters,\n"
+	      "                           cgroups\n"
+	      "  watch [--json] [--count N] [--timeout S] [--interval MS]\n"
+	      "                           one line per provider or model verdict change, live\n"
+	      "  drain PROVIDER [MODEL]   route nothing there (recorded until undrain)\n"
+	      "  force PROVIDER [MODEL]   route there whatever the health signals say\n"
+	      "  undrain PROVIDER [MODEL] clear a drain or force: the signals decide again\n"
 	      "  enroll CGROUP_PATH       protect a cgroup (needs detourd's pinned programs)\n"
 	      "  unenroll CGROUP_PATH     undo an enroll (not cgroups of the configuration)\n"
 	      "  ca show|path|install [--trust-dir DIR] [--no-update]\n"
@@ -36,7 +46,8 @@ static void usage(FILE *f)
 	      "  -c, --config CONFIG      detourd's configuration file, for its pin_dir (ca: state_dir)\n"
 	      "  -h, --help               this help\n"
 	      "      --version            print the version\n"
-	      "exit: 0 ok (status: agent running), 1 agent down or stopped / refused, 2 usage,\n"
+	      "exit: 0 ok (status: agent running), 1 agent down or stopped / refused (unknown\n"
+	      "      provider; watch: --timeout before --count changes), 2 usage,\n"
 	      "      3 detour never ran with this pin dir (ca: no CA yet), 4 failure\n", f);
 }
 

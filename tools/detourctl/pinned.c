@@ -6,9 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "detourctl.h"
 #include "pinned.h"
 
 int ctl_map_open(const char *pin_dir, const char *name, uint32_t key_size,
@@ -87,4 +89,27 @@ int ctl_read_stats(int stats_fd, struct dt_stats *out)
 	memcpy(out, sum, sizeof(*out));
 	free(percpu);
 	return 0;
+}
+
+int ctl_read_failed(const char *pin_dir, int rc, const char *err)
+{
+	char settings[PATH_MAX];
+	struct stat st;
+
+	snprintf(settings, sizeof(settings), "%s/%s", pin_dir, DT_MAP_SETTINGS);
+	if (rc == -ENOENT && stat(pin_dir, &st) != 0) {
+		fprintf(stderr, "detourctl: detour is not running and has never run with pin dir %s\n",
+			pin_dir);
+		return CTL_EXIT_NEVER;
+	}
+	if (rc == -ENOENT && stat(settings, &st) != 0) {
+		fprintf(stderr, "detourctl: detour is not running and nothing of it is pinned in %s\n",
+			pin_dir);
+		return CTL_EXIT_NEVER;
+	}
+	fprintf(stderr, "detourctl: %s\n", err);
+	if (rc == -EPERM || rc == -EACCES)
+		fputs("detourctl: reading BPF pins needs root (CAP_BPF and access to the pin dir)\n",
+		      stderr);
+	return CTL_EXIT_FAILURE;
 }

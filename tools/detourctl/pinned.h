@@ -22,4 +22,10 @@ int ctl_read_settings(const char *pin_dir, struct dt_config *out, char *err, siz
 /* The per-CPU stats entry, summed across CPUs. Returns 0 or -errno. */
 int ctl_read_stats(int stats_fd, struct dt_stats *out);
 
+/* Say why reading the pins failed (rc, err from the reader) and return the
+ * exit code: CTL_EXIT_NEVER when nothing is pinned (detour never ran with
+ * this pin dir, or was cleaned up: scripts tell that apart from errors),
+ * else CTL_EXIT_FAILURE. */
+int ctl_read_failed(const char *pin_dir, int rc, const char *err);
+
 #endif

@@ -12,7 +12,9 @@
 #include "cgpath.h"
 #include "detourctl.h"
 #include "enroll.h"
+#include "format.h"
 #include "pinned.h"
+#include "setdiff.h"
 #include "snapshot.h"
 
 static int cmp_addr(const void *a, const void *b)
@@ -34,25 +36,6 @@ static int cmp_display(const void *a, const void *b)
 	return cmp_addr(a, b);
 }
 
-/* A hash map walked while detourd changes it may restart the walk and hand
- * out some keys twice. */
-static size_t drop_duplicates(struct ctl_endpoint *eps, size_t n)
-{
-	size_t kept = 0;
-
-	qsort(eps, n, sizeof(*eps), cmp_addr);
-	for (size_t i = 0; i < n; i++)
-		if (kept == 0 || cmp_addr(&eps[kept - 1], &eps[i]) != 0)
-			eps[kept++] = eps[i];
-	return kept;
-}
-
-/* to - from, or 0 when to is not later */
-static uint64_t elapsed(uint64_t from, uint64_t to)
-{
-	return to > from ? to - from : 0;
-}
-
 static void walk_intercept(struct ctl_snapshot *snap, int ic_fd, int verdicts_fd, int ep_stats_fd)
 {
 	struct dt_endpoint key, next, *prev = NULL;
@@ -72,8 +55,8 @@ static void walk_intercept(struct ctl_snapshot *snap, int ic_fd, int verdicts_fd
 		e->stale = ic.flags & DT_EP_STALE;
 		e->has_verdict = bpf_map_lookup_elem(verdicts_fd, &key, &e->verdict) == 0;
 		if (e->has_verdict) {
-			e->since_age_ns = elapsed(e->verdict.since_ns, snap->now_ns);
-			e->hold_left_ns = elapsed(snap->now_ns, e->verdict.until_ns);
+			e->since_age_ns = ctl_age(e->verdict.since_ns, snap->now_ns);
+			e->hold_left_ns = ctl_remaining(e->verdict.until_ns, snap->now_ns);
 		}
 		/* absent until the hook first sees the endpoint: stays zero */
 		bpf_map_lookup_elem(ep_stats_fd, &key, &e->hook);
@@ -109,7 +92,9 @@ static int read_endpoints(struct ctl_snapshot *snap, char *err, size_t errlen)
 		goto out;
 	}
 	walk_intercept(snap, ic_fd, verdicts_fd, ep_stats_fd);
-	snap->n_endpoints = drop_duplicates(snap->endpoints, snap->n_endpoints);
+	/* a hash map walked while detourd changes it may hand out some keys twice */
+	snap->n_endpoints = dt_sort_unique(snap->endpoints, snap->n_endpoints,
+					   sizeof(*snap->endpoints), cmp_addr);
 	qsort(snap->endpoints, snap->n_endpoints, sizeof(*snap->endpoints), cmp_display);
 	rc = 0;
 out:
@@ -170,6 +155,74 @@ static int read_providers(struct ctl_snapshot *snap, char *err, size_t errlen)
 	close(fd);
 	attach_endpoints(snap);
 	return 0;
+}
+
+/* Rows are sorted by provider id, providers come by id: hand each provider
+ * its own row and its models' slice. */
+static void attach_health(struct ctl_snapshot *snap)
+{
+	size_t r = 0;
+
+	for (size_t i = 0; i < snap->n_providers; i++) {
+		struct ctl_provider *p = &snap->providers[i];
+
+		while (r < snap->n_health && snap->health[r].provider_id < p->id)
+			r++;
+		if (r < snap->n_health && snap->health[r].provider_id == p->id &&
+		    !snap->health[r].model[0])
+			p->health = &snap->health[r++];
+		p->models = &snap->health[r];
+		while (r < snap->n_health && snap->health[r].provider_id == p->id) {
+			p->n_models++;
+			r++;
+		}
+	}
+}
+
+int ctl_health_open(const char *pin_dir, int *provider_fd, int *model_fd, char *err, size_t errlen)
+{
+	*provider_fd = ctl_map_open(pin_dir, DT_MAP_PROVIDER_HEALTH, sizeof(__u32),
+				    sizeof(struct dt_provider_health), err, errlen);
+	if (*provider_fd < 0)
+		return *provider_fd;
+	*model_fd = ctl_map_open(pin_dir, DT_MAP_MODEL_HEALTH, sizeof(struct dt_model_key),
+				 sizeof(struct dt_provider_health), err, errlen);
+	if (*model_fd < 0) {
+		close(*provider_fd);
+		return *model_fd;
+	}
+	return 0;
+}
+
+static int read_health(struct ctl_snapshot *snap, char *err, size_t errlen)
+{
+	bool used[DT_MAX_PROVIDERS] = { false };
+	int provider_fd, model_fd, n;
+
+	n = ctl_health_open(snap->pin_dir, &provider_fd, &model_fd, err, errlen);
+	if (n)
+		return n;
+	snap->health = calloc(DT_HEALTH_ROWS_MAX, sizeof(*snap->health));
+	if (!snap->health) {
+		snprintf(err, errlen, "out of memory");
+		n = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < snap->n_providers; i++)
+		used[snap->providers[i].id] = true;
+	n = dt_healthmap_read(provider_fd, model_fd, used, snap->health);
+	if (n < 0) {
+		snprintf(err, errlen, "%s/%s: %s", snap->pin_dir, DT_MAP_PROVIDER_HEALTH,
+			 strerror(-n));
+		goto out;
+	}
+	snap->n_health = (size_t)n;
+	attach_health(snap);
+	n = 0;
+out:
+	close(model_fd);
+	close(provider_fd);
+	return n;
 }
 
 static int read_counters(struct ctl_snapshot *snap, char *err, size_t errlen)
@@ -283,6 +336,8 @@ int ctl_snapshot_read(struct ctl_snapshot *snap, const char *pin_dir, char *err,
 	if (!rc)
 		rc = read_providers(snap, err, errlen);
 	if (!rc)
+		rc = read_health(snap, err, errlen);
+	if (!rc)
 		rc = read_counters(snap, err, errlen);
 	if (!rc)
 		rc = read_cgroups(snap, err, errlen);
@@ -297,6 +352,7 @@ void ctl_snapshot_free(struct ctl_snapshot *snap)
 		free(snap->cgroups[i].path);
 	free(snap->cgroups);
 	free(snap->providers);
+	free(snap->health);
 	free(snap->endpoints);
 	memset(snap, 0, sizeof(*snap));
 }

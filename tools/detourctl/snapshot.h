@@ -12,6 +12,7 @@
 
 #include "agent_state.h"
 #include "detour.h"
+#include "healthmap.h"
 
 struct ctl_endpoint {
 	struct dt_endpoint addr;
@@ -31,6 +32,9 @@ struct ctl_provider {
 	uint16_t port;             /* host byte order */
 	const struct ctl_endpoint *endpoints; /* slice of the snapshot's array */
 	size_t n_endpoints;
+	const struct dt_health_row *health;   /* the provider's verdict; NULL: none read */
+	const struct dt_health_row *models;   /* its models' verdicts, by name */
+	size_t n_models;
 };
 
 /* One enrollment: the links of one tag on one cgroup. */
@@ -51,6 +55,8 @@ struct ctl_snapshot {
 	size_t n_providers;
 	struct ctl_endpoint *endpoints; /* by provider, current first, by address */
 	size_t n_endpoints;
+	struct dt_health_row *health; /* by provider, the provider before its models */
+	size_t n_health;
 	struct dt_stats counters;  /* summed across CPUs */
 	struct ctl_cgroup *cgroups; /* by tag, then cgroup id */
 	size_t n_cgroups;
@@ -61,5 +67,9 @@ struct ctl_snapshot {
 int ctl_snapshot_read(struct ctl_snapshot *snap, const char *pin_dir, char *err, size_t errlen);
 
 void ctl_snapshot_free(struct ctl_snapshot *snap);
+
+/* Open the provider_health and model_health maps (for dt_healthmap_read).
+ * Returns 0, or -errno with err filled and neither open. */
+int ctl_health_open(const char *pin_dir, int *provider_fd, int *model_fd, char *err, size_t errlen);
 
 #endif

@@ -1,15 +1,11 @@
 // SPDX-License-Identifier: MIT
 /* `detourctl status [--json]`: what detour is doing, from the pins alone. */
-#include <errno.h>
 #include <getopt.h>
-#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <string.h>
-#include <sys/stat.h>
 
-#include "detour.h"
 #include "detourctl.h"
+#include "pinned.h"
 #include "status_render.h"
 
 static int usage_error(const char *bad)
@@ -17,31 +13,6 @@ static int usage_error(const char *bad)
 	fprintf(stderr, "detourctl: status: unexpected '%s'\nusage: detourctl status [--json]\n",
 		bad);
 	return CTL_EXIT_USAGE;
-}
-
-/* Nothing pinned is a state of its own: detour never ran with this pin dir
- * (or it was cleaned up), which scripts want to tell apart from errors. */
-static int read_failed(const char *pin_dir, int rc, const char *err)
-{
-	char settings[PATH_MAX];
-	struct stat st;
-
-	snprintf(settings, sizeof(settings), "%s/%s", pin_dir, DT_MAP_SETTINGS);
-	if (rc == -ENOENT && stat(pin_dir, &st) != 0) {
-		fprintf(stderr, "detourctl: detour is not running and has never run with pin dir %s\n",
-			pin_dir);
-		return CTL_EXIT_NEVER;
-	}
-	if (rc == -ENOENT && stat(settings, &st) != 0) {
-		fprintf(stderr, "detourctl: detour is not running and nothing of it is pinned in %s\n",
-			pin_dir);
-		return CTL_EXIT_NEVER;
-	}
-	fprintf(stderr, "detourctl: %s\n", err);
-	if (rc == -EPERM || rc == -EACCES)
-		fputs("detourctl: reading BPF pins needs root (CAP_BPF and access to the pin dir)\n",
-		      stderr);
-	return CTL_EXIT_FAILURE;
 }
 
 int ctl_cmd_status(const char *pin_dir, int argc, char **argv)
@@ -67,7 +38,7 @@ int ctl_cmd_status(const char *pin_dir, int argc, char **argv)
 
 	rc = ctl_snapshot_read(&snap, pin_dir, err, sizeof(err));
 	if (rc)
-		return read_failed(pin_dir, rc, err);
+		return ctl_read_failed(pin_dir, rc, err);
 	if (json ? ctl_status_json(&snap, stdout) : ctl_status_text(&snap, stdout)) {
 		fputs("detourctl: cannot write the status (out of memory or output error)\n", stderr);
 		rc = CTL_EXIT_FAILURE;

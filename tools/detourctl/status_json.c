@@ -47,7 +47,47 @@ static json_t *verdict_json(const struct ctl_endpoint *e)
 			 "failovers", (json_int_t)v->failovers);
 }
 
-static json_t *provider_json(const struct ctl_provider *p)
+#define NS_PER_US 1000ull
+
+/* A verdict of the health engine: the provider's or a model's. */
+static json_t *health_json(const struct ctl_snapshot *snap, const struct dt_health_row *r)
+{
+	const struct dt_provider_health *v = &r->v;
+	uint64_t until = ctl_remaining(v->until_ns, snap->now_ns);
+
+	return json_pack("{s:s, s:s, s:s, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}",
+			 "state", ctl_state_name(v->state),
+			 "reason", ctl_health_reason_name(v->reason),
+			 "reason_text", v->reason_text,
+			 "since_ms", ms(ctl_age(v->since_ns, snap->now_ns)),
+			 "until_ms", until ? json_integer(ms(until)) : json_null(),
+			 "ejections", (json_int_t)v->ejections,
+			 "consecutive_failures", (json_int_t)v->consecutive_failures,
+			 "ttft_baseline_us", (json_int_t)(v->ttft_baseline_ns / NS_PER_US),
+			 "connect_baseline_us", (json_int_t)(v->connect_baseline_ns / NS_PER_US),
+			 "error_rate_percent", (json_int_t)v->error_rate_percent,
+			 "slow_rate_percent", (json_int_t)v->slow_rate_percent,
+			 "calls", (json_int_t)v->calls,
+			 "override", ctl_override_name(v->override));
+}
+
+static json_t *models_json(const struct ctl_snapshot *snap, const struct ctl_provider *p)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < p->n_models; i++) {
+		json_t *m = health_json(snap, &p->models[i]);
+
+		if (!m || json_object_set_new(m, "model", json_string(p->models[i].model)) ||
+		    json_array_append_new(arr, m)) {
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+static json_t *provider_json(const struct ctl_snapshot *snap, const struct ctl_provider *p)
 {
 	json_t *eps = json_array();
 
@@ -65,12 +105,14 @@ static json_t *provider_json(const struct ctl_provider *p)
 			return NULL;
 		}
 	}
-	return json_pack("{s:I, s:s, s:s, s:I, s:o}",
+	return json_pack("{s:I, s:s, s:s, s:I, s:o, s:o, s:o}",
 			 "id", (json_int_t)p->id,
 			 "name", p->name,
 			 "family", ctl_family_name(p->family),
 			 "port", (json_int_t)p->port,
-			 "endpoints", eps);
+			 "endpoints", eps,
+			 "health", p->health ? health_json(snap, p->health) : json_null(),
+			 "models", models_json(snap, p));
 }
 
 static json_t *providers_json(const struct ctl_snapshot *snap)
@@ -78,7 +120,7 @@ static json_t *providers_json(const struct ctl_snapshot *snap)
 	json_t *arr = json_array();
 
 	for (size_t i = 0; arr && i < snap->n_providers; i++) {
-		if (json_array_append_new(arr, provider_json(&snap->providers[i]))) {
+		if (json_array_append_new(arr, provider_json(snap, &snap->providers[i]))) {
 			json_decref(arr);
 			return NULL;
 		}

@@ -62,6 +62,56 @@ static int fill_providers(struct ctl_table *t, const struct ctl_snapshot *snap)
 	return 0;
 }
 
+static const struct ctl_column health_cols[] = {
+	{ "PROVIDER", false }, { "MODEL", false }, { "STATE", false }, { "REASON", false },
+	{ "SINCE", true }, { "UNTIL", true }, { "EJECTIONS", true }, { "CONSEC", true },
+	{ "TTFT", true }, { "CONNECT", true }, { "ERRORS", true }, { "SLOW", true },
+	{ "CALLS", true }, { "OVERRIDE", false },
+};
+
+/* A duration, "-" when there is none. */
+static const char *duration_str(uint64_t ns, char *buf, size_t len)
+{
+	return ns ? ctl_fmt_age(ns, buf, len) : "-";
+}
+
+static int add_health(struct ctl_table *t, const struct ctl_snapshot *snap,
+		      const struct ctl_provider *p, const struct dt_health_row *r)
+{
+	const struct dt_provider_health *v = &r->v;
+	char since[32], until[32], ttft[32], connect[32], errors[NUM_LEN], slow[NUM_LEN];
+	char ejections[NUM_LEN], consec[NUM_LEN], calls[NUM_LEN];
+	const char *cells[] = {
+		p->name, r->model[0] ? r->model : "-", ctl_state_name(v->state), v->reason_text,
+		duration_str(ctl_age(v->since_ns, snap->now_ns), since, sizeof(since)),
+		duration_str(ctl_remaining(v->until_ns, snap->now_ns), until, sizeof(until)),
+		u64_str(v->ejections, ejections), u64_str(v->consecutive_failures, consec),
+		duration_str(v->ttft_baseline_ns, ttft, sizeof(ttft)),
+		duration_str(v->connect_baseline_ns, connect, sizeof(connect)),
+		errors, slow, u64_str(v->calls, calls),
+		v->override ? ctl_override_name(v->override) : "-",
+	};
+
+	_Static_assert(ARRAY_SIZE(cells) == ARRAY_SIZE(health_cols), "one cell per column");
+	snprintf(errors, sizeof(errors), "%u%%", v->error_rate_percent);
+	snprintf(slow, sizeof(slow), "%u%%", v->slow_rate_percent);
+	return ctl_table_add(t, cells);
+}
+
+static int fill_health(struct ctl_table *t, const struct ctl_snapshot *snap)
+{
+	for (size_t i = 0; i < snap->n_providers; i++) {
+		const struct ctl_provider *p = &snap->providers[i];
+
+		if (p->health && add_health(t, snap, p, p->health))
+			return -1;
+		for (size_t j = 0; j < p->n_models; j++)
+			if (add_health(t, snap, p, &p->models[j]))
+				return -1;
+	}
+	return 0;
+}
+
 static const struct ctl_column endpoint_cols[] = {
 	{ "PROVIDER", false }, { "ENDPOINT", false }, { "DNS", false }, { "STATE", false },
 	{ "REASON", false }, { "SINCE", true }, { "HELD", true }, { "CONSEC", true },
@@ -156,6 +206,7 @@ int ctl_status_text(const struct ctl_snapshot *snap, FILE *out)
 		ctl_listener_str(&snap->settings, true, v6, sizeof(v6)));
 	if (section(out, "providers", provider_cols, ARRAY_SIZE(provider_cols),
 		    fill_providers, snap) ||
+	    section(out, "health", health_cols, ARRAY_SIZE(health_cols), fill_health, snap) ||
 	    section(out, "endpoints", endpoint_cols, ARRAY_SIZE(endpoint_cols),
 		    fill_endpoints, snap) ||
 	    section(out, "hook counters", counter_cols, ARRAY_SIZE(counter_cols),
