@@ -310,6 +310,8 @@ static void reason_text(const struct cause *c, char *buf, size_t len)
 	case DT_HR_PATH_BACK:
 		snprintf(buf, len, "path back, %" PRIu64 " trials admitted", c->a);
 		return;
+	case DT_HR_COUNT:
+		break;
 	}
 	snprintf(buf, len, "?");
 }

@@ -82,6 +82,7 @@ enum dt_health_reason {
 	DT_HR_NO_ROUTE,             /* netlink: no route to any of its endpoints */
 	DT_HR_LINK_DOWN,            /* netlink: the interface they go out of is down */
 	DT_HR_PATH_BACK,            /* ... routed again: half-open, trials admitted */
+	DT_HR_COUNT                 /* keep last: detourctl names each (format.c) */
 };
 
 /* enum dt_health_override (NONE, DRAIN, FORCE) is in detour.h: the

@@ -80,9 +80,12 @@ const char *ctl_health_reason_name(uint32_t reason)
 		[DT_HR_FORCED] = "forced",
 		[DT_HR_CLEARED] = "cleared",
 		[DT_HR_FORGOTTEN] = "forgotten",
+		[DT_HR_NO_ROUTE] = "no_route",
+		[DT_HR_LINK_DOWN] = "link_down",
+		[DT_HR_PATH_BACK] = "path_back",
 	};
 	/* a reason added to the engine must be named here too */
-	_Static_assert(ARRAY_SIZE(names) == DT_HR_FORGOTTEN + 1, "every reason has a name");
+	_Static_assert(ARRAY_SIZE(names) == DT_HR_COUNT, "every reason has a name");
 	return name_of(names, ARRAY_SIZE(names), reason);
 }
 
