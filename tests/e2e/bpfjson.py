@@ -7,6 +7,7 @@
   bpfjson.py verdicts              every verdict: "addr port state=.. failures=.." lines
   bpfjson.py health                the struct dt_provider_health of a `map lookup`:
                                    "state since_ns ejections until_ns reason text"
+  bpfjson.py health_fields         the same, every field: "name=value ..." (text's spaces as _)
 
 Works with BTF ("formatted" members with field names) and without (raw hex
 bytes, decoded with the layouts of include/detour.h)."""
@@ -89,13 +90,23 @@ def verdicts(doc):
     return out
 
 
-def health(doc):
-    """one verdict of provider_health or model_health (BTF-formatted lookup)"""
-    v = doc.get("formatted", doc)["value"]
+def health_value(doc):
+    """one verdict of provider_health or model_health (BTF-formatted lookup), its text decoded"""
+    v = dict(doc.get("formatted", doc)["value"])
     t = v["reason_text"]
     if not isinstance(t, str):
         t = bytes(int(x, 16) if isinstance(x, str) else x for x in t).split(b"\0")[0].decode()
-    print(v["state"], v["since_ns"], v["ejections"], v["until_ns"], t)
+    v["reason_text"] = t
+    return v
+
+
+def health(doc):
+    v = health_value(doc)
+    print(v["state"], v["since_ns"], v["ejections"], v["until_ns"], v["reason_text"])
+
+
+def health_fields(doc):
+    print(" ".join("%s=%s" % (k, str(v).replace(" ", "_")) for k, v in health_value(doc).items()))
 
 
 def main():
@@ -112,6 +123,8 @@ def main():
                     print("%s=%s" % (k, v))
     elif what == "health":
         health(doc)
+    elif what == "health_fields":
+        health_fields(doc)
     elif what == "verdicts":
         for (ip, port), val in verdicts(doc):
             print(ip, port, " ".join("%s=%s" % kv for kv in val.items()))

@@ -602,7 +602,12 @@ STATE_NAMES=(healthy degraded rate-limited down probing)
 
 # health ID [MODEL]: "STATE SINCE_NS EJECTIONS UNTIL_NS REASON-TEXT" of provider
 # ID's verdict in the pinned provider_health map, or of its MODEL's in model_health
-health() {
+health() { health_lookup "$@" | "$PY" "$E2E_LIB_DIR/bpfjson.py" health 2>/dev/null; }
+# health_fields ID [MODEL]: the same verdict as "state=N override=N ... reason_text=..."
+# (every field, spaces in the text as _)
+health_fields() { health_lookup "$@" | "$PY" "$E2E_LIB_DIR/bpfjson.py" health_fields 2>/dev/null; }
+# health_lookup ID [MODEL]: bpftool's JSON of that verdict
+health_lookup() {
 	local map=provider_health key
 	if [ -n "${2:-}" ]; then
 		map=model_health
@@ -613,8 +618,7 @@ print(" ".join(str(x) for x in b))' "$1" "$2")
 		key="$(($1 & 255)) $(($1 >> 8 & 255)) 0 0"
 	fi
 	# shellcheck disable=SC2086 # the key's bytes
-	bpftool -j map lookup pinned "$PIN/$map" key $key 2>/dev/null |
-		"$PY" "$E2E_LIB_DIR/bpfjson.py" health 2>/dev/null
+	bpftool -j map lookup pinned "$PIN/$map" key $key 2>/dev/null
 }
 
 MONO_OFFSET=

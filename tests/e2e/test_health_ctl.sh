@@ -20,29 +20,9 @@ detourd_start || exit 1
 CURL_CA=$W/state/ca/root.pem
 
 ctl() { "$DETOURCTL" --pin-dir "$PIN" "$@"; }
-# named fields of a struct dt_provider_health as bpftool prints them (BTF)
-HEALTH_PY='
-import json, sys
-def s(t):
-    return t if isinstance(t, str) else bytes(int(x, 16) if isinstance(x, str) else x for x in t).split(b"\0")[0].decode()
-def line(v):
-    return "state=%d override=%d reason=%s" % (v["state"], v["override"], s(v["reason_text"]).replace(" ", "_"))
-'
-# phealth ID: "state=N override=N reason=..." of provider ID (openai is 0: the
-# first provider of a fresh pin dir)
-phealth() {
-	bpftool -j map lookup pinned "$PIN/provider_health" key "$1" 0 0 0 2>/dev/null | "$PY" -c "$HEALTH_PY"'
-d = json.load(sys.stdin)
-print(line(d["formatted"]["value"]))'
-}
-# mhealth ID MODEL: the same of one model, from a dump of model_health
-mhealth() {
-	bpftool -j map dump pinned "$PIN/model_health" 2>/dev/null | "$PY" -c "$HEALTH_PY"'
-for e in json.load(sys.stdin):
-    k, v = e["formatted"]["key"], e["formatted"]["value"]
-    if k["provider_id"] == int(sys.argv[1]) and s(k["model"]) == sys.argv[2]:
-        print(line(v))' "$1" "$2"
-}
+# fields_are LINE NAME=VALUE...: health_fields' LINE has each of them (provider ids
+# follow the configuration's order in a fresh pin dir: openai 0, groq 1)
+fields_are() { local l=" $1 " f; shift; for f; do [[ "$l" == *" $f "* ]] || return 1; done; }
 ask() {
 	CURL_OUT=$W/answer CURL_W='%{http_code} %header{x-detour-provider}' ccurl enrolled \
 		-H 'content-type: application/json' -H "authorization: Bearer $KEY_APP" \
@@ -59,14 +39,13 @@ openai_calls() {
 	echo $(( $(jget "$(fake_admin A GET /stats)" requests) + $(jget "$(fake_admin B GET /stats)" requests) ))
 }
 primary() { fake_fault A "$1" && fake_fault B "$1"; }
-has() { [[ "$1" == *"$2"* ]]; }
 
 # ---- model verdicts in model_health ------------------------------------------
 r=$(ask)
 check "healthy: OpenAI answers" "$r" [ "$r" = "200 openai" ]
-wait_for 3 test -n "$(mhealth 0 gpt-4o-mini)"
-m=$(mhealth 0 gpt-4o-mini)
-check "the model's verdict is in model_health, fields named (BTF)" "'$m'" has "$m" "state=0 override=0"
+wait_for 3 test -n "$(health_fields 0 gpt-4o-mini)"
+m=$(health_fields 0 gpt-4o-mini)
+check "the model's verdict is in model_health, fields named (BTF)" "'$m'" fields_are "$m" state=0 override=0
 
 j=$(ctl status --json)
 check "status --json parses, with the provider's and the model's verdict" "$(jget "$j" providers.0)" \
@@ -84,8 +63,8 @@ assert len(m) == 1 and m[0]["state"] == "healthy", p["models"]' "$j"
 out=$(ctl drain openai); rc=$?
 check "drain openai: applied by the running detourd" "exit $rc: $out" \
 	eval '[ $rc -eq 0 ] && [ "$out" = "openai: drained (applied)" ]'
-h=$(phealth 0)
-check "... DOWN (3) with the override (1) in provider_health" "$h" has "$h" "state=3 override=1 reason=drained_by_operator"
+h=$(health_fields 0)
+check "... DOWN (3) with the override (1) in provider_health" "$h" fields_are "$h" state=3 override=1 reason_text=drained_by_operator
 st=$(ctl status)
 check "... and in status: the health row says down, drained" "$(echo "$st" | grep -A3 '^health')" \
 	eval 'echo "$st" | grep -Eq "^  openai +- +down +drained by operator .* drained *$"'
@@ -97,8 +76,8 @@ check "while drained: every request answered by Groq, none sent to OpenAI" "$bad
 
 detourd_stop || true
 detourd_start || exit 1
-h=$(phealth 0)
-check "drain outlives a restart of detourd (re-applied from the pinned map)" "$h" has "$h" "state=3 override=1"
+h=$(health_fields 0)
+check "drain outlives a restart of detourd (re-applied from the pinned map)" "$h" fields_are "$h" state=3 override=1
 n0=$(openai_calls)
 bad=$(ask_n groq 2)
 n1=$(openai_calls)
@@ -107,8 +86,8 @@ check "... and still no request goes to OpenAI" "$bad not by groq; OpenAI got $(
 
 out=$(ctl undrain openai); rc=$?
 check "undrain openai" "exit $rc: $out" eval '[ $rc -eq 0 ] && [ "$out" = "openai: override cleared (applied)" ]'
-h=$(phealth 0)
-check "... HEALTHY (0) again, no override" "$h" has "$h" "state=0 override=0 reason=override_cleared"
+h=$(health_fields 0)
+check "... HEALTHY (0) again, no override" "$h" fields_are "$h" state=0 override=0 reason_text=override_cleared
 r=$(ask)
 check "... and OpenAI answers again" "$r" [ "$r" = "200 openai" ]
 
@@ -119,9 +98,9 @@ E2E_PIDS+=($WATCH_PID)
 sleep 0.3 # its first reading: changes are counted from there
 primary '{"mode":"reset"}'
 bad=$(ask_n groq 2)
-h=$(phealth 0)
+h=$(health_fields 0)
 check "primary resets: answered by Groq, OpenAI DOWN" "$bad not by groq; $h" \
-	eval '[ $bad -eq 0 ] && has "$h" "state=3 override=0"'
+	eval '[ $bad -eq 0 ] && fields_are "$h" state=3 override=0'
 # the deciding signal may be the proxy's failures or the kernel's resets: either reason
 wait_for 3 grep -q ' openai: healthy -> down (' "$W/watch.out"
 check "watch printed the transition: time, provider, from -> to, reason" "$(cat "$W/watch.out")" \
@@ -131,19 +110,19 @@ stop_pid "$WATCH_PID" 2
 # ---- force: a failing provider stays in use --------------------------------------
 out=$(ctl force openai); rc=$?
 primary '{"mode":"status","status":503}' # counted by fakellm, against the model too
-h=$(phealth 0)
+h=$(health_fields 0)
 check "force openai while it fails: HEALTHY (0), override forced (2)" "exit $rc: $out; $h" \
-	eval '[ $rc -eq 0 ] && has "$h" "state=0 override=2 reason=forced_by_operator"'
+	eval '[ $rc -eq 0 ] && fields_are "$h" state=0 override=2 reason_text=forced_by_operator'
 n0=$(openai_calls)
 bad=$(ask_n groq 3)
 n1=$(openai_calls)
-h=$(phealth 0)
+h=$(health_fields 0)
 check "... every request still tried on OpenAI first (answering 503, then Groq), verdict unmoved" \
 	"$bad not by groq; OpenAI got $((n1 - n0)); $h" \
-	eval '[ $bad -eq 0 ] && [ $((n1 - n0)) -ge 3 ] && has "$h" "state=0 override=2"'
-m=$(mhealth 0 gpt-4o-mini)
+	eval '[ $bad -eq 0 ] && [ $((n1 - n0)) -ge 3 ] && fields_are "$h" state=0 override=2'
+m=$(health_fields 0 gpt-4o-mini)
 check "... while its model's own verdict, in model_health, is DOWN (3) from the 503s" "$m" \
-	has "$m" "state=3 override=0"
+	fields_are "$m" state=3 override=0
 j=$(ctl status --json)
 check "... status --json says forced" "$(jget "$j" providers.0.health)" \
 	eval '[ "$(jget "$j" providers.0.health.override)" = forced ]'
@@ -156,9 +135,9 @@ WATCH_PID=$!
 E2E_PIDS+=($WATCH_PID)
 sleep 0.3
 out=$(ctl drain groq llama-3.3-70b-versatile); rc=$?
-m=$(mhealth 1 llama-3.3-70b-versatile)
+m=$(health_fields 1 llama-3.3-70b-versatile)
 check "drain a model: DOWN with its override in model_health" "exit $rc: $out; $m" \
-	eval '[ $rc -eq 0 ] && has "$m" "state=3 override=1"'
+	eval '[ $rc -eq 0 ] && fields_are "$m" state=3 override=1'
 wait "$WATCH_PID"; rc=$?
 check "watch --json: the model's change as one JSON line" "exit $rc: $(cat "$W/watch.json")" \
 	"$PY" -c 'import json,sys
@@ -169,8 +148,8 @@ assert (c["provider"], c["model"], c["from"], c["to"], c["reason"]) == \
 	("groq", "llama-3.3-70b-versatile", "healthy", "down", "drained"), c
 assert c["reason_text"] == "drained by operator" and c["time"].endswith("Z"), c' "$W/watch.json"
 ctl undrain groq llama-3.3-70b-versatile >/dev/null
-m=$(mhealth 1 llama-3.3-70b-versatile)
-check "... undrained" "$m" has "$m" "override=0"
+m=$(health_fields 1 llama-3.3-70b-versatile)
+check "... undrained" "$m" fields_are "$m" override=0
 
 # ---- refusals ---------------------------------------------------------------------
 ctl drain nosuch >/dev/null 2>"$W/err"; rc=$?
