@@ -54,6 +54,7 @@ struct daemon_signals {
 	struct lost_endpoint *lost;
 	size_t n_lost;
 	enum dt_health_path path[DT_MAX_PROVIDERS]; /* as last told to the engine */
+	uint32_t mark;                        /* tcpsig and netwatch were opened with */
 };
 
 /* ---- active probes ---------------------------------------------------------- */
@@ -108,6 +109,7 @@ static void probes_apply(struct detourd *d)
 			return;
 		}
 	}
+	dt_prober_set_timeout(s->prober, d->cfg->probe_timeout_ms);
 	set_probed(d);
 }
 
@@ -137,20 +139,33 @@ static void on_tcp_flush(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* What the kernel saw of a socket to a provider endpoint, into the turn's
+ * sample of that provider. Connect latency and retransmits count for every
+ * socket. Failures count only for sockets the agent does not own: its own
+ * (SO_MARK) fail in the hands of their owner, which reports it with the
+ * attempt's start (the proxy, a probe) or keeps it per endpoint (the
+ * relay), so counting them here would count one failure twice and race the
+ * owner's report. What is left is what nobody else sees: applications'
+ * direct connections (failover mode, a hook failing open). */
 static void on_tcp_signal(const struct dt_endpoint *ep, enum dt_tcp_kind kind, __u64 value,
 			  __u64 now, const struct dt_tcp_event *ev, void *arg)
 {
 	struct detourd *d = arg;
 	struct daemon_signals *s = d->signals;
+	bool own = ev->flags & DT_TCP_F_PROXY;
 	struct tcp_pending *t;
 	uint32_t id;
 	char addr[64];
 
 	(void)now;
-	(void)ev;
 	if (dt_itable_provider(d->itable, ep, &id) || id >= DT_MAX_PROVIDERS)
 		return;
 	t = &s->tcp[id];
+	if (kind == DT_TCP_CONNECT_FAIL || kind == DT_TCP_RESET_RECV)
+		log_debug("tcp: %s %s: %s (%s socket)%s%s", d->names[id],
+			  dt_endpoint_str(ep, addr, sizeof(addr)), dt_tcp_kind_name(kind),
+			  own ? "the agent's" : "a direct", kind == DT_TCP_CONNECT_FAIL ? ": " : "",
+			  kind == DT_TCP_CONNECT_FAIL ? strerror((int)value) : "");
 	switch (kind) {
 	case DT_TCP_CONNECT_OK:
 		/* a connect begun before the programs were attached has no
@@ -162,9 +177,13 @@ static void on_tcp_signal(const struct dt_endpoint *ep, enum dt_tcp_kind kind, _
 		}
 		break;
 	case DT_TCP_CONNECT_FAIL:
+		if (own)
+			return;
 		t->s.connect_failures++;
 		break;
 	case DT_TCP_RESET_RECV:
+		if (own)
+			return;
 		t->s.resets++;
 		break;
 	case DT_TCP_RETRANSMIT:
@@ -174,10 +193,6 @@ static void on_tcp_signal(const struct dt_endpoint *ep, enum dt_tcp_kind kind, _
 		/* abandoned connects and resets sent are this host's doing */
 		return;
 	}
-	if (kind != DT_TCP_CONNECT_OK)
-		log_debug("tcp: %s %s (%s): %s", d->names[id], dt_endpoint_str(ep, addr, sizeof(addr)),
-			  dt_tcp_kind_name(kind),
-			  kind == DT_TCP_CONNECT_FAIL ? strerror((int)value) : "");
 	if (!t->queued) {
 		t->queued = true;
 		event_active(s->tcp_flush, EV_TIMEOUT, 0);
@@ -200,6 +215,12 @@ static __u64 own_netns_cookie(void)
 	return cookie;
 }
 
+static void tcpsig_stop(struct daemon_signals *s)
+{
+	dt_tcpsig_close(s->tcpsig);
+	s->tcpsig = NULL;
+}
+
 static void tcpsig_apply(struct detourd *d)
 {
 	struct daemon_signals *s = d->signals;
@@ -209,8 +230,7 @@ static void tcpsig_apply(struct detourd *d)
 	if (!d->cfg->tcp_signals) {
 		if (s->tcpsig)
 			log_info("kernel TCP signals stopped");
-		dt_tcpsig_close(s->tcpsig);
-		s->tcpsig = NULL;
+		tcpsig_stop(s);
 		return;
 	}
 	if (s->tcpsig)
@@ -371,6 +391,19 @@ void daemon_signals_endpoints(struct detourd *d)
 			path_update(d, id, false);
 }
 
+/* Nothing is known of the paths any more: none is held lost. */
+static void netwatch_stop(struct detourd *d)
+{
+	struct daemon_signals *s = d->signals;
+
+	dt_netwatch_free(s->netwatch);
+	s->netwatch = NULL;
+	s->n_lost = 0;
+	for (uint32_t id = 0; id < DT_MAX_PROVIDERS; id++)
+		if (d->names[id][0])
+			path_update(d, id, false);
+}
+
 static void netwatch_apply(struct detourd *d)
 {
 	struct daemon_signals *s = d->signals;
@@ -378,12 +411,7 @@ static void netwatch_apply(struct detourd *d)
 	if (!d->cfg->netwatch) {
 		if (s->netwatch)
 			log_info("route and link events stopped");
-		dt_netwatch_free(s->netwatch);
-		s->netwatch = NULL;
-		s->n_lost = 0;
-		for (uint32_t id = 0; id < DT_MAX_PROVIDERS; id++)
-			if (d->names[id][0])
-				path_update(d, id, false);
+		netwatch_stop(d);
 		return;
 	}
 	if (!s->netwatch) {
@@ -411,6 +439,12 @@ void daemon_signals_apply(struct detourd *d)
 		}
 		d->signals = s;
 	}
+	if (d->signals->mark != d->cfg->mark) {
+		/* both were opened with the old mark: open them again */
+		tcpsig_stop(d->signals);
+		netwatch_stop(d);
+		d->signals->mark = d->cfg->mark;
+	}
 	probes_apply(d);
 	tcpsig_apply(d);
 	netwatch_apply(d);
@@ -429,7 +463,7 @@ void daemon_signals_stop(struct detourd *d)
 	if (!s)
 		return;
 	dt_prober_free(s->prober);
-	dt_tcpsig_close(s->tcpsig);
+	tcpsig_stop(s);
 	dt_netwatch_free(s->netwatch);
 	event_free(s->tcp_flush);
 	free(s->lost);

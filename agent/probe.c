@@ -526,7 +526,7 @@ struct dt_prober *dt_prober_new(struct event_base *base, struct dt_upstream *u,
 	}
 	p->u = u;
 	p->h = h;
-	p->timeout_ms = o && o->timeout_ms ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
+	dt_prober_set_timeout(p, o ? o->timeout_ms : 0);
 	p->clock = o && o->clock ? o->clock : monotonic_ns;
 	p->clock_ctx = o ? o->clock_ctx : NULL;
 	return p;
@@ -582,6 +582,11 @@ int dt_prober_set_providers(struct dt_prober *p, const struct dt_probe_provider 
 void dt_prober_reschedule(struct dt_prober *p)
 {
 	arm(p);
+}
+
+void dt_prober_set_timeout(struct dt_prober *p, unsigned timeout_ms)
+{
+	p->timeout_ms = timeout_ms ? timeout_ms : DEFAULT_TIMEOUT_MS;
 }
 
 struct dt_probe_cost dt_prober_cost(const struct dt_prober *p, uint32_t id)

@@ -65,6 +65,9 @@ void dt_prober_free(struct dt_prober *p);
  * (-EINVAL). */
 int dt_prober_set_providers(struct dt_prober *p, const struct dt_probe_provider *v, size_t n);
 
+/* A new timeout (a reload), for the probes sent from now on (0: 10000). */
+void dt_prober_set_timeout(struct dt_prober *p, unsigned timeout_ms);
+
 /* The engine's schedule moved outside a probe report (a change to DOWN or
  * PROBING brings the next probe forward): re-arm the timer. Safe from the
  * engine's change callback. */

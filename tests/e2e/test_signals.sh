@@ -10,7 +10,8 @@
 # - netlink: a blackhole route to DeepSeek's addresses, then the client
 #   veth set down, turn the verdicts DOWN at once with the reason ("route
 #   lost", "uplink down"); restored, the providers are probed at once and
-#   HEALTHY again.
+#   HEALTHY again;
+# - a reload that turns probes off stops them.
 . "$(dirname "$0")/lib.sh"
 e2e_init "$@"
 e2e_require detourd fakellm
@@ -83,13 +84,13 @@ wait_for 2 state_is $GROQ 3 ""
 check "... and reach the health engine: Groq is DOWN without a probe or a proxied request" \
 	"$(provider_health $GROQ)" state_is $GROQ 3 "connects failed or reset, none succeeded"
 check "... logged per event" "$(grep 'tcp: groq' "$DETOURD_LOG" | tail -1)" \
-	grep -q "tcp: groq .* (connect_fail): Connection refused" "$DETOURD_LOG"
+	grep -q "tcp: groq .*: connect_fail (a direct socket): Connection refused" "$DETOURD_LOG"
 fake_fault G '{"mode":"reset"}'
 ccurl other "https://$HOST_GROQ/openai/v1/models" >/dev/null
 wait_for 2 eval '[ "$(tcp resets_recv $G4 $G6)" -ge 1 ]'
 check "connections reset by Groq are counted (resets_recv) and reach the agent" \
 	"$(tcp resets_recv $G4 $G6) resets" \
-	eval '[ "$(tcp resets_recv $G4 $G6)" -ge 1 ] && grep -q "tcp: groq .* (reset_recv)" "$DETOURD_LOG"'
+	eval '[ "$(tcp resets_recv $G4 $G6)" -ge 1 ] && grep -q "tcp: groq .*: reset_recv (a direct socket)" "$DETOURD_LOG"'
 
 # ---- routes and links -----------------------------------------------------------------
 
@@ -114,6 +115,17 @@ in_cli ip link set c0 up
 wait_for 8 eval 'state_is $DS 0 "" && state_is $OAI 0 ""'
 check "veth up: re-probed, HEALTHY again" "deepseek: $(provider_health $DS); openai: $(provider_health $OAI)" \
 	eval 'state_is $DS 0 "trials succeeded" && state_is $OAI 0 "trials succeeded"'
+
+# ---- reload -------------------------------------------------------------------------
+
+CONF_PROBES=no conf_write "$W/detour.conf"
+kill -HUP "$DETOURD_PID"
+wait_for 5 grep -q "probes stopped" "$DETOURD_LOG"
+n0=$(oai_count /v1/models)
+sleep 1 # three probe intervals
+n1=$(oai_count /v1/models)
+check "SIGHUP with probes = no: probing stops" "$((n1 - n0)) model-list calls after the reload" \
+	eval 'grep -q "probes stopped" "$DETOURD_LOG" && [ $n1 = $n0 ]'
 
 check "the agent is still alive" "detourd exited" alive "$DETOURD_PID"
 e2e_finish

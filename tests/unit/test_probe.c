@@ -453,6 +453,16 @@ static void test_hang_times_out(void **state)
 	assert_int_equal(verdict(fx, pv.id).consecutive_failures, 1);
 	/* one at a time: nothing else was sent while it hung */
 	assert_int_equal(stat_requests(), 1);
+
+	/* a new timeout (a reload) bounds the probes sent from then on */
+	dt_prober_set_timeout(fx->p, 300);
+	pv.id = 5;
+	t0 = monotonic_ns();
+	probe_one(fx, &pv);
+	assert_int_equal(run_reports(fx, pv.id, 1, WAIT_MS), 1);
+	took = monotonic_ns() - t0;
+	assert_true(took >= 300 * MS);
+	assert_true(took < 1000 * MS);
 }
 
 /* Rate-limited or refused keys: the provider answered, so it is reachable;
