@@ -574,18 +574,6 @@ verdict() {
 	bpftool -j map dump pinned "$PIN/verdicts" 2>/dev/null | "$PY" "$E2E_LIB_DIR/bpfjson.py" verdict "$1" "$2"
 }
 
-# provider_health ID: "state reason_text" of provider ID in the provider_health map
-# (ids follow the providers' order in a fresh pin dir: the first is 0)
-provider_health() {
-	bpftool -j map lookup pinned "$PIN/provider_health" key "$1" 0 0 0 2>/dev/null | "$PY" -c '
-import json, sys
-d = json.load(sys.stdin)
-v = d.get("formatted", d)["value"]
-t = v["reason_text"]
-t = t if isinstance(t, str) else bytes(int(x, 16) if isinstance(x, str) else x for x in t).split(b"\0")[0].decode()
-print(v["state"], t)'
-}
-
 map_id()  { bpftool -j map show pinned "$PIN/$1" 2>/dev/null | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])' 2>/dev/null; }
 # link_ids: "file=id" of every link pinned under $PIN/links
 link_ids() {

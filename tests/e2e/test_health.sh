@@ -31,7 +31,7 @@ openai_calls() {
 }
 primary() { fake_fault A "$1" && fake_fault B "$1"; }
 
-h=$(provider_health 0)
+h=$(health 0)
 check "healthy: openai's verdict in the provider_health map is HEALTHY (0)" "$h" [ "${h%% *}" = 0 ]
 r=$(ask)
 check "healthy: OpenAI answers" "$r" [ "$r" = "200 openai" ]
@@ -40,7 +40,7 @@ primary '{"mode":"reset"}'
 bad=0
 for i in 1 2; do r=$(ask); [ "$r" = "200 groq" ] || bad=$((bad + 1)); done
 check "primary resets: the two failing requests are answered by Groq, zero errors" "$bad bad" [ $bad -eq 0 ]
-h=$(provider_health 0)
+h=$(health 0)
 check "... and the verdict is DOWN (3) in the map right after, with its reason" "$h" \
 	eval '[ "${h%% *}" = 3 ] && [[ "$h" == *consecutive* ]]'
 check "... logged as a change" "$(grep 'health: openai' "$DETOURD_LOG" | tail -2)" \
@@ -56,7 +56,7 @@ primary '{"mode":"ok"}'
 sleep 1.6 # the ejection (1.5 s) ends: half-open
 ok=0
 for i in 1 2 3 4; do r=$(ask); [ "$r" = "200 openai" ] && ok=$((ok + 1)); done
-h=$(provider_health 0)
+h=$(health 0)
 check "recovered: the trials succeed and the verdict is HEALTHY again" "$ok answered by OpenAI; $h" \
 	eval '[ $ok -ge 3 ] && [ "${h%% *}" = 0 ]'
 check "the agent is still alive" "detourd exited" alive "$DETOURD_PID"

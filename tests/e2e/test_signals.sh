@@ -32,7 +32,7 @@ probe_timeout_ms = 1000"
 detourd_start || exit 1
 
 OAI=0 GROQ=1 DS=2
-state_is() { local h; h=$(provider_health "$1"); [ "${h%% *}" = "$2" ] && [[ "$h" == *"$3"* ]]; }
+state_is() { local h; h=$(health "$1"); [ "${h%% *}" = "$2" ] && [[ "$h" == *"$3"* ]]; }
 fake_count() { jget "$(fake_admin "$1" GET /stats)" "$2"; }
 path_count() { fake_admin "$1" GET /stats | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["by_path"][sys.argv[1]])' "$2"; }
 oai_count() { echo $(( $(path_count A "$1") + $(path_count B "$1") )); }
@@ -52,15 +52,15 @@ tcp() {
 wait_for 5 eval '[ "$(oai_count /v1/models)" -ge 2 ]'
 check "probes: OpenAI's model list is asked without any client" "$(oai_count /v1/models) model-list calls" \
 	[ "$(oai_count /v1/models)" -ge 2 ]
-check "... and the verdict stays HEALTHY" "$(provider_health $OAI)" state_is $OAI 0 ""
+check "... and the verdict stays HEALTHY" "$(health $OAI)" state_is $OAI 0 ""
 
 fake_fault A '{"mode":"status","status":503}' && fake_fault B '{"mode":"status","status":503}'
 wait_for 5 state_is $OAI 3 "consecutive failures"
-check "probes answered 503: OpenAI goes DOWN in the map from probes alone" "$(provider_health $OAI)" \
+check "probes answered 503: OpenAI goes DOWN in the map from probes alone" "$(health $OAI)" \
 	state_is $OAI 3 "2 consecutive failures"
 fake_fault A '{"mode":"ok"}' && fake_fault B '{"mode":"ok"}'
 wait_for 10 state_is $OAI 0 ""
-check "answering again: half-open probe trials bring it back to HEALTHY" "$(provider_health $OAI)" \
+check "answering again: half-open probe trials bring it back to HEALTHY" "$(health $OAI)" \
 	state_is $OAI 0 "trials succeeded"
 check "... and no chat completion was ever sent to OpenAI" "$(oai_count /v1/chat/completions)" \
 	[ "$(oai_count /v1/chat/completions)" = 0 ]
@@ -82,7 +82,7 @@ check "refused direct connects to Groq are counted in the pinned tcp_signals map
 	[ "$n" -ge 2 ]
 wait_for 2 state_is $GROQ 3 ""
 check "... and reach the health engine: Groq is DOWN without a probe or a proxied request" \
-	"$(provider_health $GROQ)" state_is $GROQ 3 "connects failed or reset, none succeeded"
+	"$(health $GROQ)" state_is $GROQ 3 "connects failed or reset, none succeeded"
 check "... logged per event" "$(grep 'tcp: groq' "$DETOURD_LOG" | tail -1)" \
 	grep -q "tcp: groq .*: connect_fail (a direct socket): Connection refused" "$DETOURD_LOG"
 fake_fault G '{"mode":"reset"}'
@@ -97,23 +97,23 @@ check "connections reset by Groq are counted (resets_recv) and reach the agent" 
 wait_for 5 state_is $DS 0 ""
 in_cli ip route add blackhole $D4/32 && in_cli ip -6 route add blackhole $D6/128
 wait_for 2 state_is $DS 3 "route lost"
-check "blackhole routes to DeepSeek: DOWN at once, reason in the map" "$(provider_health $DS)" \
+check "blackhole routes to DeepSeek: DOWN at once, reason in the map" "$(health $DS)" \
 	state_is $DS 3 "route lost"
-check "... OpenAI, still routed, is not touched" "$(provider_health $OAI)" state_is $OAI 0 ""
+check "... OpenAI, still routed, is not touched" "$(health $OAI)" state_is $OAI 0 ""
 in_cli ip route del blackhole $D4/32 && in_cli ip -6 route del blackhole $D6/128
 wait_for 5 state_is $DS 0 ""
-check "routes back: probed at once, HEALTHY again" "$(provider_health $DS)" state_is $DS 0 "trials succeeded"
+check "routes back: probed at once, HEALTHY again" "$(health $DS)" state_is $DS 0 "trials succeeded"
 check "... the way there logged" "$(grep 'net: deepseek' "$DETOURD_LOG" | tail -2)" \
 	grep -q "net: deepseek .*: route-back" "$DETOURD_LOG"
 
 in_cli ip link set c0 down
 wait_for 2 eval 'state_is $DS 3 "uplink down" && state_is $OAI 3 "uplink down"'
 check "client veth down: every provider DOWN at once, \"uplink down\"" \
-	"deepseek: $(provider_health $DS); openai: $(provider_health $OAI)" \
+	"deepseek: $(health $DS); openai: $(health $OAI)" \
 	eval 'state_is $DS 3 "uplink down" && state_is $OAI 3 "uplink down"'
 in_cli ip link set c0 up
 wait_for 8 eval 'state_is $DS 0 "" && state_is $OAI 0 ""'
-check "veth up: re-probed, HEALTHY again" "deepseek: $(provider_health $DS); openai: $(provider_health $OAI)" \
+check "veth up: re-probed, HEALTHY again" "deepseek: $(health $DS); openai: $(health $OAI)" \
 	eval 'state_is $DS 0 "trials succeeded" && state_is $OAI 0 "trials succeeded"'
 
 # ---- reload -------------------------------------------------------------------------
