@@ -4,7 +4,7 @@
 # Everything runs in private network and mount namespaces: a loopback-only
 # network, a private bpffs, cgroups under $CG2/detour-bench-PID, all removed
 # on exit. Prints a block of figures per benchmark, then one summary line per
-# figure. --smoke: a ~20 s version that proves the bench still works.
+# figure. --smoke: a ~30 s version that proves the bench still works.
 #
 #   connect()    bench/connect_cost: ns a connect() pays with the hook attached
 #   relay        bench/http_latency through detourd vs direct, to fakellm
@@ -13,6 +13,9 @@
 #   translation  bench/xlate_cost: µs per translated 4 KB request and per
 #                streamed event, next to the same-family passthrough
 #   fakellm      bench/fakellm-rps.sh: the fake provider's request rate
+#   transitions  bench/transition.sh: the health engine's verdicts under load
+#                while the primary provider fails (outage, refused, blackhole,
+#                slow, 429, flapping) and recovers
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,7 +23,7 @@ SMOKE=0 BUILD=
 for arg in "$@"; do
 	case $arg in
 	--smoke) SMOKE=1 ;;
-	-h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	-*) echo "bench: unknown option $arg" >&2; exit 2 ;;
 	*) BUILD=$arg ;;
 	esac
@@ -400,6 +403,17 @@ if [ -x "$ROOT/bench/fakellm-rps.sh" ]; then
 else
 	echo "bench/fakellm-rps.sh is not there yet: skipped"
 fi
+
+# ---- transitions ---------------------------------------------------------------------
+
+section "transitions: verdicts while the primary fails and recovers (bench/transition.sh)"
+SMOKE_FLAG=()
+[ "$SMOKE" = 1 ] && SMOKE_FLAG=(--smoke)
+if ! "$ROOT/bench/transition.sh" "$BUILD" "${SMOKE_FLAG[@]}" | tee "$W/transition.out"; then
+	[ "$SMOKE" = 1 ] && die "transition.sh failed"
+	summary "transition: scenario checks failed ('not ok' lines above)"
+fi
+mapfile -t -O "${#SUMMARY[@]}" SUMMARY < <(grep '^transition: ' "$W/transition.out")
 
 section "summary"
 printf '%s\n' "${SUMMARY[@]}"

@@ -1,5 +1,5 @@
 #!/bin/sh
-# A ~10 s run of the benchmarks, so CI proves `make bench` still works; the
+# A ~30 s run of the benchmarks, so CI proves `make bench` still works; the
 # figures it prints are not judged (speed is measured by `make bench`).
 build=${1:-build}
 if "$(dirname "$0")/../bench/run.sh" --smoke "$build"; then

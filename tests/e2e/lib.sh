@@ -687,8 +687,17 @@ load_stat() {
 # fakellm of the class), SCEN_WINDOW_S (how long the fault lasts),
 # SCEN_RECOVER_S (how long recovery may take), SCEN_PER_READMIT (requests
 # allowed per readmission: the half-open trials), SCEN_REPORT (a file: one
-# tab-separated line of figures per scenario, for bench/transition.sh).
-SCEN_FAKES="A B" SCEN_ALL="A B G" SCEN_WINDOW_S=3 SCEN_RECOVER_S=8 SCEN_PER_READMIT=1 SCEN_REPORT=
+# line of NAME<tab>KEY=VALUE... per scenario, for bench/transition.sh) and
+# SCEN_WATCH (bench/verdict_watch: when a provider's verdict reaches the map),
+# SCEN_ONLY (a regular expression: only the scenarios it matches run).
+SCEN_FAKES="A B" SCEN_ALL="A B G" SCEN_WINDOW_S=3 SCEN_RECOVER_S=8 SCEN_PER_READMIT=1 SCEN_REPORT= SCEN_WATCH=
+SCEN_ONLY=
+
+scen_report() { # NAME KEY=VALUE...
+	[ -n "$SCEN_REPORT" ] || return 0
+	local IFS=$'\t'
+	echo "$*" >>"$SCEN_REPORT"
+}
 
 scen_fault() { local f; for f in $SCEN_FAKES; do fake_fault "$f" "$1"; done; }
 
@@ -735,15 +744,24 @@ scen_ready() {
 # rate-limited, degraded).
 scen_run() {
 	local name=$1 scope=$2 failed=$3 fault=$4 normal=${5:-'{"mode":"ok"}'}
-	local prov=${2%% *} code t_on t_flip t_off t_back="" t_healthy c0 c_flip c_end c1 readmits allowed after
-	local since_ms=- flip_ms=- recover_ms=- v_flip
+	local prov=${2%% *} code t_c0 t_c1 t_on t_flip t_off t_back="" t_healthy c0 c_flip c_end c1 readmits allowed after
+	local since_ms=- flip_ms=- healthy_ms=- answering_ms=- visible_us=- v_flip watch=
+	[[ $name =~ ${SCEN_ONLY:-.} ]] || return 0
 	for code in "${!STATE_NAMES[@]}"; do [ "${STATE_NAMES[$code]}" = "$failed" ] && break; done
 	scen_fault "$normal"
 	if ! wait_for "$SCEN_RECOVER_S" scen_ready "$scope"; then
 		notok "$name: $scope was not healthy and answering before the fault: $(scen_verdict "$scope")"
 		return 1
 	fi
+	t_c0=$EPOCHREALTIME
 	read -r -a c0 <<<"$(fake_counts $SCEN_ALL)"
+	# bench: a tight reader of the map, for when the verdict reaches it
+	if [ -n "$SCEN_WATCH" ] && [[ $scope != *" model "* ]]; then
+		"$SCEN_WATCH" --pin-dir "$PIN" --provider "$(provider_id "$prov")" --state "$code" \
+			--timeout-ms $((SCEN_WINDOW_S * 1000)) >"$W/watch.out" 2>&1 &
+		watch=$!
+		sleep 0.05
+	fi
 	t_on=$EPOCHREALTIME
 	scen_fault "$fault"
 	# the flip: the change logged, the failed provider's count right then, the map
@@ -759,7 +777,11 @@ scen_run() {
 	# answering requests sent after it
 	wait_for "$SCEN_RECOVER_S" eval '[ "$(scen_state "$scope")" = 0 ] &&
 		load_stat $t_off 9e9 && [ "${LS[via_'"$prov"']:-0}" -gt 0 ]' && t_back=$EPOCHREALTIME
+	t_c1=$EPOCHREALTIME
 	read -r -a c1 <<<"$(fake_counts $SCEN_ALL)"
+	# what the providers did beyond the clients' requests, over the same time
+	load_stat "$t_c0" "$t_c1"
+	local extra=$((c1[0] - c0[0] - LS[n])) probes=$((c1[1] - c0[1])) xtok=$((c1[2] - c0[2] - LS[tokens]))
 
 	if [ -n "$t_flip" ]; then
 		flip_ms=$(ms_since "$t_on" "$t_flip")
@@ -771,20 +793,25 @@ scen_run() {
 	fi
 	if [ -n "$t_back" ]; then
 		t_healthy=$(change_after "$t_off" "$scope: [a-z-]+ -> healthy")
+		[ -n "$t_healthy" ] && healthy_ms=$(ms_since "$t_off" "$t_healthy")
 		load_stat "$t_off" "$t_back"
-		recover_ms="${t_healthy:+$(ms_since "$t_off" "$t_healthy") ms healthy, }$(ms_since "$t_off" \
-			"$(awk -v t="$t_off" -v ms="${LS[first_via_ms]}" 'BEGIN { printf "%.6f", t + ms / 1000 }')") ms answering"
+		answering_ms=${LS[first_via_ms]}
+	fi
+	if [ -n "$watch" ]; then
+		wait "$watch"
+		visible_us=$(sed -n 's/.*visible_us=\([0-9.]*\).*/\1/p' "$W/watch.out")
 	fi
 	load_stat "$t_on" "${t_back:-$EPOCHREALTIME}" "${t_flip:-9e9}"
-	local extra=$((c1[0] - c0[0] - LS[n])) probes=$((c1[1] - c0[1])) xtok=$((c1[2] - c0[2] - LS[tokens]))
-	note "$name: verdict $failed decided after $since_ms ms, logged after $flip_ms ms (map: ${v_flip#* * * * }); \
+	note "$name: verdict $failed decided after $since_ms ms${watch:+, in the map ${visible_us:-?} µs later}, \
+logged after $flip_ms ms (map: ${v_flip#* * * * }); \
 the failed provider got ${after:--} chat requests after the flip (allowed ${allowed:--}: ${readmits:--} readmissions); \
 clients: ${LS[n]} requests, ${LS[errors]} errors, worst ${LS[worst_ms]} ms (first token ${LS[worst_first_ms]} ms), \
-started after the flip worst ${LS[worst_after_ms]} ms; after the fault ended: ${recover_ms}; \
-extra upstream chat requests $extra, probes $probes, extra tokens $xtok"
-	[ -n "$SCEN_REPORT" ] && printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$since_ms" \
-		"$flip_ms" "${after:--}" "${allowed:--}" "${LS[n]}" "${LS[errors]}" "${LS[worst_ms]}" \
-		"${LS[worst_after_ms]}" "$recover_ms" "$extra" "$probes" "$xtok" >>"$SCEN_REPORT"
+started after the flip worst ${LS[worst_after_ms]} ms; after the fault ended: healthy after $healthy_ms ms, \
+answering after $answering_ms ms; extra upstream chat requests $extra, probes $probes, extra tokens $xtok"
+	scen_report "$name" decided_ms="$since_ms" visible_us="$visible_us" logged_ms="$flip_ms" after="${after:--}" \
+		allowed="${allowed:--}" requests="${LS[n]}" errors="${LS[errors]}" worst_ms="${LS[worst_ms]}" \
+		worst_after_ms="${LS[worst_after_ms]}" healthy_ms="$healthy_ms" answering_ms="$answering_ms" \
+		extra="$extra" probes="$probes" extra_tokens="$xtok"
 
 	check "$name: zero errors seen by the clients" "${LS[errors]} of ${LS[n]}: ${LS[first_error]}" [ "${LS[errors]}" = 0 ]
 	check "$name: verdict $failed within the fault, none of its requests after the flip but the readmissions'" \
@@ -806,14 +833,17 @@ extra upstream chat requests $extra, probes $probes, extra tokens $xtok"
 # flapping provider is kept out longer and longer), the ejections in the map,
 # and the recovery.
 scen_flap() {
-	local name=$1 scope=$2 fault=$3 cycles=$4 down=$5 up=$6 prov=${2%% *} i t_on t_off t_back="" v
-	local lens c0 c1
+	local name=$1 scope=$2 fault=$3 cycles=$4 down=$5 up=$6 prov=${2%% *} i t_c0 t_c1 t_on t_off t_back="" v
+	local lens c0 c1 f0 f1
+	[[ $name =~ ${SCEN_ONLY:-.} ]] || return 0
 	scen_fault '{"mode":"ok"}'
 	if ! wait_for "$SCEN_RECOVER_S" scen_ready "$scope"; then
 		notok "$name: $scope was not healthy and answering before the fault: $(scen_verdict "$scope")"
 		return 1
 	fi
+	t_c0=$EPOCHREALTIME
 	read -r -a c0 <<<"$(fake_counts $SCEN_ALL)"
+	f0=$(fake_counts $SCEN_FAKES)
 	t_on=$EPOCHREALTIME
 	for ((i = 0; i < cycles; i++)); do
 		scen_fault "$fault"; sleep "$down"
@@ -823,21 +853,88 @@ scen_flap() {
 	v=$(scen_verdict "$scope")
 	wait_for "$SCEN_RECOVER_S" eval '[ "$(scen_state "$scope")" = 0 ] &&
 		load_stat $t_off 9e9 && [ "${LS[via_'"$prov"']:-0}" -gt 0 ]' && t_back=$EPOCHREALTIME
+	f1=$(fake_counts $SCEN_FAKES)
+	t_c1=$EPOCHREALTIME
 	read -r -a c1 <<<"$(fake_counts $SCEN_ALL)"
+	load_stat "$t_c0" "$t_c1"
+	local extra=$((c1[0] - c0[0] - LS[n])) probes=$((c1[1] - c0[1])) xtok=$((c1[2] - c0[2] - LS[tokens]))
 	# each ejection's length: from "-> down" to the "down -> probing" after it
 	lens=$(awk -v a="$t_on" -v re="health: $scope: " '$1 >= a && $0 ~ re {
 		if ($0 ~ / -> down /) d = $1
 		else if (d && $0 ~ / down -> probing /) { printf "%d ", ($1 - d) * 1000; d = 0 } }' "$STAMPED")
+	lens=${lens% }
 	load_stat "$t_on" "${t_back:-$EPOCHREALTIME}"
 	note "$name: $cycles cycles of ${down} s down, ${up} s up: ejections of ${lens:-none} ms; map at the end: ${v:-none}; \
-clients: ${LS[n]} requests, ${LS[errors]} errors, worst ${LS[worst_ms]} ms; the failed provider got $((c1[0] - c0[0] - LS[n] + ${LS[via_$prov]:-0})) \
-chat requests, ${LS[via_$prov]:-0} of them answered"
-	[ -n "$SCEN_REPORT" ] && printf '%s\t-\t-\t-\t-\t%s\t%s\t%s\t-\t-\t%s\t%s\t%s\n' "$name" "${LS[n]}" \
-		"${LS[errors]}" "${LS[worst_ms]}" "$((c1[0] - c0[0] - LS[n]))" "$((c1[1] - c0[1]))" \
-		"$((c1[2] - c0[2] - LS[tokens]))" >>"$SCEN_REPORT"
+clients: ${LS[n]} requests, ${LS[errors]} errors, worst ${LS[worst_ms]} ms; the flapping provider got \
+$((${f1%% *} - ${f0%% *})) chat requests, ${LS[via_$prov]:-0} answered; extra upstream chat requests $extra, \
+probes $probes, extra tokens $xtok"
+	scen_report "$name" requests="${LS[n]}" errors="${LS[errors]}" worst_ms="${LS[worst_ms]}" \
+		ejections_ms="${lens// /,}" extra="$extra" probes="$probes" extra_tokens="$xtok"
 	check "$name: zero errors seen by the clients" "${LS[errors]} of ${LS[n]}: ${LS[first_error]}" [ "${LS[errors]}" = 0 ]
 	check "$name: ejected at least twice, each ejection longer than the one before" "ejections (ms): ${lens:-none}" \
 		eval '[ "$(wc -w <<<"$lens")" -ge 2 ] && awk -v l="$lens" '"'"'BEGIN { n = split(l, a, " "); for (i = 2; i <= n; i++) if (a[i] <= a[i - 1]) exit 1 }'"'"
 	check "$name: the ejections are counted in the map" "map: ${v:-none}" eval '[ "$(cut -d" " -f3 <<<"$v")" -ge 2 ]'
 	check "$name: recovery: healthy again and answering within $SCEN_RECOVER_S s" "map: $(scen_verdict "$scope")" [ -n "$t_back" ]
+}
+
+# The scenario groups: test_scenarios.sh, test_scenarios_limits.sh and
+# bench/transition.sh run these, after fake_std G D. Each starts detourd with
+# its thresholds (small, so that a scenario takes seconds) and WORKERS SDK
+# clients sending one request INTERVAL-MS after the other, runs its
+# scenarios, and stops both.
+SCEN_FIRST_BYTE_MS=1000
+
+scen_group_start() { # WORKERS INTERVAL-MS FIRST-BYTE-TIMEOUT-MS EJECT-MS [HEALTH-LINES]
+	proxy_conf "first_byte_timeout_ms = $3
+retry_budget_min = 100000
+provider_failures_to_eject = 3
+provider_eject_ms = $4
+upstream_connect_timeout_ms = 400"
+	CONF_HEALTH="trial_requests = 1
+probe_interval_ms = 1000
+probe_interval_down_ms = 500
+probe_timeout_ms = 1000${5:+
+$5}"
+	CONF_PROBES=yes conf_write "$W/detour.conf"
+	detourd_start "$W/detour.conf" || return 1
+	log_stamp_start
+	load_start "$1" "$2" 300 || return 1
+	SCEN_ALL="A B G D" SCEN_PER_READMIT=1
+}
+scen_group_stop() {
+	load_stop
+	check "the agent is still alive after the scenarios" "detourd exited" alive "$DETOURD_PID"
+	detourd_stop
+}
+
+# outages: a full outage (503), connections refused, a blackhole (requests
+# never answered), each ended by the recovery
+scen_outages() { # WORKERS INTERVAL-MS
+	scen_group_start "$1" "$2" "$SCEN_FIRST_BYTE_MS" 1000 "eject_max_ms = 2000
+eject_decay_ms = 1000" || return 1
+	scen_run "outage (503)" "openai model gpt-4o-mini" down '{"mode":"status","status":503}'
+	scen_run "connection refused" openai down '{"mode":"refuse"}'
+	scen_run "blackhole (hang)" "openai model gpt-4o-mini" down '{"mode":"hang"}'
+	scen_group_stop
+}
+
+# limits: slow first tokens, a 429 storm, flapping
+scen_limits() { # WORKERS INTERVAL-MS
+	local workers=$1
+	scen_group_start "$1" "$2" 6000 500 "eject_max_ms = 4000
+eject_decay_ms = 4000
+window_ms = 3000
+min_calls = 3
+slow_ceiling_ms = 2000" || return 1
+	# slow calls are judged per model; DEGRADED ranks it after its healthy
+	# peers until the evidence ages out of the window, then every worker may
+	# go back; 4 workers make the 3 slow calls the verdict needs at once
+	SCEN_WINDOW_S=6 SCEN_PER_READMIT=$workers scen_run "degradation (first token 4 s)" \
+		"openai model gpt-4o-mini" degraded '{"mode":"slow","ttft_ms":4000}' '{"mode":"slow","ttft_ms":300}'
+	# a 429 sets the model aside until its retry-after; each reset lets the
+	# workers' next requests in until the next 429
+	SCEN_PER_READMIT=$workers scen_run "rate-limit storm (429, retry-after 1 s)" "openai model gpt-4o-mini" \
+		rate-limited '{"mode":"status","status":429,"retry_after":1}'
+	scen_flap "flapping (1 s reset, 1 s up)" openai '{"mode":"reset"}' 3 1 1
+	scen_group_stop
 }
