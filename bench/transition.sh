@@ -54,7 +54,7 @@ for name, d in rows:
     print("%-40s" % name + "".join("%9s" % d.get(k, "-") for k, _ in cols))
 print("""
 (decided: ms from the fault's onset to the verdict, the map's since_ns; map µs: from
- that decision to a reader polling the pinned map every 100 µs (provider verdicts);
+ that decision to a reader polling the pinned map every 100 µs;
  logged: ms to detourd's log line; after / allowed: chat requests the failed provider
  got after the flip / what its readmissions allow (half-open trials); worst: the
  clients' slowest request in the transition, ms; worst>: of those started after the

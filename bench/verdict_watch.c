@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * verdict_watch: when does a health verdict become visible in the pinned
- * provider_health map?
+ * provider_health (or model_health) map?
  *
- * Reads one provider's entry every 100 µs (a BPF syscall each, no bpftool)
+ * Reads one provider's entry, or one of its models', every 100 µs (a BPF
+ * syscall each, no bpftool)
  * until its state is the one asked for with a since_ns later than when the
  * watch started, then prints
  *
@@ -14,7 +15,8 @@
  * deciding signal's verdict took to reach a reader of the map (the failover
  * hook, detourctl). bench/transition.sh starts it before each fault.
  *
- * Usage: verdict_watch --pin-dir DIR --provider ID --state N [--timeout-ms T]
+ * Usage: verdict_watch --pin-dir DIR --provider ID [--model NAME] --state N
+ *                      [--timeout-ms T]
  * Exits 0 when seen, 1 on timeout, 2 on bad usage or a map it cannot read.
  */
 #include <errno.h>
@@ -41,7 +43,8 @@ static uint64_t now_ns(void)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: verdict_watch --pin-dir DIR --provider ID --state N [--timeout-ms T]\n");
+	fprintf(stderr, "usage: verdict_watch --pin-dir DIR --provider ID [--model NAME] --state N "
+		"[--timeout-ms T]\n");
 	return 2;
 }
 
@@ -61,11 +64,14 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "pin-dir", required_argument, NULL, 'd' },
 		{ "provider", required_argument, NULL, 'p' },
+		{ "model", required_argument, NULL, 'm' },
 		{ "state", required_argument, NULL, 's' },
 		{ "timeout-ms", required_argument, NULL, 't' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *dir = NULL;
+	const char *dir = NULL, *model = NULL;
+	struct dt_model_key mkey = { 0 };
+	const void *key;
 	long id = -1, state = -1, timeout_ms = 10000;
 	struct dt_provider_health h;
 	char path[4096];
@@ -76,14 +82,21 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'd': dir = optarg; break;
 		case 'p': id = number(optarg, DT_MAX_PROVIDERS - 1); break;
+		case 'm': model = optarg; break;
 		case 's': state = number(optarg, DT_PROBING); break;
 		case 't': timeout_ms = number(optarg, 3600 * 1000); break;
 		default: return usage();
 		}
 	}
-	if (!dir || id < 0 || state < 0 || timeout_ms < 0 || optind != argc)
+	if (!dir || id < 0 || state < 0 || timeout_ms < 0 || optind != argc ||
+	    (model && (!*model || strlen(model) >= sizeof(mkey.model))))
 		return usage();
-	snprintf(path, sizeof(path), "%s/%s", dir, DT_MAP_PROVIDER_HEALTH);
+	mkey.provider_id = (__u32)id;
+	if (model)
+		memcpy(mkey.model, model, strlen(model));
+	/* the provider map is an array indexed by the id: mkey's first member */
+	key = &mkey;
+	snprintf(path, sizeof(path), "%s/%s", dir, model ? DT_MAP_MODEL_HEALTH : DT_MAP_PROVIDER_HEALTH);
 	fd = bpf_obj_get(path);
 	if (fd < 0) {
 		fprintf(stderr, "verdict_watch: %s: %s\n", path, strerror(errno));
@@ -92,16 +105,16 @@ int main(int argc, char **argv)
 	start = now_ns();
 	deadline = start + (uint64_t)timeout_ms * 1000000ull;
 	for (;;) {
-		__u32 key = (__u32)id;
-		int rc = bpf_map_lookup_elem(fd, &key, &h);
+		int rc = bpf_map_lookup_elem(fd, key, &h);
 		uint64_t t = now_ns();
 
-		if (rc != 0) {
-			fprintf(stderr, "verdict_watch: lookup of provider %ld: %s\n", id, strerror(errno));
+		/* a model not tracked yet has no entry */
+		if (rc != 0 && !(model && errno == ENOENT)) {
+			fprintf(stderr, "verdict_watch: lookup in %s: %s\n", path, strerror(errno));
 			close(fd);
 			return 2;
 		}
-		if (h.state == (__u32)state && h.since_ns >= start) {
+		if (rc == 0 && h.state == (__u32)state && h.since_ns >= start) {
 			h.reason_text[sizeof(h.reason_text) - 1] = '\0';
 			printf("seen_ns=%llu since_ns=%llu visible_us=%.1f state=%u reason=\"%s\"\n",
 			       (unsigned long long)t, (unsigned long long)h.since_ns,

@@ -718,18 +718,8 @@ for e in json.load(sys.stdin):
         print(e.get("formatted", e)["key"]); break' "$1"
 }
 
-# scen_state SCOPE: the state (number) of its verdict in the maps, else, in a
-# build without model_health, the last one logged
-scen_state() {
-	local v s
-	if [[ $1 != *" model "* ]] || [ -e "$PIN/model_health" ]; then
-		v=$(scen_verdict "$1")
-		echo "${v%% *}"
-		return
-	fi
-	v=$(grep -E "health: $1: [a-z-]+ -> " "$STAMPED" | tail -n 1 | sed -E 's/.* -> ([a-z-]+).*/\1/')
-	for s in "${!STATE_NAMES[@]}"; do [ "${STATE_NAMES[$s]}" = "${v:-healthy}" ] && echo "$s"; done
-}
+# scen_state SCOPE: the state (number) of its verdict in the maps
+scen_state() { local v; v=$(scen_verdict "$1"); echo "${v%% *}"; }
 
 # scen_ready SCOPE: the verdict is healthy and the provider answers the load
 scen_ready() {
@@ -744,9 +734,10 @@ scen_ready() {
 # rate-limited, degraded).
 scen_run() {
 	local name=$1 scope=$2 failed=$3 fault=$4 normal=${5:-'{"mode":"ok"}'}
-	local prov=${2%% *} code t_c0 t_c1 t_on t_flip t_off t_back="" t_healthy c0 c_flip c_end c1 readmits allowed after
+	local prov=${2%% *} model= code t_c0 t_c1 t_on t_flip t_off t_back="" t_healthy c0 c_flip c_end c1 readmits allowed after
 	local since_ms=- flip_ms=- healthy_ms=- answering_ms=- visible_us=- v_flip watch=
 	[[ $name =~ ${SCEN_ONLY:-.} ]] || return 0
+	[[ $scope == *" model "* ]] && model=${scope##* model }
 	for code in "${!STATE_NAMES[@]}"; do [ "${STATE_NAMES[$code]}" = "$failed" ] && break; done
 	scen_fault "$normal"
 	if ! wait_for "$SCEN_RECOVER_S" scen_ready "$scope"; then
@@ -756,9 +747,9 @@ scen_run() {
 	t_c0=$EPOCHREALTIME
 	read -r -a c0 <<<"$(fake_counts $SCEN_ALL)"
 	# bench: a tight reader of the map, for when the verdict reaches it
-	if [ -n "$SCEN_WATCH" ] && [[ $scope != *" model "* ]]; then
+	if [ -n "$SCEN_WATCH" ]; then
 		"$SCEN_WATCH" --pin-dir "$PIN" --provider "$(provider_id "$prov")" --state "$code" \
-			--timeout-ms $((SCEN_WINDOW_S * 1000)) >"$W/watch.out" 2>&1 &
+			${model:+--model "$model"} --timeout-ms $((SCEN_WINDOW_S * 1000)) >"$W/watch.out" 2>&1 &
 		watch=$!
 		sleep 0.05
 	fi
@@ -817,12 +808,8 @@ answering after $answering_ms ms; extra upstream chat requests $extra, probes $p
 	check "$name: verdict $failed within the fault, none of its requests after the flip but the readmissions'" \
 		"flip at ${flip_ms} ms; ${after:-?} requests after it, allowed ${allowed:-?}" \
 		eval '[ -n "$t_flip" ] && [ "$after" -le "$allowed" ]'
-	if [[ $scope == *" model "* ]] && [ ! -e "$PIN/model_health" ]; then
-		note "$name: no model_health map in this build: the model's verdict is in the log only"
-	else
-		check "$name: the verdict is in the map at the flip, with its reason" "map: '$v_flip'" \
-			eval '[ "${v_flip%% *}" = "$code" ] && [ -n "${v_flip#* * * * }" ]'
-	fi
+	check "$name: the verdict is in the map at the flip, with its reason" "map: '$v_flip'" \
+		eval '[ "${v_flip%% *}" = "$code" ] && [ -n "${v_flip#* * * * }" ]'
 	check "$name: recovery: healthy again and answering within $SCEN_RECOVER_S s of the fault's end" \
 		"map: $(scen_verdict "$scope"); load since: ${LS[via_$prov]:-0} via $prov" [ -n "$t_back" ]
 }
