@@ -75,9 +75,24 @@ check "while drained: every request answered by Groq, none sent to OpenAI" "$bad
 	eval '[ $bad -eq 0 ] && [ $((n1 - n0)) -eq 0 ]'
 
 detourd_stop || true
+out=$(ctl drain deepseek); rc=$?
+check "drain with detourd stopped: recorded for its start" "exit $rc: $out" \
+	eval '[ $rc -eq 0 ] && [ "$out" = "deepseek: drained (recorded; detourd applies it when it starts)" ]'
+j=$(ctl status --json)
+check "... status lists both overrides: openai's applied, deepseek's pending" "$(jget "$j" overrides)" \
+	"$PY" -c 'import json,sys
+o = json.loads(sys.argv[1])["overrides"]
+assert [(x["provider"], x["model"], x["override"], x["configured"], x["applied"]) for x in o] == \
+	[("deepseek", None, "drained", True, False), ("openai", None, "drained", True, True)], o' "$j"
 detourd_start || exit 1
 h=$(health_fields 0)
 check "drain outlives a restart of detourd (re-applied from the pinned map)" "$h" fields_are "$h" state=3 override=1
+h=$(health_fields 2)
+check "... and the one recorded while it was stopped is applied at its start" "$h" fields_are "$h" state=3 override=1
+st=$(ctl status)
+check "... status: both applied" "$(echo "$st" | grep -A3 '^operator overrides')" \
+	eval '[ "$(echo "$st" | grep -cE "^  (openai|deepseek) +- +drained +applied$")" = 2 ]'
+ctl undrain deepseek >/dev/null
 n0=$(openai_calls)
 bad=$(ask_n groq 2)
 n1=$(openai_calls)

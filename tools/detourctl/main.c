@@ -28,8 +28,8 @@ static void usage(FILE *f)
 {
 	fputs("usage: detourctl [--pin-dir DIR] [-c CONFIG] COMMAND [ARGS]\n"
 	      "commands:\n"
-	      "  status [--json]          agent, providers, health verdicts, endpoints, counters,\n"
-	      "                           cgroups\n"
+	      "  status [--json]          agent, providers, health verdicts, overrides, endpoints,\n"
+	      "                           counters, cgroups\n"
 	      "  watch [--json] [--count N] [--timeout S] [--interval MS]\n"
 	      "                           one line per provider or model verdict change, live\n"
 	      "  drain PROVIDER [MODEL]   route nothing there (recorded until undrain)\n"

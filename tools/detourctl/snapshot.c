@@ -225,6 +225,78 @@ out:
 	return n;
 }
 
+static int cmp_override(const void *a, const void *b)
+{
+	const struct ctl_override *x = a, *y = b;
+	int by_provider = strcmp(x->provider, y->provider);
+
+	return by_provider ? by_provider : strcmp(x->model, y->model);
+}
+
+/* The published verdict the override shows in: the provider's, or its model's. */
+static const struct dt_health_row *override_row(const struct ctl_snapshot *snap,
+						 const struct ctl_override *o)
+{
+	for (size_t i = 0; i < snap->n_providers; i++) {
+		const struct ctl_provider *p = &snap->providers[i];
+
+		if (strcmp(p->name, o->provider) != 0)
+			continue;
+		if (!o->model[0])
+			return p->health;
+		for (size_t j = 0; j < p->n_models; j++)
+			if (strcmp(p->models[j].model, o->model) == 0)
+				return &p->models[j];
+		return NULL;
+	}
+	return NULL;
+}
+
+static void judge_override(const struct ctl_snapshot *snap, struct ctl_override *o)
+{
+	const struct dt_health_row *r = override_row(snap, o);
+
+	for (size_t i = 0; i < snap->n_providers; i++)
+		o->configured |= strcmp(snap->providers[i].name, o->provider) == 0;
+	o->applied = r && r->v.override == o->kind;
+}
+
+static int read_overrides(struct ctl_snapshot *snap, char *err, size_t errlen)
+{
+	struct dt_override_key key, next, *prev = NULL;
+	int fd;
+
+	fd = ctl_map_open(snap->pin_dir, DT_MAP_OVERRIDES, sizeof(key), sizeof(struct dt_override),
+			  err, errlen);
+	if (fd < 0)
+		return fd;
+	snap->overrides = calloc(DT_MAX_OVERRIDES, sizeof(*snap->overrides));
+	if (!snap->overrides) {
+		close(fd);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	while (snap->n_overrides < DT_MAX_OVERRIDES && bpf_map_get_next_key(fd, prev, &next) == 0) {
+		struct ctl_override *o = &snap->overrides[snap->n_overrides];
+		struct dt_override val;
+
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &val))
+			continue; /* removed meanwhile */
+		snprintf(o->provider, sizeof(o->provider), "%.*s", DT_NAME_LEN - 1, key.provider);
+		snprintf(o->model, sizeof(o->model), "%.*s", DT_MODEL_LEN - 1, key.model);
+		o->kind = val.kind;
+		snap->n_overrides++;
+	}
+	close(fd);
+	snap->n_overrides = dt_sort_unique(snap->overrides, snap->n_overrides,
+					   sizeof(*snap->overrides), cmp_override);
+	for (size_t i = 0; i < snap->n_overrides; i++)
+		judge_override(snap, &snap->overrides[i]);
+	return 0;
+}
+
 static int read_counters(struct ctl_snapshot *snap, char *err, size_t errlen)
 {
 	int fd, rc;
@@ -338,6 +410,8 @@ int ctl_snapshot_read(struct ctl_snapshot *snap, const char *pin_dir, char *err,
 	if (!rc)
 		rc = read_health(snap, err, errlen);
 	if (!rc)
+		rc = read_overrides(snap, err, errlen);
+	if (!rc)
 		rc = read_counters(snap, err, errlen);
 	if (!rc)
 		rc = read_cgroups(snap, err, errlen);
@@ -353,6 +427,7 @@ void ctl_snapshot_free(struct ctl_snapshot *snap)
 	free(snap->cgroups);
 	free(snap->providers);
 	free(snap->health);
+	free(snap->overrides);
 	free(snap->endpoints);
 	memset(snap, 0, sizeof(*snap));
 }

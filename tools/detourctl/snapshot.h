@@ -37,6 +37,16 @@ struct ctl_provider {
 	size_t n_models;
 };
 
+/* One override the operator recorded (the overrides map), and whether
+ * detourd's published verdict carries it yet. */
+struct ctl_override {
+	char provider[DT_NAME_LEN];
+	char model[DT_MODEL_LEN];  /* "": the provider as a whole */
+	uint32_t kind;             /* enum dt_health_override */
+	bool configured;           /* a provider by that name is configured */
+	bool applied;              /* its verdict shows the override */
+};
+
 /* One enrollment: the links of one tag on one cgroup. */
 struct ctl_cgroup {
 	char tag[8];               /* DT_TAG_CONFIG or DT_TAG_CTL */
@@ -57,6 +67,8 @@ struct ctl_snapshot {
 	size_t n_endpoints;
 	struct dt_health_row *health; /* by provider, the provider before its models */
 	size_t n_health;
+	struct ctl_override *overrides; /* by provider name, then model */
+	size_t n_overrides;
 	struct dt_stats counters;  /* summed across CPUs */
 	struct ctl_cgroup *cgroups; /* by tag, then cgroup id */
 	size_t n_cgroups;

@@ -128,6 +128,26 @@ static json_t *providers_json(const struct ctl_snapshot *snap)
 	return arr;
 }
 
+static json_t *overrides_json(const struct ctl_snapshot *snap)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < snap->n_overrides; i++) {
+		const struct ctl_override *o = &snap->overrides[i];
+
+		if (json_array_append_new(arr, json_pack("{s:s, s:s?, s:s, s:b, s:b}",
+				"provider", o->provider,
+				"model", o->model[0] ? o->model : NULL,
+				"override", ctl_override_name(o->kind),
+				"configured", o->configured,
+				"applied", o->applied))) {
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
 static json_t *counters_json(const struct ctl_snapshot *snap)
 {
 	json_t *obj = json_object();
@@ -171,7 +191,7 @@ int ctl_status_json(const struct ctl_snapshot *snap, FILE *out)
 	int rc;
 
 	/* "o" steals each reference, also when json_pack fails */
-	root = json_pack("{s:s, s:o, s:s, s:{s:s, s:s}, s:o, s:o, s:o}",
+	root = json_pack("{s:s, s:o, s:s, s:{s:s, s:s}, s:o, s:o, s:o, s:o}",
 			 "pin_dir", snap->pin_dir,
 			 "agent", agent_json(snap),
 			 "mode", ctl_mode_name(snap->settings.mode),
@@ -179,6 +199,7 @@ int ctl_status_json(const struct ctl_snapshot *snap, FILE *out)
 			 "ipv4", ctl_listener_str(&snap->settings, false, v4, sizeof(v4)),
 			 "ipv6", ctl_listener_str(&snap->settings, true, v6, sizeof(v6)),
 			 "providers", providers_json(snap),
+			 "overrides", overrides_json(snap),
 			 "counters", counters_json(snap),
 			 "cgroups", cgroups_json(snap));
 	if (!root)

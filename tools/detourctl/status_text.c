@@ -112,6 +112,26 @@ static int fill_health(struct ctl_table *t, const struct ctl_snapshot *snap)
 	return 0;
 }
 
+static const struct ctl_column override_cols[] = {
+	{ "PROVIDER", false }, { "MODEL", false }, { "OVERRIDE", false }, { "STATUS", false },
+};
+
+static int fill_overrides(struct ctl_table *t, const struct ctl_snapshot *snap)
+{
+	for (size_t i = 0; i < snap->n_overrides; i++) {
+		const struct ctl_override *o = &snap->overrides[i];
+		const char *cells[] = {
+			o->provider, o->model[0] ? o->model : "-", ctl_override_name(o->kind),
+			!o->configured ? "no such provider configured" :
+			o->applied ? "applied" : "pending",
+		};
+
+		if (ctl_table_add(t, cells))
+			return -1;
+	}
+	return 0;
+}
+
 static const struct ctl_column endpoint_cols[] = {
 	{ "PROVIDER", false }, { "ENDPOINT", false }, { "DNS", false }, { "STATE", false },
 	{ "REASON", false }, { "SINCE", true }, { "HELD", true }, { "CONSEC", true },
@@ -207,6 +227,8 @@ int ctl_status_text(const struct ctl_snapshot *snap, FILE *out)
 	if (section(out, "providers", provider_cols, ARRAY_SIZE(provider_cols),
 		    fill_providers, snap) ||
 	    section(out, "health", health_cols, ARRAY_SIZE(health_cols), fill_health, snap) ||
+	    section(out, "operator overrides", override_cols, ARRAY_SIZE(override_cols),
+		    fill_overrides, snap) ||
 	    section(out, "endpoints", endpoint_cols, ARRAY_SIZE(endpoint_cols),
 		    fill_endpoints, snap) ||
 	    section(out, "hook counters", counter_cols, ARRAY_SIZE(counter_cols),

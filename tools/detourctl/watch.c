@@ -105,7 +105,8 @@ static void on_change(void *arg, const struct dt_health_row *old, const struct d
 
 	if (w->write_error || (w->count && w->printed == w->count))
 		return;
-	wall_str(w, new ? new->v.since_ns : w->mono_now, when, sizeof(when));
+	/* a verdict that never changed (since 0) or vanished: seen now */
+	wall_str(w, new && new->v.since_ns ? new->v.since_ns : w->mono_now, when, sizeof(when));
 	if (w->json)
 		w->write_error = print_json(when, provider, model, from, to, &r->v);
 	else
@@ -154,15 +155,16 @@ static int open_maps(struct watch *w, const char *pin_dir)
 /* Read every interval until count changes were printed or timeout_ns passed. */
 static int follow(struct watch *w, const char *pin_dir, uint64_t interval_ns, uint64_t timeout_ns)
 {
-	static struct reading readings[2];
+	struct reading *readings = calloc(2, sizeof(*readings));
 	struct timespec pause = { .tv_sec = (time_t)(interval_ns / 1000000000ull),
 				  .tv_nsec = (long)(interval_ns % 1000000000ull) };
 	uint64_t start = dt_now_ns();
 	int cur = 0, rc;
 
 	for (int i = 0; i < 2; i++) {
-		readings[i].rows = calloc(DT_HEALTH_ROWS_MAX, sizeof(*readings[i].rows));
-		if (!readings[i].rows) {
+		if (readings)
+			readings[i].rows = calloc(DT_HEALTH_ROWS_MAX, sizeof(*readings[i].rows));
+		if (!readings || !readings[i].rows) {
 			fputs("detourctl: out of memory\n", stderr);
 			rc = CTL_EXIT_FAILURE;
 			goto out;
@@ -194,8 +196,9 @@ static int follow(struct watch *w, const char *pin_dir, uint64_t interval_ns, ui
 		rc = w->count && w->printed < w->count ? CTL_EXIT_AGENT : CTL_EXIT_OK;
 	}
 out:
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; readings && i < 2; i++)
 		free(readings[i].rows);
+	free(readings);
 	return rc;
 }
 
