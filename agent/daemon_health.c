@@ -3,11 +3,14 @@
  * The agent's health engine (health.h) and what it takes to run it: options
  * from the configuration, every change logged and the verdict written to
  * the provider_health or model_health map at once, the ticks its
- * time-driven changes (ejections ending, rate limits resetting) need, and
- * the operator's overrides polled from their map.
+ * time-driven changes (ejections ending, rate limits resetting) need, the
+ * operator's overrides polled from their map, and in failover mode the
+ * abort of direct connections to a provider that stops being healthy.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -17,9 +20,12 @@
 #include "bpfobj.h"
 #include "config.h"
 #include "daemon.h"
+#include "enroll.h"
 #include "health.h"
+#include "intercept.h"
 #include "log.h"
 #include "overrides.h"
+#include "sockdiag.h"
 
 #define NS_PER_US 1000ull
 /* Ticks also come at least this often: changes the engine schedules
@@ -90,6 +96,53 @@ static void arm(struct detourd *d)
 	evtimer_add(d->health_timer, &tv);
 }
 
+/* The cgroups the hook acts on: every enrolled one (configuration or
+ * detourctl) and those below them. */
+static int enrolled_cgroups(const struct detourd *d, uint64_t **ids, size_t *n)
+{
+	struct dt_link_pin pins[256];
+	uint64_t roots[256];
+	size_t n_roots = 0;
+	int n_pins = dt_links_list(d->cfg->pin_dir, pins, sizeof(pins) / sizeof(pins[0]));
+
+	if (n_pins < 0)
+		return n_pins;
+	for (int i = 0; i < n_pins; i++)
+		if (pins[i].alive && pins[i].prog == DT_PROG_CONNECT4)
+			roots[n_roots++] = pins[i].cgroup_id;
+	return dt_cgroup_subtree(roots, n_roots, ids, n);
+}
+
+/*
+ * Failover mode: the provider stopped being healthy. Its new verdict is
+ * already in the map, so new connects are redirected; connections enrolled
+ * applications opened directly while it was healthy (a keep-alive client
+ * waiting on a hung provider) are aborted, so that their owners reconnect,
+ * through the proxy. The proxy's own connections carry the mark and stay.
+ * sock_diag sees the agent's network namespace only.
+ */
+static void abort_direct(struct detourd *d, uint32_t provider_id)
+{
+	struct dt_endpoint *eps = calloc(DT_MAX_ENDPOINTS, sizeof(*eps));
+	struct dt_sockdiag_victims v = { .eps = eps, .skip_mark = d->cfg->mark };
+	uint64_t *cgroups = NULL;
+	int rc = eps ? enrolled_cgroups(d, &cgroups, &v.n_cgroups) : -ENOMEM;
+
+	if (rc == 0) {
+		v.n_eps = dt_itable_endpoints(d->itable, provider_id, eps, DT_MAX_ENDPOINTS);
+		v.cgroups = cgroups;
+		rc = dt_sockdiag_destroy(&v);
+	}
+	if (rc < 0)
+		log_error("failover: %s: aborting its direct connections: %s",
+			  d->names[provider_id], strerror(-rc));
+	else
+		log_info("failover: %s: aborted %d direct connection(s) of enrolled applications",
+			 d->names[provider_id], rc);
+	free(cgroups);
+	free(eps);
+}
+
 /* Called inside the health engine's calls, on the loop's thread. */
 static void on_change(void *arg, const struct dt_health_change *c)
 {
@@ -102,6 +155,9 @@ static void on_change(void *arg, const struct dt_health_change *c)
 		dt_bpf_set_model_health(&d->bpf, c->provider_id, c->model, NULL);
 	else
 		publish(d, c->provider_id, c->model, c->since);
+	if (!c->model && d->cfg->mode == DT_MODE_FAILOVER && c->from == DT_HEALTHY &&
+	    c->to != DT_HEALTHY)
+		abort_direct(d, c->provider_id);
 	if (d->health_timer)
 		arm(d);
 	daemon_signals_health_changed(d);

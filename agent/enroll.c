@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <mntent.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +112,99 @@ int dt_cgroup_id(const char *cgroup_path, uint64_t *id)
 	if (!S_ISDIR(st.st_mode))
 		return -ENOTDIR;
 	*id = st.st_ino;
+	return 0;
+}
+
+struct id_set {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static bool id_in(const uint64_t *ids, size_t n, uint64_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] == id)
+			return true;
+	return false;
+}
+
+static int id_add(struct id_set *s, uint64_t id)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 16;
+		uint64_t *v = realloc(s->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		s->v = v;
+		s->cap = cap;
+	}
+	s->v[s->n++] = id;
+	return 0;
+}
+
+/* Add the cgroup open as dir_fd (closed here) and those below it that are
+ * in or under one of the roots. */
+static int subtree_walk(int dir_fd, bool below_root, const uint64_t *roots, size_t n_roots,
+			struct id_set *out)
+{
+	struct dirent *e;
+	struct stat st;
+	DIR *d;
+	int rc = 0;
+
+	if (fstat(dir_fd, &st)) {
+		rc = -errno;
+		close(dir_fd);
+		return rc;
+	}
+	below_root = below_root || id_in(roots, n_roots, st.st_ino);
+	if (below_root && (rc = id_add(out, st.st_ino))) {
+		close(dir_fd);
+		return rc;
+	}
+	d = fdopendir(dir_fd);
+	if (!d) {
+		rc = -errno;
+		close(dir_fd);
+		return rc;
+	}
+	while (rc == 0 && (e = readdir(d))) {
+		int fd;
+
+		if (e->d_type != DT_DIR || strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		fd = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0) /* else removed since: nothing of it to add */
+			rc = subtree_walk(fd, below_root, roots, n_roots, out);
+	}
+	closedir(d);
+	return rc;
+}
+
+int dt_cgroup_subtree(const uint64_t *roots, size_t n_roots, uint64_t **ids, size_t *n_ids)
+{
+	struct id_set out = { 0 };
+	struct mntent *m;
+	FILE *mounts;
+	int fd = -1, rc;
+
+	mounts = setmntent("/proc/self/mounts", "re");
+	if (!mounts)
+		return -errno;
+	while (fd < 0 && (m = getmntent(mounts)))
+		if (strcmp(m->mnt_type, "cgroup2") == 0)
+			fd = open(m->mnt_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	endmntent(mounts);
+	if (fd < 0)
+		return -ENOENT;
+	rc = subtree_walk(fd, false, roots, n_roots, &out);
+	if (rc) {
+		free(out.v);
+		return rc;
+	}
+	*ids = out.v;
+	*n_ids = out.n;
 	return 0;
 }
 

@@ -41,6 +41,12 @@ int dt_pin_dir_prepare(const char *pin_dir, char *err, size_t errlen);
 /* The cgroup id (cgroup v2 inode number) of a cgroup directory. */
 int dt_cgroup_id(const char *cgroup_path, uint64_t *id);
 
+/* The cgroup ids of roots[0..n_roots) and of every cgroup below them (the
+ * hook acts on descendants too), from a walk of the cgroup v2 hierarchy.
+ * Roots that do not exist are left out. *ids (free it) gets *n_ids of them.
+ * Returns 0 or -errno. */
+int dt_cgroup_subtree(const uint64_t *roots, size_t n_roots, uint64_t **ids, size_t *n_ids);
+
 /* Attach every program to the cgroup, or update the pinned links already
  * there in place. Returns 0, or -errno with err filled. */
 int dt_enroll(const char *pin_dir, const int prog_fds[DT_PROG_COUNT],

@@ -58,8 +58,8 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } providers SEC(".maps");
 
-/* written by detourd: its health verdict per provider (not read by the hook
- * yet: failover mode still decides by endpoint verdicts) */
+/* written by detourd: its health engine's verdict per provider, which
+ * failover mode follows (operator drains included: they publish DOWN) */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, DT_MAX_PROVIDERS);
@@ -153,6 +153,21 @@ static __always_inline void count_endpoint(const struct dt_endpoint *ep, bool re
 		__sync_fetch_and_add(&s->passed, 1);
 }
 
+/* Failover mode leaves a connection direct while both its provider's verdict
+ * (health engine) and its endpoint's (relay) are HEALTHY. A provider the agent
+ * never wrote reads as zeroes: HEALTHY. */
+static __always_inline bool healthy(const struct dt_intercept *ic, const struct dt_endpoint *dst)
+{
+	__u32 id = ic->provider_id;
+	struct dt_provider_health *ph = bpf_map_lookup_elem(&provider_health, &id);
+	struct dt_verdict *v;
+
+	if (ph && ph->state != DT_HEALTHY)
+		return false;
+	v = bpf_map_lookup_elem(&verdicts, dst);
+	return !v || v->state == DT_HEALTHY;
+}
+
 /* Is the proxy listening on @listener:@port in the caller's network namespace? */
 static __always_inline bool listener_alive(struct bpf_sock_addr *ctx, bool v4,
 					   const struct dt_config *cfg)
@@ -219,14 +234,10 @@ static __always_inline bool redirect_wanted(struct bpf_sock_addr *ctx,
 		return false;
 	}
 
-	if (cfg->mode == DT_MODE_FAILOVER) {
-		struct dt_verdict *v = bpf_map_lookup_elem(&verdicts, dst);
-
-		if (!v || v->state == DT_HEALTHY) {
-			count(pass_healthy);
-			count_endpoint(dst, false);
-			return false;
-		}
+	if (cfg->mode == DT_MODE_FAILOVER && healthy(ic, dst)) {
+		count(pass_healthy);
+		count_endpoint(dst, false);
+		return false;
 	}
 
 	if (!listener_alive(ctx, v4_target, cfg)) {

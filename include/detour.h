@@ -44,7 +44,7 @@ struct dt_endpoint {
 
 enum dt_mode {
 	DT_MODE_PROXY    = 0, /* every intercepted connection goes to the proxy */
-	DT_MODE_FAILOVER = 1, /* only connections to endpoints not HEALTHY do */
+	DT_MODE_FAILOVER = 1, /* only connections to a provider or endpoint not HEALTHY do */
 };
 
 /* Single entry of the settings array map, written by detourd only. */
@@ -113,7 +113,8 @@ enum dt_health_override {
  * (index = provider id: the provider as a whole) and of the model_health
  * hash map (key = struct dt_model_key). Written by detourd at each change
  * of the health engine's verdict (agent/health.h), and refreshed (calls,
- * rates, baselines) at least every second. */
+ * rates, baselines) at least every second. In failover mode the hook
+ * redirects a provider's connections while its state is not HEALTHY. */
 struct dt_provider_health {
 	__u32 state;           /* enum dt_state */
 	__u32 reason;          /* enum dt_health_reason (agent/health.h) */
@@ -175,7 +176,7 @@ struct dt_stats {
 	__u64 pass_stale;        /* left direct: agent heartbeat too old */
 	__u64 pass_no_listener;  /* left direct: proxy listener missing */
 	__u64 pass_own;          /* left direct: the proxy's own socket */
-	__u64 pass_healthy;      /* left direct: failover mode, endpoint healthy */
+	__u64 pass_healthy;      /* left direct: failover mode, provider and endpoint healthy */
 	__u64 pass_no_storage;   /* left direct: could not record the origin */
 	__u64 origins_published; /* origins handed to the proxy (redirects map) */
 	__u64 peer_rewritten;    /* getpeername answers restored */

@@ -43,6 +43,7 @@
 
 #include "bpfobj.h"
 #include "tcpsig.h"
+#include "lo_up.h"
 
 #define MARK        0x44540001u
 #define WAIT_MS     1000        /* loopback events come in microseconds */
@@ -81,22 +82,6 @@ static struct {
 } w = { .intercept_fd = -1, .drop_prog = -1 };
 
 /* ---- the private world ---------------------------------------------------- */
-
-static int lo_up(void)
-{
-	struct ifreq ifr = { .ifr_name = "lo" };
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
-		rc = -errno;
-	ifr.ifr_flags |= IFF_UP;
-	if (!rc && ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
-		rc = -errno;
-	close(fd);
-	return rc;
-}
 
 static __u64 netns_cookie(void)
 {
