@@ -5,22 +5,24 @@
 // through NODE_EXTRA_CA_CERTS (Node ignores the system store).
 //
 //   node openai_client.mjs [--n N] [--stream no|yes|both] [--model M] [--tag T]
+//                          [--timeout MS] [--retries N] [--pause MS]
 //
 // Runs N non-streaming and/or N streaming chat completions, one after the
-// other on the SDK's own (kept-alive) connection pool, and prints one JSON line
-// per request:
+// other (--pause MS between them) on the SDK's own (kept-alive) connection
+// pool, and prints one JSON line per request as it ends:
 //   {"i", "ok", "mode": "nonstream"|"stream", "model", "provider" (x-fakellm-name),
 //    "via" (x-detour-provider), "via_model" (x-detour-model), "text", "text_len", "chunks", "usage", "finish",
+//    "ms" (the SDK's call, its retries included),
 //    "error": {"class", "status", "message", "type", "body_message", "tried"} | null}
 // then a summary line {"summary": true, "requests", "ok", "errors"}.
 // Always exits 0 when it ran: tests/e2e/test_sdk_openai.sh judges the lines.
 import OpenAI from 'openai';
 
-const args = { n: 3, stream: 'both', model: 'gpt-4o-mini', tag: 'sdk', timeout: 15000 };
+const args = { n: 3, stream: 'both', model: 'gpt-4o-mini', tag: 'sdk', timeout: 15000, retries: 0, pause: 0 };
 for (let i = 2; i < process.argv.length; i += 2) {
 	const k = process.argv[i].replace(/^--/, ''), v = process.argv[i + 1];
 	if (!(k in args) || v === undefined) {
-		console.error(`usage: openai_client.mjs [--n N] [--stream no|yes|both] [--model M] [--tag T] [--timeout MS]; bad: ${process.argv[i]}`);
+		console.error(`usage: openai_client.mjs [--n N] [--stream no|yes|both] [--model M] [--tag T] [--timeout MS] [--retries N] [--pause MS]; bad: ${process.argv[i]}`);
 		process.exit(2);
 	}
 	args[k] = typeof args[k] === 'number' ? Number(v) : v;
@@ -28,10 +30,11 @@ for (let i = 2; i < process.argv.length; i += 2) {
 
 const client = new OpenAI({
 	apiKey: process.env.OPENAI_API_KEY,
-	// No SDK retries: the SDK would otherwise retry 429s, 5xx and connection
-	// errors twice on its own and hide an error detour let through. Every
-	// error must be visible to the test.
-	maxRetries: 0,
+	// No SDK retries by default: the SDK would otherwise retry 429s, 5xx and
+	// connection errors on its own and hide an error detour let through.
+	// --retries N is for the tests that count on the SDK reconnecting after
+	// a connection error, as it does with its default of 2.
+	maxRetries: args.retries,
 	timeout: args.timeout,
 });
 
@@ -53,7 +56,8 @@ function header(response, name) {
 
 async function one(i, stream) {
 	const r = { i, ok: false, mode: stream ? 'stream' : 'nonstream', model: null, provider: null, via: null,
-		text: '', text_len: 0, chunks: 0, usage: null, finish: null, error: null };
+		text: '', text_len: 0, chunks: 0, usage: null, finish: null, ms: 0, error: null };
+	const t0 = performance.now();
 	const body = {
 		model: args.model,
 		messages: [{ role: 'user', content: `${args.tag} request ${i} ${r.mode} please answer` }],
@@ -91,6 +95,7 @@ async function one(i, stream) {
 		r.error = describe(e);
 	}
 	r.text_len = r.text.length;
+	r.ms = Math.round(performance.now() - t0);
 	return r;
 }
 
@@ -98,6 +103,8 @@ const modes = args.stream === 'yes' ? [true] : args.stream === 'no' ? [false] : 
 let n = 0, good = 0;
 for (const stream of modes) {
 	for (let i = 1; i <= args.n; i++) {
+		if (n > 0 && args.pause > 0)
+			await new Promise((done) => setTimeout(done, args.pause));
 		const r = await one(i, stream);
 		n++;
 		if (r.ok) good++;
