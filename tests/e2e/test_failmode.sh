@@ -24,7 +24,7 @@ proxy_conf "first_byte_timeout_ms = 1500
 retry_budget_min = 1000
 provider_failures_to_eject = 2
 provider_eject_ms = 1000"
-CONF_MODE=failover CONF_HEALTH="probe_interval_ms = 200
+CONF_MODE=failover CONF_PROBES=yes CONF_HEALTH="probe_interval_ms = 200
 probe_interval_down_ms = 300
 probe_timeout_ms = 400" conf_write "$W/detour.conf"
 detourd_start "$W/detour.conf" || exit 1
@@ -81,9 +81,15 @@ wait_for 10 eval '[ "$(sdk_lines "r[\"ok\"]")" -ge 5 ]'
 direct=$(sdk_lines 'r["ok"] and r["provider"] in ("A", "B") and r["via"] is None')
 check "healthy: the SDK's first requests are answered by OpenAI directly" \
 	"$direct direct of $(sdk_lines True): $(head -n 2 "$W/sdk.out")" [ "$direct" -ge 5 ]
-socks=$(in_cli ss -Htnp state established "( dst $A4:443 or dst $B4:443 or dst [$A6]:443 or dst [$B6]:443 )")
-check "healthy: fakellm is connected to by node itself, not by the proxy" "$socks" \
-	eval 'grep -q "\"node\"" <<<"$socks" && ! grep -q "\"detourd\"" <<<"$socks"'
+# who holds connections to OpenAI's endpoints in the client namespace
+openai_socks() { in_cli ss -Htnp state established "( dst $A4:443 or dst $B4:443 or dst [$A6]:443 or dst [$B6]:443 )"; }
+check "healthy: fakellm is connected to by node itself" "$(openai_socks)" \
+	wait_for 3 eval 'openai_socks | grep -q "\"node\""'
+node_socks() { openai_socks | awk '/"node"/ { print $3 }' | sort; }
+s1=$(node_socks) n1=$(sdk_lines True)
+wait_for 5 eval '[ "$(sdk_lines True)" -ge $((n1 + 3)) ]'
+check "healthy: the SDK keeps its connection alive (the same socket 3 requests later)" \
+	"'$s1' then '$(node_socks)'" eval '[ -n "$s1" ] && [ "$s1" = "$(node_socks)" ]'
 check "healthy: no connect was redirected, each counted pass_healthy" \
 	"redirected +$(delta redirected), pass_healthy +$(delta pass_healthy)" \
 	eval '[ "$(delta redirected)" -eq 0 ] && [ "$(delta pass_healthy)" -ge 4 ]'
@@ -94,6 +100,7 @@ t0=$(now_ms)
 primary '{"mode":"hang"}'
 wait_for 10 eval '[ "$(state)" != 0 ]'
 t1=$(now_ms)
+k=$(sdk_lines True) # the SDK's requests done by the flip; the next one is hung
 h=$(provider_health 0)
 check "hang: the verdict leaves HEALTHY in the map (probes time out)" "$h" [ "${h%% *}" != 0 ]
 note "verdict flipped $((t1 - t0)) ms after the fault: $h"
@@ -123,8 +130,10 @@ check "hang: after the flip the SDK's requests are redirected and answered by Gr
 slow=$(sdk_lines 'r["ms"] >= 1000')
 note "SDK: $(sdk_lines True) requests, $groq via Groq, slowest $("$PY" -c 'import json, sys
 print(max(json.loads(l).get("ms", 0) for l in open(sys.argv[1])))' "$W/sdk.out") ms, $slow over 1 s"
-check "hang: no SDK request went to OpenAI after the verdict flipped" "OpenAI chats $c0 -> $(openai_chats)" \
-	[ "$(openai_chats)" -eq "$c0" ]
+late=$(sdk_lines "r[\"i\"] > $k + 1 and r[\"via\"] is None")
+check "hang: no SDK request went directly to OpenAI after the one that hung" "$late direct after request $((k + 1))" \
+	[ "$late" -eq 0 ]
+note "OpenAI got $(( $(openai_chats) - c0 )) chat request(s) from the proxy after the flip (half-open trials)"
 check "hang: the redirects are counted" "redirected +$(delta redirected)" [ "$(delta redirected)" -ge 1 ]
 
 # ---- recovery ----------------------------------------------------------------------
