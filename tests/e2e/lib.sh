@@ -465,7 +465,8 @@ member = deepseek:deepseek-chat"
 # ---- detourd -------------------------------------------------------------------
 
 # conf_write FILE [EXTRA-SECTIONS-TEXT]: the test configuration. Variables:
-# CONF_MODE (proxy or failover, default proxy), CONF_ENROLL (cgroup paths, default the enrolled cgroup), CONF_PROVIDERS
+# CONF_MODE (proxy or failover, default proxy),
+# CONF_ENROLL (cgroup paths, default the enrolled cgroup), CONF_PROVIDERS
 # (default openai + anthropic + plain), CONF_EXTRA ([detour] lines),
 # CONF_PROXY ([proxy] lines; default: TLS relayed untouched, the transport
 # relay the issue-2 tests are about; test_proxy* turn interception on),

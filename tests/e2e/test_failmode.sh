@@ -33,7 +33,7 @@ cat "$W/ca.pem" "$W/state/ca/root.pem" >"$W/roots.pem"
 sdk() { sdk_run "$W/sdk.out" openai_client.mjs OPENAI_API_KEY="$KEY_APP" NODE_EXTRA_CA_CERTS="$W/roots.pem" -- "$@"; }
 
 primary() { fake_fault A "$1" && fake_fault B "$1"; }
-state() { local h; h=$(provider_health 0); echo "${h%% *}"; } # openai: id 0
+state() { local h; h=$(health 0); echo "${h%% *}"; } # openai: id 0
 openai_chats() {
 	echo $(( $(jget "$(fake_admin A GET /stats)" by_path./v1/chat/completions) +
 		 $(jget "$(fake_admin B GET /stats)" by_path./v1/chat/completions) ))
@@ -101,7 +101,7 @@ primary '{"mode":"hang"}'
 wait_for 10 eval '[ "$(state)" != 0 ]'
 t1=$(now_ms)
 k=$(sdk_lines True) # the SDK's requests done by the flip; the next one is hung
-h=$(provider_health 0)
+h=$(health 0)
 check "hang: the verdict leaves HEALTHY in the map (probes time out)" "$h" [ "${h%% *}" != 0 ]
 note "verdict flipped $((t1 - t0)) ms after the fault: $h"
 wait_for 5 grep -q "failover: openai: aborted" "$DETOURD_LOG"
@@ -139,7 +139,7 @@ check "hang: the redirects are counted" "redirected +$(delta redirected)" [ "$(d
 # ---- recovery ----------------------------------------------------------------------
 primary '{"mode":"ok"}'
 wait_for 15 eval '[ "$(state)" = 0 ]'
-check "recovered: the verdict is HEALTHY again" "$(provider_health 0)" [ "$(state)" = 0 ]
+check "recovered: the verdict is HEALTHY again" "$(health 0)" [ "$(state)" = 0 ]
 snap
 sdk --n 3 --stream no --retries 2 --tag again
 direct=$(sdk_lines 'r["ok"] and r["provider"] in ("A", "B") and r["via"] is None')
