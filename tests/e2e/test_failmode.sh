@@ -11,10 +11,11 @@
 # connections show what is destroyed (enrolled, over IPv4, IPv6 and
 # IPv4-mapped IPv6) and what is not (a non-enrolled cgroup's, one carrying the
 # proxy's mark, one to an address no provider has). Recovery: the verdict is
-# HEALTHY again and new connections go direct.
+# HEALTHY again and new connections go direct. The same with an operator's
+# drain (detourctl drain/undrain).
 . "$(dirname "$0")/lib.sh"
 e2e_init "$@"
-e2e_require detourd fakellm
+e2e_require detourd fakellm detourctl
 sdk_require openai || exit 1
 
 fake_std G D N || exit 1
@@ -146,5 +147,35 @@ direct=$(sdk_lines 'r["ok"] and r["provider"] in ("A", "B") and r["via"] is None
 check "recovered: new connections go direct again" "$direct of 3 direct; $(head -n 1 "$W/sdk.out")" \
 	[ "$direct" -eq 3 ]
 check "recovered: ... not redirected" "redirected +$(delta redirected)" [ "$(delta redirected)" -eq 0 ]
+
+# ---- an operator's drain -----------------------------------------------------------
+ask() { # the provider that answered, from the answer's headers: fakellm's name, and detour's when redirected
+	CURL_CA=$W/roots.pem CURL_W='%{http_code} %header{x-fakellm-name} %header{x-detour-provider}' ccurl enrolled \
+		-H 'content-type: application/json' -H "authorization: Bearer $KEY_APP" \
+		-d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}' \
+		"https://$HOST_OAI/v1/chat/completions"
+}
+rm -f "$W/release"
+hold drained enrolled --addr $B4
+hold drained_other other --addr $B4
+wait_for 5 held drained && wait_for 5 held drained_other
+aborts0=$(grep -c "failover: openai: aborted" "$DETOURD_LOG")
+"$DETOURCTL" --pin-dir "$PIN" drain openai >/dev/null
+wait_for 5 eval '[ "$(state)" = 3 ]'
+check "drain: openai's verdict is DOWN in the map" "$(health 0)" [ "$(state)" = 3 ]
+wait_for 5 eval '[ "$(grep -c "failover: openai: aborted" "$DETOURD_LOG")" -gt $aborts0 ]'
+touch "$W/release"
+wait_for 5 eval "[ \$(wc -l <\"$W/hold.drained\") -ge 2 ] && [ \$(wc -l <\"$W/hold.drained_other\") -ge 2 ]"
+check "drain: the enrolled direct connection is aborted, the non-enrolled one is not" \
+	"enrolled $(tail -n 1 "$W/hold.drained"), other $(tail -n 1 "$W/hold.drained_other")" \
+	eval '[ "$(fate drained)" = False ] && [ "$(fate drained_other)" = True ]'
+r=$(ask)
+check "drain: a new request is redirected and answered by Groq" "$r" [ "$r" = "200 G groq" ]
+"$DETOURCTL" --pin-dir "$PIN" undrain openai >/dev/null
+wait_for 5 eval '[ "$(state)" = 0 ]'
+r=$(ask)
+check "undrain: HEALTHY again, a new request goes direct to OpenAI" "$(health 0); $r" \
+	eval '[ "$(state)" = 0 ] && [[ "$r" =~ ^200\ [AB]\ ?$ ]]'
+
 check "the agent is still alive" "detourd exited" alive "$DETOURD_PID"
 e2e_finish
