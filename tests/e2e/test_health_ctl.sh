@@ -176,5 +176,24 @@ ctl watch --count x >/dev/null 2>&1; rc=$?
 check "watch --count x: usage, exit 2" "exit $rc" [ $rc -eq 2 ]
 ctl watch --count 1 --timeout 0.3 >/dev/null 2>&1; rc=$?
 check "watch: --timeout before --count changes: exit 1" "exit $rc" [ $rc -eq 1 ]
+
+# ---- a reload that removes a provider ------------------------------------------------
+ctl drain groq >/dev/null
+m=$(health_fields 1 llama-3.3-70b-versatile)
+check "before the reload: groq's model verdict is in model_health" "'$m'" fields_are "$m" override=0
+CONF_PROVIDERS=${CONF_PROVIDERS//$'member = groq:llama-3.3-70b-versatile\n'/}
+CONF_PROVIDERS=${CONF_PROVIDERS/\[provider groq\]*\[provider deepseek\]/[provider deepseek]}
+conf_write "$W/detour.conf"
+kill -HUP "$DETOURD_PID"
+wait_for 5 eval '[ -z "$(health_fields 1 llama-3.3-70b-versatile)" ]'
+m=$(health_fields 1 llama-3.3-70b-versatile)
+check "groq removed by a reload: its model's verdict left model_health" "'$m'" [ -z "$m" ]
+j=$(ctl status --json)
+check "... its drain stays recorded, for a provider by that name no longer configured" "$(jget "$j" overrides)" \
+	"$PY" -c 'import json,sys
+d = json.loads(sys.argv[1])
+assert "groq" not in [p["name"] for p in d["providers"]], d["providers"]
+assert [(x["provider"], x["model"], x["override"], x["configured"], x["applied"])
+	for x in d["overrides"]] == [("groq", None, "drained", False, False)], d["overrides"]' "$j"
 check "the agent is still alive" "detourd exited" alive "$DETOURD_PID"
 e2e_finish
