@@ -7,8 +7,7 @@
  * optional and fails open: one that cannot start is logged and the agent
  * runs without it.
  */
-#include <errno.h>
-#include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>

@@ -95,8 +95,10 @@ check "connections reset by Groq are counted (resets_recv) and reach the agent" 
 # ---- routes and links -----------------------------------------------------------------
 
 wait_for 5 state_is $DS 0 ""
+t0=$(now_ms)
 in_cli ip route add blackhole $D4/32 && in_cli ip -6 route add blackhole $D6/128
 wait_for 2 state_is $DS 3 "route lost"
+note "blackhole routes added -> DOWN in the map: $(( $(now_ms) - t0 )) ms (two ip runs and 50 ms polls included)"
 check "blackhole routes to DeepSeek: DOWN at once, reason in the map" "$(health $DS)" \
 	state_is $DS 3 "route lost"
 check "... OpenAI, still routed, is not touched" "$(health $OAI)" state_is $OAI 0 ""
@@ -106,8 +108,10 @@ check "routes back: probed at once, HEALTHY again" "$(health $DS)" state_is $DS 
 check "... the way there logged" "$(grep 'net: deepseek' "$DETOURD_LOG" | tail -2)" \
 	grep -q "net: deepseek .*: route-back" "$DETOURD_LOG"
 
+t0=$(now_ms)
 in_cli ip link set c0 down
 wait_for 2 eval 'state_is $DS 3 "uplink down" && state_is $OAI 3 "uplink down"'
+note "veth down -> DOWN in the map: $(( $(now_ms) - t0 )) ms (50 ms polls included)"
 check "client veth down: every provider DOWN at once, \"uplink down\"" \
 	"deepseek: $(health $DS); openai: $(health $OAI)" \
 	eval 'state_is $DS 3 "uplink down" && state_is $OAI 3 "uplink down"'
