@@ -981,7 +981,10 @@ static void schedule_probe(struct dt_health *h, struct provider *p, uint64_t now
 {
 	unsigned iv = h->o.probe_interval_ms;
 
-	if (p->c.state == DT_DOWN || p->c.state == DT_PROBING) {
+	/* in trouble, or failing on the way there: watched closely, so that an
+	 * idle provider (or one whose traffic does not pass the proxy) is
+	 * judged within a few probes */
+	if (p->c.state == DT_DOWN || p->c.state == DT_PROBING || p->c.consecutive) {
 		p->probe_shift = 0;
 		iv = h->o.probe_interval_down_ms;
 	} else if (p->traffic_since_probe) {

@@ -51,7 +51,7 @@ struct dt_health_opts {
 	unsigned rate_limit_default_ms;    /* a 429 or exhausted limit saying nothing of its reset (1000) */
 	unsigned rate_limit_token_floor;   /* fewer tokens left than this: exhausted (1000) */
 	unsigned probe_interval_ms;        /* probe period of a provider in service (15000) */
-	unsigned probe_interval_down_ms;   /* ... while DOWN or PROBING (2000) */
+	unsigned probe_interval_down_ms;   /* ... while DOWN, PROBING or failing (2000) */
 	unsigned probe_interval_max_ms;    /* longest, backed off while traffic proves health (120000) */
 	unsigned probe_jitter_percent;     /* each interval drawn within +- this share (20) */
 	uint64_t seed;                     /* jitter stream (0: a fixed one) */

@@ -1068,6 +1068,16 @@ static void test_probe_schedule_with_jitter(void **state)
 	dt_health_probe(h, OPENAI, true, 30 * MS, t);
 	assert_due_within(h, OPENAI, t, 15 * SEC);
 
+	/* a failed probe (a failure pending) is checked again soon; once one
+	 * succeeds the interval is the normal one again */
+	t += SEC;
+	dt_health_probe(h, OPENAI, false, 30 * MS, t);
+	assert_int_equal(state_of(h, OPENAI, NULL, t), DT_HEALTHY);
+	assert_due_within(h, OPENAI, t, 2 * SEC);
+	t = dt_health_probe_due(h, OPENAI);
+	dt_health_probe(h, OPENAI, true, 30 * MS, t);
+	assert_due_within(h, OPENAI, t, 15 * SEC);
+
 	/* an outage brings the next probe forward and keeps probing fast */
 	t += SEC;
 	eject_provider(h, OPENAI, t);
