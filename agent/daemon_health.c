@@ -100,17 +100,27 @@ static void arm(struct detourd *d)
  * detourctl) and those below them. */
 static int enrolled_cgroups(const struct detourd *d, uint64_t **ids, size_t *n)
 {
-	struct dt_link_pin pins[256];
-	uint64_t roots[256];
-	size_t n_roots = 0;
-	int n_pins = dt_links_list(d->cfg->pin_dir, pins, sizeof(pins) / sizeof(pins[0]));
+	struct dt_link_pin *pins = NULL;
+	uint64_t *roots = NULL;
+	size_t max = 256, n_roots = 0;
+	int n_pins = (int)max, rc;
 
-	if (n_pins < 0)
-		return n_pins;
+	/* a full list may have left pins out: ask again with room for more */
+	while (n_pins == (int)max) {
+		free(pins);
+		free(roots);
+		max *= 2;
+		pins = calloc(max, sizeof(*pins));
+		roots = calloc(max, sizeof(*roots));
+		n_pins = pins && roots ? dt_links_list(d->cfg->pin_dir, pins, max) : -ENOMEM;
+	}
 	for (int i = 0; i < n_pins; i++)
 		if (pins[i].alive && pins[i].prog == DT_PROG_CONNECT4)
 			roots[n_roots++] = pins[i].cgroup_id;
-	return dt_cgroup_subtree(roots, n_roots, ids, n);
+	rc = n_pins < 0 ? n_pins : dt_cgroup_subtree(roots, n_roots, ids, n);
+	free(roots);
+	free(pins);
+	return rc;
 }
 
 /*

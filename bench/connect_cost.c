@@ -3,17 +3,22 @@
  * connect_cost: what detour's cgroup hooks add to connect().
  *
  * Times connect() alone (socket() and close() are outside the clock) to a
- * loopback listener in three set-ups, interleaved in short blocks so that
+ * loopback listener in four set-ups, interleaved in short blocks so that
  * drift on a noisy machine hits them all alike:
  *
  *   no hook        the bench cgroup is not enrolled
  *   passed         enrolled, destination not in the intercept map
  *   redirected     enrolled, destination intercepted and rewritten
+ *   failover       enrolled, destination intercepted, failover mode, its
+ *                  provider and endpoint healthy: left direct
  *
- * Every set-up ends on the same listener (127.0.0.1:PORT): the redirected one
- * connects to 127.0.0.2:PORT, which is intercepted and whose proxy address
- * in the settings map is that listener. Nothing listens on 127.0.0.2, so a
- * connect that succeeds there proves the redirect happened.
+ * The first three end on the same listener (127.0.0.1:PORT): the redirected
+ * one connects to 127.0.0.2:PORT, which is intercepted and whose proxy
+ * address in the settings map is that listener. Nothing listens on
+ * 127.0.0.2, so a connect that succeeds there proves the redirect happened.
+ * The failover one connects to 127.0.0.3:PORT, intercepted too, where a
+ * listener of its own counts the connections it gets: all of them, or the
+ * hook did not leave them direct.
  *
  * The bench runs in a world of its own: private network and mount
  * namespaces, a private bpffs, a cgroup it creates and removes. The listener
@@ -57,12 +62,13 @@
 #define MAX_CONNECTS 10000000
 #define TARGET_NS    300.0
 
-enum setup { SETUP_NO_HOOK, SETUP_PASSED, SETUP_REDIRECTED, SETUP_COUNT };
+enum setup { SETUP_NO_HOOK, SETUP_PASSED, SETUP_REDIRECTED, SETUP_FAILOVER_DIRECT, SETUP_COUNT };
 
 static const char *const setup_names[SETUP_COUNT] = {
-	[SETUP_NO_HOOK]    = "no hook",
-	[SETUP_PASSED]     = "hook, not intercepted",
-	[SETUP_REDIRECTED] = "hook, intercepted (redirected)",
+	[SETUP_NO_HOOK]         = "no hook",
+	[SETUP_PASSED]          = "hook, not intercepted",
+	[SETUP_REDIRECTED]      = "hook, intercepted (redirected)",
+	[SETUP_FAILOVER_DIRECT] = "hook, failover mode, healthy",
 };
 
 struct bench {
@@ -72,6 +78,7 @@ struct bench {
 	char home_cgroup[PATH_MAX];
 	uint64_t cgroup_id;
 	int listen_fd;
+	int direct_fd;            /* 127.0.0.3: failover mode's direct connects */
 	struct dt_bpf bpf;
 	bool mounted, cgroup_made, cgroup_entered, enrolled;
 };
@@ -123,27 +130,30 @@ static struct sockaddr_in loopback(const char *ip, uint16_t port)
 	return sa;
 }
 
-static int make_listener(struct bench *b)
+static int make_listener(const char *ip, int *fd_out)
 {
-	struct sockaddr_in sa = loopback("127.0.0.1", LISTEN_PORT);
-	int one = 1;
+	struct sockaddr_in sa = loopback(ip, LISTEN_PORT);
+	int one = 1, fd;
 
-	b->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (b->listen_fd < 0)
+	fd = *fd_out = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
 		return fail("listener socket");
-	setsockopt(b->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(b->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-	    listen(b->listen_fd, BACKLOG))
-		return fail("listen on 127.0.0.1");
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, BACKLOG))
+		return fail(ip);
 	return 0;
 }
 
-static void drain_accepts(int listen_fd)
+/* Accept and close what is pending; returns how many. */
+static int drain_accepts(int listen_fd)
 {
-	int fd;
+	int fd, n = 0;
 
-	while ((fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC)) >= 0)
+	while ((fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
 		close(fd);
+		n++;
+	}
+	return n;
 }
 
 static int mount_bpffs(struct bench *b)
@@ -240,7 +250,7 @@ static struct dt_endpoint endpoint_of(const struct sockaddr_in *sa)
 	return ep;
 }
 
-static int refresh_settings(struct bench *b)
+static int refresh_settings(struct bench *b, enum dt_mode mode)
 {
 	struct sockaddr_in proxy = loopback("127.0.0.1", LISTEN_PORT);
 	struct dt_config s = {
@@ -248,7 +258,7 @@ static int refresh_settings(struct bench *b)
 		.heartbeat_ttl_ns = HEARTBEAT_TTL_NS,
 		.listen4 = proxy.sin_addr.s_addr,
 		.listen_port = proxy.sin_port,
-		.mode = DT_MODE_PROXY,
+		.mode = mode,
 		.enabled = 1,
 		/* agent_tgid 0 matches no process: the bench is not the agent */
 	};
@@ -256,9 +266,12 @@ static int refresh_settings(struct bench *b)
 	return dt_bpf_write_settings(&b->bpf, &s);
 }
 
-static int load_hooks(struct bench *b, const struct sockaddr_in *intercepted)
+/* Both intercepted destinations are provider 0's, whose verdict nobody
+ * writes: HEALTHY (zeroes), as its endpoints' (no verdicts entry). */
+static int load_hooks(struct bench *b, const struct sockaddr_in *redirected,
+		      const struct sockaddr_in *direct)
 {
-	struct dt_endpoint ep = endpoint_of(intercepted);
+	struct dt_endpoint ep = endpoint_of(redirected), ep_direct = endpoint_of(direct);
 	struct dt_intercept val = { .provider_id = 0 };
 	char err[512];
 	int rc;
@@ -270,7 +283,9 @@ static int load_hooks(struct bench *b, const struct sockaddr_in *intercepted)
 	}
 	rc = dt_bpf_set_intercept(&b->bpf, &ep, &val);
 	if (!rc)
-		rc = refresh_settings(b);
+		rc = dt_bpf_set_intercept(&b->bpf, &ep_direct, &val);
+	if (!rc)
+		rc = refresh_settings(b, DT_MODE_PROXY);
 	if (rc)
 		fprintf(stderr, "connect_cost: BPF maps: %s\n", strerror(-rc));
 	return rc;
@@ -331,6 +346,10 @@ static int time_connects(const struct bench *b, const struct sockaddr_in *dst, i
 		close(fd);
 	}
 	drain_accepts(b->listen_fd);
+	if (drain_accepts(b->direct_fd) != (dst->sin_addr.s_addr == htonl(0x7f000003) ? n : 0)) {
+		fprintf(stderr, "connect_cost: failover mode did not leave every connect direct\n");
+		return -1;
+	}
 	return 0;
 }
 
@@ -380,11 +399,12 @@ static int run_blocks(struct bench *b, struct results *res)
 		[SETUP_NO_HOOK]    = loopback("127.0.0.1", LISTEN_PORT),
 		[SETUP_PASSED]     = loopback("127.0.0.1", LISTEN_PORT),
 		[SETUP_REDIRECTED] = loopback("127.0.0.2", LISTEN_PORT),
+		[SETUP_FAILOVER_DIRECT] = loopback("127.0.0.3", LISTEN_PORT),
 	};
 	uint32_t scratch[BLOCK];
 	int rc;
 
-	rc = load_hooks(b, &targets[SETUP_REDIRECTED]);
+	rc = load_hooks(b, &targets[SETUP_REDIRECTED], &targets[SETUP_FAILOVER_DIRECT]);
 	if (rc)
 		return rc;
 	for (long blk = 0; blk < res->blocks && !stopping; blk++) {
@@ -396,7 +416,8 @@ static int run_blocks(struct bench *b, struct results *res)
 
 			rc = set_enrolled(b, s != SETUP_NO_HOOK);
 			if (!rc)
-				rc = refresh_settings(b);
+				rc = refresh_settings(b, s == SETUP_FAILOVER_DIRECT ? DT_MODE_FAILOVER
+										     : DT_MODE_PROXY);
 			if (!rc)
 				rc = time_connects(b, &targets[s], BLOCK, ns);
 			if (rc)
@@ -432,6 +453,8 @@ static void report(struct results *res)
 	       added[SETUP_PASSED] < TARGET_NS ? "met" : "MISSED");
 	printf("summary: connect() hook cost, intercepted (redirected): %+.0f ns per connect\n",
 	       added[SETUP_REDIRECTED]);
+	printf("summary: connect() hook cost, failover mode, healthy (left direct): %+.0f ns per connect\n",
+	       added[SETUP_FAILOVER_DIRECT]);
 }
 
 static int results_alloc(struct results *res, long connects)
@@ -460,6 +483,8 @@ static void cleanup(struct bench *b)
 	dt_bpf_close(&b->bpf);
 	if (b->listen_fd >= 0)
 		close(b->listen_fd);
+	if (b->direct_fd >= 0)
+		close(b->direct_fd);
 	if (b->cgroup_entered && move_self(b->home_cgroup))
 		fprintf(stderr, "connect_cost: could not return to %s\n", b->home_cgroup);
 	if (b->cgroup_made && rmdir(b->cgroup))
@@ -484,7 +509,7 @@ int main(int argc, char **argv)
 		{ 0 },
 	};
 	struct sigaction stop = { .sa_handler = on_stop };
-	struct bench b = { .listen_fd = -1 };
+	struct bench b = { .listen_fd = -1, .direct_fd = -1 };
 	struct results res = { 0 };
 	long connects = DEFAULT_CONNECTS;
 	int opt, rc;
@@ -507,7 +532,9 @@ int main(int argc, char **argv)
 		return 1;
 	rc = results_alloc(&res, connects);
 	if (!rc)
-		rc = make_listener(&b);
+		rc = make_listener("127.0.0.1", &b.listen_fd);
+	if (!rc)
+		rc = make_listener("127.0.0.3", &b.direct_fd);
 	if (!rc)
 		rc = mount_bpffs(&b);
 	if (!rc)
