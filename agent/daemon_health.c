@@ -135,7 +135,7 @@ static void abort_direct(struct detourd *d, uint32_t provider_id)
 {
 	struct dt_endpoint *eps = calloc(DT_MAX_ENDPOINTS, sizeof(*eps));
 	struct dt_sockdiag_victims v = { .eps = eps, .skip_mark = d->cfg->mark };
-	uint64_t *cgroups = NULL;
+	uint64_t *cgroups = NULL, started = dt_now_ns();
 	int rc = eps ? enrolled_cgroups(d, &cgroups, &v.n_cgroups) : -ENOMEM;
 
 	if (rc == 0) {
@@ -147,8 +147,9 @@ static void abort_direct(struct detourd *d, uint32_t provider_id)
 		log_error("failover: %s: aborting its direct connections: %s",
 			  d->names[provider_id], strerror(-rc));
 	else
-		log_info("failover: %s: aborted %d direct connection(s) of enrolled applications",
-			 d->names[provider_id], rc);
+		log_info("failover: %s: aborted %d direct connection(s) of enrolled applications "
+			 "(%zu cgroup(s), %zu endpoint(s), %llu us)", d->names[provider_id], rc,
+			 v.n_cgroups, v.n_eps, (unsigned long long)((dt_now_ns() - started) / NS_PER_US));
 	free(cgroups);
 	free(eps);
 }

@@ -131,6 +131,11 @@ check "hang: after the flip the SDK's requests are redirected and answered by Gr
 slow=$(sdk_lines 'r["ms"] >= 1000')
 note "SDK: $(sdk_lines True) requests, $groq via Groq, slowest $("$PY" -c 'import json, sys
 print(max(json.loads(l).get("ms", 0) for l in open(sys.argv[1])))' "$W/sdk.out") ms, $slow over 1 s"
+hung=$("$PY" -c 'import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("i") == int(sys.argv[2]): print(r["ms"], "ms, answered by", r["via"] or r["provider"])' "$W/sdk.out" $((k + 1)))
+note "the SDK's hung request $((k + 1)) took $hung (retried by the SDK after the abort); $line"
 late=$(sdk_lines "r[\"i\"] > $k + 1 and r[\"via\"] is None")
 check "hang: no SDK request went directly to OpenAI after the one that hung" "$late direct after request $((k + 1))" \
 	[ "$late" -eq 0 ]
