@@ -3,8 +3,9 @@
 # look from the outside (issue 5 §7). bench/run.sh runs it.
 #
 # The scenarios of tests/e2e/test_scenarios*.sh (lib.sh scen_outages,
-# scen_limits: 503 outage, connection refused, blackhole, first token 4 s,
-# 429 storm, flapping, each ended by its recovery) in the same namespaced
+# scen_limits, scen_failover: 503 outage, connection refused, blackhole,
+# first token 4 s, 429 storm, flapping, each ended by its recovery; the
+# first three again in failover mode) in the same namespaced
 # test bed, under more load: 4 clients of the official openai SDK in the
 # enrolled cgroup, each streaming one chat completion 20 ms after the other.
 # Per scenario: when the verdict was decided (the map's since_ns) and logged
@@ -33,6 +34,7 @@ if [ "$SMOKE" = 1 ]; then
 else
 	scen_outages 4 20
 	scen_limits 4 20
+	scen_failover 4 20
 fi
 
 [ -s "$SCEN_REPORT" ] || { notok "no scenario reported"; exit 1; }
@@ -87,7 +89,7 @@ rows_d = dict(rows)
 if "blackhole (hang)" in rows_d and "outage (503)" in rows_d:
     worst = num(rows_d["blackhole (hang)"], "worst_ms")
     second = num(rows_d["outage (503)"], "worst_after_ms")
-    print("transition: worst client latency in the blackhole %d ms; deadline %d ms (no hedging yet: the "
+    print("transition: worst client latency in the blackhole (proxy mode) %d ms; deadline %d ms (no hedging yet: the "
           "first-byte timeout) + the secondary's own worst %d ms (503 outage, after the flip) = %d ms: %s" %
           (worst, deadline, second, deadline + second, "met" if worst <= deadline + second else "missed"))
 print("transition: extra upstream requests / probes / tokens: " + ", ".join(

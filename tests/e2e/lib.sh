@@ -652,15 +652,17 @@ print(c, m, t)'
 
 # ---- steady load: the official openai SDK (sdk/load_client.mjs) -------------------
 
-LOAD_KEY=sk-app-load-key-0001 LOAD_RUNS=0
+LOAD_KEY=sk-app-load-key-0001 LOAD_RUNS=0 LOAD_RETRIES=0 LOAD_CA=
 # load_start WORKERS INTERVAL-MS MAX-S [STREAM yes|no]: WORKERS sequential
 # clients in the enrolled cgroup, in the background until load_stop (or MAX-S);
-# their lines in $LOAD_OUT
+# their lines in $LOAD_OUT. LOAD_RETRIES: the SDK's retries (0; 2 is its
+# default); LOAD_CA: the roots it trusts (default detour's only).
 load_start() {
 	LOAD_RUNS=$((LOAD_RUNS + 1))
-	LOAD_OUT=$W/load.$LOAD_RUNS.jsonl LOAD_STOP=$W/load.$LOAD_RUNS.stop
-	sdk_exec $(($3 + 30)) "$LOAD_OUT" load_client.mjs OPENAI_API_KEY="$LOAD_KEY" -- --workers "$1" \
-		--interval-ms "$2" --duration-ms $(($3 * 1000)) --stop "$LOAD_STOP" --stream "${4:-yes}" &
+	LOAD_OUT=$W/log/load.$LOAD_RUNS.jsonl LOAD_STOP=$W/load.$LOAD_RUNS.stop
+	sdk_exec $(($3 + 30)) "$LOAD_OUT" load_client.mjs OPENAI_API_KEY="$LOAD_KEY" \
+		${LOAD_CA:+NODE_EXTRA_CA_CERTS="$LOAD_CA"} -- --workers "$1" --interval-ms "$2" \
+		--duration-ms $(($3 * 1000)) --stop "$LOAD_STOP" --stream "${4:-yes}" --retries "$LOAD_RETRIES" &
 	LOAD_PID=$!
 	E2E_PIDS+=($LOAD_PID)
 	wait_for 15 test -s "$LOAD_OUT" || { notok "the load client did not start: $(tail -n 3 "$LOAD_OUT.err")"; return 1; }
@@ -673,9 +675,13 @@ declare -A LS
 load_stat() {
 	local kv
 	LS=()
-	while IFS= read -r kv; do LS[${kv%%=*}]=${kv#*=}; done < <(LOADSTAT_VIA=${prov:-openai} \
+	while IFS= read -r kv; do LS[${kv%%=*}]=${kv#*=}; done < <(LOADSTAT_VIA=${prov:-openai},direct \
 		"$PY" "$E2E_LIB_DIR/loadstat.py" "$LOAD_OUT" "$@")
 }
+# answered_by PROVIDER: of the last load_stat, the requests PROVIDER answered,
+# through detour or directly (failover mode: only the provider an application
+# addressed is reached directly)
+answered_by() { echo $((${LS[via_$1]:-0} + ${LS[via_direct]:-0})); }
 
 # ---- transition scenarios (test_scenarios*.sh, bench/transition.sh) --------------
 #
@@ -687,11 +693,14 @@ load_stat() {
 # Settings: SCEN_FAKES (the failing provider's fakellms), SCEN_ALL (every
 # fakellm of the class), SCEN_WINDOW_S (how long the fault lasts),
 # SCEN_RECOVER_S (how long recovery may take), SCEN_PER_READMIT (requests
-# allowed per readmission: the half-open trials), SCEN_REPORT (a file: one
+# allowed per half-open phase: its trials), SCEN_PER_REOPEN (per return to
+# healthy or degraded while the fault lasts: a rate limit's reset, slowness
+# aged out, a trial judged good: what it takes to flip again), SCEN_REPORT (a file: one
 # line of NAME<tab>KEY=VALUE... per scenario, for bench/transition.sh) and
 # SCEN_WATCH (bench/verdict_watch: when a provider's verdict reaches the map),
 # SCEN_ONLY (a regular expression: only the scenarios it matches run).
-SCEN_FAKES="A B" SCEN_ALL="A B G" SCEN_WINDOW_S=3 SCEN_RECOVER_S=8 SCEN_PER_READMIT=1 SCEN_REPORT= SCEN_WATCH=
+SCEN_FAKES="A B" SCEN_ALL="A B G" SCEN_WINDOW_S=3 SCEN_RECOVER_S=8 SCEN_PER_READMIT=1 SCEN_PER_REOPEN=3
+SCEN_REPORT= SCEN_WATCH=
 SCEN_ONLY=
 
 scen_report() { # NAME KEY=VALUE...
@@ -726,7 +735,7 @@ scen_state() { local v; v=$(scen_verdict "$1"); echo "${v%% *}"; }
 scen_ready() {
 	local t=$EPOCHREALTIME
 	[ "$(scen_state "$1")" = 0 ] || return 1
-	wait_for 3 eval "load_stat $t 9e9; [ \"\${LS[via_${1%% *}]:-0}\" -gt 0 ]"
+	wait_for 3 eval "load_stat $t 9e9; [ \"\$(answered_by ${1%% *})\" -gt 0 ]"
 }
 
 # scen_run NAME SCOPE FAILED-STATE FAULT [NORMAL]: FAULT for SCEN_WINDOW_S,
@@ -735,7 +744,7 @@ scen_ready() {
 # rate-limited, degraded).
 scen_run() {
 	local name=$1 scope=$2 failed=$3 fault=$4 normal=${5:-'{"mode":"ok"}'}
-	local prov=${2%% *} model= code t_c0 t_c1 t_on t_flip t_off t_back="" t_healthy c0 c_flip c_end c1 readmits allowed after
+	local prov=${2%% *} model= code t_c0 t_c1 t_on t_flip t_off t_back="" t_healthy c0 c_flip c_end c1 readmits reopens allowed after
 	local since_ms=- flip_ms=- healthy_ms=- answering_ms=- visible_us=- v_flip watch=
 	[[ $name =~ ${SCEN_ONLY:-.} ]] || return 0
 	[[ $scope == *" model "* ]] && model=${scope##* model }
@@ -768,7 +777,7 @@ scen_run() {
 	# recovered: healthy (as a change after the fault ended, or already) and
 	# answering requests sent after it
 	wait_for "$SCEN_RECOVER_S" eval '[ "$(scen_state "$scope")" = 0 ] &&
-		load_stat $t_off 9e9 && [ "${LS[via_'"$prov"']:-0}" -gt 0 ]' && t_back=$EPOCHREALTIME
+		load_stat $t_off 9e9 && [ "$(answered_by $prov)" -gt 0 ]' && t_back=$EPOCHREALTIME
 	t_c1=$EPOCHREALTIME
 	read -r -a c1 <<<"$(fake_counts $SCEN_ALL)"
 	# what the providers did beyond the clients' requests, over the same time
@@ -779,8 +788,11 @@ scen_run() {
 		flip_ms=$(ms_since "$t_on" "$t_flip")
 		[ "${v_flip%% *}" = "$code" ] && since_ms=$(ms_since "$t_on" "$(wall_of_mono "$(cut -d' ' -f2 <<<"$v_flip")")")
 		# readmissions: changes from the failed state to one that lets requests in
-		readmits=$(changes_between "$t_flip" "$t_off" "$scope: $failed -> (probing|healthy|degraded)")
-		allowed=$((readmits * SCEN_PER_READMIT))
+		# readmissions: half-open phases, and returns to a state that takes
+		# every request (the evidence to flip again is then needed again)
+		readmits=$(changes_between "$t_flip" "$t_off" "$scope: $failed -> probing")
+		reopens=$(changes_between "$t_flip" "$t_off" "$scope: [a-z-]+ -> (healthy|degraded)")
+		allowed=$((readmits * SCEN_PER_READMIT + reopens * SCEN_PER_REOPEN))
 		after=$((${c_end%% *} - ${c_flip%% *}))
 	fi
 	if [ -n "$t_back" ]; then
@@ -796,7 +808,7 @@ scen_run() {
 	load_stat "$t_on" "${t_back:-$EPOCHREALTIME}" "${t_flip:-9e9}"
 	note "$name: verdict $failed decided after $since_ms ms${watch:+, in the map ${visible_us:-?} µs later}, \
 logged after $flip_ms ms (map: ${v_flip#* * * * }); \
-the failed provider got ${after:--} chat requests after the flip (allowed ${allowed:--}: ${readmits:--} readmissions); \
+the failed provider got ${after:--} chat requests after the flip (allowed ${allowed:--}: ${readmits:--} half-open, ${reopens:--} reopened); \
 clients: ${LS[n]} requests, ${LS[errors]} errors, worst ${LS[worst_ms]} ms (first token ${LS[worst_first_ms]} ms), \
 started after the flip worst ${LS[worst_after_ms]} ms; after the fault ended: healthy after $healthy_ms ms, \
 answering after $answering_ms ms; extra upstream chat requests $extra, probes $probes, extra tokens $xtok"
@@ -812,7 +824,7 @@ answering after $answering_ms ms; extra upstream chat requests $extra, probes $p
 	check "$name: the verdict is in the map at the flip, with its reason" "map: '$v_flip'" \
 		eval '[ "${v_flip%% *}" = "$code" ] && [ -n "${v_flip#* * * * }" ]'
 	check "$name: recovery: healthy again and answering within $SCEN_RECOVER_S s of the fault's end" \
-		"map: $(scen_verdict "$scope"); load since: ${LS[via_$prov]:-0} via $prov" [ -n "$t_back" ]
+		"map: $(scen_verdict "$scope"); load since: $(answered_by $prov) answered by $prov" [ -n "$t_back" ]
 }
 
 # scen_flap NAME SCOPE FAULT CYCLES DOWN-S UP-S: the primary fails with FAULT
@@ -840,7 +852,7 @@ scen_flap() {
 	t_off=$EPOCHREALTIME
 	v=$(scen_verdict "$scope")
 	wait_for "$SCEN_RECOVER_S" eval '[ "$(scen_state "$scope")" = 0 ] &&
-		load_stat $t_off 9e9 && [ "${LS[via_'"$prov"']:-0}" -gt 0 ]' && t_back=$EPOCHREALTIME
+		load_stat $t_off 9e9 && [ "$(answered_by $prov)" -gt 0 ]' && t_back=$EPOCHREALTIME
 	f1=$(fake_counts $SCEN_FAKES)
 	t_c1=$EPOCHREALTIME
 	read -r -a c1 <<<"$(fake_counts $SCEN_ALL)"
@@ -854,7 +866,7 @@ scen_flap() {
 	load_stat "$t_on" "${t_back:-$EPOCHREALTIME}"
 	note "$name: $cycles cycles of ${down} s down, ${up} s up: ejections of ${lens:-none} ms; map at the end: ${v:-none}; \
 clients: ${LS[n]} requests, ${LS[errors]} errors, worst ${LS[worst_ms]} ms; the flapping provider got \
-$((${f1%% *} - ${f0%% *})) chat requests, ${LS[via_$prov]:-0} answered; extra upstream chat requests $extra, \
+$((${f1%% *} - ${f0%% *})) chat requests, $(answered_by $prov) answered; extra upstream chat requests $extra, \
 probes $probes, extra tokens $xtok"
 	scen_report "$name" requests="${LS[n]}" errors="${LS[errors]}" worst_ms="${LS[worst_ms]}" \
 		ejections_ms="${lens// /,}" extra="$extra" probes="$probes" extra_tokens="$xtok"
@@ -870,7 +882,7 @@ probes $probes, extra tokens $xtok"
 # its thresholds (small, so that a scenario takes seconds) and WORKERS SDK
 # clients sending one request INTERVAL-MS after the other, runs its
 # scenarios, and stops both.
-SCEN_FIRST_BYTE_MS=1000
+SCEN_FIRST_BYTE_MS=1000 SCEN_MODE=proxy SCEN_PROBE_MS=1000
 
 scen_group_start() { # WORKERS INTERVAL-MS FIRST-BYTE-TIMEOUT-MS EJECT-MS [HEALTH-LINES]
 	proxy_conf "first_byte_timeout_ms = $3
@@ -879,16 +891,25 @@ provider_failures_to_eject = 3
 provider_eject_ms = $4
 upstream_connect_timeout_ms = 400"
 	CONF_HEALTH="trial_requests = 1
-probe_interval_ms = 1000
-probe_interval_down_ms = 500
-probe_timeout_ms = 1000${5:+
+probe_interval_ms = $SCEN_PROBE_MS
+probe_interval_down_ms = $((SCEN_PROBE_MS / 2))
+probe_timeout_ms = $((SCEN_PROBE_MS < 500 ? 500 : SCEN_PROBE_MS))${5:+
 $5}"
-	CONF_PROBES=yes conf_write "$W/detour.conf"
+	CONF_MODE=$SCEN_MODE CONF_PROBES=yes conf_write "$W/detour.conf"
 	detourd_start "$W/detour.conf" || return 1
+	# the roots of a client that may go direct or through detour
+	cat "$W/ca.pem" "$W/state/ca/root.pem" >"$W/roots.pem"
 	log_stamp_start
+	# from healthy providers: in a fresh network namespace the first probes
+	# may time out (IPv6 neighbour discovery) and eject them for a while
+	wait_for 10 scen_all_healthy || { notok "the providers are not healthy at the start: $(scen_verdict openai)"; return 1; }
+	SCEN_LOAD="$1 $2"
 	load_start "$1" "$2" 300 || return 1
 	SCEN_ALL="A B G D" SCEN_PER_READMIT=1
 }
+# scen_new_clients: the load's clients replaced by new ones (new connections)
+scen_new_clients() { load_stop; load_start $SCEN_LOAD 300; }
+scen_all_healthy() { local p v; for p in openai groq deepseek; do v=$(scen_verdict $p); [ "${v%% *}" = 0 ] || return 1; done; }
 scen_group_stop() {
 	load_stop
 	check "the agent is still alive after the scenarios" "detourd exited" alive "$DETOURD_PID"
@@ -917,12 +938,44 @@ slow_ceiling_ms = 2000" || return 1
 	# slow calls are judged per model; DEGRADED ranks it after its healthy
 	# peers until the evidence ages out of the window, then every worker may
 	# go back; 4 workers make the 3 slow calls the verdict needs at once
-	SCEN_WINDOW_S=6 SCEN_PER_READMIT=$workers scen_run "degradation (first token 4 s)" \
+	SCEN_WINDOW_S=6 SCEN_PER_REOPEN=$workers scen_run "degradation (first token 4 s)" \
 		"openai model gpt-4o-mini" degraded '{"mode":"slow","ttft_ms":4000}' '{"mode":"slow","ttft_ms":300}'
 	# a 429 sets the model aside until its retry-after; each reset lets the
 	# workers' next requests in until the next 429
-	SCEN_PER_READMIT=$workers scen_run "rate-limit storm (429, retry-after 1 s)" "openai model gpt-4o-mini" \
+	SCEN_PER_REOPEN=$workers scen_run "rate-limit storm (429, retry-after 1 s)" "openai model gpt-4o-mini" \
 		rate-limited '{"mode":"status","status":429,"retry_after":1}'
 	scen_flap "flapping (1 s reset, 1 s up)" openai '{"mode":"reset"}' 3 1 1
+	scen_group_stop
+}
+
+# failover mode (issue 5 §4): while OpenAI is healthy its connections are
+# left alone, the clients talk to it directly; when it leaves HEALTHY the
+# hook redirects its new connections to the proxy and the agent aborts the
+# direct ones (SOCK_DESTROY). Only probes and the kernel's TCP signals see it
+# fail, so they run every 200 ms. The clients are unmodified applications:
+# the SDK's own 2 retries (an aborted connection is retried on a new one),
+# trusting the providers' CA (direct) and detour's (redirected).
+# test_failmode.sh checks which connections are aborted and which are not.
+scen_failover() { # WORKERS INTERVAL-MS
+	local t SCEN_MODE=failover SCEN_PROBE_MS=200 LOAD_RETRIES=2 LOAD_CA=$W/roots.pem
+	scen_group_start "$1" "$2" "$SCEN_FIRST_BYTE_MS" 1000 "eject_max_ms = 2000
+eject_decay_ms = 1000" || return 1
+	# each with new clients: connections redirected in a scenario stay with
+	# the proxy (kept alive) after the recovery, only new ones go direct.
+	# A 503 outage: probes (a model list answered 503) eject the provider,
+	# but its half-open trial, a request the proxy sends, is answered (503)
+	# and an answer is a good trial for a provider: HEALTHY again while the
+	# outage lasts, until the probes or the model's own failures flip it
+	# again (SCEN_PER_REOPEN), and meanwhile new connections may go direct.
+	scen_run "failover mode: outage (503)" openai down '{"mode":"status","status":503}'
+	scen_new_clients || return 1
+	scen_run "failover mode: connection refused" openai down '{"mode":"refuse"}'
+	scen_new_clients || return 1
+	t=$EPOCHREALTIME
+	SCEN_WINDOW_S=5 scen_run "failover mode: blackhole (hang)" openai down '{"mode":"hang"}'
+	[[ "failover mode: blackhole" =~ ${SCEN_ONLY:-.} ]] &&
+		check "failover mode: blackhole: the hung direct keep-alive connections were aborted" \
+			"$(grep 'failover: openai' "$STAMPED" | tail -n 2)" \
+			awk -v t="$t" '$1 >= t && /failover: openai: aborted [1-9]/ { f = 1 } END { exit !f }' "$STAMPED"
 	scen_group_stop
 }

@@ -9,7 +9,8 @@ worst_first_ms (longest wait for the first piece of content), worst_after_ms
 and n_after (the same for the requests started at or after AFTER, e.g. the
 verdict's flip), tokens (completion tokens the clients got), via_NAME (how
 many x-detour-provider NAME answered), first_via_ms (when the first request
-answered by $LOADSTAT_VIA started, ms after FROM; -1: none) and first_error."""
+answered by one of $LOADSTAT_VIA (comma-separated) started, ms after FROM;
+-1: none) and first_error."""
 import json, os, sys
 
 
@@ -19,7 +20,7 @@ def main():
     out = {"n": 0, "errors": 0, "worst_ms": 0, "worst_first_ms": 0, "worst_after_ms": 0,
            "n_after": 0, "tokens": 0}
     first_error = ""
-    via, first_via = os.environ.get("LOADSTAT_VIA", ""), None
+    via, first_via = os.environ.get("LOADSTAT_VIA", "").split(","), None
     with open(path) as f:
         for line in f:
             try:
@@ -38,7 +39,7 @@ def main():
                 out["worst_after_ms"] = max(out["worst_after_ms"], took)
             if r["ok"]:
                 out["tokens"] += r["tokens"]
-                if r["via"] == via and (first_via is None or r["start"] < first_via):
+                if r["via"] in via and (first_via is None or r["start"] < first_via):
                     first_via = r["start"]
                 k = "via_%s" % (r["via"] or "none")
                 out[k] = out.get(k, 0) + 1
