@@ -399,7 +399,7 @@ static int destroy_one(int fd, const struct victim *v)
 	};
 	union {
 		struct nlmsghdr nlh;
-		char buf[256];
+		char buf[1024]; /* the request echoed, extended ack attributes */
 	} reply;
 	const struct nlmsgerr *e = NLMSG_DATA(&reply.nlh);
 	ssize_t n;
