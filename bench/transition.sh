@@ -80,9 +80,10 @@ print("transition: onset to verdict: " + ", ".join(
     "%s %s ms" % (n, d.get("decided_ms") if d.get("decided_ms", "-") != "-" else d.get("logged_ms", "-"))
     for n, d in rows if "logged_ms" in d))
 over = [(n, d) for n, d in rows if num(d, "after") is not None and num(d, "after") > num(d, "allowed")]
+after = ", ".join("%s %s/%s" % (n, d["after"], d["allowed"]) for n, d in rows if "after" in d)
 print("transition: requests to the failed provider after its verdict flipped: %s; target none but the "
-      "half-open trials: %s" % (", ".join("%s %s/%s" % (n, d["after"], d["allowed"]) for n, d in rows
-                                          if "after" in d), "missed" if over else "met"))
+      "half-open trials (and what it takes to flip again after a return to healthy): %s" %
+      (after, "missed" if over else "met"))
 print("transition: client errors: %d in %d requests" % (sum(int(d["errors"]) for _, d in rows),
                                                         sum(int(d["requests"]) for _, d in rows)))
 rows_d = dict(rows)

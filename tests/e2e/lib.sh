@@ -905,7 +905,9 @@ $5}"
 	wait_for 10 scen_all_healthy || { notok "the providers are not healthy at the start: $(scen_verdict openai)"; return 1; }
 	SCEN_LOAD="$1 $2"
 	load_start "$1" "$2" 300 || return 1
-	SCEN_ALL="A B G D" SCEN_PER_READMIT=1
+	# after a return to healthy: the 3 failures that eject, and the other
+	# workers' requests in flight meanwhile
+	SCEN_ALL="A B G D" SCEN_PER_READMIT=1 SCEN_PER_REOPEN=$(($1 + 2))
 }
 # scen_new_clients: the load's clients replaced by new ones (new connections)
 scen_new_clients() { load_stop; load_start $SCEN_LOAD 300; }
