@@ -981,12 +981,12 @@ static void schedule_probe(struct dt_health *h, struct provider *p, uint64_t now
 {
 	unsigned iv = h->o.probe_interval_ms;
 
-	/* in trouble, or failing on the way there: watched closely, so that an
-	 * idle provider (or one whose traffic does not pass the proxy) is
-	 * judged within a few probes */
+	/* in trouble, or failing on the way there: watched closely (never
+	 * less than normally), so that an idle provider (or one whose traffic
+	 * does not pass the proxy) is judged within a few probes */
 	if (p->c.state == DT_DOWN || p->c.state == DT_PROBING || p->c.consecutive) {
 		p->probe_shift = 0;
-		iv = h->o.probe_interval_down_ms;
+		iv = (unsigned)min_u64(h->o.probe_interval_down_ms, iv);
 	} else if (p->traffic_since_probe) {
 		/* real answers prove more than a probe: probe less, up to the max */
 		if (((uint64_t)iv << (p->probe_shift + 1)) <= h->o.probe_interval_max_ms)

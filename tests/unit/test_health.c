@@ -1231,6 +1231,13 @@ static void test_options(void **state)
 	outcome_at(h, OPENAI, MINI, DT_OUTCOME_SERVER_ERROR, 0, T0 + 2 * SEC);
 	assert_int_equal(verdict(h, OPENAI, MINI, T0 + 2 * SEC).ejections, 2);
 	dt_health_free(h);
+
+	/* a provider in trouble is never probed less often than a healthy one */
+	o = (struct dt_health_opts){ .probe_interval_ms = 1000, .probe_interval_down_ms = 5000 };
+	h = engine(&o);
+	dt_health_probe(h, OPENAI, false, 30 * MS, T0);
+	assert_due_within(h, OPENAI, T0, SEC);
+	dt_health_free(h);
 }
 
 static void test_snapshot_and_bounds(void **state)
