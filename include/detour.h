@@ -246,4 +246,50 @@ struct dt_tcp_signals {
 	__u32 last_errno;          /* of the last connect failure */
 };
 
+/* ---- uplink signals: bpf/uplink.bpf.c, agent/uplink.c, docs/uplink.md ---- */
+
+#define DT_MAP_UPLINK_SIGNALS "uplink_signals"
+
+/* What an XDP program on the uplink saw coming from (or about) a provider
+ * endpoint. */
+enum dt_uplink_kind {
+	DT_UPLINK_RESET          = 1, /* a TCP reset from the endpoint */
+	DT_UPLINK_UNREACHABLE    = 2, /* ICMP/ICMPv6 destination unreachable about a packet to it */
+	DT_UPLINK_TIME_EXCEEDED  = 3, /* ICMP/ICMPv6 time exceeded (a loop, a too long path) */
+	DT_UPLINK_KIND_COUNT
+};
+
+enum dt_uplink_event_flags {
+	DT_UPLINK_F_LOCAL = 1, /* a socket of the uplink's network namespace owns the flow */
+	DT_UPLINK_F_IPV6  = 2, /* came as IPv6 (ICMPv6) */
+	DT_UPLINK_F_VLAN  = 4, /* came with an 802.1Q/802.1ad tag */
+};
+
+/* One record of the uplink_events ring buffer. */
+struct dt_uplink_event {
+	struct dt_endpoint ep;  /* the provider endpoint */
+	__u32 local[4];         /* the flow's other end, same form */
+	__u64 ts_ns;            /* CLOCK_MONOTONIC (bpf_ktime_get_ns) of the packet */
+	__u32 kind;             /* enum dt_uplink_kind */
+	__u32 flags;            /* enum dt_uplink_event_flags */
+	__u16 local_port;       /* network byte order */
+	__u8  icmp_type;        /* ICMP kinds: type and code as received */
+	__u8  icmp_code;
+	__u8  sk_state;         /* DT_UPLINK_F_LOCAL: the socket's TCP state */
+	__u8  pad[3];
+};
+
+/* Value of the uplink_signals map, keyed by provider endpoint. */
+struct dt_uplink_signals {
+	__u64 resets;
+	__u64 unreachable;
+	__u64 time_exceeded;
+	__u64 local;            /* of those, flows a local socket owned */
+	__u64 last_event_ns;    /* CLOCK_MONOTONIC of the last counted packet */
+	__u32 last_kind;        /* enum dt_uplink_kind of that packet */
+	__u8  last_icmp_type;
+	__u8  last_icmp_code;
+	__u16 pad;
+};
+
 #endif /* DETOUR_H */
