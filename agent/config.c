@@ -263,6 +263,39 @@ static int parse_bool(struct cfg_parser *p, const struct key_def *k,
 	return 0;
 }
 
+/* [health] uplink: an interface name as the kernel takes them. It need not
+ * exist yet: the agent says so when it attaches. */
+static int parse_ifname(struct cfg_parser *p, const struct key_def *k,
+			const char *value, void *obj)
+{
+	struct dt_cfg *cfg = obj;
+
+	if (strlen(value) >= sizeof(cfg->uplink))
+		return cfg_fail(p, p->line, "%s: interface name longer than %zu characters: \"%s\"",
+				k->name, sizeof(cfg->uplink) - 1, value);
+	if (strcmp(value, ".") == 0 || strcmp(value, "..") == 0 || strpbrk(value, "/: \t"))
+		return cfg_fail(p, p->line, "%s: not an interface name: \"%s\"", k->name, value);
+	strcpy(cfg->uplink, value);
+	return 0;
+}
+
+static const char *const xdp_mode_names[] = {
+	[DT_XDP_AUTO]    = "auto",
+	[DT_XDP_NATIVE]  = "native",
+	[DT_XDP_GENERIC] = "generic",
+};
+
+static int parse_xdp_mode(struct cfg_parser *p, const struct key_def *k,
+			  const char *value, void *obj)
+{
+	int i = choice_parse(p, k, value, xdp_mode_names, ARRAY_SIZE(xdp_mode_names));
+
+	if (i < 0)
+		return -1;
+	((struct dt_cfg *)obj)->uplink_xdp_mode = (enum dt_xdp_mode)i;
+	return 0;
+}
+
 static int parse_log_level(struct cfg_parser *p, const struct key_def *k,
 			   const char *value, void *obj)
 {
@@ -1270,6 +1303,8 @@ static const struct key_def health_keys[] = {
 	{ "probes",      parse_bool, offsetof(struct dt_cfg, probes), 0, 0, false, false },
 	{ "tcp_signals", parse_bool, offsetof(struct dt_cfg, tcp_signals), 0, 0, false, false },
 	{ "netwatch",    parse_bool, offsetof(struct dt_cfg, netwatch), 0, 0, false, false },
+	{ "uplink", parse_ifname, 0, 0, 0, false, false },
+	{ "uplink_xdp_mode", parse_xdp_mode, 0, 0, 0, false, false },
 };
 
 static const struct {

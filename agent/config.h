@@ -16,6 +16,7 @@
 
 #include "detour.h"
 #include "health.h"
+#include "uplink.h"
 #include "log.h"
 
 struct dt_key_source {
@@ -142,6 +143,10 @@ struct dt_cfg {
 	unsigned probe_timeout_ms;  /* a probe's whole exchange */
 	bool tcp_signals;           /* kernel TCP signals (tcpsig), default yes */
 	bool netwatch;              /* route and link events (netwatch), default yes */
+	/* [health] uplink: the interface whose XDP program counts provider
+	 * resets and ICMP errors (docs/uplink.md); "" = none, the default. */
+	char uplink[16];            /* IFNAMSIZ */
+	enum dt_xdp_mode uplink_xdp_mode;
 	struct dt_app_cfg *apps;
 	size_t n_apps;
 };

@@ -441,6 +441,7 @@ static void reload(struct detourd *d)
 	dt_epstate_set_hold(d->endpoints, (uint64_t)cfg->down_hold_ms * NS_PER_MS);
 	assign_ids(d, cfg);
 	daemon_health_reconfigure(d);
+	daemon_uplink_reconfigure(d);
 	if (d->proxy) {
 		char err[512] = "";
 
@@ -607,6 +608,7 @@ int detourd_start(struct detourd *d, struct dt_cfg *cfg, const char *pidfile)
 	}
 	if (!d->relay || daemon_health_start(d))
 		return -1;
+	daemon_uplink_start(d);
 	start_proxy(d);
 	if (apply_listener(d, cfg))
 		return -1;
@@ -645,6 +647,7 @@ static void detourd_stop(struct detourd *d)
 		event_free(d->drain_timer);
 	daemon_signals_stop(d);
 	dt_proxy_free(d->proxy);
+	daemon_uplink_stop(d);
 	daemon_health_stop(d);
 	dt_relay_free(d->relay);
 	dt_resolver_free(d->resolver);

@@ -20,6 +20,7 @@ struct dt_relay;
 struct dt_proxy;
 struct dt_resolver;
 struct daemon_signals;
+struct dt_uplink;
 
 struct detourd {
 	struct event_base *base;
@@ -36,6 +37,7 @@ struct detourd {
 	struct event *health_poll;            /* overrides map, verdict refresh */
 	uint64_t health_published;            /* when every verdict was last written */
 	struct dt_overrides *overrides;       /* as last applied from the overrides map */
+	struct dt_uplink *uplink;             /* NULL: none configured, or failed (daemon_uplink.c) */
 	struct dt_listener *listener;
 	struct dt_relay *relay;
 	struct dt_proxy *proxy;               /* NULL: everything is relayed */
@@ -71,5 +73,11 @@ void daemon_signals_apply(struct detourd *d);
 void daemon_signals_endpoints(struct detourd *d);
 void daemon_signals_health_changed(struct detourd *d);
 void daemon_signals_stop(struct detourd *d);
+
+/* daemon_uplink.c: the uplink XDP program of d->cfg, feeding d->health
+ * (needs d->base, d->bpf, d->itable, d->health). Never fails the agent. */
+void daemon_uplink_start(struct detourd *d);
+void daemon_uplink_reconfigure(struct detourd *d);
+void daemon_uplink_stop(struct detourd *d);
 
 #endif

@@ -20,6 +20,8 @@ struct dt_uplink {
 	struct dt_observer_rb rb;
 	int link_fd;            /* -1: not attached */
 	__u32 attach_flags;     /* XDP_FLAGS_DRV_MODE or XDP_FLAGS_SKB_MODE */
+	char ifname[IF_NAMESIZE];
+	enum dt_xdp_mode mode;  /* as asked */
 	dt_uplink_cb cb;
 	void *arg;
 	__u64 delivered;
@@ -136,6 +138,8 @@ int dt_uplink_open(struct dt_uplink **out, struct event_base *base,
 		rc = attach(u, opts->ifname, opts->mode, err, errlen);
 		if (rc)
 			goto err_close;
+		snprintf(u->ifname, sizeof(u->ifname), "%s", opts->ifname);
+		u->mode = opts->mode;
 	}
 	rc = dt_observer_rb_open(&u->rb, base, u->skel->maps.uplink_events, on_sample, u);
 	if (rc) {
@@ -165,6 +169,11 @@ void dt_uplink_close(struct dt_uplink *u)
 int dt_uplink_drain(struct dt_uplink *u)
 {
 	return dt_observer_rb_drain(&u->rb);
+}
+
+bool dt_uplink_attached_as(const struct dt_uplink *u, const char *ifname, enum dt_xdp_mode mode)
+{
+	return u->link_fd >= 0 && u->mode == mode && strcmp(u->ifname, ifname) == 0;
 }
 
 const char *dt_uplink_mode_name(const struct dt_uplink *u)

@@ -13,6 +13,7 @@
 #ifndef DT_UPLINK_H
 #define DT_UPLINK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <linux/types.h>
 #include "detour.h"
@@ -51,6 +52,9 @@ void dt_uplink_close(struct dt_uplink *u);
 
 /* Deliver what the ring buffer holds now. Returns the events delivered or -errno. */
 int dt_uplink_drain(struct dt_uplink *u);
+
+/* Attached to @ifname, as asked with @mode. */
+bool dt_uplink_attached_as(const struct dt_uplink *u, const char *ifname, enum dt_xdp_mode mode);
 
 /* "native" or "generic" as attached; "none" when not attached. */
 const char *dt_uplink_mode_name(const struct dt_uplink *u);

@@ -3,7 +3,7 @@
 
   bpfjson.py stats                 struct dt_stats summed over CPUs: name=value lines
   bpfjson.py verdict ADDR PORT     struct dt_verdict of one endpoint: name=value lines
-                                   (any map keyed by endpoint with BTF: tcp_signals)
+                                   (any map keyed by endpoint with BTF: tcp_signals, uplink_signals)
   bpfjson.py verdicts              every verdict: "addr port state=.. failures=.." lines
   bpfjson.py health                the struct dt_provider_health of a `map lookup`:
                                    "state since_ns ejections until_ns reason text"

@@ -511,6 +511,8 @@ static void test_health_section(void **state)
 		"failure_rate_percent = 40\n"
 		"class_max_ejected_percent = 100\n"
 		"probe_interval_ms = 5000\n"
+		"uplink = eth0.100\n"
+		"uplink_xdp_mode = generic\n"
 		PROVIDER);
 
 	(void)state;
@@ -520,6 +522,13 @@ static void test_health_section(void **state)
 	assert_int_equal(cfg->health.class_max_ejected_percent, 100);
 	assert_int_equal(cfg->health.probe_interval_ms, 5000);
 	assert_int_equal(cfg->health.slow_ceiling_ms, 0);
+	assert_string_equal(cfg->uplink, "eth0.100");
+	assert_int_equal(cfg->uplink_xdp_mode, DT_XDP_GENERIC);
+	dt_config_free(cfg);
+	/* no uplink by default */
+	cfg = load_ok(PROVIDER);
+	assert_string_equal(cfg->uplink, "");
+	assert_int_equal(cfg->uplink_xdp_mode, DT_XDP_AUTO);
 	dt_config_free(cfg);
 }
 
@@ -1012,6 +1021,11 @@ static const struct bad_case bad_cases[] = {
 	{ "[health]\nprobe_timeout_ms = 50\n" PROVIDER, 2, "probe_timeout_ms: expected a number from 100 to 600000" },
 	{ PROVIDER "probe_ttft_model = two words\n", 3, "probe_ttft_model: model name must be 1 to 127 printable characters" },
 	{ PROVIDER "probe_ttft_per_hour = 0\n", 3, "probe_ttft_per_hour: expected a number from 1 to 60" },
+	{ "[health]\nuplink = averyveryverylong0\n" PROVIDER, 2,
+	  "uplink: interface name longer than 15 characters: \"averyveryverylong0\"" },
+	{ "[health]\nuplink = ../eth0\n" PROVIDER, 2, "uplink: not an interface name: \"../eth0\"" },
+	{ "[health]\nuplink = eth0 eth1\n" PROVIDER, 2, "uplink: not an interface name: \"eth0 eth1\"" },
+	{ "[health]\nuplink_xdp_mode = offload\n" PROVIDER, 2, "uplink_xdp_mode: unknown value \"offload\"" },
 	{ "[class c]\nstrategy = priority\nstrategy = weighted\n" PROVIDER, 3, "strategy already set at line 2" },
 	{ "[class c]\nmember = p:a weight=2\nmember = q:b\n" PROVIDER PROVIDER_Q, 2,
 	  "member: weight= needs strategy = weighted in class c" },
