@@ -12,6 +12,7 @@
 #                fakellm over TLS: latency at fixed rates, throughput, streams
 #   translation  bench/xlate_cost: µs per translated 4 KB request and per
 #                streamed event, next to the same-family passthrough
+#   uplink       bench/uplink_cost: ns the uplink XDP program costs a frame
 #   fakellm      bench/fakellm-rps.sh: the fake provider's request rate
 #   transitions  bench/transition.sh: the health engine's verdicts under load
 #                while the primary provider fails (outage, refused, blackhole,
@@ -137,7 +138,7 @@ CG2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 CGROOT=$CG2/detour-bench-$$
 mkdir "$CGROOT" "$CGROOT/enrolled" "$CGROOT/direct" "$CGROOT/agent" "$CGROOT/upstream"
 
-for bin in detourd fakellm bench/connect_cost bench/http_latency bench/tls_load bench/xlate_cost; do
+for bin in detourd fakellm bench/connect_cost bench/http_latency bench/tls_load bench/xlate_cost bench/uplink_cost; do
 	[ -x "$BUILD/$bin" ] || die "missing $BUILD/$bin (not built yet?)"
 done
 command -v haproxy >/dev/null || die "haproxy is not installed (make deps)"
@@ -393,6 +394,13 @@ if [ "$SMOKE" = 1 ]; then XLATE_ARGS="--reps 100 --blocks 3"; else XLATE_ARGS="-
 # shellcheck disable=SC2086 # two options
 taskset -c "$CPU_PROXY" "$BUILD/bench/xlate_cost" $XLATE_ARGS | tee "$W/xlate.out" || die "xlate_cost failed"
 summary "translation: $(sed -n 's/^xlate_cost: //p' "$W/xlate.out")"
+
+# ---- uplink ------------------------------------------------------------------------------
+
+section "uplink XDP program cost per frame (BPF_PROG_TEST_RUN)"
+if [ "$SMOKE" = 1 ]; then UPLINK_RUNS=5000; else UPLINK_RUNS=200000; fi
+taskset -c "$CPU_PROXY" "$BUILD/bench/uplink_cost" --runs "$UPLINK_RUNS" | tee "$W/uplink.out" || die "uplink_cost failed"
+summary "uplink: $(sed -n 's/^uplink_cost: //p' "$W/uplink.out")"
 
 # ---- fakellm -------------------------------------------------------------------------
 

@@ -34,9 +34,9 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <event2/event.h>
-#include <linux/if_ether.h>
 
 #include "bpfobj.h"
+#include "frames.h"
 #include "uplink.h"
 
 #define PROVIDER4   "198.18.0.2"
@@ -65,100 +65,14 @@ static struct {
 
 /* ---- frames ------------------------------------------------------------------ */
 
-struct frame {
-	uint8_t b[256];
-	size_t len;
-};
-
-static void put(struct frame *f, const void *d, size_t n)
-{
-	assert_true(f->len + n <= sizeof(f->b));
-	memcpy(f->b + f->len, d, n);
-	f->len += n;
-}
-
-static void put16(struct frame *f, uint16_t v)
-{
-	v = htons(v);
-	put(f, &v, 2);
-}
-
-/* Ethernet; @tags 802.1Q tags before the type. */
-static void eth(struct frame *f, uint16_t type, int tags)
-{
-	static const uint8_t macs[12] = { 2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2 };
-
-	put(f, macs, sizeof(macs));
-	for (int i = 0; i < tags; i++) {
-		put16(f, ETH_P_8021Q);
-		put16(f, 100 + i);
-	}
-	put16(f, type);
-}
-
-static void ipv4(struct frame *f, const char *src, const char *dst, uint8_t proto,
-		 uint16_t frag_off)
-{
-	uint8_t h[20] = { 0x45, 0, 0, 40, 0, 1 };
-
-	h[6] = frag_off >> 8;
-	h[7] = frag_off & 0xff;
-	h[8] = 64;
-	h[9] = proto;
-	assert_int_equal(inet_pton(AF_INET, src, h + 12), 1);
-	assert_int_equal(inet_pton(AF_INET, dst, h + 16), 1);
-	put(f, h, sizeof(h));
-}
-
-static void ipv6(struct frame *f, const char *src, const char *dst, uint8_t next)
-{
-	uint8_t h[40] = { 0x60, 0, 0, 0, 0, 20 };
-
-	h[6] = next;
-	h[7] = 64;
-	assert_int_equal(inet_pton(AF_INET6, src, h + 8), 1);
-	assert_int_equal(inet_pton(AF_INET6, dst, h + 24), 1);
-	put(f, h, sizeof(h));
-}
-
-#define TH_RST 0x04
-#define TH_ACK 0x10
-
-static void tcp(struct frame *f, uint16_t sport, uint16_t dport, uint8_t flags)
-{
-	uint8_t h[20] = { 0 };
-
-	h[0] = sport >> 8;
-	h[1] = sport & 0xff;
-	h[2] = dport >> 8;
-	h[3] = dport & 0xff;
-	h[12] = 5 << 4;
-	h[13] = flags;
-	put(f, h, sizeof(h));
-}
-
-/* An ICMP error's header; what it quotes follows. */
-static void icmp(struct frame *f, uint8_t type, uint8_t code)
-{
-	uint8_t h[8] = { type, code };
-
-	put(f, h, sizeof(h));
-}
-
-static void ports(struct frame *f, uint16_t sport, uint16_t dport)
-{
-	put16(f, sport);
-	put16(f, dport);
-}
-
 /* The frames counted, each as short as it can be and still be counted. */
 static struct frame rst4(const char *src, int tags)
 {
 	struct frame f = { .len = 0 };
 
-	eth(&f, ETH_P_IP, tags);
-	ipv4(&f, src, LOCAL4, IPPROTO_TCP, 0);
-	tcp(&f, PORT, 40000, TH_RST | TH_ACK);
+	frame_eth(&f, ETH_P_IP, tags);
+	frame_ipv4(&f, src, LOCAL4, IPPROTO_TCP, 0);
+	frame_tcp(&f, PORT, 40000, TH_RST | TH_ACK);
 	return f;
 }
 
@@ -166,9 +80,9 @@ static struct frame rst6(const char *src)
 {
 	struct frame f = { .len = 0 };
 
-	eth(&f, ETH_P_IPV6, 0);
-	ipv6(&f, src, LOCAL6, IPPROTO_TCP);
-	tcp(&f, PORT, 40000, TH_RST);
+	frame_eth(&f, ETH_P_IPV6, 0);
+	frame_ipv6(&f, src, LOCAL6, IPPROTO_TCP);
+	frame_tcp(&f, PORT, 40000, TH_RST);
 	return f;
 }
 
@@ -177,11 +91,11 @@ static struct frame unreach4(const char *dst, uint8_t type, uint8_t code)
 {
 	struct frame f = { .len = 0 };
 
-	eth(&f, ETH_P_IP, 0);
-	ipv4(&f, "203.0.113.1", LOCAL4, IPPROTO_ICMP, 0);
-	icmp(&f, type, code);
-	ipv4(&f, LOCAL4, dst, IPPROTO_TCP, 0);
-	ports(&f, 40000, PORT);
+	frame_eth(&f, ETH_P_IP, 0);
+	frame_ipv4(&f, "203.0.113.1", LOCAL4, IPPROTO_ICMP, 0);
+	frame_icmp(&f, type, code);
+	frame_ipv4(&f, LOCAL4, dst, IPPROTO_TCP, 0);
+	frame_ports(&f, 40000, PORT);
 	return f;
 }
 
@@ -189,11 +103,11 @@ static struct frame unreach6(const char *dst, uint8_t type, uint8_t code)
 {
 	struct frame f = { .len = 0 };
 
-	eth(&f, ETH_P_IPV6, 0);
-	ipv6(&f, "2001:db8::1", LOCAL6, IPPROTO_ICMPV6);
-	icmp(&f, type, code);
-	ipv6(&f, LOCAL6, dst, IPPROTO_TCP);
-	ports(&f, 40000, PORT);
+	frame_eth(&f, ETH_P_IPV6, 0);
+	frame_ipv6(&f, "2001:db8::1", LOCAL6, IPPROTO_ICMPV6);
+	frame_icmp(&f, type, code);
+	frame_ipv6(&f, LOCAL6, dst, IPPROTO_TCP);
+	frame_ports(&f, 40000, PORT);
 	return f;
 }
 
@@ -421,21 +335,21 @@ static void test_not_from_provider(void **state)
 	not_counted(&f);
 	/* the provider's address, another port */
 	f = (struct frame){ .len = 0 };
-	eth(&f, ETH_P_IP, 0);
-	ipv4(&f, PROVIDER4, LOCAL4, IPPROTO_TCP, 0);
-	tcp(&f, 8443, 40000, TH_RST);
+	frame_eth(&f, ETH_P_IP, 0);
+	frame_ipv4(&f, PROVIDER4, LOCAL4, IPPROTO_TCP, 0);
+	frame_tcp(&f, 8443, 40000, TH_RST);
 	not_counted(&f);
 	/* the provider, not a reset */
 	f = (struct frame){ .len = 0 };
-	eth(&f, ETH_P_IP, 0);
-	ipv4(&f, PROVIDER4, LOCAL4, IPPROTO_TCP, 0);
-	tcp(&f, PORT, 40000, TH_ACK);
+	frame_eth(&f, ETH_P_IP, 0);
+	frame_ipv4(&f, PROVIDER4, LOCAL4, IPPROTO_TCP, 0);
+	frame_tcp(&f, PORT, 40000, TH_ACK);
 	not_counted(&f);
 	/* a reset *to* the provider (sent by us) */
 	f = (struct frame){ .len = 0 };
-	eth(&f, ETH_P_IP, 0);
-	ipv4(&f, LOCAL4, PROVIDER4, IPPROTO_TCP, 0);
-	tcp(&f, 40000, PORT, TH_RST);
+	frame_eth(&f, ETH_P_IP, 0);
+	frame_ipv4(&f, LOCAL4, PROVIDER4, IPPROTO_TCP, 0);
+	frame_tcp(&f, 40000, PORT, TH_RST);
 	not_counted(&f);
 	/* ICMP errors about segments to somebody else */
 	f = unreach4(STRANGER4, 3, 1);
@@ -544,9 +458,9 @@ static void test_malformed(void **state)
 	not_counted(&f);
 	/* a later fragment: what looks like a TCP header is data */
 	f = (struct frame){ .len = 0 };
-	eth(&f, ETH_P_IP, 0);
-	ipv4(&f, PROVIDER4, LOCAL4, IPPROTO_TCP, 185);
-	tcp(&f, PORT, 40000, TH_RST);
+	frame_eth(&f, ETH_P_IP, 0);
+	frame_ipv4(&f, PROVIDER4, LOCAL4, IPPROTO_TCP, 185);
+	frame_tcp(&f, PORT, 40000, TH_RST);
 	not_counted(&f);
 	/* the quoted segment is UDP (a QUIC probe), not TCP */
 	f = unreach4(PROVIDER4, 3, 3);
@@ -558,8 +472,8 @@ static void test_malformed(void **state)
 	not_counted(&f);
 	/* not IP at all: ARP */
 	f = (struct frame){ .len = 0 };
-	eth(&f, ETH_P_ARP, 0);
-	put(&f, (uint8_t[28]){ 0 }, 28);
+	frame_eth(&f, ETH_P_ARP, 0);
+	frame_put(&f, (uint8_t[28]){ 0 }, 28);
 	not_counted(&f);
 }
 
@@ -579,12 +493,12 @@ static void test_vlan_and_ext_headers(void **state)
 
 	/* IPv6: a hop-by-hop header, then a first fragment, then the reset */
 	f = (struct frame){ .len = 0 };
-	eth(&f, ETH_P_IPV6, 0);
-	ipv6(&f, PROVIDER6, LOCAL6, 0);
+	frame_eth(&f, ETH_P_IPV6, 0);
+	frame_ipv6(&f, PROVIDER6, LOCAL6, 0);
 	hop[0] = 44;
-	put(&f, hop, sizeof(hop));
-	put(&f, frag, sizeof(frag));
-	tcp(&f, PORT, 40000, TH_RST);
+	frame_put(&f, hop, sizeof(hop));
+	frame_put(&f, frag, sizeof(frag));
+	frame_tcp(&f, PORT, 40000, TH_RST);
 	assert_int_equal(run(&f), 1);
 	assert_int_equal(last()->kind, DT_UPLINK_RESET);
 	/* the same as a later fragment */
