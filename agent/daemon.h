@@ -73,6 +73,9 @@ void daemon_signals_apply(struct detourd *d);
 void daemon_signals_endpoints(struct detourd *d);
 void daemon_signals_health_changed(struct detourd *d);
 void daemon_signals_stop(struct detourd *d);
+/* A provider reset or a failed path another kernel source saw (the uplink,
+ * daemon_uplink.c): counted in this loop turn's sample with tcpsig's. */
+void daemon_signals_kernel_failure(struct detourd *d, uint32_t id, bool reset, uint64_t now);
 
 /* daemon_uplink.c: the uplink XDP program of d->cfg, feeding d->health
  * (needs d->base, d->bpf, d->itable, d->health). Never fails the agent. */

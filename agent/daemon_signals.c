@@ -117,6 +117,14 @@ static void probes_apply(struct detourd *d)
 /* One loop turn's events of a provider are one sample: the engine counts a
  * refused connect twice (kernel and proxy) only when nothing connected in
  * it, which takes the turn's successes to see (docs/health.md). */
+static void turn_queue(struct daemon_signals *s, struct tcp_pending *t)
+{
+	if (!t->queued) {
+		t->queued = true;
+		event_active(s->tcp_flush, EV_TIMEOUT, 0);
+	}
+}
+
 static void on_tcp_flush(evutil_socket_t fd, short what, void *arg)
 {
 	struct detourd *d = arg;
@@ -192,10 +200,23 @@ static void on_tcp_signal(const struct dt_endpoint *ep, enum dt_tcp_kind kind, _
 		/* abandoned connects and resets sent are this host's doing */
 		return;
 	}
-	if (!t->queued) {
-		t->queued = true;
-		event_active(s->tcp_flush, EV_TIMEOUT, 0);
+	turn_queue(s, t);
+}
+
+void daemon_signals_kernel_failure(struct detourd *d, uint32_t id, bool reset, uint64_t now)
+{
+	struct daemon_signals *s = d->signals;
+	struct dt_tcp_sample one = { .resets = reset, .connect_failures = !reset };
+	struct tcp_pending *t;
+
+	if (!s) {
+		dt_health_tcp(d->health, id, &one, now);
+		return;
 	}
+	t = &s->tcp[id];
+	t->s.resets += one.resets;
+	t->s.connect_failures += one.connect_failures;
+	turn_queue(s, t);
 }
 
 /* The cookie of the agent's network namespace: the sockets the agent and

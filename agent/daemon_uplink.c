@@ -2,16 +2,16 @@
 /*
  * The uplink XDP program in the agent ([health] uplink, docs/uplink.md):
  * attached at start and on a reload that names another interface or mode,
- * detached on stop, and every reset or ICMP error it reports handed to the
- * health engine as a kernel TCP sample of the endpoint's provider. Fails
- * open: an attach that fails is logged and the agent runs without it.
+ * detached on stop, and every reset or ICMP error it reports that nobody on
+ * this host reports already handed to the health engine as a kernel failure
+ * of the endpoint's provider, in the loop turn's sample (daemon_signals.c).
+ * Fails open: an attach that fails is logged and the agent runs without it.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "config.h"
 #include "daemon.h"
-#include "health.h"
 #include "intercept.h"
 #include "log.h"
 #include "uplink.h"
@@ -31,23 +31,33 @@ static const char *owner_of(const struct dt_uplink_event *ev)
 	return "local socket";
 }
 
+/* A reset to a socket of this host is reported already: the socket's owner
+ * learns of it at once, and reports it when it is the agent (the proxy, a
+ * probe, the relay), tcpsig when it is an application's direct connection.
+ * An ICMP error is not, or not at once: TCP takes most as soft errors and
+ * keeps trying, so the uplink's is the early word; one that ends a connect
+ * is reported by both, which the engine acts on only when nothing connected
+ * (docs/uplink.md). Nor is anything about a flow this host forwards. */
+static bool reported_locally(const struct dt_uplink_event *ev)
+{
+	return ev->kind == DT_UPLINK_RESET && (ev->flags & DT_UPLINK_F_LOCAL);
+}
+
 static void on_uplink_event(const struct dt_uplink_event *ev, void *arg)
 {
 	struct detourd *d = arg;
-	struct dt_tcp_sample s = { 0 };
 	char ep[DT_ENDPOINT_STRLEN];
+	bool local;
 	uint32_t id;
 
-	if (dt_itable_provider(d->itable, &ev->ep, &id) || !d->names[id][0])
+	if (dt_itable_provider(d->itable, &ev->ep, &id) || id >= DT_MAX_PROVIDERS || !d->names[id][0])
 		return; /* no longer a provider's endpoint */
-	log_debug("uplink: %s %s %s (icmp %u/%u, %s)", d->names[id],
+	local = reported_locally(ev);
+	log_debug("uplink: %s %s %s (icmp %u/%u, %s%s)", d->names[id],
 		  dt_endpoint_str(&ev->ep, ep, sizeof(ep)), dt_uplink_kind_name(ev->kind),
-		  ev->icmp_type, ev->icmp_code, owner_of(ev));
-	if (ev->kind == DT_UPLINK_RESET)
-		s.resets = 1;
-	else
-		s.connect_failures = 1; /* the path to it fails, as an EHOSTUNREACH connect does */
-	dt_health_tcp(d->health, id, &s, ev->ts_ns);
+		  ev->icmp_type, ev->icmp_code, owner_of(ev), local ? ", reported locally" : "");
+	if (!local)
+		daemon_signals_kernel_failure(d, id, ev->kind == DT_UPLINK_RESET, ev->ts_ns);
 }
 
 static void uplink_open(struct detourd *d)

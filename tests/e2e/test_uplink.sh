@@ -3,9 +3,10 @@
 # namespace's c0: resets from a provider endpoint (a refused connect) and
 # ICMP/ICMPv6 unreachables about packets to one (the provider namespace
 # routing its addresses to nowhere) are counted in the pinned uplink_signals
-# map (bpftool) and logged; resets no local socket owns (what a gateway sees
-# of the machines behind it) reach the health engine, whose verdict goes
-# DOWN, in the provider_health map; a reload changes the XDP mode, removes
+# map (bpftool) and logged; a reset to a local socket is left to its owner,
+# while ICMP errors and resets no local socket owns (what a gateway sees of
+# the machines behind it) reach the health engine, whose verdict goes DOWN,
+# in the provider_health map; a reload changes the XDP mode, removes
 # the program, and fails open on an interface that is not there; the
 # program goes with the agent, even killed.
 . "$(dirname "$0")/lib.sh"
@@ -69,8 +70,8 @@ check "two refused connects to plain: resets=2 in the pinned uplink_signals map"
 	"resets=$(uplink $A4 80 resets)" [ "$(uplink $A4 80 resets)" = 2 ]
 check "... both of flows a local socket owned (local=2)" "local=$(uplink $A4 80 local)" \
 	[ "$(uplink $A4 80 local)" = 2 ]
-check "... logged with the provider and the socket's state" "$(grep 'uplink: plain' "$DETOURD_LOG")" \
-	logged "uplink: plain $A4:80 reset (icmp 0/0, syn_sent)"
+check "... logged with the provider and the socket's state, not fed (its socket learns of it, tcpsig reports it)" "$(grep 'uplink: plain' "$DETOURD_LOG")" \
+	logged "uplink: plain $A4:80 reset (icmp 0/0, syn_sent, reported locally)"
 check "a non-provider's reset (N, port 80) is not counted" "" \
 	eval 'direct "http://$N4:80/"; [ -z "$(uplink $N4 80 resets)" ]'
 
@@ -86,7 +87,11 @@ check "ICMP host unreachable about a segment to far (IPv4): counted, type 3" \
 check "ICMPv6 unreachable about a segment to far (IPv6): counted, type 1" \
 	"$(bpftool -j map dump pinned "$PIN/uplink_signals" | "$PY" "$E2E_LIB_DIR/bpfjson.py" verdict $F6 443 | tr '\n' ' ')" \
 	eval '[ "$(uplink $F6 443 unreachable)" -ge 1 ] && [ "$(uplink $F6 443 last_icmp_type)" = 1 ]'
-check "... logged" "$(grep 'uplink: far' "$DETOURD_LOG")" logged "uplink: far $F4:443 unreachable (icmp 3/"
+check "... logged, and fed to the health engine: TCP takes a host unreachable as a soft error, tcpsig has nothing yet" \
+	"$(grep 'uplink: far' "$DETOURD_LOG")" logged "uplink: far $F4:443 unreachable (icmp 3/1, syn_sent)"
+wait_for 3 eval '[ "$(health_state 2)" = 3 ]'
+check "... far is DOWN (3) in provider_health: nothing of it connects" "state=$(health_state 2)" \
+	[ "$(health_state 2)" = 3 ]
 
 # --- the health engine: resets of flows no socket here owns, from anthropic (X)
 h=$(health_state 1)
