@@ -50,11 +50,8 @@ uplink() {
 	bpftool -j map dump pinned "$PIN/uplink_signals" 2>/dev/null |
 		"$PY" "$E2E_LIB_DIR/bpfjson.py" verdict "$1" "$2" | sed -n "s/^$3=//p"
 }
-# health_state ID: the state of provider ID in the pinned provider_health map
-health_state() {
-	bpftool -j map lookup pinned "$PIN/provider_health" key "$1" 0 0 0 2>/dev/null |
-		"$PY" -c 'import json, sys; d = json.load(sys.stdin); print(d.get("formatted", d)["value"]["state"])'
-}
+# health_state ID: the state of provider ID in the pinned provider_health map (lib.sh's health)
+health_state() { local h; h=$(health "$1"); echo "${h%% *}"; }
 direct() { ccurl other --connect-timeout 2 "$@" >/dev/null 2>&1; }
 logged() { grep -q -- "$1" "$DETOURD_LOG"; }
 
