@@ -1272,6 +1272,10 @@ static const struct key_def proxy_keys[] = {
 	KEY_UNSIGNED("provider_eject_ms", proxy.provider_eject_ms, 100, 3600000),
 	KEY_UNSIGNED("key_disable_ms", proxy.key_disable_ms, 1000, 86400000),
 	{ "intercept_tls", parse_bool, offsetof(struct dt_cfg, proxy.intercept_tls), 0, 0, false, false },
+	{ "hedge", parse_bool, offsetof(struct dt_cfg, proxy.hedge), 0, 0, false, false },
+	KEY_UNSIGNED("hedge_factor_percent", proxy.hedge_factor_percent, 100, 100000),
+	KEY_UNSIGNED("hedge_min_ms", proxy.hedge_min_ms, 10, 3600000),
+	KEY_UNSIGNED("hedge_max_ms", proxy.hedge_max_ms, 10, 3600000),
 };
 
 static const struct key_def app_keys[] = {
@@ -1550,14 +1554,18 @@ static void cfg_set_defaults(struct dt_cfg *cfg)
 	cfg->probe_timeout_ms = 10000;
 	cfg->tcp_signals = true;
 	cfg->netwatch = true;
+	cfg->proxy.hedge = true;
+	cfg->proxy.hedge_factor_percent = 300;
+	cfg->proxy.hedge_min_ms = 500;
+	cfg->proxy.hedge_max_ms = 10000;
 }
 
-/* Line a [detour] key was set at, 0 if it was not. */
-static int detour_key_line(const struct cfg_parser *p, const char *name)
+/* Line a key of an unnamed section was set at, 0 if it was not. */
+static int key_line(const struct cfg_parser *p, enum section_kind s, const char *name)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(detour_keys); i++)
-		if (strcmp(detour_keys[i].name, name) == 0)
-			return p->seen[SEC_DETOUR][i];
+	for (size_t i = 0; i < sections[s].n_keys; i++)
+		if (strcmp(sections[s].keys[i].name, name) == 0)
+			return p->seen[s][i];
 	return 0;
 }
 
@@ -1639,17 +1647,24 @@ static int cfg_check(struct cfg_parser *p)
 	int line;
 
 	p->line = 0; /* errors from here on name their line explicitly */
-	line = detour_key_line(p, "listen6");
+	line = key_line(p, SEC_DETOUR, "listen6");
 	if (line && p->listen6_port != cfg->listen_port)
 		return cfg_fail(p, line, "listen6: port %u differs from the listen port %u",
 				p->listen6_port, cfg->listen_port);
 	/* The agent must be able to miss a beat without the hook failing open. */
 	if (cfg->heartbeat_ttl_ms <= 2 * cfg->heartbeat_interval_ms) {
-		line = detour_key_line(p, "heartbeat_ttl_ms");
+		line = key_line(p, SEC_DETOUR, "heartbeat_ttl_ms");
 		if (!line)
-			line = detour_key_line(p, "heartbeat_interval_ms");
+			line = key_line(p, SEC_DETOUR, "heartbeat_interval_ms");
 		return cfg_fail(p, line, "heartbeat_ttl_ms (%u) must be more than twice heartbeat_interval_ms (%u)",
 				cfg->heartbeat_ttl_ms, cfg->heartbeat_interval_ms);
+	}
+	if (cfg->proxy.hedge_min_ms > cfg->proxy.hedge_max_ms) {
+		line = key_line(p, SEC_PROXY, "hedge_min_ms");
+		if (!line)
+			line = key_line(p, SEC_PROXY, "hedge_max_ms");
+		return cfg_fail(p, line, "hedge_min_ms (%u) must not be more than hedge_max_ms (%u)",
+				cfg->proxy.hedge_min_ms, cfg->proxy.hedge_max_ms);
 	}
 	if (check_providers(p) < 0 || check_classes(p) < 0)
 		return -1;

@@ -87,6 +87,10 @@ struct dt_proxy_cfg {
 	unsigned provider_eject_ms;
 	unsigned key_disable_ms;        /* a refused key (401/402/403) rests */
 	bool intercept_tls;             /* false: relay TLS untouched */
+	bool hedge;                     /* a slow attempt is joined by the next member */
+	unsigned hedge_factor_percent;  /* hedge deadline: this share of the usual time, */
+	unsigned hedge_min_ms;          /* ... never sooner */
+	unsigned hedge_max_ms;          /* ... never later */
 };
 
 struct dt_app_key_cfg {

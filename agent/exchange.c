@@ -12,6 +12,11 @@
  * provider's shape, its answer parsed and emitted in the client's shape with
  * the model the client asked for, so a quality check can look at it before
  * the commit point. A stream is held until its first piece of content.
+ *
+ * An attempt that has not reached the commit point by its hedge deadline
+ * (hedge.h) is joined by the next member: two attempts race, the first to
+ * commit wins and the other is cancelled. Each attempt's state is its own
+ * (struct attempt); the exchange has one timer for all their deadlines.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,6 +32,7 @@
 #include "errors.h"
 #include "family.h"
 #include "health.h"
+#include "hedge.h"
 #include "json.h"
 #include "log.h"
 #include "proxy_int.h"
@@ -37,6 +43,8 @@
 #include "xlate.h"
 
 #define MAX_ATTEMPTS    8
+/* Attempts in flight at once: one, and the member a hedge asks as well. */
+#define MAX_LIVE        2
 /* An error body is held (to classify it, or to relay it as is) up to this. */
 #define HELD_MAX        (64 * 1024)
 /* A whole answer is read to be translated up to this. */
@@ -47,6 +55,42 @@
 #define REQ_FMT         "%s %.*s"
 #define REQ_ARGS(ex)    (ex)->req->method, (int)strcspn((ex)->req->target, "?"), (ex)->req->target
 
+struct exchange;
+
+/* One member of the plan asked, and what its answer has shown so far. It
+ * lives in a slot of its exchange, which keeps the slot's buffer for the
+ * next attempt. */
+struct attempt {
+	struct exchange *ex;
+	bool live;                        /* in flight, or its end being handled */
+	size_t i;                         /* its member in the plan */
+	struct dt_fetch *fetch;
+	uint64_t started;                 /* when it was sent */
+	uint64_t deadline;                /* its first byte, or its stream's next event, by then (0: none) */
+	uint64_t hedge_at;                /* alone and not committed by then: hedged (0: not) */
+	bool head;                        /* its answer's head came, */
+	int status;                       /* ... with this status */
+	bool holding;                     /* its 4xx is being held in `body` */
+	bool reported;                    /* the health engine already heard of it */
+	uint64_t ttft_ns;                 /* its first content came (streams; 0: not yet) */
+	uint64_t retry_after_ms;          /* its answer's retry-after, parsed (0: none) */
+	/* its answer, when it goes through the neutral form */
+	bool xlate;
+	enum dt_family from;              /* the family of the provider answering */
+	struct dt_xstream *xs;            /* streamed: its translator */
+	struct dt_headers headers;        /* its head, while the answer or a 4xx is held */
+	struct evbuffer *body;            /* what waits for the commit point, the whole answer, or the 4xx */
+};
+
+/* A provider's 4xx, kept to be the answer if nothing better comes. */
+struct kept_error {
+	size_t i;                         /* the member that said it */
+	int status;
+	enum dt_family family;
+	struct dt_headers headers;
+	struct evbuffer *body;            /* NULL: none kept */
+};
+
 struct exchange {
 	struct session *s;
 	struct dt_http_request *req;      /* the client's original, never modified */
@@ -55,6 +99,7 @@ struct exchange {
 	struct dt_arena arena;            /* what is read of it: */
 	const struct dt_json *body;       /* its JSON body, NULL if not JSON */
 	const char *model;                /* the model it names (body or path), NULL if none */
+	bool stream;                      /* it asks for a stream */
 	struct dt_xrequest xreq;          /* in neutral form, parsed on first need: */
 	int xreq_state;                   /* 0 not yet, 1 parsed, -1 refused (refusal) */
 	char refusal[256];                /* why a member could not be asked, for a 400 */
@@ -62,27 +107,14 @@ struct exchange {
 	enum dt_health_mode mode;         /* the plan readmits ejected members (x-detour-health) */
 	struct dt_attempt plan[MAX_ATTEMPTS];
 	char models[MAX_ATTEMPTS][DT_MODEL_LEN]; /* the plan's models, copied */
-	size_t n_plan, next, cur;
+	size_t n_plan, next;
 	int context_failed;               /* index of an attempt refused for its window, -1 */
-	struct dt_fetch *fetch;
 	uint64_t started_ns;
-	int status;                       /* of the current attempt's answer */
-	bool holding;                     /* the current attempt's 4xx is being held */
-	int held_status;                  /* the last 4xx held, its fields and body */
-	struct dt_headers held_headers;
-	struct evbuffer *held;
-	bool committed, sse, end_seen;
-	bool reported;                    /* the health engine already heard of this attempt */
-	uint64_t attempt_started;         /* when the current attempt was sent */
-	uint64_t ttft_ns;                 /* ... and its first content came (streams; 0: not yet) */
-	uint64_t retry_after_ms;          /* ... its answer's retry-after, parsed (0: none) */
-	/* the current attempt's answer, when it goes through the neutral form */
-	bool xlate;
-	enum dt_family from;              /* the family of the provider answering */
-	struct dt_xstream *xs;            /* streamed: its translator */
-	struct evbuffer *pending;         /* what waits for the commit point, or the whole answer */
-	struct dt_headers answer_headers; /* its head (its status is `status`) */
-	enum dt_family held_family;       /* of the provider whose 4xx is held */
+	struct attempt att[MAX_LIVE];
+	struct attempt *won;              /* the attempt past the commit point (NULL: none yet) */
+	const char *hedged_from;          /* the provider a hedge raced against (x-detour-hedged) */
+	struct kept_error kept;           /* the last 4xx held */
+	bool sse, end_seen;               /* of the answer committed */
 	unsigned failures, rate_limited;  /* attempts failed, of which by 429 */
 	char tail[64];                    /* end of the stream so far, for its end marker */
 	size_t tail_len;
@@ -115,35 +147,61 @@ static void note_tried(struct exchange *ex, uint32_t provider_id, const char *wh
 			    provider(ex, provider_id)->name, what);
 }
 
-/* The current attempt's translation state, gone with the attempt. */
-static void drop_answer(struct exchange *ex)
+static const struct dt_attempt *member(const struct attempt *at)
 {
-	dt_xstream_free(ex->xs);
-	ex->xs = NULL;
-	if (ex->pending)
-		evbuffer_drain(ex->pending, evbuffer_get_length(ex->pending));
-	dt_headers_free(&ex->answer_headers);
+	return &at->ex->plan[at->i];
+}
+
+static const char *member_name(const struct attempt *at)
+{
+	return provider(at->ex, member(at)->provider_id)->name;
+}
+
+static const char *attempt_model(const struct attempt *at)
+{
+	return *member(at)->model ? member(at)->model : NULL;
+}
+
+static struct attempt *other_live(struct exchange *ex, const struct attempt *at)
+{
+	for (size_t k = 0; k < MAX_LIVE; k++)
+		if (&ex->att[k] != at && ex->att[k].live)
+			return &ex->att[k];
+	return NULL;
+}
+
+/* Stop an attempt and forget its answer; the slot is free again. */
+static void retire(struct attempt *at)
+{
+	if (at->fetch)
+		dt_fetch_cancel(at->fetch);
+	at->fetch = NULL;
+	at->live = false;
+	at->deadline = at->hedge_at = 0;
+	dt_xstream_free(at->xs);
+	at->xs = NULL;
+	if (at->body)
+		evbuffer_drain(at->body, evbuffer_get_length(at->body));
+	dt_headers_free(&at->headers);
 }
 
 static void exchange_free(struct exchange *ex)
 {
-	if (ex->fetch)
-		dt_fetch_cancel(ex->fetch);
-	drop_answer(ex);
-	if (ex->pending)
-		evbuffer_free(ex->pending);
+	for (size_t k = 0; k < MAX_LIVE; k++) {
+		retire(&ex->att[k]);
+		if (ex->att[k].body)
+			evbuffer_free(ex->att[k].body);
+	}
 	if (ex->xreq_state > 0)
 		dt_xreq_free(&ex->xreq);
-	/* the session's, kept for its next request (NULL if making them failed) */
-	if (ex->s->ttfb_timer)
-		evtimer_del(ex->s->ttfb_timer);
-	if (ex->s->idle_timer)
-		evtimer_del(ex->s->idle_timer);
-	if (ex->held)
-		evbuffer_free(ex->held);
+	/* the session's, kept for its next request (NULL if making it failed) */
+	if (ex->s->timer)
+		evtimer_del(ex->s->timer);
+	if (ex->kept.body)
+		evbuffer_free(ex->kept.body);
+	dt_headers_free(&ex->kept.headers);
 	if (ex->tried)
 		evbuffer_free(ex->tried);
-	dt_headers_free(&ex->held_headers);
 	dt_arena_free(&ex->arena);
 	dt_http_request_free(ex->req);
 	free(ex);
@@ -165,30 +223,30 @@ void exchange_cancel(struct exchange *ex)
 	exchange_free(ex);
 }
 
-static const char *attempt_model(const struct exchange *ex)
+/* What became of an attempt: the health engine judges the provider and
+ * model by it, the router detour's key (a cancelled attempt says nothing
+ * of it). */
+static void report(struct attempt *at, enum dt_outcome_kind kind)
 {
-	return *ex->plan[ex->cur].model ? ex->plan[ex->cur].model : NULL;
-}
-
-/* What became of the current attempt: the health engine judges the
- * provider and model by it, the router detour's key. */
-static void report(struct exchange *ex, enum dt_outcome_kind kind)
-{
-	const struct dt_attempt *a = &ex->plan[ex->cur];
+	struct dt_proxy *p = at->ex->s->p;
 	uint64_t now = dt_now_ns();
 	struct dt_outcome o = {
 		.kind = kind,
-		.status = ex->status,
-		.started = ex->attempt_started,
-		.ttft_ns = ex->ttft_ns,
-		.total_ns = now - ex->attempt_started,
-		.retry_after_ms = ex->retry_after_ms,
+		.status = at->status,
+		.started = at->started,
+		.ttft_ns = at->ttft_ns,
+		.total_ns = now - at->started,
+		.retry_after_ms = at->retry_after_ms,
 	};
 
-	dt_router_report(ex->s->p->router, a, kind == DT_OUTCOME_KEY_REFUSED ? DT_BLAME_KEY :
-			 kind == DT_OUTCOME_OK ? DT_BLAME_NONE : DT_BLAME_PROVIDER, now);
-	dt_health_outcome(ex->s->p->health, a->provider_id, attempt_model(ex), &o, now);
-	ex->reported = true;
+	if (kind == DT_OUTCOME_CANCELLED)
+		/* what it waited, a lower bound of its time to first token */
+		o.ttft_ns = at->ex->stream ? o.total_ns : 0;
+	else
+		dt_router_report(p->router, member(at), kind == DT_OUTCOME_KEY_REFUSED ? DT_BLAME_KEY :
+				 kind == DT_OUTCOME_OK ? DT_BLAME_NONE : DT_BLAME_PROVIDER, now);
+	dt_health_outcome(p->health, member(at)->provider_id, attempt_model(at), &o, now);
+	at->reported = true;
 }
 
 /* x-detour-health: why members the health engine ejected were tried. */
@@ -198,17 +256,19 @@ static const char *health_mode_str(enum dt_health_mode m)
 	       m == DT_HEALTH_CAPPED ? "capped: too many members ejected, some readmitted" : NULL;
 }
 
-static void add_detour_headers(struct exchange *ex, struct dt_headers *h, bool answered)
+/* answered: the member whose answer it is (NULL: none's). */
+static void add_detour_headers(struct exchange *ex, struct dt_headers *h,
+			       const struct dt_attempt *answered)
 {
 	if (ex->mode != DT_HEALTH_NORMAL)
 		dt_headers_set(h, "x-detour-health", health_mode_str(ex->mode));
 	if (answered) {
-		const struct dt_attempt *a = &ex->plan[ex->cur];
-
-		dt_headers_set(h, "x-detour-provider", provider(ex, a->provider_id)->name);
-		if (*a->model)
-			dt_headers_set(h, "x-detour-model", a->model);
+		dt_headers_set(h, "x-detour-provider", provider(ex, answered->provider_id)->name);
+		if (*answered->model)
+			dt_headers_set(h, "x-detour-model", answered->model);
 	}
+	if (ex->hedged_from)
+		dt_headers_set(h, "x-detour-hedged", ex->hedged_from);
 	if (tried_len(ex)) {
 		size_t n = tried_len(ex);
 		char *tried = strndup((const char *)evbuffer_pullup(ex->tried, (ev_ssize_t)n), n);
@@ -221,19 +281,35 @@ static void add_detour_headers(struct exchange *ex, struct dt_headers *h, bool a
 
 /* ---- the final answers -------------------------------------------------------- */
 
-/* Relay the held 4xx of the current attempt as the answer, in the
- * client's shape when it came from a provider of another family. */
-static void answer_held(struct exchange *ex)
+/* Keep the 4xx an attempt held, in place of the one kept before. */
+static void keep_error(struct attempt *at)
+{
+	struct exchange *ex = at->ex;
+	struct evbuffer *spare = ex->kept.body;
+
+	dt_headers_free(&ex->kept.headers);
+	ex->kept = (struct kept_error){
+		.i = at->i, .status = at->status, .family = at->from,
+		.headers = at->headers, .body = at->body,
+	};
+	at->headers = (struct dt_headers){0};
+	at->body = spare;
+	at->holding = false;
+}
+
+/* Relay the 4xx kept as the answer, in the client's shape when it came
+ * from a provider of another family. */
+static void answer_kept(struct exchange *ex)
 {
 	struct dt_headers h = {0};
-	struct evbuffer *body = ex->held;
-	int status = ex->held_status;
+	struct evbuffer *body = ex->kept.body;
+	int status = ex->kept.status;
 	struct dt_http_conn *http;
 	size_t n = evbuffer_get_length(body);
 
-	dt_headers_copy(&h, &ex->held_headers);
+	dt_headers_copy(&h, &ex->kept.headers);
 	dt_headers_del(&h, "content-length");
-	if (ex->held_family != ex->shape) {
+	if (ex->kept.family != ex->shape) {
 		struct evbuffer *shaped = evbuffer_new();
 
 		if (shaped) {
@@ -247,8 +323,8 @@ static void answer_held(struct exchange *ex)
 			n = evbuffer_get_length(body);
 		}
 	}
-	add_detour_headers(ex, &h, true);
-	ex->held = NULL;
+	add_detour_headers(ex, &h, &ex->plan[ex->kept.i]);
+	ex->kept.body = NULL;
 	http = detach(ex);
 	dt_http_respond_head(http, status, &h, (int64_t)n);
 	dt_http_respond_body(http, evbuffer_pullup(body, (ev_ssize_t)n), n);
@@ -267,8 +343,8 @@ static void answer_failed(struct exchange *ex, const char *why)
 	size_t n = tried_len(ex);
 	struct dt_http_conn *http;
 
-	if (ex->held) {
-		answer_held(ex); /* the provider's own words say more than ours */
+	if (ex->kept.body) {
+		answer_kept(ex); /* the provider's own words say more than ours */
 		return;
 	}
 	if (ex->refusal[0]) {
@@ -279,7 +355,7 @@ static void answer_failed(struct exchange *ex, const char *why)
 	}
 	snprintf(msg, sizeof(msg), "%s (%s%s%.*s)", head, why, n ? "; tried " : "", (int)n,
 		 n ? (const char *)evbuffer_pullup(ex->tried, -1) : "");
-	add_detour_headers(ex, &h, false);
+	add_detour_headers(ex, &h, NULL);
 	log_info("proxy: " REQ_FMT ": %s", REQ_ARGS(ex), msg);
 	http = detach(ex);
 	dt_http_respond_error(http, status, msg, &h);
@@ -294,9 +370,8 @@ static void answer_broken(struct exchange *ex, const char *why)
 	struct dt_http_conn *http;
 	char msg[512];
 
-	log_warn("proxy: stream from %s broke after the first byte: %s",
-		 provider(ex, ex->plan[ex->cur].provider_id)->name, why);
-	report(ex, DT_OUTCOME_RESET);
+	log_warn("proxy: stream from %s broke after the first byte: %s", member_name(ex->won), why);
+	report(ex->won, DT_OUTCOME_RESET);
 	snprintf(msg, sizeof(msg), "detour: the provider's stream broke: %s", why);
 	if (event && ex->sse)
 		dt_error_event(original(ex)->family, 502, msg, event);
@@ -308,11 +383,7 @@ static void answer_broken(struct exchange *ex, const char *why)
 	dt_http_respond_abort(http, true);
 }
 
-/* ---- attempts ---------------------------------------------------------------- */
-
-static void next_attempt(struct exchange *ex);
-
-static const struct dt_fetch_ops fetch_ops;
+/* ---- what an attempt sends ----------------------------------------------------- */
 
 /* Gemini names the model in the path: the client's call for another
  * model or provider, without a key= the client may have put in its query. */
@@ -475,31 +546,112 @@ static int attempt_headers(const struct exchange *ex, const struct dt_attempt *a
 	return key ? dt_family_sign(to, h, key) : 0;
 }
 
-/* Start attempt i; returns 0, or -1 when it cannot be made (noted). */
-static int start_attempt(struct exchange *ex, size_t i)
+/* ---- the exchange's timer ----------------------------------------------------- */
+
+/* The attempt a hedge would join: alone in flight, not past the commit
+ * point, holding no error, with a hedge deadline and a member left to ask.
+ * NULL: none. */
+static struct attempt *hedgeable(struct exchange *ex)
+{
+	struct attempt *lone = NULL;
+
+	if (ex->won || ex->next >= ex->n_plan)
+		return NULL;
+	for (size_t k = 0; k < MAX_LIVE; k++) {
+		if (!ex->att[k].live)
+			continue;
+		if (lone)
+			return NULL;
+		lone = &ex->att[k];
+	}
+	return lone && lone->hedge_at && !lone->holding ? lone : NULL;
+}
+
+/* One timer (the session's) at the exchange's nearest deadline: an
+ * attempt's first byte or stream event, or a hedge. A deadline that went
+ * away leaves it early, and it is set again when it fires. */
+static void arm_timer(struct exchange *ex)
+{
+	const struct attempt *lone = hedgeable(ex);
+	uint64_t at = lone ? lone->hedge_at : UINT64_MAX, now, wait;
+	struct timeval tv;
+
+	for (size_t k = 0; k < MAX_LIVE; k++)
+		if (ex->att[k].live && ex->att[k].deadline && ex->att[k].deadline < at)
+			at = ex->att[k].deadline;
+	if (at == UINT64_MAX) {
+		evtimer_del(ex->s->timer);
+		return;
+	}
+	now = dt_now_ns();
+	wait = at > now ? (at - now + 999) / 1000 : 0; /* us, never early */
+	tv.tv_sec = (time_t)(wait / 1000000);
+	tv.tv_usec = (suseconds_t)(wait % 1000000);
+	evtimer_add(ex->s->timer, &tv);
+}
+
+/* An attempt must show its next sign of life within ms. */
+static void set_deadline(struct attempt *at, unsigned ms)
+{
+	at->deadline = dt_now_ns() + ms * NS_PER_MS;
+	arm_timer(at->ex);
+}
+
+/* ---- attempts ---------------------------------------------------------------- */
+
+static const struct dt_fetch_ops fetch_ops;
+
+/* When attempt at, just sent, is joined by the next member: what its
+ * provider and model usually take to its commit point (the first token of
+ * a stream, else the whole answer), bounded by the configuration. */
+static uint64_t hedge_deadline(const struct attempt *at)
+{
+	const struct exchange *ex = at->ex;
+	uint64_t ttft, total, delay;
+
+	if (!ex->s->conf->hedge.on)
+		return 0;
+	dt_health_latency(ex->s->p->health, member(at)->provider_id, attempt_model(at), at->started,
+			  &ttft, &total);
+	delay = dt_hedge_delay_ns(&ex->s->conf->hedge, ex->stream ? ttft : total,
+				  ex->s->conf->first_byte_timeout_ms);
+	return delay ? at->started + delay : 0;
+}
+
+static struct attempt *free_slot(struct exchange *ex)
+{
+	for (size_t k = 0; k < MAX_LIVE; k++)
+		if (!ex->att[k].live)
+			return &ex->att[k];
+	return NULL;
+}
+
+/* Start attempt i in a free slot; returns it, or NULL when it cannot be
+ * made (noted). */
+static struct attempt *start_attempt(struct exchange *ex, size_t i)
 {
 	const struct dt_attempt *a = &ex->plan[i];
 	const struct pprovider *to = provider(ex, a->provider_id);
+	struct attempt *at = free_slot(ex), *rc = NULL;
 	struct dt_headers h = {0};
-	struct timeval ttfb;
 	char err[256], *url = NULL, *body = NULL;
 	const char *key;
 	bool missing;
 	size_t len = 0;
-	int rc = -1, xlate;
+	int xlate;
 
 	xlate = attempt_translation(ex, a);
 	if (xlate < 0)
-		return -1;
+		return NULL;
 	key = attempt_key(ex, a, &missing);
 	if (missing) {
 		note_tried(ex, a->provider_id, "no-key");
-		return -1;
+		return NULL;
 	}
 	url = attempt_url(ex, a);
 	if (!url) {
 		note_tried(ex, a->provider_id, "path-outside-api");
-		return -1;
+		return NULL;
 	}
 	body = attempt_body(ex, a, &len);
 	if (!body)
@@ -512,30 +664,27 @@ static int start_attempt(struct exchange *ex, size_t i)
 		note_tried(ex, a->provider_id, "half-open-busy");
 		goto out;
 	}
-	ex->cur = i;
-	ex->status = 0;
-	ex->holding = false;
-	ex->reported = false;
-	ex->attempt_started = dt_now_ns();
-	ex->ttft_ns = 0;
-	ex->retry_after_ms = 0;
-	ex->xlate = xlate;
-	ex->from = to->family;
+	*at = (struct attempt){
+		.ex = ex, .live = true, .i = i, .started = dt_now_ns(),
+		.xlate = xlate, .from = to->family, .body = at->body,
+	};
 	log_debug("proxy: " REQ_FMT ": attempt %zu: %s model %s%s", REQ_ARGS(ex),
 		  i + 1, to->name, *a->model ? a->model : "(unchanged)", xlate ? " (translated)" : "");
-	ex->fetch = dt_fetch_start(ex->s->p->upstream, &(struct dt_fetch_req){
+	at->fetch = dt_fetch_start(ex->s->p->upstream, &(struct dt_fetch_req){
 			.method = ex->req->method, .url = url, .headers = &h,
 			.body = body, .body_len = len,
-		}, &fetch_ops, ex, err, sizeof(err));
-	if (!ex->fetch) {
+		}, &fetch_ops, at, err, sizeof(err));
+	if (!at->fetch) {
 		note_tried(ex, a->provider_id, "internal");
 		log_error("proxy: %s", err);
+		/* never sent: gives back the trial slot dt_health_begin took */
+		report(at, DT_OUTCOME_CANCELLED);
+		at->live = false;
 		goto out;
 	}
-	ttfb.tv_sec = ex->s->conf->first_byte_timeout_ms / 1000;
-	ttfb.tv_usec = (ex->s->conf->first_byte_timeout_ms % 1000) * 1000;
-	evtimer_add(ex->s->ttfb_timer, &ttfb);
-	rc = 0;
+	at->hedge_at = hedge_deadline(at);
+	set_deadline(at, ex->s->conf->first_byte_timeout_ms);
+	rc = at;
 out:
 	free(url);
 	free(body);
@@ -543,68 +692,135 @@ out:
 	return rc;
 }
 
-static void next_attempt(struct exchange *ex)
+/* Start the next member of the plan that can be asked. NULL when none is
+ * left, or when the retry budget is *spent (that member is kept for later). */
+static struct attempt *launch_next(struct exchange *ex, bool *spent)
 {
 	struct dt_router *router = ex->s->p->router;
+	struct attempt *at;
 
+	*spent = false;
 	while (ex->next < ex->n_plan) {
 		size_t i = ex->next++;
 
 		if (ex->context_failed >= 0 &&
 		    !dt_router_larger_context(router, &ex->plan[ex->context_failed], &ex->plan[i]))
 			continue;
+		/* every attempt after the first takes a token, hedges too */
 		if (i > 0 && !dt_router_retry_take(router, dt_now_ns())) {
-			answer_failed(ex, "retry budget exhausted");
-			return;
+			ex->next = i;
+			*spent = true;
+			return NULL;
 		}
-		if (start_attempt(ex, i) == 0)
-			return;
+		at = start_attempt(ex, i);
+		if (at)
+			return at;
 	}
-	answer_failed(ex, "every member failed");
+	return NULL;
 }
 
-/* Leave the current attempt before the commit point, noted, for the next. */
-static void move_on(struct exchange *ex, const char *what)
+/* Nothing is in flight: on to the next member, or the final answer. */
+static void next_attempt(struct exchange *ex)
 {
-	evtimer_del(ex->s->ttfb_timer);
-	evtimer_del(ex->s->idle_timer);
-	if (ex->fetch) {
-		dt_fetch_cancel(ex->fetch);
-		ex->fetch = NULL;
-	}
-	drop_answer(ex);
-	log_info("proxy: " REQ_FMT ": %s failed (%s)", REQ_ARGS(ex),
-		 provider(ex, ex->plan[ex->cur].provider_id)->name, what);
-	ex->failures++;
-	note_tried(ex, ex->plan[ex->cur].provider_id, what);
-	next_attempt(ex);
+	bool spent;
+
+	if (!launch_next(ex, &spent))
+		answer_failed(ex, spent ? "retry budget exhausted" : "every member failed");
 }
 
-/* A failure before the commit point: reported, and on to the next. */
-static void attempt_failed(struct exchange *ex, enum dt_outcome_kind kind, const char *what)
+/* Leave an attempt before the commit point, noted: another in flight goes
+ * on alone, else the next member is asked. */
+static void move_on(struct attempt *at, const char *what)
+{
+	struct exchange *ex = at->ex;
+
+	log_info("proxy: " REQ_FMT ": %s failed (%s)", REQ_ARGS(ex), member_name(at), what);
+	ex->failures++;
+	note_tried(ex, member(at)->provider_id, what);
+	retire(at);
+	if (other_live(ex, at))
+		arm_timer(ex);
+	else
+		next_attempt(ex);
+}
+
+/* A failure before the commit point: reported, and moved on. */
+static void attempt_failed(struct attempt *at, enum dt_outcome_kind kind, const char *what)
 {
 	if (kind == DT_OUTCOME_RATE_LIMITED)
-		ex->rate_limited++;
-	report(ex, kind);
-	move_on(ex, what);
+		at->ex->rate_limited++;
+	report(at, kind);
+	move_on(at, what);
 }
 
-/* An answer the class wants checked failed its check: the next member is
- * asked, while there is one. The provider answered, so it is not blamed. */
-static bool quality_retry(struct exchange *ex, enum dt_quality q)
+/* May an attempt give up and leave the request to others? */
+static bool alternatives(const struct attempt *at)
 {
-	if (q == DT_QUALITY_OK || !ex->plan[ex->cur].check_quality || ex->next >= ex->n_plan)
+	return at->ex->next < at->ex->n_plan || other_live(at->ex, at);
+}
+
+/* An answer the class wants checked failed its check: another member is
+ * asked, while there is one. The provider answered, so it is not blamed. */
+static bool quality_retry(struct attempt *at, enum dt_quality q)
+{
+	if (q == DT_QUALITY_OK || !member(at)->check_quality || !alternatives(at))
 		return false;
-	report(ex, DT_OUTCOME_POOR_ANSWER);
-	move_on(ex, dt_quality_str(q));
+	report(at, DT_OUTCOME_POOR_ANSWER);
+	move_on(at, dt_quality_str(q));
 	return true;
+}
+
+/* ---- hedges ------------------------------------------------------------------ */
+
+/* The lone attempt has not reached its commit point by its hedge deadline:
+ * the next member is asked as well, when the retry budget allows. */
+static void hedge(struct attempt *slow)
+{
+	struct exchange *ex = slow->ex;
+	struct dt_proxy_counters *n = &ex->s->p->counters;
+	unsigned long long ms = (dt_now_ns() - slow->started) / NS_PER_MS;
+	struct attempt *also;
+	bool spent;
+
+	slow->hedge_at = 0;
+	also = launch_next(ex, &spent);
+	if (also) {
+		n->hedges++;
+		ex->hedged_from = member_name(slow);
+		log_info("proxy: " REQ_FMT ": %s has not answered in %llu ms: hedged to %s",
+			 REQ_ARGS(ex), member_name(slow), ms, member_name(also));
+	} else if (spent) {
+		n->hedges_unfunded++;
+		log_info("proxy: " REQ_FMT ": %s has not answered in %llu ms: not hedged, retry budget exhausted",
+			 REQ_ARGS(ex), member_name(slow), ms);
+	}
+	arm_timer(ex);
+}
+
+/* Attempt at reached the commit point first: any other is cancelled, and
+ * reported as what it is, a call that had not answered yet. */
+static void win(struct attempt *at)
+{
+	struct exchange *ex = at->ex;
+	struct attempt *loser = other_live(ex, at);
+
+	ex->won = at;
+	if (!loser)
+		return;
+	if (at->i > loser->i)
+		ex->s->p->counters.hedges_won++;
+	log_info("proxy: " REQ_FMT ": %s answered first, %s cancelled after %llu ms", REQ_ARGS(ex),
+		 member_name(at), member_name(loser),
+		 (unsigned long long)((dt_now_ns() - loser->started) / NS_PER_MS));
+	report(loser, DT_OUTCOME_CANCELLED);
+	retire(loser);
 }
 
 /* ---- upstream callbacks --------------------------------------------------------- */
 
 /* Rate-limit headers of any answer tell the health engine what is left
  * (before a 429 comes); a 429's retry-after is kept for its report. */
-static void read_rate_limits(struct exchange *ex, const struct dt_headers *h)
+static void read_rate_limits(struct attempt *at, const struct dt_headers *h)
 {
 	struct dt_ratelimit rl;
 	struct timespec wall;
@@ -616,9 +832,9 @@ static void read_rate_limits(struct exchange *ex, const struct dt_headers *h)
 		any |= dt_ratelimit_header(&rl, h->v[i].name, strlen(h->v[i].name), h->v[i].value,
 					   strlen(h->v[i].value),
 					   (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000);
-	ex->retry_after_ms = rl.retry_after_ms > 0 ? (uint64_t)rl.retry_after_ms : 0;
+	at->retry_after_ms = rl.retry_after_ms > 0 ? (uint64_t)rl.retry_after_ms : 0;
 	if (any)
-		dt_health_ratelimit(ex->s->p->health, ex->plan[ex->cur].provider_id, attempt_model(ex),
+		dt_health_ratelimit(at->ex->s->p->health, member(at)->provider_id, attempt_model(at),
 				    &rl, dt_now_ns());
 }
 
@@ -626,28 +842,26 @@ static void on_drain(void *arg)
 {
 	struct exchange *ex = arg;
 
-	if (ex->fetch)
-		dt_fetch_pause(ex->fetch, false);
+	if (ex->won->fetch)
+		dt_fetch_pause(ex->won->fetch, false);
 }
 
-static void arm_idle(struct exchange *ex)
+static void arm_idle(struct attempt *at)
 {
-	struct timeval tv = { .tv_sec = ex->s->conf->stream_idle_timeout_ms / 1000,
-			      .tv_usec = (ex->s->conf->stream_idle_timeout_ms % 1000) * 1000 };
-
-	evtimer_add(ex->s->idle_timer, &tv);
+	set_deadline(at, at->ex->s->conf->stream_idle_timeout_ms);
 }
 
 /* The commit point: the head goes to the client. type NULL: the provider's
  * body as it comes; else a body of ours of that type and length (-1:
  * unknown). */
-static void commit(struct exchange *ex, int status, const struct dt_headers *up,
+static void commit(struct attempt *at, int status, const struct dt_headers *up,
 		   const char *type, int64_t length)
 {
+	struct exchange *ex = at->ex;
 	struct dt_headers h = {0};
 	const char *clen = dt_headers_get(up, "content-length");
 
-	ex->committed = true;
+	win(at);
 	dt_headers_copy(&h, up);
 	dt_headers_strip_hop_by_hop(&h);
 	dt_headers_del(&h, "content-length");
@@ -661,132 +875,129 @@ static void commit(struct exchange *ex, int status, const struct dt_headers *up,
 	ex->sse = type && strncasecmp(type, "text/event-stream", 17) == 0;
 	if (ex->sse)
 		length = -1;
-	add_detour_headers(ex, &h, true);
+	add_detour_headers(ex, &h, member(at));
 	dt_http_respond_head(ex->s->http, status, &h, length);
 	dt_headers_free(&h);
 	dt_http_set_drain_cb(ex->s->http, on_drain, ex);
 	if (ex->sse)
-		arm_idle(ex);
+		arm_idle(at);
 }
 
 /* What the client sees of an answer that is not what the provider said. */
-static struct dt_xctx client_view(const struct exchange *ex)
+static struct dt_xctx client_view(const struct attempt *at)
 {
 	return (struct dt_xctx){
-		.client_model = ex->model ? ex->model : ex->plan[ex->cur].model,
+		.client_model = at->ex->model ? at->ex->model : member(at)->model,
 		.now = time(NULL),
-		.seed = ex->seed,
-		.stream_usage = ex->xreq.stream_usage,
+		.seed = at->ex->seed,
+		.stream_usage = at->ex->xreq.stream_usage,
 	};
 }
 
 /* A 2xx to translate: a stream gets its translator, a whole answer is
  * collected; either is held until it is known to be worth committing. */
-static void begin_translated(struct exchange *ex, const struct dt_headers *h)
+static void begin_translated(struct attempt *at, const struct dt_headers *h)
 {
-	struct dt_xctx view = client_view(ex);
+	struct dt_xctx view = client_view(at);
 
-	if (dt_headers_copy(&ex->answer_headers, h) ||
-	    (!ex->pending && !(ex->pending = evbuffer_new())) ||
-	    (ex->xreq.stream && !(ex->xs = dt_xstream_new(ex->from, ex->shape, &view)))) {
-		answer_failed(ex, "out of memory");
+	if (dt_headers_copy(&at->headers, h) || (!at->body && !(at->body = evbuffer_new())) ||
+	    (at->ex->xreq.stream && !(at->xs = dt_xstream_new(at->from, at->ex->shape, &view)))) {
+		answer_failed(at->ex, "out of memory");
 		return;
 	}
-	if (ex->xs)
-		arm_idle(ex);
+	if (at->xs)
+		arm_idle(at);
 }
 
 /* Send what the translator wrote; backpressure as for a relayed stream. */
-static void flush_pending(struct exchange *ex)
+static void flush_pending(struct attempt *at)
 {
-	size_t n = evbuffer_get_length(ex->pending);
+	struct dt_http_conn *http = at->ex->s->http;
+	size_t n = evbuffer_get_length(at->body);
 
 	if (n)
-		dt_http_respond_body(ex->s->http, evbuffer_pullup(ex->pending, (ev_ssize_t)n), n);
-	evbuffer_drain(ex->pending, n);
-	if (ex->fetch && dt_http_backlogged(ex->s->http))
-		dt_fetch_pause(ex->fetch, true);
+		dt_http_respond_body(http, evbuffer_pullup(at->body, (ev_ssize_t)n), n);
+	evbuffer_drain(at->body, n);
+	if (at->fetch && dt_http_backlogged(http))
+		dt_fetch_pause(at->fetch, true);
 }
 
 /* The first token of a stream came: the health engine's TTFT. */
-static void first_token(struct exchange *ex)
+static void first_token(struct attempt *at)
 {
-	if (!ex->ttft_ns)
-		ex->ttft_ns = dt_now_ns() - ex->attempt_started;
+	if (!at->ttft_ns)
+		at->ttft_ns = dt_now_ns() - at->started;
 }
 
-static void commit_stream(struct exchange *ex)
+static void commit_stream(struct attempt *at)
 {
-	first_token(ex);
-	commit(ex, ex->status, &ex->answer_headers, "text/event-stream", -1);
-	flush_pending(ex);
+	first_token(at);
+	commit(at, at->status, &at->headers, "text/event-stream", -1);
+	flush_pending(at);
 }
 
 /* Provider bytes of a translated stream. Before the first content an
  * error in it still moves the request on; after, it breaks the stream. */
-static void feed_stream(struct exchange *ex, const void *buf, size_t len)
+static void feed_stream(struct attempt *at, const void *buf, size_t len)
 {
 	char err[256];
 
-	if (dt_xstream_feed(ex->xs, buf, len, ex->pending, err, sizeof(err))) {
-		log_info("proxy: stream from %s: %s", provider(ex, ex->plan[ex->cur].provider_id)->name, err);
-		if (ex->committed)
-			answer_broken(ex, err);
+	if (dt_xstream_feed(at->xs, buf, len, at->body, err, sizeof(err))) {
+		log_info("proxy: stream from %s: %s", member_name(at), err);
+		if (at == at->ex->won)
+			answer_broken(at->ex, err);
 		else
-			attempt_failed(ex, DT_OUTCOME_SERVER_ERROR, "stream-error");
+			attempt_failed(at, DT_OUTCOME_SERVER_ERROR, "stream-error");
 		return;
 	}
-	arm_idle(ex);
-	if (ex->committed)
-		flush_pending(ex);
-	else if (dt_xstream_info(ex->xs)->content)
-		commit_stream(ex);
+	arm_idle(at);
+	if (at == at->ex->won)
+		flush_pending(at);
+	else if (dt_xstream_info(at->xs)->content)
+		commit_stream(at);
 }
 
 static void on_head(void *ctx, struct dt_fetch *f, int status, const struct dt_headers *h)
 {
-	struct exchange *ex = ctx;
+	struct attempt *at = ctx;
 	enum dt_blame blame;
 	char what[16];
 
 	(void)f;
-	evtimer_del(ex->s->ttfb_timer);
-	ex->status = status;
-	read_rate_limits(ex, h);
+	at->head = true;
+	at->deadline = 0;
+	at->status = status;
+	read_rate_limits(at, h);
 	if (status >= 200 && status < 300) {
-		if (ex->xlate)
-			begin_translated(ex, h);
+		if (at->xlate)
+			begin_translated(at, h);
 		else
-			commit(ex, status, h, NULL, -1);
+			commit(at, status, h, NULL, -1);
 		return;
 	}
 	blame = dt_router_classify_status(status, NULL, 0);
-	if ((blame == DT_BLAME_PROVIDER || blame == DT_BLAME_RATE_LIMIT) && ex->next >= ex->n_plan &&
-	    ex->from == ex->shape) {
+	if ((blame == DT_BLAME_PROVIDER || blame == DT_BLAME_RATE_LIMIT) && !alternatives(at) &&
+	    at->from == at->ex->shape) {
 		/* nowhere else to go: the provider's own answer says most */
-		report(ex, blame == DT_BLAME_RATE_LIMIT ? DT_OUTCOME_RATE_LIMITED : DT_OUTCOME_SERVER_ERROR);
-		commit(ex, status, h, NULL, -1);
+		report(at, blame == DT_BLAME_RATE_LIMIT ? DT_OUTCOME_RATE_LIMITED : DT_OUTCOME_SERVER_ERROR);
+		commit(at, status, h, NULL, -1);
 		return;
 	}
 	if (blame == DT_BLAME_PROVIDER || blame == DT_BLAME_RATE_LIMIT) {
 		snprintf(what, sizeof(what), "%d", status);
-		attempt_failed(ex, blame == DT_BLAME_RATE_LIMIT ? DT_OUTCOME_RATE_LIMITED :
+		attempt_failed(at, blame == DT_BLAME_RATE_LIMIT ? DT_OUTCOME_RATE_LIMITED :
 			       DT_OUTCOME_SERVER_ERROR, what);
 		return;
 	}
 	/* the body tells whom a 4xx blames (and another family's error is
 	 * reshaped whole): hold it until the end */
-	ex->held_status = status;
-	ex->held_family = ex->from;
-	dt_headers_free(&ex->held_headers);
-	dt_headers_copy(&ex->held_headers, h);
-	if (!ex->held && !(ex->held = evbuffer_new())) {
-		answer_failed(ex, "out of memory");
+	if (dt_headers_copy(&at->headers, h) || (!at->body && !(at->body = evbuffer_new()))) {
+		answer_failed(at->ex, "out of memory");
 		return;
 	}
-	evbuffer_drain(ex->held, evbuffer_get_length(ex->held));
-	ex->holding = true;
+	at->holding = true;
 }
+
 
 /* Has the family's end-of-stream marker passed by? It may straddle reads,
  * so the last bytes of each read are kept to be searched with the next. */
@@ -819,27 +1030,28 @@ static void watch_end(struct exchange *ex, const char *buf, size_t len)
 
 static void on_data(void *ctx, struct dt_fetch *f, const void *buf, size_t len)
 {
-	struct exchange *ex = ctx;
+	struct attempt *at = ctx;
+	struct exchange *ex = at->ex;
 
-	if (ex->xs) {
-		feed_stream(ex, buf, len);
+	if (at->xs) {
+		feed_stream(at, buf, len);
 		return;
 	}
-	if (!ex->committed) {
-		if (ex->holding) {
-			if (evbuffer_get_length(ex->held) + len <= HELD_MAX)
-				evbuffer_add(ex->held, buf, len);
-		} else if (ex->xlate && evbuffer_get_length(ex->pending) + len > ANSWER_MAX) {
-			attempt_failed(ex, DT_OUTCOME_SERVER_ERROR, "answer-too-large");
-		} else if (ex->xlate) {
-			evbuffer_add(ex->pending, buf, len);
+	if (at != ex->won) {
+		if (at->holding) {
+			if (evbuffer_get_length(at->body) + len <= HELD_MAX)
+				evbuffer_add(at->body, buf, len);
+		} else if (at->xlate && evbuffer_get_length(at->body) + len > ANSWER_MAX) {
+			attempt_failed(at, DT_OUTCOME_SERVER_ERROR, "answer-too-large");
+		} else if (at->xlate) {
+			evbuffer_add(at->body, buf, len);
 		}
 		return;
 	}
 	if (ex->sse) {
-		first_token(ex);
+		first_token(at);
 		watch_end(ex, buf, len);
-		arm_idle(ex);
+		arm_idle(at);
 	}
 	dt_http_respond_body(ex->s->http, buf, len);
 	if (dt_http_backlogged(ex->s->http))
@@ -849,59 +1061,61 @@ static void on_data(void *ctx, struct dt_fetch *f, const void *buf, size_t len)
 static void finish_ok(struct exchange *ex)
 {
 	const char *marker = dt_family_info(original(ex)->family)->stream_end;
+	struct attempt *at = ex->won;
 	struct dt_http_conn *http;
 
-	if (ex->sse && marker && !ex->end_seen && !ex->xs) {
+	if (ex->sse && marker && !ex->end_seen && !at->xs) {
 		answer_broken(ex, "the stream ended without its end marker");
 		return;
 	}
-	if (!ex->reported)
-		report(ex, DT_OUTCOME_OK);
-	log_debug("proxy: " REQ_FMT " -> %s %s: %d (%llu ms)", REQ_ARGS(ex),
-		  provider(ex, ex->plan[ex->cur].provider_id)->name, ex->plan[ex->cur].model,
-		  ex->status, (unsigned long long)((dt_now_ns() - ex->started_ns) / NS_PER_MS));
+	if (!at->reported)
+		report(at, DT_OUTCOME_OK);
+	log_debug("proxy: " REQ_FMT " -> %s %s: %d (%llu ms)", REQ_ARGS(ex), member_name(at),
+		  member(at)->model, at->status,
+		  (unsigned long long)((dt_now_ns() - ex->started_ns) / NS_PER_MS));
 	http = detach(ex);
 	dt_http_respond_end(http);
 }
 
 /* A translated stream ended: its closing events, or it broke. Before the
  * commit point it had no content yet: checked, and moved on if wanted. */
-static void end_stream(struct exchange *ex)
+static void end_stream(struct attempt *at)
 {
 	char err[256];
 
-	if (dt_xstream_finish(ex->xs, ex->pending, err, sizeof(err))) {
-		if (ex->committed)
-			answer_broken(ex, err);
+	if (dt_xstream_finish(at->xs, at->body, err, sizeof(err))) {
+		if (at == at->ex->won)
+			answer_broken(at->ex, err);
 		else
-			attempt_failed(ex, DT_OUTCOME_RESET, "stream-ended-early");
+			attempt_failed(at, DT_OUTCOME_RESET, "stream-ended-early");
 		return;
 	}
-	if (!ex->committed) {
-		if (quality_retry(ex, dt_quality_of_stream(&ex->xreq, dt_xstream_info(ex->xs))))
+	if (at != at->ex->won) {
+		if (quality_retry(at, dt_quality_of_stream(&at->ex->xreq, dt_xstream_info(at->xs))))
 			return;
-		commit_stream(ex);
+		commit_stream(at);
 	} else {
-		flush_pending(ex);
+		flush_pending(at);
 	}
-	finish_ok(ex);
+	finish_ok(at->ex);
 }
 
 /* A whole answer collected: parsed, checked, and given in the client's shape. */
-static void answer_translated(struct exchange *ex)
+static void answer_translated(struct attempt *at)
 {
-	size_t n = evbuffer_get_length(ex->pending), len;
-	struct dt_xctx view = client_view(ex);
+	struct exchange *ex = at->ex;
+	size_t n = evbuffer_get_length(at->body), len;
+	struct dt_xctx view = client_view(at);
 	struct dt_xresponse r;
 	char err[256], *body;
 
-	if (dt_xresp_parse(ex->from, (const char *)evbuffer_pullup(ex->pending, (ev_ssize_t)n), n,
+	if (dt_xresp_parse(at->from, (const char *)evbuffer_pullup(at->body, (ev_ssize_t)n), n,
 			   &r, err, sizeof(err))) {
-		log_info("proxy: answer of %s: %s", provider(ex, ex->plan[ex->cur].provider_id)->name, err);
-		attempt_failed(ex, DT_OUTCOME_SERVER_ERROR, "malformed-answer");
+		log_info("proxy: answer of %s: %s", member_name(at), err);
+		attempt_failed(at, DT_OUTCOME_SERVER_ERROR, "malformed-answer");
 		return;
 	}
-	if (quality_retry(ex, dt_quality_of_response(&ex->xreq, &r))) {
+	if (quality_retry(at, dt_quality_of_response(&ex->xreq, &r))) {
 		dt_xresp_free(&r);
 		return;
 	}
@@ -911,42 +1125,45 @@ static void answer_translated(struct exchange *ex)
 		answer_failed(ex, "out of memory");
 		return;
 	}
-	commit(ex, ex->status, &ex->answer_headers, DT_JSON_TYPE, (int64_t)len);
+	commit(at, at->status, &at->headers, DT_JSON_TYPE, (int64_t)len);
 	dt_http_respond_body(ex->s->http, body, len);
 	free(body);
 	finish_ok(ex);
 }
 
-static void held_done(struct exchange *ex)
+static void held_done(struct attempt *at)
 {
-	size_t n = evbuffer_get_length(ex->held);
-	const char *body = (const char *)evbuffer_pullup(ex->held, (ev_ssize_t)n);
-	enum dt_blame blame = dt_router_classify_status(ex->held_status, body, n);
+	size_t n = evbuffer_get_length(at->body);
+	const char *body = (const char *)evbuffer_pullup(at->body, (ev_ssize_t)n);
+	enum dt_blame blame = dt_router_classify_status(at->status, body, n);
 	char what[16];
 
-	snprintf(what, sizeof(what), "%d", ex->held_status);
+	snprintf(what, sizeof(what), "%d", at->status);
+	keep_error(at);
 	switch (blame) {
 	case DT_BLAME_REQUEST:
 	case DT_BLAME_NONE:
-		report(ex, DT_OUTCOME_OK); /* it answered, the request is at fault */
-		answer_held(ex); /* never retried elsewhere */
+		report(at, DT_OUTCOME_OK); /* it answered, the request is at fault */
+		win(at);
+		answer_kept(at->ex); /* never retried elsewhere */
 		return;
 	case DT_BLAME_CONTEXT:
-		report(ex, DT_OUTCOME_OK);
-		ex->context_failed = (int)ex->cur;
-		move_on(ex, what);
+		report(at, DT_OUTCOME_OK);
+		at->ex->context_failed = (int)at->i;
+		move_on(at, what);
 		return;
 	case DT_BLAME_KEY:
-		attempt_failed(ex, DT_OUTCOME_KEY_REFUSED, what);
+		attempt_failed(at, DT_OUTCOME_KEY_REFUSED, what);
 		return;
 	case DT_BLAME_RATE_LIMIT:
-		attempt_failed(ex, DT_OUTCOME_RATE_LIMITED, what);
+		attempt_failed(at, DT_OUTCOME_RATE_LIMITED, what);
 		return;
 	case DT_BLAME_PROVIDER:
-		attempt_failed(ex, DT_OUTCOME_SERVER_ERROR, what);
+		attempt_failed(at, DT_OUTCOME_SERVER_ERROR, what);
 		return;
 	}
 }
+
 
 /* A transport failure as the health engine judges it. */
 static enum dt_outcome_kind outcome_of(enum dt_fetch_error e)
@@ -967,33 +1184,32 @@ static enum dt_outcome_kind outcome_of(enum dt_fetch_error e)
 
 static void on_done(void *ctx, struct dt_fetch *f, enum dt_fetch_error e, const char *errmsg)
 {
-	struct exchange *ex = ctx;
+	struct attempt *at = ctx;
+	struct exchange *ex = at->ex;
 
 	(void)f;
-	ex->fetch = NULL;
-	evtimer_del(ex->s->ttfb_timer);
-	if (e == DT_FETCH_OK && ex->xs) {
-		end_stream(ex);
+	at->fetch = NULL;
+	if (e == DT_FETCH_OK && at->xs) {
+		end_stream(at);
 		return;
 	}
-	if (ex->committed) {
+	if (at == ex->won) {
 		if (e == DT_FETCH_OK)
 			finish_ok(ex);
 		else
 			answer_broken(ex, errmsg && *errmsg ? errmsg : dt_fetch_error_str(e));
 		return;
 	}
-	if (e == DT_FETCH_OK && ex->holding) {
-		held_done(ex);
+	if (e == DT_FETCH_OK && at->holding) {
+		held_done(at);
 		return;
 	}
-	if (e == DT_FETCH_OK && ex->xlate) {
-		answer_translated(ex);
+	if (e == DT_FETCH_OK && at->xlate) {
+		answer_translated(at);
 		return;
 	}
-	log_debug("proxy: %s: %s", provider(ex, ex->plan[ex->cur].provider_id)->name,
-		  errmsg && *errmsg ? errmsg : dt_fetch_error_str(e));
-	attempt_failed(ex, outcome_of(e), dt_fetch_error_str(e));
+	log_debug("proxy: %s: %s", member_name(at), errmsg && *errmsg ? errmsg : dt_fetch_error_str(e));
+	attempt_failed(at, outcome_of(e), dt_fetch_error_str(e));
 }
 
 static const struct dt_fetch_ops fetch_ops = {
@@ -1002,26 +1218,40 @@ static const struct dt_fetch_ops fetch_ops = {
 	.done = on_done,
 };
 
-/* The timers are the session's: they are pending only while s->ex is. */
-static void on_ttfb_timeout(evutil_socket_t fd, short what, void *arg)
+/* An attempt's deadline passed: no first byte, or a stream went silent. */
+static void attempt_timed_out(struct attempt *at)
 {
-	struct session *s = arg;
-
-	(void)fd;
-	(void)what;
-	attempt_failed(s->ex, DT_OUTCOME_FIRST_BYTE_TIMEOUT, "first-byte-timeout");
+	at->deadline = 0;
+	if (!at->head)
+		attempt_failed(at, DT_OUTCOME_FIRST_BYTE_TIMEOUT, "first-byte-timeout");
+	else if (at == at->ex->won)
+		answer_broken(at->ex, "no event within the stream idle timeout");
+	else
+		attempt_failed(at, DT_OUTCOME_FIRST_BYTE_TIMEOUT, "stream-idle-timeout");
 }
 
-static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
+/* The timer is the session's: it is pending only while s->ex is. One
+ * deadline is handled per call; what it leads to sets the timer again. */
+static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
+	struct exchange *ex = s->ex;
+	struct attempt *lone = hedgeable(ex);
+	uint64_t now = dt_now_ns();
 
 	(void)fd;
 	(void)what;
-	if (s->ex->committed)
-		answer_broken(s->ex, "no event within the stream idle timeout");
-	else
-		attempt_failed(s->ex, DT_OUTCOME_FIRST_BYTE_TIMEOUT, "stream-idle-timeout");
+	for (size_t k = 0; k < MAX_LIVE; k++) {
+		if (ex->att[k].live && ex->att[k].deadline && ex->att[k].deadline <= now) {
+			attempt_timed_out(&ex->att[k]);
+			return;
+		}
+	}
+	if (lone && lone->hedge_at <= now) {
+		hedge(lone);
+		return;
+	}
+	arm_timer(ex);
 }
 
 /* ---- start ----------------------------------------------------------------------- */
@@ -1041,11 +1271,13 @@ static void read_call(struct exchange *ex)
 	if (ex->call.path_model[0]) {
 		/* Gemini's body names no model: nothing in it is renamed */
 		ex->model = ex->call.path_model;
+		ex->stream = ex->call.path_stream;
 		return;
 	}
 	if (text)
 		ex->body = dt_json_parse(&ex->arena, text, n, err, sizeof(err));
 	ex->model = dt_json_cstr(&ex->arena, dt_json_get(ex->body, "model"));
+	ex->stream = dt_json_get_true(ex->body, "stream");
 }
 
 void exchange_start(struct session *s, struct dt_http_request *req)
@@ -1064,11 +1296,9 @@ void exchange_start(struct session *s, struct dt_http_request *req)
 	ex->started_ns = now;
 	ex->context_failed = -1;
 	s->ex = ex;
-	if (!s->ttfb_timer)
-		s->ttfb_timer = evtimer_new(p->base, on_ttfb_timeout, s);
-	if (!s->idle_timer)
-		s->idle_timer = evtimer_new(p->base, on_idle_timeout, s);
-	if (!s->ttfb_timer || !s->idle_timer) {
+	if (!s->timer)
+		s->timer = evtimer_new(p->base, on_timer, s);
+	if (!s->timer) {
 		struct dt_http_conn *http = detach(ex);
 
 		dt_http_respond_error(http, 500, "detour: out of memory", NULL);

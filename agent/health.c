@@ -650,8 +650,17 @@ static void advance(struct dt_health *h, uint32_t id, struct circuit *c, uint64_
 struct call {
 	bool failed;
 	bool poor;
+	bool unfinished;    /* cancelled: neither a success nor a failure */
 	uint64_t ttft_ns;   /* 0: not timed */
 };
+
+/* A call that says nothing either way (a 429, a refused key, a lost race)
+ * gives its trial slot back. */
+static void release_trial(struct circuit *c)
+{
+	if (c->breaker == HALF_OPEN && c->trials_admitted > c->trials_ok + c->trials_failed)
+		c->trials_admitted--;
+}
 
 /* One call's verdict on c: counted while closed, a trial while half-open,
  * nothing while ejected (an ejection is never shortened nor stretched) or
@@ -664,10 +673,20 @@ static void judge(struct dt_health *h, uint32_t id, struct circuit *c, const str
 	if (started < c->epoch || c->breaker == OPEN)
 		return;
 	if (c->breaker == HALF_OPEN) {
-		trial_result(h, id, c, !k->failed, now);
+		if (k->unfinished)
+			release_trial(c);
+		else
+			trial_result(h, id, c, !k->failed, now);
 		return;
 	}
 	b = bucket_now(h, c, now);
+	if (k->unfinished) {
+		/* only its slowness is known: a slow call, never an answer */
+		b->timed++;
+		b->slow++;
+		c->degraded = degradation(h, c, now);
+		return;
+	}
 	b->calls++;
 	b->poor += k->poor;
 	if (k->ttft_ns) {
@@ -691,14 +710,6 @@ static void judge(struct dt_health *h, uint32_t id, struct circuit *c, const str
 	else if (rate_reached(s.failures, s.calls, h->o.min_calls, h->o.failure_rate_percent))
 		eject(h, id, c,
 		      (struct cause){ DT_HR_FAILURE_RATE, percent(s.failures, s.calls), s.calls }, now);
-}
-
-/* A call that says nothing either way (a 429, a refused key) gives its
- * trial slot back. */
-static void release_trial(struct circuit *c)
-{
-	if (c->breaker == HALF_OPEN && c->trials_admitted > c->trials_ok + c->trials_failed)
-		c->trials_admitted--;
 }
 
 /* Set aside until `until`; a later signal may lengthen it, never shorten it. */
@@ -839,7 +850,7 @@ static void judge_provider(struct dt_health *h, uint32_t id, struct provider *p,
 {
 	struct call k = { .failed = transport_failure(o->kind) };
 
-	if (o->kind == DT_OUTCOME_FIRST_BYTE_TIMEOUT) {
+	if (o->kind == DT_OUTCOME_FIRST_BYTE_TIMEOUT || o->kind == DT_OUTCOME_CANCELLED) {
 		release_trial(&p->c);
 		return;
 	}
@@ -862,6 +873,16 @@ static void judge_model(struct dt_health *h, uint32_t id, struct circuit *m,
 	case DT_OUTCOME_SERVER_ERROR:
 	case DT_OUTCOME_FIRST_BYTE_TIMEOUT:
 		k.failed = true;
+		break;
+	case DT_OUTCOME_CANCELLED:
+		/* it lost a race: slow if what it waited already proves it,
+		 * else it says nothing */
+		if (!o->ttft_ns || !latency_slow(h, &m->ttft, o->ttft_ns, ms_ns(h->o.slow_min_ms),
+						 ms_ns(h->o.slow_ceiling_ms))) {
+			release_trial(m);
+			return;
+		}
+		k.unfinished = true;
 		break;
 	case DT_OUTCOME_POOR_ANSWER:
 		k.poor = true;
@@ -1253,6 +1274,29 @@ enum dt_health_mode dt_health_order(struct dt_health *h, const struct dt_health_
 	}
 	sort_ranks(out, n);
 	return mode;
+}
+
+static uint64_t baseline(const struct dt_health *h, const struct latency *l)
+{
+	return l->samples >= h->o.baseline_samples ? l->avg_ns : 0;
+}
+
+void dt_health_latency(struct dt_health *h, uint32_t provider_id, const char *model,
+		       uint64_t now, uint64_t *ttft_ns, uint64_t *total_ns)
+{
+	struct provider *p = provider(h, provider_id);
+	struct circuit *c;
+
+	*ttft_ns = *total_ns = 0;
+	if (!p)
+		return;
+	/* a query: never takes a model slot */
+	c = find_model(p, model);
+	if (!c)
+		c = &p->c;
+	advance(h, provider_id, c, now);
+	*ttft_ns = baseline(h, &c->ttft);
+	*total_ns = baseline(h, &c->total);
 }
 
 bool dt_health_verdict(struct dt_health *h, uint32_t provider_id, const char *model,

@@ -99,6 +99,7 @@ enum dt_outcome_kind {
 	DT_OUTCOME_RATE_LIMITED,        /* 429: set aside, not a failure */
 	DT_OUTCOME_KEY_REFUSED,         /* 401/402/403: the key's fault, not the provider's */
 	DT_OUTCOME_POOR_ANSWER,         /* answered, but refused or cut short (quality.c) */
+	DT_OUTCOME_CANCELLED,           /* lost a hedge race: cancelled before its commit point; ttft_ns is how long it had waited, a lower bound (0: not a stream) */
 };
 
 struct dt_outcome {
@@ -230,6 +231,13 @@ struct dt_health_verdict {
 	unsigned slow_rate_percent;
 	int last_status;
 };
+
+/* What an attempt to (provider, model) usually takes, for a hedge deadline:
+ * the time to first token of a stream and the time of a whole answer,
+ * each 0 until baseline_samples were seen. An untracked model's are its
+ * provider's. */
+void dt_health_latency(struct dt_health *h, uint32_t provider_id, const char *model,
+		       uint64_t now, uint64_t *ttft_ns, uint64_t *total_ns);
 
 /* false when the model is not tracked (yet). */
 bool dt_health_verdict(struct dt_health *h, uint32_t provider_id, const char *model,

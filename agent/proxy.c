@@ -152,6 +152,12 @@ static struct pconf *pconf_build(const struct dt_cfg *cfg, const uint32_t *ids,
 	};
 	c->first_byte_timeout_ms = px->first_byte_timeout_ms;
 	c->stream_idle_timeout_ms = px->stream_idle_timeout_ms;
+	c->hedge = (struct dt_hedge_opts){
+		.on = px->hedge,
+		.factor_percent = px->hedge_factor_percent,
+		.min_ms = px->hedge_min_ms,
+		.max_ms = px->hedge_max_ms,
+	};
 	c->intercept_tls = px->intercept_tls;
 	c->max_connections = cfg->max_connections;
 	for (size_t i = 0; i < cfg->n_providers; i++)
@@ -319,10 +325,8 @@ static void session_free(struct session *s)
 		dt_http_conn_free(s->http);
 	else if (s->fd >= 0)
 		close(s->fd);
-	if (s->ttfb_timer)
-		event_free(s->ttfb_timer);
-	if (s->idle_timer)
-		event_free(s->idle_timer);
+	if (s->timer)
+		event_free(s->timer);
 	if (s->peek_timer)
 		event_free(s->peek_timer);
 	if (s->peek_read)
@@ -537,6 +541,11 @@ struct dt_upstream *dt_proxy_upstream(struct dt_proxy *p)
 const char *dt_proxy_provider_key(const struct dt_proxy *p, uint32_t id)
 {
 	return id < DT_MAX_PROVIDERS ? p->conf->providers[id].key : NULL;
+}
+
+const struct dt_proxy_counters *dt_proxy_counters(const struct dt_proxy *p)
+{
+	return &p->counters;
 }
 
 void dt_proxy_free(struct dt_proxy *p)

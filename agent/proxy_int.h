@@ -8,6 +8,7 @@
 #include <sys/queue.h>
 #include <linux/types.h>
 #include "detour.h"
+#include "hedge.h"
 #include "http_server.h"
 #include "proxy.h"
 
@@ -48,6 +49,7 @@ struct pconf {
 	struct dt_http_limits http;
 	unsigned first_byte_timeout_ms;
 	unsigned stream_idle_timeout_ms;
+	struct dt_hedge_opts hedge;
 	bool intercept_tls;
 	unsigned max_connections;
 };
@@ -64,6 +66,7 @@ struct dt_proxy {
 	LIST_HEAD(, session) sessions;
 	size_t active;
 	uint64_t requests;      /* seeds the weighted order */
+	struct dt_proxy_counters counters;
 };
 
 /* One intercepted client connection. */
@@ -81,9 +84,9 @@ struct session {
 	const struct papp *app;
 	struct dt_http_conn *http;
 	struct exchange *ex;    /* the request being served, if any */
-	/* exchange.c's timers for s->ex, made by the first request and kept
+	/* exchange.c's timer for s->ex, made by the first request and kept
 	 * for the next ones (owned here, freed with the session) */
-	struct event *ttfb_timer, *idle_timer;
+	struct event *timer;
 };
 
 /* exchange.c: serve one request of s (takes req). */

@@ -311,6 +311,74 @@ static void test_slow_calls_against_the_ceiling(void **state)
 	dt_health_free(h);
 }
 
+/* A call cancelled because another member answered first (a hedge): what
+ * it had waited proves it slow or says nothing; never a failure, never an
+ * answer. */
+static void test_cancelled_calls_are_slow_not_failures(void **state)
+{
+	struct dt_health *h = engine(NULL);
+	struct dt_health_verdict v;
+	uint64_t t = T0;
+
+	(void)state;
+	for (int i = 0; i < 10; i++, t += 100 * MS)
+		outcome_at(h, OPENAI, MINI, DT_OUTCOME_OK, 300 * MS, t);
+	/* four failures, then cancelled calls: the count is not reset */
+	fail_n(h, OPENAI, MINI, DT_OUTCOME_SERVER_ERROR, 4, t);
+	outcome_at(h, OPENAI, MINI, DT_OUTCOME_CANCELLED, 5 * SEC, t);
+	assert_int_equal(verdict(h, OPENAI, MINI, t).consecutive_failures, 4);
+	/* waited under the slow threshold (1 s floor): it says nothing */
+	outcome_at(h, OPENAI, MINI, DT_OUTCOME_CANCELLED, 600 * MS, t);
+	v = verdict(h, OPENAI, MINI, t);
+	assert_int_equal(v.calls, 14);
+	assert_int_equal(v.state, DT_HEALTHY);
+	/* not a stream (0): nothing either */
+	outcome_at(h, OPENAI, MINI, DT_OUTCOME_CANCELLED, 0, t);
+	/* slow ones: the slow rate counts them, the failure counts do not */
+	for (int i = 0; i < 9; i++)
+		outcome_at(h, OPENAI, MINI, DT_OUTCOME_CANCELLED, 2 * SEC, t);
+	v = verdict(h, OPENAI, MINI, t);
+	assert_int_equal(v.state, DT_DEGRADED);
+	assert_string_equal(v.reason_text, "slow calls 50% over 20 calls");
+	assert_int_equal(v.calls, 14);
+	assert_int_equal(v.error_rate_percent, 4 * 100 / 14);
+	assert_int_equal(v.consecutive_failures, 4);
+	/* the baseline learns nothing from a lower bound */
+	assert_int_equal(v.ttft_baseline_ns, 300 * MS);
+	/* the provider is neither judged nor timed by it */
+	assert_int_equal(verdict(h, OPENAI, NULL, t).state, DT_HEALTHY);
+	dt_health_free(h);
+}
+
+/* What a hedge deadline is made of: baselines once they have enough
+ * samples; a model not tracked is its provider. */
+static void test_latency_baselines(void **state)
+{
+	struct dt_health *h = engine(NULL);
+	uint64_t ttft, total, t = T0;
+
+	(void)state;
+	dt_health_latency(h, OPENAI, MINI, t, &ttft, &total);
+	assert_int_equal(ttft, 0);
+	assert_int_equal(total, 0);
+	for (int i = 0; i < 9; i++, t += MS)
+		outcome_at(h, OPENAI, MINI, DT_OUTCOME_OK, 400 * MS, t);
+	dt_health_latency(h, OPENAI, MINI, t, &ttft, &total);
+	assert_int_equal(ttft, 0);
+	outcome_at(h, OPENAI, MINI, DT_OUTCOME_OK, 400 * MS, t);
+	dt_health_latency(h, OPENAI, MINI, t, &ttft, &total);
+	assert_int_equal(ttft, 400 * MS);
+	assert_int_equal(total, 400 * MS);
+	/* whole answers: a total, no time to first token */
+	for (int i = 0; i < 10; i++, t += MS)
+		outcome_at(h, OPENAI, GPT4O, DT_OUTCOME_OK, 0, t);
+	dt_health_latency(h, OPENAI, "never-seen", t, &ttft, &total);
+	assert_int_equal(ttft, 400 * MS); /* the provider's, over its models */
+	dt_health_latency(h, 999, MINI, t, &ttft, &total);
+	assert_int_equal(ttft, 0);
+	dt_health_free(h);
+}
+
 static void test_poor_answers_degrade_without_ejecting(void **state)
 {
 	struct dt_health *h = engine(NULL);
@@ -486,6 +554,23 @@ static void test_half_open_admits_limited_trials(void **state)
 	assert_int_equal(v.state, DT_HEALTHY);
 	assert_string_equal(v.reason_text, "3 of 3 trials succeeded");
 	assert_int_equal(v.calls, 0); /* judged afresh from here */
+	dt_health_free(h);
+}
+
+/* A cancelled trial gives its slot back. */
+static void test_cancelled_trial_frees_its_slot(void **state)
+{
+	struct dt_health *h = engine(NULL);
+	uint64_t end = eject_model(h, OPENAI, MINI, T0);
+
+	(void)state;
+	dt_health_tick(h, end);
+	for (int i = 0; i < 3; i++)
+		assert_true(dt_health_begin(h, OPENAI, MINI, end));
+	assert_false(dt_health_usable(h, OPENAI, MINI, end));
+	outcome_at(h, OPENAI, MINI, DT_OUTCOME_CANCELLED, 20 * SEC, end);
+	assert_true(dt_health_usable(h, OPENAI, MINI, end));
+	assert_int_equal(state_of(h, OPENAI, MINI, end), DT_PROBING);
 	dt_health_free(h);
 }
 
@@ -1286,6 +1371,9 @@ int main(void)
 		cmocka_unit_test(test_key_refusals_and_rate_limits_are_not_failures),
 		cmocka_unit_test(test_slow_calls_against_the_baseline),
 		cmocka_unit_test(test_slow_calls_against_the_ceiling),
+		cmocka_unit_test(test_cancelled_calls_are_slow_not_failures),
+		cmocka_unit_test(test_cancelled_trial_frees_its_slot),
+		cmocka_unit_test(test_latency_baselines),
 		cmocka_unit_test(test_poor_answers_degrade_without_ejecting),
 		cmocka_unit_test(test_rate_limit_headers_set_aside_before_any_429),
 		cmocka_unit_test(test_token_limits_and_their_floor),

@@ -106,6 +106,7 @@ struct fl_stats {
 	uint64_t by_status[600];
 	uint64_t resets;
 	uint64_t hangs;
+	uint64_t abandoned;      /* requests whose client left before their answer was all sent */
 	uint64_t tls_failures;
 	uint64_t prompt_tokens;       /* of every answer composed, sent in full or not */
 	uint64_t completion_tokens;

@@ -370,9 +370,15 @@ static void write_cb(struct bufferevent *bev, void *arg)
 
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
+	struct fl_conn *c = arg;
+
 	(void)bev;
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
-		fl_conn_free(arg);
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)))
+		return;
+	/* the client gave up waiting (a proxy cancelling a hedged request) */
+	if (c->state == FL_CONN_RESPONDING || c->state == FL_CONN_HANGING)
+		c->srv->stats.abandoned++;
+	fl_conn_free(c);
 }
 
 struct fl_conn *fl_conn_new(struct fl_server *srv, struct bufferevent *bev, bool admin)

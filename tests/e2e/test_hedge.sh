@@ -1,0 +1,134 @@
+#!/bin/bash
+# Hedged requests: a request whose primary (OpenAI, fakellm A/B) has not
+# answered by the hedge deadline is sent to the next member (Groq) as well;
+# the first to answer wins and the other is cancelled (fakellm counts the
+# request its client abandoned). The answer names the provider hedged against
+# (x-detour-hedged). No hedge when the primary answers in time or when the
+# retry budget is spent; a hedge that fails leaves the primary to answer; a
+# cancelled primary counts as a slow call, never as a failure. Timing is
+# bench's: nothing here asserts how long anything took.
+. "$(dirname "$0")/lib.sh"
+e2e_init "$@"
+e2e_require detourd fakellm
+
+fake_std G D || exit 1
+KEY_APP=sk-app-own-key-0001
+# no usual time is known yet, so the deadline is hedge_max_ms; the
+# first-byte timeout is far beyond anything here, so only a hedge can
+# answer before the primary does
+PROXY_LINES="first_byte_timeout_ms = 20000
+stream_idle_timeout_ms = 20000
+provider_failures_to_eject = 1000
+hedge_min_ms = 200
+hedge_max_ms = 400"
+proxy_conf "$PROXY_LINES
+retry_budget_min = 1000"
+# no reordering by slowness until the last part
+CONF_HEALTH="min_calls = 1000000000"
+detourd_start || exit 1
+CURL_CA=$W/state/ca/root.pem
+
+# ask [STREAM]: one chat completion from the enrolled cgroup; prints
+# "status fakellm x-detour-provider x-detour-hedged x-detour-tried" ("-" for
+# a header not sent), and for a stream the count of [DONE]
+ask() {
+	local stream=${1:-false} h
+	CURL_OUT=$W/answer CURL_W='%{http_code}' ccurl enrolled -H 'content-type: application/json' \
+		-H "authorization: Bearer $KEY_APP" -D "$W/answer.h" \
+		-d "{\"model\":\"gpt-4o-mini\",\"stream\":$stream,\"messages\":[{\"role\":\"user\",\"content\":\"hello there\"}]}" \
+		"https://$HOST_OAI/v1/chat/completions" >"$W/answer.code" 2>/dev/null
+	h() { local v; v=$(sed -n "s/^$1: *//Ip" "$W/answer.h" | tr -d '\r' | head -1); echo "${v:-$2}"; }
+	echo -n "$(cat "$W/answer.code") $(h x-fakellm-name '?') $(h x-detour-provider -) $(h x-detour-hedged -) $(h x-detour-tried -)"
+	[ "$stream" = true ] && echo -n " $(grep -c '^data: \[DONE\]' "$W/answer")"
+	echo
+}
+stat_of() { jget "$(fake_admin "$1" GET /stats)" "$2"; }
+# abandoned: requests OpenAI's endpoints saw their client leave
+abandoned() { echo $(( $(stat_of A abandoned) + $(stat_of B abandoned) )); }
+primary() { fake_fault A "$1" && fake_fault B "$1"; }
+log_count() { grep -c "$1" "$DETOURD_LOG"; }
+
+# 1. the primary answers before the deadline: no hedge, Groq never asked
+g0=$(stat_of G requests)
+r=$(ask)
+check "primary in time: OpenAI answers, not hedged" "$r" eval '[[ "$r" =~ ^200\ [AB]\ openai\ -\ -$ ]]'
+r=$(ask true)
+check "primary in time, streaming: OpenAI's stream, not hedged" "$r" eval '[[ "$r" =~ ^200\ [AB]\ openai\ -\ -\ 1$ ]]'
+check "... Groq got no request, and nothing was logged as hedged" "Groq got $(( $(stat_of G requests) - g0 ))" \
+	eval '[ $(stat_of G requests) -eq $g0 ] && [ $(log_count "hedged to") -eq 0 ]'
+
+# 2. the primary's first byte is late (degradation) or never comes (hang):
+# Groq answers, the primary's request is cancelled, zero client errors
+for fault in 'slow:{"mode":"slow","ttft_ms":4000}' 'hang:{"mode":"hang"}'; do
+	name=${fault%%:*}
+	primary "${fault#*:}"
+	for stream in false true; do
+		a0=$(abandoned) h0=$(log_count "openai has not answered in [0-9]* ms: hedged to groq")
+		w0=$(log_count "groq answered first, openai cancelled")
+		r=$(ask $stream)
+		want='^200 G groq openai -$'
+		[ $stream = true ] && want='^200 G groq openai - 1$'
+		check "primary $name (stream=$stream): Groq answers, x-detour-hedged names OpenAI, no failure noted" \
+			"$r" eval '[[ "$r" =~ $want ]]'
+		check "... the hedge and its winner are logged" "$(grep -E 'hedged|cancelled' "$DETOURD_LOG" | tail -2)" \
+			eval '[ $(log_count "openai has not answered in [0-9]* ms: hedged to groq") -eq $((h0 + 1)) ] &&
+			      [ $(log_count "groq answered first, openai cancelled") -eq $((w0 + 1)) ]'
+		check "... and OpenAI's request was cancelled: its client left" "abandoned $a0 -> $(abandoned)" \
+			wait_for 5 eval '[ $(abandoned) -eq $((a0 + 1)) ]'
+	done
+done
+
+# 3. the hedge fails (Groq 503) while the primary is slow: the primary goes
+# on and answers; the failure is noted
+fake_fault G '{"mode":"status","status":503}'
+primary '{"mode":"slow","ttft_ms":1500}'
+a0=$(abandoned)
+r=$(ask)
+check "hedge fails: the slow primary still answers, hedged, Groq's 503 noted" "$r" \
+	eval '[[ "$r" =~ ^200\ [AB]\ openai\ openai\ groq=503$ ]]'
+check "... and OpenAI's request was never cancelled" "abandoned $a0 -> $(abandoned)" [ "$(abandoned)" -eq "$a0" ]
+fake_fault G '{"mode":"ok"}'
+
+# 4. the retry budget is spent: no hedge, the request waits for the primary
+proxy_conf "$PROXY_LINES
+retry_budget_min = 0
+retry_budget_percent = 0"
+conf_write "$W/detour.conf"
+n0=$(log_count "configuration reloaded")
+kill -HUP "$DETOURD_PID"
+wait_for 5 eval '[ $(log_count "configuration reloaded") -gt $n0 ]'
+g0=$(stat_of G requests)
+r=$(ask)
+check "budget spent: the slow primary answers, not hedged" "$r" eval '[[ "$r" =~ ^200\ [AB]\ openai\ -\ -$ ]]'
+check "... the hedge not taken is logged, Groq got no request" "$(grep 'not hedged' "$DETOURD_LOG" | tail -1)" \
+	eval '[ $(log_count "openai has not answered in [0-9]* ms: not hedged, retry budget exhausted") -eq 1 ] &&
+	      [ $(stat_of G requests) -eq $g0 ]'
+
+# 5. what the health engine hears of a cancelled primary: a slow call (it
+# had waited longer than the slow ceiling), never a failure; slow calls
+# degrade it, so it goes behind Groq and is no longer hedged against
+proxy_conf "$PROXY_LINES
+retry_budget_min = 1000"
+CONF_HEALTH="min_calls = 3
+slow_ceiling_ms = 300"
+conf_write "$W/detour.conf"
+n0=$(log_count "configuration reloaded")
+kill -HUP "$DETOURD_PID"
+wait_for 5 eval '[ $(log_count "configuration reloaded") -gt $n0 ]'
+primary '{"mode":"slow","ttft_ms":4000}'
+bad=0 out=""
+for i in 1 2 3 4 5; do
+	r=$(ask true)
+	[[ "$r" =~ ^200\ G\ groq\ (openai|-)\ -\ 1$ ]] || { bad=$((bad + 1)); out="$out [$r]"; }
+	grep -q "health: openai model gpt-4o-mini: healthy -> degraded (slow calls" "$DETOURD_LOG" && break
+done
+check "hedged streams: Groq answers each, zero errors" "$bad bad:$out" [ $bad -eq 0 ]
+check "... the cancelled OpenAI calls degrade its model as slow calls" "$(grep 'health: openai' "$DETOURD_LOG" | tail -2)" \
+	grep -qE "health: openai model gpt-4o-mini: healthy -> degraded \(slow calls [0-9]+% over [0-9]+ calls\)" "$DETOURD_LOG"
+check "... and never count as failures" "$(grep 'health: openai' "$DETOURD_LOG" | grep -E 'down|failure' | tail -2)" \
+	eval '! grep "health: openai" "$DETOURD_LOG" | grep -qE "down|failure"'
+r=$(ask true)
+check "degraded: Groq goes first, no hedge needed" "$r" eval '[[ "$r" =~ ^200\ G\ groq\ -\ -\ 1$ ]]'
+
+check "the agent is still alive" "detourd exited" alive "$DETOURD_PID"
+e2e_finish
