@@ -61,6 +61,7 @@ static void unpin_maps(struct dt_bpf *b)
 		DT_MAP_SETTINGS, DT_MAP_INTERCEPT, DT_MAP_VERDICTS, DT_MAP_PROVIDERS,
 		DT_MAP_EP_STATS, DT_MAP_STATS, DT_MAP_REDIRECTS, DT_MAP_SK_ORIGIN,
 		DT_MAP_PROVIDER_HEALTH, DT_MAP_MODEL_HEALTH, DT_MAP_OVERRIDES,
+		DT_MAP_PROXY_STATS,
 	};
 	char path[PATH_MAX];
 
@@ -119,6 +120,7 @@ int dt_bpf_load(struct dt_bpf *b, const char *pin_dir, char *err, size_t errlen)
 	b->verdicts_fd = bpf_map__fd(b->skel->maps.verdicts);
 	b->providers_fd = bpf_map__fd(b->skel->maps.providers);
 	b->provider_health_fd = bpf_map__fd(b->skel->maps.provider_health);
+	b->proxy_stats_fd = bpf_map__fd(b->skel->maps.proxy_stats);
 	b->redirects_fd = bpf_map__fd(b->skel->maps.redirects);
 	b->model_health_fd = bpf_map__fd(b->skel->maps.model_health);
 	b->overrides_fd = bpf_map__fd(b->skel->maps.overrides);
@@ -180,6 +182,13 @@ int dt_bpf_set_model_health(const struct dt_bpf *b, __u32 id, const char *model,
 	if (bpf_map_delete_elem(b->model_health_fd, &key) && errno != ENOENT)
 		return -errno;
 	return 0;
+}
+
+int dt_bpf_set_proxy_stats(const struct dt_bpf *b, const struct dt_proxy_stats *s)
+{
+	__u32 key = 0;
+
+	return update(b->proxy_stats_fd, &key, s);
 }
 
 int dt_bpf_set_verdict(const struct dt_bpf *b, const struct dt_endpoint *ep,

@@ -17,6 +17,7 @@ struct dt_bpf {
 	int prog_fds[DT_PROG_COUNT];
 	int settings_fd, intercept_fd, verdicts_fd, providers_fd, redirects_fd, provider_health_fd;
 	int model_health_fd, overrides_fd;
+	int proxy_stats_fd;
 };
 
 /* Load the programs, reusing pinned maps (or pinning fresh ones), and pin
@@ -37,6 +38,7 @@ int dt_bpf_set_provider_health(const struct dt_bpf *b, __u32 id, const struct dt
 /* A model's verdict (h NULL: removed), keyed by provider id and model name. */
 int dt_bpf_set_model_health(const struct dt_bpf *b, __u32 id, const char *model,
 			    const struct dt_provider_health *h);
+int dt_bpf_set_proxy_stats(const struct dt_bpf *b, const struct dt_proxy_stats *s);
 int dt_bpf_set_verdict(const struct dt_bpf *b, const struct dt_endpoint *ep,
 		       const struct dt_verdict *v);
 int dt_bpf_delete_verdict(const struct dt_bpf *b, const struct dt_endpoint *ep);

@@ -251,6 +251,22 @@ static void write_settings(struct detourd *d, bool enabled)
 		log_error("settings map: %s", strerror(-rc));
 }
 
+/* The proxy's counters, into their map when they changed (a beat late at
+ * most: hedges are counted in the request path, written here). */
+static void write_proxy_stats(struct detourd *d)
+{
+	const struct dt_proxy_stats *now = d->proxy ? dt_proxy_stats(d->proxy) : &d->proxy_stats;
+	int rc;
+
+	if (d->proxy_stats_written && memcmp(now, &d->proxy_stats, sizeof(*now)) == 0)
+		return;
+	d->proxy_stats = *now;
+	rc = dt_bpf_set_proxy_stats(&d->bpf, now);
+	d->proxy_stats_written = rc == 0;
+	if (rc)
+		log_warn("proxy_stats map: %s", strerror(-rc));
+}
+
 static void on_beat(evutil_socket_t fd, short what, void *arg)
 {
 	struct detourd *d = arg;
@@ -258,6 +274,7 @@ static void on_beat(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	write_settings(d, true);
+	write_proxy_stats(d);
 	if (dt_itable_expire(d->itable, dt_now_ns(), (uint64_t)d->cfg->dns_grace_s * 1000 * NS_PER_MS))
 		sync_intercepts(d);
 }

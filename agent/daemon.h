@@ -41,6 +41,8 @@ struct detourd {
 	struct dt_listener *listener;
 	struct dt_relay *relay;
 	struct dt_proxy *proxy;               /* NULL: everything is relayed */
+	struct dt_proxy_stats proxy_stats;    /* as last written to its map */
+	bool proxy_stats_written;
 	struct dt_resolver *resolver;
 	struct event *beat_timer, *dns_timer;
 	struct event *drain_timer;            /* set once shutdown has begun */

@@ -777,7 +777,7 @@ static bool quality_retry(struct attempt *at, enum dt_quality q)
 static void hedge(struct attempt *slow)
 {
 	struct exchange *ex = slow->ex;
-	struct dt_proxy_counters *n = &ex->s->p->counters;
+	struct dt_proxy_stats *n = &ex->s->p->stats;
 	unsigned long long ms = (dt_now_ns() - slow->started) / NS_PER_MS;
 	struct attempt *also;
 	bool spent;
@@ -808,7 +808,7 @@ static void win(struct attempt *at)
 	if (!loser)
 		return;
 	if (at->i > loser->i)
-		ex->s->p->counters.hedges_won++;
+		ex->s->p->stats.hedges_won++;
 	log_info("proxy: " REQ_FMT ": %s answered first, %s cancelled after %llu ms", REQ_ARGS(ex),
 		 member_name(at), member_name(loser),
 		 (unsigned long long)((dt_now_ns() - loser->started) / NS_PER_MS));

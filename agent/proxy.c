@@ -543,9 +543,9 @@ const char *dt_proxy_provider_key(const struct dt_proxy *p, uint32_t id)
 	return id < DT_MAX_PROVIDERS ? p->conf->providers[id].key : NULL;
 }
 
-const struct dt_proxy_counters *dt_proxy_counters(const struct dt_proxy *p)
+const struct dt_proxy_stats *dt_proxy_stats(const struct dt_proxy *p)
 {
-	return &p->counters;
+	return &p->stats;
 }
 
 void dt_proxy_free(struct dt_proxy *p)

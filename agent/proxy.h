@@ -37,15 +37,8 @@ struct dt_upstream *dt_proxy_upstream(struct dt_proxy *p);
 /* detour's key for provider id as the last configuration loaded it; NULL:
  * none. Valid until the next dt_proxy_configure(). */
 const char *dt_proxy_provider_key(const struct dt_proxy *p, uint32_t id);
-
-/* What the proxy spent beyond one attempt a request. */
-struct dt_proxy_counters {
-	uint64_t hedges;            /* attempts sent as hedges (extra requests) */
-	uint64_t hedges_won;        /* ... that answered first */
-	uint64_t hedges_unfunded;   /* hedges not sent: the retry budget was spent */
-};
-
-const struct dt_proxy_counters *dt_proxy_counters(const struct dt_proxy *p);
+/* What it spent beyond one attempt a request (the proxy_stats map). */
+const struct dt_proxy_stats *dt_proxy_stats(const struct dt_proxy *p);
 /* Closes every connection. */
 void dt_proxy_free(struct dt_proxy *p);
 

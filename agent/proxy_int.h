@@ -66,7 +66,7 @@ struct dt_proxy {
 	LIST_HEAD(, session) sessions;
 	size_t active;
 	uint64_t requests;      /* seeds the weighted order */
-	struct dt_proxy_counters counters;
+	struct dt_proxy_stats stats;
 };
 
 /* One intercepted client connection. */

@@ -87,6 +87,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } overrides SEC(".maps");
 
+/* written by detourd: the proxy's hedge counters (one entry) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dt_proxy_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} proxy_stats SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, DT_MAX_ENDPOINTS);

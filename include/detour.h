@@ -31,6 +31,7 @@
 #define DT_MAP_PROVIDER_HEALTH "provider_health"
 #define DT_MAP_MODEL_HEALTH "model_health"
 #define DT_MAP_OVERRIDES  "overrides"
+#define DT_MAP_PROXY_STATS "proxy_stats"
 #define DT_PIN_LINKS      "links"
 #define DT_PIN_PROGS      "progs"
 
@@ -148,6 +149,15 @@ struct dt_override_key {
 /* Value of the overrides map. */
 struct dt_override {
 	__u32 kind;            /* enum dt_health_override: DRAIN or FORCE */
+};
+
+/* Value of the proxy_stats array map (one entry): what the re-signing proxy
+ * spent beyond one attempt a request since detourd started; written by
+ * detourd on its heartbeat. */
+struct dt_proxy_stats {
+	__u64 hedges;          /* attempts sent as hedges: extra upstream requests */
+	__u64 hedges_won;      /* ... that answered first */
+	__u64 hedges_unfunded; /* hedges not sent: the retry budget was spent */
 };
 
 /* Value of the providers array map (index = provider id), for operators. */

@@ -47,6 +47,15 @@ stat_of() { jget "$(fake_admin "$1" GET /stats)" "$2"; }
 abandoned() { echo $(( $(stat_of A abandoned) + $(stat_of B abandoned) )); }
 primary() { fake_fault A "$1" && fake_fault B "$1"; }
 log_count() { grep -c "$1" "$DETOURD_LOG"; }
+# counters: "hedges hedges_won hedges_unfunded" of the proxy_stats map
+# (written on detourd's heartbeat)
+counters() {
+	bpftool -j map lookup pinned "$PIN/proxy_stats" key 0 0 0 0 2>/dev/null | "$PY" -c '
+import json, sys
+v = json.load(sys.stdin)
+v = v.get("formatted", v)["value"]
+print(v["hedges"], v["hedges_won"], v["hedges_unfunded"])'
+}
 
 # 1. the primary answers before the deadline: no hedge, Groq never asked
 g0=$(stat_of G requests)
@@ -56,6 +65,7 @@ r=$(ask true)
 check "primary in time, streaming: OpenAI's stream, not hedged" "$r" eval '[[ "$r" =~ ^200\ [AB]\ openai\ -\ -\ 1$ ]]'
 check "... Groq got no request, and nothing was logged as hedged" "Groq got $(( $(stat_of G requests) - g0 ))" \
 	eval '[ $(stat_of G requests) -eq $g0 ] && [ $(log_count "hedged to") -eq 0 ]'
+check "... and the proxy_stats map counts no hedge" "$(counters)" [ "$(counters)" = "0 0 0" ]
 
 # 2. the primary's first byte is late (degradation) or never comes (hang):
 # Groq answers, the primary's request is cancelled, zero client errors
@@ -78,6 +88,8 @@ for fault in 'slow:{"mode":"slow","ttft_ms":4000}' 'hang:{"mode":"hang"}'; do
 	done
 done
 
+check "proxy_stats: 4 hedges sent, 4 answered first" "$(counters)" wait_for 2 eval '[ "$(counters)" = "4 4 0" ]'
+
 # 3. the hedge fails (Groq 503) while the primary is slow: the primary goes
 # on and answers; the failure is noted
 fake_fault G '{"mode":"status","status":503}'
@@ -87,6 +99,7 @@ r=$(ask)
 check "hedge fails: the slow primary still answers, hedged, Groq's 503 noted" "$r" \
 	eval '[[ "$r" =~ ^200\ [AB]\ openai\ openai\ groq=503$ ]]'
 check "... and OpenAI's request was never cancelled" "abandoned $a0 -> $(abandoned)" [ "$(abandoned)" -eq "$a0" ]
+check "... counted as a hedge that did not win" "$(counters)" wait_for 2 eval '[ "$(counters)" = "5 4 0" ]'
 fake_fault G '{"mode":"ok"}'
 
 # 4. the retry budget is spent: no hedge, the request waits for the primary
@@ -103,6 +116,7 @@ check "budget spent: the slow primary answers, not hedged" "$r" eval '[[ "$r" =~
 check "... the hedge not taken is logged, Groq got no request" "$(grep 'not hedged' "$DETOURD_LOG" | tail -1)" \
 	eval '[ $(log_count "openai has not answered in [0-9]* ms: not hedged, retry budget exhausted") -eq 1 ] &&
 	      [ $(stat_of G requests) -eq $g0 ]'
+check "... and counted as a hedge not funded" "$(counters)" wait_for 2 eval '[ "$(counters)" = "5 4 1" ]'
 
 # 5. what the health engine hears of a cancelled primary: a slow call (it
 # had waited longer than the slow ceiling), never a failure; slow calls
