@@ -1556,7 +1556,7 @@ static void cfg_set_defaults(struct dt_cfg *cfg)
 	cfg->netwatch = true;
 	cfg->proxy.hedge = true;
 	cfg->proxy.hedge_factor_percent = 300;
-	cfg->proxy.hedge_min_ms = 500;
+	cfg->proxy.hedge_min_ms = 1000;
 	cfg->proxy.hedge_max_ms = 10000;
 }
 

@@ -13,7 +13,7 @@
 struct dt_hedge_opts {
 	bool on;
 	unsigned factor_percent;  /* of the usual time (300) */
-	unsigned min_ms;          /* never sooner (500) */
+	unsigned min_ms;          /* never sooner (1000) */
 	unsigned max_ms;          /* never later; also the deadline while nothing is usual yet (10000) */
 };
 

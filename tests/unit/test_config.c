@@ -212,7 +212,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg->providers[0].probe_ttft_per_hour, 4);
 	assert_true(cfg->proxy.hedge);
 	assert_int_equal(cfg->proxy.hedge_factor_percent, 300);
-	assert_int_equal(cfg->proxy.hedge_min_ms, 500);
+	assert_int_equal(cfg->proxy.hedge_min_ms, 1000);
 	assert_int_equal(cfg->proxy.hedge_max_ms, 10000);
 	dt_config_free(cfg);
 }
@@ -1066,7 +1066,7 @@ static const struct bad_case bad_cases[] = {
 	{ "[proxy]\nhedge_max_ms = 3600001\n" PROVIDER, 2, "hedge_max_ms: expected a number from 10 to 3600000" },
 	{ "[proxy]\nhedge_min_ms = 2000\nhedge_max_ms = 1000\n" PROVIDER, 2,
 	  "hedge_min_ms (2000) must not be more than hedge_max_ms (1000)" },
-	{ "[proxy]\nhedge_max_ms = 400\n" PROVIDER, 2, "hedge_min_ms (500) must not be more than hedge_max_ms (400)" },
+	{ "[proxy]\nhedge_max_ms = 400\n" PROVIDER, 2, "hedge_min_ms (1000) must not be more than hedge_max_ms (400)" },
 	{ "[proxy]\nmax_headers = 8\n[proxy]\nmax_headers = 9\n" PROVIDER, 4, "max_headers already set at line 2" },
 	/* [app NAME] */
 #define APP "[app a]\nunit = app.service\n"

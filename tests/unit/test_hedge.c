@@ -12,7 +12,7 @@
 #define MS 1000000ull
 
 static const struct dt_hedge_opts defaults = {
-	.on = true, .factor_percent = 300, .min_ms = 500, .max_ms = 10000,
+	.on = true, .factor_percent = 300, .min_ms = 1000, .max_ms = 10000,
 };
 
 static void test_a_multiple_of_the_usual_time(void **state)
@@ -21,16 +21,17 @@ static void test_a_multiple_of_the_usual_time(void **state)
 
 	(void)state;
 	assert_int_equal(dt_hedge_delay_ns(&defaults, 400 * MS, 30000), 1200 * MS);
-	assert_int_equal(dt_hedge_delay_ns(&defaults, 1000 * MS, 30000), 3000 * MS);
+	assert_int_equal(dt_hedge_delay_ns(&defaults, 3000 * MS, 30000), 9000 * MS);
 	twice.factor_percent = 200;
-	assert_int_equal(dt_hedge_delay_ns(&twice, 1000 * MS, 30000), 2000 * MS);
+	assert_int_equal(dt_hedge_delay_ns(&twice, 3000 * MS, 30000), 6000 * MS);
 }
 
 static void test_bounded(void **state)
 {
 	(void)state;
 	/* a fast model: never sooner than the floor */
-	assert_int_equal(dt_hedge_delay_ns(&defaults, 50 * MS, 30000), 500 * MS);
+	assert_int_equal(dt_hedge_delay_ns(&defaults, 50 * MS, 30000), 1000 * MS);
+	assert_int_equal(dt_hedge_delay_ns(&defaults, 333 * MS, 30000), 1000 * MS);
 	/* a slow one: never later than the ceiling */
 	assert_int_equal(dt_hedge_delay_ns(&defaults, 8000 * MS, 30000), 10000 * MS);
 	/* nothing usual known yet: as late as allowed */
