@@ -648,6 +648,7 @@ int detourd_start(struct detourd *d, struct dt_cfg *cfg, const char *pidfile)
 	arm_timers(d);
 	if (enroll_configured(d))
 		log_warn("some cgroups could not be enrolled; running with the others");
+	daemon_health_abort_unhealthy(d);
 	if (pidfile && write_pidfile(pidfile))
 		log_warn("pidfile %s: %s", pidfile, strerror(errno));
 	log_info("detourd ready: %zu provider(s), %zu endpoint(s), %s mode, listening on port %u",

@@ -64,6 +64,10 @@ void detourd_abort(struct detourd *d);
  * d->bpf (needs d->base, d->bpf, d->names). */
 int daemon_health_start(struct detourd *d);
 void daemon_health_reconfigure(struct detourd *d);
+/* Failover mode, once the hook redirects at start: providers already not
+ * HEALTHY (drained while the agent was down) lose their direct connections,
+ * as a provider leaving HEALTHY later does. */
+void daemon_health_abort_unhealthy(struct detourd *d);
 void daemon_health_stop(struct detourd *d);
 
 /* daemon_signals.c: the health engine's probes, kernel TCP signals and

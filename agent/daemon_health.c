@@ -136,10 +136,17 @@ static void abort_direct(struct detourd *d, uint32_t provider_id)
 	struct dt_endpoint *eps = calloc(DT_MAX_ENDPOINTS, sizeof(*eps));
 	struct dt_sockdiag_victims v = { .eps = eps, .skip_mark = d->cfg->mark };
 	uint64_t *cgroups = NULL, started = dt_now_ns();
-	int rc = eps ? enrolled_cgroups(d, &cgroups, &v.n_cgroups) : -ENOMEM;
+	int rc = -ENOMEM;
 
-	if (rc == 0) {
+	if (eps) {
 		v.n_eps = dt_itable_endpoints(d->itable, provider_id, eps, DT_MAX_ENDPOINTS);
+		rc = enrolled_cgroups(d, &cgroups, &v.n_cgroups);
+	}
+	/* nothing intercepted or enrolled (yet: at start, overrides are applied
+	 * before the cgroups are; daemon_health_abort_unhealthy comes after) */
+	if (rc == 0 && (!v.n_eps || !v.n_cgroups))
+		goto out;
+	if (rc == 0) {
 		v.cgroups = cgroups;
 		rc = dt_sockdiag_destroy(&v);
 	}
@@ -150,8 +157,24 @@ static void abort_direct(struct detourd *d, uint32_t provider_id)
 		log_info("failover: %s: aborted %d direct connection(s) of enrolled applications "
 			 "(%zu cgroup(s), %zu endpoint(s), %llu us)", d->names[provider_id], rc,
 			 v.n_cgroups, v.n_eps, (unsigned long long)((dt_now_ns() - started) / NS_PER_US));
+out:
 	free(cgroups);
 	free(eps);
+}
+
+void daemon_health_abort_unhealthy(struct detourd *d)
+{
+	uint64_t now = dt_now_ns();
+
+	if (d->cfg->mode != DT_MODE_FAILOVER)
+		return;
+	for (uint32_t id = 0; id < DT_MAX_PROVIDERS; id++) {
+		struct dt_health_verdict v;
+
+		if (d->names[id][0] && dt_health_verdict(d->health, id, NULL, now, &v) &&
+		    v.state != DT_HEALTHY)
+			abort_direct(d, id);
+	}
 }
 
 /* Called inside the health engine's calls, on the loop's thread. */

@@ -12,7 +12,7 @@
 # IPv4-mapped IPv6) and what is not (a non-enrolled cgroup's, one carrying the
 # proxy's mark, one to an address no provider has). Recovery: the verdict is
 # HEALTHY again and new connections go direct. The same with an operator's
-# drain (detourctl drain/undrain).
+# drain (detourctl drain/undrain), also one recorded while the agent was down.
 . "$(dirname "$0")/lib.sh"
 e2e_init "$@"
 e2e_require detourd fakellm detourctl
@@ -182,5 +182,23 @@ r=$(ask)
 check "undrain: HEALTHY again, a new request goes direct to OpenAI" "$(health 0); $r" \
 	eval '[ "$(state)" = 0 ] && [[ "$r" =~ ^200\ [AB]\ ?$ ]]'
 
+# ---- drained while the agent was down ------------------------------------------------
+# the connection made then is direct (no hook at all); the drain, applied at
+# the next start, aborts it once the hook redirects again
+check "the agent is still alive" "detourd exited" alive "$DETOURD_PID"
+detourd_stop
+"$DETOURCTL" --pin-dir "$PIN" drain openai >/dev/null
+rm -f "$W/release"
+hold restart enrolled --addr $A4
+wait_for 5 held restart
+detourd_start "$W/detour.conf" || exit 1
+wait_for 5 grep -q "failover: openai: aborted" "$DETOURD_LOG"
+line=$(grep "failover: openai: aborted" "$DETOURD_LOG" | head -n 1)
+touch "$W/release"
+wait_for 5 eval "[ \$(wc -l <\"$W/hold.restart\") -ge 2 ]"
+check "drained while down: at the next start the direct connection is aborted" \
+	"$(health 0); $(tail -n 1 "$W/hold.restart"); '$line'" \
+	eval '[ "$(state)" = 3 ] && [ "$(fate restart)" = False ] && [ -n "$line" ]'
+"$DETOURCTL" --pin-dir "$PIN" undrain openai >/dev/null
 check "the agent is still alive" "detourd exited" alive "$DETOURD_PID"
 e2e_finish
