@@ -4,7 +4,9 @@
 # the first to answer wins and the other is cancelled (fakellm counts the
 # request its client abandoned). The answer names the provider hedged against
 # (x-detour-hedged). No hedge when the primary answers in time or when the
-# retry budget is spent; a hedge that fails leaves the primary to answer; a
+# retry budget is spent; a hedge that fails, or never answers, leaves the
+# primary to answer (and a hedge that never answers is the one cancelled);
+# when both fail, failover goes on; the proxy_stats map counts hedges; a
 # cancelled primary counts as a slow call, never as a failure. Timing is
 # bench's: nothing here asserts how long anything took.
 . "$(dirname "$0")/lib.sh"
@@ -13,16 +15,29 @@ e2e_require detourd fakellm
 
 fake_std G D || exit 1
 KEY_APP=sk-app-own-key-0001
-# no usual time is known yet, so the deadline is hedge_max_ms; the
-# first-byte timeout is far beyond anything here, so only a hedge can
-# answer before the primary does
-PROXY_LINES="first_byte_timeout_ms = 20000
+# conf FIRST-BYTE-TIMEOUT-MS [PROXY-LINES]: the configuration. No usual time
+# is known yet, so the deadline is hedge_max_ms; the first-byte timeout is
+# far beyond it but where a test wants it, so only a hedge can answer before
+# the primary does
+conf() {
+	proxy_conf "first_byte_timeout_ms = $1
 stream_idle_timeout_ms = 20000
 provider_failures_to_eject = 1000
 hedge_min_ms = 200
-hedge_max_ms = 400"
-proxy_conf "$PROXY_LINES
-retry_budget_min = 1000"
+hedge_max_ms = 400${2:+
+$2}"
+	conf_write "$W/detour.conf"
+}
+# reload FIRST-BYTE-TIMEOUT-MS [PROXY-LINES]: that configuration, applied
+reload() {
+	local n0
+	conf "$@"
+	n0=$(log_count "configuration reloaded")
+	kill -HUP "$DETOURD_PID"
+	wait_for 5 eval '[ $(log_count "configuration reloaded") -gt $n0 ]'
+}
+log_count() { grep -c "$1" "$DETOURD_LOG"; }
+conf 20000 "retry_budget_min = 1000"
 # no reordering by slowness until the last part
 CONF_HEALTH="min_calls = 1000000000"
 detourd_start || exit 1
@@ -46,7 +61,6 @@ stat_of() { jget "$(fake_admin "$1" GET /stats)" "$2"; }
 # abandoned: requests OpenAI's endpoints saw their client leave
 abandoned() { echo $(( $(stat_of A abandoned) + $(stat_of B abandoned) )); }
 primary() { fake_fault A "$1" && fake_fault B "$1"; }
-log_count() { grep -c "$1" "$DETOURD_LOG"; }
 # counters: "hedges hedges_won hedges_unfunded" of the proxy_stats map
 # (written on detourd's heartbeat)
 counters() {
@@ -100,35 +114,47 @@ check "hedge fails: the slow primary still answers, hedged, Groq's 503 noted" "$
 	eval '[[ "$r" =~ ^200\ [AB]\ openai\ openai\ groq=503$ ]]'
 check "... and OpenAI's request was never cancelled" "abandoned $a0 -> $(abandoned)" [ "$(abandoned)" -eq "$a0" ]
 check "... counted as a hedge that did not win" "$(counters)" wait_for 2 eval '[ "$(counters)" = "5 4 0" ]'
+
+# the hedge never answers (Groq hangs): the slow primary wins the race and
+# the hedge is the one cancelled
+fake_fault G '{"mode":"hang"}'
+g0=$(stat_of G abandoned)
+r=$(ask)
+check "hedge slower than the primary: the primary answers, hedged, nothing failed" "$r" \
+	eval '[[ "$r" =~ ^200\ [AB]\ openai\ openai\ -$ ]]'
+check "... and Groq's request was cancelled" "abandoned $g0 -> $(stat_of G abandoned)" \
+	wait_for 5 eval '[ $(stat_of G abandoned) -eq $((g0 + 1)) ]'
+check "... counted as a hedge that did not win" "$(counters)" wait_for 2 eval '[ "$(counters)" = "6 4 0" ]'
 fake_fault G '{"mode":"ok"}'
 
-# 4. the retry budget is spent: no hedge, the request waits for the primary
-proxy_conf "$PROXY_LINES
-retry_budget_min = 0
+# 4. both fail (the primary hangs until its first-byte timeout, the hedge
+# answers 503): failover goes on to the next member, DeepSeek
+reload 1500 "retry_budget_min = 1000"
+fake_fault G '{"mode":"status","status":503}'
+primary '{"mode":"hang"}'
+r=$(ask)
+check "hedge and primary both fail: DeepSeek answers, both failures noted" "$r" \
+	eval '[[ "$r" =~ ^200\ D\ deepseek\ openai\ groq=503,\ openai=first-byte-timeout$ ]]'
+fake_fault G '{"mode":"ok"}'
+primary '{"mode":"slow","ttft_ms":1500}'
+
+# 5. the retry budget is spent: no hedge, the request waits for the primary
+reload 20000 "retry_budget_min = 0
 retry_budget_percent = 0"
-conf_write "$W/detour.conf"
-n0=$(log_count "configuration reloaded")
-kill -HUP "$DETOURD_PID"
-wait_for 5 eval '[ $(log_count "configuration reloaded") -gt $n0 ]'
 g0=$(stat_of G requests)
 r=$(ask)
 check "budget spent: the slow primary answers, not hedged" "$r" eval '[[ "$r" =~ ^200\ [AB]\ openai\ -\ -$ ]]'
 check "... the hedge not taken is logged, Groq got no request" "$(grep 'not hedged' "$DETOURD_LOG" | tail -1)" \
 	eval '[ $(log_count "openai has not answered in [0-9]* ms: not hedged, retry budget exhausted") -eq 1 ] &&
 	      [ $(stat_of G requests) -eq $g0 ]'
-check "... and counted as a hedge not funded" "$(counters)" wait_for 2 eval '[ "$(counters)" = "5 4 1" ]'
+check "... and counted as a hedge not funded" "$(counters)" wait_for 2 eval '[ "$(counters)" = "7 4 1" ]'
 
-# 5. what the health engine hears of a cancelled primary: a slow call (it
+# 6. what the health engine hears of a cancelled primary: a slow call (it
 # had waited longer than the slow ceiling), never a failure; slow calls
 # degrade it, so it goes behind Groq and is no longer hedged against
-proxy_conf "$PROXY_LINES
-retry_budget_min = 1000"
 CONF_HEALTH="min_calls = 3
 slow_ceiling_ms = 300"
-conf_write "$W/detour.conf"
-n0=$(log_count "configuration reloaded")
-kill -HUP "$DETOURD_PID"
-wait_for 5 eval '[ $(log_count "configuration reloaded") -gt $n0 ]'
+reload 20000 "retry_budget_min = 1000"
 primary '{"mode":"slow","ttft_ms":4000}'
 bad=0 out=""
 for i in 1 2 3 4 5; do
