@@ -82,6 +82,8 @@ void daemon_signals_stop(struct detourd *d);
 /* A provider reset or a failed path another kernel source saw (the uplink,
  * daemon_uplink.c): counted in this loop turn's sample with tcpsig's. */
 void daemon_signals_kernel_failure(struct detourd *d, uint32_t id, bool reset, uint64_t now);
+/* tcpsig reports the failures of applications' direct sockets now. */
+bool daemon_signals_tcpsig_on(const struct detourd *d);
 
 /* daemon_uplink.c: the uplink XDP program of d->cfg, feeding d->health
  * (needs d->base, d->bpf, d->itable, d->health). Never fails the agent. */

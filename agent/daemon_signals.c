@@ -219,6 +219,11 @@ void daemon_signals_kernel_failure(struct detourd *d, uint32_t id, bool reset, u
 	turn_queue(s, t);
 }
 
+bool daemon_signals_tcpsig_on(const struct detourd *d)
+{
+	return d->signals && d->signals->tcpsig;
+}
+
 /* The cookie of the agent's network namespace: the sockets the agent and
  * the applications it redirects make are there. 0 (every namespace) when
  * the kernel cannot tell (before 5.14). */

@@ -31,32 +31,37 @@ static const char *owner_of(const struct dt_uplink_event *ev)
 	return "local socket";
 }
 
-/* A reset to a socket of this host is reported already: the socket's owner
- * learns of it at once, and reports it when it is the agent (the proxy, a
- * probe, the relay), tcpsig when it is an application's direct connection.
- * An ICMP error is not, or not at once: TCP takes most as soft errors and
- * keeps trying, so the uplink's is the early word; one that ends a connect
- * is reported by both, which the engine acts on only when nothing connected
- * (docs/uplink.md). Nor is anything about a flow this host forwards. */
-static bool reported_locally(const struct dt_uplink_event *ev)
+/* Whether someone on this host reports it already. A reset to a local
+ * socket is learnt by its owner at once: the agent's own (SO_MARK) report
+ * it themselves (the proxy, a probe, the relay), an application's direct
+ * one is tcpsig's while it runs. An ICMP error is not, or not at once: TCP
+ * takes most as soft errors and keeps trying, so the uplink's is the early
+ * word; one that ends a connect is reported by the owner too, which the
+ * engine acts on only when nothing connected (docs/uplink.md). Nor is
+ * anything about a flow this host forwards. */
+static const char *reported_by(const struct detourd *d, const struct dt_uplink_event *ev)
 {
-	return ev->kind == DT_UPLINK_RESET && (ev->flags & DT_UPLINK_F_LOCAL);
+	if (ev->kind != DT_UPLINK_RESET || !(ev->flags & DT_UPLINK_F_LOCAL))
+		return NULL;
+	if (ev->flags & DT_UPLINK_F_AGENT)
+		return "the agent's own socket: its owner reports it";
+	return daemon_signals_tcpsig_on(d) ? "tcpsig reports it" : NULL;
 }
 
 static void on_uplink_event(const struct dt_uplink_event *ev, void *arg)
 {
 	struct detourd *d = arg;
 	char ep[DT_ENDPOINT_STRLEN];
-	bool local;
+	const char *by;
 	uint32_t id;
 
 	if (dt_itable_provider(d->itable, &ev->ep, &id) || id >= DT_MAX_PROVIDERS || !d->names[id][0])
 		return; /* no longer a provider's endpoint */
-	local = reported_locally(ev);
-	log_debug("uplink: %s %s %s (icmp %u/%u, %s%s)", d->names[id],
+	by = reported_by(d, ev);
+	log_debug("uplink: %s %s %s (icmp %u/%u, %s%s%s)", d->names[id],
 		  dt_endpoint_str(&ev->ep, ep, sizeof(ep)), dt_uplink_kind_name(ev->kind),
-		  ev->icmp_type, ev->icmp_code, owner_of(ev), local ? ", reported locally" : "");
-	if (!local)
+		  ev->icmp_type, ev->icmp_code, owner_of(ev), by ? ", " : "", by ? by : "");
+	if (!by)
 		daemon_signals_kernel_failure(d, id, ev->kind == DT_UPLINK_RESET, ev->ts_ns);
 }
 
@@ -67,6 +72,7 @@ static void uplink_open(struct detourd *d)
 		.intercept_fd = d->bpf.intercept_fd,
 		.ifname = cfg->uplink,
 		.mode = cfg->uplink_xdp_mode,
+		.mark = cfg->mark,
 		.pin_dir = cfg->pin_dir,
 		.cb = on_uplink_event,
 		.arg = d,

@@ -114,6 +114,7 @@ int dt_uplink_open(struct dt_uplink **out, struct event_base *base,
 		rc = fail(err, errlen, -errno, "open BPF object");
 		goto err_close;
 	}
+	u->skel->rodata->dt_mark = opts->mark;
 	/* detour's own table, not a copy: the hook and this program agree */
 	rc = dt_observer_share_intercept(u->skel->maps.intercept, opts->intercept_fd);
 	if (rc) {

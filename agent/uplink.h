@@ -36,6 +36,7 @@ struct dt_uplink_opts {
 	const char *ifname;     /* attach there; NULL: loaded, not attached
 				 * (to run it with BPF_PROG_TEST_RUN) */
 	enum dt_xdp_mode mode;
+	__u32 mark;             /* detour's SO_MARK: flags the agent's own sockets; 0: none */
 	const char *pin_dir;    /* pin uplink_signals there (reused across restarts); NULL: not pinned */
 	dt_uplink_cb cb;        /* may be NULL: counters only */
 	void *arg;

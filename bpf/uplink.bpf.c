@@ -13,8 +13,9 @@
  * forwards (containers behind a bridge, VMs, a gateway), and errors TCP
  * keeps to itself (an unreachable on an established connection is a soft
  * error). Whether a socket of the uplink's network namespace owns the flow
- * is looked up and reported (DT_UPLINK_F_LOCAL), so the agent can leave
- * what the tracepoints already count to them.
+ * is looked up and reported (DT_UPLINK_F_LOCAL, and DT_UPLINK_F_AGENT for
+ * the agent's own), so the agent can leave what is reported already (by the
+ * socket's owner, or the tracepoints) to them.
  *
  * Parsing: Ethernet, one 802.1Q/802.1ad tag, IPv4 (options, first fragments
  * only), IPv6 (up to MAX_EXT_HEADERS extension headers). Every packet
@@ -46,6 +47,9 @@
 #define MAX_EXT_HEADERS 4
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+/* Set by the loader before load: detour's SO_MARK; 0: not flagged. */
+const volatile __u32 dt_mark = 0;
 
 /* Lost events (ring buffer full); read by the agent from .bss. */
 __u64 events_lost = 0;
@@ -170,10 +174,12 @@ static __always_inline struct ipv6hdr *ipv6_header(struct cursor *c, __u8 *proto
 }
 
 /* The TCP state of the uplink namespace's socket owning the flow, 0 when
- * none does (TCP states start at 1). */
+ * none does (TCP states start at 1); a full socket carrying detour's
+ * SO_MARK is the agent's own (DT_UPLINK_F_AGENT). */
 static __always_inline __u8 local_state(struct xdp_md *ctx, struct sighting *s)
 {
 	struct bpf_sock *sk;
+	struct tcp_sock *tp;
 	__u8 state;
 
 	if (s->flags & DT_UPLINK_F_IPV6)
@@ -183,6 +189,9 @@ static __always_inline __u8 local_state(struct xdp_md *ctx, struct sighting *s)
 	if (!sk)
 		return 0;
 	state = sk->state;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (tp && dt_mark && tp->inet_conn.icsk_inet.sk.sk_mark == dt_mark)
+		s->flags |= DT_UPLINK_F_AGENT;
 	bpf_sk_release(sk);
 	return state;
 }

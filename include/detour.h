@@ -273,6 +273,7 @@ enum dt_uplink_event_flags {
 	DT_UPLINK_F_LOCAL = 1, /* a socket of the uplink's network namespace owns the flow */
 	DT_UPLINK_F_IPV6  = 2, /* came as IPv6 (ICMPv6) */
 	DT_UPLINK_F_VLAN  = 4, /* came with an 802.1Q/802.1ad tag */
+	DT_UPLINK_F_AGENT = 8, /* that socket carries detour's SO_MARK: the agent's own */
 };
 
 /* One record of the uplink_events ring buffer. */

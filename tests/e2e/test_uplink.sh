@@ -3,9 +3,11 @@
 # namespace's c0: resets from a provider endpoint (a refused connect) and
 # ICMP/ICMPv6 unreachables about packets to one (the provider namespace
 # routing its addresses to nowhere) are counted in the pinned uplink_signals
-# map (bpftool) and logged; a reset to a local socket is left to its owner,
-# while ICMP errors and resets no local socket owns (what a gateway sees of
-# the machines behind it) reach the health engine, whose verdict goes DOWN,
+# map (bpftool) and logged; a reset to a local socket is left to its owner
+# (the agent's, by its mark) or to tcpsig (an application's; fed when
+# tcp_signals = no), while ICMP errors and resets no local socket owns (what
+# a gateway sees of the machines behind it) reach the health engine, whose
+# verdict goes DOWN,
 # in the provider_health map; a reload changes the XDP mode, removes
 # the program, and fails open on an interface that is not there; the
 # program goes with the agent, even killed.
@@ -67,8 +69,17 @@ check "two refused connects to plain: resets=2 in the pinned uplink_signals map"
 	"resets=$(uplink $A4 80 resets)" [ "$(uplink $A4 80 resets)" = 2 ]
 check "... both of flows a local socket owned (local=2)" "local=$(uplink $A4 80 local)" \
 	[ "$(uplink $A4 80 local)" = 2 ]
-check "... logged with the provider and the socket's state, not fed (its socket learns of it, tcpsig reports it)" "$(grep 'uplink: plain' "$DETOURD_LOG")" \
-	logged "uplink: plain $A4:80 reset (icmp 0/0, syn_sent, reported locally)"
+check "... logged with the provider and the socket's state, not fed: an application's direct socket, tcpsig reports it" \
+	"$(grep 'uplink: plain' "$DETOURD_LOG")" logged "uplink: plain $A4:80 reset (icmp 0/0, syn_sent, tcpsig reports it)"
+# a refused connect from a socket with detour's SO_MARK (the default mark): the agent's own
+in_cli "$PY" -c 'import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, 0x44540001); s.settimeout(2)
+try: s.connect((sys.argv[1], 80))
+except OSError: pass' $B4
+wait_for 3 eval '[ "$(uplink $B4 80 resets)" = 1 ]'
+check "a refused connect of a socket with detour's mark: counted, flagged as the agent's own, not fed" \
+	"$(grep "uplink: plain $B4" "$DETOURD_LOG")" \
+	logged "uplink: plain $B4:80 reset (icmp 0/0, syn_sent, the agent's own socket: its owner reports it)"
 check "a non-provider's reset (N, port 80) is not counted" "" \
 	eval 'direct "http://$N4:80/"; [ -z "$(uplink $N4 80 resets)" ]'
 
@@ -112,6 +123,12 @@ reload() {
 	wait_for 5 eval '[ "$(grep -c "configuration reloaded" "$DETOURD_LOG")" -gt $n ]'
 }
 id0=$(xdp_on); id0=${id0#* }
+reload "uplink = c0
+tcp_signals = no"
+direct "http://$B4:80/"
+wait_for 3 eval '[ "$(uplink $B4 80 resets)" = 2 ]'
+check "tcp_signals = no: an application's refused connect is fed by the uplink (nobody else reports it)" \
+	"$(grep "uplink: plain $B4" "$DETOURD_LOG")" logged "uplink: plain $B4:80 reset (icmp 0/0, syn_sent)"
 reload "uplink = c0"
 x=$(xdp_on)
 check "a reload with the same uplink leaves the program as it is" "'$id0' -> '$x'" [ "${x#* }" = "$id0" ]

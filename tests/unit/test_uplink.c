@@ -7,7 +7,8 @@
  * endpoints are counted, everything else is not, and every frame (cut
  * short at every length, malformed, tagged) passes. Then the program is
  * attached to a private namespace's lo in generic mode and real resets on
- * real sockets are counted, flagged as flows a local socket owns.
+ * real sockets are counted, flagged as flows a local socket owns, and as
+ * the agent's own when that socket carries detour's SO_MARK.
  *
  * Needs root and BPF. Runs in private network and mount namespaces with
  * its own intercept map and bpffs: a running detour is never touched.
@@ -48,6 +49,7 @@
 #define PORT        443
 #define LO_PROVIDER "127.0.0.2"
 #define LO_PORT     20443
+#define MARK        0x44540001u
 #define MAX_RECS    64
 #define TCP_STATE_ESTABLISHED 1
 #define TCP_STATE_SYN_SENT    2
@@ -218,6 +220,7 @@ static int open_uplink(const char *ifname, enum dt_xdp_mode mode)
 		.intercept_fd = w.intercept_fd,
 		.ifname = ifname,
 		.mode = mode,
+		.mark = MARK,
 		.pin_dir = w.mnt,
 		.cb = on_event,
 	};
@@ -520,13 +523,16 @@ static void run_loop_until(int events, int ms)
 	}
 }
 
-static int tcp_socket_to(const char *addr, uint16_t port, bool wait)
+/* A connect to @addr:@port, from a socket with SO_MARK @mark (0: none). */
+static int tcp_socket_to(const char *addr, uint16_t port, bool wait, __u32 mark)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int rc;
 
 	assert_true(fd >= 0);
+	if (mark)
+		assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)), 0);
 	inet_pton(AF_INET, addr, &sa.sin_addr);
 	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
 	if (wait)
@@ -554,7 +560,7 @@ static void test_attached_real_resets(void **state)
 	assert_true(counted_anywhere() > 0);
 
 	/* refused: the reset answers a SYN of a socket here */
-	cfd = tcp_socket_to(LO_PROVIDER, LO_PORT, false);
+	cfd = tcp_socket_to(LO_PROVIDER, LO_PORT, false, 0);
 	close(cfd);
 	run_loop_until(1, 1000);
 	assert_int_equal(w.nrecs, 1);
@@ -563,25 +569,32 @@ static void test_attached_real_resets(void **state)
 	assert_int_equal(e->flags, DT_UPLINK_F_LOCAL);
 	assert_int_equal(e->sk_state, TCP_STATE_SYN_SENT);
 
+	/* refused, the agent's own socket (detour's SO_MARK) */
+	cfd = tcp_socket_to(LO_PROVIDER, LO_PORT, false, MARK);
+	close(cfd);
+	run_loop_until(2, 1000);
+	assert_int_equal(w.nrecs, 2);
+	assert_int_equal(last()->flags, DT_UPLINK_F_LOCAL | DT_UPLINK_F_AGENT);
+
 	/* cut: the provider aborts an established connection */
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	inet_pton(AF_INET, LO_PROVIDER, &sa.sin_addr);
 	assert_int_equal(setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
 	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	assert_int_equal(listen(lfd, 1), 0);
-	cfd = tcp_socket_to(LO_PROVIDER, LO_PORT, true);
+	cfd = tcp_socket_to(LO_PROVIDER, LO_PORT, true, 0);
 	sfd = accept(lfd, NULL, NULL);
 	assert_true(sfd >= 0);
 	assert_int_equal(setsockopt(sfd, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard)), 0);
 	close(sfd);
-	run_loop_until(2, 1000);
-	assert_int_equal(w.nrecs, 2);
+	run_loop_until(3, 1000);
+	assert_int_equal(w.nrecs, 3);
 	e = last();
 	assert_int_equal(e->kind, DT_UPLINK_RESET);
 	assert_int_equal(e->flags, DT_UPLINK_F_LOCAL);
 	assert_int_equal(e->sk_state, TCP_STATE_ESTABLISHED);
-	assert_int_equal(counters(LO_PROVIDER, LO_PORT).resets, 2);
-	assert_int_equal(counters(LO_PROVIDER, LO_PORT).local, 2);
+	assert_int_equal(counters(LO_PROVIDER, LO_PORT).resets, 3);
+	assert_int_equal(counters(LO_PROVIDER, LO_PORT).local, 3);
 	assert_int_equal(read(cfd, &byte, 1), -1);
 	assert_int_equal(errno, ECONNRESET);
 	close(cfd);
@@ -590,10 +603,10 @@ static void test_attached_real_resets(void **state)
 	/* closed: nothing seen any more */
 	dt_uplink_close(w.up);
 	w.up = NULL;
-	cfd = tcp_socket_to(LO_PROVIDER, LO_PORT, false);
+	cfd = tcp_socket_to(LO_PROVIDER, LO_PORT, false, 0);
 	close(cfd);
 	assert_int_equal(open_uplink(NULL, DT_XDP_AUTO), 0);
-	assert_int_equal(counters(LO_PROVIDER, LO_PORT).resets, 2);
+	assert_int_equal(counters(LO_PROVIDER, LO_PORT).resets, 3);
 }
 
 /* An interface that is not there, a mode the interface cannot do, an XDP
