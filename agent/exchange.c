@@ -693,7 +693,8 @@ out:
 }
 
 /* Start the next member of the plan that can be asked. NULL when none is
- * left, or when the retry budget is *spent (that member is kept for later). */
+ * left, or when the retry budget is spent (*spent; that member is kept for
+ * later). */
 static struct attempt *launch_next(struct exchange *ex, bool *spent)
 {
 	struct dt_router *router = ex->s->p->router;
