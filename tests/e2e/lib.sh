@@ -787,7 +787,6 @@ scen_run() {
 	if [ -n "$t_flip" ]; then
 		flip_ms=$(ms_since "$t_on" "$t_flip")
 		[ "${v_flip%% *}" = "$code" ] && since_ms=$(ms_since "$t_on" "$(wall_of_mono "$(cut -d' ' -f2 <<<"$v_flip")")")
-		# readmissions: changes from the failed state to one that lets requests in
 		# readmissions: half-open phases, and returns to a state that takes
 		# every request (the evidence to flip again is then needed again)
 		readmits=$(changes_between "$t_flip" "$t_off" "$scope: $failed -> probing")
