@@ -4,8 +4,8 @@
 #
 # The scenarios of tests/e2e/test_scenarios*.sh (lib.sh scen_outages,
 # scen_limits, scen_failover: 503 outage, connection refused, blackhole,
-# first token 4 s, 429 storm, flapping, each ended by its recovery; the
-# first three again in failover mode) in the same namespaced
+# first token 4 s, 429 storm, hedged blackhole, flapping, each ended by its
+# recovery; the first three again in failover mode) in the same namespaced
 # test bed, under more load: 4 clients of the official openai SDK in the
 # enrolled cgroup, each streaming one chat completion 20 ms after the other.
 # Per scenario: when the verdict was decided (the map's since_ns) and logged
@@ -39,14 +39,14 @@ fi
 
 [ -s "$SCEN_REPORT" ] || { notok "no scenario reported"; exit 1; }
 echo
-"$PY" - "$SCEN_REPORT" "$SCEN_FIRST_BYTE_MS" <<'EOF'
+"$PY" - "$SCEN_REPORT" "$SCEN_FIRST_BYTE_MS" "$SCEN_HEDGE_MS" <<'EOF'
 import sys
 
 rows = []
 for line in open(sys.argv[1]):
     f = line.rstrip("\n").split("\t")
     rows.append((f[0], dict(kv.split("=", 1) for kv in f[1:])))
-deadline = int(sys.argv[2])
+first_byte, hedge = int(sys.argv[2]), int(sys.argv[3])
 cols = [("decided_ms", "decided"), ("visible_us", "map µs"), ("logged_ms", "logged"),
         ("after", "after"), ("allowed", "allowed"), ("requests", "reqs"), ("errors", "errs"),
         ("worst_ms", "worst"), ("worst_after_ms", "worst>"), ("healthy_ms", "healthy"),
@@ -87,12 +87,16 @@ print("transition: requests to the failed provider after its verdict flipped: %s
 print("transition: client errors: %d in %d requests" % (sum(int(d["errors"]) for _, d in rows),
                                                         sum(int(d["requests"]) for _, d in rows)))
 rows_d = dict(rows)
-if "blackhole (hang)" in rows_d and "outage (503)" in rows_d:
-    worst = num(rows_d["blackhole (hang)"], "worst_ms")
-    second = num(rows_d["outage (503)"], "worst_after_ms")
-    print("transition: worst client latency in the blackhole (proxy mode) %d ms; deadline %d ms (no hedging yet: the "
-          "first-byte timeout) + the secondary's own worst %d ms (503 outage, after the flip) = %d ms: %s" %
-          (worst, deadline, second, deadline + second, "met" if worst <= deadline + second else "missed"))
+second = num(rows_d.get("outage (503)", {}), "worst_after_ms")
+for name, deadline, what in (("blackhole (hang), hedged", hedge, "the hedge deadline (hedge_min_ms: the "
+                              "provider's usual first token x 3 is below it)"),
+                             ("blackhole (hang)", first_byte, "no hedge: the first-byte timeout")):
+    if name in rows_d and second is not None:
+        worst = num(rows_d[name], "worst_ms")
+        print("transition: worst client latency in the %s %d ms; deadline %d ms (%s) + the secondary's own "
+              "worst %d ms (503 outage, after the flip) = %d ms: %s" %
+              (name, worst, deadline, what, second, deadline + second,
+               "met" if worst <= deadline + second else "missed"))
 print("transition: extra upstream requests / probes / tokens: " + ", ".join(
     "%s %s/%s/%s" % (n, d.get("extra"), d.get("probes"), d.get("extra_tokens")) for n, d in rows))
 EOF

@@ -882,6 +882,9 @@ probes $probes, extra tokens $xtok"
 # clients sending one request INTERVAL-MS after the other, runs its
 # scenarios, and stops both.
 SCEN_FIRST_BYTE_MS=1000 SCEN_MODE=proxy SCEN_PROBE_MS=1000
+# hedge_min_ms's default: the hedge deadline of a provider whose first token
+# usually comes within a third of it
+SCEN_HEDGE_MS=1000
 
 scen_group_start() { # WORKERS INTERVAL-MS FIRST-BYTE-TIMEOUT-MS EJECT-MS [HEALTH-LINES]
 	proxy_conf "first_byte_timeout_ms = $3
@@ -928,7 +931,7 @@ eject_decay_ms = 1000" || return 1
 	scen_group_stop
 }
 
-# limits: slow first tokens, a 429 storm, flapping
+# limits: slow first tokens, a 429 storm, a hedged blackhole, flapping
 scen_limits() { # WORKERS INTERVAL-MS
 	local workers=$1
 	scen_group_start "$1" "$2" 6000 500 "eject_max_ms = 4000
@@ -945,6 +948,11 @@ slow_ceiling_ms = 2000" || return 1
 	# workers' next requests in until the next 429
 	SCEN_PER_REOPEN=$workers scen_run "rate-limit storm (429, retry-after 1 s)" "openai model gpt-4o-mini" \
 		rate-limited '{"mode":"status","status":429,"retry_after":1}'
+	# with a first-byte timeout of 6 s, a blackhole is hedged: after the hedge
+	# deadline (the provider's usual first token x 3, at least hedge_min_ms,
+	# 1 s) Groq answers too, the hung attempt is cancelled and counts as a
+	# slow call: DEGRADED once the slow calls are enough (3 s here)
+	SCEN_WINDOW_S=5 SCEN_PER_REOPEN=$workers scen_run "blackhole (hang), hedged" "openai model gpt-4o-mini" degraded '{"mode":"hang"}'
 	scen_flap "flapping (1 s reset, 1 s up)" openai '{"mode":"reset"}' 3 1 1
 	scen_group_stop
 }
