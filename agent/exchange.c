@@ -217,16 +217,10 @@ static struct dt_http_conn *detach(struct exchange *ex)
 	return http;
 }
 
-void exchange_cancel(struct exchange *ex)
-{
-	ex->s->ex = NULL;
-	exchange_free(ex);
-}
-
-/* What became of an attempt: the health engine judges the provider and
- * model by it, the router detour's key (a cancelled attempt says nothing
- * of it). */
-static void report(struct attempt *at, enum dt_outcome_kind kind)
+/* What became of an attempt, with its time to first token: the health
+ * engine judges the provider and model by it, the router detour's key (a
+ * cancelled attempt says nothing of it). */
+static void report_as(struct attempt *at, enum dt_outcome_kind kind, uint64_t ttft_ns)
 {
 	struct dt_proxy *p = at->ex->s->p;
 	uint64_t now = dt_now_ns();
@@ -234,19 +228,40 @@ static void report(struct attempt *at, enum dt_outcome_kind kind)
 		.kind = kind,
 		.status = at->status,
 		.started = at->started,
-		.ttft_ns = at->ttft_ns,
+		.ttft_ns = ttft_ns,
 		.total_ns = now - at->started,
 		.retry_after_ms = at->retry_after_ms,
 	};
 
-	if (kind == DT_OUTCOME_CANCELLED)
-		/* what it waited, a lower bound of its time to first token */
-		o.ttft_ns = at->ex->stream ? o.total_ns : 0;
-	else
+	if (kind != DT_OUTCOME_CANCELLED)
 		dt_router_report(p->router, member(at), kind == DT_OUTCOME_KEY_REFUSED ? DT_BLAME_KEY :
 				 kind == DT_OUTCOME_OK ? DT_BLAME_NONE : DT_BLAME_PROVIDER, now);
 	dt_health_outcome(p->health, member(at)->provider_id, attempt_model(at), &o, now);
 	at->reported = true;
+}
+
+static void report(struct attempt *at, enum dt_outcome_kind kind)
+{
+	report_as(at, kind, at->ttft_ns);
+}
+
+/* An attempt the proxy ended itself, which gives back a trial slot it
+ * held. Lost to a hedge: what a stream waited is a lower bound of its time
+ * to first token. Else (never sent, or its client left) it says nothing. */
+static void report_cancelled(struct attempt *at, bool lost_race)
+{
+	report_as(at, DT_OUTCOME_CANCELLED,
+		  lost_race && at->ex->stream ? dt_now_ns() - at->started : 0);
+}
+
+/* The client is gone: the attempts in flight end with it. */
+void exchange_cancel(struct exchange *ex)
+{
+	for (size_t k = 0; k < MAX_LIVE; k++)
+		if (ex->att[k].live && !ex->att[k].reported)
+			report_cancelled(&ex->att[k], false);
+	ex->s->ex = NULL;
+	exchange_free(ex);
 }
 
 /* x-detour-health: why members the health engine ejected were tried. */
@@ -678,7 +693,7 @@ static struct attempt *start_attempt(struct exchange *ex, size_t i)
 		note_tried(ex, a->provider_id, "internal");
 		log_error("proxy: %s", err);
 		/* never sent: gives back the trial slot dt_health_begin took */
-		report(at, DT_OUTCOME_CANCELLED);
+		report_cancelled(at, false);
 		at->live = false;
 		goto out;
 	}
@@ -813,7 +828,7 @@ static void win(struct attempt *at)
 	log_info("proxy: " REQ_FMT ": %s answered first, %s cancelled after %llu ms", REQ_ARGS(ex),
 		 member_name(at), member_name(loser),
 		 (unsigned long long)((dt_now_ns() - loser->started) / NS_PER_MS));
-	report(loser, DT_OUTCOME_CANCELLED);
+	report_cancelled(loser, true);
 	retire(loser);
 }
 

@@ -7,6 +7,7 @@
 # retry budget is spent; a hedge that fails, or never answers, leaves the
 # primary to answer (and a hedge that never answers is the one cancelled);
 # when both fail, failover goes on; the proxy_stats map counts hedges; a
+# client that leaves gives back its attempt's half-open trial slot; a
 # cancelled primary counts as a slow call, never as a failure. Timing is
 # bench's: nothing here asserts how long anything took.
 . "$(dirname "$0")/lib.sh"
@@ -18,11 +19,11 @@ KEY_APP=sk-app-own-key-0001
 # conf FIRST-BYTE-TIMEOUT-MS [PROXY-LINES]: the configuration. No usual time
 # is known yet, so the deadline is hedge_max_ms; the first-byte timeout is
 # far beyond it but where a test wants it, so only a hedge can answer before
-# the primary does
+# the primary does. Failures eject after $EJECT (default: never here).
 conf() {
 	proxy_conf "first_byte_timeout_ms = $1
 stream_idle_timeout_ms = 20000
-provider_failures_to_eject = 1000
+provider_failures_to_eject = ${EJECT:-1000}
 hedge_min_ms = 200
 hedge_max_ms = 400${2:+
 $2}"
@@ -43,13 +44,14 @@ CONF_HEALTH="min_calls = 1000000000"
 detourd_start || exit 1
 CURL_CA=$W/state/ca/root.pem
 
-# ask [STREAM]: one chat completion from the enrolled cgroup; prints
-# "status fakellm x-detour-provider x-detour-hedged x-detour-tried" ("-" for
-# a header not sent), and for a stream the count of [DONE]
+# ask [STREAM [CURL-ARGS...]]: one chat completion from the enrolled cgroup;
+# prints "status fakellm x-detour-provider x-detour-hedged x-detour-tried"
+# ("-" for a header not sent), and for a stream the count of [DONE]
 ask() {
 	local stream=${1:-false} h
+	shift
 	CURL_OUT=$W/answer CURL_W='%{http_code}' ccurl enrolled -H 'content-type: application/json' \
-		-H "authorization: Bearer $KEY_APP" -D "$W/answer.h" \
+		-H "authorization: Bearer $KEY_APP" -D "$W/answer.h" "$@" \
 		-d "{\"model\":\"gpt-4o-mini\",\"stream\":$stream,\"messages\":[{\"role\":\"user\",\"content\":\"hello there\"}]}" \
 		"https://$HOST_OAI/v1/chat/completions" >"$W/answer.code" 2>/dev/null
 	h() { local v; v=$(sed -n "s/^$1: *//Ip" "$W/answer.h" | tr -d '\r' | head -1); echo "${v:-$2}"; }
@@ -149,24 +151,50 @@ check "... the hedge not taken is logged, Groq got no request" "$(grep 'not hedg
 	      [ $(stat_of G requests) -eq $g0 ]'
 check "... and counted as a hedge not funded" "$(counters)" wait_for 2 eval '[ "$(counters)" = "7 4 1" ]'
 
-# 6. what the health engine hears of a cancelled primary: a slow call (it
+# 6. a client that leaves gives back the half-open trial slot its attempt
+# held: the next request is the trial, not sent elsewhere as "half-open-busy"
+# until the lost trial's timeout (30 s). (The proxy sees a client leave when
+# it writes to it: here in the middle of a slow stream.)
+CONF_HEALTH="min_calls = 1000000000
+trial_requests = 1"
+EJECT=2 reload 20000 "retry_budget_min = 1000
+provider_eject_ms = 500
+hedge = no"
+primary '{"mode":"status","status":503}'
+ask >/dev/null
+ask >/dev/null
+check "two 503s eject OpenAI's model; its ejection ends" "$(grep 'health: openai' "$DETOURD_LOG" | tail -2)" \
+	wait_for 3 grep -q "health: openai model gpt-4o-mini: down -> probing" "$DETOURD_LOG"
+primary '{"mode":"slow","ttft_ms":10,"token_ms":300}'
+a0=$(abandoned)
+r=$(ask true --max-time 1)
+check "half-open: the trial goes to OpenAI, whose stream is slow; the client leaves in the middle" \
+	"$r; abandoned $a0 -> $(abandoned)" wait_for 5 eval '[ $(abandoned) -eq $((a0 + 1)) ]'
+primary '{"mode":"ok"}'
+r=$(ask)
+check "... its slot was given back: the next request is OpenAI's trial" "$r" \
+	eval '[[ "$r" =~ ^200\ [AB]\ openai\ -\ -$ ]]'
+
+# 7. what the health engine hears of a cancelled primary: a slow call (it
 # had waited longer than the slow ceiling), never a failure; slow calls
 # degrade it, so it goes behind Groq and is no longer hedged against
 CONF_HEALTH="min_calls = 3
 slow_ceiling_ms = 300"
 reload 20000 "retry_budget_min = 1000"
+since() { tail -n +$((l0 + 1)) "$DETOURD_LOG"; }
+l0=$(wc -l <"$DETOURD_LOG")
 primary '{"mode":"slow","ttft_ms":4000}'
 bad=0 out=""
 for i in 1 2 3 4 5; do
 	r=$(ask true)
 	[[ "$r" =~ ^200\ G\ groq\ (openai|-)\ -\ 1$ ]] || { bad=$((bad + 1)); out="$out [$r]"; }
-	grep -q "health: openai model gpt-4o-mini: healthy -> degraded (slow calls" "$DETOURD_LOG" && break
+	since | grep -q "health: openai model gpt-4o-mini: healthy -> degraded (slow calls" && break
 done
 check "hedged streams: Groq answers each, zero errors" "$bad bad:$out" [ $bad -eq 0 ]
-check "... the cancelled OpenAI calls degrade its model as slow calls" "$(grep 'health: openai' "$DETOURD_LOG" | tail -2)" \
-	grep -qE "health: openai model gpt-4o-mini: healthy -> degraded \(slow calls [0-9]+% over [0-9]+ calls\)" "$DETOURD_LOG"
-check "... and never count as failures" "$(grep 'health: openai' "$DETOURD_LOG" | grep -E 'down|failure' | tail -2)" \
-	eval '! grep "health: openai" "$DETOURD_LOG" | grep -qE "down|failure"'
+check "... the cancelled OpenAI calls degrade its model as slow calls" "$(since | grep 'health: openai' | tail -2)" \
+	eval 'since | grep -qE "health: openai model gpt-4o-mini: healthy -> degraded \(slow calls [0-9]+% over [0-9]+ calls\)"'
+check "... and never count as failures" "$(since | grep 'health: openai' | grep -E 'down|failure' | tail -2)" \
+	eval '! since | grep "health: openai" | grep -qE "down|failure"'
 r=$(ask true)
 check "degraded: Groq goes first, no hedge needed" "$r" eval '[[ "$r" =~ ^200\ G\ groq\ -\ -\ 1$ ]]'
 
