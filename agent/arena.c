@@ -9,8 +9,11 @@
 
 #include "arena.h"
 
-/* Most translated requests fit in one block. */
-#define BLOCK_MIN 4096
+/* An arena often lives as long as a stream (the parsed request of an
+ * exchange): a small body takes a small first block; each block after it is
+ * twice the one before, so a large translated request needs few. */
+#define BLOCK_FIRST 512
+#define BLOCK_MAX 65536
 
 struct dt_arena_block {
 	struct dt_arena_block *next;
@@ -27,8 +30,10 @@ void *dt_arena_alloc(struct dt_arena *a, size_t size)
 	if (need < size)
 		return NULL;
 	if (!b || b->size - b->used < need) {
-		size_t cap = need > BLOCK_MIN ? need : BLOCK_MIN;
+		size_t cap = !b ? BLOCK_FIRST : b->size < BLOCK_MAX / 2 ? b->size * 2 : BLOCK_MAX;
 
+		if (cap < need)
+			cap = need;
 		if (cap > SIZE_MAX - sizeof(*b))
 			return NULL;
 		b = malloc(sizeof(*b) + cap);

@@ -42,6 +42,7 @@ struct dt_upstream {
 	CURL *spare[SPARE_HANDLES]; /* reset handles kept for the next fetches */
 	size_t n_spare;
 	char *ca_bundle;
+	bool trust_file;           /* a CA file is known: no hash directory (set_trust) */
 	uint32_t mark;
 	unsigned connect_timeout_ms;
 	/* >0 while a fetch callback runs inside libcurl (or the deferred work
@@ -584,6 +585,45 @@ static CURLcode on_curl_ssl_ctx(CURL *e, void *ssl_ctx, void *arg)
 	return CURLE_OK;
 }
 
+/* How long libcurl keeps a CA store it built, so that changes to the file are
+ * seen without a restart. */
+#define CA_CACHE_SECONDS 600L
+
+/*
+ * Trust comes from one PEM file, the configured bundle or libcurl's default
+ * one, and not also from a hash directory (Debian's libcurl adds
+ * /etc/ssl/certs, whose certificates are those of its bundle). libcurl builds
+ * the store of a file-only configuration once per multi handle and shares it;
+ * with a directory it parses the whole file again for each new connection, on
+ * the event loop, and each connection holds its own copy.
+ */
+static CURLcode set_trust(CURL *e, const struct dt_upstream *u)
+{
+	CURLcode rc;
+
+	if (u->ca_bundle && (rc = curl_easy_setopt(e, CURLOPT_CAINFO, u->ca_bundle)))
+		return rc;
+	if (!u->trust_file)
+		return CURLE_OK;
+	if ((rc = curl_easy_setopt(e, CURLOPT_CAPATH, NULL)))
+		return rc;
+	return curl_easy_setopt(e, CURLOPT_CA_CACHE_TIMEOUT, CA_CACHE_SECONDS);
+}
+
+/* Whether libcurl was built with a default CA file. */
+static bool default_ca_file(void)
+{
+	CURL *e = curl_easy_init();
+	char *file = NULL;
+	bool known;
+
+	if (!e)
+		return false;
+	known = curl_easy_getinfo(e, CURLINFO_CAINFO, &file) == CURLE_OK && file && *file;
+	curl_easy_cleanup(e);
+	return known;
+}
+
 /* The transport policy, the same for every fetch. */
 static CURLcode set_transport(CURL *e, const struct dt_upstream *u)
 {
@@ -605,7 +645,7 @@ static CURLcode set_transport(CURL *e, const struct dt_upstream *u)
 	    (rc = curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, on_curl_sockopt)) ||
 	    (rc = curl_easy_setopt(e, CURLOPT_SOCKOPTDATA, u)))
 		return rc;
-	if (u->ca_bundle && (rc = curl_easy_setopt(e, CURLOPT_CAINFO, u->ca_bundle)))
+	if ((rc = set_trust(e, u)))
 		return rc;
 	/* open streams hold no idle TLS buffers, and request bodies go out of
 	 * a 16 KiB buffer, not the 64 KiB default: what a stream keeps counts */
@@ -763,6 +803,7 @@ int dt_upstream_set_opts(struct dt_upstream *u, const struct dt_upstream_opts *o
 		return -1;
 	free(u->ca_bundle);
 	u->ca_bundle = bundle;
+	u->trust_file = bundle || default_ca_file();
 	u->mark = o->mark;
 	u->connect_timeout_ms = o->connect_timeout_ms;
 	if (o->max_host_connections > 0 &&

@@ -5,6 +5,7 @@
 # network, a private bpffs, cgroups under $CG2/detour-bench-PID, all removed
 # on exit. Prints a block of figures per benchmark, then one summary line per
 # figure. --smoke: a ~30 s version that proves the bench still works.
+# --proxy: the proxy block only (about 90 s), e.g. to compare two builds.
 #
 #   connect()    bench/connect_cost: ns a connect() pays with the hook attached
 #   relay        bench/http_latency through detourd vs direct, to fakellm
@@ -20,11 +21,12 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SMOKE=0 BUILD=
+SMOKE=0 PROXY_ONLY=0 BUILD=
 for arg in "$@"; do
 	case $arg in
 	--smoke) SMOKE=1 ;;
-	-h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--proxy) PROXY_ONLY=1 ;;
+	-h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	-*) echo "bench: unknown option $arg" >&2; exit 2 ;;
 	*) BUILD=$arg ;;
 	esac
@@ -172,11 +174,13 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (the CPUs may be sha
 
 # ---- connect() -------------------------------------------------------------------
 
-section "connect() cost of the hook"
-"$BUILD/bench/connect_cost" --connects "$CONNECTS" >"$W/connect.out" || {
-	cat "$W/connect.out"; die "connect_cost failed"; }
-grep -v '^summary: ' "$W/connect.out"
-mapfile -t -O "${#SUMMARY[@]}" SUMMARY < <(sed -n 's/^summary: //p' "$W/connect.out")
+if [ "$PROXY_ONLY" = 0 ]; then
+	section "connect() cost of the hook"
+	"$BUILD/bench/connect_cost" --connects "$CONNECTS" >"$W/connect.out" || {
+		cat "$W/connect.out"; die "connect_cost failed"; }
+	grep -v '^summary: ' "$W/connect.out"
+	mapfile -t -O "${#SUMMARY[@]}" SUMMARY < <(sed -n 's/^summary: //p' "$W/connect.out")
+fi
 
 # ---- relay -------------------------------------------------------------------------
 
@@ -220,28 +224,30 @@ DETOURD_PID=$STARTED
 wait_for 10 test -s "$W/detourd.pid" || die "detourd did not start"
 wait_for 5 listening "127.0.0.1:$RELAY_PORT" || die "detourd is not listening"
 
-echo "upstream: fakellm; $REQUESTS requests per run, µs"
-printf '  %-28s %10s %10s %10s\n' "" p50 p99 mean
-before=$(redirected)
-for mode in new keepalive; do
-	flag=() label="new connection per request"
-	[ "$mode" = keepalive ] && flag=(--keepalive) label="keep-alive connection"
-	for path in direct relay; do
-		cg=$CGROOT/direct
-		[ "$path" = relay ] && cg=$CGROOT/enrolled
-		out=$(sh -c "$IN_CGROUP" "$cg" "$BUILD/bench/http_latency" --connect "$UPSTREAM" \
-			--requests "$REQUESTS" "${flag[@]}") || die "http_latency ($path, $mode) failed"
-		declare "p50_$path=$(field p50_us "$out")" "p99_$path=$(field p99_us "$out")"
-		printf '  %-28s %10s %10s %10s\n' "$path, $mode" "$(field p50_us "$out")" \
-			"$(field p99_us "$out")" "$(field mean_us "$out")"
+if [ "$PROXY_ONLY" = 0 ]; then
+	echo "upstream: fakellm; $REQUESTS requests per run, µs"
+	printf '  %-28s %10s %10s %10s\n' "" p50 p99 mean
+	before=$(redirected)
+	for mode in new keepalive; do
+		flag=() label="new connection per request"
+		[ "$mode" = keepalive ] && flag=(--keepalive) label="keep-alive connection"
+		for path in direct relay; do
+			cg=$CGROOT/direct
+			[ "$path" = relay ] && cg=$CGROOT/enrolled
+			out=$(sh -c "$IN_CGROUP" "$cg" "$BUILD/bench/http_latency" --connect "$UPSTREAM" \
+				--requests "$REQUESTS" "${flag[@]}") || die "http_latency ($path, $mode) failed"
+			declare "p50_$path=$(field p50_us "$out")" "p99_$path=$(field p99_us "$out")"
+			printf '  %-28s %10s %10s %10s\n' "$path, $mode" "$(field p50_us "$out")" \
+				"$(field p99_us "$out")" "$(field mean_us "$out")"
+		done
+		# shellcheck disable=SC2154 # p50_*, p99_* are set by declare above
+		SUMMARY+=("relay added latency, $label: $(awk -v a="$p50_relay" -v b="$p50_direct" \
+			'BEGIN { printf "%+.1f", a - b }') µs at p50 (p99: direct $p99_direct µs, relayed $p99_relay µs)")
 	done
-	# shellcheck disable=SC2154 # p50_*, p99_* are set by declare above
-	SUMMARY+=("relay added latency, $label: $(awk -v a="$p50_relay" -v b="$p50_direct" \
-		'BEGIN { printf "%+.1f", a - b }') µs at p50 (p99: direct $p99_direct µs, relayed $p99_relay µs)")
-done
-relayed=$(($(redirected) - before))
-echo "  (connects redirected by the hook during the relay runs: $relayed)"
-[ "$relayed" -ge "$REQUESTS" ] || die "the relay runs were not redirected"
+	relayed=$(($(redirected) - before))
+	echo "  (connects redirected by the hook during the relay runs: $relayed)"
+	[ "$relayed" -ge "$REQUESTS" ] || die "the relay runs were not redirected"
+fi
 
 # ---- proxy ---------------------------------------------------------------------------
 
@@ -386,6 +392,12 @@ fi
 kill -0 "$DETOURD_PID" 2>/dev/null || die "detourd died during the proxy runs"
 summary "proxy: errors seen by the clients in the proxy runs: $ERRORS;" \
 	"detourd log lines at warn or above: $(wc -l <"$W/detourd.log")"
+
+if [ "$PROXY_ONLY" = 1 ]; then
+	section "summary"
+	printf '%s\n' "${SUMMARY[@]}"
+	exit 0
+fi
 
 # ---- translation ------------------------------------------------------------------------
 
