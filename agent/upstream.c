@@ -585,6 +585,9 @@ static CURLcode on_curl_ssl_ctx(CURL *e, void *ssl_ctx, void *arg)
 	return CURLE_OK;
 }
 
+/* Forward secrecy and AEAD only: what every provider's TLS 1.2 offers. */
+#define TLS12_SUITES "ECDHE+AESGCM:ECDHE+CHACHA20"
+
 /* How long libcurl keeps a CA store it built, so that changes to the file are
  * seen without a restart. */
 #define CA_CACHE_SECONDS 600L
@@ -647,11 +650,16 @@ static CURLcode set_transport(CURL *e, const struct dt_upstream *u)
 		return rc;
 	if ((rc = set_trust(e, u)))
 		return rc;
-	/* open streams hold no idle TLS buffers, and request bodies go out of
-	 * a 16 KiB buffer, not the 64 KiB default: what a stream keeps counts */
+	/* What an open stream keeps counts: no idle TLS buffers, request
+	 * bodies out of a 16 KiB buffer (not the 64 KiB default), a 4 KiB
+	 * receive buffer (an answer arrives in small events; libcurl 7.88's
+	 * HTTP/2 streams stall with its 1 KiB minimum), and only the TLS 1.2 suites a provider may pick (libcurl's default,
+	 * "ALL" but the weakest, makes every connection's SSL_CTX hold lists of
+	 * over a hundred; TLS 1.3 suites are not affected). */
 	if ((rc = curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, on_curl_ssl_ctx)) ||
 	    (rc = curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, UPLOAD_BUFFER)) ||
-	    (rc = curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 4096L)))
+	    (rc = curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 4096L)) ||
+	    (rc = curl_easy_setopt(e, CURLOPT_SSL_CIPHER_LIST, TLS12_SUITES)))
 		return rc;
 	if (u->connect_timeout_ms)
 		return curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)u->connect_timeout_ms);
