@@ -698,10 +698,11 @@ answered_by() { echo $((${LS[via_$1]:-0} + ${LS[via_direct]:-0})); }
 # aged out, a trial judged good: what it takes to flip again), SCEN_REPORT (a file: one
 # line of NAME<tab>KEY=VALUE... per scenario, for bench/transition.sh) and
 # SCEN_WATCH (bench/verdict_watch: when a provider's verdict reaches the map),
-# SCEN_ONLY (a regular expression: only the scenarios it matches run).
+# SCEN_ONLY (a regular expression: only the scenarios it matches run; also
+# from the environment, to run one scenario of a test).
 SCEN_FAKES="A B" SCEN_ALL="A B G" SCEN_WINDOW_S=3 SCEN_RECOVER_S=8 SCEN_PER_READMIT=1 SCEN_PER_REOPEN=3
 SCEN_REPORT= SCEN_WATCH=
-SCEN_ONLY=
+SCEN_ONLY=${SCEN_ONLY:-}
 
 scen_report() { # NAME KEY=VALUE...
 	[ -n "$SCEN_REPORT" ] || return 0
