@@ -819,7 +819,9 @@ answering after $answering_ms ms; extra upstream chat requests $extra, probes $p
 
 	check "$name: zero errors seen by the clients" "${LS[errors]} of ${LS[n]}: ${LS[first_error]}" [ "${LS[errors]}" = 0 ]
 	check "$name: verdict $failed within the fault, none of its requests after the flip but the readmissions'" \
-		"flip at ${flip_ms} ms; ${after:-?} requests after it, allowed ${allowed:-?}" \
+		"flip at ${flip_ms} ms; ${after:-?} requests after it, allowed ${allowed:-?}; what detourd logged meanwhile: \
+$(awk -v a="${t_flip:-$t_on}" -v b="$t_off" '$1 >= a && $1 <= b && /health: |failover: |openai failed|hedged|attempt [0-9]+: openai/' \
+	"$STAMPED" | head -n 12 | tr '\n' ';')" \
 		eval '[ -n "$t_flip" ] && [ "$after" -le "$allowed" ]'
 	check "$name: the verdict is in the map at the flip, with its reason" "map: '$v_flip'" \
 		eval '[ "${v_flip%% *}" = "$code" ] && [ -n "${v_flip#* * * * }" ]'
