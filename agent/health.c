@@ -844,13 +844,17 @@ static bool transport_failure(enum dt_outcome_kind k)
 }
 
 /* What the outcome says of the provider's reachability: the transport
- * failed, or it carried an answer; a first-byte timeout says neither. */
+ * failed, or it carried an answer. A first-byte timeout or a lost race says
+ * neither, and neither does a 5xx: it is the model's failure, but no proof
+ * that the provider serves (a provider ejected by failing probes would
+ * otherwise be readmitted by a trial answered 503 in a full outage). */
 static void judge_provider(struct dt_health *h, uint32_t id, struct provider *p,
 			   const struct dt_outcome *o, uint64_t now)
 {
 	struct call k = { .failed = transport_failure(o->kind) };
 
-	if (o->kind == DT_OUTCOME_FIRST_BYTE_TIMEOUT || o->kind == DT_OUTCOME_CANCELLED) {
+	if (o->kind == DT_OUTCOME_FIRST_BYTE_TIMEOUT || o->kind == DT_OUTCOME_CANCELLED ||
+	    o->kind == DT_OUTCOME_SERVER_ERROR) {
 		release_trial(&p->c);
 		return;
 	}

@@ -974,11 +974,9 @@ scen_failover() { # WORKERS INTERVAL-MS
 eject_decay_ms = 1000" || return 1
 	# each with new clients: connections redirected in a scenario stay with
 	# the proxy (kept alive) after the recovery, only new ones go direct.
-	# A 503 outage: probes (a model list answered 503) eject the provider,
-	# but its half-open trial, a request the proxy sends, is answered (503)
-	# and an answer is a good trial for a provider: HEALTHY again while the
-	# outage lasts, until the probes or the model's own failures flip it
-	# again (SCEN_PER_REOPEN), and meanwhile new connections may go direct.
+	# A 503 outage: probes (a model list answered 503) eject the provider;
+	# a half-open trial answered 503 says nothing of the provider (it is the
+	# model's failure), so the provider stays out while the outage lasts.
 	scen_run "failover mode: outage (503)" openai down '{"mode":"status","status":503}'
 	scen_new_clients || return 1
 	scen_run "failover mode: connection refused" openai down '{"mode":"refuse"}'

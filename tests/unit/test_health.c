@@ -1202,6 +1202,35 @@ static void test_probes_judge_the_provider(void **state)
 	dt_health_free(h);
 }
 
+/* A full outage answering 503: probes eject the provider; a trial answered
+ * 503 proves nothing of it (the model's failure), so it stays half-open and
+ * its slot is given back, until answers or probes succeed. */
+static void test_server_errors_never_readmit_a_provider(void **state)
+{
+	struct dt_health *h = engine(NULL);
+	uint64_t end;
+
+	(void)state;
+	for (int i = 0; i < 5; i++)
+		dt_health_probe(h, OPENAI, false, 10 * MS, T0 + (uint64_t)i * SEC);
+	assert_int_equal(state_of(h, OPENAI, NULL, T0 + 5 * SEC), DT_DOWN);
+	end = verdict(h, OPENAI, NULL, T0 + 5 * SEC).until;
+	for (int i = 0; i < 3; i++)
+		assert_true(dt_health_begin(h, OPENAI, MINI, end));
+	assert_false(dt_health_begin(h, OPENAI, MINI, end));
+	fail_n(h, OPENAI, MINI, DT_OUTCOME_SERVER_ERROR, 3, end);
+	assert_int_equal(state_of(h, OPENAI, NULL, end), DT_PROBING);
+	assert_true(dt_health_usable(h, OPENAI, NULL, end));
+	/* and while closed, a 503 does not clear the probes' failures */
+	dt_health_free(h);
+	h = engine(NULL);
+	dt_health_probe(h, OPENAI, false, 10 * MS, T0);
+	dt_health_probe(h, OPENAI, false, 10 * MS, T0 + SEC);
+	outcome_at(h, OPENAI, MINI, DT_OUTCOME_SERVER_ERROR, 0, T0 + SEC);
+	assert_int_equal(verdict(h, OPENAI, NULL, T0 + SEC).consecutive_failures, 2);
+	dt_health_free(h);
+}
+
 /* ---- the path to a provider (netlink) ------------------------------------------ */
 
 static void test_lost_path_holds_down_until_it_is_back(void **state)
@@ -1397,6 +1426,7 @@ int main(void)
 		cmocka_unit_test(test_kernel_retransmits_and_slow_connects_degrade),
 		cmocka_unit_test(test_probe_schedule_with_jitter),
 		cmocka_unit_test(test_probes_judge_the_provider),
+		cmocka_unit_test(test_server_errors_never_readmit_a_provider),
 		cmocka_unit_test(test_lost_path_holds_down_until_it_is_back),
 		cmocka_unit_test(test_lost_path_never_shortens_an_ejection),
 		cmocka_unit_test(test_new_path_is_probed_at_once),
