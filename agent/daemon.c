@@ -45,6 +45,8 @@ static void assign_ids(struct detourd *d, const struct dt_cfg *cfg)
 		if (d->names[id][0] && provider_index(cfg, d->names[id]) < 0) {
 			log_info("provider %s removed", d->names[id]);
 			dt_itable_drop_provider(d->itable, id);
+			if (d->health)
+				dt_health_forget(d->health, id);
 			d->names[id][0] = '\0';
 			dt_bpf_set_provider(&d->bpf, id, &(struct dt_provider){0});
 			dt_bpf_set_provider_health(&d->bpf, id, &(struct dt_provider_health){0});

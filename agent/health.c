@@ -200,6 +200,12 @@ void dt_health_free(struct dt_health *h)
 	free(h);
 }
 
+void dt_health_forget(struct dt_health *h, uint32_t provider_id)
+{
+	if (provider_id < DT_MAX_PROVIDERS)
+		memset(&h->p[provider_id], 0, sizeof(h->p[provider_id]));
+}
+
 static uint64_t ms_ns(unsigned ms)
 {
 	return (uint64_t)ms * NS_PER_MS;

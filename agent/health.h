@@ -141,6 +141,10 @@ struct dt_health *dt_health_new(const struct dt_health_opts *o, dt_health_change
 /* New options (a reload); every state stays. */
 void dt_health_set_opts(struct dt_health *h, const struct dt_health_opts *o);
 void dt_health_free(struct dt_health *h);
+/* A provider gone from the configuration: everything known of it (circuits,
+ * models, probe schedule) is dropped, so a provider given its id later
+ * starts afresh. */
+void dt_health_forget(struct dt_health *h, uint32_t provider_id);
 
 /* ---- inputs (model NULL or "": the provider as a whole) ------------------ */
 

@@ -1231,6 +1231,26 @@ static void test_server_errors_never_readmit_a_provider(void **state)
 	dt_health_free(h);
 }
 
+/* A provider removed from the configuration leaves nothing to the next
+ * one given its id. */
+static void test_forgotten_provider_starts_afresh(void **state)
+{
+	struct dt_health *h = engine(NULL);
+	struct dt_health_verdict v;
+
+	(void)state;
+	eject_provider(h, GROQ, T0);
+	eject_model(h, GROQ, MINI, T0);
+	dt_health_forget(h, GROQ);
+	v = verdict(h, GROQ, NULL, T0 + SEC);
+	assert_int_equal(v.state, DT_HEALTHY);
+	assert_int_equal(v.ejections, 0);
+	assert_int_equal(v.consecutive_failures, 0);
+	assert_false(dt_health_verdict(h, GROQ, MINI, T0 + SEC, &v)); /* its models untracked */
+	assert_true(dt_health_usable(h, GROQ, MINI, T0 + SEC));
+	dt_health_free(h);
+}
+
 /* ---- the path to a provider (netlink) ------------------------------------------ */
 
 static void test_lost_path_holds_down_until_it_is_back(void **state)
@@ -1427,6 +1447,7 @@ int main(void)
 		cmocka_unit_test(test_probe_schedule_with_jitter),
 		cmocka_unit_test(test_probes_judge_the_provider),
 		cmocka_unit_test(test_server_errors_never_readmit_a_provider),
+		cmocka_unit_test(test_forgotten_provider_starts_afresh),
 		cmocka_unit_test(test_lost_path_holds_down_until_it_is_back),
 		cmocka_unit_test(test_lost_path_never_shortens_an_ejection),
 		cmocka_unit_test(test_new_path_is_probed_at_once),
