@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* HTTP header lists; see headers.h. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -21,15 +22,22 @@ int dt_headers_add(struct dt_headers *h, const char *name, size_t name_len,
 		h->v = v;
 		h->cap = cap;
 	}
-	f.name = strndup(name, name_len);
-	f.value = strndup(value, value_len);
-	if (!f.name || !f.value) {
-		free(f.name);
-		free(f.value);
+	/* one block, "name\0value\0": a response head is a dozen fields, made
+	 * and copied for every request */
+	if (name_len > SIZE_MAX - 2 - value_len || !(f.name = malloc(name_len + value_len + 2)))
 		return -ENOMEM;
-	}
+	memcpy(f.name, name, name_len);
+	f.name[name_len] = '\0';
+	f.value = f.name + name_len + 1;
+	memcpy(f.value, value, value_len);
+	f.value[value_len] = '\0';
 	h->v[h->n++] = f;
 	return 0;
+}
+
+static void field_free(struct dt_header *f)
+{
+	free(f->name);  /* the value is in the same block */
 }
 
 int dt_headers_add_str(struct dt_headers *h, const char *name, const char *value)
@@ -57,8 +65,7 @@ size_t dt_headers_del(struct dt_headers *h, const char *name)
 
 	for (size_t i = 0; i < h->n; i++) {
 		if (strcasecmp(h->v[i].name, name) == 0) {
-			free(h->v[i].name);
-			free(h->v[i].value);
+			field_free(&h->v[i]);
 			removed++;
 			continue;
 		}
@@ -104,10 +111,8 @@ int dt_headers_copy(struct dt_headers *dst, const struct dt_headers *src)
 
 void dt_headers_free(struct dt_headers *h)
 {
-	for (size_t i = 0; i < h->n; i++) {
-		free(h->v[i].name);
-		free(h->v[i].value);
-	}
+	for (size_t i = 0; i < h->n; i++)
+		field_free(&h->v[i]);
 	free(h->v);
 	h->v = NULL;
 	h->n = h->cap = 0;

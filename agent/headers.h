@@ -10,7 +10,7 @@
 
 struct dt_header {
 	char *name;
-	char *value;
+	char *value;      /* in the block of name: one allocation per field */
 };
 
 struct dt_headers {
