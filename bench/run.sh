@@ -6,6 +6,8 @@
 # on exit. Prints a block of figures per benchmark, then one summary line per
 # figure. --smoke: a ~30 s version that proves the bench still works.
 # --proxy: the proxy block only (about 90 s), e.g. to compare two builds.
+# --instructions: detourd under callgrind, user-space instructions per proxied
+# request (about 40 s; not timing, so not disturbed by other jobs on the CPUs).
 #
 #   connect()    bench/connect_cost: ns a connect() pays with the hook attached
 #   relay        bench/http_latency through detourd vs direct, to fakellm
@@ -21,12 +23,13 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SMOKE=0 PROXY_ONLY=0 BUILD=
+SMOKE=0 PROXY_ONLY=0 INSTR=0 BUILD=
 for arg in "$@"; do
 	case $arg in
 	--smoke) SMOKE=1 ;;
 	--proxy) PROXY_ONLY=1 ;;
-	-h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--instructions) INSTR=1 PROXY_ONLY=1 ;;
+	-h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	-*) echo "bench: unknown option $arg" >&2; exit 2 ;;
 	*) BUILD=$arg ;;
 	esac
@@ -144,6 +147,11 @@ for bin in detourd fakellm bench/connect_cost bench/http_latency bench/tls_load 
 	[ -x "$BUILD/$bin" ] || die "missing $BUILD/$bin (not built yet?)"
 done
 command -v haproxy >/dev/null || die "haproxy is not installed (make deps)"
+DETOURD_WRAP=()
+if [ "$INSTR" = 1 ]; then
+	command -v callgrind_control >/dev/null || die "--instructions needs valgrind (apt-get install valgrind)"
+	DETOURD_WRAP=(valgrind --tool=callgrind --callgrind-out-file="$W/callgrind.out")
+fi
 # as detour.service's LimitNOFILE, or as close as we may: STREAMS streams are
 # twice as many sockets in the proxy
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -219,10 +227,10 @@ hosts = $HOST
 family = openai
 EOF
 mkdir "$W/state"
-start detourd "$CGROOT/agent" "$BUILD/detourd" -c "$W/detour.conf" --pidfile "$W/detourd.pid"
+start detourd "$CGROOT/agent" "${DETOURD_WRAP[@]}" "$BUILD/detourd" -c "$W/detour.conf" --pidfile "$W/detourd.pid"
 DETOURD_PID=$STARTED
-wait_for 10 test -s "$W/detourd.pid" || die "detourd did not start"
-wait_for 5 listening "127.0.0.1:$RELAY_PORT" || die "detourd is not listening"
+wait_for 60 test -s "$W/detourd.pid" || die "detourd did not start"
+wait_for 30 listening "127.0.0.1:$RELAY_PORT" || die "detourd is not listening"
 
 if [ "$PROXY_ONLY" = 0 ]; then
 	echo "upstream: fakellm; $REQUESTS requests per run, µs"
@@ -290,6 +298,42 @@ fault() {
 # sub A B: A - B, signed; judge CONDITION: met or missed
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f", a - b }'; }
 judge() { if awk "BEGIN { exit !($1) }"; then echo met; else echo missed; fi; }
+
+# callgrind_ir: detourd's instructions since callgrind's counters were zeroed
+callgrind_ir() {
+	callgrind_control -d "$DETOURD_PID" >/dev/null 2>&1 || die "callgrind_control -d failed"
+	wait_for 10 compgen -G "$W/callgrind.out.*" || die "callgrind wrote no dump"
+	sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$W"/callgrind.out.*
+	rm -f "$W"/callgrind.out.*
+}
+
+# Instructions per request, from two closed-loop runs of different lengths
+# on 16 new connections: what does not scale with the requests (the
+# handshakes, the idle loop, measured alone and subtracted by time) cancels out
+# of their difference.
+if [ "$INSTR" = 1 ]; then
+	section "proxy: detourd's user-space instructions per request (callgrind)"
+	tls_load detourd --max --connections 16 --duration 2 --warmup 0 >/dev/null
+	callgrind_control -z "$DETOURD_PID" >/dev/null 2>&1
+	sleep 4
+	idle=$(callgrind_ir) ir_4='' ir_8='' n_4='' n_8=''
+	for d in 4 8; do
+		callgrind_control -z "$DETOURD_PID" >/dev/null 2>&1
+		out=$(tls_load detourd --max --connections 16 --duration "$d" --warmup 0)
+		declare "ir_$d=$(callgrind_ir)" "n_$d=$(field requests "$out")"
+		echo "  $d s: $(field requests "$out") requests, $(field errors "$out") errors"
+	done
+	echo "  instructions: $ir_4 and $ir_8; idle: $idle in 4 s"
+	if [ -z "$idle" ] || [ -z "$ir_4" ] || [ -z "$ir_8" ] || [ "$n_8" -le "$n_4" ]; then
+		die "no instruction count (callgrind dumps, or the longer run answered no more requests)"
+	fi
+	summary "proxy: detourd's user-space instructions per request: $(awk -v a="$ir_8" \
+		-v b="$ir_4" -v i="$idle" -v n="$n_8" -v m="$n_4" \
+		'BEGIN { printf "%.0f", (a - b - i) / (n - m) }') (callgrind; kernel time not included)"
+	section "summary"
+	printf '%s\n' "${SUMMARY[@]}"
+	exit 0
+fi
 
 TARGETS="direct detourd haproxy"
 declare -A R
