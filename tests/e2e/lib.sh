@@ -964,12 +964,19 @@ slow_ceiling_ms = 2000" || return 1
 # left alone, the clients talk to it directly; when it leaves HEALTHY the
 # hook redirects its new connections to the proxy and the agent aborts the
 # direct ones (SOCK_DESTROY). Only probes and the kernel's TCP signals see it
-# fail, so they run every 200 ms. The clients are unmodified applications:
+# fail, so they run every 200 ms: slow first tokens and one model's outage
+# are not seen (docs/health.md). The clients are unmodified applications:
 # the SDK's own 2 retries (an aborted connection is retried on a new one),
 # trusting the providers' CA (direct) and detour's (redirected).
 # test_failmode.sh checks which connections are aborted and which are not.
-scen_failover() { # WORKERS INTERVAL-MS
-	local t SCEN_MODE=failover SCEN_PROBE_MS=200 LOAD_RETRIES=2 LOAD_CA=$W/roots.pem
+scen_failover() { # GROUP (outages, limits) WORKERS INTERVAL-MS
+	local SCEN_MODE=failover SCEN_PROBE_MS=200 LOAD_RETRIES=2 LOAD_CA=$W/roots.pem group=$1
+	shift
+	"scen_failover_$group" "$@"
+}
+
+scen_failover_outages() { # WORKERS INTERVAL-MS
+	local t
 	scen_group_start "$1" "$2" "$SCEN_FIRST_BYTE_MS" 1000 "eject_max_ms = 2000
 eject_decay_ms = 1000" || return 1
 	# each with new clients: connections redirected in a scenario stay with
@@ -987,5 +994,20 @@ eject_decay_ms = 1000" || return 1
 		check "failover mode: blackhole: the hung direct keep-alive connections were aborted" \
 			"$(grep 'failover: openai' "$STAMPED" | tail -n 2)" \
 			awk -v t="$t" '$1 >= t && /failover: openai: aborted [1-9]/ { f = 1 } END { exit !f }' "$STAMPED"
+	scen_group_stop
+}
+
+# limits in failover mode: a 429 storm and flapping, with scen_limits'
+# ejections (500 ms, doubling up to 4 s, forgotten after 4 s)
+scen_failover_limits() { # WORKERS INTERVAL-MS
+	scen_group_start "$1" "$2" "$SCEN_FIRST_BYTE_MS" 500 "eject_max_ms = 4000
+eject_decay_ms = 4000" || return 1
+	# a probe answered 429 sets the whole provider aside until its
+	# retry-after: the hook redirects, the direct connections are aborted;
+	# the clients' own 429s (direct) are retried by the SDK after it
+	SCEN_PER_REOPEN=$1 scen_run "failover mode: rate-limit storm (429, retry-after 1 s)" openai \
+		rate-limited '{"mode":"status","status":429,"retry_after":1}'
+	scen_new_clients || return 1
+	scen_flap "failover mode: flapping (1 s reset, 1 s up)" openai '{"mode":"reset"}' 3 1 1
 	scen_group_stop
 }

@@ -15,5 +15,5 @@ e2e_require detourd fakellm
 sdk_require openai || exit 1
 
 fake_std G D || exit 1
-scen_failover 2 50
+scen_failover outages 2 50
 e2e_finish
