@@ -879,7 +879,7 @@ probes $probes, extra tokens $xtok"
 	check "$name: recovery: healthy again and answering within $SCEN_RECOVER_S s" "map: $(scen_verdict "$scope")" [ -n "$t_back" ]
 }
 
-# The scenario groups: test_scenarios.sh, test_scenarios_limits.sh and
+# The scenario groups: test_scenarios*.sh and
 # bench/transition.sh run these, after fake_std G D. Each starts detourd with
 # its thresholds (small, so that a scenario takes seconds) and WORKERS SDK
 # clients sending one request INTERVAL-MS after the other, runs its
@@ -1004,7 +1004,9 @@ scen_failover_limits() { # WORKERS INTERVAL-MS
 eject_decay_ms = 4000" || return 1
 	# a probe answered 429 sets the whole provider aside until its
 	# retry-after: the hook redirects, the direct connections are aborted;
-	# the clients' own 429s (direct) are retried by the SDK after it
+	# the clients' own 429s (direct, unseen by the agent) are retried by the
+	# SDK after the retry-after. Each reset lets every worker's next request
+	# go direct until a probe's 429 sets the provider aside again.
 	SCEN_PER_REOPEN=$1 scen_run "failover mode: rate-limit storm (429, retry-after 1 s)" openai \
 		rate-limited '{"mode":"status","status":429,"retry_after":1}'
 	scen_new_clients || return 1
