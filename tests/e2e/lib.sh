@@ -984,7 +984,10 @@ eject_decay_ms = 1000" || return 1
 	# A 503 outage: probes (a model list answered 503) eject the provider;
 	# a half-open trial answered 503 says nothing of the provider (it is the
 	# model's failure), so the provider stays out while the outage lasts.
-	scen_run "failover mode: outage (503)" openai down '{"mode":"status","status":503}'
+	# Saying nothing, it gives its trial slot back: a half-open phase lets
+	# requests through until a probe fails it or the model's circuit is
+	# ejected, 3 requests at most (provider_failures_to_eject).
+	SCEN_PER_READMIT=3 scen_run "failover mode: outage (503)" openai down '{"mode":"status","status":503}'
 	scen_new_clients || return 1
 	scen_run "failover mode: connection refused" openai down '{"mode":"refuse"}'
 	scen_new_clients || return 1
