@@ -53,9 +53,9 @@ cols = [("decided_ms", "decided"), ("visible_us", "map µs"), ("logged_ms", "log
         ("after", "after"), ("allowed", "allowed"), ("requests", "reqs"), ("errors", "errs"),
         ("worst_ms", "worst"), ("worst_after_ms", "worst>"), ("healthy_ms", "healthy"),
         ("answering_ms", "back"), ("extra", "extra"), ("probes", "probes"), ("extra_tokens", "xtokens")]
-print("%-40s" % "scenario" + "".join("%9s" % h for _, h in cols))
+print("%-56s" % "scenario" + "".join("%9s" % h for _, h in cols))
 for name, d in rows:
-    print("%-40s" % name + "".join("%9s" % d.get(k, "-") for k, _ in cols))
+    print("%-56s" % name + "".join("%9s" % d.get(k, "-") for k, _ in cols))
 print("""
 (decided: ms from the fault's onset to the verdict, the map's since_ns; map µs: from
  that decision to a reader polling the pinned map every 100 µs;
