@@ -106,7 +106,6 @@ struct exchange {
 	uint64_t seed;                    /* the request's number: unique ids, weighted order */
 	enum dt_health_mode mode;         /* the plan readmits ejected members (x-detour-health) */
 	struct dt_attempt plan[MAX_ATTEMPTS];
-	char models[MAX_ATTEMPTS][DT_MODEL_LEN]; /* the plan's models, copied */
 	size_t n_plan, next;
 	int context_failed;               /* index of an attempt refused for its window, -1 */
 	uint64_t started_ns;
@@ -1328,9 +1327,15 @@ void exchange_start(struct session *s, struct dt_http_request *req)
 	if (ex->mode != DT_HEALTH_NORMAL)
 		log_debug("proxy: " REQ_FMT ": %s", REQ_ARGS(ex), health_mode_str(ex->mode));
 	for (size_t i = 0; i < ex->n_plan; i++) {
-		/* the router's strings live until the next reload: keep copies */
-		snprintf(ex->models[i], sizeof(ex->models[i]), "%s", ex->plan[i].model);
-		ex->plan[i].model = ex->models[i];
+		/* the router's strings live until the next reload: keep copies
+		 * (in the arena: an exchange lives as long as its stream) */
+		const char *model = dt_arena_strdup(&ex->arena, ex->plan[i].model);
+
+		if (!model) {
+			ex->n_plan = i;         /* out of memory: the members copied */
+			break;
+		}
+		ex->plan[i].model = model;
 	}
 	next_attempt(ex);
 }
