@@ -850,20 +850,24 @@ static bool transport_failure(enum dt_outcome_kind k)
 }
 
 /* What the outcome says of the provider's reachability: the transport
- * failed, or it carried an answer. A first-byte timeout or a lost race says
- * neither, and neither does a 5xx: it is the model's failure, but no proof
- * that the provider serves (a provider ejected by failing probes would
- * otherwise be readmitted by a trial answered 503 in a full outage). */
+ * failed, or it carried an answer; a first-byte timeout or a lost race says
+ * neither. A 5xx is the model's failure and no proof that the provider
+ * serves: nothing while the provider is closed, but a failed trial while it
+ * is half-open. Taken as a success, a trial answered 503 would readmit a
+ * provider that probes ejected in a full outage; taken as nothing, its slot
+ * given back would let the outage draw trial after trial. */
 static void judge_provider(struct dt_health *h, uint32_t id, struct provider *p,
 			   const struct dt_outcome *o, uint64_t now)
 {
-	struct call k = { .failed = transport_failure(o->kind) };
+	bool server_error = o->kind == DT_OUTCOME_SERVER_ERROR;
+	struct call k = { .failed = transport_failure(o->kind) || server_error };
 
-	if (o->kind == DT_OUTCOME_FIRST_BYTE_TIMEOUT || o->kind == DT_OUTCOME_CANCELLED ||
-	    o->kind == DT_OUTCOME_SERVER_ERROR) {
+	if (o->kind == DT_OUTCOME_FIRST_BYTE_TIMEOUT || o->kind == DT_OUTCOME_CANCELLED) {
 		release_trial(&p->c);
 		return;
 	}
+	if (server_error && p->c.breaker != HALF_OPEN)
+		return;
 	judge(h, id, &p->c, &k, o->started, now);
 	if (o->kind == DT_OUTCOME_OK || o->kind == DT_OUTCOME_POOR_ANSWER)
 		p->traffic_since_probe = true;

@@ -982,12 +982,9 @@ eject_decay_ms = 1000" || return 1
 	# each with new clients: connections redirected in a scenario stay with
 	# the proxy (kept alive) after the recovery, only new ones go direct.
 	# A 503 outage: probes (a model list answered 503) eject the provider;
-	# a half-open trial answered 503 says nothing of the provider (it is the
-	# model's failure), so the provider stays out while the outage lasts.
-	# Saying nothing, it gives its trial slot back: a half-open phase lets
-	# requests through until a probe fails it or the model's circuit is
-	# ejected, 3 requests at most (provider_failures_to_eject).
-	SCEN_PER_READMIT=3 scen_run "failover mode: outage (503)" openai down '{"mode":"status","status":503}'
+	# a half-open trial answered 503 fails (a 5xx proves nothing of a
+	# provider on trial), so it stays out while the outage lasts.
+	scen_run "failover mode: outage (503)" openai down '{"mode":"status","status":503}'
 	scen_new_clients || return 1
 	scen_run "failover mode: connection refused" openai down '{"mode":"refuse"}'
 	scen_new_clients || return 1

@@ -1203,8 +1203,7 @@ static void test_probes_judge_the_provider(void **state)
 }
 
 /* A full outage answering 503: probes eject the provider; a trial answered
- * 503 proves nothing of it (the model's failure), so it stays half-open and
- * its slot is given back, until answers or probes succeed. */
+ * 503 does not readmit it, it fails the trial (ejected again, longer). */
 static void test_server_errors_never_readmit_a_provider(void **state)
 {
 	struct dt_health *h = engine(NULL);
@@ -1218,9 +1217,10 @@ static void test_server_errors_never_readmit_a_provider(void **state)
 	for (int i = 0; i < 3; i++)
 		assert_true(dt_health_begin(h, OPENAI, MINI, end));
 	assert_false(dt_health_begin(h, OPENAI, MINI, end));
-	fail_n(h, OPENAI, MINI, DT_OUTCOME_SERVER_ERROR, 3, end);
-	assert_int_equal(state_of(h, OPENAI, NULL, end), DT_PROBING);
-	assert_true(dt_health_usable(h, OPENAI, NULL, end));
+	outcome_at(h, OPENAI, MINI, DT_OUTCOME_SERVER_ERROR, 0, end);
+	assert_int_equal(state_of(h, OPENAI, NULL, end), DT_DOWN);
+	assert_int_equal(verdict(h, OPENAI, NULL, end).ejections, 2);
+	assert_false(dt_health_usable(h, OPENAI, NULL, end));
 	/* and while closed, a 503 does not clear the probes' failures */
 	dt_health_free(h);
 	h = engine(NULL);
