@@ -82,6 +82,8 @@ void daemon_signals_stop(struct detourd *d);
 /* A provider reset or a failed path another kernel source saw (the uplink,
  * daemon_uplink.c): counted in this loop turn's sample with tcpsig's. */
 void daemon_signals_kernel_failure(struct detourd *d, uint32_t id, bool reset, uint64_t now);
+/* What provider id's active probes did and cost; zeros when not probed. */
+struct dt_probe_stats daemon_signals_probe_stats(const struct detourd *d, uint32_t id);
 /* tcpsig reports the failures of applications' direct sockets now. */
 bool daemon_signals_tcpsig_on(const struct detourd *d);
 

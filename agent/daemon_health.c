@@ -35,9 +35,9 @@
 /* The overrides map is polled this often: BPF maps tell no one of a
  * write, and polling an empty map costs one syscall. */
 #define OVERRIDE_POLL_MS 50
-/* Counters, rates and baselines of every verdict are written again this
- * often (changes are written at once); models the engine forgot without
- * a change leave the map then too. */
+/* Counters, rates, baselines and probe counts of every verdict are written
+ * again this often (changes are written at once); models the engine forgot
+ * without a change leave the map then too. */
 #define REFRESH_NS (1000ull * 1000 * 1000)
 
 static struct dt_health_opts opts_from(const struct dt_cfg *cfg)
@@ -76,6 +76,9 @@ static void publish(struct detourd *d, uint32_t id, const char *model, uint64_t 
 	ph.override = v.override;
 	ph.ttft_baseline_ns = v.ttft_baseline_ns;
 	ph.connect_baseline_ns = v.connect_baseline_ns;
+	/* probes ask the provider as a whole */
+	if (!model)
+		ph.probes = daemon_signals_probe_stats(d, id);
 	rc = model ? dt_bpf_set_model_health(&d->bpf, id, model, &ph)
 		   : dt_bpf_set_provider_health(&d->bpf, id, &ph);
 	if (rc)

@@ -481,6 +481,13 @@ void daemon_signals_health_changed(struct detourd *d)
 		dt_prober_reschedule(d->signals->prober);
 }
 
+struct dt_probe_stats daemon_signals_probe_stats(const struct detourd *d, uint32_t id)
+{
+	struct dt_probe_stats none = {0};
+
+	return d->signals && d->signals->prober ? dt_prober_stats(d->signals->prober, id) : none;
+}
+
 void daemon_signals_stop(struct detourd *d)
 {
 	struct daemon_signals *s = d->signals;

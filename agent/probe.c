@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* Active probes of the providers; see probe.h and docs/probe.md. */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +46,7 @@ struct probe {
 	uint64_t last_ttft;         /* when the last one was sent */
 	uint64_t hold_until;        /* a probe could not be started: not before this */
 	bool warned;                /* a refused key or odd answer is logged once */
-	struct dt_probe_cost cost;
+	struct dt_probe_stats stats;
 	struct flight *flight;      /* the probe in flight, if any */
 };
 
@@ -178,7 +177,7 @@ static void carry_over(struct probe *old, struct probe *pr)
 {
 	pr->ttft_sent = old->ttft_sent;
 	pr->last_ttft = old->last_ttft;
-	pr->cost = old->cost;
+	pr->stats = old->stats;
 	if (!same_target(old, pr))
 		return;
 	pr->warned = old->warned;
@@ -231,6 +230,8 @@ static void report(struct flight *fl, bool ok, uint64_t now)
 	struct probe *pr = fl->probe;
 
 	fl->reported = true;
+	if (!ok)
+		pr->stats.failed++;
 	dt_health_probe(pr->owner->h, pr->id, ok, now - fl->started, now);
 }
 
@@ -329,17 +330,17 @@ static int on_event(void *arg, const struct dt_sse_event *ev)
 
 static void count_cost(struct flight *fl)
 {
-	struct dt_probe_cost *c = &fl->probe->cost;
-
-	uint64_t in = fl->input_tokens >= 0 ? (uint64_t)fl->input_tokens : TTFT_PROMPT_TOKENS;
-	uint64_t out = fl->output_tokens >= 0 ? (uint64_t)fl->output_tokens : 1;
+	struct dt_probe_stats *c = &fl->probe->stats;
+	unsigned long long in = fl->input_tokens >= 0 ? (unsigned long long)fl->input_tokens
+						       : TTFT_PROMPT_TOKENS;
+	unsigned long long out = fl->output_tokens >= 0 ? (unsigned long long)fl->output_tokens : 1;
 
 	c->input_tokens += in;
 	c->output_tokens += out;
 	/* probes that cost money say so, each time */
-	log_info("provider %s: TTFT probe cost %" PRIu64 " input + %" PRIu64 " output tokens; "
-		 "%" PRIu64 " TTFT probes so far, %" PRIu64 " + %" PRIu64 " tokens",
-		 fl->probe->name, in, out, c->ttft_probes, c->input_tokens, c->output_tokens);
+	log_info("provider %s: TTFT probe cost %llu input + %llu output tokens; "
+		 "%llu TTFT probes so far, %llu + %llu tokens", fl->probe->name, in, out,
+		 c->ttft_probes, c->input_tokens, c->output_tokens);
 }
 
 /* ---- fetch callbacks ------------------------------------------------------ */
@@ -491,11 +492,12 @@ static void probe_start(struct probe *pr, uint64_t now)
 		pr->hold_until = now + (uint64_t)pr->owner->timeout_ms * 1000000ull;
 		return;
 	}
+	pr->stats.sent++;
 	if (!ttft)
 		return;
 	pr->ttft_sent = true;
 	pr->last_ttft = now;
-	pr->cost.ttft_probes++;
+	pr->stats.ttft_probes++;
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -589,9 +591,9 @@ void dt_prober_set_timeout(struct dt_prober *p, unsigned timeout_ms)
 	p->timeout_ms = timeout_ms ? timeout_ms : DEFAULT_TIMEOUT_MS;
 }
 
-struct dt_probe_cost dt_prober_cost(const struct dt_prober *p, uint32_t id)
+struct dt_probe_stats dt_prober_stats(const struct dt_prober *p, uint32_t id)
 {
-	struct dt_probe_cost none = {0};
+	struct dt_probe_stats none = {0};
 
-	return id < DT_MAX_PROVIDERS && p->probes[id] ? p->probes[id]->cost : none;
+	return id < DT_MAX_PROVIDERS && p->probes[id] ? p->probes[id]->stats : none;
 }

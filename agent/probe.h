@@ -7,7 +7,8 @@
  * probe in flight per provider. A probe is free by default (the family's
  * model list); a one-token streamed completion that measures the time to
  * first token is opt-in per provider, capped per hour and its tokens
- * counted. Runs on the loop's thread. See docs/probe.md. */
+ * counted, as are the probes sent and failed (detourd publishes them in
+ * provider_health). Runs on the loop's thread. See docs/probe.md. */
 #ifndef DT_PROBE_H
 #define DT_PROBE_H
 
@@ -43,13 +44,6 @@ struct dt_probe_provider {
 	unsigned ttft_per_hour;     /* at most this many an hour (0: 4) */
 };
 
-/* What the TTFT probes of one provider cost so far. */
-struct dt_probe_cost {
-	uint64_t ttft_probes;       /* completions sent */
-	uint64_t input_tokens;      /* the answers' usage, else an estimate of the prompt */
-	uint64_t output_tokens;     /* ... else 1 per answered probe */
-};
-
 /* NULL with a reason in err on failure. u and h must outlive the prober. */
 struct dt_prober *dt_prober_new(struct event_base *base, struct dt_upstream *u,
 				struct dt_health *h, const struct dt_prober_opts *o,
@@ -59,7 +53,7 @@ struct dt_prober *dt_prober_new(struct event_base *base, struct dt_upstream *u,
 void dt_prober_free(struct dt_prober *p);
 
 /* The providers to probe (a reload): a provider whose id stays keeps its
- * TTFT budget, its cost and its probe in flight (cancelled when its URL,
+ * TTFT budget, its counts and its probe in flight (cancelled when its URL,
  * family or key changed); the others are dropped. Returns 0, or -ENOMEM
  * with the previous list kept; ids must be < DT_MAX_PROVIDERS and unique
  * (-EINVAL). */
@@ -73,7 +67,8 @@ void dt_prober_set_timeout(struct dt_prober *p, unsigned timeout_ms);
  * engine's change callback. */
 void dt_prober_reschedule(struct dt_prober *p);
 
-/* The TTFT probes' cost of provider id; zeros when it is not probed. */
-struct dt_probe_cost dt_prober_cost(const struct dt_prober *p, uint32_t id);
+/* What provider id's probes did and cost (struct dt_probe_stats, detour.h);
+ * zeros when it is not probed. */
+struct dt_probe_stats dt_prober_stats(const struct dt_prober *p, uint32_t id);
 
 #endif

@@ -110,11 +110,21 @@ enum dt_health_override {
 	DT_OVERRIDE_FORCE,  /* always route, whatever the signals */
 };
 
+/* What the active probes of one provider did and cost since detourd started
+ * (agent/probe.c, docs/probe.md): part of its provider_health value. */
+struct dt_probe_stats {
+	__u64 sent;            /* probes sent, either kind */
+	__u64 failed;          /* ... that found the provider failing */
+	__u64 ttft_probes;     /* of the sent, one-token completions (opt-in) */
+	__u64 input_tokens;    /* their answers' usage, else an estimate of the prompt */
+	__u64 output_tokens;   /* ... else 1 per answered completion */
+};
+
 /* A health verdict as published: the value of the provider_health array map
  * (index = provider id: the provider as a whole) and of the model_health
  * hash map (key = struct dt_model_key). Written by detourd at each change
  * of the health engine's verdict (agent/health.h), and refreshed (calls,
- * rates, baselines) at least every second. In failover mode the hook
+ * rates, baselines, probe counts) at least every second. In failover mode the hook
  * redirects a provider's connections while its state is not HEALTHY. */
 struct dt_provider_health {
 	__u32 state;           /* enum dt_state */
@@ -130,6 +140,7 @@ struct dt_provider_health {
 	__u32 override;        /* enum dt_health_override */
 	__u64 ttft_baseline_ns;
 	__u64 connect_baseline_ns;
+	struct dt_probe_stats probes; /* the provider's row only: zero in model_health */
 };
 
 /* Key of the model_health map: one model of one provider. */

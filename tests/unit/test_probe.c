@@ -361,7 +361,9 @@ static void test_list_probe_per_family(void **state)
 		/* answered: a success the engine counts */
 		assert_int_equal(verdict(fx, pv.id).state, DT_HEALTHY);
 		assert_int_equal(verdict(fx, pv.id).consecutive_failures, 0);
-		assert_int_equal(dt_prober_cost(fx->p, pv.id).ttft_probes, 0);
+		assert_int_equal(dt_prober_stats(fx->p, pv.id).ttft_probes, 0);
+		assert_int_equal(dt_prober_stats(fx->p, pv.id).sent, 1);
+		assert_int_equal(dt_prober_stats(fx->p, pv.id).failed, 0);
 	}
 	/* the free probe only: no completion was ever asked */
 	assert_int_equal(stat_path("/v1/chat/completions"), 0);
@@ -406,6 +408,8 @@ static void test_server_error_ejects_then_recovers(void **state)
 	run_until_state(fx, pv.id, DT_DOWN, WAIT_MS);
 	assert_int_equal(fx->reason[pv.id], DT_HR_CONSECUTIVE_FAILURES);
 	assert_int_equal(stat_path("/v1/models"), 5);
+	assert_int_equal(dt_prober_stats(fx->p, pv.id).sent, 5);
+	assert_int_equal(dt_prober_stats(fx->p, pv.id).failed, 5);
 	/* back up: once the 300 ms ejection is over, the probes are the trials */
 	set_fault("{\"mode\":\"ok\"}");
 	run_until_state(fx, pv.id, DT_PROBING, WAIT_MS);
@@ -431,6 +435,8 @@ static void test_connect_refused(void **state)
 	probe_one(fx, &pv);
 	assert_int_equal(run_reports(fx, pv.id, 2, WAIT_MS), 2);
 	assert_int_equal(verdict(fx, pv.id).consecutive_failures, 2);
+	/* not answered at all: failed as well */
+	assert_int_equal(dt_prober_stats(fx->p, pv.id).failed, 2);
 	close(fd);
 }
 
@@ -486,6 +492,8 @@ static void test_refusals_are_reachable(void **state)
 	assert_int_equal(verdict(fx, pv.id).consecutive_failures, 0);
 	/* its retry-after went to the engine */
 	assert_int_equal(verdict(fx, pv.id).state, DT_RATE_LIMITED);
+	assert_int_equal(dt_prober_stats(fx->p, pv.id).sent, 4);
+	assert_int_equal(dt_prober_stats(fx->p, pv.id).failed, 0);
 }
 
 /* Without a key the probe carries no credential and any answer, even 401,
@@ -516,21 +524,23 @@ static void test_ttft_probe_per_family(void **state)
 		struct dt_probe_provider pv = { .id = (uint32_t)i, .name = "t", .family = c->family,
 						.base_url = url, .key = c->key,
 						.ttft_model = "probe-model", .ttft_per_hour = 2 };
-		struct dt_probe_cost cost;
+		struct dt_probe_stats cost;
 
 		base_url(url, sizeof(url), world.port, c->api_path);
 		probe_one(fx, &pv);
 		assert_int_equal(run_reports(fx, pv.id, 1, WAIT_MS), 1);
 		/* reported at the first token; its cost once the stream ended */
-		while (dt_prober_cost(fx->p, pv.id).output_tokens == 0)
+		while (dt_prober_stats(fx->p, pv.id).output_tokens == 0)
 			assert_int_equal(event_base_loop(fx->base, EVLOOP_ONCE), 0);
 		assert_int_equal(stat_path(c->ttft_stat), 1);
 		last_request("body", got, sizeof(got));
 		assert_non_null(strstr(got, c->one_token));
 		assert_string_equal(last_request(c->auth_field, got, sizeof(got)), c->auth_value);
 		assert_string_equal(last_request("model", got, sizeof(got)), "probe-model");
-		cost = dt_prober_cost(fx->p, pv.id);
+		cost = dt_prober_stats(fx->p, pv.id);
 		assert_int_equal(cost.ttft_probes, 1);
+		assert_int_equal(cost.sent, 1);
+		assert_int_equal(cost.failed, 0);
 		/* fakellm's usage: a token a word of "Say hi", one out */
 		assert_int_equal(cost.input_tokens, 2);
 		assert_int_equal(cost.output_tokens, 1);
@@ -570,7 +580,7 @@ static void test_ttft_reported_at_first_token(void **state)
 	struct dt_probe_provider pv = { .id = 8, .name = "by-hand", .family = DT_FAMILY_OPENAI,
 					.base_url = url, .key = KEY_OAI,
 					.ttft_model = "gpt-4o-mini", .ttft_per_hour = 1 };
-	struct dt_probe_cost cost;
+	struct dt_probe_stats cost;
 
 	base_url(url, sizeof(url), port, "/v1");
 	probe_one(fx, &pv);
@@ -583,14 +593,14 @@ static void test_ttft_reported_at_first_token(void **state)
 	assert_int_equal(send(cfd, event, sizeof(event) - 1, 0), (ssize_t)sizeof(event) - 1);
 	assert_int_equal(run_reports(fx, pv.id, 1, WAIT_MS), 1);
 	/* reported while the stream goes on: no cost counted yet */
-	assert_int_equal(dt_prober_cost(fx->p, pv.id).output_tokens, 0);
+	assert_int_equal(dt_prober_stats(fx->p, pv.id).output_tokens, 0);
 	assert_int_equal(verdict(fx, pv.id).consecutive_failures, 0);
 
 	setsockopt(cfd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
 	close(cfd);
-	while (dt_prober_cost(fx->p, pv.id).output_tokens == 0)
+	while (dt_prober_stats(fx->p, pv.id).output_tokens == 0)
 		assert_int_equal(event_base_loop(fx->base, EVLOOP_ONCE), 0);
-	cost = dt_prober_cost(fx->p, pv.id);
+	cost = dt_prober_stats(fx->p, pv.id);
 	assert_int_equal(cost.output_tokens, 1);
 	assert_int_equal(cost.input_tokens, 2); /* "Say hi" at 4 bytes a token */
 	/* the reset after the first token is no failure */
@@ -619,7 +629,7 @@ static void test_ttft_hourly_cap(void **state)
 	assert_int_equal(run_reports(fx, pv.id, 2, WAIT_MS), 2);
 	assert_int_equal(stat_path("/v1/chat/completions"), 2);
 	assert_int_equal(stat_path("/v1/models"), 5);
-	assert_int_equal(dt_prober_cost(fx->p, pv.id).ttft_probes, 2);
+	assert_int_equal(dt_prober_stats(fx->p, pv.id).ttft_probes, 2);
 }
 
 /* Wait, running the loop, until fakellm has seen n requests. */
@@ -643,7 +653,7 @@ static void test_reload(void **state)
 	base_url(url, sizeof(url), world.port, "/v1");
 	probe_one(fx, &pv[0]);
 	assert_int_equal(run_reports(fx, pv[0].id, 1, WAIT_MS), 1);
-	while (dt_prober_cost(fx->p, pv[0].id).output_tokens == 0)
+	while (dt_prober_stats(fx->p, pv[0].id).output_tokens == 0)
 		assert_int_equal(event_base_loop(fx->base, EVLOOP_ONCE), 0);
 
 	/* a probe hangs; the same configuration again keeps it in flight */
@@ -652,18 +662,20 @@ static void test_reload(void **state)
 	probe_one(fx, &pv[0]);
 	run_for(fx, 100);
 	assert_int_equal(stat_requests(), 2);
-	/* the TTFT budget and the cost stay with the id */
-	assert_int_equal(dt_prober_cost(fx->p, pv[0].id).ttft_probes, 1);
+	/* the TTFT budget and the counts stay with the id */
+	assert_int_equal(dt_prober_stats(fx->p, pv[0].id).ttft_probes, 1);
+	assert_int_equal(dt_prober_stats(fx->p, pv[0].id).sent, 2);
 
 	/* a new key: the probe under the old one says nothing of it, a new one goes */
 	pv[0].key = "sk-probe-new-key-42";
 	assert_int_equal(dt_prober_set_providers(fx->p, pv, 2), 0);
 	run_until_requests(fx, 4);
-	assert_int_equal(dt_prober_cost(fx->p, pv[0].id).ttft_probes, 1);
+	assert_int_equal(dt_prober_stats(fx->p, pv[0].id).ttft_probes, 1);
 
 	/* dropped: no cost, no probes */
 	assert_int_equal(dt_prober_set_providers(fx->p, &pv[1], 1), 0);
-	assert_int_equal(dt_prober_cost(fx->p, pv[0].id).ttft_probes, 0);
+	assert_int_equal(dt_prober_stats(fx->p, pv[0].id).ttft_probes, 0);
+	assert_int_equal(dt_prober_stats(fx->p, pv[0].id).sent, 0);
 	set_fault("{\"mode\":\"ok\"}");
 	assert_int_equal(run_reports(fx, pv[1].id, 2, WAIT_MS), 2);
 	assert_string_equal(last_request("authorization", got, sizeof(got)), "Bearer k2");

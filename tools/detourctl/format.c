@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Names and units; see format.h. */
+#include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <arpa/inet.h>
@@ -7,6 +9,7 @@
 #include "format.h"
 #include "health.h"
 #include "intercept.h"
+#include "snapshot.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -150,27 +153,84 @@ const char *ctl_listener_str(const struct dt_config *s, bool ipv6, char *buf, si
 	return dt_endpoint_str(&ep, buf, len);
 }
 
-#define COUNTER(field) { #field, offsetof(struct dt_stats, field) }
-const struct ctl_counter ctl_counters[] = {
-	COUNTER(redirected),
-	COUNTER(pass_stale),
-	COUNTER(pass_no_listener),
-	COUNTER(pass_own),
-	COUNTER(pass_healthy),
-	COUNTER(pass_no_storage),
-	COUNTER(origins_published),
-	COUNTER(peer_rewritten),
+#define COUNTER(type, field) { #field, offsetof(type, field) }
+#define SET(a) { a, ARRAY_SIZE(a) }
+
+static const struct ctl_counter hook[] = {
+	COUNTER(struct dt_stats, redirected),
+	COUNTER(struct dt_stats, pass_stale),
+	COUNTER(struct dt_stats, pass_no_listener),
+	COUNTER(struct dt_stats, pass_own),
+	COUNTER(struct dt_stats, pass_healthy),
+	COUNTER(struct dt_stats, pass_no_storage),
+	COUNTER(struct dt_stats, origins_published),
+	COUNTER(struct dt_stats, peer_rewritten),
 };
-const size_t ctl_n_counters = ARRAY_SIZE(ctl_counters);
+const struct ctl_counter_set ctl_hook_counters = SET(hook);
 
 /* a counter added to dt_stats must be named here too */
-_Static_assert(ARRAY_SIZE(ctl_counters) * sizeof(__u64) == sizeof(struct dt_stats),
+_Static_assert(ARRAY_SIZE(hook) * sizeof(__u64) == sizeof(struct dt_stats),
 	       "every dt_stats counter has a name");
 
-uint64_t ctl_counter_value(const struct dt_stats *stats, const struct ctl_counter *c)
+static const struct ctl_counter proxy[] = {
+	COUNTER(struct dt_proxy_stats, hedges),
+	COUNTER(struct dt_proxy_stats, hedges_won),
+	COUNTER(struct dt_proxy_stats, hedges_unfunded),
+};
+const struct ctl_counter_set ctl_proxy_counters = SET(proxy);
+
+_Static_assert(ARRAY_SIZE(proxy) * sizeof(__u64) == sizeof(struct dt_proxy_stats),
+	       "every dt_proxy_stats counter has a name");
+
+#define OF_PROVIDER(name, member) { #name, offsetof(struct ctl_provider, member) }
+
+static const struct ctl_counter probe[] = {
+	OF_PROVIDER(sent, probes.sent),
+	OF_PROVIDER(failed, probes.failed),
+	OF_PROVIDER(ttft_probes, probes.ttft_probes),
+	OF_PROVIDER(input_tokens, probes.input_tokens),
+	OF_PROVIDER(output_tokens, probes.output_tokens),
+};
+const struct ctl_counter_set ctl_probe_counters = SET(probe);
+
+static const struct ctl_counter tcp[] = {
+	OF_PROVIDER(connect_ok, tcp.connect_ok),
+	OF_PROVIDER(connect_fail, tcp.connect_fail),
+	OF_PROVIDER(connect_abandoned, tcp.connect_abandoned),
+	OF_PROVIDER(connect_mean_us, tcp_connect_mean_us),
+	OF_PROVIDER(resets_recv, tcp.resets_recv),
+	OF_PROVIDER(resets_sent, tcp.resets_sent),
+	OF_PROVIDER(retransmits, tcp.retransmits),
+	OF_PROVIDER(syn_retransmits, tcp.syn_retransmits),
+};
+const struct ctl_counter_set ctl_tcp_counters = SET(tcp);
+
+static const struct ctl_counter uplink[] = {
+	OF_PROVIDER(resets, uplink.resets),
+	OF_PROVIDER(unreachable, uplink.unreachable),
+	OF_PROVIDER(time_exceeded, uplink.time_exceeded),
+	OF_PROVIDER(local, uplink.local),
+};
+const struct ctl_counter_set ctl_uplink_counters = SET(uplink);
+
+_Static_assert(ARRAY_SIZE(probe) <= CTL_COUNTER_SET_MAX && ARRAY_SIZE(tcp) <= CTL_COUNTER_SET_MAX &&
+	       ARRAY_SIZE(uplink) <= CTL_COUNTER_SET_MAX, "a table has a column for each");
+
+uint64_t ctl_counter_value(const void *counters, const struct ctl_counter *c)
 {
 	__u64 v;
 
-	memcpy(&v, (const char *)stats + c->offset, sizeof(v));
+	memcpy(&v, (const char *)counters + c->offset, sizeof(v));
 	return v;
+}
+
+const char *ctl_counter_header(const struct ctl_counter *c, char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; c->name[i] && i + 1 < len; i++)
+		buf[i] = c->name[i] == '_' ? ' ' : (char)toupper((unsigned char)c->name[i]);
+	if (len)
+		buf[i] = '\0';
+	return buf;
 }

@@ -31,14 +31,32 @@ uint64_t ctl_remaining(uint64_t at_ns, uint64_t now_ns);
  * "[::1]:15001". Returns buf (DT_ENDPOINT_STRLEN bytes are enough). */
 const char *ctl_listener_str(const struct dt_config *settings, bool ipv6, char *buf, size_t len);
 
-/* The hook's global counters, in struct dt_stats order, by stable name. */
+/* Counters by stable name (the JSON field; the table's header is it in
+ * capitals), each a __u64 at offset in the structure it is read from. */
 struct ctl_counter {
 	const char *name;
 	size_t offset;
 };
-extern const struct ctl_counter ctl_counters[];
-extern const size_t ctl_n_counters;
 
-uint64_t ctl_counter_value(const struct dt_stats *stats, const struct ctl_counter *c);
+struct ctl_counter_set {
+	const struct ctl_counter *v;
+	size_t n;
+};
+
+/* counters of a per-provider set at most: the columns of its table */
+#define CTL_COUNTER_SET_MAX 8
+
+extern const struct ctl_counter_set ctl_hook_counters;   /* of struct dt_stats, in its order */
+extern const struct ctl_counter_set ctl_proxy_counters;  /* of struct dt_proxy_stats */
+/* of a struct ctl_provider (snapshot.h): its probes, kernel TCP signals,
+ * uplink signals */
+extern const struct ctl_counter_set ctl_probe_counters;
+extern const struct ctl_counter_set ctl_tcp_counters;
+extern const struct ctl_counter_set ctl_uplink_counters;
+
+uint64_t ctl_counter_value(const void *counters, const struct ctl_counter *c);
+
+/* "connect_ok" -> "CONNECT OK", into buf. Returns buf. */
+const char *ctl_counter_header(const struct ctl_counter *c, char *buf, size_t len);
 
 #endif

@@ -15,6 +15,7 @@
 #include "format.h"
 #include "pinned.h"
 #include "setdiff.h"
+#include "sigsum.h"
 #include "snapshot.h"
 
 static int cmp_addr(const void *a, const void *b)
@@ -169,8 +170,10 @@ static void attach_health(struct ctl_snapshot *snap)
 		while (r < snap->n_health && snap->health[r].provider_id < p->id)
 			r++;
 		if (r < snap->n_health && snap->health[r].provider_id == p->id &&
-		    !snap->health[r].model[0])
+		    !snap->health[r].model[0]) {
 			p->health = &snap->health[r++];
+			p->probes = p->health->v.probes;
+		}
 		p->models = &snap->health[r];
 		while (r < snap->n_health && snap->health[r].provider_id == p->id) {
 			p->n_models++;
@@ -312,6 +315,67 @@ static int read_counters(struct ctl_snapshot *snap, char *err, size_t errlen)
 	return rc;
 }
 
+static int read_proxy_stats(struct ctl_snapshot *snap, char *err, size_t errlen)
+{
+	__u32 key = 0;
+	int fd, rc = 0;
+
+	fd = ctl_map_open(snap->pin_dir, DT_MAP_PROXY_STATS, sizeof(key),
+			  sizeof(struct dt_proxy_stats), err, errlen);
+	if (fd < 0)
+		return fd;
+	if (bpf_map_lookup_elem(fd, &key, &snap->proxy)) {
+		rc = -errno;
+		snprintf(err, errlen, "%s/%s: %s", snap->pin_dir, DT_MAP_PROXY_STATS, strerror(errno));
+	}
+	close(fd);
+	return rc;
+}
+
+/* The kernel's per-endpoint counters, summed for each provider over its
+ * endpoints (current and stale). */
+static int read_signals(struct ctl_snapshot *snap, char *err, size_t errlen)
+{
+	const uint32_t ep_size = sizeof(struct dt_endpoint);
+	int tcp_fd, uplink_fd;
+
+	/* either map is absent when its observer never ran with this pin dir */
+	tcp_fd = ctl_map_open(snap->pin_dir, DT_MAP_TCP_SIGNALS, ep_size,
+			      sizeof(struct dt_tcp_signals), err, errlen);
+	if (tcp_fd < 0 && tcp_fd != -ENOENT)
+		return tcp_fd;
+	uplink_fd = ctl_map_open(snap->pin_dir, DT_MAP_UPLINK_SIGNALS, ep_size,
+				 sizeof(struct dt_uplink_signals), err, errlen);
+	if (uplink_fd < 0 && uplink_fd != -ENOENT) {
+		if (tcp_fd >= 0)
+			close(tcp_fd);
+		return uplink_fd;
+	}
+	snap->has_tcp = tcp_fd >= 0;
+	snap->has_uplink = uplink_fd >= 0;
+	for (size_t i = 0; i < snap->n_providers; i++) {
+		struct ctl_provider *p = &snap->providers[i];
+
+		for (size_t j = 0; j < p->n_endpoints; j++) {
+			const struct dt_endpoint *ep = &p->endpoints[j].addr;
+			struct dt_tcp_signals tcp;
+			struct dt_uplink_signals uplink;
+
+			/* an endpoint nothing happened to yet has no entry */
+			if (snap->has_tcp && bpf_map_lookup_elem(tcp_fd, ep, &tcp) == 0)
+				dt_tcp_signals_add(&p->tcp, &tcp);
+			if (snap->has_uplink && bpf_map_lookup_elem(uplink_fd, ep, &uplink) == 0)
+				dt_uplink_signals_add(&p->uplink, &uplink);
+		}
+		p->tcp_connect_mean_us = dt_tcp_signals_connect_mean_ns(&p->tcp) / 1000;
+	}
+	if (uplink_fd >= 0)
+		close(uplink_fd);
+	if (tcp_fd >= 0)
+		close(tcp_fd);
+	return 0;
+}
+
 static int cmp_pin(const void *a, const void *b)
 {
 	const struct dt_link_pin *x = a, *y = b;
@@ -413,6 +477,10 @@ int ctl_snapshot_read(struct ctl_snapshot *snap, const char *pin_dir, char *err,
 		rc = read_overrides(snap, err, errlen);
 	if (!rc)
 		rc = read_counters(snap, err, errlen);
+	if (!rc)
+		rc = read_proxy_stats(snap, err, errlen);
+	if (!rc)
+		rc = read_signals(snap, err, errlen);
 	if (!rc)
 		rc = read_cgroups(snap, err, errlen);
 	if (rc)

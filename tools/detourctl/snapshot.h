@@ -35,6 +35,11 @@ struct ctl_provider {
 	const struct dt_health_row *health;   /* the provider's verdict; NULL: none read */
 	const struct dt_health_row *models;   /* its models' verdicts, by name */
 	size_t n_models;
+	struct dt_probe_stats probes;         /* from its verdict; zero without one */
+	/* the kernel's counters summed over its endpoints, when their map is pinned */
+	struct dt_tcp_signals tcp;
+	__u64 tcp_connect_mean_us;            /* of its timed connects; 0: none */
+	struct dt_uplink_signals uplink;
 };
 
 /* One override the operator recorded (the overrides map), and whether
@@ -70,6 +75,9 @@ struct ctl_snapshot {
 	struct ctl_override *overrides; /* by provider name, then model */
 	size_t n_overrides;
 	struct dt_stats counters;  /* summed across CPUs */
+	struct dt_proxy_stats proxy; /* the re-signing proxy's hedges */
+	bool has_tcp;              /* tcp_signals is pinned (tcp_signals = yes, once run) */
+	bool has_uplink;           /* uplink_signals is pinned (an uplink configured, once run) */
 	struct ctl_cgroup *cgroups; /* by tag, then cgroup id */
 	size_t n_cgroups;
 };

@@ -87,6 +87,22 @@ static json_t *models_json(const struct ctl_snapshot *snap, const struct ctl_pro
 	return arr;
 }
 
+/* A set of counters as an object of name: value. */
+static json_t *counters_json(const struct ctl_counter_set *set, const void *values)
+{
+	json_t *obj = json_object();
+
+	for (size_t i = 0; obj && i < set->n; i++) {
+		uint64_t v = ctl_counter_value(values, &set->v[i]);
+
+		if (json_object_set_new(obj, set->v[i].name, json_integer((json_int_t)v))) {
+			json_decref(obj);
+			return NULL;
+		}
+	}
+	return obj;
+}
+
 static json_t *provider_json(const struct ctl_snapshot *snap, const struct ctl_provider *p)
 {
 	json_t *eps = json_array();
@@ -105,14 +121,19 @@ static json_t *provider_json(const struct ctl_snapshot *snap, const struct ctl_p
 			return NULL;
 		}
 	}
-	return json_pack("{s:I, s:s, s:s, s:I, s:o, s:o, s:o}",
+	return json_pack("{s:I, s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:o, s:o}",
 			 "id", (json_int_t)p->id,
 			 "name", p->name,
 			 "family", ctl_family_name(p->family),
 			 "port", (json_int_t)p->port,
 			 "endpoints", eps,
 			 "health", p->health ? health_json(snap, p->health) : json_null(),
-			 "models", models_json(snap, p));
+			 "models", models_json(snap, p),
+			 "probes", counters_json(&ctl_probe_counters, p),
+			 /* null: the map is not pinned */
+			 "tcp", snap->has_tcp ? counters_json(&ctl_tcp_counters, p) : json_null(),
+			 "uplink", snap->has_uplink ? counters_json(&ctl_uplink_counters, p)
+						    : json_null());
 }
 
 static json_t *providers_json(const struct ctl_snapshot *snap)
@@ -148,21 +169,6 @@ static json_t *overrides_json(const struct ctl_snapshot *snap)
 	return arr;
 }
 
-static json_t *counters_json(const struct ctl_snapshot *snap)
-{
-	json_t *obj = json_object();
-
-	for (size_t i = 0; obj && i < ctl_n_counters; i++) {
-		uint64_t v = ctl_counter_value(&snap->counters, &ctl_counters[i]);
-
-		if (json_object_set_new(obj, ctl_counters[i].name, json_integer((json_int_t)v))) {
-			json_decref(obj);
-			return NULL;
-		}
-	}
-	return obj;
-}
-
 static json_t *cgroups_json(const struct ctl_snapshot *snap)
 {
 	json_t *arr = json_array();
@@ -191,7 +197,7 @@ int ctl_status_json(const struct ctl_snapshot *snap, FILE *out)
 	int rc;
 
 	/* "o" steals each reference, also when json_pack fails */
-	root = json_pack("{s:s, s:o, s:s, s:{s:s, s:s}, s:o, s:o, s:o, s:o}",
+	root = json_pack("{s:s, s:o, s:s, s:{s:s, s:s}, s:o, s:o, s:o, s:o, s:o}",
 			 "pin_dir", snap->pin_dir,
 			 "agent", agent_json(snap),
 			 "mode", ctl_mode_name(snap->settings.mode),
@@ -200,7 +206,8 @@ int ctl_status_json(const struct ctl_snapshot *snap, FILE *out)
 			 "ipv6", ctl_listener_str(&snap->settings, true, v6, sizeof(v6)),
 			 "providers", providers_json(snap),
 			 "overrides", overrides_json(snap),
-			 "counters", counters_json(snap),
+			 "counters", counters_json(&ctl_hook_counters, &snap->counters),
+			 "proxy", counters_json(&ctl_proxy_counters, &snap->proxy),
 			 "cgroups", cgroups_json(snap));
 	if (!root)
 		return -1;

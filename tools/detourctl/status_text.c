@@ -179,19 +179,69 @@ static int fill_endpoints(struct ctl_table *t, const struct ctl_snapshot *snap)
 
 static const struct ctl_column counter_cols[] = { { "COUNTER", false }, { "VALUE", true } };
 
-static int fill_counters(struct ctl_table *t, const struct ctl_snapshot *snap)
+/* A set of global counters, one row each. */
+static int counter_rows(FILE *out, const char *title, const struct ctl_counter_set *set,
+			const void *values)
 {
-	for (size_t i = 0; i < ctl_n_counters; i++) {
+	struct ctl_table *t = ctl_table_new(counter_cols, ARRAY_SIZE(counter_cols));
+	int rc = 0;
+
+	if (!t)
+		return -1;
+	for (size_t i = 0; rc == 0 && i < set->n; i++) {
 		char value[NUM_LEN];
 		const char *cells[] = {
-			ctl_counters[i].name,
-			u64_str(ctl_counter_value(&snap->counters, &ctl_counters[i]), value),
+			set->v[i].name, u64_str(ctl_counter_value(values, &set->v[i]), value),
 		};
 
-		if (ctl_table_add(t, cells))
-			return -1;
+		rc = ctl_table_add(t, cells);
 	}
-	return 0;
+	if (rc == 0) {
+		fprintf(out, "\n%s\n", title);
+		ctl_table_print(t, out, INDENT);
+	}
+	ctl_table_free(t);
+	return rc;
+}
+
+/* A set of per-provider counters, one row a provider, one column a counter;
+ * "(map not pinned)" when its map is absent. */
+static int provider_columns(FILE *out, const char *title, const struct ctl_counter_set *set,
+			    bool present, const struct ctl_snapshot *snap)
+{
+	struct ctl_column cols[1 + CTL_COUNTER_SET_MAX] = { { "PROVIDER", false } };
+	char headers[CTL_COUNTER_SET_MAX][32];
+	struct ctl_table *t;
+	int rc = 0;
+
+	fprintf(out, "\n%s\n", title);
+	if (!present) {
+		fputs(INDENT "(map not pinned)\n", out);
+		return 0;
+	}
+	for (size_t i = 0; i < set->n; i++)
+		cols[1 + i] = (struct ctl_column){
+			ctl_counter_header(&set->v[i], headers[i], sizeof(headers[i])), true };
+	t = ctl_table_new(cols, 1 + set->n);
+	if (!t)
+		return -1;
+	for (size_t i = 0; rc == 0 && i < snap->n_providers; i++) {
+		const struct ctl_provider *p = &snap->providers[i];
+		char values[CTL_COUNTER_SET_MAX][NUM_LEN];
+		const char *cells[1 + CTL_COUNTER_SET_MAX] = { p->name };
+
+		for (size_t j = 0; j < set->n; j++)
+			cells[1 + j] = u64_str(ctl_counter_value(p, &set->v[j]), values[j]);
+		rc = ctl_table_add(t, cells);
+	}
+	if (rc == 0) {
+		if (ctl_table_rows(t))
+			ctl_table_print(t, out, INDENT);
+		else
+			fputs(INDENT "(none)\n", out);
+	}
+	ctl_table_free(t);
+	return rc;
 }
 
 static const struct ctl_column cgroup_cols[] = {
@@ -231,8 +281,14 @@ int ctl_status_text(const struct ctl_snapshot *snap, FILE *out)
 		    fill_overrides, snap) ||
 	    section(out, "endpoints", endpoint_cols, ARRAY_SIZE(endpoint_cols),
 		    fill_endpoints, snap) ||
-	    section(out, "hook counters", counter_cols, ARRAY_SIZE(counter_cols),
-		    fill_counters, snap) ||
+	    provider_columns(out, "probes (sent, failed; the opt-in TTFT completions and their tokens)",
+			     &ctl_probe_counters, true, snap) ||
+	    provider_columns(out, "kernel TCP signals (tcp_signals, over each provider's endpoints)",
+			     &ctl_tcp_counters, snap->has_tcp, snap) ||
+	    provider_columns(out, "uplink signals (uplink_signals, over each provider's endpoints)",
+			     &ctl_uplink_counters, snap->has_uplink, snap) ||
+	    counter_rows(out, "hook counters", &ctl_hook_counters, &snap->counters) ||
+	    counter_rows(out, "proxy counters", &ctl_proxy_counters, &snap->proxy) ||
 	    section(out, "enrolled cgroups", cgroup_cols, ARRAY_SIZE(cgroup_cols),
 		    fill_cgroups, snap))
 		return -1;
