@@ -110,8 +110,9 @@ enum dt_health_override {
 	DT_OVERRIDE_FORCE,  /* always route, whatever the signals */
 };
 
-/* What the active probes of one provider did and cost since detourd started
- * (agent/probe.c, docs/probe.md): part of its provider_health value. */
+/* What the active probes of one provider did and cost since detourd began
+ * probing it (agent/probe.c, docs/probe.md): part of its provider_health
+ * value. */
 struct dt_probe_stats {
 	__u64 sent;            /* probes sent, either kind */
 	__u64 failed;          /* ... that found the provider failing */

@@ -7,7 +7,8 @@
   bpfjson.py verdicts              every verdict: "addr port state=.. failures=.." lines
   bpfjson.py health                the struct dt_provider_health of a `map lookup`:
                                    "state since_ns ejections until_ns reason text"
-  bpfjson.py health_fields         the same, every field: "name=value ..." (text's spaces as _)
+  bpfjson.py health_fields         the same, every field: "name=value ..." (text's spaces as _,
+                                   a nested struct's members as "probes.sent=...")
 
 Works with BTF ("formatted" members with field names) and without (raw hex
 bytes, decoded with the layouts of include/detour.h)."""
@@ -105,8 +106,17 @@ def health(doc):
     print(v["state"], v["since_ns"], v["ejections"], v["until_ns"], v["reason_text"])
 
 
+def flat(d, prefix=""):
+    """(name, value) of every member; a nested struct's as outer.inner"""
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from flat(v, prefix + k + ".")
+        else:
+            yield prefix + k, v
+
+
 def health_fields(doc):
-    print(" ".join("%s=%s" % (k, str(v).replace(" ", "_")) for k, v in health_value(doc).items()))
+    print(" ".join("%s=%s" % (k, str(v).replace(" ", "_")) for k, v in flat(health_value(doc))))
 
 
 def main():

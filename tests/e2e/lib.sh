@@ -593,7 +593,7 @@ STATE_NAMES=(healthy degraded rate-limited down probing)
 # ID's verdict in the pinned provider_health map, or of its MODEL's in model_health
 health() { health_lookup "$@" | "$PY" "$E2E_LIB_DIR/bpfjson.py" health 2>/dev/null; }
 # health_fields ID [MODEL]: the same verdict as "state=N override=N ... reason_text=..."
-# (every field, spaces in the text as _)
+# (every field, spaces in the text as _, the probe counts as probes.sent=N ...)
 health_fields() { health_lookup "$@" | "$PY" "$E2E_LIB_DIR/bpfjson.py" health_fields 2>/dev/null; }
 # health_lookup ID [MODEL]: bpftool's JSON of that verdict
 health_lookup() {

@@ -6,13 +6,14 @@
 # (x-detour-hedged). No hedge when the primary answers in time or when the
 # retry budget is spent; a hedge that fails, or never answers, leaves the
 # primary to answer (and a hedge that never answers is the one cancelled);
-# when both fail, failover goes on; the proxy_stats map counts hedges; a
-# client that leaves gives back its attempt's half-open trial slot; a
-# cancelled primary counts as a slow call, never as a failure. Timing is
-# bench's: nothing here asserts how long anything took.
+# when both fail, failover goes on; the proxy_stats map counts hedges (and
+# `detourctl status` shows them); a client that leaves gives back its
+# attempt's half-open trial slot; a cancelled primary counts as a slow call,
+# never as a failure. Timing is bench's: nothing here asserts how long
+# anything took.
 . "$(dirname "$0")/lib.sh"
 e2e_init "$@"
-e2e_require detourd fakellm
+e2e_require detourd detourctl fakellm
 
 fake_std G D || exit 1
 KEY_APP=sk-app-own-key-0001
@@ -150,6 +151,13 @@ check "... the hedge not taken is logged, Groq got no request" "$(grep 'not hedg
 	eval '[ $(log_count "openai has not answered in [0-9]* ms: not hedged, retry budget exhausted") -eq 1 ] &&
 	      [ $(stat_of G requests) -eq $g0 ]'
 check "... and counted as a hedge not funded" "$(counters)" wait_for 2 eval '[ "$(counters)" = "7 4 1" ]'
+j=$("$DETOURCTL" --pin-dir "$PIN" status --json)
+check "detourctl status --json shows the proxy's hedge counters" "$(jget "$j" proxy)" \
+	eval '[ "$(jget "$j" proxy.hedges) $(jget "$j" proxy.hedges_won) $(jget "$j" proxy.hedges_unfunded)" = "7 4 1" ]'
+st=$("$DETOURCTL" --pin-dir "$PIN" status)
+check "... and its table" "$(grep -A4 '^proxy counters' <<<"$st" | tr -s ' ' | tr '\n' ';')" \
+	eval 'grep -A4 "^proxy counters" <<<"$st" | tr -s " " | tr "\n" ";" |
+	      grep -q "hedges 7; hedges_won 4; hedges_unfunded 1;"'
 
 # 6. a client that leaves gives back the half-open trial slot its attempt
 # held: the next request is the trial, not sent elsewhere as "half-open-busy"

@@ -3,7 +3,8 @@
 # - active probes: OpenAI (fakellm A/B) failing its model list (503) goes
 #   DOWN from probes alone, in the provider_health map, and comes back
 #   through probes once it answers again; DeepSeek's opt-in TTFT probe is a
-#   chat completion whose cost is logged;
+#   chat completion whose cost is logged and published with the probe
+#   counts (provider_health, `detourctl status`);
 # - kernel TCP signals: direct connects (a cgroup detour does not redirect,
 #   as in failover mode) refused by Groq's endpoints, which is not probed,
 #   are counted in the pinned tcp_signals map and eject it; resets too;
@@ -14,7 +15,7 @@
 # - a reload that turns probes off stops them.
 . "$(dirname "$0")/lib.sh"
 e2e_init "$@"
-e2e_require detourd fakellm
+e2e_require detourd detourctl fakellm
 
 fake_std G D || exit 1
 proxy_conf "provider_failures_to_eject = 2
@@ -32,6 +33,12 @@ probe_timeout_ms = 1000"
 detourd_start || exit 1
 
 OAI=0 GROQ=1 DS=2
+ctl() { "$DETOURCTL" --pin-dir "$PIN" "$@"; }
+# status NAME PATH: a field of provider NAME in `detourctl status --json` ("" if none)
+status() { jget "$(ctl status --json | "$PY" -c 'import json,sys
+print(json.dumps([p for p in json.load(sys.stdin)["providers"] if p["name"] == sys.argv[1]][0]))' "$1")" "$2"; }
+# field NAME=: its value in health_fields' line on stdin
+field() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
 state_is() { local h; h=$(health "$1"); [ "${h%% *}" = "$2" ] && [[ "$h" == *"$3"* ]]; }
 fake_count() { jget "$(fake_admin "$1" GET /stats)" "$2"; }
 path_count() { fake_admin "$1" GET /stats | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["by_path"][sys.argv[1]])' "$2"; }
@@ -73,6 +80,24 @@ check "... once: the next probes within the hour are model lists" "$(path_count 
 	[ "$(path_count D /v1/chat/completions)" = 1 ]
 check "Groq (probe = no) is never probed" "$(fake_count G requests) requests" [ "$(fake_count G requests)" = 0 ]
 
+# the counts are written again every second
+wait_for 3 eval '[ "$(health_fields $DS | field probes.output_tokens)" -ge 1 ]'
+h=$(health_fields $DS)
+check "its cost in the provider_health map: one TTFT probe, its input and output tokens" \
+	"$(tr ' ' '\n' <<<"$h" | grep '^probes\.' | tr '\n' ' ')" \
+	eval '[ "$(field probes.ttft_probes <<<"$h")" = 1 ] && [ "$(field probes.input_tokens <<<"$h")" -ge 1 ] &&
+	      [ "$(field probes.output_tokens <<<"$h")" -ge 1 ] && [ "$(field probes.sent <<<"$h")" -ge 2 ]'
+check "... and the probes that found OpenAI failing (503) counted as failed" \
+	"$(health_fields $OAI | tr ' ' '\n' | grep '^probes\.' | tr '\n' ' ')" \
+	eval '[ "$(health_fields $OAI | field probes.failed)" -ge 2 ] && [ "$(health_fields $OAI | field probes.ttft_probes)" = 0 ]'
+check "detourctl status --json shows them per provider" \
+	"deepseek: $(status deepseek probes); openai: $(status openai probes)" \
+	eval '[ "$(status deepseek probes.ttft_probes)" = 1 ] && [ "$(status deepseek probes.input_tokens)" -ge 1 ] &&
+	      [ "$(status deepseek probes.output_tokens)" -ge 1 ] && [ "$(status openai probes.failed)" -ge 2 ]'
+st=$(ctl status)
+check "... and the table (a probes section)" "$(grep -A4 '^probes' <<<"$st")" \
+	eval 'grep -A4 "^probes" <<<"$st" | grep -Eq "^  deepseek +[0-9]+ +[0-9]+ +1 +[1-9][0-9]* +[1-9]"'
+
 # ---- kernel TCP signals --------------------------------------------------------------
 
 fake_fault G '{"mode":"refuse"}'
@@ -85,6 +110,10 @@ check "... and reach the health engine: Groq is DOWN without a probe or a proxie
 	"$(health $GROQ)" state_is $GROQ 3 "connects failed or reset, none succeeded"
 check "... logged per event" "$(grep 'tcp: groq' "$DETOURD_LOG" | tail -1)" \
 	grep -q "tcp: groq .*: connect_fail (a direct socket): Connection refused" "$DETOURD_LOG"
+check "... and shown by detourctl status --json, summed over Groq's endpoints" \
+	"$(status groq tcp); map: $n" eval '[ "$(status groq tcp.connect_fail)" -ge "$n" ]'
+check "... and in its table" "$(grep -A4 '^kernel TCP signals' <<<"$(ctl status)")" \
+	eval 'ctl status | grep -A4 "^kernel TCP signals" | grep -Eq "^  groq +[0-9]+ +[1-9]"'
 fake_fault G '{"mode":"reset"}'
 ccurl other "https://$HOST_GROQ/openai/v1/models" >/dev/null
 wait_for 2 eval '[ "$(tcp resets_recv $G4 $G6)" -ge 1 ]'
@@ -131,5 +160,8 @@ n1=$(oai_count /v1/models)
 check "SIGHUP with probes = no: probing stops" "$((n1 - n0)) model-list calls after the reload" \
 	eval 'grep -q "probes stopped" "$DETOURD_LOG" && [ $n1 = $n0 ]'
 
+out="$(ctl status; ctl status --json)"
+check "no key appears in detourctl status" "$(grep -cF -e "$KEY_GROQ" -e "$KEY_DEEPSEEK" <<<"$out") lines" \
+	eval '! grep -qF -e "$KEY_GROQ" -e "$KEY_DEEPSEEK" <<<"$out"'
 check "the agent is still alive" "detourd exited" alive "$DETOURD_PID"
 e2e_finish
