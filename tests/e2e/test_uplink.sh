@@ -7,13 +7,13 @@
 # (the agent's, by its mark) or to tcpsig (an application's; fed when
 # tcp_signals = no), while ICMP errors and resets no local socket owns (what
 # a gateway sees of the machines behind it) reach the health engine, whose
-# verdict goes DOWN,
-# in the provider_health map; a reload changes the XDP mode, removes
+# verdict goes DOWN, in the provider_health map; `detourctl status` sums the
+# counters per provider; a reload changes the XDP mode, removes
 # the program, and fails open on an interface that is not there; the
 # program goes with the agent, even killed.
 . "$(dirname "$0")/lib.sh"
 e2e_init "$@"
-e2e_require detourd
+e2e_require detourd detourctl
 
 # Nothing listens on api.plain.test (A4, B4) port 80: connects there are
 # refused. "far" lives behind the provider namespace, which has no route to
@@ -114,6 +114,18 @@ check "... the health engine ejected anthropic: DOWN (3) in provider_health" "st
 	[ "$(health_state 1)" = 3 ]
 check "... with the kernel's reason" "$(grep 'health: anthropic' "$DETOURD_LOG")" \
 	logged "health: anthropic: healthy -> down (3 connects failed or reset, none succeeded)"
+# ustat NAME FIELD: a provider's uplink counter in `detourctl status --json`
+ustat() {
+	"$DETOURCTL" --pin-dir "$PIN" status --json | "$PY" -c 'import json,sys
+p = [p for p in json.load(sys.stdin)["providers"] if p["name"] == sys.argv[1]][0]
+print(p["uplink"][sys.argv[2]])' "$1" "$2"
+}
+far=$(( $(uplink $F4 443 unreachable) + $(uplink $F6 443 unreachable) ))
+check "detourctl status --json: the uplink counters summed per provider (anthropic, far's two addresses)" \
+	"anthropic resets=$(ustat anthropic resets) local=$(ustat anthropic local); far unreachable=$(ustat far unreachable), map: $far" \
+	eval '[ "$(ustat anthropic resets)" = 3 ] && [ "$(ustat anthropic local)" = 0 ] && [ "$(ustat far unreachable)" = "$far" ]'
+check "... and its table" "$("$DETOURCTL" --pin-dir "$PIN" status | grep -A5 '^uplink signals')" \
+	eval '"$DETOURCTL" --pin-dir "$PIN" status | grep -A5 "^uplink signals" | grep -Eq "^  anthropic +3 +0 +0 +0$"'
 
 # --- reloads
 reload() {
