@@ -5,7 +5,7 @@
 # network, a private bpffs, cgroups under $CG2/detour-bench-PID, all removed
 # on exit. Prints a block of figures per benchmark, then one summary line per
 # figure. --smoke: a ~30 s version that proves the bench still works.
-# --proxy: the proxy block only (about 90 s), e.g. to compare two builds.
+# --proxy: the proxy block only (about 2 min), e.g. to compare two builds.
 # --instructions: detourd under callgrind, user-space instructions per proxied
 # request (about 40 s; not timing, so not disturbed by other jobs on the CPUs).
 #
