@@ -14,23 +14,28 @@
 
 typedef int (*fill_fn)(struct ctl_table *t, const struct ctl_snapshot *snap);
 
-/* A titled section: the table filled by fill, or "(none)". */
+/* A title, then the table or "(none)". */
+static void print_section(FILE *out, const char *title, const struct ctl_table *t)
+{
+	fprintf(out, "\n%s\n", title);
+	if (ctl_table_rows(t))
+		ctl_table_print(t, out, INDENT);
+	else
+		fputs(INDENT "(none)\n", out);
+}
+
+/* A titled section: the table filled by fill. */
 static int section(FILE *out, const char *title, const struct ctl_column *cols, size_t ncols,
 		   fill_fn fill, const struct ctl_snapshot *snap)
 {
 	struct ctl_table *t = ctl_table_new(cols, ncols);
-	int rc = -1;
+	int rc;
 
 	if (!t)
 		return -1;
-	fprintf(out, "\n%s\n", title);
-	if (fill(t, snap) == 0) {
-		if (ctl_table_rows(t))
-			ctl_table_print(t, out, INDENT);
-		else
-			fputs(INDENT "(none)\n", out);
-		rc = 0;
-	}
+	rc = fill(t, snap);
+	if (rc == 0)
+		print_section(out, title, t);
 	ctl_table_free(t);
 	return rc;
 }
@@ -196,10 +201,8 @@ static int counter_rows(FILE *out, const char *title, const struct ctl_counter_s
 
 		rc = ctl_table_add(t, cells);
 	}
-	if (rc == 0) {
-		fprintf(out, "\n%s\n", title);
-		ctl_table_print(t, out, INDENT);
-	}
+	if (rc == 0)
+		print_section(out, title, t);
 	ctl_table_free(t);
 	return rc;
 }
@@ -214,9 +217,8 @@ static int provider_columns(FILE *out, const char *title, const struct ctl_count
 	struct ctl_table *t;
 	int rc = 0;
 
-	fprintf(out, "\n%s\n", title);
 	if (!present) {
-		fputs(INDENT "(map not pinned)\n", out);
+		fprintf(out, "\n%s\n" INDENT "(map not pinned)\n", title);
 		return 0;
 	}
 	for (size_t i = 0; i < set->n; i++)
@@ -234,12 +236,8 @@ static int provider_columns(FILE *out, const char *title, const struct ctl_count
 			cells[1 + j] = u64_str(ctl_counter_value(p, &set->v[j]), values[j]);
 		rc = ctl_table_add(t, cells);
 	}
-	if (rc == 0) {
-		if (ctl_table_rows(t))
-			ctl_table_print(t, out, INDENT);
-		else
-			fputs(INDENT "(none)\n", out);
-	}
+	if (rc == 0)
+		print_section(out, title, t);
 	ctl_table_free(t);
 	return rc;
 }
