@@ -70,6 +70,7 @@ struct dt_fetch {
 	bool finishing;    /* inside done(): cancel and pause have nothing to do */
 	bool trim_queued;
 	bool upload_freed; /* the request went out: its upload buffer was freed */
+	bool connect_retry; /* a connect attempt failed: run it again (next_address) */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -259,6 +260,25 @@ static void fetch_resume(struct dt_fetch *f)
 		fetch_finish(f, DT_FETCH_INTERNAL, "cannot resume the transfer");
 }
 
+/*
+ * libcurl 7.88 opens the socket for a host's next address only when it runs
+ * the transfer again, and after a refused connect it asks for no such run:
+ * under the socket API the transfer waits for its next timer, the happy
+ * eyeballs delay or the failed attempt's own timeout (half of what is left
+ * of the connect timeout while addresses of its family remain). Later
+ * libcurl asks for the run itself. Changing the pause state is the public
+ * call that has libcurl run one transfer at once; nothing is sent before
+ * the connection is up, so pausing the sending side changes nothing else.
+ */
+static void next_address(struct dt_fetch *f)
+{
+	int held = f->curl_paused ? CURLPAUSE_RECV : CURLPAUSE_CONT;
+
+	f->connect_retry = false;
+	if (curl_easy_pause(f->easy, held | CURLPAUSE_SEND) == CURLE_OK)
+		curl_easy_pause(f->easy, held);
+}
+
 /* A fetch started inside a callback joins the multi handle here. */
 static void fetch_attach_late(struct dt_fetch *f)
 {
@@ -284,6 +304,8 @@ static void run_deferred(evutil_socket_t fd, short what, void *arg)
 			fetch_attach_late(f);
 		else if (f->curl_paused && !f->want_paused)
 			fetch_resume(f);
+		else if (f->connect_retry)
+			next_address(f);
 	}
 	u->in_callback--;
 	check_multi_info(u);
@@ -445,16 +467,29 @@ static void watch_free(struct sock_watch *w)
 	free(w);
 }
 
+/* A socket closed before its fetch connected: an attempt failed, and the
+ * host may have addresses left to try (next_address). */
+static void connect_attempt_closed(struct dt_upstream *u, CURL *easy)
+{
+	char *f = NULL;
+
+	if (!easy || curl_easy_getinfo(easy, CURLINFO_PRIVATE, &f) != CURLE_OK || !f ||
+	    ((struct dt_fetch *)f)->connected)
+		return;
+	((struct dt_fetch *)f)->connect_retry = true;
+	upstream_defer(u);
+}
+
 static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *arg, void *sockp)
 {
 	struct dt_upstream *u = arg;
 	struct sock_watch *w = sockp;
 	short kind = (what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0);
 
-	(void)easy;
 	if (what == CURL_POLL_REMOVE) {
 		if (w)
 			watch_free(w);
+		connect_attempt_closed(u, easy);
 		return 0;
 	}
 	if (!w) {
