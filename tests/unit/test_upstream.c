@@ -14,9 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -158,6 +161,7 @@ static int world_teardown(void **state)
 {
 	static const char *const files[] = {
 		"ca.pem", "other-ca.pem", "server.pem", "server.key", "fakellm.log", "fakellm.pid",
+		"hosts",
 	};
 
 	(void)state;
@@ -285,8 +289,9 @@ static const struct dt_fetch_ops record_ops = {
 	.head = on_head, .data = on_data, .done = on_done,
 };
 
-static void start_chat(struct result *r, struct dt_upstream *u, unsigned port, bool stream,
-		       unsigned total_timeout_ms)
+/* A chat completion to https://HOST:PORT. */
+static void start_chat_at(struct result *r, struct dt_upstream *u, const char *host, unsigned port,
+			  bool stream, unsigned total_timeout_ms)
 {
 	struct dt_headers h = {0};
 	char url[128], err[256];
@@ -296,7 +301,7 @@ static void start_chat(struct result *r, struct dt_upstream *u, unsigned port, b
 		.body = body, .body_len = strlen(body), .total_timeout_ms = total_timeout_ms,
 	};
 
-	snprintf(url, sizeof(url), "https://127.0.0.1:%u/v1/chat/completions", port);
+	snprintf(url, sizeof(url), "https://%s:%u/v1/chat/completions", host, port);
 	dt_headers_add_str(&h, "Content-Type", "application/json");
 	dt_headers_add_str(&h, "Authorization", "Bearer sk-upstream-test");
 	/* curl's to compute: a wrong one here would stall or break the request */
@@ -306,6 +311,12 @@ static void start_chat(struct result *r, struct dt_upstream *u, unsigned port, b
 	r->f = dt_fetch_start(u, &req, &record_ops, r, err, sizeof(err));
 	dt_headers_free(&h);
 	assert_non_null(r->f);
+}
+
+static void start_chat(struct result *r, struct dt_upstream *u, unsigned port, bool stream,
+		       unsigned total_timeout_ms)
+{
+	start_chat_at(r, u, "127.0.0.1", port, stream, total_timeout_ms);
 }
 
 /* ---- loop helpers ------------------------------------------------------------- */
@@ -518,6 +529,62 @@ static void test_refused(void **state)
 	expect_error(*state, closed_port(), 0, DT_FETCH_CONNECT);
 }
 
+/* NAME resolves to every address in ADDRS, in this process only: a private
+ * mount namespace, a hosts file bound over /etc/hosts (the name is found
+ * there, so no resolver is asked). False without the privilege. */
+static bool private_hosts(const char *name, const char *const *addrs)
+{
+	FILE *fp;
+
+	if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		return false;
+	fp = fopen(world_path("hosts"), "w");
+	assert_non_null(fp);
+	for (; *addrs; addrs++)
+		fprintf(fp, "%s %s\n", *addrs, name);
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(mount(world_path("hosts"), "/etc/hosts", NULL, MS_BIND, NULL), 0);
+	return true;
+}
+
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/*
+ * A provider whose every address refuses (the e2e bed's names have two per
+ * family) fails as a connect failure, from the refusals: libcurl 7.88 left
+ * a host's next address to the failed attempt's timeout, half of what was
+ * left of the connect timeout (upstream.c, next_address), and a caller's
+ * first-byte deadline struck first. With a minute to connect, that wait
+ * would outlast WAIT_MS.
+ */
+static void test_refused_every_address(void **state)
+{
+	static const char *const addrs[] = { "127.0.0.1", "127.0.0.2", "127.0.0.3", "::1", NULL };
+	struct fixture *fx = *state;
+	struct dt_upstream_opts o = { .ca_bundle = world_path("ca.pem"), .connect_timeout_ms = 60000 };
+	struct timespec t0;
+
+	if (!private_hosts("refusing.test", addrs))
+		skip();         /* needs CAP_SYS_ADMIN */
+	assert_int_equal(dt_upstream_set_opts(fx->u, &o), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	start_chat_at(&fx->r, fx->u, "refusing.test", closed_port(), false, 0);
+	run_until(fx->base, &fx->r.dones, 1, WAIT_MS);
+	print_message("4 refusing addresses: %s after %.1f ms\n",
+		      fx->r.dones ? "failed" : "still connecting", ms_since(&t0));
+	umount("/etc/hosts");
+	assert_int_equal(fx->r.dones, 1);
+	assert_string_equal(dt_fetch_error_str(fx->r.err), dt_fetch_error_str(DT_FETCH_CONNECT));
+	/* ended by the refusals, not by a timeout */
+	assert_non_null(strstr(fx->r.errmsg, curl_easy_strerror(CURLE_COULDNT_CONNECT)));
+}
+
 static void test_hang_total_timeout(void **state)
 {
 	struct fixture *fx = *state;
@@ -687,6 +754,7 @@ int main(void)
 		T(test_tls_failure),
 		T(test_wrong_ca),
 		T(test_refused),
+		T(test_refused_every_address),
 		T(test_hang_total_timeout),
 		T(test_pause_in_data),
 		T(test_pause_from_loop),
