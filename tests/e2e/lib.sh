@@ -893,8 +893,7 @@ scen_group_start() { # WORKERS INTERVAL-MS FIRST-BYTE-TIMEOUT-MS EJECT-MS [HEALT
 	proxy_conf "first_byte_timeout_ms = $3
 retry_budget_min = 100000
 provider_failures_to_eject = 3
-provider_eject_ms = $4
-upstream_connect_timeout_ms = 400"
+provider_eject_ms = $4"
 	CONF_HEALTH="trial_requests = 1
 probe_interval_ms = $SCEN_PROBE_MS
 probe_interval_down_ms = $((SCEN_PROBE_MS / 2))
