@@ -10,9 +10,10 @@
 #include "arena.h"
 
 /* An arena often lives as long as a stream (the parsed request of an
- * exchange): a small body takes a small first block; each block after it is
- * twice the one before, so a large translated request needs few. */
-#define BLOCK_FIRST 512
+ * exchange): a small body takes a small first block (a one-message chat
+ * request parses into ~800 bytes); each block after it is twice the one
+ * before, so a large translated request needs few. */
+#define BLOCK_FIRST 1024
 #define BLOCK_MAX 65536
 
 struct dt_arena_block {
