@@ -356,6 +356,8 @@ static void header_end(struct dt_fetch *f)
 	f->u->in_callback++;
 	f->ops->head(f->ctx, f, (int)status, &f->resp_fields);
 	f->u->in_callback--;
+	/* the caller copied what it keeps: an open stream does not hold them */
+	dt_headers_free(&f->resp_fields);
 }
 
 /* "Name: value\r\n" into the response fields; 0 or -ENOMEM. */

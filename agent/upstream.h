@@ -62,7 +62,8 @@ struct dt_fetch_req {
 };
 
 struct dt_fetch_ops {
-	/* Status and headers of the final response (1xx are skipped), once. */
+	/* Status and headers of the final response (1xx are skipped), once;
+	 * h is valid during the call only. */
 	void (*head)(void *ctx, struct dt_fetch *f, int status, const struct dt_headers *h);
 	/* Body bytes as they arrive (de-chunked by libcurl; content codings untouched). */
 	void (*data)(void *ctx, struct dt_fetch *f, const void *buf, size_t len);
