@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "balance.h"
 #include "router.h"
 
 #define NS_PER_MS 1000000ull
@@ -190,16 +191,6 @@ int dt_router_set_classes(struct dt_router *r, const struct dt_model_class *clas
 
 /* ---- plans -------------------------------------------------------------- */
 
-/* splitmix64: a good 64-bit stream even from consecutive seeds */
-static uint64_t splitmix64(uint64_t *state)
-{
-	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 static unsigned member_weight(const struct dt_class_member *m)
 {
 	return m->weight ? m->weight : 1;
@@ -219,7 +210,7 @@ static void weighted_shuffle(const struct dt_class_member **m, size_t n, uint64_
 		for (size_t k = i; k < n; k++)
 			total += member_weight(m[k]);
 		/* the modulo bias is below total / 2^64: negligible */
-		pick = splitmix64(&prng) % total;
+		pick = dt_balance_random(&prng) % total;
 		while (pick >= member_weight(m[j]))
 			pick -= member_weight(m[j++]);
 		chosen = m[j];

@@ -15,6 +15,8 @@
 #                fakellm over TLS: latency at fixed rates, throughput, streams
 #   translation  bench/xlate_cost: µs per translated 4 KB request and per
 #                streamed event, next to the same-family passthrough
+#   routing      bench/route_cost: ns per load-balancing decision, 10 members,
+#                each strategy
 #   uplink       bench/uplink_cost: ns the uplink XDP program costs a frame
 #   fakellm      bench/fakellm-rps.sh: the fake provider's request rate
 #   transitions  bench/transition.sh: the health engine's verdicts under load
@@ -29,7 +31,7 @@ for arg in "$@"; do
 	--smoke) SMOKE=1 ;;
 	--proxy) PROXY_ONLY=1 ;;
 	--instructions) INSTR=1 PROXY_ONLY=1 ;;
-	-h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	-*) echo "bench: unknown option $arg" >&2; exit 2 ;;
 	*) BUILD=$arg ;;
 	esac
@@ -143,7 +145,7 @@ CG2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 CGROOT=$CG2/detour-bench-$$
 mkdir "$CGROOT" "$CGROOT/enrolled" "$CGROOT/direct" "$CGROOT/agent" "$CGROOT/upstream"
 
-for bin in detourd fakellm bench/connect_cost bench/http_latency bench/tls_load bench/xlate_cost bench/uplink_cost; do
+for bin in detourd fakellm bench/connect_cost bench/http_latency bench/tls_load bench/xlate_cost bench/route_cost bench/uplink_cost; do
 	[ -x "$BUILD/$bin" ] || die "missing $BUILD/$bin (not built yet?)"
 done
 command -v haproxy >/dev/null || die "haproxy is not installed (make deps)"
@@ -450,6 +452,14 @@ if [ "$SMOKE" = 1 ]; then XLATE_ARGS="--reps 100 --blocks 3"; else XLATE_ARGS="-
 # shellcheck disable=SC2086 # two options
 taskset -c "$CPU_PROXY" "$BUILD/bench/xlate_cost" $XLATE_ARGS | tee "$W/xlate.out" || die "xlate_cost failed"
 summary "translation: $(sed -n 's/^xlate_cost: //p' "$W/xlate.out")"
+
+# ---- routing decision ------------------------------------------------------------------
+
+section "routing decision cost (one core, in memory)"
+if [ "$SMOKE" = 1 ]; then ROUTE_ARGS="--reps 1000 --blocks 3"; else ROUTE_ARGS="--reps 200000 --blocks 9"; fi
+# shellcheck disable=SC2086 # two options
+taskset -c "$CPU_PROXY" "$BUILD/bench/route_cost" $ROUTE_ARGS | tee "$W/route.out" || die "route_cost failed"
+summary "routing: $(sed -n 's/^route_cost: //p' "$W/route.out")"
 
 # ---- uplink ------------------------------------------------------------------------------
 
