@@ -47,10 +47,10 @@ void dt_balance_end(struct dt_balance_member *m, uint64_t ttft_ns, uint64_t now,
 	if (ttft_ns >= m->ttft_ewma_ns || !m->ttft_ewma_ns) {
 		m->ttft_ewma_ns = ttft_ns;
 	} else {
-		/* tau and dt in ms keep the products far from 2^64 */
-		uint64_t t = tau / NS_PER_MS, d = dt / NS_PER_MS;
+		/* in ms and 128 bits: a member idle for weeks must not wrap */
+		unsigned __int128 t = tau / NS_PER_MS, d = dt / NS_PER_MS;
 
-		m->ttft_ewma_ns = (m->ttft_ewma_ns * t + ttft_ns * d) / (t + d ? t + d : 1);
+		m->ttft_ewma_ns = (uint64_t)((m->ttft_ewma_ns * t + ttft_ns * d) / (t + d ? t + d : 1));
 		if (!m->ttft_ewma_ns)
 			m->ttft_ewma_ns = 1; /* measured stays measured */
 	}

@@ -174,6 +174,13 @@ static void test_peak_ewma(void **state)
 	dt_balance_start(&m);
 	dt_balance_end(&m, 100 * MS, t + 1 * MS + 10000 * MS, &o);
 	assert_int_equal(m.ttft_ewma_ns, 500 * MS);
+	/* extremes: an hour-long estimate, 60 days idle, a 50-minute sample
+	 * (sample × days in ms is past 2^64): the old estimate is forgotten,
+	 * nothing wraps */
+	m.ttft_ewma_ns = 3600000 * MS;
+	dt_balance_start(&m);
+	dt_balance_end(&m, 3000000 * MS, m.sampled_at + 60ull * 86400 * 1000 * MS, &o);
+	assert_in_range(m.ttft_ewma_ns, 3000000 * MS, 3000002 * MS);
 }
 
 static void test_cheapest(void **state)
