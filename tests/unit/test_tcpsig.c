@@ -43,7 +43,7 @@
 
 #include "bpfobj.h"
 #include "tcpsig.h"
-#include "lo_up.h"
+#include "bpf_world.h"
 
 #define MARK        0x44540001u
 #define WAIT_MS     1000        /* loopback events come in microseconds */
@@ -67,9 +67,7 @@ struct rec {
 
 static struct {
 	bool skip;
-	char mnt[64];               /* private bpffs: the pin dir */
-	bool mounted;
-	int intercept_fd;
+	struct bpf_world bw;           /* namespaces, bpffs, intercept map */
 	__u64 netns;
 	struct event_base *base;
 	struct event *tick;
@@ -79,7 +77,7 @@ static struct {
 	int drop_prog;
 	bool drop_hooked, dropping;
 	struct bpf_tc_opts drop_opts;
-} w = { .intercept_fd = -1, .drop_prog = -1 };
+} w = { .bw = BPF_WORLD_INIT, .drop_prog = -1 };
 
 /* ---- the private world ---------------------------------------------------- */
 
@@ -124,8 +122,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 static int open_sig(void)
 {
 	struct dt_tcpsig_opts o = {
-		.intercept_fd = w.intercept_fd,
-		.pin_dir = w.mnt,
+		.intercept_fd = w.bw.intercept_fd,
+		.pin_dir = w.bw.mnt,
 		.mark = MARK,
 		.netns_cookie = w.netns,
 		.cb = on_signal,
@@ -146,24 +144,9 @@ static int group_setup(void **state)
 		w.skip = true;
 		return 0;
 	}
-	if (unshare(CLONE_NEWNET | CLONE_NEWNS) ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) || lo_up()) {
-		perror("test_tcpsig: private namespaces");
+	if (bpf_world_enter(&w.bw, "tcpsig"))
 		return -1;
-	}
 	w.netns = netns_cookie();
-	snprintf(w.mnt, sizeof(w.mnt), "/tmp/detour-tcpsig.XXXXXX");
-	if (!mkdtemp(w.mnt)) {
-		w.mnt[0] = '\0';
-		return -1;
-	}
-	if (mount("bpf", w.mnt, "bpf", 0, "mode=0700"))
-		return -1;
-	w.mounted = true;
-	w.intercept_fd = bpf_map_create(BPF_MAP_TYPE_HASH, "intercept", sizeof(struct dt_endpoint),
-					sizeof(struct dt_intercept), DT_MAX_ENDPOINTS, NULL);
-	if (w.intercept_fd < 0)
-		return -1;
 	w.base = event_base_new();
 	w.tick = w.base ? evtimer_new(w.base, on_tick, NULL) : NULL;
 	if (!w.tick || !w.netns)
@@ -184,12 +167,7 @@ static int group_teardown(void **state)
 		event_base_free(w.base);
 	if (w.drop_prog >= 0)
 		close(w.drop_prog);
-	if (w.intercept_fd >= 0)
-		close(w.intercept_fd);
-	if (w.mounted)
-		umount2(w.mnt, MNT_DETACH);
-	if (w.mnt[0])
-		rmdir(w.mnt);
+	bpf_world_leave(&w.bw);
 	/* the namespaces, and the clsact on their lo, end with the process */
 	return 0;
 }
@@ -276,7 +254,7 @@ static void provide(struct dt_endpoint ep)
 {
 	struct dt_intercept val = { .provider_id = 1 };
 
-	assert_int_equal(bpf_map_update_elem(w.intercept_fd, &ep, &val, BPF_ANY), 0);
+	assert_int_equal(bpf_map_update_elem(w.bw.intercept_fd, &ep, &val, BPF_ANY), 0);
 }
 
 static struct dt_tcp_signals counters(struct dt_endpoint ep)
@@ -796,7 +774,7 @@ static void test_close_detaches_reopen_keeps(void **state)
 	dt_tcpsig_close(w.sig);
 	w.sig = NULL;
 
-	snprintf(pin, sizeof(pin), "%s/%s", w.mnt, DT_MAP_TCP_SIGNALS);
+	snprintf(pin, sizeof(pin), "%s/%s", w.bw.mnt, DT_MAP_TCP_SIGNALS);
 	pfd = bpf_obj_get(pin);
 	assert_true(pfd >= 0);
 	fd = dial(AF_INET, ep, 0, 0);
@@ -821,7 +799,7 @@ static void test_close_detaches_reopen_keeps(void **state)
 /* Failing to load is reported and leaves nothing behind. */
 static void test_open_fails_cleanly(void **state)
 {
-	struct dt_tcpsig_opts o = { .pin_dir = w.mnt };
+	struct dt_tcpsig_opts o = { .pin_dir = w.bw.mnt };
 	struct dt_tcpsig *t = (void *)1;
 	char err[256] = "", dir[96], pin[128];
 	int bad;
@@ -838,7 +816,7 @@ static void test_open_fails_cleanly(void **state)
 	bad = bpf_map_create(BPF_MAP_TYPE_HASH, "bad", 4, 8, 16, NULL);
 	assert_true(bad >= 0);
 	o.intercept_fd = bad;
-	snprintf(dir, sizeof(dir), "%s/fresh", w.mnt);
+	snprintf(dir, sizeof(dir), "%s/fresh", w.bw.mnt);
 	assert_int_equal(mkdir(dir, 0700), 0);
 	o.pin_dir = dir;
 	err[0] = '\0';

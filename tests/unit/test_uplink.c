@@ -39,6 +39,7 @@
 #include "bpfobj.h"
 #include "frames.h"
 #include "uplink.h"
+#include "bpf_world.h"
 
 #define PROVIDER4   "198.18.0.2"
 #define PROVIDER6   "fd00:de70::2"
@@ -56,14 +57,12 @@
 
 static struct {
 	bool skip;
-	char mnt[64];
-	bool mounted;
-	int intercept_fd;
+	struct bpf_world bw;           /* namespaces, bpffs, intercept map */
 	struct event_base *base;
 	struct dt_uplink *up;
 	struct dt_uplink_event recs[MAX_RECS];
 	int nrecs;
-} w = { .intercept_fd = -1 };
+} w = { .bw = BPF_WORLD_INIT };
 
 /* ---- frames ------------------------------------------------------------------ */
 
@@ -153,7 +152,7 @@ static void provide(const char *addr, uint16_t port)
 	struct dt_endpoint ep = ep_of(addr, port);
 	struct dt_intercept val = { .provider_id = 1 };
 
-	assert_int_equal(bpf_map_update_elem(w.intercept_fd, &ep, &val, BPF_ANY), 0);
+	assert_int_equal(bpf_map_update_elem(w.bw.intercept_fd, &ep, &val, BPF_ANY), 0);
 }
 
 static struct dt_uplink_signals counters(const char *addr, uint16_t port)
@@ -198,30 +197,14 @@ static const struct dt_uplink_event *last(void)
 
 /* ---- the private world ------------------------------------------------------------ */
 
-static int lo_up(void)
-{
-	struct ifreq ifr = { .ifr_name = "lo" };
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
-		rc = -errno;
-	ifr.ifr_flags |= IFF_UP;
-	if (!rc && ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
 static int open_uplink(const char *ifname, enum dt_xdp_mode mode)
 {
 	struct dt_uplink_opts o = {
-		.intercept_fd = w.intercept_fd,
+		.intercept_fd = w.bw.intercept_fd,
 		.ifname = ifname,
 		.mode = mode,
 		.mark = MARK,
-		.pin_dir = w.mnt,
+		.pin_dir = w.bw.mnt,
 		.cb = on_event,
 	};
 	char err[256];
@@ -240,23 +223,10 @@ static int group_setup(void **state)
 		w.skip = true;
 		return 0;
 	}
-	if (unshare(CLONE_NEWNET | CLONE_NEWNS) ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) || lo_up()) {
-		perror("test_uplink: private namespaces");
+	if (bpf_world_enter(&w.bw, "uplink"))
 		return -1;
-	}
-	snprintf(w.mnt, sizeof(w.mnt), "/tmp/detour-uplink.XXXXXX");
-	if (!mkdtemp(w.mnt)) {
-		w.mnt[0] = '\0';
-		return -1;
-	}
-	if (mount("bpf", w.mnt, "bpf", 0, "mode=0700"))
-		return -1;
-	w.mounted = true;
-	w.intercept_fd = bpf_map_create(BPF_MAP_TYPE_HASH, "intercept", sizeof(struct dt_endpoint),
-					sizeof(struct dt_intercept), DT_MAX_ENDPOINTS, NULL);
 	w.base = event_base_new();
-	if (w.intercept_fd < 0 || !w.base)
+	if (!w.base)
 		return -1;
 	return open_uplink(NULL, DT_XDP_AUTO);
 }
@@ -267,12 +237,7 @@ static int group_teardown(void **state)
 	dt_uplink_close(w.up);
 	if (w.base)
 		event_base_free(w.base);
-	if (w.intercept_fd >= 0)
-		close(w.intercept_fd);
-	if (w.mounted)
-		umount2(w.mnt, MNT_DETACH);
-	if (w.mnt[0])
-		rmdir(w.mnt);
+	bpf_world_leave(&w.bw);
 	return 0;
 }
 
@@ -613,7 +578,7 @@ static void test_attached_real_resets(void **state)
  * program already there: refused with a reason, nothing attached. */
 static void test_attach_failures(void **state)
 {
-	struct dt_uplink_opts o = { .intercept_fd = w.intercept_fd, .ifname = "nosuch0" };
+	struct dt_uplink_opts o = { .intercept_fd = w.bw.intercept_fd, .ifname = "nosuch0" };
 	struct dt_uplink *u = (void *)1, *first;
 	char err[256] = "";
 
