@@ -10,15 +10,21 @@
 
 #include "config.h"
 
+static char root[] = "/tmp/detour-fuzz-cgroup-XXXXXX";
+
+static void remove_root(void)
+{
+	rmdir(root);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	static char root[] = "/tmp/detour-fuzz-cgroup-XXXXXX";
-
 	(void)argc;
 	(void)argv;
 	/* cgroup lookups go to an empty private tree, not the host's */
 	if (!mkdtemp(root))
 		abort();
+	atexit(remove_root);
 	setenv("DETOUR_CGROUP_ROOT", root, 1);
 	dt_log_level = DT_LOG_ERROR;
 	return 0;
