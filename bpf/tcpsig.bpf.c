@@ -23,6 +23,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_endian.h>
 #include "detour.h"
+#include "observer.bpf.h"
 
 #define AF_INET      2
 #define AF_INET6     10
@@ -31,22 +32,8 @@
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
-/* Set by the loader before load. */
-const volatile __u32 dt_mark = 0;         /* detour's SO_MARK; 0: not flagged */
-const volatile __u64 dt_netns_cookie = 0; /* count one netns only; 0: all */
-
-/* Lost events (ring buffer full); read by the agent from .bss. */
-__u64 events_lost = 0;
-
-/* detour's intercept map: the loader hands its fd in (bpf_map__reuse_fd),
- * so the hook and these programs read one table. Same definition as in
- * detour.bpf.c, which the reuse checks. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, DT_MAX_ENDPOINTS);
-	__type(key, struct dt_endpoint);
-	__type(value, struct dt_intercept);
-} intercept SEC(".maps");
+/* Set by the loader before load: count one netns only; 0: all. */
+const volatile __u64 dt_netns_cookie = 0;
 
 /* Per-endpoint counters; pinned by the loader when given a pin dir. LRU:
  * endpoints come and go with DNS, the table never fills. */

@@ -25,6 +25,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "detour.h"
+#include "observer.bpf.h"
 
 #define ETH_P_IP        0x0800
 #define ETH_P_IPV6      0x86DD
@@ -47,21 +48,6 @@
 #define MAX_EXT_HEADERS 4
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
-
-/* Set by the loader before load: detour's SO_MARK; 0: not flagged. */
-const volatile __u32 dt_mark = 0;
-
-/* Lost events (ring buffer full); read by the agent from .bss. */
-__u64 events_lost = 0;
-
-/* detour's intercept map, handed in by the loader (bpf_map__reuse_fd).
- * Same definition as in detour.bpf.c, which the reuse checks. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, DT_MAX_ENDPOINTS);
-	__type(key, struct dt_endpoint);
-	__type(value, struct dt_intercept);
-} intercept SEC(".maps");
 
 /* Per-endpoint counters; pinned by the loader when given a pin dir. */
 struct {
