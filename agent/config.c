@@ -173,6 +173,35 @@ static int parse_port(struct cfg_parser *p, const struct key_def *k,
 	return 0;
 }
 
+/* Dollars per million tokens with up to 6 decimals ("0.59", "15"), into
+ * micro-dollars, from k->min to k->max µ$. */
+static int parse_price(struct cfg_parser *p, const struct key_def *k,
+		       const char *value, void *obj)
+{
+	unsigned long micro = 0;
+	const char *c = value;
+	int decimals = -1; /* -1: before the point */
+
+	for (; *c && micro <= k->max; c++) {
+		if (*c == '.' && decimals < 0 && c != value) {
+			decimals = 0;
+			continue;
+		}
+		if (!isdigit((unsigned char)*c) || decimals >= 6)
+			break;
+		micro = micro * 10 + (unsigned long)(*c - '0');
+		if (decimals >= 0)
+			decimals++;
+	}
+	for (decimals = decimals < 0 ? 0 : decimals; decimals < 6 && micro <= k->max; decimals++)
+		micro *= 10;
+	if (*c || c == value || c[-1] == '.' || micro < k->min || micro > k->max)
+		return cfg_fail(p, p->line, "%s: expected dollars per million tokens from 0 to %lu, "
+				"at most 6 decimals, got \"%s\"", k->name, k->max / 1000000, value);
+	*(unsigned *)((char *)obj + k->offset) = (unsigned)micro;
+	return 0;
+}
+
 /* Index of value in names[], or -1 after cfg_fail(). */
 static int choice_parse(struct cfg_parser *p, const struct key_def *k,
 			const char *value, const char *const *names, size_t n)
@@ -218,11 +247,15 @@ static int parse_family(struct cfg_parser *p, const struct key_def *k,
 
 /* struct dt_class_cfg's strategy: the values of router.h's enum
  * dt_class_strategy, which config.h does not depend on. */
-enum { STRATEGY_PRIORITY = 0, STRATEGY_WEIGHTED = 1 };
+enum { STRATEGY_PRIORITY, STRATEGY_WEIGHTED, STRATEGY_LEAST_LATENCY, STRATEGY_CHEAPEST,
+       STRATEGY_COMBINED };
 
 static const char *const strategy_names[] = {
 	[STRATEGY_PRIORITY] = "priority",
 	[STRATEGY_WEIGHTED] = "weighted",
+	[STRATEGY_LEAST_LATENCY] = "least_latency",
+	[STRATEGY_CHEAPEST] = "cheapest",
+	[STRATEGY_COMBINED] = "combined",
 };
 
 static int parse_strategy(struct cfg_parser *p, const struct key_def *k,
@@ -792,6 +825,8 @@ static int provider_open(struct cfg_parser *p, const char *name)
 static const struct key_def member_options[] = {
 	{ "context", parse_unsigned, offsetof(struct dt_member_cfg, context_tokens), 1, 100000000, false, false },
 	{ "weight",  parse_unsigned, offsetof(struct dt_member_cfg, weight), 1, 1000, false, false },
+	{ "price_in",  parse_price, offsetof(struct dt_member_cfg, price_in), 0, 1000000000, false, false },
+	{ "price_out", parse_price, offsetof(struct dt_member_cfg, price_out), 0, 1000000000, false, false },
 };
 
 _Static_assert(sizeof(((struct dt_member_cfg *)0)->context_tokens) == sizeof(unsigned),
@@ -844,7 +879,7 @@ static int member_name_parse(struct cfg_parser *p, const struct key_def *k,
 	char *colon = strchr(token, ':');
 
 	if (!colon)
-		return cfg_fail(p, p->line, "%s: expected PROVIDER:MODEL [context=N] [weight=N], got \"%s\"",
+		return cfg_fail(p, p->line, "%s: expected PROVIDER:MODEL [context=N] [weight=N] [price_in=$ price_out=$], got \"%s\"",
 				k->name, token);
 	*colon = '\0';
 	if (!name_valid(token))
@@ -875,17 +910,19 @@ static int member_option_parse(struct cfg_parser *p, const struct key_def *k, ch
 	}
 	if (eq)
 		*eq = '=';
-	return cfg_fail(p, p->line, "%s: unknown option \"%s\" (context=N or weight=N)",
+	return cfg_fail(p, p->line, "%s: unknown option \"%s\" (context=N, weight=N, price_in=$ or price_out=$)",
 			k->name, token);
 }
 
-/* member = PROVIDER:MODEL [context=N] [weight=N]; the key repeats. The
+/* member = PROVIDER:MODEL [context=N] [weight=N] [price_in=$ price_out=$];
+ * the key repeats. The
  * provider is looked up once the file is read: it may come later. */
 static int parse_member(struct cfg_parser *p, const struct key_def *k,
 			const char *value, void *obj)
 {
 	struct dt_class_cfg *cls = obj;
-	struct dt_member_cfg m = { .line = p->line }, *members;
+	struct dt_member_cfg m = { .line = p->line, .price_in = CFG_PRICE_UNSET,
+				   .price_out = CFG_PRICE_UNSET }, *members;
 	const struct dt_member_cfg *other;
 	const struct dt_class_cfg *owner;
 	bool seen[ARRAY_SIZE(member_options)] = { false };
@@ -1252,6 +1289,8 @@ static const struct key_def class_keys[] = {
 	{ "member",   parse_member,   0, 0, 0, true, false },
 	{ "strategy", parse_strategy, 0, 0, 0, false, false },
 	{ "quality_check", parse_quality, 0, 0, 0, false, false },
+	{ "latency_factor_percent", parse_unsigned,
+	  offsetof(struct dt_class_cfg, latency_factor_percent), 100, 1000, false, false },
 };
 
 static const struct key_def proxy_keys[] = {
@@ -1591,6 +1630,7 @@ static int check_classes(struct cfg_parser *p)
 {
 	for (size_t i = 0; i < p->cfg->n_classes; i++) {
 		struct dt_class_cfg *cls = &p->cfg->classes[i];
+		bool priced = cls->strategy == STRATEGY_CHEAPEST || cls->strategy == STRATEGY_COMBINED;
 
 		for (size_t j = 0; j < cls->n_members; j++) {
 			struct dt_member_cfg *m = &cls->members[j];
@@ -1602,6 +1642,12 @@ static int check_classes(struct cfg_parser *p)
 						cls->name);
 			if (!m->weight)
 				m->weight = 1;
+			if (!priced && (m->price_in != CFG_PRICE_UNSET || m->price_out != CFG_PRICE_UNSET))
+				return cfg_fail(p, m->line, "member: price_in= and price_out= need strategy = cheapest or combined in class %s",
+						cls->name);
+			if (priced && (m->price_in == CFG_PRICE_UNSET || m->price_out == CFG_PRICE_UNSET))
+				return cfg_fail(p, m->line, "member: strategy %s in class %s needs price_in= and price_out=",
+						strategy_names[cls->strategy], cls->name);
 		}
 		if (cls->n_members < 2)
 			return cfg_fail(p, cls->line, "class %s needs at least 2 members, has %zu",

@@ -53,8 +53,12 @@ struct dt_member_cfg {
 	char model[128];            /* 1-127 printable characters, no blanks */
 	uint32_t context_tokens;    /* context window, 0: not given */
 	unsigned weight;            /* >= 1, default 1; given only in weighted classes */
+	/* µ$ per million input and output tokens; CFG_PRICE_UNSET unless given,
+	 * given in cheapest and combined classes only, and there on every member */
+	unsigned price_in, price_out;
 	int line;
 };
+#define CFG_PRICE_UNSET UINT_MAX
 
 /* [class NAME]: models that can stand in for each other. A provider is in
  * a class once; a (provider, model) pair is in one class at most. */
@@ -62,8 +66,9 @@ struct dt_class_cfg {
 	char name[DT_NAME_LEN];
 	struct dt_member_cfg *members; /* at least 2, in file order */
 	size_t n_members;
-	int strategy;               /* 0 priority (members in order), 1 weighted:
-				     * router.h's enum dt_class_strategy */
+	int strategy;               /* priority, weighted, least_latency, cheapest,
+				     * combined: router.h's enum dt_class_strategy */
+	unsigned latency_factor_percent; /* combined: "fast" is within this of the fastest (0: default) */
 	int quality_check;          /* 0 failover, 1 always, 2 off: router.h's
 				     * enum dt_quality_mode */
 	int line;                   /* line of the section header */

@@ -235,6 +235,9 @@ static void report_as(struct attempt *at, enum dt_outcome_kind kind, uint64_t tt
 	if (kind != DT_OUTCOME_CANCELLED)
 		dt_router_report(p->router, member(at), kind == DT_OUTCOME_KEY_REFUSED ? DT_BLAME_KEY :
 				 kind == DT_OUTCOME_OK ? DT_BLAME_NONE : DT_BLAME_PROVIDER, now);
+	/* latency from answers only: a whole answer's first token is its end */
+	dt_router_attempt_end(p->router, member(at),
+			      kind != DT_OUTCOME_OK ? 0 : ttft_ns ? ttft_ns : o.total_ns, now);
 	dt_health_outcome(p->health, member(at)->provider_id, attempt_model(at), &o, now);
 	at->reported = true;
 }
@@ -682,6 +685,7 @@ static struct attempt *start_attempt(struct exchange *ex, size_t i)
 		.ex = ex, .live = true, .i = i, .started = dt_now_ns(),
 		.xlate = xlate, .from = to->family, .body = at->body,
 	};
+	dt_router_attempt_start(ex->s->p->router, a); /* ended in report_as, also when never sent */
 	log_debug("proxy: " REQ_FMT ": attempt %zu: %s model %s%s", REQ_ARGS(ex),
 		  i + 1, to->name, *a->model ? a->model : "(unchanged)", xlate ? " (translated)" : "");
 	at->fetch = dt_fetch_start(ex->s->p->upstream, &(struct dt_fetch_req){

@@ -203,7 +203,8 @@ static int set_classes(struct dt_router *r, const struct dt_cfg *cfg, const uint
 		struct dt_model_class *mc = &classes[n];
 
 		snprintf(mc->name, sizeof(mc->name), "%s", cc->name);
-		mc->strategy = cc->strategy ? DT_STRATEGY_WEIGHTED : DT_STRATEGY_PRIORITY;
+		mc->strategy = (enum dt_class_strategy)cc->strategy;
+		mc->latency_factor_percent = cc->latency_factor_percent;
 		mc->quality = (enum dt_quality_mode)cc->quality_check;
 		mc->members = calloc(cc->n_members, sizeof(*mc->members));
 		if (!mc->members)
@@ -215,6 +216,11 @@ static int set_classes(struct dt_router *r, const struct dt_cfg *cfg, const uint
 			snprintf(dm->model, sizeof(dm->model), "%s", cc->members[m].model);
 			dm->context_tokens = cc->members[m].context_tokens;
 			dm->weight = cc->members[m].weight;
+			/* unset (not a cheapest or combined class): plays no part */
+			if (cc->members[m].price_in != CFG_PRICE_UNSET) {
+				dm->price_in = cc->members[m].price_in;
+				dm->price_out = cc->members[m].price_out;
+			}
 		}
 	}
 	rc = dt_router_set_classes(r, classes, n);

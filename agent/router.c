@@ -23,6 +23,9 @@ struct dt_router {
 	struct dt_health *health;        /* not owned: whether providers and models are usable */
 	struct dt_model_class *classes;  /* own copy, members included */
 	size_t n_classes;
+	/* per class, per member: the balanced strategies' configuration and
+	 * state, carried over a set_classes by (provider, model) */
+	struct dt_balance_member **balance;
 	/* detour's key only: the application's keys differ from one application
 	 * to the next, so one application's rejected key says nothing about the
 	 * others' and is not remembered */
@@ -80,11 +83,19 @@ static void free_classes(struct dt_model_class *classes, size_t n)
 	free(classes);
 }
 
+static void free_balance(struct dt_balance_member **balance, size_t n)
+{
+	for (size_t i = 0; balance && i < n; i++)
+		free(balance[i]);
+	free(balance);
+}
+
 void dt_router_free(struct dt_router *r)
 {
 	if (!r)
 		return;
 	free_classes(r->classes, r->n_classes);
+	free_balance(r->balance, r->n_classes);
 	free(r);
 }
 
@@ -174,17 +185,63 @@ static struct dt_model_class *copy_classes(const struct dt_model_class *src, siz
 	return copy;
 }
 
+/* The balance state of (provider_id, model) in the current classes, NULL
+ * when no class holds it. */
+static struct dt_balance_member *balance_of(const struct dt_router *r, uint32_t provider_id,
+					    const char *model)
+{
+	for (size_t i = 0; i < r->n_classes; i++) {
+		const struct dt_class_member *m = class_member(&r->classes[i], provider_id, model);
+
+		if (m)
+			return &r->balance[i][m - r->classes[i].members];
+	}
+	return NULL;
+}
+
+/* Each member's weight and price, and the state it had in r's classes. */
+static struct dt_balance_member **new_balance(const struct dt_router *r,
+					      const struct dt_model_class *classes, size_t n)
+{
+	struct dt_balance_member **balance = calloc(n ? n : 1, sizeof(*balance));
+
+	for (size_t i = 0; balance && i < n; i++) {
+		balance[i] = calloc(classes[i].n_members ? classes[i].n_members : 1, sizeof(**balance));
+		if (!balance[i]) {
+			free_balance(balance, i);
+			return NULL;
+		}
+		for (size_t j = 0; j < classes[i].n_members; j++) {
+			const struct dt_class_member *m = &classes[i].members[j];
+			const struct dt_balance_member *old = balance_of(r, m->provider_id, m->model);
+
+			if (old)
+				balance[i][j] = *old;
+			balance[i][j].weight = m->weight;
+			balance[i][j].price = (uint64_t)m->price_in + m->price_out;
+		}
+	}
+	return balance;
+}
+
 int dt_router_set_classes(struct dt_router *r, const struct dt_model_class *classes, size_t n)
 {
 	struct dt_model_class *copy;
+	struct dt_balance_member **balance;
 
 	if (!classes_valid(classes, n))
 		return -EINVAL;
 	copy = copy_classes(classes, n);
-	if (!copy)
+	balance = new_balance(r, classes, n);
+	if (!copy || !balance) {
+		free_classes(copy, copy ? n : 0);
+		free_balance(balance, n);
 		return -ENOMEM;
+	}
 	free_classes(r->classes, r->n_classes);
+	free_balance(r->balance, r->n_classes);
 	r->classes = copy;
+	r->balance = balance;
 	r->n_classes = n;
 	return 0;
 }
@@ -246,6 +303,7 @@ static uint64_t key_usable_at(const struct dt_router *r, uint32_t provider_id, u
 
 struct candidate {
 	struct dt_attempt a;
+	size_t member; /* its index in the class */
 	uint64_t rank; /* 0 when usable now, else when it becomes usable */
 };
 
@@ -261,6 +319,41 @@ static void sort_by_rank(struct candidate *c, size_t n)
 			c[j] = c[j - 1];
 		c[j] = key;
 	}
+}
+
+static bool balanced(enum dt_class_strategy s, enum dt_balance_strategy *out)
+{
+	switch (s) {
+	case DT_STRATEGY_LEAST_LATENCY: *out = DT_BALANCE_LEAST_LATENCY; return true;
+	case DT_STRATEGY_CHEAPEST:      *out = DT_BALANCE_CHEAPEST; return true;
+	case DT_STRATEGY_COMBINED:      *out = DT_BALANCE_COMBINED; return true;
+	case DT_STRATEGY_PRIORITY:
+	case DT_STRATEGY_WEIGHTED:
+		break;
+	}
+	return false;
+}
+
+/* A balanced class: its strategy reorders the routable candidates (rank
+ * 0, in front after sort_by_rank); the others stay behind. */
+static void balance_routable(struct dt_router *r, const struct dt_model_class *cls,
+			     struct candidate *cands, size_t k, uint64_t seed)
+{
+	const struct dt_balance_opts o = { .latency_factor_percent = cls->latency_factor_percent };
+	struct candidate routable[DT_MAX_PROVIDERS];
+	size_t order[DT_MAX_PROVIDERS], n = 0;
+	enum dt_balance_strategy s;
+	uint64_t prng = seed;
+
+	if (!balanced(cls->strategy, &s))
+		return;
+	for (; n < k && cands[n].rank == 0; n++) {
+		routable[cands[n].member] = cands[n];
+		order[n] = cands[n].member;
+	}
+	dt_balance_order(s, r->balance[cls - r->classes], order, n, &prng, &o);
+	for (size_t i = 0; i < n; i++)
+		cands[i] = routable[order[i]];
 }
 
 size_t dt_router_plan(struct dt_router *r, uint32_t provider_id, const char *model,
@@ -305,14 +398,33 @@ size_t dt_router_plan(struct dt_router *r, uint32_t provider_id, const char *mod
 		};
 		/* the health engine's order, with members whose key is disabled
 		 * moved behind the routable ones */
+		cands[k].member = (size_t)(cm - cls->members);
 		cands[k++].rank = routed ? key_at : max_u64(ranks[i].usable_at, key_at);
 	}
 	sort_by_rank(cands, k);
+	balance_routable(r, cls, cands, k, seed);
 	for (i = 0; i < k && i < max; i++)
 		out[i] = cands[i].a;
 	if (mode)
 		*mode = m;
 	return i;
+}
+
+void dt_router_attempt_start(struct dt_router *r, const struct dt_attempt *a)
+{
+	struct dt_balance_member *b = balance_of(r, a->provider_id, a->model);
+
+	if (b)
+		dt_balance_start(b);
+}
+
+void dt_router_attempt_end(struct dt_router *r, const struct dt_attempt *a, uint64_t ttft_ns,
+			   uint64_t now)
+{
+	struct dt_balance_member *b = balance_of(r, a->provider_id, a->model);
+
+	if (b)
+		dt_balance_end(b, ttft_ns, now, NULL);
 }
 
 /* ---- blame -------------------------------------------------------------- */

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <linux/types.h>
+#include "balance.h"
 #include "detour.h"
 #include "health.h"
 
@@ -26,6 +27,7 @@ struct dt_class_member {
 	char model[DT_MODEL_LEN];
 	uint32_t context_tokens;       /* 0: unknown */
 	unsigned weight;               /* for weighted order; 0 → 1 */
+	unsigned price_in, price_out;  /* cheapest, combined: µ$ per million tokens */
 };
 
 /* Equivalent models across providers. A class holds each provider at most
@@ -34,7 +36,16 @@ struct dt_model_class {
 	char name[DT_NAME_LEN];
 	struct dt_class_member *members;  /* in configured order */
 	size_t n_members;
-	enum dt_class_strategy { DT_STRATEGY_PRIORITY, DT_STRATEGY_WEIGHTED } strategy;
+	enum dt_class_strategy {
+		DT_STRATEGY_PRIORITY,
+		DT_STRATEGY_WEIGHTED,
+		/* balanced (balance.h): the strategy picks among all usable
+		 * members, the original included */
+		DT_STRATEGY_LEAST_LATENCY,
+		DT_STRATEGY_CHEAPEST,
+		DT_STRATEGY_COMBINED,
+	} strategy;
+	unsigned latency_factor_percent; /* combined: 0 → balance.h's default */
 	/* Which answers are checked (empty, not the JSON asked for, cut short
 	 * for no reason the request gives) before the client gets them. */
 	enum dt_quality_mode {
@@ -86,7 +97,9 @@ struct dt_attempt {
  * usable ones in that order, healthy before degraded; ejected ones it
  * readmits under its ejection cap or in panic; the rest soonest usable
  * first, still tried; drained ones left out), and members whose key is
- * disabled go behind the routable ones. max cuts the list. *mode (may be
+ * disabled go behind the routable ones. The balanced strategies then
+ * reorder the routable ones (dt_balance_order; seed feeds its draws). max
+ * cuts the list. *mode (may be
  * NULL) says whether the health engine capped or panicked. No class holds
  * (provider_id, model): exactly one attempt, unchanged. Returns the count
  * written (≤ max). */
@@ -102,6 +115,14 @@ enum dt_blame {
 	DT_BLAME_PROVIDER,   /* the provider is at fault: count it, move on */
 	DT_BLAME_RATE_LIMIT, /* 429: overflow to the next member, never the same provider */
 };
+
+/* An attempt is sent, and ends (whatever became of it, once): the
+ * balanced strategies' in-flight count and latency estimate. ttft_ns: its
+ * time to first token (a whole answer: to the answer), 0 when it had none.
+ * A passthrough is ignored. */
+void dt_router_attempt_start(struct dt_router *r, const struct dt_attempt *a);
+void dt_router_attempt_end(struct dt_router *r, const struct dt_attempt *a, uint64_t ttft_ns,
+			   uint64_t now);
 
 /* Classify an HTTP answer. body may be a prefix of the error body (JSON in
  * any provider's shape), NULL when len is 0; it tells context-window,

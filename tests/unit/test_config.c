@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "router.h"
 
 /* Valid provider appended to texts that test other sections. */
 #define PROVIDER "[provider p]\nhosts = p.example\n"
@@ -470,6 +471,34 @@ static void test_provider_key_forms(void **state)
 
 /* Providers may come after the classes that name them; a model name may
  * hold colons; one provider may serve models of several classes. */
+/* The balanced strategies, prices in micro-dollars per million tokens. */
+static void test_balanced_classes(void **state)
+{
+	struct dt_cfg *cfg = load_ok(
+		"[class fast]\nstrategy = combined\nlatency_factor_percent = 200\n"
+		"member = p:a price_in=0.59 price_out=0.79\n"
+		"member = q:b price_in=15 price_out=0\n"
+		"[class quick]\nstrategy = least_latency\nmember = p:c\nmember = q:d\n"
+		"[class cheap]\nstrategy = cheapest\n"
+		"member = p:e price_in=1000 price_out=0.000001\nmember = q:f price_in=0 price_out=0\n"
+		PROVIDER PROVIDER_Q);
+
+	(void)state;
+	assert_int_equal(cfg->classes[0].strategy, DT_STRATEGY_COMBINED);
+	assert_int_equal(cfg->classes[0].latency_factor_percent, 200);
+	assert_int_equal(cfg->classes[0].members[0].price_in, 590000);
+	assert_int_equal(cfg->classes[0].members[0].price_out, 790000);
+	assert_int_equal(cfg->classes[0].members[1].price_in, 15000000);
+	assert_int_equal(cfg->classes[0].members[1].price_out, 0);
+	assert_int_equal(cfg->classes[1].strategy, DT_STRATEGY_LEAST_LATENCY);
+	assert_int_equal(cfg->classes[1].latency_factor_percent, 0);
+	assert_int_equal(cfg->classes[1].members[0].price_in, CFG_PRICE_UNSET);
+	assert_int_equal(cfg->classes[2].strategy, DT_STRATEGY_CHEAPEST);
+	assert_int_equal(cfg->classes[2].members[0].price_in, 1000000000);
+	assert_int_equal(cfg->classes[2].members[0].price_out, 1);
+	dt_config_free(cfg);
+}
+
 static void test_classes(void **state)
 {
 	struct dt_cfg *cfg = load_ok(
@@ -989,7 +1018,7 @@ static const struct bad_case bad_cases[] = {
 	{ "[class bad/name]\n" PROVIDER, 1, "class name must be 1 to 31 letters, digits" },
 	{ CLASS "[class c]\n" PROVIDER PROVIDER_Q, 4, "class c already defined at line 1" },
 	{ "[class c]\nmember = p\n" PROVIDER, 2,
-	  "member: expected PROVIDER:MODEL [context=N] [weight=N], got \"p\"" },
+	  "member: expected PROVIDER:MODEL [context=N] [weight=N] [price_in=$ price_out=$], got \"p\"" },
 	{ "[class c]\nmember = p:\n" PROVIDER, 2,
 	  "member: model name must be 1 to 127 printable characters without blanks" },
 	{ "[class c]\nmember = p:a\x7f\n" PROVIDER, 2, "member: model name must be" },
@@ -1004,8 +1033,24 @@ static const struct bad_case bad_cases[] = {
 	  "weight: expected a number from 1 to 1000, got \"0\"" },
 	{ "[class c]\nmember = p:m weight=1001\n" PROVIDER, 2, "weight: expected" },
 	{ "[class c]\nmember = p:m size=3\n" PROVIDER, 2,
-	  "member: unknown option \"size=3\" (context=N or weight=N)" },
+	  "member: unknown option \"size=3\" (context=N, weight=N, price_in=$ or price_out=$)" },
 	{ "[class c]\nmember = p:m context\n" PROVIDER, 2, "member: unknown option \"context\"" },
+	{ "[class c]\nstrategy = cheapest\nmember = p:m price_in=1.2345678 price_out=1\n" PROVIDER, 3,
+	  "price_in: expected dollars per million tokens from 0 to 1000, at most 6 decimals, got \"1.2345678\"" },
+	{ "[class c]\nmember = p:m price_in=1000.000001\n" PROVIDER, 2, "price_in: expected dollars" },
+	{ "[class c]\nmember = p:m price_out=-1\n" PROVIDER, 2, "price_out: expected dollars" },
+	{ "[class c]\nmember = p:m price_out=.5\n" PROVIDER, 2, "price_out: expected dollars" },
+	{ "[class c]\nmember = p:m price_out=5.\n" PROVIDER, 2, "price_out: expected dollars" },
+	{ "[class c]\nmember = p:m price_out=1.2.3\n" PROVIDER, 2, "price_out: expected dollars" },
+	{ "[class c]\nmember = p:m price_out=99999999999999999999\n" PROVIDER, 2, "price_out: expected dollars" },
+	{ "[class c]\nmember = p:m price_out=\n" PROVIDER, 2, "price_out: expected dollars" },
+	{ "[class c]\nmember = p:a price_in=1 price_out=2\nmember = q:b\n" PROVIDER PROVIDER_Q, 2,
+	  "member: price_in= and price_out= need strategy = cheapest or combined in class c" },
+	{ "[class c]\nstrategy = combined\nmember = p:a price_in=1 price_out=2\nmember = q:b price_in=1\n"
+	  PROVIDER PROVIDER_Q, 4, "member: strategy combined in class c needs price_in= and price_out=" },
+	{ "[class c]\nstrategy = fastest\n" PROVIDER, 2, "strategy: unknown value \"fastest\"" },
+	{ "[class c]\nlatency_factor_percent = 99\n" PROVIDER, 2,
+	  "latency_factor_percent: expected a number from 100 to 1000, got \"99\"" },
 	{ "[class c]\nmember = p:m\nmember = p:m\n" PROVIDER, 3,
 	  "member: p:m is already a member of class c at line 2" },
 	{ CLASS "[class d]\nmember = q:x\n\nmember = p:a\n" PROVIDER PROVIDER_Q, 7,
@@ -1304,6 +1349,7 @@ int main(void)
 		T(test_base_url_length),
 		T(test_provider_key_forms),
 		T(test_classes),
+		T(test_balanced_classes),
 		T(test_health_section),
 		T(test_signal_switches),
 		T(test_model_name_length),

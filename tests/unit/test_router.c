@@ -25,10 +25,10 @@ enum { OPENAI = 1, GROQ = 2, DEEPSEEK = 3, MISTRAL = 4 };
 /* gpt-4o-mini ≈ llama-3.3-70b on Groq ≈ deepseek-chat ≈ mistral-small
  * (window unknown), in this priority order */
 static struct dt_class_member mini_members[] = {
-	{ OPENAI, MINI, 128000, 1 },
-	{ GROQ, LLAMA, 131072, 1 },
-	{ DEEPSEEK, DSEEK, 65536, 1 },
-	{ MISTRAL, SMALL, 0, 1 },
+	{ OPENAI, MINI, 128000, 1, 0, 0 },
+	{ GROQ, LLAMA, 131072, 1, 0, 0 },
+	{ DEEPSEEK, DSEEK, 65536, 1, 0, 0 },
+	{ MISTRAL, SMALL, 0, 1, 0, 0 },
 };
 
 static struct dt_model_class mini_class = {
@@ -182,7 +182,7 @@ static void test_class_plan_starts_with_the_original(void **state)
 
 static void test_classes_are_copied(void **state)
 {
-	struct dt_class_member members[] = { { OPENAI, MINI, 0, 1 }, { GROQ, LLAMA, 0, 1 } };
+	struct dt_class_member members[] = { { OPENAI, MINI, 0, 1, 0, 0 }, { GROQ, LLAMA, 0, 1, 0, 0 } };
 	struct dt_model_class cls = { .name = "c", .members = members, .n_members = 2 };
 	struct dt_router *r = dt_router_new(NULL, health);
 	struct dt_attempt out[4];
@@ -230,7 +230,7 @@ static void test_unusable_members_go_last_soonest_usable_first(void **state)
 
 static void test_health_survives_set_classes(void **state)
 {
-	struct dt_class_member members[] = { { DEEPSEEK, DSEEK, 0, 1 }, { GROQ, LLAMA, 0, 1 } };
+	struct dt_class_member members[] = { { DEEPSEEK, DSEEK, 0, 1, 0, 0 }, { GROQ, LLAMA, 0, 1, 0, 0 } };
 	struct dt_model_class cls = { .name = "c", .members = members, .n_members = 2 };
 	struct dt_router *r = router_with_mini();
 	struct dt_attempt out[4];
@@ -253,8 +253,8 @@ static void test_weighted_order_follows_the_weights(void **state)
 {
 	/* weights 3, 1 and 0 (counts as 1) behind the original */
 	struct dt_class_member members[] = {
-		{ OPENAI, MINI, 0, 5 }, { GROQ, LLAMA, 0, 3 }, { DEEPSEEK, DSEEK, 0, 1 },
-		{ MISTRAL, SMALL, 0, 0 },
+		{ OPENAI, MINI, 0, 5, 0, 0 }, { GROQ, LLAMA, 0, 3, 0, 0 }, { DEEPSEEK, DSEEK, 0, 1, 0, 0 },
+		{ MISTRAL, SMALL, 0, 0, 0, 0 },
 	};
 	struct dt_model_class cls = { .name = "w", .members = members, .n_members = 4,
 				      .strategy = DT_STRATEGY_WEIGHTED };
@@ -549,7 +549,7 @@ static void test_larger_context(void **state)
 
 static void test_set_classes_rejects_ambiguous_or_malformed(void **state)
 {
-	struct dt_class_member good[] = { { OPENAI, "o", 0, 1 }, { GROQ, "g", 0, 1 } };
+	struct dt_class_member good[] = { { OPENAI, "o", 0, 1, 0, 0 }, { GROQ, "g", 0, 1, 0, 0 } };
 	struct dt_class_member bad[2];
 	struct dt_model_class classes[2] = {
 		{ .name = "a", .members = good, .n_members = 2 },
@@ -560,11 +560,11 @@ static void test_set_classes_rejects_ambiguous_or_malformed(void **state)
 		struct dt_class_member second[2];
 		bool name_unterminated;
 	} cases[] = {
-		{ "provider id out of range", { { DEEPSEEK, "d", 0, 1 }, { DT_MAX_PROVIDERS, "x", 0, 1 } }, false },
-		{ "empty model", { { DEEPSEEK, "d", 0, 1 }, { MISTRAL, "", 0, 1 } }, false },
-		{ "provider twice in a class", { { DEEPSEEK, "d", 0, 1 }, { DEEPSEEK, "e", 0, 1 } }, false },
-		{ "(provider, model) in two classes", { { DEEPSEEK, "d", 0, 1 }, { GROQ, "g", 0, 1 } }, false },
-		{ "unterminated name", { { DEEPSEEK, "d", 0, 1 }, { MISTRAL, "m", 0, 1 } }, true },
+		{ "provider id out of range", { { DEEPSEEK, "d", 0, 1, 0, 0 }, { DT_MAX_PROVIDERS, "x", 0, 1, 0, 0 } }, false },
+		{ "empty model", { { DEEPSEEK, "d", 0, 1, 0, 0 }, { MISTRAL, "", 0, 1, 0, 0 } }, false },
+		{ "provider twice in a class", { { DEEPSEEK, "d", 0, 1, 0, 0 }, { DEEPSEEK, "e", 0, 1, 0, 0 } }, false },
+		{ "(provider, model) in two classes", { { DEEPSEEK, "d", 0, 1, 0, 0 }, { GROQ, "g", 0, 1, 0, 0 } }, false },
+		{ "unterminated name", { { DEEPSEEK, "d", 0, 1, 0, 0 }, { MISTRAL, "m", 0, 1, 0, 0 } }, true },
 	};
 	struct dt_router *r = router_with_mini();
 	struct dt_attempt out[8];
@@ -636,6 +636,102 @@ static void test_quality_check_by_class_mode(void **state)
 	dt_router_free(r);
 }
 
+/* A balanced class: members priced (µ$ per million tokens, in + out). */
+static struct dt_router *router_balanced(enum dt_class_strategy strategy)
+{
+	struct dt_class_member members[] = {
+		{ OPENAI, MINI, 0, 1, 150000, 600000 },  /* 0.75 $ */
+		{ GROQ, LLAMA, 0, 1, 590000, 790000 },   /* 1.38 $ */
+		{ DEEPSEEK, DSEEK, 0, 1, 270000, 0 },    /* 0.27 $ */
+		{ MISTRAL, SMALL, 0, 1, 100000, 300000 }, /* 0.40 $ */
+	};
+	struct dt_model_class cls = {
+		.name = "bal", .members = members, .n_members = ARRAY_LEN(members),
+		.strategy = strategy,
+	};
+	struct dt_router *r = dt_router_new(NULL, health);
+
+	assert_non_null(r);
+	assert_int_equal(dt_router_set_classes(r, &cls, 1), 0);
+	return r;
+}
+
+/* Cheapest: the strategy, not the address, picks the first member: the
+ * original keeps its own key wherever it lands; an unusable member stays
+ * behind however cheap. */
+static void test_plan_cheapest(void **state)
+{
+	struct dt_router *r = router_balanced(DT_STRATEGY_CHEAPEST);
+	struct dt_attempt plan[8];
+	size_t n;
+
+	(void)state;
+	n = dt_router_plan(r, GROQ, LLAMA, 1, 0, plan, 8, NULL);
+	ASSERT_PLAN(plan, n, { DEEPSEEK, DSEEK, DETOUR }, { MISTRAL, SMALL, DETOUR },
+		    { OPENAI, MINI, DETOUR }, { GROQ, LLAMA, APP });
+	fail_provider(DEEPSEEK, 3, 0);
+	n = dt_router_plan(r, GROQ, LLAMA, 1, 1 * MS, plan, 8, NULL);
+	ASSERT_PLAN(plan, n, { MISTRAL, SMALL, DETOUR }, { OPENAI, MINI, DETOUR },
+		    { GROQ, LLAMA, APP }, { DEEPSEEK, DSEEK, DETOUR });
+	dt_router_free(r);
+}
+
+/* Least latency: the attempts' times to first token steer the first
+ * pick; a fast member leads most plans, a slow one few; the state survives
+ * a set_classes (a reload) by (provider, model). */
+static void test_plan_least_latency(void **state)
+{
+	struct dt_router *r = router_balanced(DT_STRATEGY_LEAST_LATENCY);
+	const struct dt_attempt fast = { MISTRAL, SMALL, DT_KEY_SLOT_DETOUR, false };
+	unsigned first_fast = 0, first_unmeasured = 0;
+	struct dt_attempt plan[8];
+	const uint32_t slow[] = { OPENAI, GROQ, DEEPSEEK };
+	const char *const slow_model[] = { MINI, LLAMA, DSEEK };
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(slow); i++) {
+		const struct dt_attempt a = { slow[i], slow_model[i], DT_KEY_SLOT_DETOUR, false };
+
+		dt_router_attempt_start(r, &a);
+		dt_router_attempt_end(r, &a, 900 * MS, 1 * SEC);
+	}
+	dt_router_attempt_start(r, &fast);
+	dt_router_attempt_end(r, &fast, 100 * MS, 1 * SEC);
+	for (uint64_t seed = 0; seed < 1000; seed++) {
+		size_t n = dt_router_plan(r, OPENAI, MINI, seed, 2 * SEC, plan, 8, NULL);
+
+		assert_int_equal(n, 4);
+		first_fast += plan[0].provider_id == MISTRAL;
+	}
+	/* in 1/2 of the draws of two among four: ~500 */
+	assert_in_range(first_fast, 420, 580);
+	/* a reload with one more member: what was measured stays (MISTRAL
+	 * still wins against the slow), the new one, never measured, goes
+	 * first whenever drawn */
+	{
+		struct dt_class_member members[] = {
+			{ OPENAI, MINI, 0, 1, 0, 0 }, { GROQ, LLAMA, 0, 1, 0, 0 },
+			{ DEEPSEEK, DSEEK, 0, 1, 0, 0 }, { MISTRAL, SMALL, 0, 1, 0, 0 },
+			{ 5, "new-model", 0, 1, 0, 0 },
+		};
+		struct dt_model_class cls = { .name = "bal", .members = members,
+					      .n_members = ARRAY_LEN(members),
+					      .strategy = DT_STRATEGY_LEAST_LATENCY };
+
+		assert_int_equal(dt_router_set_classes(r, &cls, 1), 0);
+		first_fast = 0;
+		for (uint64_t seed = 0; seed < 1000; seed++) {
+			dt_router_plan(r, OPENAI, MINI, seed, 2 * SEC, plan, 8, NULL);
+			first_unmeasured += plan[0].provider_id == 5;
+			first_fast += plan[0].provider_id == MISTRAL;
+		}
+		/* each drawn in 2/5 of the pairs; MISTRAL loses only to the new one */
+		assert_in_range(first_unmeasured, 330, 470);
+		assert_in_range(first_fast, 230, 370);
+	}
+	dt_router_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -655,6 +751,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_budget_zeros_are_settings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_budget_window_slides, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_larger_context, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_plan_cheapest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_plan_least_latency, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_set_classes_rejects_ambiguous_or_malformed, setup, teardown),
 	};
 
