@@ -304,7 +304,8 @@ static uint64_t key_usable_at(const struct dt_router *r, uint32_t provider_id, u
 struct candidate {
 	struct dt_attempt a;
 	size_t member; /* its index in the class */
-	uint64_t rank; /* 0 when usable now, else when it becomes usable */
+	bool usable;   /* by the health engine, not just readmitted */
+	uint64_t rank; /* 0 when routable now, else when it becomes usable */
 };
 
 /* Stable insertion sort by rank: usable candidates keep their order in
@@ -334,8 +335,9 @@ static bool balanced(enum dt_class_strategy s, enum dt_balance_strategy *out)
 	return false;
 }
 
-/* A balanced class: its strategy reorders the routable candidates (rank
- * 0, in front after sort_by_rank); the others stay behind. */
+/* A balanced class: its strategy reorders the usable candidates with a
+ * usable key (in front after sort_by_rank, the health engine putting the
+ * readmitted after them); the others stay behind. */
 static void balance_routable(struct dt_router *r, const struct dt_model_class *cls,
 			     struct candidate *cands, size_t k, uint64_t seed)
 {
@@ -347,7 +349,7 @@ static void balance_routable(struct dt_router *r, const struct dt_model_class *c
 
 	if (!balanced(cls->strategy, &s))
 		return;
-	for (; n < k && cands[n].rank == 0; n++) {
+	for (; n < k && cands[n].usable && cands[n].rank == 0; n++) {
 		routable[cands[n].member] = cands[n];
 		order[n] = cands[n].member;
 	}
@@ -399,6 +401,7 @@ size_t dt_router_plan(struct dt_router *r, uint32_t provider_id, const char *mod
 		/* the health engine's order, with members whose key is disabled
 		 * moved behind the routable ones */
 		cands[k].member = (size_t)(cm - cls->members);
+		cands[k].usable = ranks[i].usable;
 		cands[k++].rank = routed ? key_at : max_u64(ranks[i].usable_at, key_at);
 	}
 	sort_by_rank(cands, k);
