@@ -14,6 +14,11 @@ static unsigned or_default(unsigned value, unsigned def)
 	return value ? value : def;
 }
 
+static uint64_t decay_ms(const struct dt_balance_opts *o)
+{
+	return or_default(o ? o->decay_ms : 0, defaults.decay_ms);
+}
+
 uint64_t dt_balance_random(uint64_t *state)
 {
 	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
@@ -37,7 +42,6 @@ void dt_balance_start(struct dt_balance_member *m)
 void dt_balance_end(struct dt_balance_member *m, uint64_t ttft_ns, uint64_t now,
 		    const struct dt_balance_opts *o)
 {
-	uint64_t tau = (uint64_t)or_default(o ? o->decay_ms : 0, defaults.decay_ms) * NS_PER_MS;
 	uint64_t dt = now > m->sampled_at ? now - m->sampled_at : 0;
 
 	if (m->in_flight)
@@ -48,7 +52,7 @@ void dt_balance_end(struct dt_balance_member *m, uint64_t ttft_ns, uint64_t now,
 		m->ttft_ewma_ns = ttft_ns;
 	} else {
 		/* in ms and 128 bits: a member idle for weeks must not wrap */
-		unsigned __int128 t = tau / NS_PER_MS, d = dt / NS_PER_MS;
+		unsigned __int128 t = decay_ms(o), d = dt / NS_PER_MS;
 
 		m->ttft_ewma_ns = (uint64_t)((m->ttft_ewma_ns * t + ttft_ns * d) / (t + d ? t + d : 1));
 		if (!m->ttft_ewma_ns)
@@ -57,9 +61,22 @@ void dt_balance_end(struct dt_balance_member *m, uint64_t ttft_ns, uint64_t now,
 	m->sampled_at = now;
 }
 
-uint64_t dt_balance_score(const struct dt_balance_member *m)
+/* The estimate fades while no sample comes (by decay / (decay + idle)): a
+ * member that lost every draw since it was slow looks fast again in time,
+ * is asked, and its next answer says what it is now. */
+static uint64_t faded_estimate(const struct dt_balance_member *m, uint64_t now,
+			       const struct dt_balance_opts *o)
 {
-	return (m->ttft_ewma_ns + 1) * ((uint64_t)m->in_flight + 1);
+	unsigned __int128 t = decay_ms(o);
+	unsigned __int128 d = (now > m->sampled_at ? now - m->sampled_at : 0) / NS_PER_MS;
+
+	return (uint64_t)(m->ttft_ewma_ns * t / (t + d));
+}
+
+uint64_t dt_balance_score(const struct dt_balance_member *m, uint64_t now,
+			  const struct dt_balance_opts *o)
+{
+	return (faded_estimate(m, now, o) + 1) * ((uint64_t)m->in_flight + 1);
 }
 
 /* ---- strategies --------------------------------------------------------- */
@@ -105,7 +122,7 @@ static size_t weighted_pick(struct dt_balance_member *m, const size_t *order, si
  * best of all at the cost of two looks, without the herd a strict minimum
  * sends to one member between two measurements. */
 static size_t two_choices_pick(const struct dt_balance_member *m, const size_t *order, size_t n,
-			       uint64_t *prng)
+			       uint64_t *prng, uint64_t now, const struct dt_balance_opts *o)
 {
 	size_t a, b;
 
@@ -115,7 +132,7 @@ static size_t two_choices_pick(const struct dt_balance_member *m, const size_t *
 	b = dt_balance_random(prng) % (n - 1);
 	if (b >= a)
 		b++;
-	return dt_balance_score(&m[order[b]]) < dt_balance_score(&m[order[a]]) ? b : a;
+	return dt_balance_score(&m[order[b]], now, o) < dt_balance_score(&m[order[a]], now, o) ? b : a;
 }
 
 /* Stable insertion sort of order[0 .. n) by price: ties keep the given order. */
@@ -134,22 +151,22 @@ static void sort_by_price(const struct dt_balance_member *m, size_t *order, size
  * measured one count as fast (unmeasured ones too, so they get measured),
  * the cheapest of them first; the slow follow, cheapest first. */
 static void combined_order(const struct dt_balance_member *m, size_t *order, size_t n,
-			   unsigned factor_percent)
+			   uint64_t now, const struct dt_balance_opts *o, unsigned factor_percent)
 {
 	size_t slow[DT_BALANCE_MAX_MEMBERS], n_fast = 0, n_slow = 0;
 	uint64_t best = UINT64_MAX;
 	unsigned __int128 limit;
 
 	for (size_t i = 0; i < n; i++)
-		if (m[order[i]].ttft_ewma_ns && dt_balance_score(&m[order[i]]) < best)
-			best = dt_balance_score(&m[order[i]]);
+		if (m[order[i]].ttft_ewma_ns && dt_balance_score(&m[order[i]], now, o) < best)
+			best = dt_balance_score(&m[order[i]], now, o);
 	/* in 128 bits: a score near 2^64 times the factor must not wrap */
 	limit = (unsigned __int128)best * factor_percent / 100;
 	/* stable partition: the fast in front, the slow behind them */
 	for (size_t i = 0; i < n; i++) {
 		const struct dt_balance_member *x = &m[order[i]];
 
-		if (!x->ttft_ewma_ns || dt_balance_score(x) <= limit)
+		if (!x->ttft_ewma_ns || dt_balance_score(x, now, o) <= limit)
 			order[n_fast++] = order[i];
 		else
 			slow[n_slow++] = order[i];
@@ -161,7 +178,7 @@ static void combined_order(const struct dt_balance_member *m, size_t *order, siz
 }
 
 void dt_balance_order(enum dt_balance_strategy s, struct dt_balance_member *m, size_t *order,
-		      size_t n_usable, uint64_t *prng, const struct dt_balance_opts *o)
+		      size_t n_usable, uint64_t *prng, const struct dt_balance_opts *o, uint64_t now)
 {
 	unsigned factor = or_default(o ? o->latency_factor_percent : 0,
 				     defaults.latency_factor_percent);
@@ -177,13 +194,13 @@ void dt_balance_order(enum dt_balance_strategy s, struct dt_balance_member *m, s
 		move_to_front(order, weighted_pick(m, order, n_usable));
 		break;
 	case DT_BALANCE_LEAST_LATENCY:
-		move_to_front(order, two_choices_pick(m, order, n_usable, prng));
+		move_to_front(order, two_choices_pick(m, order, n_usable, prng, now, o));
 		break;
 	case DT_BALANCE_CHEAPEST:
 		sort_by_price(m, order, n_usable);
 		break;
 	case DT_BALANCE_COMBINED:
-		combined_order(m, order, n_usable, factor < 100 ? 100 : factor);
+		combined_order(m, order, n_usable, now, o, factor < 100 ? 100 : factor);
 		break;
 	}
 }

@@ -26,7 +26,7 @@ enum dt_balance_strategy {
 };
 
 struct dt_balance_opts {
-	unsigned decay_ms;               /* how fast the latency estimate forgets a peak (default 10000) */
+	unsigned decay_ms;               /* how fast the latency estimate forgets a peak, and fades without samples (default 10000) */
 	unsigned latency_factor_percent; /* combined: fast enough = score ≤ best × this / 100 (default 150, ≥ 100) */
 };
 
@@ -49,10 +49,11 @@ void dt_balance_start(struct dt_balance_member *m);
 void dt_balance_end(struct dt_balance_member *m, uint64_t ttft_ns, uint64_t now,
 		    const struct dt_balance_opts *o);
 
-/* Lower is better: the latency estimate times the requests it would queue
- * behind. A member never measured scores below every measured one, so it
- * gets measured. */
-uint64_t dt_balance_score(const struct dt_balance_member *m);
+/* Lower is better: the latency estimate, faded by the time since its last
+ * sample, times the requests it would queue behind. A member never
+ * measured scores below every measured one, so it gets measured. */
+uint64_t dt_balance_score(const struct dt_balance_member *m, uint64_t now,
+			  const struct dt_balance_opts *o);
 
 /* Reorder order[0 .. n_usable) (indexes into m, the usable members in the
  * health engine's order) for one request by strategy; the rest of the
@@ -61,7 +62,7 @@ uint64_t dt_balance_score(const struct dt_balance_member *m);
  * Updates the round-robin credit; *prng is advanced (least latency).
  * Ties keep the given order. o NULL: the defaults. */
 void dt_balance_order(enum dt_balance_strategy s, struct dt_balance_member *m, size_t *order,
-		      size_t n_usable, uint64_t *prng, const struct dt_balance_opts *o);
+		      size_t n_usable, uint64_t *prng, const struct dt_balance_opts *o, uint64_t now);
 
 /* splitmix64: a good 64-bit stream even from consecutive seeds. */
 uint64_t dt_balance_random(uint64_t *state);

@@ -339,7 +339,7 @@ static bool balanced(enum dt_class_strategy s, enum dt_balance_strategy *out)
  * usable key (in front after sort_by_rank, the health engine putting the
  * readmitted after them); the others stay behind. */
 static void balance_routable(struct dt_router *r, const struct dt_model_class *cls,
-			     struct candidate *cands, size_t k, uint64_t seed)
+			     struct candidate *cands, size_t k, uint64_t seed, uint64_t now)
 {
 	const struct dt_balance_opts o = { .latency_factor_percent = cls->latency_factor_percent };
 	struct candidate routable[DT_MAX_PROVIDERS];
@@ -353,7 +353,7 @@ static void balance_routable(struct dt_router *r, const struct dt_model_class *c
 		routable[cands[n].member] = cands[n];
 		order[n] = cands[n].member;
 	}
-	dt_balance_order(s, r->balance[cls - r->classes], order, n, &prng, &o);
+	dt_balance_order(s, r->balance[cls - r->classes], order, n, &prng, &o, now);
 	for (size_t i = 0; i < n; i++)
 		cands[i] = routable[order[i]];
 }
@@ -405,7 +405,7 @@ size_t dt_router_plan(struct dt_router *r, uint32_t provider_id, const char *mod
 		cands[k++].rank = routed ? key_at : max_u64(ranks[i].usable_at, key_at);
 	}
 	sort_by_rank(cands, k);
-	balance_routable(r, cls, cands, k, seed);
+	balance_routable(r, cls, cands, k, seed, now);
 	for (i = 0; i < k && i < max; i++)
 		out[i] = cands[i].a;
 	if (mode)

@@ -19,6 +19,7 @@
 #include "balance.h"
 
 #define MEMBERS 10
+#define NOW 1000000000ull
 
 static const struct {
 	enum dt_balance_strategy s;
@@ -40,7 +41,8 @@ static uint64_t now_ns(void)
 }
 
 /* A class as a busy host would see it: 80 to 500 ms to the first token,
- * up to 3 requests in flight, prices in no particular order. */
+ * last measured up to a second before NOW, up to 3 requests in flight,
+ * prices in no particular order. */
 static void make_class(struct dt_balance_member *m)
 {
 	for (unsigned i = 0; i < MEMBERS; i++)
@@ -49,6 +51,7 @@ static void make_class(struct dt_balance_member *m)
 			.price = 1000 + (i * 7919) % 5000,
 			.ttft_ewma_ns = (80 + (i * 37) % 420) * 1000000ull,
 			.in_flight = i % 4,
+			.sampled_at = i * 100000000ull,
 		};
 }
 
@@ -68,7 +71,7 @@ static double decision_ns(enum dt_balance_strategy s, long reps, int blocks)
 		for (long r = 0; r < reps; r++) {
 			for (size_t i = 0; i < MEMBERS; i++)
 				order[i] = i;
-			dt_balance_order(s, m, order, MEMBERS, &prng, NULL);
+			dt_balance_order(s, m, order, MEMBERS, &prng, NULL, NOW);
 			sink += order[0];
 		}
 		per = (double)(now_ns() - t0) / (double)reps;

@@ -37,7 +37,7 @@ static void count_first(enum dt_balance_strategy s, struct dt_balance_member *m,
 	memset(first, 0, n * sizeof(*first));
 	for (unsigned i = 0; i < picks; i++) {
 		identity(order, n);
-		dt_balance_order(s, m, order, n, &prng, NULL);
+		dt_balance_order(s, m, order, n, &prng, NULL, 0);
 		first[order[0]]++;
 	}
 }
@@ -49,7 +49,7 @@ static void test_priority_keeps_the_order(void **state)
 	uint64_t prng = 1;
 
 	(void)state;
-	dt_balance_order(DT_BALANCE_PRIORITY, m, order, 4, &prng, NULL);
+	dt_balance_order(DT_BALANCE_PRIORITY, m, order, 4, &prng, NULL, 0);
 	assert_int_equal(order[0], 2);
 	assert_int_equal(order[1], 0);
 	assert_int_equal(order[2], 3);
@@ -82,7 +82,7 @@ static void test_weighted_exact_per_cycle(void **state)
 
 		for (size_t i = 0; i < 7; i++) {
 			identity(order, 3);
-			dt_balance_order(DT_BALANCE_WEIGHTED, m, order, 3, &prng, NULL);
+			dt_balance_order(DT_BALANCE_WEIGHTED, m, order, 3, &prng, NULL, 0);
 			assert_int_equal(order[0], expected[i]);
 			/* the failover order behind the pick is the given one */
 			assert_true(order[1] < order[2]);
@@ -139,11 +139,11 @@ static void test_unmeasured_and_in_flight(void **state)
 	struct dt_balance_member fresh = { 0 }, known = { .ttft_ewma_ns = 1 * MS };
 
 	(void)state;
-	assert_true(dt_balance_score(&fresh) < dt_balance_score(&known));
+	assert_true(dt_balance_score(&fresh, 0, NULL) < dt_balance_score(&known, 0, NULL));
 	dt_balance_start(&known);
 	dt_balance_start(&known);
 	assert_int_equal(known.in_flight, 2);
-	assert_int_equal(dt_balance_score(&known), 3 * (1 * MS + 1)); /* behind two: a third in line */
+	assert_int_equal(dt_balance_score(&known, 0, NULL), 3 * (1 * MS + 1)); /* behind two: a third in line */
 	dt_balance_end(&known, 0, 5 * MS, NULL);
 	dt_balance_end(&known, 0, 5 * MS, NULL);
 	dt_balance_end(&known, 0, 5 * MS, NULL); /* one too many: stays 0 */
@@ -183,6 +183,40 @@ static void test_peak_ewma(void **state)
 	assert_in_range(m.ttft_ewma_ns, 3000000 * MS, 3000002 * MS);
 }
 
+/* A member that was slow loses every draw, so no answer updates it: its
+ * estimate fades with the time since its last sample until it is asked
+ * again, while a member answering all along stays as measured. */
+static void test_estimate_fades_without_samples(void **state)
+{
+	struct dt_balance_member m[2] = {
+		{ .ttft_ewma_ns = 900 * MS, .sampled_at = 0 },
+		{ .ttft_ewma_ns = 100 * MS },
+	};
+	size_t order[2];
+	uint64_t prng = 5, now;
+
+	(void)state;
+	/* decay 10 s: 10 s idle halves it (450 ms), still slower */
+	now = 10000 * MS;
+	m[1].sampled_at = now;
+	assert_int_equal(dt_balance_score(&m[0], now, NULL), 450 * MS + 1);
+	identity(order, 2);
+	dt_balance_order(DT_BALANCE_LEAST_LATENCY, m, order, 2, &prng, NULL, now);
+	assert_int_equal(order[0], 1);
+	/* 100 s idle: 900 × 10 / 110 ≈ 82 ms, now ahead of the fresh 100 ms */
+	now = 100000 * MS;
+	m[1].sampled_at = now;
+	identity(order, 2);
+	dt_balance_order(DT_BALANCE_LEAST_LATENCY, m, order, 2, &prng, NULL, now);
+	assert_int_equal(order[0], 0);
+	/* asked, it answers slowly again: the peak is back at once */
+	dt_balance_start(&m[0]);
+	dt_balance_end(&m[0], 900 * MS, now, NULL);
+	identity(order, 2);
+	dt_balance_order(DT_BALANCE_LEAST_LATENCY, m, order, 2, &prng, NULL, now);
+	assert_int_equal(order[0], 1);
+}
+
 static void test_cheapest(void **state)
 {
 	/* the cheapest (3) is unusable: it stays behind, the cheapest usable leads */
@@ -193,7 +227,7 @@ static void test_cheapest(void **state)
 	uint64_t prng = 3;
 
 	(void)state;
-	dt_balance_order(DT_BALANCE_CHEAPEST, m, order, 4, &prng, NULL);
+	dt_balance_order(DT_BALANCE_CHEAPEST, m, order, 4, &prng, NULL, 0);
 	assert_int_equal(order[0], 1); /* ties keep the health engine's order */
 	assert_int_equal(order[1], 2);
 	assert_int_equal(order[2], 0);
@@ -216,13 +250,13 @@ static void test_combined_respects_factor(void **state)
 
 	(void)state;
 	identity(order, 4);
-	dt_balance_order(DT_BALANCE_COMBINED, m, order, 4, &prng, &tight);
+	dt_balance_order(DT_BALANCE_COMBINED, m, order, 4, &prng, &tight, 0);
 	assert_int_equal(order[0], 1);
 	assert_int_equal(order[1], 0);
 	assert_int_equal(order[2], 2);
 	assert_int_equal(order[3], 3);
 	identity(order, 4);
-	dt_balance_order(DT_BALANCE_COMBINED, m, order, 4, &prng, &loose);
+	dt_balance_order(DT_BALANCE_COMBINED, m, order, 4, &prng, &loose, 0);
 	assert_int_equal(order[0], 2);
 	assert_int_equal(order[1], 1);
 	assert_int_equal(order[2], 0);
@@ -230,13 +264,13 @@ static void test_combined_respects_factor(void **state)
 	/* the fast one gets busy: its score rises, the best with it */
 	m[0].in_flight = 2; /* 300 ms: now 140 is best, 200 ≤ 210 is fast */
 	identity(order, 4);
-	dt_balance_order(DT_BALANCE_COMBINED, m, order, 4, &prng, &tight);
+	dt_balance_order(DT_BALANCE_COMBINED, m, order, 4, &prng, &tight, 0);
 	assert_int_equal(order[0], 2);
 	assert_int_equal(order[1], 1);
 	/* never measured: fast by default */
 	m[3].ttft_ewma_ns = 0;
 	identity(order, 4);
-	dt_balance_order(DT_BALANCE_COMBINED, m, order, 4, &prng, &tight);
+	dt_balance_order(DT_BALANCE_COMBINED, m, order, 4, &prng, &tight, 0);
 	assert_int_equal(order[0], 2);
 	assert_int_equal(order[1], 3);
 }
@@ -261,7 +295,7 @@ static void test_unusable_stay_behind(void **state)
 			size_t order[6] = { 2, 0, 1, 5, 3, 4 };
 			unsigned seen = 0;
 
-			dt_balance_order(all_strategies[s], m, order, 3, &prng, NULL);
+			dt_balance_order(all_strategies[s], m, order, 3, &prng, NULL, 0);
 			for (size_t k = 0; k < 3; k++) {
 				assert_true(order[k] <= 2);
 				seen |= 1u << order[k];
@@ -275,7 +309,7 @@ static void test_unusable_stay_behind(void **state)
 		{
 			size_t order[3] = { 2, 1, 0 };
 
-			dt_balance_order(all_strategies[s], m, order, 0, &prng, NULL);
+			dt_balance_order(all_strategies[s], m, order, 0, &prng, NULL, 0);
 			assert_int_equal(order[0], 2);
 			assert_int_equal(order[2], 0);
 		}
@@ -291,6 +325,7 @@ int main(void)
 		cmocka_unit_test(test_least_latency_avoids_loaded),
 		cmocka_unit_test(test_unmeasured_and_in_flight),
 		cmocka_unit_test(test_peak_ewma),
+		cmocka_unit_test(test_estimate_fades_without_samples),
 		cmocka_unit_test(test_cheapest),
 		cmocka_unit_test(test_combined_respects_factor),
 		cmocka_unit_test(test_unusable_stay_behind),
