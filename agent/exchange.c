@@ -93,7 +93,8 @@ struct kept_error {
 
 struct exchange {
 	struct session *s;
-	struct dt_http_request *req;      /* the client's original, never modified */
+	struct dt_http_request *req;      /* the client's original, never modified; its
+					   * headers and body go at the commit point */
 	enum dt_family shape;             /* its API: its original provider's family */
 	struct dt_apicall call;           /* which call it is */
 	struct dt_arena arena;            /* what is read of it: */
@@ -118,6 +119,7 @@ struct exchange {
 	char tail[64];                    /* end of the stream so far, for its end marker */
 	size_t tail_len;
 	struct evbuffer *tried;           /* "openai=503, groq=reset"; NULL until one fails */
+	char *won_model;                  /* the winner's model once the arena is gone */
 };
 
 static const struct pprovider *provider(const struct exchange *ex, uint32_t id)
@@ -202,6 +204,7 @@ static void exchange_free(struct exchange *ex)
 	if (ex->tried)
 		evbuffer_free(ex->tried);
 	dt_arena_free(&ex->arena);
+	free(ex->won_model);
 	dt_http_request_free(ex->req);
 	free(ex);
 }
@@ -870,6 +873,44 @@ static void arm_idle(struct attempt *at)
 	set_deadline(at, at->ex->s->conf->stream_idle_timeout_ms);
 }
 
+/* Past the commit point no other attempt can start: what was kept to make
+ * one (the client's headers and body, their parsed and neutral forms, the
+ * plan's model names, the other slot's buffer, a 4xx kept, the notes of
+ * attempts failed) is freed, so an open stream holds none of it. The
+ * request line stays for the logs, the winner's model for its report. */
+static void forget_request(struct exchange *ex)
+{
+	struct attempt *at = ex->won;
+	struct dt_attempt *won = &ex->plan[at->i];
+	struct attempt *spare = &ex->att[at == &ex->att[0] ? 1 : 0];
+
+	ex->won_model = strdup(won->model);
+	if (!ex->won_model)
+		return; /* kept to the end: memory only */
+	for (size_t i = 0; i < ex->n_plan; i++)
+		ex->plan[i].model = i == at->i ? ex->won_model : "";
+	ex->body = NULL;
+	ex->model = NULL;
+	dt_arena_free(&ex->arena);
+	if (ex->xreq_state > 0)
+		dt_xreq_free(&ex->xreq);
+	ex->xreq_state = 0;
+	dt_headers_free(&ex->req->headers);
+	evbuffer_free(ex->req->body);
+	ex->req->body = NULL;
+	dt_headers_free(&at->headers);
+	if (spare->body)
+		evbuffer_free(spare->body);
+	spare->body = NULL;
+	if (ex->kept.body)
+		evbuffer_free(ex->kept.body);
+	ex->kept.body = NULL;
+	dt_headers_free(&ex->kept.headers);
+	if (ex->tried)
+		evbuffer_free(ex->tried);
+	ex->tried = NULL;
+}
+
 /* The commit point: the head goes to the client. type NULL: the provider's
  * body as it comes; else a body of ours of that type and length (-1:
  * unknown). */
@@ -897,6 +938,7 @@ static void commit(struct attempt *at, int status, const struct dt_headers *up,
 	add_detour_headers(ex, &h, member(at));
 	dt_http_respond_head(ex->s->http, status, &h, length);
 	dt_headers_free(&h);
+	forget_request(ex);
 	dt_http_set_drain_cb(ex->s->http, on_drain, ex);
 	if (ex->sse)
 		arm_idle(at);
