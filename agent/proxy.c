@@ -319,6 +319,16 @@ int dt_proxy_configure(struct dt_proxy *p, const struct dt_cfg *cfg, const uint3
 
 /* ---- connections ------------------------------------------------------------ */
 
+/* The ClientHello was read: its events are not needed again. */
+static void end_peek(struct session *s)
+{
+	if (s->peek_timer)
+		event_free(s->peek_timer);
+	if (s->peek_read)
+		event_free(s->peek_read);
+	s->peek_timer = s->peek_read = NULL;
+}
+
 static void session_free(struct session *s)
 {
 	struct dt_proxy *p = s->p;
@@ -333,10 +343,7 @@ static void session_free(struct session *s)
 		close(s->fd);
 	if (s->timer)
 		event_free(s->timer);
-	if (s->peek_timer)
-		event_free(s->peek_timer);
-	if (s->peek_read)
-		event_free(s->peek_read);
+	end_peek(s);
 	pconf_put(s->conf);
 	free(s);
 }
@@ -400,10 +407,12 @@ static void terminate_tls(struct session *s)
 {
 	struct dt_proxy *p = s->p;
 	char err[256] = "";
-	SSL_CTX *ctx = dt_ca_server_ctx(p->ca, s->sni, err, sizeof(err));
+	SSL_CTX *ctx;
 	struct bufferevent *bev;
 	SSL *ssl;
 
+	end_peek(s);
+	ctx = dt_ca_server_ctx(p->ca, s->sni, err, sizeof(err));
 	if (!ctx) {
 		log_warn("proxy: no certificate for %s (%s): relaying untouched", s->sni, err);
 		hand_to_relay(s);
