@@ -19,6 +19,7 @@
  * (struct attempt); the exchange has one timer for all their deadlines.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
 #include <stdlib.h>
@@ -101,9 +102,9 @@ struct exchange {
 	const struct dt_json *body;       /* its JSON body, NULL if not JSON */
 	const char *model;                /* the model it names (body or path), NULL if none */
 	bool stream;                      /* it asks for a stream */
-	struct dt_xrequest xreq;          /* in neutral form, parsed on first need: */
+	struct dt_xrequest *xreq;         /* in neutral form, parsed on first need: */
 	int xreq_state;                   /* 0 not yet, 1 parsed, -1 refused (refusal) */
-	char refusal[256];                /* why a member could not be asked, for a 400 */
+	char *refusal;                    /* why a member could not be asked, for a 400 (NULL: none) */
 	uint64_t seed;                    /* the request's number: unique ids, weighted order */
 	enum dt_health_mode mode;         /* the plan readmits ejected members (x-detour-health) */
 	struct dt_attempt plan[MAX_ATTEMPTS];
@@ -146,6 +147,35 @@ static void note_tried(struct exchange *ex, uint32_t provider_id, const char *wh
 		return;
 	evbuffer_add_printf(ex->tried, "%s%s=%s", tried_len(ex) ? ", " : "",
 			    provider(ex, provider_id)->name, what);
+}
+
+/* Why a member could not be asked, in place of the reason noted before (a
+ * reason lost to a failed allocation leaves the generic 503). */
+static void set_refusal(struct exchange *ex, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void set_refusal(struct exchange *ex, const char *fmt, ...)
+{
+	va_list ap;
+	char *text;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&text, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	free(ex->refusal);
+	ex->refusal = text;
+}
+
+/* The request in neutral form is needed no more. */
+static void drop_xreq(struct exchange *ex)
+{
+	if (ex->xreq) {
+		dt_xreq_free(ex->xreq);
+		free(ex->xreq);
+	}
+	ex->xreq = NULL;
 }
 
 static const struct dt_attempt *member(const struct attempt *at)
@@ -193,8 +223,8 @@ static void exchange_free(struct exchange *ex)
 		if (ex->att[k].body)
 			evbuffer_free(ex->att[k].body);
 	}
-	if (ex->xreq_state > 0)
-		dt_xreq_free(&ex->xreq);
+	drop_xreq(ex);
+	free(ex->refusal);
 	/* the session's, kept for its next request (NULL if making it failed) */
 	if (ex->s->timer)
 		evtimer_del(ex->s->timer);
@@ -367,7 +397,7 @@ static void answer_failed(struct exchange *ex, const char *why)
 		answer_kept(ex); /* the provider's own words say more than ours */
 		return;
 	}
-	if (ex->refusal[0]) {
+	if (ex->refusal) {
 		/* the other members could not take this request: it is the reason */
 		status = 400;
 		head = ex->refusal;
@@ -455,7 +485,7 @@ static char *attempt_url(const struct exchange *ex, const struct dt_attempt *a)
 		return NULL;
 	rest = target + plen;
 	if (to->family != ex->shape)
-		return dt_apicall_url(to->family, to->base_url, a->model, ex->xreq.stream);
+		return dt_apicall_url(to->family, to->base_url, a->model, ex->xreq->stream);
 	if (ex->shape == DT_FAMILY_GEMINI && ex->call.generate)
 		return gemini_url(to, a->model, rest);
 	return asprintf(&url, "%s%s", to->base_url, rest) < 0 ? NULL : url;
@@ -479,16 +509,20 @@ static void parse_request(struct exchange *ex)
 {
 	size_t n = evbuffer_get_length(ex->req->body);
 	const char *text = n ? (const char *)evbuffer_pullup(ex->req->body, (ev_ssize_t)n) : "";
-	char err[200];
+	char err[200] = "out of memory";
 
-	if (dt_xreq_parse(ex->shape, text, n, ex->call.path_model[0] ? ex->call.path_model : NULL,
-			  ex->call.path_stream, &ex->xreq, err, sizeof(err)) == 0) {
+	/* its own allocation: most requests are relayed and never need it */
+	ex->xreq = calloc(1, sizeof(*ex->xreq));
+	if (ex->xreq && dt_xreq_parse(ex->shape, text, n,
+				      ex->call.path_model[0] ? ex->call.path_model : NULL,
+				      ex->call.path_stream, ex->xreq, err, sizeof(err)) == 0) {
 		ex->xreq_state = 1;
 		return;
 	}
+	free(ex->xreq);
+	ex->xreq = NULL;
 	ex->xreq_state = -1;
-	snprintf(ex->refusal, sizeof(ex->refusal),
-		 "detour: the request cannot be translated for another provider: %s", err);
+	set_refusal(ex, "detour: the request cannot be translated for another provider: %s", err);
 }
 
 /* Does attempt a go through the neutral form? 1 yes, 0 no (relayed as it
@@ -523,10 +557,9 @@ static char *attempt_body(struct exchange *ex, const struct dt_attempt *a, size_
 	char *text, err[200];
 
 	if (to->family != ex->shape) {
-		text = dt_xreq_emit(to->family, &ex->xreq, a->model, len, err, sizeof(err));
+		text = dt_xreq_emit(to->family, ex->xreq, a->model, len, err, sizeof(err));
 		if (!text) {
-			snprintf(ex->refusal, sizeof(ex->refusal),
-				 "detour: %s cannot take this request: %s", to->name, err);
+			set_refusal(ex, "detour: %s cannot take this request: %s", to->name, err);
 			note_tried(ex, a->provider_id, "untranslatable");
 		}
 		return text;
@@ -881,27 +914,21 @@ static void arm_idle(struct attempt *at)
 static void forget_request(struct exchange *ex)
 {
 	struct attempt *at = ex->won;
-	struct dt_attempt *won = &ex->plan[at->i];
-	struct attempt *spare = &ex->att[at == &ex->att[0] ? 1 : 0];
 
-	ex->won_model = strdup(won->model);
-	if (!ex->won_model)
-		return; /* kept to the end: memory only */
-	for (size_t i = 0; i < ex->n_plan; i++)
-		ex->plan[i].model = i == at->i ? ex->won_model : "";
-	ex->body = NULL;
-	ex->model = NULL;
-	dt_arena_free(&ex->arena);
-	if (ex->xreq_state > 0)
-		dt_xreq_free(&ex->xreq);
+	drop_xreq(ex);
 	ex->xreq_state = 0;
+	free(ex->refusal);
+	ex->refusal = NULL;
 	dt_headers_free(&ex->req->headers);
 	evbuffer_free(ex->req->body);
 	ex->req->body = NULL;
 	dt_headers_free(&at->headers);
-	if (spare->body)
-		evbuffer_free(spare->body);
-	spare->body = NULL;
+	for (size_t k = 0; k < MAX_LIVE; k++) {
+		if (&ex->att[k] != at && ex->att[k].body) {
+			evbuffer_free(ex->att[k].body);
+			ex->att[k].body = NULL;
+		}
+	}
 	if (ex->kept.body)
 		evbuffer_free(ex->kept.body);
 	ex->kept.body = NULL;
@@ -909,6 +936,15 @@ static void forget_request(struct exchange *ex)
 	if (ex->tried)
 		evbuffer_free(ex->tried);
 	ex->tried = NULL;
+	/* the arena holds the plan's model names: the winner's is copied */
+	ex->won_model = strdup(ex->plan[at->i].model);
+	if (!ex->won_model)
+		return; /* the arena stays to the end: memory only */
+	for (size_t i = 0; i < ex->n_plan; i++)
+		ex->plan[i].model = i == at->i ? ex->won_model : "";
+	ex->body = NULL;
+	ex->model = NULL;
+	dt_arena_free(&ex->arena);
 }
 
 /* The commit point: the head goes to the client. type NULL: the provider's
@@ -951,7 +987,7 @@ static struct dt_xctx client_view(const struct attempt *at)
 		.client_model = at->ex->model ? at->ex->model : member(at)->model,
 		.now = time(NULL),
 		.seed = at->ex->seed,
-		.stream_usage = at->ex->xreq.stream_usage,
+		.stream_usage = at->ex->xreq->stream_usage,
 	};
 }
 
@@ -962,7 +998,7 @@ static void begin_translated(struct attempt *at, const struct dt_headers *h)
 	struct dt_xctx view = client_view(at);
 
 	if (dt_headers_copy(&at->headers, h) || (!at->body && !(at->body = evbuffer_new())) ||
-	    (at->ex->xreq.stream && !(at->xs = dt_xstream_new(at->from, at->ex->shape, &view)))) {
+	    (at->ex->xreq->stream && !(at->xs = dt_xstream_new(at->from, at->ex->shape, &view)))) {
 		answer_failed(at->ex, "out of memory");
 		return;
 	}
@@ -1152,7 +1188,7 @@ static void end_stream(struct attempt *at)
 		return;
 	}
 	if (at != at->ex->won) {
-		if (quality_retry(at, dt_quality_of_stream(&at->ex->xreq, dt_xstream_info(at->xs))))
+		if (quality_retry(at, dt_quality_of_stream(at->ex->xreq, dt_xstream_info(at->xs))))
 			return;
 		commit_stream(at);
 	} else {
@@ -1176,7 +1212,7 @@ static void answer_translated(struct attempt *at)
 		attempt_failed(at, DT_OUTCOME_SERVER_ERROR, "malformed-answer");
 		return;
 	}
-	if (quality_retry(at, dt_quality_of_response(&ex->xreq, &r))) {
+	if (quality_retry(at, dt_quality_of_response(ex->xreq, &r))) {
 		dt_xresp_free(&r);
 		return;
 	}
