@@ -248,38 +248,11 @@ int dt_router_set_classes(struct dt_router *r, const struct dt_model_class *clas
 
 /* ---- plans -------------------------------------------------------------- */
 
-static unsigned member_weight(const struct dt_class_member *m)
-{
-	return m->weight ? m->weight : 1;
-}
-
-/* Weighted random order without replacement, in place: each position takes
- * one of the members left with a chance proportional to its weight. */
-static void weighted_shuffle(const struct dt_class_member **m, size_t n, uint64_t seed)
-{
-	uint64_t prng = seed;
-
-	for (size_t i = 0; i + 1 < n; i++) {
-		uint64_t total = 0, pick;
-		size_t j = i;
-		const struct dt_class_member *chosen;
-
-		for (size_t k = i; k < n; k++)
-			total += member_weight(m[k]);
-		/* the modulo bias is below total / 2^64: negligible */
-		pick = dt_balance_random(&prng) % total;
-		while (pick >= member_weight(m[j]))
-			pick -= member_weight(m[j++]);
-		chosen = m[j];
-		m[j] = m[i];
-		m[i] = chosen;
-	}
-}
-
-/* The original member first, then the others by the class's strategy.
- * Returns how many were written to order (the class's member count). */
+/* The original member first, then the others in the configured order (a
+ * balanced class reorders them later, balance_routable). Returns how many
+ * were written to order (the class's member count). */
 static size_t member_order(const struct dt_model_class *cls, const struct dt_class_member *original,
-			   uint64_t seed, const struct dt_class_member **order)
+			   const struct dt_class_member **order)
 {
 	size_t n = 0;
 
@@ -287,8 +260,6 @@ static size_t member_order(const struct dt_model_class *cls, const struct dt_cla
 	for (size_t i = 0; i < cls->n_members; i++)
 		if (&cls->members[i] != original)
 			order[n++] = &cls->members[i];
-	if (cls->strategy == DT_STRATEGY_WEIGHTED)
-		weighted_shuffle(order + 1, n - 1, seed);
 	return n;
 }
 
@@ -328,8 +299,8 @@ static bool balanced(enum dt_class_strategy s, enum dt_balance_strategy *out)
 	case DT_STRATEGY_LEAST_LATENCY: *out = DT_BALANCE_LEAST_LATENCY; return true;
 	case DT_STRATEGY_CHEAPEST:      *out = DT_BALANCE_CHEAPEST; return true;
 	case DT_STRATEGY_COMBINED:      *out = DT_BALANCE_COMBINED; return true;
+	case DT_STRATEGY_WEIGHTED:      *out = DT_BALANCE_WEIGHTED; return true;
 	case DT_STRATEGY_PRIORITY:
-	case DT_STRATEGY_WEIGHTED:
 		break;
 	}
 	return false;
@@ -381,7 +352,7 @@ size_t dt_router_plan(struct dt_router *r, uint32_t provider_id, const char *mod
 		out[0] = (struct dt_attempt){ provider_id, model, DT_KEY_SLOT_APP, false };
 		return 1;
 	}
-	n = member_order(cls, original, seed, order);
+	n = member_order(cls, original, order);
 	for (i = 0; i < n; i++)
 		members[i] = (struct dt_health_member){ order[i]->provider_id, order[i]->model };
 	m = dt_health_order(r->health, members, n, now, ranks);

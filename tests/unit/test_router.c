@@ -251,7 +251,9 @@ static void test_health_survives_set_classes(void **state)
 
 static void test_weighted_order_follows_the_weights(void **state)
 {
-	/* weights 3, 1 and 0 (counts as 1) behind the original */
+	/* weights 5, 3, 1 and 0 (counts as 1): every cycle of 10 plans leads
+	 * with each member exactly its weight's times (smooth weighted
+	 * round-robin), the original included, which keeps its own key */
 	struct dt_class_member members[] = {
 		{ OPENAI, MINI, 0, 5, 0, 0 }, { GROQ, LLAMA, 0, 3, 0, 0 }, { DEEPSEEK, DSEEK, 0, 1, 0, 0 },
 		{ MISTRAL, SMALL, 0, 0, 0, 0 },
@@ -259,32 +261,32 @@ static void test_weighted_order_follows_the_weights(void **state)
 	struct dt_model_class cls = { .name = "w", .members = members, .n_members = 4,
 				      .strategy = DT_STRATEGY_WEIGHTED };
 	struct dt_router *r = dt_router_new(NULL, health);
-	unsigned second[5] = {0}, third_after_groq[5] = {0}, groq_second = 0;
-	struct dt_attempt out[4], again[4];
+	struct dt_attempt out[4];
 
 	(void)state;
 	assert_int_equal(dt_router_set_classes(r, &cls, 1), 0);
-	for (uint64_t seed = 0; seed < 10000; seed++) {
-		assert_int_equal(dt_router_plan(r, OPENAI, MINI, seed, 0, out, 4, NULL), 4);
-		/* the original always leads, whatever its weight */
-		assert_int_equal(out[0].provider_id, OPENAI);
-		second[out[1].provider_id]++;
-		if (out[1].provider_id == GROQ) {
-			groq_second++;
-			third_after_groq[out[2].provider_id]++;
+	for (int cycle = 0; cycle < 3; cycle++) {
+		unsigned first[5] = {0};
+
+		for (int i = 0; i < 10; i++) {
+			assert_int_equal(dt_router_plan(r, GROQ, LLAMA, 0, 0, out, 4, NULL), 4);
+			first[out[0].provider_id]++;
+			for (int k = 0; k < 4; k++)
+				assert_int_equal(out[k].key_slot, out[k].provider_id == GROQ ?
+						 DT_KEY_SLOT_APP : DT_KEY_SLOT_DETOUR);
 		}
-		/* deterministic per seed */
-		dt_router_plan(r, OPENAI, MINI, seed, 0, again, 4, NULL);
-		for (int i = 0; i < 4; i++)
-			assert_int_equal(again[i].provider_id, out[i].provider_id);
+		assert_int_equal(first[OPENAI], 5);
+		assert_int_equal(first[GROQ], 3);
+		assert_int_equal(first[DEEPSEEK], 1);
+		assert_int_equal(first[MISTRAL], 1);
 	}
-	/* expected 6000, 2000, 2000; binomial sd ≈ 49 and 40: 4 sd tolerance */
-	assert_in_range(second[GROQ], 6000 - 200, 6000 + 200);
-	assert_in_range(second[DEEPSEEK], 2000 - 160, 2000 + 160);
-	assert_in_range(second[MISTRAL], 2000 - 160, 2000 + 160);
-	/* without replacement: after Groq, DeepSeek and Mistral half each */
-	assert_int_equal(third_after_groq[GROQ], 0);
-	assert_in_range(third_after_groq[DEEPSEEK], groq_second / 2 - 200, groq_second / 2 + 200);
+	/* an ejected member takes no turn: the others share its turns */
+	fail_provider(OPENAI, 3, 0);
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(dt_router_plan(r, GROQ, LLAMA, 0, 1 * MS, out, 4, NULL), 4);
+		assert_int_not_equal(out[0].provider_id, OPENAI);
+		assert_int_equal(out[3].provider_id, OPENAI);
+	}
 	dt_router_free(r);
 }
 
