@@ -40,8 +40,15 @@ static void fill_side(const struct sockaddr *sa, __be16 *port, __be32 addr[4])
 	}
 }
 
-int dt_sockdiag_cookie(int nl_fd, const struct sockaddr *local,
-		       const struct sockaddr *remote, uint64_t *cookie)
+union diag_reply {
+	struct nlmsghdr nlh;
+	char buf[1024]; /* a socket's diag message; or the request echoed, extended ack attributes */
+};
+
+/* One request (type, extra flags) about the TCP socket `id` of `family`,
+ * and the kernel's one reply: 0, or -errno (-EBADMSG: not a netlink message). */
+static int one_socket_request(int fd, __u16 type, __u16 flags, __u8 family,
+			      const struct inet_diag_sockid *id, union diag_reply *reply)
 {
 	struct {
 		struct nlmsghdr nlh;
@@ -49,36 +56,44 @@ int dt_sockdiag_cookie(int nl_fd, const struct sockaddr *local,
 	} msg = {
 		.nlh = {
 			.nlmsg_len = sizeof(msg),
-			.nlmsg_type = SOCK_DIAG_BY_FAMILY,
-			.nlmsg_flags = NLM_F_REQUEST,
+			.nlmsg_type = type,
+			.nlmsg_flags = NLM_F_REQUEST | flags,
 		},
 		.req = {
-			.sdiag_family = (__u8)local->sa_family,
+			.sdiag_family = family,
 			.sdiag_protocol = IPPROTO_TCP,
 			.idiag_states = ~0u,
-			.id.idiag_cookie = { INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE },
+			.id = *id,
 		},
 	};
-	union {
-		struct nlmsghdr nlh;
-		char buf[1024];
-	} reply;
-	const struct inet_diag_msg *diag;
 	ssize_t n;
+
+	if (send(fd, &msg, sizeof(msg), 0) < 0)
+		return -errno;
+	n = recv(fd, reply, sizeof(*reply), 0);
+	if (n < 0)
+		return -errno;
+	return NLMSG_OK(&reply->nlh, (size_t)n) ? 0 : -EBADMSG;
+}
+
+int dt_sockdiag_cookie(int nl_fd, const struct sockaddr *local,
+		       const struct sockaddr *remote, uint64_t *cookie)
+{
+	struct inet_diag_sockid id = {
+		.idiag_cookie = { INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE },
+	};
+	union diag_reply reply;
+	const struct inet_diag_msg *diag;
+	int rc;
 
 	if (local->sa_family != remote->sa_family ||
 	    (local->sa_family != AF_INET && local->sa_family != AF_INET6))
 		return -EAFNOSUPPORT;
-	fill_side(local, &msg.req.id.idiag_sport, msg.req.id.idiag_src);
-	fill_side(remote, &msg.req.id.idiag_dport, msg.req.id.idiag_dst);
-
-	if (send(nl_fd, &msg, sizeof(msg), 0) < 0)
-		return -errno;
-	n = recv(nl_fd, &reply, sizeof(reply), 0);
-	if (n < 0)
-		return -errno;
-	if (!NLMSG_OK(&reply.nlh, (size_t)n))
-		return -EBADMSG;
+	fill_side(local, &id.idiag_sport, id.idiag_src);
+	fill_side(remote, &id.idiag_dport, id.idiag_dst);
+	rc = one_socket_request(nl_fd, SOCK_DIAG_BY_FAMILY, 0, (__u8)local->sa_family, &id, &reply);
+	if (rc)
+		return rc;
 	if (reply.nlh.nlmsg_type == NLMSG_ERROR) {
 		const struct nlmsgerr *e = NLMSG_DATA(&reply.nlh);
 
@@ -381,35 +396,13 @@ static int dump(int fd, __u8 family, const unsigned char *code, size_t code_len,
 /* 1: destroyed, 0: already gone, or -errno. */
 static int destroy_one(int fd, const struct victim *v)
 {
-	struct {
-		struct nlmsghdr nlh;
-		struct inet_diag_req_v2 req;
-	} msg = {
-		.nlh = {
-			.nlmsg_len = sizeof(msg),
-			.nlmsg_type = SOCK_DESTROY,
-			.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK,
-		},
-		.req = {
-			.sdiag_family = v->family,
-			.sdiag_protocol = IPPROTO_TCP,
-			.idiag_states = ~0u,
-			.id = v->id,
-		},
-	};
-	union {
-		struct nlmsghdr nlh;
-		char buf[1024]; /* the request echoed, extended ack attributes */
-	} reply;
+	union diag_reply reply;
 	const struct nlmsgerr *e = NLMSG_DATA(&reply.nlh);
-	ssize_t n;
+	int rc = one_socket_request(fd, SOCK_DESTROY, NLM_F_ACK, v->family, &v->id, &reply);
 
-	if (send(fd, &msg, sizeof(msg), 0) < 0)
-		return -errno;
-	n = recv(fd, &reply, sizeof(reply), 0);
-	if (n < 0)
-		return -errno;
-	if (!NLMSG_OK(&reply.nlh, (size_t)n) || reply.nlh.nlmsg_type != NLMSG_ERROR)
+	if (rc)
+		return rc;
+	if (reply.nlh.nlmsg_type != NLMSG_ERROR)
 		return -EBADMSG;
 	if (e->error == -ENOENT)
 		return 0;

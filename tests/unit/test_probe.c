@@ -56,7 +56,6 @@ static char *world_path(const char *name)
 	return buf[i];
 }
 
-/* <builddir>/tests/test_probe -> <builddir>/fakellm: the build under test. */
 /* ---- the fakellm child and its admin API ----------------------------------- */
 
 static unsigned fakellm_admin_port(void)

@@ -131,7 +131,6 @@ static void make_certificates(void)
 	EVP_PKEY_free(other_key);
 }
 
-/* <builddir>/tests/test_upstream -> <builddir>/fakellm: the build under test. */
 /* ---- the fakellm child and its admin API ----------------------------------- */
 
 static unsigned fakellm_admin_port(void)
