@@ -40,6 +40,7 @@
 #include "quality.h"
 #include "ratelimit.h"
 #include "router.h"
+#include "spend.h"
 #include "upstream.h"
 #include "xlate.h"
 
@@ -79,6 +80,8 @@ struct attempt {
 	bool xlate;
 	enum dt_family from;              /* the family of the provider answering */
 	struct dt_xstream *xs;            /* streamed: its translator */
+	struct dt_xmeter *meter;          /* relayed as it is: reads its usage */
+	struct dt_xusage usage;           /* a whole answer translated: its usage */
 	struct dt_headers headers;        /* its head, while the answer or a 4xx is held */
 	struct evbuffer *body;            /* what waits for the commit point, the whole answer, or the 4xx */
 };
@@ -211,6 +214,8 @@ static void retire(struct attempt *at)
 	at->deadline = at->hedge_at = 0;
 	dt_xstream_free(at->xs);
 	at->xs = NULL;
+	dt_xmeter_free(at->meter);
+	at->meter = NULL;
 	if (at->body)
 		evbuffer_drain(at->body, evbuffer_get_length(at->body));
 	dt_headers_free(&at->headers);
@@ -287,6 +292,35 @@ static void report_cancelled(struct attempt *at, bool lost_race)
 {
 	report_as(at, DT_OUTCOME_CANCELLED,
 		  lost_race && at->ex->stream ? dt_now_ns() - at->started : 0);
+}
+
+/* Does the request cost? Its POST's answer is read for its usage. */
+static bool metered(const struct exchange *ex)
+{
+	return strcmp(ex->req->method, "POST") == 0;
+}
+
+/* An attempt's answer came (whole, cut short, or refused by a quality
+ * check: the provider bills it all the same): what it used is counted for
+ * its application, provider, model and class. */
+static void account(struct attempt *at)
+{
+	struct exchange *ex = at->ex;
+	const struct dt_attempt *a = member(at);
+	const struct dt_model_class *cls =
+		dt_router_class_of(ex->s->p->router, a->provider_id, a->model, NULL);
+	const struct dt_xusage *u = at->meter ? dt_xmeter_usage(at->meter) :
+				    at->xs ? &dt_xstream_info(at->xs)->usage : &at->usage;
+	struct dt_spend_key k = {
+		.app = ex->s->app ? ex->s->app->name : NULL,
+		.provider = member_name(at),
+		.model = a->model,
+		.class_name = cls ? cls->name : NULL,
+	};
+
+	if (metered(ex) && dt_spend_add(ex->s->p->spend, &k, u, NULL))
+		log_warn("proxy: the cost of an answer of %s is not counted: out of memory",
+			 member_name(at));
 }
 
 /* The client is gone: the attempts in flight end with it. */
@@ -422,6 +456,7 @@ static void answer_broken(struct exchange *ex, const char *why)
 
 	log_warn("proxy: stream from %s broke after the first byte: %s", member_name(ex->won), why);
 	report(ex->won, DT_OUTCOME_RESET);
+	account(ex->won);
 	snprintf(msg, sizeof(msg), "detour: the provider's stream broke: %s", why);
 	if (event && ex->sse)
 		dt_error_event(original(ex)->family, 502, msg, event);
@@ -593,8 +628,9 @@ static int attempt_headers(const struct exchange *ex, const struct dt_attempt *a
 		dt_family_strip_for_translation(ex->shape, h);
 		if (dt_headers_set(h, "content-type", DT_JSON_TYPE))
 			return -1;
-	} else if (xlate) {
-		dt_headers_del(h, "accept-encoding"); /* the answer is parsed */
+	} else if (xlate || metered(ex)) {
+		/* the answer is parsed, or its usage read */
+		dt_headers_del(h, "accept-encoding");
 	}
 	return key ? dt_family_sign(to, h, key) : 0;
 }
@@ -821,6 +857,7 @@ static bool quality_retry(struct attempt *at, enum dt_quality q)
 	if (q == DT_QUALITY_OK || !member(at)->check_quality || !alternatives(at))
 		return false;
 	report(at, DT_OUTCOME_POOR_ANSWER);
+	account(at);
 	move_on(at, dt_quality_str(q));
 	return true;
 }
@@ -1006,6 +1043,20 @@ static void begin_translated(struct attempt *at, const struct dt_headers *h)
 		arm_idle(at);
 }
 
+/* A 2xx relayed as it is, of a call that costs: its usage is read as it
+ * passes (unless it comes in a content coding). */
+static void begin_metered(struct attempt *at, const struct dt_headers *h)
+{
+	const char *coding = dt_headers_get(h, "content-encoding");
+
+	if (!metered(at->ex) || (coding && strcasecmp(coding, "identity") != 0))
+		return;
+	at->meter = dt_xmeter_new(at->from, at->ex->sse, false);
+	if (!at->meter)
+		log_warn("proxy: the usage of an answer of %s is not read: out of memory",
+			 member_name(at));
+}
+
 /* Send what the translator wrote; backpressure as for a relayed stream. */
 static void flush_pending(struct attempt *at)
 {
@@ -1066,10 +1117,12 @@ static void on_head(void *ctx, struct dt_fetch *f, int status, const struct dt_h
 	at->status = status;
 	read_rate_limits(at, h);
 	if (status >= 200 && status < 300) {
-		if (at->xlate)
+		if (at->xlate) {
 			begin_translated(at, h);
-		else
+		} else {
 			commit(at, status, h, NULL, -1);
+			begin_metered(at, h);
+		}
 		return;
 	}
 	blame = dt_router_classify_status(status, NULL, 0);
@@ -1150,6 +1203,8 @@ static void on_data(void *ctx, struct dt_fetch *f, const void *buf, size_t len)
 		watch_end(ex, buf, len);
 		arm_idle(at);
 	}
+	if (at->meter)
+		dt_xmeter_feed(at->meter, buf, len, NULL);
 	dt_http_respond_body(ex->s->http, buf, len);
 	if (dt_http_backlogged(ex->s->http))
 		dt_fetch_pause(f, true);
@@ -1167,6 +1222,7 @@ static void finish_ok(struct exchange *ex)
 	}
 	if (!at->reported)
 		report(at, DT_OUTCOME_OK);
+	account(at);
 	log_debug("proxy: " REQ_FMT " -> %s %s: %d (%llu ms)", REQ_ARGS(ex), member_name(at),
 		  member(at)->model, at->status,
 		  (unsigned long long)((dt_now_ns() - ex->started_ns) / NS_PER_MS));
@@ -1212,6 +1268,7 @@ static void answer_translated(struct attempt *at)
 		attempt_failed(at, DT_OUTCOME_SERVER_ERROR, "malformed-answer");
 		return;
 	}
+	at->usage = r.usage;
 	if (quality_retry(at, dt_quality_of_response(ex->xreq, &r))) {
 		dt_xresp_free(&r);
 		return;

@@ -23,6 +23,7 @@
 #include "proxy_int.h"
 #include "router.h"
 #include "sni.h"
+#include "spend.h"
 #include "upstream.h"
 
 /* A ClientHello, post-quantum key shares included, fits in this. */
@@ -534,7 +535,8 @@ struct dt_proxy *dt_proxy_new(struct event_base *base, const struct dt_cfg *cfg,
 	p->health = health;
 	p->router = dt_router_new(&ro, health);
 	p->upstream = dt_upstream_new(base, &uo, err, errlen);
-	if (!p->router || !p->upstream || dt_proxy_configure(p, cfg, ids, err, errlen)) {
+	p->spend = dt_spend_new();
+	if (!p->router || !p->upstream || !p->spend || dt_proxy_configure(p, cfg, ids, err, errlen)) {
 		if (!*err)
 			snprintf(err, errlen, "out of memory");
 		dt_proxy_free(p);
@@ -563,6 +565,11 @@ const struct dt_proxy_stats *dt_proxy_stats(const struct dt_proxy *p)
 	return &p->stats;
 }
 
+const struct dt_spend *dt_proxy_spend(const struct dt_proxy *p)
+{
+	return p->spend;
+}
+
 void dt_proxy_free(struct dt_proxy *p)
 {
 	if (!p)
@@ -572,6 +579,7 @@ void dt_proxy_free(struct dt_proxy *p)
 	dt_upstream_free(p->upstream);
 	dt_router_free(p->router);
 	dt_ca_free(p->ca);
+	dt_spend_free(p->spend);
 	pconf_put(p->conf);
 	free(p);
 }

@@ -15,6 +15,7 @@ struct event_base;
 struct dt_cfg;
 struct dt_health;
 struct dt_proxy;
+struct dt_spend;
 struct dt_upstream;
 
 /* Relay this connection untouched (not TLS, or not for a provider host). */
@@ -39,6 +40,9 @@ struct dt_upstream *dt_proxy_upstream(struct dt_proxy *p);
 const char *dt_proxy_provider_key(const struct dt_proxy *p, uint32_t id);
 /* What it spent beyond one attempt a request (the proxy_stats map). */
 const struct dt_proxy_stats *dt_proxy_stats(const struct dt_proxy *p);
+/* What the answers cost so far (spend.h): read by /metrics and detourctl.
+ * It outlives reloads. */
+const struct dt_spend *dt_proxy_spend(const struct dt_proxy *p);
 /* Closes every connection. */
 void dt_proxy_free(struct dt_proxy *p);
 

@@ -66,6 +66,7 @@ struct dt_proxy {
 	LIST_HEAD(, session) sessions;
 	size_t active;
 	uint64_t requests;      /* seeds the weighted order */
+	struct dt_spend *spend; /* what the answers cost */
 	struct dt_proxy_stats stats;
 };
 

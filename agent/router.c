@@ -483,6 +483,17 @@ void dt_router_report(struct dt_router *r, const struct dt_attempt *a, enum dt_b
 	}
 }
 
+const struct dt_model_class *dt_router_class_of(const struct dt_router *r, uint32_t provider_id,
+						const char *model, const struct dt_class_member **member)
+{
+	const struct dt_model_class *cls = NULL;
+	const struct dt_class_member *m = find_member(r, provider_id, model, &cls);
+
+	if (member)
+		*member = m;
+	return m ? cls : NULL;
+}
+
 bool dt_router_larger_context(const struct dt_router *r, const struct dt_attempt *failed,
 			      const struct dt_attempt *next)
 {

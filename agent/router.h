@@ -134,6 +134,11 @@ enum dt_blame dt_router_classify_status(int status, const char *body, size_t len
  * and model health is the health engine's (dt_health_outcome). */
 void dt_router_report(struct dt_router *r, const struct dt_attempt *a, enum dt_blame b, uint64_t now);
 
+/* The class holding (provider_id, model) and that member; NULL when none
+ * does. Valid until the next dt_router_set_classes. */
+const struct dt_model_class *dt_router_class_of(const struct dt_router *r, uint32_t provider_id,
+						const char *model, const struct dt_class_member **member);
+
 /* Context-window failover: is this later attempt allowed after a CONTEXT
  * blame on `failed`? Only when both windows are known and next's is larger. */
 bool dt_router_larger_context(const struct dt_router *r, const struct dt_attempt *failed,

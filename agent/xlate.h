@@ -218,6 +218,34 @@ int dt_xstream_finish(struct dt_xstream *s, struct evbuffer *out, char *err, siz
 const struct dt_xstream_info *dt_xstream_info(const struct dt_xstream *s);
 void dt_xstream_free(struct dt_xstream *s);
 
+/* ---- usage of relayed answers (xusage.c) ---------------------------------- */
+
+/* An answer relayed as it is, untranslated, still tells what it used: a
+ * meter reads the usage of a provider's 2xx answer of family `from` from
+ * its bytes as they pass, an SSE stream (sse) or a whole JSON answer (a
+ * Gemini JSON stream too: an array of answers, the last usage wins).
+ *
+ * strip (OpenAI streams only): detour asked for the usage chunk the client
+ * did not ask for (stream_options.include_usage): the client's bytes are
+ * those of the stream it asked for: the chunk with the usage and no
+ * choices is left out, the "usage":null member of the others taken out;
+ * every other byte as it came. Without strip the meter only reads. */
+struct dt_xmeter;
+
+/* NULL when out of memory. */
+struct dt_xmeter *dt_xmeter_new(enum dt_family from, bool sse, bool strip);
+/* Bytes of the answer, split anywhere. strip: what the client gets is
+ * appended to out (an event is held until it is complete); otherwise out
+ * is unused and the caller relays buf. Returns 0, or -1 when out could
+ * not take the bytes (strip only; out of memory). A stream that cannot be
+ * followed (an event over 1 MiB, memory) is passed on unread. */
+int dt_xmeter_feed(struct dt_xmeter *m, const void *buf, size_t len, struct evbuffer *out);
+/* The answer ended: strip writes what it held of an unfinished event. */
+int dt_xmeter_finish(struct dt_xmeter *m, struct evbuffer *out);
+/* What was read so far: known once the answer gave its usage. */
+const struct dt_xusage *dt_xmeter_usage(const struct dt_xmeter *m);
+void dt_xmeter_free(struct dt_xmeter *m);
+
 /* Names for logs and headers: "stop", "length", ... */
 const char *dt_xfinish_str(enum dt_xfinish f);
 

@@ -6,15 +6,18 @@
 
 #include "xresp_int.h"
 
+/* Chat Completions' names, else the Responses API's (input_tokens, ...):
+ * the usage of relayed answers (xusage.c) is read here too. */
 void dt_xopenai_usage_parse(const struct dt_json *obj, struct dt_xusage *u)
 {
 	if (!obj || obj->type != DT_JSON_OBJECT)
 		return;
 	*u = (struct dt_xusage){
 		.known = true,
-		.input_tokens = dt_json_get_int(obj, "prompt_tokens", 0),
-		.output_tokens = dt_json_get_int(obj, "completion_tokens", 0),
-		.cached_input_tokens = dt_json_get_int(dt_json_get(obj, "prompt_tokens_details"),
+		.input_tokens = dt_json_get_int(obj, "prompt_tokens|input_tokens", 0),
+		.output_tokens = dt_json_get_int(obj, "completion_tokens|output_tokens", 0),
+		.cached_input_tokens = dt_json_get_int(dt_json_get(obj, "prompt_tokens_details|"
+									"input_tokens_details"),
 						       "cached_tokens", 0),
 	};
 }

@@ -1,0 +1,446 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The usage of answers relayed as they are (see xlate.h, "usage of relayed
+ * answers"). A whole JSON answer is scanned as it passes, byte by byte,
+ * without being kept: only the value of its usage member is copied, then
+ * read. A stream is cut into its events on their blank lines; an event
+ * naming "usage" is read. Only the part of an event still to come is held.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <event2/buffer.h>
+
+#include "xresp_int.h"
+
+/* A usage object is a few hundred bytes; one larger is not read. */
+#define USAGE_MAX       4096
+/* No provider event comes near this: past it the stream is not read. */
+#define MAX_EVENT_BYTES (1u << 20)
+/* The longest key compared: "usageMetadata". */
+#define KEY_MAX         16
+
+/* Where a whole JSON answer's scan is. */
+struct jscan {
+	unsigned depth;          /* { and [ open */
+	unsigned level;          /* depth of the answers' members: 1 (an object), 2 (an
+				  * array of them, a Gemini JSON stream); 0: not known yet */
+	bool in_string, escaped;
+	bool members;            /* the container at `level` is an object */
+	bool key_next;           /* ... and its next string is a member's name */
+	bool in_key;
+	char key[KEY_MAX];
+	size_t key_len;          /* > KEY_MAX: too long to match */
+	bool want;               /* the name just read is the usage's, */
+	bool value_next;         /* ... its ':' came: an object value is copied */
+	bool copying;
+	char value[USAGE_MAX];
+	size_t value_len;        /* > USAGE_MAX: too large, not read */
+};
+
+struct dt_xmeter {
+	enum dt_family from;
+	bool sse;
+	bool strip;
+	bool off;                /* the stream could not be followed: bytes pass, unread */
+	struct dt_xusage usage;
+	struct jscan js;
+	/* a stream: the part of an event that came so far */
+	char *held;
+	size_t held_len, held_cap;
+};
+
+struct dt_xmeter *dt_xmeter_new(enum dt_family from, bool sse, bool strip)
+{
+	struct dt_xmeter *m;
+
+	if ((unsigned)from > DT_FAMILY_GEMINI)
+		return NULL;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	m->from = from;
+	m->sse = sse;
+	m->strip = strip && sse && from == DT_FAMILY_OPENAI;
+	return m;
+}
+
+void dt_xmeter_free(struct dt_xmeter *m)
+{
+	if (!m)
+		return;
+	free(m->held);
+	free(m);
+}
+
+const struct dt_xusage *dt_xmeter_usage(const struct dt_xmeter *m)
+{
+	return &m->usage;
+}
+
+/* OpenAI names its usage's counts two ways (Chat Completions, Responses):
+ * xresp_openai.c reads both. */
+static void usage_read(struct dt_xmeter *m, const struct dt_json *usage)
+{
+	if (!usage || usage->type != DT_JSON_OBJECT)
+		return;
+	if (m->from == DT_FAMILY_OPENAI)
+		dt_xopenai_usage_parse(usage, &m->usage);
+	else if (m->from == DT_FAMILY_ANTHROPIC)
+		dt_xanthropic_usage_parse(usage, &m->usage);
+	else
+		dt_xgemini_usage_parse(usage, &m->usage);
+}
+
+static const char *usage_key(enum dt_family f)
+{
+	return f == DT_FAMILY_GEMINI ? "usageMetadata" : "usage";
+}
+
+/* ---- whole JSON answers ------------------------------------------------------ */
+
+static void value_done(struct dt_xmeter *m)
+{
+	struct jscan *js = &m->js;
+	struct dt_arena arena = {0};
+	char err[64];
+
+	js->copying = false;
+	if (js->value_len <= USAGE_MAX)
+		usage_read(m, dt_json_parse(&arena, js->value, js->value_len, err, sizeof(err)));
+	dt_arena_free(&arena);
+}
+
+static void key_done(struct dt_xmeter *m)
+{
+	struct jscan *js = &m->js;
+	const char *want = usage_key(m->from);
+
+	js->in_key = false;
+	js->want = js->key_len == strlen(want) && memcmp(js->key, want, js->key_len) == 0;
+}
+
+/* One byte outside any string. */
+static void scan_token(struct dt_xmeter *m, char c)
+{
+	struct jscan *js = &m->js;
+
+	switch (c) {
+	case '"':
+		js->in_string = true;
+		if (js->depth == js->level && js->members && js->key_next) {
+			js->in_key = true;
+			js->key_next = false;
+			js->key_len = 0;
+		}
+		break;
+	case '{':
+	case '[':
+		if (!js->level)
+			js->level = c == '{' ? 1 : 2;
+		if (js->value_next && js->depth == js->level && c == '{') {
+			js->copying = true;
+			js->value[0] = c;
+			js->value_len = 1;
+		}
+		js->value_next = js->want = false;
+		if (++js->depth == js->level) {
+			js->members = c == '{';
+			js->key_next = js->members;
+		}
+		break;
+	case '}':
+	case ']':
+		if (js->depth)
+			js->depth--;
+		if (js->copying && js->depth == js->level)
+			value_done(m);
+		break;
+	case ':':
+		if (js->depth == js->level && js->want)
+			js->value_next = true;
+		break;
+	case ',':
+		if (js->depth == js->level)
+			js->key_next = js->members;
+		break;
+	case ' ': case '\t': case '\r': case '\n':
+		break;
+	default:
+		/* a scalar: a usage that is not an object says nothing */
+		if (js->depth == js->level)
+			js->value_next = js->want = false;
+		break;
+	}
+}
+
+static void scan_json(struct dt_xmeter *m, const char *p, size_t len)
+{
+	struct jscan *js = &m->js;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = p[i];
+
+		if (js->copying) {
+			if (js->value_len < USAGE_MAX)
+				js->value[js->value_len] = c;
+			/* one past the cap marks it too large, and stays there */
+			if (js->value_len <= USAGE_MAX)
+				js->value_len++;
+		}
+		if (!js->in_string) {
+			scan_token(m, c);
+			continue;
+		}
+		if (js->escaped) {
+			js->escaped = false;
+		} else if (c == '\\') {
+			js->escaped = true;
+			js->key_len = KEY_MAX + 1; /* an escaped name is not compared */
+		} else if (c == '"') {
+			js->in_string = false;
+			if (js->in_key)
+				key_done(m);
+			continue;
+		}
+		if (js->in_key && js->key_len < KEY_MAX)
+			js->key[js->key_len] = c;
+		if (js->in_key && js->key_len <= KEY_MAX)
+			js->key_len++;
+	}
+}
+
+/* ---- streams ----------------------------------------------------------------- */
+
+/* An event's data lines, joined; where the single one is, when there is
+ * one (so an edit of the data maps onto the event's bytes). */
+struct event_data {
+	char *text;              /* malloc'ed, NUL-terminated; NULL: no data */
+	size_t len;
+	size_t lines;
+	size_t at;               /* one line: its offset in the event */
+};
+
+/* The end of the line starting at p (before its terminator), and where the
+ * next starts in *next; NULL when the line has not ended yet (a CR at the
+ * very end may still be followed by its LF). */
+static const char *line_end(const char *p, const char *end, const char **next)
+{
+	const char *e = p;
+
+	while (e < end && *e != '\n' && *e != '\r')
+		e++;
+	if (e == end || (*e == '\r' && e + 1 == end))
+		return NULL;
+	*next = e + 1 + (*e == '\r' && e[1] == '\n');
+	return e;
+}
+
+static int event_data(const char *ev, size_t len, struct event_data *d)
+{
+	const char *p = ev, *end = ev + len, *e, *next;
+
+	*d = (struct event_data){0};
+	for (; p < end && (e = line_end(p, end, &next)); p = next) {
+		const char *v = p + 5;
+		size_t n;
+		char *text;
+
+		if ((size_t)(e - p) < 5 || memcmp(p, "data:", 5) != 0)
+			continue;
+		v += v < e && *v == ' ';
+		n = (size_t)(e - v);
+		text = realloc(d->text, d->len + !!d->lines + n + 1);
+		if (!text)
+			return -1;
+		d->text = text;
+		if (d->lines)
+			d->text[d->len++] = '\n';
+		memcpy(d->text + d->len, v, n);
+		d->len += n;
+		d->text[d->len] = '\0';
+		if (!d->lines++)
+			d->at = (size_t)(v - ev);
+	}
+	return 0;
+}
+
+/* The usage an event's JSON gives: Chat Completions' chunk "usage",
+ * Responses' "response" "usage", Anthropic's message_start "message"
+ * "usage" and message_delta "usage", Gemini's "usageMetadata". */
+static const struct dt_json *event_usage(const struct dt_xmeter *m, const struct dt_json *root)
+{
+	const struct dt_json *u = dt_json_get(root, usage_key(m->from));
+
+	if (!u || u->type != DT_JSON_OBJECT)
+		u = dt_json_get(dt_json_get(root, m->from == DT_FAMILY_OPENAI ? "response" : "message"),
+				"usage");
+	return u;
+}
+
+/* The bytes of the member key whose value is v, with the comma that
+ * separates it from a neighbour: [*from, *to) of text. */
+static bool member_span(const char *text, size_t len, const struct dt_json *v,
+			size_t *from, size_t *to)
+{
+	size_t a = v->offset, b = v->offset + v->length;
+
+	/* back over ':' and the name, "usage": no quote inside */
+	while (a > 0 && text[a - 1] != ':')
+		a--;
+	while (a > 0 && text[a - 1] != '"')
+		a--;
+	if (a < 2)
+		return false;
+	for (a -= 2; a > 0 && text[a] != '"'; a--)
+		;
+	while (a > 0 && (text[a - 1] == ' ' || text[a - 1] == '\t' || text[a - 1] == '\n'))
+		a--;
+	if (a > 0 && text[a - 1] == ',') {
+		*from = a - 1;
+		*to = b;
+		return true;
+	}
+	while (b < len && (text[b] == ' ' || text[b] == '\t' || text[b] == '\n'))
+		b++;
+	*from = a;
+	*to = b < len && text[b] == ',' ? b + 1 : b;
+	return true;
+}
+
+/* A complete event (its blank line included): read, and when stripping,
+ * written to out as the client is to see it: the usage-only chunk left
+ * out, the "usage": null of the others taken out. */
+static int event_done(struct dt_xmeter *m, const char *ev, size_t len, struct evbuffer *out)
+{
+	struct event_data d;
+	struct dt_arena arena = {0};
+	const struct dt_json *root, *usage, *choices;
+	size_t cut_from = 0, cut_to = 0;
+	char err[64];
+	bool drop = false;
+	int rc = 0;
+
+	if (!memmem(ev, len, "usage", 5))
+		goto pass;
+	if (event_data(ev, len, &d)) {
+		if (m->strip)
+			return -1;
+		goto pass;
+	}
+	root = d.text ? dt_json_parse(&arena, d.text, d.len, err, sizeof(err)) : NULL;
+	usage = event_usage(m, root);
+	usage_read(m, usage);
+	if (m->strip && root && root->type == DT_JSON_OBJECT) {
+		choices = dt_json_get(root, "choices");
+		usage = dt_json_get(root, "usage");
+		if (usage && usage->type == DT_JSON_OBJECT && choices &&
+		    choices->type == DT_JSON_ARRAY && choices->len == 0)
+			drop = true;
+		else if (usage && usage->type == DT_JSON_NULL && d.lines == 1 &&
+			 member_span(d.text, d.len, usage, &cut_from, &cut_to)) {
+			cut_from += d.at;
+			cut_to += d.at;
+		}
+	}
+	dt_arena_free(&arena);
+	free(d.text);
+	if (drop)
+		return 0;
+	if (cut_to && m->strip)
+		return evbuffer_add(out, ev, cut_from) || evbuffer_add(out, ev + cut_to, len - cut_to) ? -1 : 0;
+pass:
+	if (m->strip)
+		rc = evbuffer_add(out, ev, len);
+	return rc;
+}
+
+/* Each complete event at the start of p, in order; *done: the bytes they
+ * take, up to the end of the last blank line. */
+static int events_each(struct dt_xmeter *m, const char *p, size_t len, struct evbuffer *out,
+		       size_t *done)
+{
+	const char *end = p + len, *start = p, *q = p, *e, *next;
+
+	*done = 0;
+	for (; q < end && (e = line_end(q, end, &next)); q = next) {
+		if (e != q)
+			continue;
+		if (event_done(m, start, (size_t)(next - start), out))
+			return -1;
+		start = next;
+		*done = (size_t)(start - p);
+	}
+	return 0;
+}
+
+static int hold(struct dt_xmeter *m, const char *p, size_t len)
+{
+	if (m->held_len + len > m->held_cap) {
+		size_t cap = m->held_len + len > 2 * m->held_cap ? m->held_len + len : 2 * m->held_cap;
+		char *held = realloc(m->held, cap);
+
+		if (!held)
+			return -1;
+		m->held = held;
+		m->held_cap = cap;
+	}
+	memcpy(m->held + m->held_len, p, len);
+	m->held_len += len;
+	return 0;
+}
+
+/* The stream cannot be followed (an event too large, out of memory): what
+ * is held and the rest not held go out as they are, and so does what
+ * comes after. */
+static int give_up(struct dt_xmeter *m, struct evbuffer *out, const char *rest, size_t len)
+{
+	int rc = 0;
+
+	if (m->strip && m->held_len)
+		rc = evbuffer_add(out, m->held, m->held_len);
+	if (m->strip && len)
+		rc |= evbuffer_add(out, rest, len);
+	m->off = true;
+	m->held_len = 0;
+	return rc;
+}
+
+/* An event in part is completed in the held copy; complete events of buf
+ * are read where they are, and only the part of one left is held. */
+static int feed_sse(struct dt_xmeter *m, const char *buf, size_t len, struct evbuffer *out)
+{
+	const char *p = buf;
+	size_t n = len, done;
+
+	if (m->held_len) {
+		if (hold(m, buf, len))
+			return give_up(m, out, buf, len);
+		p = m->held;
+		n = m->held_len;
+	}
+	if (events_each(m, p, n, out, &done))
+		return -1;
+	if (p == m->held) {
+		memmove(m->held, m->held + done, n - done);
+		m->held_len = n - done;
+	} else if (done < n && hold(m, p + done, n - done)) {
+		return give_up(m, out, p + done, n - done);
+	}
+	return m->held_len > MAX_EVENT_BYTES ? give_up(m, out, NULL, 0) : 0;
+}
+
+int dt_xmeter_feed(struct dt_xmeter *m, const void *buf, size_t len, struct evbuffer *out)
+{
+	if (m->off)
+		return m->strip ? evbuffer_add(out, buf, len) : 0;
+	if (!m->sse) {
+		scan_json(m, buf, len);
+		return 0;
+	}
+	return feed_sse(m, buf, len, out);
+}
+
+int dt_xmeter_finish(struct dt_xmeter *m, struct evbuffer *out)
+{
+	return give_up(m, out, NULL, 0);
+}
