@@ -12,7 +12,8 @@
 #define MS_PER_DAY 86400000ll
 
 enum value_form {
-	FORM_COUNT,          /* a non-negative integer */
+	FORM_LIMIT,          /* a non-negative integer, the allowance */
+	FORM_COUNT,          /* a non-negative integer, what is left */
 	FORM_GO_DURATION,    /* OpenAI's resets */
 	FORM_TIMESTAMP,      /* Anthropic's resets, RFC 3339 */
 	FORM_RETRY_AFTER,    /* delta-seconds or HTTP-date */
@@ -26,6 +27,12 @@ struct header_form {
 };
 
 static const struct header_form forms[] = {
+	{ "x-ratelimit-limit-requests", DT_RL_REQUESTS, FORM_LIMIT },
+	{ "x-ratelimit-limit-tokens", DT_RL_TOKENS, FORM_LIMIT },
+	{ "anthropic-ratelimit-requests-limit", DT_RL_REQUESTS, FORM_LIMIT },
+	{ "anthropic-ratelimit-tokens-limit", DT_RL_TOKENS, FORM_LIMIT },
+	{ "anthropic-ratelimit-input-tokens-limit", DT_RL_INPUT_TOKENS, FORM_LIMIT },
+	{ "anthropic-ratelimit-output-tokens-limit", DT_RL_OUTPUT_TOKENS, FORM_LIMIT },
 	{ "x-ratelimit-remaining-requests", DT_RL_REQUESTS, FORM_COUNT },
 	{ "x-ratelimit-remaining-tokens", DT_RL_TOKENS, FORM_COUNT },
 	{ "x-ratelimit-reset-requests", DT_RL_REQUESTS, FORM_GO_DURATION },
@@ -45,7 +52,7 @@ static const struct header_form forms[] = {
 void dt_ratelimit_init(struct dt_ratelimit *rl)
 {
 	for (int k = 0; k < DT_RL_KINDS; k++)
-		rl->limits[k] = (struct dt_rl_limit){ -1, -1 };
+		rl->limits[k] = (struct dt_rl_limit){ -1, -1, -1 };
 	rl->retry_after_ms = -1;
 }
 
@@ -341,6 +348,11 @@ bool dt_ratelimit_header(struct dt_ratelimit *rl, const char *name, size_t name_
 		value_len--;
 	limit = &rl->limits[f->kind];
 	switch (f->form) {
+	case FORM_LIMIT:
+		if (!parse_count(value, value_len, &u))
+			return false;
+		limit->limit = (int64_t)u;
+		return true;
 	case FORM_COUNT:
 		if (!parse_count(value, value_len, &u))
 			return false;

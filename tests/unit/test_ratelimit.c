@@ -128,14 +128,16 @@ static void test_openai_headers(void **state)
 	(void)state;
 	dt_ratelimit_init(&rl);
 	/* an answer's headers as OpenAI documents them */
-	assert_false(feed(&rl, "x-ratelimit-limit-requests", "60"));
-	assert_false(feed(&rl, "x-ratelimit-limit-tokens", "150000"));
+	assert_true(feed(&rl, "x-ratelimit-limit-requests", "60"));
+	assert_true(feed(&rl, "x-ratelimit-limit-tokens", "150000"));
 	assert_true(feed(&rl, "x-ratelimit-remaining-requests", "59"));
 	assert_true(feed(&rl, "x-ratelimit-remaining-tokens", "149984"));
 	assert_true(feed(&rl, "x-ratelimit-reset-requests", "1s"));
 	assert_true(feed(&rl, "x-ratelimit-reset-tokens", "6m0s"));
+	assert_int_equal(rl.limits[DT_RL_REQUESTS].limit, 60);
 	assert_int_equal(rl.limits[DT_RL_REQUESTS].remaining, 59);
 	assert_int_equal(rl.limits[DT_RL_REQUESTS].reset_ms, 1000);
+	assert_int_equal(rl.limits[DT_RL_TOKENS].limit, 150000);
 	assert_int_equal(rl.limits[DT_RL_TOKENS].remaining, 149984);
 	assert_int_equal(rl.limits[DT_RL_TOKENS].reset_ms, 360000);
 	assert_int_equal(rl.limits[DT_RL_INPUT_TOKENS].remaining, -1);
@@ -157,7 +159,8 @@ static void test_anthropic_headers(void **state)
 
 	(void)state;
 	dt_ratelimit_init(&rl);
-	assert_false(feed(&rl, "anthropic-ratelimit-requests-limit", "50"));
+	assert_true(feed(&rl, "anthropic-ratelimit-requests-limit", "50"));
+	assert_false(feed(&rl, "anthropic-ratelimit-requests-limit", "5O"));
 	assert_true(feed(&rl, "anthropic-ratelimit-requests-remaining", "49"));
 	assert_true(feed(&rl, "anthropic-ratelimit-requests-reset", "2024-05-01T12:00:01Z"));
 	assert_true(feed(&rl, "anthropic-ratelimit-tokens-remaining", "0"));
@@ -167,8 +170,10 @@ static void test_anthropic_headers(void **state)
 	assert_true(feed(&rl, "anthropic-ratelimit-output-tokens-remaining", "8000"));
 	assert_true(feed(&rl, "anthropic-ratelimit-output-tokens-reset", "2024-05-01T12:00:03Z"));
 	assert_true(feed(&rl, "retry-after", "12"));
+	assert_int_equal(rl.limits[DT_RL_REQUESTS].limit, 50);
 	assert_int_equal(rl.limits[DT_RL_REQUESTS].remaining, 49);
 	assert_int_equal(rl.limits[DT_RL_REQUESTS].reset_ms, 1000);
+	assert_int_equal(rl.limits[DT_RL_TOKENS].limit, -1);
 	assert_int_equal(rl.limits[DT_RL_TOKENS].remaining, 0);
 	assert_int_equal(rl.limits[DT_RL_TOKENS].reset_ms, 12500);
 	assert_int_equal(rl.limits[DT_RL_INPUT_TOKENS].remaining, 40000);
