@@ -1212,23 +1212,42 @@ static int app_open(struct cfg_parser *p, const char *name)
 	return 0;
 }
 
+/* The PROVIDER of a "NAME.PROVIDER" key: a provider's name, not yet given
+ * among the n items of that key (each item of `size` bytes, the provider's
+ * name first, its line at line_at). NULL after cfg_fail(). */
+static const char *suffix_provider(struct cfg_parser *p, const struct key_def *k,
+				   const void *items, size_t n, size_t size, size_t line_at)
+{
+	const char *provider = p->key + strlen(k->name);
+	const char *dup;
+
+	if (!name_valid(provider)) {
+		cfg_fail(p, p->line, "%s: not a provider name: \"%s\"", p->key, provider);
+		return NULL;
+	}
+	dup = name_find(items, n, size, provider);
+	if (dup) {
+		cfg_fail(p, p->line, "%s already set at line %d", p->key, *(const int *)(dup + line_at));
+		return NULL;
+	}
+	return provider;
+}
+
+_Static_assert(offsetof(struct dt_app_key_cfg, provider) == 0, "suffix_provider");
+_Static_assert(offsetof(struct dt_app_share_cfg, provider) == 0, "suffix_provider");
+
 /* key.PROVIDER = file:PATH | credential:NAME | env:VAR, once per provider;
  * the provider is looked up once the file is read. */
 static int parse_app_key(struct cfg_parser *p, const struct key_def *k,
 			 const char *value, void *obj)
 {
-	const char *provider = p->key + strlen(k->name), *ref;
 	struct dt_app_cfg *app = obj;
+	const char *provider = suffix_provider(p, k, app->keys, app->n_keys, sizeof(*app->keys),
+					       offsetof(struct dt_app_key_cfg, line)), *ref;
 	struct dt_app_key_cfg *keys;
 	enum dt_key_kind kind;
 
-	if (!name_valid(provider))
-		return cfg_fail(p, p->line, "%s: not a provider name: \"%s\"", p->key, provider);
-	for (size_t i = 0; i < app->n_keys; i++)
-		if (strcmp(app->keys[i].provider, provider) == 0)
-			return cfg_fail(p, p->line, "%s already set at line %d",
-					p->key, app->keys[i].line);
-	if (key_source_split(p, value, &kind, &ref) < 0)
+	if (!provider || key_source_split(p, value, &kind, &ref) < 0)
 		return -1;
 	keys = array_append(p, app->keys, app->n_keys, sizeof(*keys));
 	if (!keys)
@@ -1238,6 +1257,40 @@ static int parse_app_key(struct cfg_parser *p, const struct key_def *k,
 	strcpy(keys->provider, provider);
 	keys->line = p->line;
 	return key_source_set(p, &keys->key, kind, ref);
+}
+
+/* share.PROVIDER = 30% (the sign may be left out), once per provider. */
+static int parse_app_share(struct cfg_parser *p, const struct key_def *k,
+			   const char *value, void *obj)
+{
+	struct dt_app_cfg *app = obj;
+	const char *provider = suffix_provider(p, k, app->shares, app->n_shares, sizeof(*app->shares),
+					       offsetof(struct dt_app_share_cfg, line));
+	struct dt_app_share_cfg *shares;
+	char digits[8];
+	size_t len = strlen(value);
+	unsigned long n;
+
+	if (!provider)
+		return -1;
+	if (len && value[len - 1] == '%')
+		len--;
+	if (len < sizeof(digits)) {
+		memcpy(digits, value, len);
+		digits[len] = '\0';
+	}
+	if (len == 0 || len >= sizeof(digits) || number_parse(digits, &n) < 0 || n < k->min || n > k->max)
+		return cfg_fail(p, p->line, "%s: expected a share from 1%% to 100%%, got \"%s\"",
+				p->key, value);
+	shares = array_append(p, app->shares, app->n_shares, sizeof(*shares));
+	if (!shares)
+		return -1;
+	app->shares = shares;
+	shares += app->n_shares++;
+	strcpy(shares->provider, provider);
+	shares->percent = (unsigned)n;
+	shares->line = p->line;
+	return 0;
 }
 
 /* ---- sections and keys --------------------------------------------------------- */
@@ -1283,6 +1336,13 @@ static const struct key_def provider_keys[] = {
 	/* spaced evenly: one every 60 s at most */
 	{ "probe_ttft_per_hour", parse_unsigned,
 	  offsetof(struct dt_provider_cfg, probe_ttft_per_hour), 1, 60, false, false },
+	{ "rpm", parse_unsigned, offsetof(struct dt_provider_cfg, rpm), 1, 100000000, false, false },
+	{ "tpm", parse_unsigned, offsetof(struct dt_provider_cfg, tpm), 1, 4000000000u, false, false },
+	{ "pace", parse_bool, offsetof(struct dt_provider_cfg, pace), 0, 0, false, false },
+	{ "pace_max_wait_ms", parse_unsigned,
+	  offsetof(struct dt_provider_cfg, pace_max_wait_ms), 1, 600000, false, false },
+	{ "pace_max_queue", parse_unsigned,
+	  offsetof(struct dt_provider_cfg, pace_max_queue), 1, 100000, false, false },
 };
 
 static const struct key_def class_keys[] = {
@@ -1321,6 +1381,7 @@ static const struct key_def app_keys[] = {
 	{ "cgroup", parse_cgroup,  0, 0, 0, true, false },
 	{ "unit",   parse_unit,    0, 0, 0, true, false },
 	{ "key.",   parse_app_key, 0, 0, 0, true, true },
+	{ "share.", parse_app_share, 0, 1, 100, true, true },
 };
 
 static const struct key_def health_keys[] = {
@@ -1656,6 +1717,26 @@ static int check_classes(struct cfg_parser *p)
 	return 0;
 }
 
+/* Share j of application i: its provider exists, and the shares of that
+ * provider given so far (by applications 0..i) add up to 100% at most. */
+static int check_share(struct cfg_parser *p, size_t i, size_t j)
+{
+	const struct dt_cfg *cfg = p->cfg;
+	const struct dt_app_share_cfg *sh = &cfg->apps[i].shares[j];
+	unsigned total = 0;
+
+	if (!provider_find(cfg, sh->provider))
+		return cfg_fail(p, sh->line, "share.%s: no [provider %s]", sh->provider, sh->provider);
+	for (size_t a = 0; a <= i; a++)
+		for (size_t k = 0; k < cfg->apps[a].n_shares; k++)
+			if (strcmp(cfg->apps[a].shares[k].provider, sh->provider) == 0)
+				total += cfg->apps[a].shares[k].percent;
+	if (total > 100)
+		return cfg_fail(p, sh->line, "share.%s: the applications' shares of %s add up to %u%%, more than 100%%",
+				sh->provider, sh->provider, total);
+	return 0;
+}
+
 /* Once enrollment is known: an application's cgroups must be enrolled,
  * or its connections never reach the proxy. */
 static int check_apps(struct cfg_parser *p)
@@ -1669,10 +1750,13 @@ static int check_apps(struct cfg_parser *p)
 			if (!provider_find(cfg, app->keys[j].provider))
 				return cfg_fail(p, app->keys[j].line, "key.%s: no [provider %s]",
 						app->keys[j].provider, app->keys[j].provider);
+		for (size_t j = 0; j < app->n_shares; j++)
+			if (check_share(p, i, j) < 0)
+				return -1;
 		if (app->n_cgroups == 0)
 			return cfg_fail(p, app->line, "app %s has no cgroup or unit", app->name);
-		if (app->n_keys == 0)
-			return cfg_fail(p, app->line, "app %s has no key.PROVIDER", app->name);
+		if (app->n_keys == 0 && app->n_shares == 0)
+			return cfg_fail(p, app->line, "app %s has no key.PROVIDER or share.PROVIDER", app->name);
 		for (size_t j = 0; j < app->n_cgroups; j++) {
 			size_t e = 0;
 
@@ -1786,6 +1870,7 @@ void dt_config_free(struct dt_cfg *cfg)
 		for (size_t j = 0; j < cfg->apps[i].n_keys; j++)
 			free(cfg->apps[i].keys[j].key.ref);
 		free(cfg->apps[i].keys);
+		free(cfg->apps[i].shares);
 	}
 	free(cfg->apps);
 	free(cfg->path);

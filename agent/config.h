@@ -44,6 +44,11 @@ struct dt_provider_cfg {
 	bool probe;                 /* probed actively (default yes) */
 	char probe_ttft_model[128]; /* "": model-list probes only (docs/probe.md) */
 	unsigned probe_ttft_per_hour; /* its cap, default 4 */
+	/* rate limits of each key used there (docs/routing.md "Rate limits") */
+	unsigned rpm, tpm;          /* requests, tokens per minute; 0: not configured */
+	bool pace;                  /* over budget: wait in the pacing queue first */
+	unsigned pace_max_wait_ms;  /* 0: the default, 2000 */
+	unsigned pace_max_queue;    /* 0: the default, 100 */
 	int line;                   /* line of the section header */
 };
 
@@ -104,13 +109,23 @@ struct dt_app_key_cfg {
 	int line;
 };
 
-/* [app NAME]: an application's own keys. */
+/* share.PROVIDER: the part of each shared key's limit there that is kept
+ * for the application. */
+struct dt_app_share_cfg {
+	char provider[DT_NAME_LEN]; /* names a configured provider */
+	unsigned percent;           /* 1-100; an application's shares of a provider add up to 100 at most */
+	int line;
+};
+
+/* [app NAME]: an application's own keys and shares of rate limits. */
 struct dt_app_cfg {
 	char name[DT_NAME_LEN];
 	char **cgroups;             /* resolved like [enroll]'s, each enrolled */
 	size_t n_cgroups;           /* at least 1 */
-	struct dt_app_key_cfg *keys;/* at least 1, one per provider */
+	struct dt_app_key_cfg *keys;/* one per provider; keys and shares: at least 1 */
 	size_t n_keys;
+	struct dt_app_share_cfg *shares; /* one per provider */
+	size_t n_shares;
 	int line;                   /* line of the section header */
 };
 

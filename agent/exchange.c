@@ -36,8 +36,10 @@
 #include "hedge.h"
 #include "json.h"
 #include "log.h"
+#include "pacer.h"
 #include "proxy_int.h"
 #include "quality.h"
+#include "ratebudget.h"
 #include "ratelimit.h"
 #include "router.h"
 #include "spend.h"
@@ -76,6 +78,7 @@ struct attempt {
 	bool reported;                    /* the health engine already heard of it */
 	uint64_t ttft_ns;                 /* its first content came (streams; 0: not yet) */
 	uint64_t retry_after_ms;          /* its answer's retry-after, parsed (0: none) */
+	struct dt_rb_ticket ticket;       /* its rate-limit reservation */
 	/* its answer, when it goes through the neutral form */
 	bool xlate;
 	enum dt_family from;              /* the family of the provider answering */
@@ -109,6 +112,11 @@ struct exchange {
 	int xreq_state;                   /* 0 not yet, 1 parsed, -1 refused (refusal) */
 	char *refusal;                    /* why a member could not be asked, for a 400 (NULL: none) */
 	uint64_t seed;                    /* the request's number: unique ids, weighted order */
+	uint32_t app;                     /* its application's id in the budgets (ratebudget.h) */
+	uint64_t tokens;                  /* its token estimate, reserved by each attempt */
+	struct dt_pacer_wait wait;        /* waiting in a pacing queue for member `next` */
+	size_t released;                  /* 1 + the member the pacing queue let go (0: none) */
+	unsigned sent;                    /* attempts sent: a later one is a retry */
 	enum dt_health_mode mode;         /* the plan readmits ejected members (x-detour-health) */
 	struct dt_attempt plan[MAX_ATTEMPTS];
 	size_t n_plan, next;
@@ -230,6 +238,7 @@ static void exchange_free(struct exchange *ex)
 	}
 	drop_xreq(ex);
 	free(ex->refusal);
+	dt_pacer_cancel(ex->s->p->pacer, &ex->wait);
 	/* the session's, kept for its next request (NULL if making it failed) */
 	if (ex->s->timer)
 		evtimer_del(ex->s->timer);
@@ -252,6 +261,25 @@ static struct dt_http_conn *detach(struct exchange *ex)
 	ex->s->ex = NULL;
 	exchange_free(ex);
 	return http;
+}
+
+/* What an attempt's answer used, as far as it was read. */
+static const struct dt_xusage *attempt_usage(const struct attempt *at)
+{
+	return at->meter ? dt_xmeter_usage(at->meter) :
+	       at->xs ? &dt_xstream_info(at->xs)->usage : &at->usage;
+}
+
+/* What an attempt's answer counts against its rate limit when it ends:
+ * its usage; the estimate (-1) when that is not known, and for an answer
+ * cut short, which the provider counts; nothing for a failure. */
+static int64_t tokens_used(const struct attempt *at, enum dt_outcome_kind kind)
+{
+	const struct dt_xusage *u = attempt_usage(at);
+
+	if (kind == DT_OUTCOME_CANCELLED || (kind == DT_OUTCOME_OK && !u->known))
+		return -1;
+	return kind == DT_OUTCOME_OK ? u->input_tokens + u->output_tokens : 0;
 }
 
 /* What became of an attempt, with its time to first token: the health
@@ -277,6 +305,8 @@ static void report_as(struct attempt *at, enum dt_outcome_kind kind, uint64_t tt
 	dt_router_attempt_end(p->router, member(at),
 			      kind != DT_OUTCOME_OK ? 0 : ttft_ns ? ttft_ns : o.total_ns, now);
 	dt_health_outcome(p->health, member(at)->provider_id, attempt_model(at), &o, now);
+	dt_rb_settle(p->rb, &at->ticket, tokens_used(at, kind));
+	proxy_pace_soon(p);
 	at->reported = true;
 }
 
@@ -309,8 +339,7 @@ static void account(struct attempt *at)
 	const struct dt_attempt *a = member(at);
 	const struct dt_model_class *cls =
 		dt_router_class_of(ex->s->p->router, a->provider_id, a->model, NULL);
-	const struct dt_xusage *u = at->meter ? dt_xmeter_usage(at->meter) :
-				    at->xs ? &dt_xstream_info(at->xs)->usage : &at->usage;
+	const struct dt_xusage *u = attempt_usage(at);
 	struct dt_spend_key k = {
 		.app = ex->s->app ? ex->s->app->name : NULL,
 		.provider = member_name(at),
@@ -466,6 +495,41 @@ static void answer_broken(struct exchange *ex, const char *why)
 	if (event)
 		evbuffer_free(event);
 	dt_http_respond_abort(http, true);
+}
+
+/* ---- rate-limit budgets ---------------------------------------------------------- */
+
+/* What a request asks of the budget of (provider_id, key_slot). */
+static struct dt_rb_demand demand_of(const struct exchange *ex, uint32_t provider_id,
+				     uint32_t key_slot)
+{
+	return (struct dt_rb_demand){ provider_id, key_slot, ex->app, ex->tokens };
+}
+
+/* The plan's view of the budgets (dt_plan_budget): a member that paces
+ * and would fit within its wait keeps its place. */
+static uint64_t member_usable_at(void *ctx, uint32_t provider_id, uint32_t key_slot, uint64_t now)
+{
+	const struct exchange *ex = ctx;
+	const struct dt_proxy *p = ex->s->p;
+	struct dt_rb_demand d = demand_of(ex, provider_id, key_slot);
+	uint64_t at = dt_rb_fit_at(p->rb, &d, now);
+
+	return at && dt_pacer_worth_waiting(p->pacer, &d, at, now) ? 0 : at;
+}
+
+/* The output tokens the request allows, -1 when its body does not say
+ * (Gemini's body is not read: its model is in the path). */
+static int64_t max_output(const struct exchange *ex)
+{
+	return dt_json_get_int(ex->body, "max_tokens|max_completion_tokens|max_output_tokens", -1);
+}
+
+/* The request's application id in the budgets: by its [app] section under
+ * the configuration in force ("-" for a session of an older one). */
+static uint32_t app_id(const struct session *s)
+{
+	return s->app && s->conf == s->p->conf ? (uint32_t)(s->app - s->conf->apps) : UINT32_MAX;
 }
 
 /* ---- what an attempt sends ----------------------------------------------------- */
@@ -724,6 +788,7 @@ static struct attempt *start_attempt(struct exchange *ex, size_t i)
 	struct attempt *at = free_slot(ex), *rc = NULL;
 	struct dt_headers h = {0};
 	char err[256], *url = NULL, *body = NULL;
+	struct dt_rb_demand d;
 	const char *key;
 	bool missing;
 	size_t len = 0;
@@ -758,6 +823,9 @@ static struct attempt *start_attempt(struct exchange *ex, size_t i)
 		.xlate = xlate, .from = to->family, .body = at->body,
 	};
 	dt_router_attempt_start(ex->s->p->router, a); /* ended in report_as, also when never sent */
+	ex->sent++;
+	d = demand_of(ex, a->provider_id, a->key_slot);
+	dt_rb_take(ex->s->p->rb, &d, at->started, &at->ticket);
 	log_debug("proxy: " REQ_FMT ": attempt %zu: %s model %s%s", REQ_ARGS(ex),
 		  i + 1, to->name, *a->model ? a->model : "(unchanged)", xlate ? " (translated)" : "");
 	at->fetch = dt_fetch_start(ex->s->p->upstream, &(struct dt_fetch_req){
@@ -782,41 +850,104 @@ out:
 	return rc;
 }
 
-/* Start the next member of the plan that can be asked. NULL when none is
- * left, or when the retry budget is spent (*spent; that member is kept for
- * later). */
-static struct attempt *launch_next(struct exchange *ex, bool *spent)
+/* Why launch_next started nothing. */
+enum launch_stop {
+	STOP_NONE_LEFT,         /* no member is left */
+	STOP_SPENT,             /* the retry budget is spent (the member is kept for later) */
+	STOP_WAITING,           /* the member waits in its pacing queue */
+	STOP_OVER_BUDGET,       /* a hedge: the member has no rate-limit budget for it now */
+};
+
+/* May member i be asked now? Over its rate-limit budget, a hedge waits for
+ * nothing, and a member that paces makes the request wait in its queue
+ * (queued: *stop set); any other is asked anyway, as is one the queue let
+ * go: the plan put the members with budget first, so none with budget is
+ * left, and a request detour refuses is worse than one that may meet a
+ * 429. */
+static bool admit(struct exchange *ex, size_t i, bool hedging, enum launch_stop *stop)
+{
+	struct dt_proxy *p = ex->s->p;
+	const struct dt_attempt *a = &ex->plan[i];
+	uint64_t now = dt_now_ns(), at;
+
+	if (ex->released == i + 1)
+		return true;
+	ex->wait.demand = demand_of(ex, a->provider_id, a->key_slot);
+	at = dt_rb_fit_at(p->rb, &ex->wait.demand, now);
+	if (!at)
+		return true;
+	*stop = STOP_OVER_BUDGET;
+	if (hedging)
+		return false;
+	if (!dt_pacer_worth_waiting(p->pacer, &ex->wait.demand, at, now) ||
+	    !dt_pacer_wait(p->pacer, &ex->wait, now))
+		return true;
+	log_debug("proxy: " REQ_FMT ": waits in the pacing queue of %s", REQ_ARGS(ex),
+		  provider(ex, a->provider_id)->name);
+	*stop = STOP_WAITING;
+	proxy_pace_soon(p);
+	return false;
+}
+
+/* Start the next member of the plan that can be asked; NULL, and why in
+ * *stop, when none is started (the member is then kept for later, unless
+ * none is left). */
+static struct attempt *launch_next(struct exchange *ex, bool hedging, enum launch_stop *stop)
 {
 	struct dt_router *router = ex->s->p->router;
 	struct attempt *at;
 
-	*spent = false;
+	*stop = STOP_NONE_LEFT;
 	while (ex->next < ex->n_plan) {
 		size_t i = ex->next++;
 
 		if (ex->context_failed >= 0 &&
 		    !dt_router_larger_context(router, &ex->plan[ex->context_failed], &ex->plan[i]))
 			continue;
-		/* every attempt after the first takes a token, hedges too */
-		if (i > 0 && !dt_router_retry_take(router, dt_now_ns())) {
+		if (!admit(ex, i, hedging, stop)) {
 			ex->next = i;
-			*spent = true;
+			return NULL;
+		}
+		/* every attempt after the first sent takes a token, hedges too */
+		if (ex->sent && !dt_router_retry_take(router, dt_now_ns())) {
+			ex->next = i;
+			*stop = STOP_SPENT;
 			return NULL;
 		}
 		at = start_attempt(ex, i);
 		if (at)
 			return at;
 	}
+	*stop = STOP_NONE_LEFT;
 	return NULL;
 }
 
 /* Nothing is in flight: on to the next member, or the final answer. */
 static void next_attempt(struct exchange *ex)
 {
-	bool spent;
+	enum launch_stop stop;
 
-	if (!launch_next(ex, &spent))
-		answer_failed(ex, spent ? "retry budget exhausted" : "every member failed");
+	if (launch_next(ex, false, &stop) || stop == STOP_WAITING)
+		return;
+	answer_failed(ex, stop == STOP_SPENT ? "retry budget exhausted" : "every member failed");
+}
+
+/* The pacing queue let the request go: released, it fits member `next`
+ * now; else its wait is over, and it overflows to the next member (the
+ * last one is asked anyway). */
+static void on_paced(struct dt_pacer_wait *w, bool released)
+{
+	struct exchange *ex = w->ctx;
+	size_t i = ex->next;
+
+	if (!released && i + 1 < ex->n_plan) {
+		log_info("proxy: " REQ_FMT ": %s still over its rate limit after the pacing queue's wait: overflow",
+			 REQ_ARGS(ex), provider(ex, ex->plan[i].provider_id)->name);
+		ex->next = i + 1;
+	} else {
+		ex->released = i + 1;
+	}
+	next_attempt(ex);
 }
 
 /* Leave an attempt before the commit point, noted: another in flight goes
@@ -871,17 +1002,17 @@ static void hedge(struct attempt *slow)
 	struct exchange *ex = slow->ex;
 	struct dt_proxy_stats *n = &ex->s->p->stats;
 	unsigned long long ms = (dt_now_ns() - slow->started) / NS_PER_MS;
+	enum launch_stop stop;
 	struct attempt *also;
-	bool spent;
 
 	slow->hedge_at = 0;
-	also = launch_next(ex, &spent);
+	also = launch_next(ex, true, &stop);
 	if (also) {
 		n->hedges++;
 		ex->hedged_from = member_name(slow);
 		log_info("proxy: " REQ_FMT ": %s has not answered in %llu ms: hedged to %s",
 			 REQ_ARGS(ex), member_name(slow), ms, member_name(also));
-	} else if (spent) {
+	} else if (stop == STOP_SPENT) {
 		n->hedges_unfunded++;
 		log_info("proxy: " REQ_FMT ": %s has not answered in %llu ms: not hedged, retry budget exhausted",
 			 REQ_ARGS(ex), member_name(slow), ms);
@@ -925,9 +1056,12 @@ static void read_rate_limits(struct attempt *at, const struct dt_headers *h)
 					   strlen(h->v[i].value),
 					   (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000);
 	at->retry_after_ms = rl.retry_after_ms > 0 ? (uint64_t)rl.retry_after_ms : 0;
-	if (any)
-		dt_health_ratelimit(at->ex->s->p->health, member(at)->provider_id, attempt_model(at),
-				    &rl, dt_now_ns());
+	if (!any)
+		return;
+	dt_health_ratelimit(at->ex->s->p->health, member(at)->provider_id, attempt_model(at),
+			    &rl, dt_now_ns());
+	dt_rb_headers(at->ex->s->p->rb, &at->ticket, &rl, dt_now_ns());
+	proxy_pace_soon(at->ex->s->p);
 }
 
 static void on_drain(void *arg)
@@ -1449,6 +1583,8 @@ void exchange_start(struct session *s, struct dt_http_request *req)
 	ex->req = req;
 	ex->started_ns = now;
 	ex->context_failed = -1;
+	ex->wait.done = on_paced;
+	ex->wait.ctx = ex;
 	s->ex = ex;
 	if (!s->timer)
 		s->timer = evtimer_new(p->base, on_timer, s);
@@ -1459,10 +1595,13 @@ void exchange_start(struct session *s, struct dt_http_request *req)
 		return;
 	}
 	read_call(ex);
+	ex->app = app_id(s);
+	ex->tokens = dt_rb_estimate(evbuffer_get_length(req->body), max_output(ex));
 	dt_router_request(p->router, now);
 	ex->seed = p->requests++;
-	ex->n_plan = dt_router_plan(p->router, s->provider_id, ex->model ? ex->model : "",
-				    ex->seed, now, ex->plan, MAX_ATTEMPTS, &ex->mode);
+	ex->n_plan = dt_router_plan_budgeted(p->router, s->provider_id, ex->model ? ex->model : "",
+					     ex->seed, now, &(struct dt_plan_budget){ member_usable_at, ex },
+					     ex->plan, MAX_ATTEMPTS, &ex->mode);
 	if (ex->mode != DT_HEALTH_NORMAL)
 		log_debug("proxy: " REQ_FMT ": %s", REQ_ARGS(ex), health_mode_str(ex->mode));
 	for (size_t i = 0; i < ex->n_plan; i++) {

@@ -311,6 +311,11 @@ int dt_proxy_configure(struct dt_proxy *p, const struct dt_cfg *cfg, const uint3
 		pconf_put(c);
 		return -1;
 	}
+	if (proxy_budgets_configure(p, cfg, ids)) {
+		snprintf(err, errlen, "rate-limit budgets: out of memory");
+		pconf_put(c);
+		return -1;
+	}
 	router_opts_from(cfg, &ro);
 	dt_router_set_opts(p->router, &ro);
 	pconf_put(p->conf);
@@ -536,7 +541,8 @@ struct dt_proxy *dt_proxy_new(struct event_base *base, const struct dt_cfg *cfg,
 	p->router = dt_router_new(&ro, health);
 	p->upstream = dt_upstream_new(base, &uo, err, errlen);
 	p->spend = dt_spend_new();
-	if (!p->router || !p->upstream || !p->spend || dt_proxy_configure(p, cfg, ids, err, errlen)) {
+	if (!p->router || !p->upstream || !p->spend || proxy_budgets_new(p) ||
+	    dt_proxy_configure(p, cfg, ids, err, errlen)) {
 		if (!*err)
 			snprintf(err, errlen, "out of memory");
 		dt_proxy_free(p);
@@ -578,6 +584,7 @@ void dt_proxy_free(struct dt_proxy *p)
 		session_free(LIST_FIRST(&p->sessions));
 	dt_upstream_free(p->upstream);
 	dt_router_free(p->router);
+	proxy_budgets_free(p);
 	dt_ca_free(p->ca);
 	dt_spend_free(p->spend);
 	pconf_put(p->conf);

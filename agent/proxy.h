@@ -16,6 +16,7 @@ struct dt_cfg;
 struct dt_health;
 struct dt_proxy;
 struct dt_spend;
+struct dt_rb;
 struct dt_upstream;
 
 /* Relay this connection untouched (not TLS, or not for a provider host). */
@@ -43,6 +44,8 @@ const struct dt_proxy_stats *dt_proxy_stats(const struct dt_proxy *p);
 /* What the answers cost so far (spend.h): read by /metrics and detourctl.
  * It outlives reloads. */
 const struct dt_spend *dt_proxy_spend(const struct dt_proxy *p);
+/* The rate-limit budgets (ratebudget.h: dt_rb_snapshot for the headroom). */
+const struct dt_rb *dt_proxy_ratebudget(const struct dt_proxy *p);
 /* Closes every connection. */
 void dt_proxy_free(struct dt_proxy *p);
 

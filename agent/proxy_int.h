@@ -14,6 +14,8 @@
 
 struct dt_ca;
 struct dt_health;
+struct dt_pacer;
+struct dt_rb;
 struct dt_router;
 struct dt_upstream;
 struct exchange;
@@ -67,6 +69,9 @@ struct dt_proxy {
 	size_t active;
 	uint64_t requests;      /* seeds the weighted order */
 	struct dt_spend *spend; /* what the answers cost */
+	struct dt_rb *rb;       /* rate-limit budgets */
+	struct dt_pacer *pacer; /* their pacing queues, */
+	struct event *pace_timer; /* ... polled by this timer */
 	struct dt_proxy_stats stats;
 };
 
@@ -96,5 +101,13 @@ void exchange_start(struct session *s, struct dt_http_request *req);
 void exchange_cancel(struct exchange *ex);
 
 void pconf_put(struct pconf *c);
+
+/* proxy_budget.c: the rate-limit budgets and pacing queue. */
+int proxy_budgets_new(struct dt_proxy *p);
+int proxy_budgets_configure(struct dt_proxy *p, const struct dt_cfg *cfg, const uint32_t *ids);
+void proxy_budgets_free(struct dt_proxy *p);
+/* Look at the pacing queues soon (from the event loop): after a wait is
+ * queued, and whenever a budget may have grown. */
+void proxy_pace_soon(struct dt_proxy *p);
 
 #endif

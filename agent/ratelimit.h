@@ -22,9 +22,9 @@ enum dt_rl_kind {
 };
 
 struct dt_rl_limit {
-	int64_t limit;      /* the whole allowance per window; -1: not given */
 	int64_t remaining;  /* -1: not given */
 	int64_t reset_ms;   /* until the limit is refilled, from the answer's arrival; -1: not given */
+	int64_t limit;      /* the whole allowance per window; -1: not given */
 };
 
 struct dt_ratelimit {

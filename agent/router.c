@@ -329,9 +329,23 @@ static void balance_routable(struct dt_router *r, const struct dt_model_class *c
 		cands[i] = routable[order[i]];
 }
 
+/* When a member's budget can take the request (0: now, or no budgets). */
+static uint64_t budget_usable_at(const struct dt_plan_budget *b, const struct dt_class_member *cm,
+				 uint32_t slot, uint64_t now)
+{
+	return b ? b->usable_at(b->ctx, cm->provider_id, slot, now) : 0;
+}
+
 size_t dt_router_plan(struct dt_router *r, uint32_t provider_id, const char *model,
 		      uint64_t seed, uint64_t now, struct dt_attempt *out, size_t max,
 		      enum dt_health_mode *mode)
+{
+	return dt_router_plan_budgeted(r, provider_id, model, seed, now, NULL, out, max, mode);
+}
+
+size_t dt_router_plan_budgeted(struct dt_router *r, uint32_t provider_id, const char *model,
+			       uint64_t seed, uint64_t now, const struct dt_plan_budget *budget,
+			       struct dt_attempt *out, size_t max, enum dt_health_mode *mode)
 {
 	/* a class holds each provider once, so at most DT_MAX_PROVIDERS members */
 	const struct dt_class_member *order[DT_MAX_PROVIDERS];
@@ -359,7 +373,9 @@ size_t dt_router_plan(struct dt_router *r, uint32_t provider_id, const char *mod
 	for (i = 0; i < n; i++) {
 		const struct dt_class_member *cm = order[ranks[i].member];
 		uint32_t slot = cm == original ? DT_KEY_SLOT_APP : DT_KEY_SLOT_DETOUR;
-		uint64_t key_at = key_usable_at(r, cm->provider_id, slot, now);
+		/* a disabled key and an exhausted budget both hold a member back */
+		uint64_t key_at = max_u64(key_usable_at(r, cm->provider_id, slot, now),
+					  budget_usable_at(budget, cm, slot, now));
 		bool routed = ranks[i].usable || ranks[i].readmitted;
 
 		if (!routed && ranks[i].usable_at == UINT64_MAX)
@@ -370,7 +386,8 @@ size_t dt_router_plan(struct dt_router *r, uint32_t provider_id, const char *mod
 			(cls->quality == DT_QUALITY_FAILOVER && cm != original),
 		};
 		/* the health engine's order, with members whose key is disabled
-		 * moved behind the routable ones */
+		 * or whose budget cannot take the request moved behind the
+		 * routable ones */
 		cands[k].member = (size_t)(cm - cls->members);
 		cands[k].usable = ranks[i].usable;
 		cands[k++].rank = routed ? key_at : max_u64(ranks[i].usable_at, key_at);

@@ -107,6 +107,22 @@ size_t dt_router_plan(struct dt_router *r, uint32_t provider_id, const char *mod
 		      uint64_t seed, uint64_t now, struct dt_attempt *out, size_t max,
 		      enum dt_health_mode *mode);
 
+/* Rate-limit budgets (ratebudget.h) as a plan weighs them: when member
+ * (provider_id, key_slot) can take this request, 0 meaning now (it fits
+ * the budget, or is worth waiting for in its pacing queue). */
+struct dt_plan_budget {
+	uint64_t (*usable_at)(void *ctx, uint32_t provider_id, uint32_t key_slot, uint64_t now);
+	void *ctx;
+};
+
+/* dt_router_plan with predictive overflow: a member that cannot take the
+ * request now goes behind the routable ones, as a disabled key does,
+ * soonest usable first; when none can, they all still go, in that order.
+ * budget NULL: dt_router_plan. */
+size_t dt_router_plan_budgeted(struct dt_router *r, uint32_t provider_id, const char *model,
+			       uint64_t seed, uint64_t now, const struct dt_plan_budget *budget,
+			       struct dt_attempt *out, size_t max, enum dt_health_mode *mode);
+
 enum dt_blame {
 	DT_BLAME_NONE,       /* success: relay it */
 	DT_BLAME_REQUEST,    /* the request is at fault: return as is, never retry */

@@ -665,6 +665,45 @@ static void test_apps(void **state)
 	dt_config_free(cfg);
 }
 
+/* Rate limits: a provider's rpm, tpm and pacing; applications' shares,
+ * which stand without a key of their own. */
+static void test_rate_limits(void **state)
+{
+	struct dt_cfg *cfg = load_ok(
+		PROVIDER
+		"rpm = 500\n"
+		"tpm = 200000\n"
+		"pace = yes\n"
+		"pace_max_wait_ms = 1500\n"
+		"pace_max_queue = 20\n"
+		PROVIDER_Q
+		"[app chat]\n"
+		"unit = editor.service\n"
+		"share.p = 30%\n"
+		"share.q = 100\n"
+		"[app batch]\n"
+		"unit = app.service\n"
+		"share.p = 70%\n"
+		"key.q = env:BATCH_Q\n");
+
+	(void)state;
+	assert_int_equal(cfg->providers[0].rpm, 500);
+	assert_int_equal(cfg->providers[0].tpm, 200000);
+	assert_true(cfg->providers[0].pace);
+	assert_int_equal(cfg->providers[0].pace_max_wait_ms, 1500);
+	assert_int_equal(cfg->providers[0].pace_max_queue, 20);
+	assert_int_equal(cfg->providers[1].rpm, 0);
+	assert_false(cfg->providers[1].pace);
+	assert_int_equal(cfg->apps[0].n_keys, 0);
+	assert_int_equal(cfg->apps[0].n_shares, 2);
+	assert_string_equal(cfg->apps[0].shares[0].provider, "p");
+	assert_int_equal(cfg->apps[0].shares[0].percent, 30);
+	assert_int_equal(cfg->apps[0].shares[0].line, 12);
+	assert_int_equal(cfg->apps[0].shares[1].percent, 100);
+	assert_int_equal(cfg->apps[1].shares[0].percent, 70);
+	dt_config_free(cfg);
+}
+
 /* Whatever was written where a key source or a URL belongs, the error
  * does not repeat it: it may be a key. */
 static void test_errors_never_repeat_secrets(void **state)
@@ -1119,7 +1158,21 @@ static const struct bad_case bad_cases[] = {
 	{ "[app bad/x]\n" PROVIDER, 1, "app name must be 1 to 31 letters" },
 	{ APP "key.p = env:K\n[app a]\n" PROVIDER, 4, "app a already defined at line 1" },
 	{ "[app a]\nkey.p = env:K\n" PROVIDER, 1, "app a has no cgroup or unit" },
-	{ APP PROVIDER, 1, "app a has no key.PROVIDER" },
+	{ APP PROVIDER, 1, "app a has no key.PROVIDER or share.PROVIDER" },
+	{ APP "share.zz = 10%\n" PROVIDER, 3, "share.zz: no [provider zz]" },
+	{ APP "share.p = 0%\n" PROVIDER, 3, "share.p: expected a share from 1% to 100%, got \"0%\"" },
+	{ APP "share.p = 101%\n" PROVIDER, 3, "share.p: expected a share from 1% to 100%" },
+	{ APP "share.p = %\n" PROVIDER, 3, "share.p: expected a share from 1% to 100%" },
+	{ APP "share.p = 30%%\n" PROVIDER, 3, "share.p: expected a share from 1% to 100%" },
+	{ APP "share.p = 3 0\n" PROVIDER, 3, "share.p: expected a share from 1% to 100%" },
+	{ APP "share.p = 10\nshare.p = 20\n" PROVIDER, 4, "share.p already set at line 3" },
+	{ APP "share.p = 60%\n[app b]\ncgroup = user.slice\nshare.p = 50%\n" PROVIDER, 6,
+	  "share.p: the applications' shares of p add up to 110%, more than 100%" },
+	{ PROVIDER "rpm = 0\n", 3, "rpm: expected a number from 1 to 100000000" },
+	{ PROVIDER "tpm = 4000000001\n", 3, "tpm: expected a number from 1 to 4000000000" },
+	{ PROVIDER "pace = sometimes\n", 3, "pace: unknown value" },
+	{ PROVIDER "pace_max_wait_ms = 0\n", 3, "pace_max_wait_ms: expected a number from 1 to 600000" },
+	{ PROVIDER "pace_max_queue = 100001\n", 3, "pace_max_queue: expected a number from 1 to 100000" },
 	{ APP "key.zz = env:K\n" PROVIDER, 3, "key.zz: no [provider zz]" },
 	{ APP "key.p = env:K\nkey.zz = env:K\n" PROVIDER, 4, "key.zz: no [provider zz]" },
 	{ APP "key.p = sk-abc\n" PROVIDER, 3,
@@ -1355,6 +1408,7 @@ int main(void)
 		T(test_model_name_length),
 		T(test_class_limits),
 		T(test_apps),
+		T(test_rate_limits),
 		T(test_errors_never_repeat_secrets),
 		T(test_hosts_repeat_and_normalize),
 		T(test_comments_and_layout),

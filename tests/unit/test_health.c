@@ -402,7 +402,7 @@ static struct dt_ratelimit limits(int64_t requests_left, int64_t reset_ms)
 	struct dt_ratelimit rl;
 
 	dt_ratelimit_init(&rl);
-	rl.limits[DT_RL_REQUESTS] = (struct dt_rl_limit){ requests_left, reset_ms };
+	rl.limits[DT_RL_REQUESTS] = (struct dt_rl_limit){ requests_left, reset_ms, -1 };
 	return rl;
 }
 
@@ -448,11 +448,11 @@ static void test_token_limits_and_their_floor(void **state)
 
 	(void)state;
 	dt_ratelimit_init(&rl);
-	rl.limits[DT_RL_TOKENS] = (struct dt_rl_limit){ 5000, 6000 };
+	rl.limits[DT_RL_TOKENS] = (struct dt_rl_limit){ 5000, 6000, -1 };
 	dt_health_ratelimit(h, ANTHROPIC, "claude", &rl, T0);
 	assert_int_equal(state_of(h, ANTHROPIC, "claude", T0), DT_HEALTHY);
 	/* fewer tokens than a request needs: as good as none */
-	rl.limits[DT_RL_OUTPUT_TOKENS] = (struct dt_rl_limit){ 500, 3000 };
+	rl.limits[DT_RL_OUTPUT_TOKENS] = (struct dt_rl_limit){ 500, 3000, -1 };
 	dt_health_ratelimit(h, ANTHROPIC, "claude", &rl, T0);
 	assert_int_equal(state_of(h, ANTHROPIC, "claude", T0), DT_RATE_LIMITED);
 	assert_string_equal(verdict(h, ANTHROPIC, "claude", T0).reason_text,

@@ -107,7 +107,8 @@ static struct dt_ratelimit heard(int64_t limit, int64_t remaining, int64_t reset
 	struct dt_ratelimit rl;
 
 	dt_ratelimit_init(&rl);
-	rl.limits[DT_RL_REQUESTS] = (struct dt_rl_limit){ limit, remaining, reset_ms };
+	rl.limits[DT_RL_REQUESTS] = (struct dt_rl_limit){
+		.remaining = remaining, .reset_ms = reset_ms, .limit = limit };
 	return rl;
 }
 

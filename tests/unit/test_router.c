@@ -9,6 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "ratebudget.h"
 #include "router.h"
 
 #define MS 1000000ull
@@ -371,6 +372,124 @@ static void test_rate_limited_member_is_overflowed_then_back(void **state)
 	assert_aside_until(GROQ, LLAMA, 13 * SEC);
 	n = dt_router_plan(r, GROQ, LLAMA, 0, 13 * SEC, out, 1, NULL);
 	ASSERT_PLAN(out, n, { GROQ, LLAMA, APP });
+	dt_router_free(r);
+}
+
+/* ---- rate-limit budgets --------------------------------------------------- */
+
+/* Requests per minute of OpenAI, Groq, DeepSeek and Mistral's keys (0: no
+ * limit), as plans see them. */
+struct budget_bed {
+	struct dt_rb *rb;
+	uint32_t app;
+	uint64_t tokens;
+};
+
+static uint64_t bed_usable_at(void *ctx, uint32_t provider_id, uint32_t key_slot, uint64_t now)
+{
+	const struct budget_bed *b = ctx;
+	struct dt_rb_demand d = { provider_id, key_slot, b->app, b->tokens };
+
+	return dt_rb_fit_at(b->rb, &d, now);
+}
+
+static struct dt_rb *budgets(uint32_t openai, uint32_t groq, uint32_t deepseek, uint32_t mistral)
+{
+	static bool used[DT_MAX_PROVIDERS];
+	static struct dt_rb_provider_cfg providers[DT_MAX_PROVIDERS];
+	struct dt_rb *rb = dt_rb_new();
+
+	assert_non_null(rb);
+	used[OPENAI] = used[GROQ] = used[DEEPSEEK] = used[MISTRAL] = true;
+	providers[OPENAI].limit[DT_RB_REQUESTS] = openai;
+	providers[GROQ].limit[DT_RB_REQUESTS] = groq;
+	providers[DEEPSEEK].limit[DT_RB_REQUESTS] = deepseek;
+	providers[MISTRAL].limit[DT_RB_REQUESTS] = mistral;
+	assert_int_equal(dt_rb_configure(rb, used, providers, NULL, 0), 0);
+	return rb;
+}
+
+static void spend(struct dt_rb *rb, uint32_t provider_id, uint32_t slot, uint64_t now)
+{
+	struct dt_rb_demand d = { provider_id, slot, 0, 10 };
+	struct dt_rb_ticket t;
+
+	dt_rb_take(rb, &d, now, &t);
+}
+
+/* A member whose budget cannot take the request goes behind the others
+ * before its 429, the original too, and comes back when the window lets
+ * it; when none has budget left, all still go, soonest first. */
+static void test_predictive_overflow(void **state)
+{
+	struct dt_router *r = router_with_mini();
+	struct budget_bed bed = { budgets(2, 1, 1, 1), 0, 10 };
+	const struct dt_plan_budget b = { bed_usable_at, &bed };
+	struct dt_attempt out[8];
+	size_t n;
+
+	(void)state;
+	n = dt_router_plan_budgeted(r, OPENAI, MINI, 0, 1 * SEC, &b, out, 8, NULL);
+	ASSERT_PLAN(out, n, { OPENAI, MINI, APP }, { GROQ, LLAMA, DETOUR }, { DEEPSEEK, DSEEK, DETOUR },
+		    { MISTRAL, SMALL, DETOUR });
+	spend(bed.rb, OPENAI, APP, 1 * SEC);
+	spend(bed.rb, OPENAI, APP, 2 * SEC);
+	n = dt_router_plan_budgeted(r, OPENAI, MINI, 0, 3 * SEC, &b, out, 8, NULL);
+	ASSERT_PLAN(out, n, { GROQ, LLAMA, DETOUR }, { DEEPSEEK, DSEEK, DETOUR },
+		    { MISTRAL, SMALL, DETOUR }, { OPENAI, MINI, APP });
+	/* detour's key on OpenAI is a budget of its own */
+	n = dt_router_plan_budgeted(r, GROQ, LLAMA, 0, 3 * SEC, &b, out, 8, NULL);
+	ASSERT_PLAN(out, n, { GROQ, LLAMA, APP }, { OPENAI, MINI, DETOUR }, { DEEPSEEK, DSEEK, DETOUR },
+		    { MISTRAL, SMALL, DETOUR });
+	/* every member's budget spent: all still go, the one free soonest
+	 * first (a request leaves the window 61 s after its second began) */
+	spend(bed.rb, GROQ, DETOUR, 2 * SEC);
+	spend(bed.rb, DEEPSEEK, DETOUR, 5 * SEC);
+	spend(bed.rb, MISTRAL, DETOUR, 4 * SEC);
+	n = dt_router_plan_budgeted(r, OPENAI, MINI, 0, 6 * SEC, &b, out, 8, NULL);
+	ASSERT_PLAN(out, n, { OPENAI, MINI, APP }, { GROQ, LLAMA, DETOUR },
+		    { MISTRAL, SMALL, DETOUR }, { DEEPSEEK, DSEEK, DETOUR });
+	n = dt_router_plan_budgeted(r, GROQ, LLAMA, 0, 6 * SEC, &b, out, 8, NULL);
+	ASSERT_PLAN(out, n, { GROQ, LLAMA, APP }, { OPENAI, MINI, DETOUR },
+		    { MISTRAL, SMALL, DETOUR }, { DEEPSEEK, DSEEK, DETOUR });
+	/* at 63 s OpenAI's and Groq's first have left: they are routable */
+	n = dt_router_plan_budgeted(r, OPENAI, MINI, 0, 63 * SEC, &b, out, 8, NULL);
+	ASSERT_PLAN(out, n, { OPENAI, MINI, APP }, { GROQ, LLAMA, DETOUR },
+		    { MISTRAL, SMALL, DETOUR }, { DEEPSEEK, DSEEK, DETOUR });
+	/* DeepSeek's spent budget was detour's key's: the client's is whole */
+	n = dt_router_plan_budgeted(r, DEEPSEEK, DSEEK, 0, 63 * SEC, &b, out, 8, NULL);
+	ASSERT_PLAN(out, n, { DEEPSEEK, DSEEK, APP }, { OPENAI, MINI, DETOUR }, { GROQ, LLAMA, DETOUR },
+		    { MISTRAL, SMALL, DETOUR });
+	/* a plan without budgets is the health engine's alone */
+	n = dt_router_plan(r, OPENAI, MINI, 0, 3 * SEC, out, 8, NULL);
+	ASSERT_PLAN(out, n, { OPENAI, MINI, APP }, { GROQ, LLAMA, DETOUR }, { DEEPSEEK, DSEEK, DETOUR },
+		    { MISTRAL, SMALL, DETOUR });
+	dt_rb_free(bed.rb);
+	dt_router_free(r);
+}
+
+/* A balanced class balances among the members with budget only. */
+static void test_predictive_overflow_balanced(void **state)
+{
+	struct dt_model_class c = mini_class;
+	struct budget_bed bed = { budgets(1, 0, 0, 0), 0, 10 };
+	const struct dt_plan_budget b = { bed_usable_at, &bed };
+	struct dt_router *r = dt_router_new(NULL, health);
+	struct dt_attempt out[8];
+
+	(void)state;
+	c.strategy = DT_STRATEGY_WEIGHTED;
+	assert_non_null(r);
+	assert_int_equal(dt_router_set_classes(r, &c, 1), 0);
+	spend(bed.rb, OPENAI, DETOUR, 1 * SEC);
+	for (uint64_t seed = 0; seed < 16; seed++) {
+		size_t n = dt_router_plan_budgeted(r, GROQ, LLAMA, seed, 2 * SEC, &b, out, 8, NULL);
+
+		assert_int_equal(n, 4);
+		assert_int_not_equal(out[0].provider_id, OPENAI);
+		assert_int_equal(out[3].provider_id, OPENAI);
+	}
+	dt_rb_free(bed.rb);
 	dt_router_free(r);
 }
 
@@ -747,6 +866,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_classify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rate_limited_member_is_overflowed_then_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_blame_disables_only_that_slot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_predictive_overflow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_predictive_overflow_balanced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_options_replace_defaults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_budget_is_a_share_of_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_budget_floor, setup, teardown),
