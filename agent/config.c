@@ -64,6 +64,8 @@ enum section_kind {
 	SEC_PROXY,
 	SEC_APP,
 	SEC_HEALTH,
+	SEC_METRICS,
+	SEC_ACCESS_LOG,
 	SEC_COUNT,
 };
 
@@ -408,6 +410,43 @@ static int parse_listen6(struct cfg_parser *p, const struct key_def *k,
 		return cfg_fail(p, p->line, "%s: not the IPv6 loopback address: \"%s\"",
 				k->name, addr);
 	return 0;
+}
+
+/* [metrics] listen: "ADDRESS:PORT" or "[ADDRESS]:PORT"; whether it may
+ * be other than loopback is checked with allow_remote, at the end. */
+static int parse_metrics_listen(struct cfg_parser *p, const struct key_def *k,
+				const char *value, void *obj)
+{
+	struct dt_metrics_cfg *m = &((struct dt_cfg *)obj)->metrics;
+	struct sockaddr_in *v4 = (struct sockaddr_in *)&m->addr;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&m->addr;
+	char addr[INET6_ADDRSTRLEN];
+	uint16_t port;
+
+	if (addr_port_split(p, k, value, value[0] == '[', addr, sizeof(addr), &port) < 0)
+		return -1;
+	memset(&m->addr, 0, sizeof(m->addr));
+	if (inet_pton(AF_INET, addr, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons(port);
+		m->addr_len = sizeof(*v4);
+	} else if (inet_pton(AF_INET6, addr, &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons(port);
+		m->addr_len = sizeof(*v6);
+	} else {
+		return cfg_fail(p, p->line, "%s: not an IP address: \"%s\"", k->name, addr);
+	}
+	snprintf(m->listen, sizeof(m->listen), "%s", value);
+	m->on = true;
+	return 0;
+}
+
+static bool metrics_loopback(const struct dt_metrics_cfg *m)
+{
+	if (m->addr.ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)&m->addr)->sin_addr.s_addr) >> 24) == 127;
+	return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&m->addr)->sin6_addr);
 }
 
 /* ---- arrays and names ------------------------------------------------------ */
@@ -1411,6 +1450,16 @@ static const struct key_def health_keys[] = {
 	{ "uplink_xdp_mode", parse_xdp_mode, 0, 0, 0, false, false },
 };
 
+static const struct key_def metrics_keys[] = {
+	{ "listen", parse_metrics_listen, 0, 1, 65535, false, false },
+	{ "allow_remote", parse_bool, offsetof(struct dt_cfg, metrics.allow_remote), 0, 0, false, false },
+};
+
+static const struct key_def access_log_keys[] = {
+	{ "path", parse_abs_path, offsetof(struct dt_cfg, access_log.path), 0, 0, false, false },
+	{ "prompts", parse_bool, offsetof(struct dt_cfg, access_log.prompts), 0, 0, false, false },
+};
+
 static const struct {
 	const char *name;
 	const struct key_def *keys;
@@ -1427,6 +1476,8 @@ static const struct {
 	[SEC_PROXY]    = { "proxy",    proxy_keys,    ARRAY_SIZE(proxy_keys),    NULL },
 	[SEC_APP]      = { "app",      app_keys,      ARRAY_SIZE(app_keys),      app_open },
 	[SEC_HEALTH]   = { "health",   health_keys,   ARRAY_SIZE(health_keys),   NULL },
+	[SEC_METRICS]  = { "metrics",  metrics_keys,  ARRAY_SIZE(metrics_keys),  NULL },
+	[SEC_ACCESS_LOG] = { "access_log", access_log_keys, ARRAY_SIZE(access_log_keys), NULL },
 };
 
 _Static_assert(ARRAY_SIZE(detour_keys) <= CFG_MAX_SECTION_KEYS, "seen[] too small");
@@ -1796,6 +1847,11 @@ static int cfg_check(struct cfg_parser *p)
 		return cfg_fail(p, line, "hedge_min_ms (%u) must not be more than hedge_max_ms (%u)",
 				cfg->proxy.hedge_min_ms, cfg->proxy.hedge_max_ms);
 	}
+	/* /metrics tells who uses which provider, and costs a render per scrape */
+	if (cfg->metrics.on && !cfg->metrics.allow_remote && !metrics_loopback(&cfg->metrics))
+		return cfg_fail(p, key_line(p, SEC_METRICS, "listen"),
+				"listen: %s is not a loopback address (set allow_remote = yes to serve metrics beyond this host)",
+				cfg->metrics.listen);
 	if (check_providers(p) < 0 || check_classes(p) < 0)
 		return -1;
 	if (cfg->n_enroll == 0) {

@@ -10,6 +10,7 @@
 #include <linux/types.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -129,6 +130,21 @@ struct dt_app_cfg {
 	int line;                   /* line of the section header */
 };
 
+/* [metrics]: the Prometheus endpoint (docs/metrics.md). */
+struct dt_metrics_cfg {
+	bool on;                        /* listen given: serve /metrics */
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	char listen[64];                /* as written, for logs and detourctl */
+	bool allow_remote;              /* an address other than loopback allowed */
+};
+
+/* [access_log]: one JSON line per client request (docs/metrics.md). */
+struct dt_access_log_cfg {
+	char path[PATH_MAX];            /* "": no access log (default) */
+	bool prompts;                   /* the request body logged too (default no) */
+};
+
 struct dt_enroll_cfg {
 	char *cgroup;               /* absolute cgroup v2 directory, resolved */
 	int line;                   /* 0 for the default (the cgroup v2 root) */
@@ -173,6 +189,8 @@ struct dt_cfg {
 	enum dt_xdp_mode uplink_xdp_mode;
 	struct dt_app_cfg *apps;
 	size_t n_apps;
+	struct dt_metrics_cfg metrics;
+	struct dt_access_log_cfg access_log;
 };
 
 /*

@@ -469,6 +469,7 @@ static void reload(struct detourd *d)
 	} else {
 		start_proxy(d);
 	}
+	daemon_obs_apply(d);
 	sync_intercepts(d);
 	daemon_signals_apply(d);
 	write_settings(d, true);
@@ -629,6 +630,7 @@ int detourd_start(struct detourd *d, struct dt_cfg *cfg, const char *pidfile)
 		return -1;
 	daemon_uplink_start(d);
 	start_proxy(d);
+	daemon_obs_apply(d);
 	if (apply_listener(d, cfg))
 		return -1;
 	d->resolver = dt_resolver_new(d->base, on_resolved, d);
@@ -666,6 +668,7 @@ static void detourd_stop(struct detourd *d)
 	if (d->drain_timer)
 		event_free(d->drain_timer);
 	daemon_signals_stop(d);
+	daemon_obs_stop(d);
 	dt_proxy_free(d->proxy);
 	daemon_uplink_stop(d);
 	daemon_health_stop(d);

@@ -21,6 +21,7 @@ struct dt_proxy;
 struct dt_resolver;
 struct daemon_signals;
 struct dt_uplink;
+struct daemon_obs;
 
 struct detourd {
 	struct event_base *base;
@@ -41,6 +42,7 @@ struct detourd {
 	struct dt_listener *listener;
 	struct dt_relay *relay;
 	struct dt_proxy *proxy;               /* NULL: everything is relayed */
+	struct daemon_obs *obs;               /* /metrics, access log (daemon_obs.c) */
 	struct dt_proxy_stats proxy_stats;    /* as last written to its map */
 	bool proxy_stats_written;
 	struct dt_resolver *resolver;
@@ -92,5 +94,11 @@ bool daemon_signals_tcpsig_on(const struct detourd *d);
 void daemon_uplink_start(struct detourd *d);
 void daemon_uplink_reconfigure(struct detourd *d);
 void daemon_uplink_stop(struct detourd *d);
+
+/* daemon_obs.c: /metrics and the access log as d->cfg says, handed to
+ * d->proxy: at start and on reload (reopening the access log), after the
+ * proxy; stop: before the proxy is freed. */
+void daemon_obs_apply(struct detourd *d);
+void daemon_obs_stop(struct detourd *d);
 
 #endif

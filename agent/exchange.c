@@ -28,6 +28,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "accesslog.h"
 #include "apicall.h"
 #include "bpfobj.h"
 #include "errors.h"
@@ -37,10 +38,12 @@
 #include "json.h"
 #include "log.h"
 #include "pacer.h"
+#include "metrics.h"
 #include "proxy_int.h"
 #include "quality.h"
 #include "ratebudget.h"
 #include "ratelimit.h"
+#include "reqrec.h"
 #include "router.h"
 #include "spend.h"
 #include "upstream.h"
@@ -76,6 +79,8 @@ struct attempt {
 	int status;                       /* ... with this status */
 	bool holding;                     /* its 4xx is being held in `body` */
 	bool reported;                    /* the health engine already heard of it */
+	enum dt_blame blame;              /* what its held 4xx blamed (NONE: by its outcome) */
+	struct dt_reqrec_attempt *rec;    /* its entry in the request's record (NULL: none left) */
 	uint64_t ttft_ns;                 /* its first content came (streams; 0: not yet) */
 	uint64_t retry_after_ms;          /* its answer's retry-after, parsed (0: none) */
 	struct dt_rb_ticket ticket;       /* its rate-limit reservation */
@@ -96,6 +101,7 @@ struct kept_error {
 	enum dt_family family;
 	struct dt_headers headers;
 	struct evbuffer *body;            /* NULL: none kept */
+	struct dt_reqrec_attempt *rec;    /* the attempt's entry in the record */
 };
 
 struct exchange {
@@ -132,6 +138,7 @@ struct exchange {
 	size_t tail_len;
 	struct evbuffer *tried;           /* "openai=503, groq=reset"; NULL until one fails */
 	char *won_model;                  /* the winner's model once the arena is gone */
+	struct dt_reqrec *rec;            /* for the metrics and the access log (NULL: neither) */
 };
 
 static const struct pprovider *provider(const struct exchange *ex, uint32_t id)
@@ -212,6 +219,124 @@ static struct attempt *other_live(struct exchange *ex, const struct attempt *at)
 	return NULL;
 }
 
+/* ---- the request's record (reqrec.h) ------------------------------------------- */
+
+_Static_assert(DT_REQREC_ATTEMPTS >= MAX_ATTEMPTS, "every attempt has its entry");
+/* The request body goes to the access log up to this, when it asks. */
+#define PROMPT_MAX      (64 * 1024)
+
+static uint64_t since_arrival(const struct exchange *ex)
+{
+	return dt_now_ns() - ex->started_ns;
+}
+
+static void record_start(struct exchange *ex)
+{
+	struct dt_proxy *p = ex->s->p;
+	size_t n = evbuffer_get_length(ex->req->body);
+	struct timespec wall;
+	struct dt_reqrec *r;
+
+	/* its own allocation: no cost while nothing wants it */
+	if ((!p->metrics && !p->alog) || !(r = ex->rec = calloc(1, sizeof(*r))))
+		return;
+	r->served = -1;
+	clock_gettime(CLOCK_REALTIME, &wall);
+	r->wall_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
+	r->app = ex->s->app ? ex->s->app->name : "-";
+	r->provider = original(ex)->name;
+	r->shape = ex->shape;
+	r->method = ex->req->method;
+	r->path = ex->req->target;
+	r->path_len = strcspn(ex->req->target, "?");
+	r->model = ex->model ? strdup(ex->model) : NULL;
+	r->stream = ex->stream;
+	if (p->alog && dt_accesslog_prompts(p->alog)) {
+		size_t keep = n < PROMPT_MAX ? n : PROMPT_MAX;
+		ev_ssize_t got;
+
+		if ((r->prompt = malloc(keep ? keep : 1))) {
+			got = evbuffer_copyout(ex->req->body, r->prompt, keep);
+			r->prompt_len = got > 0 ? (size_t)got : 0;
+		}
+	}
+}
+
+/* An attempt is sent: its entry (none when its model cannot be copied). */
+static void record_attempt(struct attempt *at)
+{
+	struct exchange *ex = at->ex;
+	struct dt_reqrec_attempt *a;
+
+	at->rec = NULL;
+	if (!ex->rec)
+		return;
+	a = &ex->rec->attempts[ex->rec->n_attempts];
+	*a = (struct dt_reqrec_attempt){
+		.provider = member_name(at), .model = strdup(member(at)->model),
+		.hedge = other_live(ex, at) != NULL, .start_ns = since_arrival(ex),
+	};
+	if (a->model) {
+		ex->rec->n_attempts++;
+		at->rec = a;
+	}
+}
+
+/* Whom an outcome blames, when the answer's body did not say. */
+static enum dt_blame blame_of(enum dt_outcome_kind kind)
+{
+	switch (kind) {
+	case DT_OUTCOME_OK:
+	case DT_OUTCOME_CANCELLED:
+		return DT_BLAME_NONE;
+	case DT_OUTCOME_RATE_LIMITED:
+		return DT_BLAME_RATE_LIMIT;
+	case DT_OUTCOME_KEY_REFUSED:
+		return DT_BLAME_KEY;
+	default:
+		return DT_BLAME_PROVIDER;
+	}
+}
+
+static void record_attempt_end(struct attempt *at, enum dt_outcome_kind kind)
+{
+	if (!at->rec)
+		return;
+	at->rec->outcome = kind;
+	at->rec->blame = at->blame != DT_BLAME_NONE ? at->blame : blame_of(kind);
+	at->rec->status = at->status;
+	at->rec->end_ns = since_arrival(at->ex);
+}
+
+/* The client gets an answer of this status, from that attempt (NULL: ours). */
+static void record_answer(struct exchange *ex, int status, struct dt_reqrec_attempt *from)
+{
+	if (!ex->rec)
+		return;
+	ex->rec->status = status;
+	ex->rec->served = from ? (int)(from - ex->rec->attempts) : -1;
+	ex->rec->ttft_ns = since_arrival(ex);
+	ex->rec->failover = from && ex->failures > 0;
+}
+
+/* The request is over: counted, and logged. */
+static void record_end(struct exchange *ex)
+{
+	struct dt_proxy *p = ex->s->p;
+
+	if (!ex->rec)
+		return;
+	ex->rec->total_ns = since_arrival(ex);
+	ex->rec->hedged = ex->hedged_from != NULL;
+	if (p->metrics)
+		dt_metrics_request(p->metrics, ex->rec);
+	if (p->alog)
+		dt_accesslog_write(p->alog, ex->rec);
+	dt_reqrec_free(ex->rec);
+	free(ex->rec);
+	ex->rec = NULL;
+}
+
 /* Stop an attempt and forget its answer; the slot is free again. */
 static void retire(struct attempt *at)
 {
@@ -231,6 +356,7 @@ static void retire(struct attempt *at)
 
 static void exchange_free(struct exchange *ex)
 {
+	record_end(ex);
 	for (size_t k = 0; k < MAX_LIVE; k++) {
 		retire(&ex->att[k]);
 		if (ex->att[k].body)
@@ -307,6 +433,7 @@ static void report_as(struct attempt *at, enum dt_outcome_kind kind, uint64_t tt
 	dt_health_outcome(p->health, member(at)->provider_id, attempt_model(at), &o, now);
 	dt_rb_settle(p->rb, &at->ticket, tokens_used(at, kind));
 	proxy_pace_soon(p);
+	record_attempt_end(at, kind);
 	at->reported = true;
 }
 
@@ -403,7 +530,7 @@ static void keep_error(struct attempt *at)
 	dt_headers_free(&ex->kept.headers);
 	ex->kept = (struct kept_error){
 		.i = at->i, .status = at->status, .family = at->from,
-		.headers = at->headers, .body = at->body,
+		.headers = at->headers, .body = at->body, .rec = at->rec,
 	};
 	at->headers = (struct dt_headers){0};
 	at->body = spare;
@@ -437,6 +564,7 @@ static void answer_kept(struct exchange *ex)
 		}
 	}
 	add_detour_headers(ex, &h, &ex->plan[ex->kept.i]);
+	record_answer(ex, status, ex->kept.rec);
 	ex->kept.body = NULL;
 	http = detach(ex);
 	dt_http_respond_head(http, status, &h, (int64_t)n);
@@ -469,6 +597,7 @@ static void answer_failed(struct exchange *ex, const char *why)
 	snprintf(msg, sizeof(msg), "%s (%s%s%.*s)", head, why, n ? "; tried " : "", (int)n,
 		 n ? (const char *)evbuffer_pullup(ex->tried, -1) : "");
 	add_detour_headers(ex, &h, NULL);
+	record_answer(ex, status, NULL);
 	log_info("proxy: " REQ_FMT ": %s", REQ_ARGS(ex), msg);
 	http = detach(ex);
 	dt_http_respond_error(http, status, msg, &h);
@@ -486,6 +615,8 @@ static void answer_broken(struct exchange *ex, const char *why)
 	log_warn("proxy: stream from %s broke after the first byte: %s", member_name(ex->won), why);
 	report(ex->won, DT_OUTCOME_RESET);
 	account(ex->won);
+	if (ex->rec)
+		ex->rec->broken = true;
 	snprintf(msg, sizeof(msg), "detour: the provider's stream broke: %s", why);
 	if (event && ex->sse)
 		dt_error_event(original(ex)->family, 502, msg, event);
@@ -826,6 +957,7 @@ static struct attempt *start_attempt(struct exchange *ex, size_t i)
 	ex->sent++;
 	d = demand_of(ex, a->provider_id, a->key_slot);
 	dt_rb_take(ex->s->p->rb, &d, at->started, &at->ticket);
+	record_attempt(at);
 	log_debug("proxy: " REQ_FMT ": attempt %zu: %s model %s%s", REQ_ARGS(ex),
 		  i + 1, to->name, *a->model ? a->model : "(unchanged)", xlate ? " (translated)" : "");
 	at->fetch = dt_fetch_start(ex->s->p->upstream, &(struct dt_fetch_req){
@@ -912,6 +1044,8 @@ static struct attempt *launch_next(struct exchange *ex, bool hedging, enum launc
 		if (ex->sent && !dt_router_retry_take(router, dt_now_ns())) {
 			ex->next = i;
 			*stop = STOP_SPENT;
+			if (ex->rec)
+				ex->rec->budget_refused++;
 			return NULL;
 		}
 		at = start_attempt(ex, i);
@@ -1143,6 +1277,7 @@ static void commit(struct attempt *at, int status, const struct dt_headers *up,
 	if (ex->sse)
 		length = -1;
 	add_detour_headers(ex, &h, member(at));
+	record_answer(ex, status, at->rec);
 	dt_http_respond_head(ex->s->http, status, &h, length);
 	dt_headers_free(&h);
 	forget_request(ex);
@@ -1427,6 +1562,7 @@ static void held_done(struct attempt *at)
 	char what[16];
 
 	snprintf(what, sizeof(what), "%d", at->status);
+	at->blame = blame;
 	keep_error(at);
 	switch (blame) {
 	case DT_BLAME_REQUEST:
@@ -1597,6 +1733,7 @@ void exchange_start(struct session *s, struct dt_http_request *req)
 	read_call(ex);
 	ex->app = app_id(s);
 	ex->tokens = dt_rb_estimate(evbuffer_get_length(req->body), max_output(ex));
+	record_start(ex);
 	dt_router_request(p->router, now);
 	ex->seed = p->requests++;
 	ex->n_plan = dt_router_plan_budgeted(p->router, s->provider_id, ex->model ? ex->model : "",

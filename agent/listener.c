@@ -104,6 +104,26 @@ struct dt_listener *dt_listener_new(struct event_base *base, struct in_addr list
 	return l;
 }
 
+struct dt_listener *dt_listener_new_at(struct event_base *base, const struct sockaddr *sa,
+				       socklen_t len, dt_accept_fn accepted, void *ctx,
+				       char *err, size_t errlen)
+{
+	struct dt_listener *l = calloc(1, sizeof(*l));
+
+	if (!l) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	l->accepted = accepted;
+	l->ctx = ctx;
+	l->sockets[0] = listen_on(base, l, sa, len, err, errlen);
+	if (!l->sockets[0]) {
+		free(l);
+		return NULL;
+	}
+	return l;
+}
+
 void dt_listener_free(struct dt_listener *l)
 {
 	if (!l)

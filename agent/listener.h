@@ -19,6 +19,10 @@ typedef void (*dt_accept_fn)(void *ctx, int fd, const struct sockaddr *peer,
 struct dt_listener *dt_listener_new(struct event_base *base, struct in_addr listen4,
 				    struct in6_addr listen6, uint16_t port,
 				    dt_accept_fn accepted, void *ctx, char *err, size_t errlen);
+/* One socket on one address (detourd's /metrics). */
+struct dt_listener *dt_listener_new_at(struct event_base *base, const struct sockaddr *sa,
+				       socklen_t len, dt_accept_fn accepted, void *ctx,
+				       char *err, size_t errlen);
 void dt_listener_free(struct dt_listener *l);
 
 /* Writes are forwarded as they come: Nagle would hold a message's tail for

@@ -576,6 +576,12 @@ const struct dt_spend *dt_proxy_spend(const struct dt_proxy *p)
 	return p->spend;
 }
 
+void dt_proxy_set_observers(struct dt_proxy *p, struct dt_metrics *m, struct dt_accesslog *alog)
+{
+	p->metrics = m;
+	p->alog = alog;
+}
+
 void dt_proxy_free(struct dt_proxy *p)
 {
 	if (!p)

@@ -12,8 +12,10 @@
 #include "detour.h"
 
 struct event_base;
+struct dt_accesslog;
 struct dt_cfg;
 struct dt_health;
+struct dt_metrics;
 struct dt_proxy;
 struct dt_spend;
 struct dt_rb;
@@ -46,6 +48,9 @@ const struct dt_proxy_stats *dt_proxy_stats(const struct dt_proxy *p);
 const struct dt_spend *dt_proxy_spend(const struct dt_proxy *p);
 /* The rate-limit budgets (ratebudget.h: dt_rb_snapshot for the headroom). */
 const struct dt_rb *dt_proxy_ratebudget(const struct dt_proxy *p);
+/* Where each request's record goes when it ends (either may be NULL; not
+ * owned, kept until changed). */
+void dt_proxy_set_observers(struct dt_proxy *p, struct dt_metrics *m, struct dt_accesslog *alog);
 /* Closes every connection. */
 void dt_proxy_free(struct dt_proxy *p);
 

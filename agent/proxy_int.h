@@ -12,10 +12,12 @@
 #include "http_server.h"
 #include "proxy.h"
 
+struct dt_accesslog;
 struct dt_ca;
 struct dt_health;
 struct dt_pacer;
 struct dt_rb;
+struct dt_metrics;
 struct dt_router;
 struct dt_upstream;
 struct exchange;
@@ -73,6 +75,8 @@ struct dt_proxy {
 	struct dt_pacer *pacer; /* their pacing queues, */
 	struct event *pace_timer; /* ... polled by this timer */
 	struct dt_proxy_stats stats;
+	struct dt_metrics *metrics;     /* each request ends in these (NULL: none) */
+	struct dt_accesslog *alog;
 };
 
 /* One intercepted client connection. */

@@ -27,9 +27,28 @@ sdk_clients() {
 	(cd "$sdk" && npm ci --no-audit --no-fund --loglevel=error)
 }
 
+# promtool, the Prometheus text-format checker of the end-to-end tests, from
+# Debian's prometheus package without installing the package (which would
+# also start a Prometheus server on the host): only its binary, in
+# /usr/local/bin.
+promtool_tool() {
+	command -v promtool >/dev/null 2>&1 && return 0
+	[ "$(id -u)" -eq 0 ] || { echo "deps: promtool missing; installing it needs root" >&2; return 1; }
+	echo "deps: installing promtool (from the Debian package prometheus)"
+	tmp=$(mktemp -d)
+	chmod 755 "$tmp" # apt-get download writes as _apt
+	(cd "$tmp" && { apt-get download -qq prometheus 2>/dev/null ||
+		{ apt-get update -qq && apt-get download -qq prometheus; }; }) &&
+		dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -xO ./usr/bin/promtool >"$tmp/promtool" &&
+		install -m 0755 "$tmp/promtool" /usr/local/bin/promtool
+	rc=$?
+	rm -rf "$tmp"
+	return $rc
+}
+
 if [ -z "$missing" ]; then
 	echo "deps: all $(echo $PACKAGES | wc -w) packages present"
-	sdk_clients
+	promtool_tool && sdk_clients
 	exit $?
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -41,5 +60,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
+promtool_tool
 sdk_clients
 echo "deps: done"

@@ -565,6 +565,41 @@ static void test_health_section(void **state)
 	dt_config_free(cfg);
 }
 
+/* [metrics] and [access_log]: both off by default; /metrics on loopback
+ * (IPv4 or IPv6) unless allow_remote. */
+static void test_metrics_and_access_log(void **state)
+{
+	struct dt_cfg *cfg = load_ok(PROVIDER);
+	const struct sockaddr_in6 *v6;
+
+	(void)state;
+	assert_false(cfg->metrics.on);
+	assert_string_equal(cfg->access_log.path, "");
+	assert_false(cfg->access_log.prompts);
+	dt_config_free(cfg);
+	cfg = load_ok("[metrics]\nlisten = 127.0.0.1:9464\n[access_log]\npath = /var/log/detour/access.log\n"
+		      "prompts = yes\n" PROVIDER);
+	assert_true(cfg->metrics.on);
+	assert_int_equal(cfg->metrics.addr.ss_family, AF_INET);
+	assert_int_equal(ntohs(((const struct sockaddr_in *)&cfg->metrics.addr)->sin_port), 9464);
+	assert_string_equal(cfg->metrics.listen, "127.0.0.1:9464");
+	assert_string_equal(cfg->access_log.path, "/var/log/detour/access.log");
+	assert_true(cfg->access_log.prompts);
+	dt_config_free(cfg);
+	cfg = load_ok("[metrics]\nlisten = [::1]:9464\n" PROVIDER);
+	v6 = (const struct sockaddr_in6 *)&cfg->metrics.addr;
+	assert_int_equal(v6->sin6_family, AF_INET6);
+	assert_true(IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr));
+	assert_int_equal(cfg->metrics.addr_len, sizeof(*v6));
+	dt_config_free(cfg);
+	/* allowed beyond loopback only when asked, whatever the order of the keys */
+	cfg = load_ok("[metrics]\nlisten = 0.0.0.0:9464\nallow_remote = yes\n" PROVIDER);
+	assert_true(cfg->metrics.allow_remote);
+	dt_config_free(cfg);
+	cfg = load_ok("[metrics]\nallow_remote = yes\nlisten = [::]:9464\n" PROVIDER);
+	dt_config_free(cfg);
+}
+
 /* The signal sources: switched in [health], probes chosen per provider. */
 static void test_signal_switches(void **state)
 {
@@ -1152,6 +1187,18 @@ static const struct bad_case bad_cases[] = {
 	  "hedge_min_ms (2000) must not be more than hedge_max_ms (1000)" },
 	{ "[proxy]\nhedge_max_ms = 400\n" PROVIDER, 2, "hedge_min_ms (1000) must not be more than hedge_max_ms (400)" },
 	{ "[proxy]\nmax_headers = 8\n[proxy]\nmax_headers = 9\n" PROVIDER, 4, "max_headers already set at line 2" },
+	/* [metrics], [access_log] */
+	{ "[metrics]\nlisten = 10.1.2.3:9464\n" PROVIDER, 2,
+	  "listen: 10.1.2.3:9464 is not a loopback address (set allow_remote = yes" },
+	{ "[metrics]\nlisten = [::]:9464\n" PROVIDER, 2, "listen: [::]:9464 is not a loopback address" },
+	{ "[metrics]\nlisten = localhost:9464\n" PROVIDER, 2, "listen: not an IP address: \"localhost\"" },
+	{ "[metrics]\nlisten = 127.0.0.1\n" PROVIDER, 2, "listen: expected ADDRESS:PORT" },
+	{ "[metrics]\nlisten = 127.0.0.1:0\n" PROVIDER, 2, "listen: expected a number from 1 to 65535" },
+	{ "[metrics]\nlisten = [::1:9464\n" PROVIDER, 2, "listen: expected [ADDRESS]:PORT" },
+	{ "[metrics]\nallow_remote = sure\n" PROVIDER, 2, "allow_remote: unknown value \"sure\"" },
+	{ "[metrics]\nport = 1\n" PROVIDER, 2, "unknown key \"port\" in [metrics]" },
+	{ "[access_log]\npath = access.log\n" PROVIDER, 2, "path: not an absolute path" },
+	{ "[access_log]\nprompts = 1\n" PROVIDER, 2, "prompts: unknown value \"1\"" },
 	/* [app NAME] */
 #define APP "[app a]\nunit = app.service\n"
 	{ "[app]\n" PROVIDER, 1, "expected [app NAME], got [app]" },
@@ -1405,6 +1452,7 @@ int main(void)
 		T(test_balanced_classes),
 		T(test_health_section),
 		T(test_signal_switches),
+		T(test_metrics_and_access_log),
 		T(test_model_name_length),
 		T(test_class_limits),
 		T(test_apps),

@@ -28,7 +28,9 @@ int ctl_cmd_watch(const char *pin_dir, int argc, char **argv);
 int ctl_cmd_drain(const char *pin_dir, int argc, char **argv);
 int ctl_cmd_undrain(const char *pin_dir, int argc, char **argv);
 int ctl_cmd_force(const char *pin_dir, int argc, char **argv);
-/* ca takes the configuration path (NULL: defaults), for its state_dir. */
+/* ca takes the configuration path (NULL: defaults), for its state_dir;
+ * top for its [metrics] listen. */
 int ctl_cmd_ca(const char *config, int argc, char **argv);
+int ctl_cmd_top(const char *config, int argc, char **argv);
 
 #endif

@@ -37,13 +37,17 @@ static void usage(FILE *f)
 	      "  undrain PROVIDER [MODEL] clear a drain or force: the signals decide again\n"
 	      "  enroll CGROUP_PATH       protect a cgroup (needs detourd's pinned programs)\n"
 	      "  unenroll CGROUP_PATH     undo an enroll (not cgroups of the configuration)\n"
+	      "  top [--once] [--json] [--interval MS] [--metrics ADDRESS:PORT]\n"
+	      "                           live traffic, errors, spend and headroom per application\n"
+	      "                           and provider, from detourd's /metrics\n"
 	      "  ca show|path|install [--trust-dir DIR] [--no-update]\n"
 	      "                           the local CA's root: print it, or install it for clients\n"
 	      "CGROUP_PATH is absolute, or relative to the cgroup v2 mount.\n"
 	      "options:\n"
 	      "  --pin-dir DIR            detour's BPF pin dir (default: pin_dir of CONFIG, else "
 	      DEFAULT_PIN_DIR ")\n"
-	      "  -c, --config CONFIG      detourd's configuration file, for its pin_dir (ca: state_dir)\n"
+	      "  -c, --config CONFIG      detourd's configuration file, for its pin_dir (ca: state_dir;\n"
+	      "                           top: [metrics] listen)\n"
 	      "  -h, --help               this help\n"
 	      "      --version            print the version\n"
 	      "exit: 0 ok (status: agent running), 1 agent down or stopped / refused (unknown\n"
@@ -100,6 +104,9 @@ int main(int argc, char **argv)
 	/* the CA lives in the state dir, not the pin dir: ca reads the configuration itself */
 	if (strcmp(argv[optind], "ca") == 0)
 		return ctl_cmd_ca(config, argc - optind, argv + optind);
+	/* top reads detourd's /metrics, whose address is in the configuration */
+	if (strcmp(argv[optind], "top") == 0)
+		return ctl_cmd_top(config, argc - optind, argv + optind);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(argv[optind], commands[i].name) != 0)
 			continue;

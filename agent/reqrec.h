@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What became of one client request, as the proxy's exchange (exchange.c)
+ * saw it: filled as the request goes, handed to the metrics (metrics.h) and
+ * the access log (accesslog.h) when it ends. Never a key; the request body
+ * only when the access log asks for prompts.
+ */
+#ifndef DT_REQREC_H
+#define DT_REQREC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/types.h>
+#include "detour.h"
+#include "health.h"
+#include "router.h"
+#include "xlate.h"
+
+#define DT_REQREC_ATTEMPTS 8
+
+/* One member asked. */
+struct dt_reqrec_attempt {
+	const char *provider;          /* its name (the session's configuration) */
+	char *model;                   /* the model asked for (owned; "" the client's) */
+	enum dt_outcome_kind outcome;
+	enum dt_blame blame;           /* NONE: an answer the request did not spoil */
+	int status;                    /* its HTTP status, 0 when none came */
+	bool hedge;                    /* sent while another was in flight */
+	uint64_t start_ns, end_ns;     /* from the request's arrival */
+};
+
+struct dt_reqrec {
+	int64_t wall_ms;               /* arrival, unix milliseconds */
+	const char *app;               /* its [app NAME], "-" for none */
+	const char *provider;          /* the provider the application addressed */
+	enum dt_family shape;          /* the client's API */
+	const char *method;
+	const char *path;              /* without its query (a Gemini key may be there) */
+	size_t path_len;
+	char *model;                   /* asked for (owned; NULL: none named) */
+	bool stream;
+	int status;                    /* sent to the client; 0: none (it left first) */
+	int served;                    /* the attempt whose answer the client got, -1: none */
+	uint64_t ttft_ns;              /* to the first byte the client got (0: none) */
+	uint64_t total_ns;
+	bool hedged;                   /* two attempts raced */
+	bool failover;                 /* answered after another member failed */
+	bool broken;                   /* the answer broke after the first byte */
+	unsigned budget_refused;       /* attempts the retry budget did not allow */
+	struct dt_xusage usage;        /* of the answer served (known: false when unread) */
+	char *prompt;                  /* the request body (owned), only when logged */
+	size_t prompt_len;
+	size_t n_attempts;
+	struct dt_reqrec_attempt attempts[DT_REQREC_ATTEMPTS];
+};
+
+/* What the record owns. */
+void dt_reqrec_free(struct dt_reqrec *r);
+
+/* "ok", "server_error", ... for an outcome; "request", "key", ... for a
+ * blame (NONE: "none"). */
+const char *dt_reqrec_outcome_name(enum dt_outcome_kind k);
+const char *dt_reqrec_blame_name(enum dt_blame b);
+
+#endif
