@@ -26,6 +26,8 @@
 #include "metrics.h"
 #include "promtext.h"
 #include "proxy.h"
+#include "ratebudget.h"
+#include "spend.h"
 
 /* Scrapes served at once; more are refused (closed). */
 #define MAX_SCRAPERS 16
@@ -123,9 +125,78 @@ static void render_access_log(const struct daemon_obs *obs, struct evbuffer *out
 		       (double)dt_accesslog_failures(obs->alog));
 }
 
+static void render_spend(const struct daemon_obs *obs, struct evbuffer *out)
+{
+	const struct dt_spend *spend = obs->d->proxy ? dt_proxy_spend(obs->d->proxy) : NULL;
+	const struct dt_spend_row *rows;
+
+	if (spend)
+		dt_metrics_render_spend(obs->metrics, rows, dt_spend_rows(spend, &rows), out);
+}
+
+static const char *const rb_key_names[] = {
+	[DT_RB_KEY_DETOUR] = "detour", [DT_RB_KEY_CLIENT] = "client", [DT_RB_KEY_APP] = "app",
+};
+
+/* One gauge of the rate-limit rows: the field at offset, by kind; values
+ * below 0 (unknown, unlimited) are left out. */
+static void headroom_family(const struct daemon_obs *obs, struct evbuffer *out, const char *name,
+			    const char *help, const struct dt_rb_row *rows, size_t n, size_t offset)
+{
+	static const char *const kinds[DT_RB_DIMS] = { [DT_RB_REQUESTS] = "requests", [DT_RB_TOKENS] = "tokens" };
+	struct dt_prom_label l[4];
+
+	dt_prom_family(out, name, "gauge", help);
+	for (size_t i = 0; i < n; i++) {
+		const int64_t *v = (const int64_t *)((const char *)&rows[i] + offset);
+
+		if (rows[i].provider_id >= DT_MAX_PROVIDERS || !obs->d->names[rows[i].provider_id][0])
+			continue;
+		l[0] = (struct dt_prom_label){ "provider", obs->d->names[rows[i].provider_id] };
+		l[1] = (struct dt_prom_label){ "key", rb_key_names[rows[i].key] };
+		/* "*": the key as a whole; else the application whose share or key it is */
+		l[2] = (struct dt_prom_label){ "application", rows[i].app ? rows[i].app : "*" };
+		for (int k = 0; k < DT_RB_DIMS; k++) {
+			if (v[k] < 0)
+				continue;
+			l[3] = (struct dt_prom_label){ "kind", kinds[k] };
+			dt_prom_sample(out, name, l, 4, (double)v[k]);
+		}
+	}
+}
+
+/* The rate-limit budgets' headroom (ratebudget.h). */
+static void render_headroom(const struct daemon_obs *obs, struct evbuffer *out)
+{
+	const struct dt_rb *rb = obs->d->proxy ? dt_proxy_ratebudget(obs->d->proxy) : NULL;
+	uint64_t now = dt_now_ns();
+	struct dt_rb_row *rows;
+	size_t n;
+
+	if (!rb)
+		return;
+	n = dt_rb_snapshot(rb, now, NULL, 0);
+	rows = calloc(n ? n : 1, sizeof(*rows));
+	if (!rows)
+		return;
+	n = dt_rb_snapshot(rb, now, rows, n);
+	headroom_family(obs, out, "detour_ratelimit_headroom",
+			"What may still be sent this minute under a provider key's rate limit (an application's row: of its share).",
+			rows, n, offsetof(struct dt_rb_row, left));
+	headroom_family(obs, out, "detour_ratelimit_limit",
+			"A provider key's limit per minute, from its headers or the configuration.",
+			rows, n, offsetof(struct dt_rb_row, limit));
+	headroom_family(obs, out, "detour_ratelimit_used",
+			"What detour counted against it in the last minute (estimates until the usage is known).",
+			rows, n, offsetof(struct dt_rb_row, used));
+	free(rows);
+}
+
 static void render(const struct daemon_obs *obs, struct evbuffer *out)
 {
 	dt_metrics_render(obs->metrics, out);
+	render_spend(obs, out);
+	render_headroom(obs, out);
 	render_health(obs, out);
 	render_access_log(obs, out);
 }

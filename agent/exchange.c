@@ -319,6 +319,21 @@ static void record_answer(struct exchange *ex, int status, struct dt_reqrec_atte
 	ex->rec->failover = from && ex->failures > 0;
 }
 
+/* An answer's usage, added to the request's (its failovers' answers cost too). */
+static void record_usage(struct exchange *ex, const struct dt_xusage *u)
+{
+	struct dt_xusage *sum;
+
+	if (!ex->rec || !u->known)
+		return;
+	sum = &ex->rec->usage;
+	sum->known = true;
+	sum->input_tokens += u->input_tokens;
+	sum->cached_input_tokens += u->cached_input_tokens;
+	sum->cache_write_tokens += u->cache_write_tokens;
+	sum->output_tokens += u->output_tokens;
+}
+
 /* The request is over: counted, and logged. */
 static void record_end(struct exchange *ex)
 {
@@ -474,7 +489,10 @@ static void account(struct attempt *at)
 		.class_name = cls ? cls->name : NULL,
 	};
 
-	if (metered(ex) && dt_spend_add(ex->s->p->spend, &k, u, NULL))
+	if (!metered(ex))
+		return;
+	record_usage(ex, u);
+	if (dt_spend_add(ex->s->p->spend, &k, u, NULL))
 		log_warn("proxy: the cost of an answer of %s is not counted: out of memory",
 			 member_name(at));
 }

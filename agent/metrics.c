@@ -11,6 +11,7 @@
 #include "metrics.h"
 #include "promtext.h"
 #include "reqrec.h"
+#include "spend.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define NS_PER_S 1e9
@@ -335,4 +336,117 @@ void dt_metrics_render(const struct dt_metrics *m, struct evbuffer *out)
 	histogram_family(m, out, "detour_time_to_first_byte_seconds",
 			 "Time from a request's arrival to the first byte of its answer (of a stream: its first content).",
 			 offsetof(struct series, ttfb), ttfb_bounds, ARRAY_SIZE(ttfb_bounds));
+}
+
+/* ---- tokens and cost ------------------------------------------------------------ */
+
+/* A spend row's model under the label rules: its own markers kept as ours. */
+static const char *spend_model(const struct dt_metrics *m, const struct dt_spend_row *r)
+{
+	if (strcmp(r->model, DT_SPEND_NONE) == 0)
+		return "-";
+	if (strcmp(r->model, DT_SPEND_OTHER) == 0)
+		return "other";
+	return dt_metrics_model_label(m, r->provider, r->model);
+}
+
+/* The spend rows summed by their labels under the rules. */
+static size_t spend_merge(const struct dt_metrics *m, const struct dt_spend_row *rows, size_t n,
+			  struct dt_spend_row *out)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *model = spend_model(m, &rows[i]);
+		struct dt_spend_row *o = NULL;
+
+		for (size_t j = 0; j < k && !o; j++)
+			if (strcmp(out[j].app, rows[i].app) == 0 &&
+			    strcmp(out[j].provider, rows[i].provider) == 0 &&
+			    strcmp(out[j].model, model) == 0 &&
+			    strcmp(out[j].class_name, rows[i].class_name) == 0)
+				o = &out[j];
+		if (!o) {
+			o = &out[k++];
+			*o = rows[i];
+			snprintf(o->model, sizeof(o->model), "%s", model);
+			continue;
+		}
+		o->requests += rows[i].requests;
+		o->unmetered += rows[i].unmetered;
+		o->unpriced += rows[i].unpriced;
+		o->input_tokens += rows[i].input_tokens;
+		o->cached_input_tokens += rows[i].cached_input_tokens;
+		o->cache_write_tokens += rows[i].cache_write_tokens;
+		o->output_tokens += rows[i].output_tokens;
+		o->cost_pico = o->cost_pico + rows[i].cost_pico < o->cost_pico ? UINT64_MAX :
+			       o->cost_pico + rows[i].cost_pico;
+	}
+	return k;
+}
+
+static void spend_labels(const struct dt_spend_row *r, struct dt_prom_label *l)
+{
+	l[0] = (struct dt_prom_label){ "application", r->app };
+	l[1] = (struct dt_prom_label){ "provider", r->provider };
+	l[2] = (struct dt_prom_label){ "model", r->model };
+	l[3] = (struct dt_prom_label){ "class", r->class_name };
+}
+
+/* A counter family with one sample per row: the field at offset. */
+static void spend_family(struct evbuffer *out, const struct dt_spend_row *rows, size_t n,
+			 const char *name, const char *help, size_t offset)
+{
+	struct dt_prom_label l[N_BASE];
+
+	dt_prom_family(out, name, "counter", help);
+	for (size_t i = 0; i < n; i++) {
+		spend_labels(&rows[i], l);
+		dt_prom_sample(out, name, l, N_BASE,
+			       (double)*(const uint64_t *)((const char *)&rows[i] + offset));
+	}
+}
+
+void dt_metrics_render_spend(const struct dt_metrics *m, const struct dt_spend_row *rows,
+			     size_t n, struct evbuffer *out)
+{
+	static const struct { const char *kind; size_t offset; } kinds[] = {
+		{ "input", offsetof(struct dt_spend_row, input_tokens) },
+		{ "cached_input", offsetof(struct dt_spend_row, cached_input_tokens) },
+		{ "cache_write", offsetof(struct dt_spend_row, cache_write_tokens) },
+		{ "output", offsetof(struct dt_spend_row, output_tokens) },
+	};
+	struct dt_spend_row *merged = calloc(n ? n : 1, sizeof(*merged));
+	struct dt_prom_label l[N_BASE + 1];
+
+	if (!merged)
+		return;
+	n = spend_merge(m, rows, n, merged);
+	dt_prom_family(out, "detour_tokens_total", "counter",
+		       "Tokens of the answers, as their usage said, by kind (input counts cached input and cache writes too).");
+	for (size_t i = 0; i < n; i++) {
+		spend_labels(&merged[i], l);
+		for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
+			l[N_BASE] = (struct dt_prom_label){ "kind", kinds[k].kind };
+			dt_prom_sample(out, "detour_tokens_total", l, N_BASE + 1,
+				       (double)*(const uint64_t *)((const char *)&merged[i] + kinds[k].offset));
+		}
+	}
+	dt_prom_family(out, "detour_cost_dollars_total", "counter",
+		       "What the answers cost at the price table's prices, in dollars (answers of an unpriced model count nothing).");
+	for (size_t i = 0; i < n; i++) {
+		spend_labels(&merged[i], l);
+		dt_prom_sample(out, "detour_cost_dollars_total", l, N_BASE,
+			       (double)merged[i].cost_pico / 1e12);
+	}
+	spend_family(out, merged, n, "detour_answers_total",
+		     "Answers whose usage was counted (failovers' and broken answers included).",
+		     offsetof(struct dt_spend_row, requests));
+	spend_family(out, merged, n, "detour_answers_unmetered_total",
+		     "Of them: answers that gave no usage (no tokens, no cost counted).",
+		     offsetof(struct dt_spend_row, unmetered));
+	spend_family(out, merged, n, "detour_answers_unpriced_total",
+		     "Of them: answers with usage but no known price (no cost counted).",
+		     offsetof(struct dt_spend_row, unpriced));
+	free(merged);
 }

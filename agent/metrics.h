@@ -20,6 +20,7 @@
 
 struct evbuffer;
 struct dt_cfg;
+struct dt_spend_row;
 struct dt_metrics;
 struct dt_reqrec;
 
@@ -44,5 +45,9 @@ void dt_metrics_request(struct dt_metrics *m, const struct dt_reqrec *r);
 
 /* Every request series, each family with its HELP and TYPE. */
 void dt_metrics_render(const struct dt_metrics *m, struct evbuffer *out);
+/* Tokens and cost of the spend module's rows (spend.h), under the same
+ * label rules: rows whose labels the rules merge are summed. */
+void dt_metrics_render_spend(const struct dt_metrics *m, const struct dt_spend_row *rows,
+			     size_t n, struct evbuffer *out);
 
 #endif

@@ -35,7 +35,8 @@ path = $W/access.log
 prompts = $1"
 	conf_write "$W/detour.conf"
 }
-BASE_PROVIDERS=$CONF_PROVIDERS
+# OpenAI with a limit of its own: its headroom is served
+BASE_PROVIDERS=$(sed '0,/^family = openai$/s//family = openai\nrpm = 1000/' <<<"$CONF_PROVIDERS")
 CONF_HEALTH="min_calls = 1000000000"
 conf no
 detourd_start || exit 1
@@ -104,6 +105,17 @@ check "promtool check metrics: $((n + 1)) scrapes during traffic, every one vali
 m=$(cat "$W/scrape.last")
 check "/metrics: 5 + 12 requests answered by openai" "$(grep '^detour_requests_total' <<<"$m" | tr '\n' ' ')" \
 	[ "$(metric "$m" detour_requests_total "$(labels openai gpt-4o-mini),code=\"2xx\"")" = 17 ]
+
+# tokens: the answers' usage, the same in the metrics and in the access log
+tok() { grep "^detour_tokens_total{application=\"chatbot\".*kind=\"$1\"}" <<<"$m" | awk '{ s += $2 } END { print s + 0 }'; }
+logtok() { "$PY" -c 'import json,sys
+print(sum(json.loads(l).get("tokens", {}).get(sys.argv[2], 0) for l in open(sys.argv[1])))' "$W/access.log" "$1"; }
+check "/metrics: chatbot's input tokens, as many as the access log's lines say" "metrics $(tok input), log $(logtok input)" \
+	eval '[ "$(tok input)" -gt 0 ] && [ "$(tok input)" = "$(logtok input)" ]'
+check "/metrics: chatbot's output tokens, as many as the access log's lines say" "metrics $(tok output), log $(logtok output)" \
+	eval '[ "$(tok output)" -gt 0 ] && [ "$(tok output)" = "$(logtok output)" ]'
+check "/metrics: OpenAI's rate-limit headroom (rpm = 1000) below its limit" "$(grep '^detour_ratelimit_' <<<"$m" | tr '\n' ' ')" \
+	eval 'h=$(grep "^detour_ratelimit_headroom{provider=\"openai\".*kind=\"requests\"}" <<<"$m" | awk "{ print \$2 }" | sort -n | head -1); [ -n "$h" ] && [ "$h" -lt 1000 ]'
 
 # 4. the access log: a line per request, the failovers' attempts, no key, no prompt
 log=$W/access.log

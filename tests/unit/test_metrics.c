@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "promtext.h"
 #include "reqrec.h"
+#include "spend.h"
 
 static struct dt_member_cfg members[] = {
 	{ .provider = "openai", .model = "gpt-4o-mini" },
@@ -45,6 +46,9 @@ static struct dt_metrics *configured(void)
 /* The value of name{labels} in m's exposition, where labels is "k=v,k=v"
  * naming the labels that must match; -1 when no sample matches. Every line
  * must read back. */
+static const struct dt_spend_row *spend_rows;
+static size_t n_spend_rows;
+
 static double value_of(const struct dt_metrics *m, const char *name, const char *labels)
 {
 	struct evbuffer *b = evbuffer_new();
@@ -53,6 +57,7 @@ static double value_of(const struct dt_metrics *m, const char *name, const char 
 	size_t n;
 
 	dt_metrics_render(m, b);
+	dt_metrics_render_spend(m, spend_rows, n_spend_rows, b);
 	n = evbuffer_get_length(b);
 	text = malloc(n + 1);
 	assert_non_null(text);
@@ -231,6 +236,37 @@ static void test_counters_survive_a_reload(void **state)
 	dt_metrics_free(m);
 }
 
+/* Spend rows under the label rules: models the configuration does not
+ * name are summed into "other", cost shown in dollars. */
+static void test_spend_rows_merged(void **state)
+{
+	struct dt_metrics *m = configured();
+	struct dt_spend_row rows[] = {
+		{ .app = "chatbot", .provider = "openai", .model = "gpt-4o-mini", .class_name = "chat-small",
+		  .requests = 2, .input_tokens = 10, .output_tokens = 20, .cost_pico = 1500000000000ull },
+		{ .app = "chatbot", .provider = "openai", .model = "ft:mine-1", .class_name = "-",
+		  .requests = 1, .input_tokens = 3, .output_tokens = 4, .unpriced = 1 },
+		{ .app = "chatbot", .provider = "openai", .model = "ft:mine-2", .class_name = "-",
+		  .requests = 1, .input_tokens = 5, .output_tokens = 6, .unmetered = 0, .unpriced = 1 },
+		{ .app = "batch", .provider = "openai", .model = DT_SPEND_OTHER, .class_name = "-",
+		  .requests = 1, .unmetered = 1 },
+	};
+
+	(void)state;
+	spend_rows = rows;
+	n_spend_rows = 4;
+	assert_true(value_of(m, "detour_tokens_total",
+			     "application=chatbot,model=gpt-4o-mini,class=chat-small,kind=output") == 20);
+	assert_true(value_of(m, "detour_cost_dollars_total", "application=chatbot,model=gpt-4o-mini") == 1.5);
+	assert_true(value_of(m, "detour_tokens_total", "application=chatbot,model=other,kind=input") == 8);
+	assert_true(value_of(m, "detour_answers_unpriced_total", "application=chatbot,model=other") == 2);
+	assert_true(value_of(m, "detour_answers_unmetered_total", "application=batch,model=other") == 1);
+	assert_true(value_of(m, "detour_tokens_total", "application=chatbot,kind=cache_write,model=other") == 0);
+	spend_rows = NULL;
+	n_spend_rows = 0;
+	dt_metrics_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -239,6 +275,7 @@ int main(void)
 		cmocka_unit_test(test_model_labels_bounded),
 		cmocka_unit_test(test_past_the_series_limit_other),
 		cmocka_unit_test(test_counters_survive_a_reload),
+		cmocka_unit_test(test_spend_rows_merged),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -217,7 +217,9 @@ static bool is(const char *s, const char *want)
 /* One sample into the application's and the provider's rows. */
 static void take(struct view *v, const struct dt_prom_sample *s)
 {
-	const char *app = dt_prom_label_value(s, "application");
+	/* a rate-limit row's application is whose share or key it is: no traffic of its own */
+	const char *app = strncmp(s->name, "detour_ratelimit_", 17) != 0 ?
+			  dt_prom_label_value(s, "application") : NULL;
 	const char *prov = dt_prom_label_value(s, "provider");
 	const char *code = dt_prom_label_value(s, "code"), *kind = dt_prom_label_value(s, "kind");
 	struct row *a = app ? row_of(&v->apps, app) : NULL, *p = prov ? row_of(&v->providers, prov) : NULL;
