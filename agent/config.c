@@ -860,12 +860,50 @@ static int provider_open(struct cfg_parser *p, const char *name)
 
 /* ---- classes ------------------------------------------------------------------ */
 
+/* caps=: router.h's DT_CAP_* bits by name; "text" is what every model
+ * serves, so that a member serving nothing more can say so. */
+static const struct { const char *name; unsigned bit; } cap_names[] = {
+	{ "text", 0 }, { "tools", 1u << 0 }, { "images", 1u << 1 }, { "json", 1u << 2 },
+};
+
+/* caps=NAME[,NAME...] */
+static int parse_caps(struct cfg_parser *p, const struct key_def *k,
+		      const char *value, void *obj)
+{
+	struct dt_member_cfg *m = obj;
+	char *list = strdup(value), *cursor = list, *word;
+	bool seen[ARRAY_SIZE(cap_names)] = { false };
+	int rc = 0;
+
+	if (!list)
+		return cfg_fail(p, p->line, "out of memory");
+	m->caps_declared = true;
+	while (rc == 0 && (word = strsep(&cursor, ","))) {
+		size_t i = 0;
+
+		while (i < ARRAY_SIZE(cap_names) && strcmp(word, cap_names[i].name) != 0)
+			i++;
+		if (i == ARRAY_SIZE(cap_names))
+			rc = cfg_fail(p, p->line, "%s: unknown capability \"%s\" (text, tools, images or json)",
+				      k->name, word);
+		else if (seen[i])
+			rc = cfg_fail(p, p->line, "%s: %s given twice", k->name, word);
+		else {
+			seen[i] = true;
+			m->caps |= cap_names[i].bit;
+		}
+	}
+	free(list);
+	return rc;
+}
+
 /* Options after PROVIDER:MODEL, as NAME=VALUE, into a struct dt_member_cfg. */
 static const struct key_def member_options[] = {
 	{ "context", parse_unsigned, offsetof(struct dt_member_cfg, context_tokens), 1, 100000000, false, false },
 	{ "weight",  parse_unsigned, offsetof(struct dt_member_cfg, weight), 1, 1000, false, false },
 	{ "price_in",  parse_price, offsetof(struct dt_member_cfg, price_in), 0, 1000000000, false, false },
 	{ "price_out", parse_price, offsetof(struct dt_member_cfg, price_out), 0, 1000000000, false, false },
+	{ "caps", parse_caps, 0, 0, 0, false, false },
 };
 
 _Static_assert(sizeof(((struct dt_member_cfg *)0)->context_tokens) == sizeof(unsigned),
@@ -918,7 +956,7 @@ static int member_name_parse(struct cfg_parser *p, const struct key_def *k,
 	char *colon = strchr(token, ':');
 
 	if (!colon)
-		return cfg_fail(p, p->line, "%s: expected PROVIDER:MODEL [context=N] [weight=N] [price_in=$ price_out=$], got \"%s\"",
+		return cfg_fail(p, p->line, "%s: expected PROVIDER:MODEL [context=N] [weight=N] [price_in=$ price_out=$] [caps=LIST], got \"%s\"",
 				k->name, token);
 	*colon = '\0';
 	if (!name_valid(token))
@@ -949,11 +987,11 @@ static int member_option_parse(struct cfg_parser *p, const struct key_def *k, ch
 	}
 	if (eq)
 		*eq = '=';
-	return cfg_fail(p, p->line, "%s: unknown option \"%s\" (context=N, weight=N, price_in=$ or price_out=$)",
+	return cfg_fail(p, p->line, "%s: unknown option \"%s\" (context=N, weight=N, price_in=$, price_out=$ or caps=LIST)",
 			k->name, token);
 }
 
-/* member = PROVIDER:MODEL [context=N] [weight=N] [price_in=$ price_out=$];
+/* member = PROVIDER:MODEL [context=N] [weight=N] [price_in=$ price_out=$] [caps=LIST];
  * the key repeats. The
  * provider is looked up once the file is read: it may come later. */
 static int parse_member(struct cfg_parser *p, const struct key_def *k,
@@ -1390,6 +1428,9 @@ static const struct key_def class_keys[] = {
 	{ "quality_check", parse_quality, 0, 0, 0, false, false },
 	{ "latency_factor_percent", parse_unsigned,
 	  offsetof(struct dt_class_cfg, latency_factor_percent), 100, 1000, false, false },
+	{ "sticky", parse_bool, offsetof(struct dt_class_cfg, sticky), 0, 0, false, false },
+	{ "sticky_ttl_ms", parse_unsigned,
+	  offsetof(struct dt_class_cfg, sticky_ttl_ms), 1000, 86400000, false, false },
 };
 
 static const struct key_def proxy_keys[] = {
@@ -1737,6 +1778,21 @@ static int check_providers(struct cfg_parser *p)
 	return 0;
 }
 
+/* caps= on every member of a class or on none: a member left out would
+ * otherwise be taken for one serving everything, or nothing. */
+static int check_caps_declared(struct cfg_parser *p, const struct dt_class_cfg *cls)
+{
+	for (size_t j = 1; j < cls->n_members; j++) {
+		const struct dt_member_cfg *m = &cls->members[j], *first = &cls->members[0];
+
+		if (m->caps_declared != first->caps_declared)
+			return cfg_fail(p, m->line, "member: caps= %s, but %s on the member at line %d of class %s: give it on every member or none",
+					m->caps_declared ? "given" : "missing",
+					m->caps_declared ? "not" : "given", first->line, cls->name);
+	}
+	return 0;
+}
+
 /* Members name providers, which may be defined after the class. */
 static int check_classes(struct cfg_parser *p)
 {
@@ -1761,6 +1817,8 @@ static int check_classes(struct cfg_parser *p)
 				return cfg_fail(p, m->line, "member: strategy %s in class %s needs price_in= and price_out=",
 						strategy_names[cls->strategy], cls->name);
 		}
+		if (check_caps_declared(p, cls) < 0)
+			return -1;
 		if (cls->n_members < 2)
 			return cfg_fail(p, cls->line, "class %s needs at least 2 members, has %zu",
 					cls->name, cls->n_members);

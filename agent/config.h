@@ -62,6 +62,10 @@ struct dt_member_cfg {
 	/* µ$ per million input and output tokens; CFG_PRICE_UNSET unless given,
 	 * given in cheapest and combined classes only, and there on every member */
 	unsigned price_in, price_out;
+	/* caps=: what it serves beyond text, router.h's DT_CAP_* bits; in a
+	 * class, given on every member or on none */
+	bool caps_declared;
+	unsigned caps;
 	int line;
 };
 #define CFG_PRICE_UNSET UINT_MAX
@@ -77,6 +81,8 @@ struct dt_class_cfg {
 	unsigned latency_factor_percent; /* combined: "fast" is within this of the fastest (0: default) */
 	int quality_check;          /* 0 failover, 1 always, 2 off: router.h's
 				     * enum dt_quality_mode */
+	bool sticky;                /* conversations stay on their member */
+	unsigned sticky_ttl_ms;     /* ... this long after their last answer (0: default) */
 	int line;                   /* line of the section header */
 };
 

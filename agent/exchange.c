@@ -46,6 +46,7 @@
 #include "reqrec.h"
 #include "router.h"
 #include "spend.h"
+#include "traits.h"
 #include "upstream.h"
 #include "xlate.h"
 
@@ -124,6 +125,9 @@ struct exchange {
 	size_t released;                  /* 1 + the member the pacing queue let go (0: none) */
 	unsigned sent;                    /* attempts sent: a later one is a retry */
 	enum dt_health_mode mode;         /* the plan readmits ejected members (x-detour-health) */
+	struct dt_route_needs needs;      /* what it needs of a member (read when its class uses it) */
+	enum dt_sticky_note sticky;       /* its conversation's member (x-detour-sticky) */
+	const char *unfit;                /* members lacking what it needs (x-detour-skipped; arena) */
 	struct dt_attempt plan[MAX_ATTEMPTS];
 	size_t n_plan, next;
 	int context_failed;               /* index of an attempt refused for its window, -1 */
@@ -514,12 +518,23 @@ static const char *health_mode_str(enum dt_health_mode m)
 	       m == DT_HEALTH_CAPPED ? "capped: too many members ejected, some readmitted" : NULL;
 }
 
+/* x-detour-sticky: what stickiness did (NULL: nothing). */
+static const char *sticky_str(enum dt_sticky_note n)
+{
+	return n == DT_STICKY_NEW ? "new" : n == DT_STICKY_HIT ? "hit" :
+	       n == DT_STICKY_MOVED ? "moved" : NULL;
+}
+
 /* answered: the member whose answer it is (NULL: none's). */
 static void add_detour_headers(struct exchange *ex, struct dt_headers *h,
 			       const struct dt_attempt *answered)
 {
 	if (ex->mode != DT_HEALTH_NORMAL)
 		dt_headers_set(h, "x-detour-health", health_mode_str(ex->mode));
+	if (ex->unfit)
+		dt_headers_set(h, "x-detour-skipped", ex->unfit);
+	if (sticky_str(ex->sticky))
+		dt_headers_set(h, "x-detour-sticky", sticky_str(ex->sticky));
 	if (answered) {
 		dt_headers_set(h, "x-detour-provider", provider(ex, answered->provider_id)->name);
 		if (*answered->model)
@@ -773,6 +788,13 @@ static void parse_request(struct exchange *ex)
 	set_refusal(ex, "detour: the request cannot be translated for another provider: %s", err);
 }
 
+/* Can the request take the neutral form? A generation call; a Gemini
+ * stream without alt=sse is a JSON array, not translated. */
+static bool translatable(const struct exchange *ex)
+{
+	return ex->call.generate && (!ex->call.path_stream || ex->call.sse);
+}
+
 /* Does attempt a go through the neutral form? 1 yes, 0 no (relayed as it
  * is), -1 the member cannot be asked (noted). Other families need it; so
  * does another model (the client must see the one it asked for) and a
@@ -781,18 +803,17 @@ static int attempt_translation(struct exchange *ex, const struct dt_attempt *a)
 {
 	bool cross = provider(ex, a->provider_id)->family != ex->shape;
 	bool renamed = ex->model && strcmp(ex->model, a->model) != 0;
-	/* a Gemini stream without alt=sse is a JSON array, not translated */
-	bool translatable = ex->call.generate && (!ex->call.path_stream || ex->call.sse);
+	bool can = translatable(ex);
 
 	if (!cross && !renamed && !a->check_quality)
 		return 0;
-	if (translatable && !ex->xreq_state)
+	if (can && !ex->xreq_state)
 		parse_request(ex);
-	if (translatable && ex->xreq_state > 0)
+	if (can && ex->xreq_state > 0)
 		return 1;
 	if (!cross)
 		return 0;
-	note_tried(ex, a->provider_id, translatable ? "untranslatable" : "other-api-family");
+	note_tried(ex, a->provider_id, can ? "untranslatable" : "other-api-family");
 	return -1;
 }
 
@@ -1267,6 +1288,7 @@ static void forget_request(struct exchange *ex)
 		ex->plan[i].model = i == at->i ? ex->won_model : "";
 	ex->body = NULL;
 	ex->model = NULL;
+	ex->unfit = NULL;
 	dt_arena_free(&ex->arena);
 }
 
@@ -1296,6 +1318,8 @@ static void commit(struct attempt *at, int status, const struct dt_headers *up,
 		length = -1;
 	add_detour_headers(ex, &h, member(at));
 	record_answer(ex, status, at->rec);
+	if (status >= 200 && status < 300)
+		dt_router_stick(ex->s->p->router, member(at), &ex->needs, dt_now_ns());
 	dt_http_respond_head(ex->s->http, status, &h, length);
 	dt_headers_free(&h);
 	forget_request(ex);
@@ -1698,6 +1722,41 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- start ----------------------------------------------------------------------- */
 
+/* What the request needs of a member, for a class that uses it: read from
+ * its neutral form, parsed now and kept for the attempts. One that does
+ * not parse is not filtered; it is refused only if a member needs its
+ * translation. */
+static void read_needs(struct exchange *ex)
+{
+	parse_request(ex);
+	if (ex->xreq_state < 0) {
+		ex->xreq_state = 0;
+		free(ex->refusal);
+		ex->refusal = NULL;
+		return;
+	}
+	dt_traits_of(ex->xreq, ex->s->app ? ex->s->app->name : "-", &ex->needs);
+}
+
+/* What the plan's notes tell the client (x-detour-*) and the log. */
+static void note_plan(struct exchange *ex, const struct dt_plan_notes *notes)
+{
+	char caps[64];
+
+	ex->mode = notes->mode;
+	ex->sticky = notes->sticky;
+	if (ex->mode != DT_HEALTH_NORMAL)
+		log_debug("proxy: " REQ_FMT ": %s", REQ_ARGS(ex), health_mode_str(ex->mode));
+	/* a name lost to a failed allocation only shortens the field */
+	for (size_t i = 0; i < notes->n_unfit; i++)
+		ex->unfit = dt_arena_printf(&ex->arena, "%s%s%s=%s", ex->unfit ? ex->unfit : "",
+					    ex->unfit ? ", " : "",
+					    provider(ex, notes->unfit[i].provider_id)->name,
+					    dt_router_caps_str(notes->unfit[i].missing, caps, sizeof(caps)));
+	if (ex->unfit)
+		log_debug("proxy: " REQ_FMT ": lacking what it needs: %s", REQ_ARGS(ex), ex->unfit);
+}
+
 /* Which call the client made and for which model (in the body, read for
  * a rename, or in Gemini's path). */
 static void read_call(struct exchange *ex)
@@ -1727,6 +1786,8 @@ void exchange_start(struct session *s, struct dt_http_request *req)
 	struct dt_proxy *p = s->p;
 	struct exchange *ex = calloc(1, sizeof(*ex));
 	uint64_t now = dt_now_ns();
+	struct dt_plan_notes notes;
+	const char *model;
 
 	if (!ex) {
 		dt_http_request_free(req);
@@ -1749,16 +1810,18 @@ void exchange_start(struct session *s, struct dt_http_request *req)
 		return;
 	}
 	read_call(ex);
+	model = ex->model ? ex->model : "";
+	if (translatable(ex) && dt_router_reads_needs(p->router, s->provider_id, model))
+		read_needs(ex);
 	ex->app = app_id(s);
 	ex->tokens = dt_rb_estimate(evbuffer_get_length(req->body), max_output(ex));
 	record_start(ex);
 	dt_router_request(p->router, now);
 	ex->seed = p->requests++;
-	ex->n_plan = dt_router_plan_budgeted(p->router, s->provider_id, ex->model ? ex->model : "",
-					     ex->seed, now, &(struct dt_plan_budget){ member_usable_at, ex },
-					     ex->plan, MAX_ATTEMPTS, &ex->mode);
-	if (ex->mode != DT_HEALTH_NORMAL)
-		log_debug("proxy: " REQ_FMT ": %s", REQ_ARGS(ex), health_mode_str(ex->mode));
+	ex->n_plan = dt_router_plan_budgeted(p->router, s->provider_id, model, &ex->needs, ex->seed,
+					     now, &(struct dt_plan_budget){ member_usable_at, ex },
+					     ex->plan, MAX_ATTEMPTS, &notes);
+	note_plan(ex, &notes);
 	for (size_t i = 0; i < ex->n_plan; i++) {
 		/* the router's strings live until the next reload: keep copies
 		 * (in the arena: an exchange lives as long as its stream) */

@@ -207,6 +207,8 @@ static int set_classes(struct dt_router *r, const struct dt_cfg *cfg, const uint
 		mc->strategy = (enum dt_class_strategy)cc->strategy;
 		mc->latency_factor_percent = cc->latency_factor_percent;
 		mc->quality = (enum dt_quality_mode)cc->quality_check;
+		mc->sticky = cc->sticky;
+		mc->sticky_ttl_ms = cc->sticky_ttl_ms;
 		mc->members = calloc(cc->n_members, sizeof(*mc->members));
 		if (!mc->members)
 			goto out;
@@ -217,6 +219,8 @@ static int set_classes(struct dt_router *r, const struct dt_cfg *cfg, const uint
 			snprintf(dm->model, sizeof(dm->model), "%s", cc->members[m].model);
 			dm->context_tokens = cc->members[m].context_tokens;
 			dm->weight = cc->members[m].weight;
+			dm->caps_declared = cc->members[m].caps_declared;
+			dm->caps = cc->members[m].caps; /* router.h's DT_CAP_* bits */
 			/* unset (not a cheapest or combined class): plays no part */
 			if (cc->members[m].price_in != CFG_PRICE_UNSET) {
 				dm->price_in = cc->members[m].price_in;

@@ -1,14 +1,19 @@
 // SPDX-License-Identifier: MIT
 /* Routing decisions; see router.h and docs/routing.md. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "balance.h"
 #include "router.h"
+#include "sticky.h"
 
 #define NS_PER_MS 1000000ull
+/* Conversations remembered by sticky classes, all classes together: 96 KB. */
+#define STICKY_ENTRIES 4096
+#define STICKY_TTL_MS 300000
 /* The budget window is kept as this many buckets and slides one at a time. */
 #define BUDGET_BUCKETS 10
 
@@ -31,6 +36,9 @@ struct dt_router {
 	 * others' and is not remembered */
 	uint64_t key_disabled_until[DT_MAX_PROVIDERS];
 	struct budget_bucket budget[BUDGET_BUCKETS];
+	/* sticky classes' conversations, by (class name, conversation): kept
+	 * over a set_classes, checked against the members at each use */
+	struct dt_sticky *sticky;
 };
 
 /* Taken whole when no options are given. Otherwise a field left 0 takes its
@@ -71,6 +79,11 @@ struct dt_router *dt_router_new(const struct dt_router_opts *o, struct dt_health
 
 	if (!r)
 		return NULL;
+	r->sticky = dt_sticky_new(STICKY_ENTRIES);
+	if (!r->sticky) {
+		free(r);
+		return NULL;
+	}
 	dt_router_set_opts(r, o);
 	r->health = health;
 	return r;
@@ -96,10 +109,32 @@ void dt_router_free(struct dt_router *r)
 		return;
 	free_classes(r->classes, r->n_classes);
 	free_balance(r->balance, r->n_classes);
+	dt_sticky_free(r->sticky);
 	free(r);
 }
 
 /* ---- classes ------------------------------------------------------------ */
+
+const char *dt_router_caps_str(unsigned caps, char *buf, size_t len)
+{
+	static const struct { unsigned bit; const char *name; } names[] = {
+		{ DT_CAP_TOOLS, "tools" }, { DT_CAP_IMAGES, "images" },
+		{ DT_CAP_JSON, "json" }, { DT_CAP_CONTEXT, "context" },
+	};
+	size_t used = 0;
+
+	if (len)
+		buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!(caps & names[i].bit) || used + 1 >= len)
+			continue;
+		used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? "+" : "",
+					 names[i].name);
+		if (used >= len)
+			used = len - 1;
+	}
+	return buf;
+}
 
 static const struct dt_class_member *class_member(const struct dt_model_class *c,
 						  uint32_t provider_id, const char *model)
@@ -248,21 +283,6 @@ int dt_router_set_classes(struct dt_router *r, const struct dt_model_class *clas
 
 /* ---- plans -------------------------------------------------------------- */
 
-/* The original member first, then the others in the configured order (a
- * balanced class reorders them later, balance_routable). Returns how many
- * were written to order (the class's member count). */
-static size_t member_order(const struct dt_model_class *cls, const struct dt_class_member *original,
-			   const struct dt_class_member **order)
-{
-	size_t n = 0;
-
-	order[n++] = original;
-	for (size_t i = 0; i < cls->n_members; i++)
-		if (&cls->members[i] != original)
-			order[n++] = &cls->members[i];
-	return n;
-}
-
 /* When detour's key for a provider may be used again (0: now). */
 static uint64_t key_usable_at(const struct dt_router *r, uint32_t provider_id, uint32_t key_slot,
 			      uint64_t now)
@@ -276,8 +296,21 @@ struct candidate {
 	struct dt_attempt a;
 	size_t member; /* its index in the class */
 	bool usable;   /* by the health engine, not just readmitted */
+	bool healthy;  /* usable and not degraded */
 	uint64_t rank; /* 0 when routable now, else when it becomes usable */
 };
+
+/* What m lacks of what the request needs (DT_CAP_* bits), 0 when it can
+ * serve it. Undeclared capabilities and an unknown window are not held
+ * against a member: nothing says it cannot. */
+static unsigned unfit(const struct dt_class_member *m, const struct dt_route_needs *needs)
+{
+	unsigned missing = m->caps_declared ? needs->caps & ~m->caps : 0;
+
+	if (m->context_tokens && needs->tokens > m->context_tokens)
+		missing |= DT_CAP_CONTEXT;
+	return missing;
+}
 
 /* Stable insertion sort by rank: usable candidates keep their order in
  * front, the others follow, soonest usable first. */
@@ -306,23 +339,72 @@ static bool balanced(enum dt_class_strategy s, enum dt_balance_strategy *out)
 	return false;
 }
 
-/* A balanced class: its strategy reorders the usable candidates with a
- * usable key (in front after sort_by_rank, the health engine putting the
- * readmitted after them); the others stay behind. */
-static void balance_routable(struct dt_router *r, const struct dt_model_class *cls,
-			     struct candidate *cands, size_t k, uint64_t seed, uint64_t now)
+/* The key of a conversation in a class's scope. */
+static uint64_t sticky_key(const struct dt_model_class *cls, const struct dt_route_needs *needs)
+{
+	return dt_sticky_hash(needs->conversation, cls->name, strlen(cls->name));
+}
+
+static uint64_t sticky_ttl_ns(const struct dt_model_class *cls)
+{
+	return (uint64_t)or_default(cls->sticky_ttl_ms, STICKY_TTL_MS) * NS_PER_MS;
+}
+
+/* A sticky conversation's member among the n routable candidates in front:
+ * its index, or n when it has none or that member cannot take it now. */
+static size_t sticky_pick(const struct dt_router *r, const struct dt_model_class *cls,
+			  const struct dt_route_needs *needs, const struct candidate *cands,
+			  size_t n, uint64_t now, enum dt_sticky_note *note)
+{
+	uint32_t provider_id;
+
+	*note = DT_STICKY_NONE;
+	if (!cls->sticky || !needs || !needs->conversation)
+		return n;
+	*note = DT_STICKY_NEW;
+	if (!dt_sticky_get(r->sticky, sticky_key(cls, needs), sticky_ttl_ns(cls), now, &provider_id))
+		return n;
+	*note = DT_STICKY_MOVED;
+	for (size_t i = 0; i < n; i++) {
+		if (cands[i].a.provider_id == provider_id && cands[i].healthy) {
+			*note = DT_STICKY_HIT;
+			return i;
+		}
+	}
+	return n;
+}
+
+/* The routable candidates (usable, with a usable key: in front after
+ * sort_by_rank, the health engine putting the readmitted after them): a
+ * sticky conversation's member goes first, the others keep their order
+ * (no new conversation is placed, so the strategy is not asked: its
+ * round-robin credit counts placements); otherwise a balanced class's
+ * strategy reorders them. The others stay behind. */
+static void order_routable(struct dt_router *r, const struct dt_model_class *cls,
+			   const struct dt_route_needs *needs, struct candidate *cands, size_t k,
+			   uint64_t seed, uint64_t now, enum dt_sticky_note *note)
 {
 	const struct dt_balance_opts o = { .latency_factor_percent = cls->latency_factor_percent };
 	struct candidate routable[DT_MAX_PROVIDERS];
-	size_t order[DT_MAX_PROVIDERS], n = 0;
+	size_t order[DT_MAX_PROVIDERS], n = 0, stuck;
 	enum dt_balance_strategy s;
 	uint64_t prng = seed;
 
+	while (n < k && cands[n].usable && cands[n].rank == 0)
+		n++;
+	stuck = sticky_pick(r, cls, needs, cands, n, now, note);
+	if (stuck < n) {
+		struct candidate first = cands[stuck];
+
+		memmove(&cands[1], &cands[0], stuck * sizeof(*cands));
+		cands[0] = first;
+		return;
+	}
 	if (!balanced(cls->strategy, &s))
 		return;
-	for (; n < k && cands[n].usable && cands[n].rank == 0; n++) {
-		routable[cands[n].member] = cands[n];
-		order[n] = cands[n].member;
+	for (size_t i = 0; i < n; i++) {
+		routable[cands[i].member] = cands[i];
+		order[i] = cands[i].member;
 	}
 	dt_balance_order(s, r->balance[cls - r->classes], order, n, &prng, &o, now);
 	for (size_t i = 0; i < n; i++)
@@ -336,41 +418,52 @@ static uint64_t budget_usable_at(const struct dt_plan_budget *b, const struct dt
 	return b ? b->usable_at(b->ctx, cm->provider_id, slot, now) : 0;
 }
 
-size_t dt_router_plan(struct dt_router *r, uint32_t provider_id, const char *model,
-		      uint64_t seed, uint64_t now, struct dt_attempt *out, size_t max,
-		      enum dt_health_mode *mode)
+/* The members of cls that can serve the request, the original first (in
+ * order, whose size is returned), noting the others. *original_unfit: the
+ * original is not among them. */
+static size_t fit_members(const struct dt_model_class *cls, const struct dt_class_member *original,
+			  const struct dt_route_needs *needs, const struct dt_class_member **order,
+			  bool *original_unfit, struct dt_plan_notes *notes)
 {
-	return dt_router_plan_budgeted(r, provider_id, model, seed, now, NULL, out, max, mode);
+	size_t n = 0;
+
+	*original_unfit = needs && unfit(original, needs);
+	if (!*original_unfit)
+		order[n++] = original;
+	for (size_t i = 0; i < cls->n_members; i++) {
+		const struct dt_class_member *cm = &cls->members[i];
+		unsigned missing = needs ? unfit(cm, needs) : 0;
+
+		if (missing && notes)
+			notes->unfit[notes->n_unfit++] = (struct dt_unfit){ cm->provider_id, missing };
+		if (!missing && cm != original)
+			order[n++] = cm;
+	}
+	return n;
 }
 
-size_t dt_router_plan_budgeted(struct dt_router *r, uint32_t provider_id, const char *model,
-			       uint64_t seed, uint64_t now, const struct dt_plan_budget *budget,
-			       struct dt_attempt *out, size_t max, enum dt_health_mode *mode)
+/* The candidates for order[0 .. n) in the health engine's order (into
+ * cands, whose count is returned), with members whose key is disabled or
+ * whose budget cannot take the request moved behind the routable ones;
+ * `last` ranks them behind everything. *mode (may be NULL): whether the
+ * engine capped or panicked. */
+static size_t rank_members(struct dt_router *r, const struct dt_model_class *cls,
+			   const struct dt_class_member *original,
+			   const struct dt_class_member **order, size_t n, bool last,
+			   const struct dt_plan_budget *budget, uint64_t now,
+			   struct candidate *cands, enum dt_health_mode *mode)
 {
-	/* a class holds each provider once, so at most DT_MAX_PROVIDERS members */
-	const struct dt_class_member *order[DT_MAX_PROVIDERS];
 	struct dt_health_member members[DT_MAX_PROVIDERS] = {{0}}; /* zeroed: gcc cannot see that n of them are set */
 	struct dt_health_rank ranks[DT_MAX_PROVIDERS];
-	struct candidate cands[DT_MAX_PROVIDERS];
-	const struct dt_model_class *cls;
-	const struct dt_class_member *original;
-	enum dt_health_mode m = DT_HEALTH_NORMAL;
-	size_t n, i, k = 0;
+	enum dt_health_mode m;
+	size_t k = 0;
 
-	if (mode)
-		*mode = m;
-	if (max == 0)
-		return 0;
-	original = find_member(r, provider_id, model, &cls);
-	if (!original) {
-		out[0] = (struct dt_attempt){ provider_id, model, DT_KEY_SLOT_APP, false };
-		return 1;
-	}
-	n = member_order(cls, original, order);
-	for (i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++)
 		members[i] = (struct dt_health_member){ order[i]->provider_id, order[i]->model };
 	m = dt_health_order(r->health, members, n, now, ranks);
-	for (i = 0; i < n; i++) {
+	if (mode)
+		*mode = m;
+	for (size_t i = 0; i < n; i++) {
 		const struct dt_class_member *cm = order[ranks[i].member];
 		uint32_t slot = cm == original ? DT_KEY_SLOT_APP : DT_KEY_SLOT_DETOUR;
 		/* a disabled key and an exhausted budget both hold a member back */
@@ -380,25 +473,94 @@ size_t dt_router_plan_budgeted(struct dt_router *r, uint32_t provider_id, const 
 
 		if (!routed && ranks[i].usable_at == UINT64_MAX)
 			continue; /* drained by the operator: never, not even in panic */
-		cands[k].a = (struct dt_attempt){
-			cm->provider_id, cm->model, slot,
-			cls->quality == DT_QUALITY_ALWAYS ||
-			(cls->quality == DT_QUALITY_FAILOVER && cm != original),
+		cands[k] = (struct candidate){
+			.a = { cm->provider_id, cm->model, slot,
+			       cls->quality == DT_QUALITY_ALWAYS ||
+			       (cls->quality == DT_QUALITY_FAILOVER && cm != original) },
+			.member = (size_t)(cm - cls->members),
+			.usable = ranks[i].usable,
+			.healthy = ranks[i].usable && ranks[i].state != DT_DEGRADED,
+			.rank = last ? UINT64_MAX : routed ? key_at : max_u64(ranks[i].usable_at, key_at),
 		};
-		/* the health engine's order, with members whose key is disabled
-		 * or whose budget cannot take the request moved behind the
-		 * routable ones */
-		cands[k].member = (size_t)(cm - cls->members);
-		cands[k].usable = ranks[i].usable;
-		cands[k++].rank = routed ? key_at : max_u64(ranks[i].usable_at, key_at);
+		k++;
 	}
+	return k;
+}
+
+size_t dt_router_plan(struct dt_router *r, uint32_t provider_id, const char *model,
+		      const struct dt_route_needs *needs, uint64_t seed, uint64_t now,
+		      struct dt_attempt *out, size_t max, struct dt_plan_notes *notes)
+{
+	return dt_router_plan_budgeted(r, provider_id, model, needs, seed, now, NULL, out, max,
+				       notes);
+}
+
+size_t dt_router_plan_budgeted(struct dt_router *r, uint32_t provider_id, const char *model,
+			       const struct dt_route_needs *needs, uint64_t seed, uint64_t now,
+			       const struct dt_plan_budget *budget, struct dt_attempt *out,
+			       size_t max, struct dt_plan_notes *notes)
+{
+	/* a class holds each provider once, so at most DT_MAX_PROVIDERS members */
+	const struct dt_class_member *order[DT_MAX_PROVIDERS];
+	struct candidate cands[DT_MAX_PROVIDERS];
+	const struct dt_model_class *cls;
+	const struct dt_class_member *original;
+	enum dt_health_mode mode;
+	enum dt_sticky_note sticky;
+	bool original_unfit;
+	size_t n, k, i;
+
+	if (notes) {
+		notes->mode = DT_HEALTH_NORMAL;
+		notes->sticky = DT_STICKY_NONE;
+		notes->n_unfit = 0;
+	}
+	if (max == 0)
+		return 0;
+	original = find_member(r, provider_id, model, &cls);
+	if (!original) {
+		out[0] = (struct dt_attempt){ provider_id, model, DT_KEY_SLOT_APP, false };
+		return 1;
+	}
+	/* capability tiers: the health engine ranks the members that can serve
+	 * (its ejection cap counts them); an unfit original is still tried,
+	 * last, as without detour */
+	n = fit_members(cls, original, needs, order, &original_unfit, notes);
+	k = rank_members(r, cls, original, order, n, false, budget, now, cands, &mode);
+	if (original_unfit)
+		k += rank_members(r, cls, original, &original, 1, true, budget, now, cands + k, NULL);
 	sort_by_rank(cands, k);
-	balance_routable(r, cls, cands, k, seed, now);
+	order_routable(r, cls, needs, cands, k, seed, now, &sticky);
 	for (i = 0; i < k && i < max; i++)
 		out[i] = cands[i].a;
-	if (mode)
-		*mode = m;
+	if (notes) {
+		notes->mode = mode;
+		notes->sticky = sticky;
+	}
 	return i;
+}
+
+bool dt_router_reads_needs(const struct dt_router *r, uint32_t provider_id, const char *model)
+{
+	const struct dt_model_class *cls;
+
+	if (!find_member(r, provider_id, model, &cls))
+		return false;
+	for (size_t i = 0; i < cls->n_members; i++)
+		if (cls->members[i].caps_declared || cls->members[i].context_tokens)
+			return true;
+	return cls->sticky;
+}
+
+void dt_router_stick(struct dt_router *r, const struct dt_attempt *a,
+		     const struct dt_route_needs *needs, uint64_t now)
+{
+	const struct dt_model_class *cls;
+
+	if (!needs || !needs->conversation || !find_member(r, a->provider_id, a->model, &cls) ||
+	    !cls->sticky)
+		return;
+	dt_sticky_put(r->sticky, sticky_key(cls, needs), a->provider_id, now);
 }
 
 void dt_router_attempt_start(struct dt_router *r, const struct dt_attempt *a)

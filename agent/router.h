@@ -22,12 +22,26 @@
 #define DT_KEY_SLOT_APP    0 /* the application's own (only on its original provider) */
 #define DT_KEY_SLOT_DETOUR 1 /* detour's configured key for that provider */
 
+/* Capability tiers: what a request may need of the model that serves it,
+ * beyond plain text. */
+#define DT_CAP_TOOLS   (1u << 0)  /* function calling */
+#define DT_CAP_IMAGES  (1u << 1)  /* image input */
+#define DT_CAP_JSON    (1u << 2)  /* JSON output (a JSON object, or by a schema) */
+/* not a capability a member declares: in notes, a window too small */
+#define DT_CAP_CONTEXT (1u << 3)
+
+/* caps as "tools+images+json+context" (in that order) into buf, cut to
+ * len - 1 characters; "" for none. Returns buf. */
+const char *dt_router_caps_str(unsigned caps, char *buf, size_t len);
+
 struct dt_class_member {
 	uint32_t provider_id;          /* < DT_MAX_PROVIDERS */
 	char model[DT_MODEL_LEN];
 	uint32_t context_tokens;       /* 0: unknown */
 	unsigned weight;               /* for weighted order; 0 → 1 */
 	unsigned price_in, price_out;  /* cheapest, combined: µ$ per million tokens */
+	bool caps_declared;            /* false: what it serves is unknown, nothing is filtered */
+	unsigned caps;                 /* DT_CAP_TOOLS | _IMAGES | _JSON it serves, when declared */
 };
 
 /* Equivalent models across providers. A class holds each provider at most
@@ -53,6 +67,36 @@ struct dt_model_class {
 		DT_QUALITY_ALWAYS,    /* every member's */
 		DT_QUALITY_OFF,
 	} quality;
+	/* A conversation goes on with the member that answered its last turn
+	 * while it is healthy and capable, for up to sticky_ttl_ms after it. */
+	bool sticky;
+	unsigned sticky_ttl_ms;           /* 0 → 300000 */
+};
+
+/* What the router is told of a request, read from it (agent/traits.c):
+ * zeroed, nothing is known and nothing is filtered. */
+struct dt_route_needs {
+	unsigned caps;                    /* DT_CAP_TOOLS | _IMAGES | _JSON it uses */
+	uint64_t tokens;                  /* its prompt (estimated) and most output; 0: unknown */
+	uint64_t conversation;            /* its application and first turn, hashed; 0: none */
+};
+
+/* Why a plan is what it is, for the x-detour-* headers and the log. */
+struct dt_plan_notes {
+	enum dt_health_mode mode;         /* the health engine capped or panicked */
+	enum dt_sticky_note {
+		DT_STICKY_NONE,               /* not a sticky class, or no conversation */
+		DT_STICKY_NEW,                /* a conversation not seen within its TTL */
+		DT_STICKY_HIT,                /* back to the member of its last answer */
+		DT_STICKY_MOVED,              /* that member cannot take it now: the strategy's choice */
+	} sticky;
+	/* members lacking what the request needs (DT_CAP_* bits missing):
+	 * left out of the plan, except the original, tried last */
+	struct dt_unfit {
+		uint32_t provider_id;
+		unsigned missing;
+	} unfit[DT_MAX_PROVIDERS];
+	size_t n_unfit;
 };
 
 /* A field left 0 takes its default, except retry_budget_percent and
@@ -91,21 +135,33 @@ struct dt_attempt {
 /* The attempts, in order, for a request the application addressed to
  * (provider_id, model), matched exactly (case-sensitive). The original
  * member first (with the app's own key); then the other members of the
- * model's class (detour's key), in priority order or in weighted order
- * (weighted random without replacement, deterministic given seed, e.g. a
- * request counter). Then the health engine orders them (dt_health_order:
- * usable ones in that order, healthy before degraded; ejected ones it
- * readmits under its ejection cap or in panic; the rest soonest usable
- * first, still tried; drained ones left out), and members whose key is
- * disabled go behind the routable ones. The balanced strategies then
- * reorder the routable ones (dt_balance_order; seed feeds its draws). max
- * cuts the list. *mode (may be
- * NULL) says whether the health engine capped or panicked. No class holds
- * (provider_id, model): exactly one attempt, unchanged. Returns the count
- * written (≤ max). */
+ * model's class (detour's key), in the configured order. Members lacking
+ * what needs asks for (capability tiers; needs NULL: nothing known) are
+ * left out, except the original, which goes last. Then the health engine
+ * orders them (dt_health_order: usable ones in that order, healthy before
+ * degraded; ejected ones it readmits under its ejection cap or in panic;
+ * the rest soonest usable first, still tried; drained ones left out), and
+ * members whose key is disabled go behind the routable ones. A sticky
+ * class's conversation goes back to the member of its last answer when it
+ * is routable and healthy; otherwise the balanced strategies reorder the
+ * routable ones (dt_balance_order; seed feeds its draws). max cuts the
+ * list. notes (may be NULL) says why. No class holds (provider_id,
+ * model): exactly one attempt, unchanged. Returns the count written
+ * (≤ max). */
 size_t dt_router_plan(struct dt_router *r, uint32_t provider_id, const char *model,
-		      uint64_t seed, uint64_t now, struct dt_attempt *out, size_t max,
-		      enum dt_health_mode *mode);
+		      const struct dt_route_needs *needs, uint64_t seed, uint64_t now,
+		      struct dt_attempt *out, size_t max, struct dt_plan_notes *notes);
+
+/* Does the class of (provider_id, model) use what a request needs: a
+ * member declares its capabilities or its window, or the class is sticky?
+ * Reading the needs costs a parse of the request: only then is it done. */
+bool dt_router_reads_needs(const struct dt_router *r, uint32_t provider_id, const char *model);
+
+/* Attempt a, planned for a request with these needs, is the answer the
+ * client gets (a 2xx): in a sticky class the conversation's next turns
+ * go to its provider. */
+void dt_router_stick(struct dt_router *r, const struct dt_attempt *a,
+		     const struct dt_route_needs *needs, uint64_t now);
 
 /* Rate-limit budgets (ratebudget.h) as a plan weighs them: when member
  * (provider_id, key_slot) can take this request, 0 meaning now (it fits
@@ -120,8 +176,9 @@ struct dt_plan_budget {
  * soonest usable first; when none can, they all still go, in that order.
  * budget NULL: dt_router_plan. */
 size_t dt_router_plan_budgeted(struct dt_router *r, uint32_t provider_id, const char *model,
-			       uint64_t seed, uint64_t now, const struct dt_plan_budget *budget,
-			       struct dt_attempt *out, size_t max, enum dt_health_mode *mode);
+			       const struct dt_route_needs *needs, uint64_t seed, uint64_t now,
+			       const struct dt_plan_budget *budget, struct dt_attempt *out,
+			       size_t max, struct dt_plan_notes *notes);
 
 enum dt_blame {
 	DT_BLAME_NONE,       /* success: relay it */

@@ -499,6 +499,30 @@ static void test_balanced_classes(void **state)
 	dt_config_free(cfg);
 }
 
+/* Capability tiers and stickiness. */
+static void test_tiered_sticky_classes(void **state)
+{
+	struct dt_cfg *cfg = load_ok(
+		"[class tiered]\nsticky = yes\nsticky_ttl_ms = 60000\n"
+		"member = p:a caps=tools,images,json context=200000\n"
+		"member = q:b caps=text\n"
+		"[class plain]\nmember = p:c\nmember = q:d\n"
+		PROVIDER PROVIDER_Q);
+
+	(void)state;
+	assert_true(cfg->classes[0].sticky);
+	assert_int_equal(cfg->classes[0].sticky_ttl_ms, 60000);
+	assert_true(cfg->classes[0].members[0].caps_declared);
+	assert_int_equal(cfg->classes[0].members[0].caps, 7);
+	assert_int_equal(cfg->classes[0].members[0].context_tokens, 200000);
+	assert_true(cfg->classes[0].members[1].caps_declared);
+	assert_int_equal(cfg->classes[0].members[1].caps, 0);
+	assert_false(cfg->classes[1].sticky);
+	assert_int_equal(cfg->classes[1].sticky_ttl_ms, 0);
+	assert_false(cfg->classes[1].members[0].caps_declared);
+	dt_config_free(cfg);
+}
+
 static void test_classes(void **state)
 {
 	struct dt_cfg *cfg = load_ok(
@@ -1092,7 +1116,7 @@ static const struct bad_case bad_cases[] = {
 	{ "[class bad/name]\n" PROVIDER, 1, "class name must be 1 to 31 letters, digits" },
 	{ CLASS "[class c]\n" PROVIDER PROVIDER_Q, 4, "class c already defined at line 1" },
 	{ "[class c]\nmember = p\n" PROVIDER, 2,
-	  "member: expected PROVIDER:MODEL [context=N] [weight=N] [price_in=$ price_out=$], got \"p\"" },
+	  "member: expected PROVIDER:MODEL [context=N] [weight=N] [price_in=$ price_out=$] [caps=LIST], got \"p\"" },
 	{ "[class c]\nmember = p:\n" PROVIDER, 2,
 	  "member: model name must be 1 to 127 printable characters without blanks" },
 	{ "[class c]\nmember = p:a\x7f\n" PROVIDER, 2, "member: model name must be" },
@@ -1107,7 +1131,21 @@ static const struct bad_case bad_cases[] = {
 	  "weight: expected a number from 1 to 1000, got \"0\"" },
 	{ "[class c]\nmember = p:m weight=1001\n" PROVIDER, 2, "weight: expected" },
 	{ "[class c]\nmember = p:m size=3\n" PROVIDER, 2,
-	  "member: unknown option \"size=3\" (context=N, weight=N, price_in=$ or price_out=$)" },
+	  "member: unknown option \"size=3\" (context=N, weight=N, price_in=$, price_out=$ or caps=LIST)" },
+	{ "[class c]\nmember = p:m caps=tools,audio\n" PROVIDER, 2,
+	  "caps: unknown capability \"audio\" (text, tools, images or json)" },
+	{ "[class c]\nmember = p:m caps=\n" PROVIDER, 2, "caps: unknown capability \"\"" },
+	{ "[class c]\nmember = p:m caps=tools,,json\n" PROVIDER, 2, "caps: unknown capability \"\"" },
+	{ "[class c]\nmember = p:m caps=Tools\n" PROVIDER, 2, "caps: unknown capability \"Tools\"" },
+	{ "[class c]\nmember = p:m caps=json,tools,json\n" PROVIDER, 2, "caps: json given twice" },
+	{ "[class c]\nmember = p:m caps=json caps=tools\n" PROVIDER, 2, "member: caps= given twice" },
+	{ "[class c]\nmember = p:a caps=tools\nmember = q:b\n" PROVIDER PROVIDER_Q, 3,
+	  "member: caps= missing, but given on the member at line 2 of class c: give it on every member or none" },
+	{ "[class c]\nmember = p:a\n\nmember = q:b caps=json\n" PROVIDER PROVIDER_Q, 4,
+	  "member: caps= given, but not on the member at line 2 of class c: give it on every member or none" },
+	{ "[class c]\nsticky = maybe\n" PROVIDER, 2, "sticky: unknown value \"maybe\"" },
+	{ "[class c]\nsticky_ttl_ms = 999\n" PROVIDER, 2,
+	  "sticky_ttl_ms: expected a number from 1000 to 86400000, got \"999\"" },
 	{ "[class c]\nmember = p:m context\n" PROVIDER, 2, "member: unknown option \"context\"" },
 	{ "[class c]\nstrategy = cheapest\nmember = p:m price_in=1.2345678 price_out=1\n" PROVIDER, 3,
 	  "price_in: expected dollars per million tokens from 0 to 1000, at most 6 decimals, got \"1.2345678\"" },
@@ -1450,6 +1488,7 @@ int main(void)
 		T(test_provider_key_forms),
 		T(test_classes),
 		T(test_balanced_classes),
+		T(test_tiered_sticky_classes),
 		T(test_health_section),
 		T(test_signal_switches),
 		T(test_metrics_and_access_log),

@@ -26,10 +26,10 @@ enum { OPENAI = 1, GROQ = 2, DEEPSEEK = 3, MISTRAL = 4 };
 /* gpt-4o-mini ≈ llama-3.3-70b on Groq ≈ deepseek-chat ≈ mistral-small
  * (window unknown), in this priority order */
 static struct dt_class_member mini_members[] = {
-	{ OPENAI, MINI, 128000, 1, 0, 0 },
-	{ GROQ, LLAMA, 131072, 1, 0, 0 },
-	{ DEEPSEEK, DSEEK, 65536, 1, 0, 0 },
-	{ MISTRAL, SMALL, 0, 1, 0, 0 },
+	{ OPENAI, MINI, 128000, 1, 0, 0, false, 0 },
+	{ GROQ, LLAMA, 131072, 1, 0, 0, false, 0 },
+	{ DEEPSEEK, DSEEK, 65536, 1, 0, 0, false, 0 },
+	{ MISTRAL, SMALL, 0, 1, 0, 0, false, 0 },
 };
 
 static struct dt_model_class mini_class = {
@@ -138,27 +138,27 @@ static void test_passthrough_plan(void **state)
 	size_t n;
 
 	(void)state;
-	n = dt_router_plan(r, OPENAI, model, 0, 0, out, 8, NULL);
+	n = dt_router_plan(r, OPENAI, model, NULL, 0, 0, out, 8, NULL);
 	ASSERT_PLAN(out, n, { OPENAI, "gpt-4o", APP });
 	assert_ptr_equal(out[0].model, model);
 
 	/* matching is exact: case, and the provider the request was sent to */
-	n = dt_router_plan(r, OPENAI, "GPT-4o-mini", 0, 0, out, 8, NULL);
+	n = dt_router_plan(r, OPENAI, "GPT-4o-mini", NULL, 0, 0, out, 8, NULL);
 	ASSERT_PLAN(out, n, { OPENAI, "GPT-4o-mini", APP });
-	n = dt_router_plan(r, GROQ, MINI, 0, 0, out, 8, NULL);
+	n = dt_router_plan(r, GROQ, MINI, NULL, 0, 0, out, 8, NULL);
 	ASSERT_PLAN(out, n, { GROQ, MINI, APP });
 
 	/* a passthrough has nowhere else to go, ejected or not */
 	fail_provider(OPENAI, 3, 0);
-	n = dt_router_plan(r, OPENAI, model, 0, 1 * SEC, out, 8, NULL);
+	n = dt_router_plan(r, OPENAI, model, NULL, 0, 1 * SEC, out, 8, NULL);
 	ASSERT_PLAN(out, n, { OPENAI, "gpt-4o", APP });
 
 	/* beyond any configured provider id */
-	n = dt_router_plan(r, 100000, "m", 0, 0, out, 8, NULL);
+	n = dt_router_plan(r, 100000, "m", NULL, 0, 0, out, 8, NULL);
 	ASSERT_PLAN(out, n, { 100000, "m", APP });
 	dt_router_report(r, &out[0], DT_BLAME_KEY, 0); /* ignored, no crash */
 
-	assert_int_equal(dt_router_plan(r, OPENAI, model, 0, 0, out, 0, NULL), 0);
+	assert_int_equal(dt_router_plan(r, OPENAI, model, NULL, 0, 0, out, 0, NULL), 0);
 	dt_router_free(r);
 }
 
@@ -170,20 +170,20 @@ static void test_class_plan_starts_with_the_original(void **state)
 	size_t n;
 
 	(void)state;
-	n = dt_router_plan(r, GROQ, model, 0, 0, out, 8, NULL);
+	n = dt_router_plan(r, GROQ, model, NULL, 0, 0, out, 8, NULL);
 	ASSERT_PLAN(out, n, { GROQ, LLAMA, APP }, { OPENAI, MINI, DETOUR },
 		    { DEEPSEEK, DSEEK, DETOUR }, { MISTRAL, SMALL, DETOUR });
 	/* the router's copy, so the caller's buffer may go */
 	assert_ptr_not_equal(out[0].model, model);
 
-	n = dt_router_plan(r, GROQ, model, 0, 0, out, 2, NULL);
+	n = dt_router_plan(r, GROQ, model, NULL, 0, 0, out, 2, NULL);
 	ASSERT_PLAN(out, n, { GROQ, LLAMA, APP }, { OPENAI, MINI, DETOUR });
 	dt_router_free(r);
 }
 
 static void test_classes_are_copied(void **state)
 {
-	struct dt_class_member members[] = { { OPENAI, MINI, 0, 1, 0, 0 }, { GROQ, LLAMA, 0, 1, 0, 0 } };
+	struct dt_class_member members[] = { { OPENAI, MINI, 0, 1, 0, 0, false, 0 }, { GROQ, LLAMA, 0, 1, 0, 0, false, 0 } };
 	struct dt_model_class cls = { .name = "c", .members = members, .n_members = 2 };
 	struct dt_router *r = dt_router_new(NULL, health);
 	struct dt_attempt out[4];
@@ -194,7 +194,7 @@ static void test_classes_are_copied(void **state)
 	strcpy(members[1].model, "changed");
 	members[1].provider_id = DEEPSEEK;
 	cls.n_members = 1;
-	n = dt_router_plan(r, OPENAI, MINI, 0, 0, out, 4, NULL);
+	n = dt_router_plan(r, OPENAI, MINI, NULL, 0, 0, out, 4, NULL);
 	ASSERT_PLAN(out, n, { OPENAI, MINI, APP }, { GROQ, LLAMA, DETOUR });
 	dt_router_free(r);
 }
@@ -208,22 +208,22 @@ static void test_unusable_members_go_last_soonest_usable_first(void **state)
 	(void)state;
 	fail_provider(OPENAI, 3, 1 * SEC);           /* ejected until 11 s */
 	rate_limit(GROQ, LLAMA, 4000, 1 * SEC);      /* aside until 5 s */
-	n = dt_router_plan(r, OPENAI, MINI, 0, 2 * SEC, out, 8, NULL);
+	n = dt_router_plan(r, OPENAI, MINI, NULL, 0, 2 * SEC, out, 8, NULL);
 	ASSERT_PLAN(out, n, { DEEPSEEK, DSEEK, DETOUR }, { MISTRAL, SMALL, DETOUR },
 		    { GROQ, LLAMA, DETOUR }, { OPENAI, MINI, APP });
 
 	/* max leaves the unusable ones out first */
-	n = dt_router_plan(r, OPENAI, MINI, 0, 2 * SEC, out, 2, NULL);
+	n = dt_router_plan(r, OPENAI, MINI, NULL, 0, 2 * SEC, out, 2, NULL);
 	ASSERT_PLAN(out, n, { DEEPSEEK, DSEEK, DETOUR }, { MISTRAL, SMALL, DETOUR });
 
 	dt_health_tick(health, 5 * SEC);
-	n = dt_router_plan(r, OPENAI, MINI, 0, 5 * SEC, out, 8, NULL);
+	n = dt_router_plan(r, OPENAI, MINI, NULL, 0, 5 * SEC, out, 8, NULL);
 	ASSERT_PLAN(out, n, { GROQ, LLAMA, DETOUR }, { DEEPSEEK, DSEEK, DETOUR },
 		    { MISTRAL, SMALL, DETOUR }, { OPENAI, MINI, APP });
 
 	/* once its ejection has passed the original leads again (on trial) */
 	dt_health_tick(health, 11 * SEC);
-	n = dt_router_plan(r, OPENAI, MINI, 0, 11 * SEC, out, 8, NULL);
+	n = dt_router_plan(r, OPENAI, MINI, NULL, 0, 11 * SEC, out, 8, NULL);
 	ASSERT_PLAN(out, n, { OPENAI, MINI, APP }, { GROQ, LLAMA, DETOUR },
 		    { DEEPSEEK, DSEEK, DETOUR }, { MISTRAL, SMALL, DETOUR });
 	dt_router_free(r);
@@ -231,7 +231,7 @@ static void test_unusable_members_go_last_soonest_usable_first(void **state)
 
 static void test_health_survives_set_classes(void **state)
 {
-	struct dt_class_member members[] = { { DEEPSEEK, DSEEK, 0, 1, 0, 0 }, { GROQ, LLAMA, 0, 1, 0, 0 } };
+	struct dt_class_member members[] = { { DEEPSEEK, DSEEK, 0, 1, 0, 0, false, 0 }, { GROQ, LLAMA, 0, 1, 0, 0, false, 0 } };
 	struct dt_model_class cls = { .name = "c", .members = members, .n_members = 2 };
 	struct dt_router *r = router_with_mini();
 	struct dt_attempt out[4];
@@ -240,10 +240,10 @@ static void test_health_survives_set_classes(void **state)
 	(void)state;
 	fail_provider(GROQ, 3, 0);
 	assert_int_equal(dt_router_set_classes(r, &cls, 1), 0);
-	n = dt_router_plan(r, GROQ, LLAMA, 0, 1 * SEC, out, 4, NULL);
+	n = dt_router_plan(r, GROQ, LLAMA, NULL, 0, 1 * SEC, out, 4, NULL);
 	ASSERT_PLAN(out, n, { DEEPSEEK, DSEEK, DETOUR }, { GROQ, LLAMA, APP });
 	/* gpt-4o-mini is no longer in a class */
-	n = dt_router_plan(r, OPENAI, MINI, 0, 1 * SEC, out, 4, NULL);
+	n = dt_router_plan(r, OPENAI, MINI, NULL, 0, 1 * SEC, out, 4, NULL);
 	ASSERT_PLAN(out, n, { OPENAI, MINI, APP });
 	dt_router_free(r);
 }
@@ -256,8 +256,8 @@ static void test_weighted_order_follows_the_weights(void **state)
 	 * with each member exactly its weight's times (smooth weighted
 	 * round-robin), the original included, which keeps its own key */
 	struct dt_class_member members[] = {
-		{ OPENAI, MINI, 0, 5, 0, 0 }, { GROQ, LLAMA, 0, 3, 0, 0 }, { DEEPSEEK, DSEEK, 0, 1, 0, 0 },
-		{ MISTRAL, SMALL, 0, 0, 0, 0 },
+		{ OPENAI, MINI, 0, 5, 0, 0, false, 0 }, { GROQ, LLAMA, 0, 3, 0, 0, false, 0 }, { DEEPSEEK, DSEEK, 0, 1, 0, 0, false, 0 },
+		{ MISTRAL, SMALL, 0, 0, 0, 0, false, 0 },
 	};
 	struct dt_model_class cls = { .name = "w", .members = members, .n_members = 4,
 				      .strategy = DT_STRATEGY_WEIGHTED };
@@ -270,7 +270,7 @@ static void test_weighted_order_follows_the_weights(void **state)
 		unsigned first[5] = {0};
 
 		for (int i = 0; i < 10; i++) {
-			assert_int_equal(dt_router_plan(r, GROQ, LLAMA, 0, 0, out, 4, NULL), 4);
+			assert_int_equal(dt_router_plan(r, GROQ, LLAMA, NULL, 0, 0, out, 4, NULL), 4);
 			first[out[0].provider_id]++;
 			for (int k = 0; k < 4; k++)
 				assert_int_equal(out[k].key_slot, out[k].provider_id == GROQ ?
@@ -284,7 +284,7 @@ static void test_weighted_order_follows_the_weights(void **state)
 	/* an ejected member takes no turn: the others share its turns */
 	fail_provider(OPENAI, 3, 0);
 	for (int i = 0; i < 10; i++) {
-		assert_int_equal(dt_router_plan(r, GROQ, LLAMA, 0, 1 * MS, out, 4, NULL), 4);
+		assert_int_equal(dt_router_plan(r, GROQ, LLAMA, NULL, 0, 1 * MS, out, 4, NULL), 4);
 		assert_int_not_equal(out[0].provider_id, OPENAI);
 		assert_int_equal(out[3].provider_id, OPENAI);
 	}
@@ -366,11 +366,11 @@ static void test_rate_limited_member_is_overflowed_then_back(void **state)
 	(void)state;
 	rate_limit(GROQ, LLAMA, 3000, 10 * SEC);
 	/* never the same provider again while aside: the next members first */
-	n = dt_router_plan(r, GROQ, LLAMA, 0, 11 * SEC, out, 8, NULL);
+	n = dt_router_plan(r, GROQ, LLAMA, NULL, 0, 11 * SEC, out, 8, NULL);
 	ASSERT_PLAN(out, n, { OPENAI, MINI, DETOUR }, { DEEPSEEK, DSEEK, DETOUR },
 		    { MISTRAL, SMALL, DETOUR }, { GROQ, LLAMA, APP });
 	assert_aside_until(GROQ, LLAMA, 13 * SEC);
-	n = dt_router_plan(r, GROQ, LLAMA, 0, 13 * SEC, out, 1, NULL);
+	n = dt_router_plan(r, GROQ, LLAMA, NULL, 0, 13 * SEC, out, 1, NULL);
 	ASSERT_PLAN(out, n, { GROQ, LLAMA, APP });
 	dt_router_free(r);
 }
@@ -429,16 +429,16 @@ static void test_predictive_overflow(void **state)
 	size_t n;
 
 	(void)state;
-	n = dt_router_plan_budgeted(r, OPENAI, MINI, 0, 1 * SEC, &b, out, 8, NULL);
+	n = dt_router_plan_budgeted(r, OPENAI, MINI, NULL, 0, 1 * SEC, &b, out, 8, NULL);
 	ASSERT_PLAN(out, n, { OPENAI, MINI, APP }, { GROQ, LLAMA, DETOUR }, { DEEPSEEK, DSEEK, DETOUR },
 		    { MISTRAL, SMALL, DETOUR });
 	spend(bed.rb, OPENAI, APP, 1 * SEC);
 	spend(bed.rb, OPENAI, APP, 2 * SEC);
-	n = dt_router_plan_budgeted(r, OPENAI, MINI, 0, 3 * SEC, &b, out, 8, NULL);
+	n = dt_router_plan_budgeted(r, OPENAI, MINI, NULL, 0, 3 * SEC, &b, out, 8, NULL);
 	ASSERT_PLAN(out, n, { GROQ, LLAMA, DETOUR }, { DEEPSEEK, DSEEK, DETOUR },
 		    { MISTRAL, SMALL, DETOUR }, { OPENAI, MINI, APP });
 	/* detour's key on OpenAI is a budget of its own */
-	n = dt_router_plan_budgeted(r, GROQ, LLAMA, 0, 3 * SEC, &b, out, 8, NULL);
+	n = dt_router_plan_budgeted(r, GROQ, LLAMA, NULL, 0, 3 * SEC, &b, out, 8, NULL);
 	ASSERT_PLAN(out, n, { GROQ, LLAMA, APP }, { OPENAI, MINI, DETOUR }, { DEEPSEEK, DSEEK, DETOUR },
 		    { MISTRAL, SMALL, DETOUR });
 	/* every member's budget spent: all still go, the one free soonest
@@ -446,22 +446,22 @@ static void test_predictive_overflow(void **state)
 	spend(bed.rb, GROQ, DETOUR, 2 * SEC);
 	spend(bed.rb, DEEPSEEK, DETOUR, 5 * SEC);
 	spend(bed.rb, MISTRAL, DETOUR, 4 * SEC);
-	n = dt_router_plan_budgeted(r, OPENAI, MINI, 0, 6 * SEC, &b, out, 8, NULL);
+	n = dt_router_plan_budgeted(r, OPENAI, MINI, NULL, 0, 6 * SEC, &b, out, 8, NULL);
 	ASSERT_PLAN(out, n, { OPENAI, MINI, APP }, { GROQ, LLAMA, DETOUR },
 		    { MISTRAL, SMALL, DETOUR }, { DEEPSEEK, DSEEK, DETOUR });
-	n = dt_router_plan_budgeted(r, GROQ, LLAMA, 0, 6 * SEC, &b, out, 8, NULL);
+	n = dt_router_plan_budgeted(r, GROQ, LLAMA, NULL, 0, 6 * SEC, &b, out, 8, NULL);
 	ASSERT_PLAN(out, n, { GROQ, LLAMA, APP }, { OPENAI, MINI, DETOUR },
 		    { MISTRAL, SMALL, DETOUR }, { DEEPSEEK, DSEEK, DETOUR });
 	/* at 63 s OpenAI's and Groq's first have left: they are routable */
-	n = dt_router_plan_budgeted(r, OPENAI, MINI, 0, 63 * SEC, &b, out, 8, NULL);
+	n = dt_router_plan_budgeted(r, OPENAI, MINI, NULL, 0, 63 * SEC, &b, out, 8, NULL);
 	ASSERT_PLAN(out, n, { OPENAI, MINI, APP }, { GROQ, LLAMA, DETOUR },
 		    { MISTRAL, SMALL, DETOUR }, { DEEPSEEK, DSEEK, DETOUR });
 	/* DeepSeek's spent budget was detour's key's: the client's is whole */
-	n = dt_router_plan_budgeted(r, DEEPSEEK, DSEEK, 0, 63 * SEC, &b, out, 8, NULL);
+	n = dt_router_plan_budgeted(r, DEEPSEEK, DSEEK, NULL, 0, 63 * SEC, &b, out, 8, NULL);
 	ASSERT_PLAN(out, n, { DEEPSEEK, DSEEK, APP }, { OPENAI, MINI, DETOUR }, { GROQ, LLAMA, DETOUR },
 		    { MISTRAL, SMALL, DETOUR });
 	/* a plan without budgets is the health engine's alone */
-	n = dt_router_plan(r, OPENAI, MINI, 0, 3 * SEC, out, 8, NULL);
+	n = dt_router_plan(r, OPENAI, MINI, NULL, 0, 3 * SEC, out, 8, NULL);
 	ASSERT_PLAN(out, n, { OPENAI, MINI, APP }, { GROQ, LLAMA, DETOUR }, { DEEPSEEK, DSEEK, DETOUR },
 		    { MISTRAL, SMALL, DETOUR });
 	dt_rb_free(bed.rb);
@@ -483,7 +483,7 @@ static void test_predictive_overflow_balanced(void **state)
 	assert_int_equal(dt_router_set_classes(r, &c, 1), 0);
 	spend(bed.rb, OPENAI, DETOUR, 1 * SEC);
 	for (uint64_t seed = 0; seed < 16; seed++) {
-		size_t n = dt_router_plan_budgeted(r, GROQ, LLAMA, seed, 2 * SEC, &b, out, 8, NULL);
+		size_t n = dt_router_plan_budgeted(r, GROQ, LLAMA, NULL, seed, 2 * SEC, &b, out, 8, NULL);
 
 		assert_int_equal(n, 4);
 		assert_int_not_equal(out[0].provider_id, OPENAI);
@@ -502,30 +502,30 @@ static void test_key_blame_disables_only_that_slot(void **state)
 	(void)state;
 	/* detour's Groq key rejected: Groq goes last where it would use it... */
 	report(r, GROQ, DETOUR, DT_BLAME_KEY, 0);
-	n = dt_router_plan(r, OPENAI, MINI, 0, 1 * SEC, out, 8, NULL);
+	n = dt_router_plan(r, OPENAI, MINI, NULL, 0, 1 * SEC, out, 8, NULL);
 	ASSERT_PLAN(out, n, { OPENAI, MINI, APP }, { DEEPSEEK, DSEEK, DETOUR },
 		    { MISTRAL, SMALL, DETOUR }, { GROQ, LLAMA, DETOUR });
 	/* ...not where the application's own key goes */
-	n = dt_router_plan(r, GROQ, LLAMA, 0, 1 * SEC, out, 1, NULL);
+	n = dt_router_plan(r, GROQ, LLAMA, NULL, 0, 1 * SEC, out, 1, NULL);
 	ASSERT_PLAN(out, n, { GROQ, LLAMA, APP });
 
 	/* an application's key rejected: not remembered, detour's key unaffected */
 	report(r, OPENAI, APP, DT_BLAME_KEY, 1 * SEC);
-	n = dt_router_plan(r, OPENAI, MINI, 0, 2 * SEC, out, 1, NULL);
+	n = dt_router_plan(r, OPENAI, MINI, NULL, 0, 2 * SEC, out, 1, NULL);
 	ASSERT_PLAN(out, n, { OPENAI, MINI, APP });
-	n = dt_router_plan(r, DEEPSEEK, DSEEK, 0, 2 * SEC, out, 2, NULL);
+	n = dt_router_plan(r, DEEPSEEK, DSEEK, NULL, 0, 2 * SEC, out, 2, NULL);
 	ASSERT_PLAN(out, n, { DEEPSEEK, DSEEK, APP }, { OPENAI, MINI, DETOUR });
 
 	/* back after key_disable_ms (300 s) */
-	n = dt_router_plan(r, OPENAI, MINI, 0, 300 * SEC - 1, out, 8, NULL);
+	n = dt_router_plan(r, OPENAI, MINI, NULL, 0, 300 * SEC - 1, out, 8, NULL);
 	assert_int_equal(out[n - 1].provider_id, GROQ);
-	n = dt_router_plan(r, OPENAI, MINI, 0, 300 * SEC, out, 2, NULL);
+	n = dt_router_plan(r, OPENAI, MINI, NULL, 0, 300 * SEC, out, 2, NULL);
 	ASSERT_PLAN(out, n, { OPENAI, MINI, APP }, { GROQ, LLAMA, DETOUR });
 
 	/* or as soon as the key is seen to work */
 	report(r, GROQ, DETOUR, DT_BLAME_KEY, 400 * SEC);
 	report(r, GROQ, DETOUR, DT_BLAME_NONE, 401 * SEC);
-	n = dt_router_plan(r, OPENAI, MINI, 0, 401 * SEC, out, 2, NULL);
+	n = dt_router_plan(r, OPENAI, MINI, NULL, 0, 401 * SEC, out, 2, NULL);
 	ASSERT_PLAN(out, n, { OPENAI, MINI, APP }, { GROQ, LLAMA, DETOUR });
 	dt_router_free(r);
 }
@@ -540,9 +540,9 @@ static void test_options_replace_defaults(void **state)
 	(void)state;
 	assert_int_equal(dt_router_set_classes(r, &mini_class, 1), 0);
 	report(r, DEEPSEEK, DETOUR, DT_BLAME_KEY, 0);
-	n = dt_router_plan(r, MISTRAL, SMALL, 0, 2 * SEC - 1, out, 8, NULL);
+	n = dt_router_plan(r, MISTRAL, SMALL, NULL, 0, 2 * SEC - 1, out, 8, NULL);
 	assert_int_equal(out[n - 1].provider_id, DEEPSEEK);
-	n = dt_router_plan(r, MISTRAL, SMALL, 0, 2 * SEC, out, 8, NULL);
+	n = dt_router_plan(r, MISTRAL, SMALL, NULL, 0, 2 * SEC, out, 8, NULL);
 	ASSERT_PLAN(out, n, { MISTRAL, SMALL, APP }, { OPENAI, MINI, DETOUR },
 		    { GROQ, LLAMA, DETOUR }, { DEEPSEEK, DSEEK, DETOUR });
 	dt_router_free(r);
@@ -653,7 +653,7 @@ static void test_larger_context(void **state)
 	size_t n;
 
 	(void)state;
-	n = dt_router_plan(r, OPENAI, MINI, 0, 0, p, 8, NULL);
+	n = dt_router_plan(r, OPENAI, MINI, NULL, 0, 0, p, 8, NULL);
 	ASSERT_PLAN(p, n, { OPENAI, MINI, APP }, { GROQ, LLAMA, DETOUR },
 		    { DEEPSEEK, DSEEK, DETOUR }, { MISTRAL, SMALL, DETOUR });
 	assert_true(dt_router_larger_context(r, &p[0], &p[1]));   /* 128000 → 131072 */
@@ -670,7 +670,7 @@ static void test_larger_context(void **state)
 
 static void test_set_classes_rejects_ambiguous_or_malformed(void **state)
 {
-	struct dt_class_member good[] = { { OPENAI, "o", 0, 1, 0, 0 }, { GROQ, "g", 0, 1, 0, 0 } };
+	struct dt_class_member good[] = { { OPENAI, "o", 0, 1, 0, 0, false, 0 }, { GROQ, "g", 0, 1, 0, 0, false, 0 } };
 	struct dt_class_member bad[2];
 	struct dt_model_class classes[2] = {
 		{ .name = "a", .members = good, .n_members = 2 },
@@ -681,11 +681,11 @@ static void test_set_classes_rejects_ambiguous_or_malformed(void **state)
 		struct dt_class_member second[2];
 		bool name_unterminated;
 	} cases[] = {
-		{ "provider id out of range", { { DEEPSEEK, "d", 0, 1, 0, 0 }, { DT_MAX_PROVIDERS, "x", 0, 1, 0, 0 } }, false },
-		{ "empty model", { { DEEPSEEK, "d", 0, 1, 0, 0 }, { MISTRAL, "", 0, 1, 0, 0 } }, false },
-		{ "provider twice in a class", { { DEEPSEEK, "d", 0, 1, 0, 0 }, { DEEPSEEK, "e", 0, 1, 0, 0 } }, false },
-		{ "(provider, model) in two classes", { { DEEPSEEK, "d", 0, 1, 0, 0 }, { GROQ, "g", 0, 1, 0, 0 } }, false },
-		{ "unterminated name", { { DEEPSEEK, "d", 0, 1, 0, 0 }, { MISTRAL, "m", 0, 1, 0, 0 } }, true },
+		{ "provider id out of range", { { DEEPSEEK, "d", 0, 1, 0, 0, false, 0 }, { DT_MAX_PROVIDERS, "x", 0, 1, 0, 0, false, 0 } }, false },
+		{ "empty model", { { DEEPSEEK, "d", 0, 1, 0, 0, false, 0 }, { MISTRAL, "", 0, 1, 0, 0, false, 0 } }, false },
+		{ "provider twice in a class", { { DEEPSEEK, "d", 0, 1, 0, 0, false, 0 }, { DEEPSEEK, "e", 0, 1, 0, 0, false, 0 } }, false },
+		{ "(provider, model) in two classes", { { DEEPSEEK, "d", 0, 1, 0, 0, false, 0 }, { GROQ, "g", 0, 1, 0, 0, false, 0 } }, false },
+		{ "unterminated name", { { DEEPSEEK, "d", 0, 1, 0, 0, false, 0 }, { MISTRAL, "m", 0, 1, 0, 0, false, 0 } }, true },
 	};
 	struct dt_router *r = router_with_mini();
 	struct dt_attempt out[8];
@@ -699,7 +699,7 @@ static void test_set_classes_rejects_ambiguous_or_malformed(void **state)
 			fail_msg("accepted: %s", cases[i].what);
 		strcpy(classes[1].name, "b");
 		/* the previous classes stay */
-		assert_int_equal(dt_router_plan(r, OPENAI, MINI, 0, 0, out, 8, NULL), 4);
+		assert_int_equal(dt_router_plan(r, OPENAI, MINI, NULL, 0, 0, out, 8, NULL), 4);
 	}
 	/* an unterminated model */
 	memcpy(bad, cases[0].second, sizeof(bad));
@@ -710,11 +710,11 @@ static void test_set_classes_rejects_ambiguous_or_malformed(void **state)
 	/* the same model name on other providers, a provider in two classes: fine */
 	strcpy(bad[1].model, "o");
 	assert_int_equal(dt_router_set_classes(r, classes, 2), 0);
-	assert_int_equal(dt_router_plan(r, MISTRAL, "o", 0, 0, out, 8, NULL), 2);
-	assert_int_equal(dt_router_plan(r, OPENAI, MINI, 0, 0, out, 8, NULL), 1);
+	assert_int_equal(dt_router_plan(r, MISTRAL, "o", NULL, 0, 0, out, 8, NULL), 2);
+	assert_int_equal(dt_router_plan(r, OPENAI, MINI, NULL, 0, 0, out, 8, NULL), 1);
 	/* no classes at all */
 	assert_int_equal(dt_router_set_classes(r, NULL, 0), 0);
-	assert_int_equal(dt_router_plan(r, OPENAI, "o", 0, 0, out, 8, NULL), 1);
+	assert_int_equal(dt_router_plan(r, OPENAI, "o", NULL, 0, 0, out, 8, NULL), 1);
 	dt_router_free(r);
 }
 
@@ -730,13 +730,13 @@ static void test_quality_check_by_class_mode(void **state)
 
 	(void)state;
 	r = router_with_mini();
-	n = dt_router_plan(r, OPENAI, MINI, 0, 0, a, 8, NULL);
+	n = dt_router_plan(r, OPENAI, MINI, NULL, 0, 0, a, 8, NULL);
 	assert_int_equal(n, 4);
 	assert_false(a[0].check_quality);
 	for (size_t i = 1; i < n; i++)
 		assert_true(a[i].check_quality);
 	fail_provider(OPENAI, 3, 0);
-	n = dt_router_plan(r, OPENAI, MINI, 0, 1, a, 8, NULL);
+	n = dt_router_plan(r, OPENAI, MINI, NULL, 0, 1, a, 8, NULL);
 	assert_int_equal(a[0].provider_id, GROQ);
 	assert_true(a[0].check_quality);
 	assert_int_equal(a[n - 1].provider_id, OPENAI);
@@ -744,15 +744,15 @@ static void test_quality_check_by_class_mode(void **state)
 
 	cls.quality = DT_QUALITY_ALWAYS;
 	assert_int_equal(dt_router_set_classes(r, &cls, 1), 0);
-	n = dt_router_plan(r, GROQ, LLAMA, 0, 2, a, 8, NULL);
+	n = dt_router_plan(r, GROQ, LLAMA, NULL, 0, 2, a, 8, NULL);
 	for (size_t i = 0; i < n; i++)
 		assert_true(a[i].check_quality);
 	cls.quality = DT_QUALITY_OFF;
 	assert_int_equal(dt_router_set_classes(r, &cls, 1), 0);
-	n = dt_router_plan(r, GROQ, LLAMA, 0, 2, a, 8, NULL);
+	n = dt_router_plan(r, GROQ, LLAMA, NULL, 0, 2, a, 8, NULL);
 	for (size_t i = 0; i < n; i++)
 		assert_false(a[i].check_quality);
-	assert_int_equal(dt_router_plan(r, GROQ, "unclassed", 0, 2, a, 8, NULL), 1);
+	assert_int_equal(dt_router_plan(r, GROQ, "unclassed", NULL, 0, 2, a, 8, NULL), 1);
 	assert_false(a[0].check_quality);
 	dt_router_free(r);
 }
@@ -761,10 +761,10 @@ static void test_quality_check_by_class_mode(void **state)
 static struct dt_router *router_balanced(enum dt_class_strategy strategy)
 {
 	struct dt_class_member members[] = {
-		{ OPENAI, MINI, 0, 1, 150000, 600000 },  /* 0.75 $ */
-		{ GROQ, LLAMA, 0, 1, 590000, 790000 },   /* 1.38 $ */
-		{ DEEPSEEK, DSEEK, 0, 1, 270000, 0 },    /* 0.27 $ */
-		{ MISTRAL, SMALL, 0, 1, 100000, 300000 }, /* 0.40 $ */
+		{ OPENAI, MINI, 0, 1, 150000, 600000, false, 0 },  /* 0.75 $ */
+		{ GROQ, LLAMA, 0, 1, 590000, 790000, false, 0 },   /* 1.38 $ */
+		{ DEEPSEEK, DSEEK, 0, 1, 270000, 0, false, 0 },    /* 0.27 $ */
+		{ MISTRAL, SMALL, 0, 1, 100000, 300000, false, 0 }, /* 0.40 $ */
 	};
 	struct dt_model_class cls = {
 		.name = "bal", .members = members, .n_members = ARRAY_LEN(members),
@@ -787,11 +787,11 @@ static void test_plan_cheapest(void **state)
 	size_t n;
 
 	(void)state;
-	n = dt_router_plan(r, GROQ, LLAMA, 1, 0, plan, 8, NULL);
+	n = dt_router_plan(r, GROQ, LLAMA, NULL, 1, 0, plan, 8, NULL);
 	ASSERT_PLAN(plan, n, { DEEPSEEK, DSEEK, DETOUR }, { MISTRAL, SMALL, DETOUR },
 		    { OPENAI, MINI, DETOUR }, { GROQ, LLAMA, APP });
 	fail_provider(DEEPSEEK, 3, 0);
-	n = dt_router_plan(r, GROQ, LLAMA, 1, 1 * MS, plan, 8, NULL);
+	n = dt_router_plan(r, GROQ, LLAMA, NULL, 1, 1 * MS, plan, 8, NULL);
 	ASSERT_PLAN(plan, n, { MISTRAL, SMALL, DETOUR }, { OPENAI, MINI, DETOUR },
 		    { GROQ, LLAMA, APP }, { DEEPSEEK, DSEEK, DETOUR });
 	dt_router_free(r);
@@ -819,7 +819,7 @@ static void test_plan_least_latency(void **state)
 	dt_router_attempt_start(r, &fast);
 	dt_router_attempt_end(r, &fast, 100 * MS, 1 * SEC);
 	for (uint64_t seed = 0; seed < 1000; seed++) {
-		size_t n = dt_router_plan(r, OPENAI, MINI, seed, 2 * SEC, plan, 8, NULL);
+		size_t n = dt_router_plan(r, OPENAI, MINI, NULL, seed, 2 * SEC, plan, 8, NULL);
 
 		assert_int_equal(n, 4);
 		first_fast += plan[0].provider_id == MISTRAL;
@@ -831,9 +831,9 @@ static void test_plan_least_latency(void **state)
 	 * first whenever drawn */
 	{
 		struct dt_class_member members[] = {
-			{ OPENAI, MINI, 0, 1, 0, 0 }, { GROQ, LLAMA, 0, 1, 0, 0 },
-			{ DEEPSEEK, DSEEK, 0, 1, 0, 0 }, { MISTRAL, SMALL, 0, 1, 0, 0 },
-			{ 5, "new-model", 0, 1, 0, 0 },
+			{ OPENAI, MINI, 0, 1, 0, 0, false, 0 }, { GROQ, LLAMA, 0, 1, 0, 0, false, 0 },
+			{ DEEPSEEK, DSEEK, 0, 1, 0, 0, false, 0 }, { MISTRAL, SMALL, 0, 1, 0, 0, false, 0 },
+			{ 5, "new-model", 0, 1, 0, 0, false, 0 },
 		};
 		struct dt_model_class cls = { .name = "bal", .members = members,
 					      .n_members = ARRAY_LEN(members),
@@ -842,7 +842,7 @@ static void test_plan_least_latency(void **state)
 		assert_int_equal(dt_router_set_classes(r, &cls, 1), 0);
 		first_fast = 0;
 		for (uint64_t seed = 0; seed < 1000; seed++) {
-			dt_router_plan(r, OPENAI, MINI, seed, 2 * SEC, plan, 8, NULL);
+			dt_router_plan(r, OPENAI, MINI, NULL, seed, 2 * SEC, plan, 8, NULL);
 			first_unmeasured += plan[0].provider_id == 5;
 			first_fast += plan[0].provider_id == MISTRAL;
 		}
