@@ -853,6 +853,302 @@ static void test_plan_least_latency(void **state)
 	dt_router_free(r);
 }
 
+/* ---- capability tiers -------------------------------------------------------- */
+
+#define TOOLS  DT_CAP_TOOLS
+#define IMAGES DT_CAP_IMAGES
+#define JSON   DT_CAP_JSON
+
+/* OpenAI serves everything, Groq tools, DeepSeek JSON output, Mistral
+ * text only, each with its window. */
+static struct dt_router *router_tiered(enum dt_class_strategy strategy, bool sticky)
+{
+	struct dt_class_member members[] = {
+		{ OPENAI, MINI, 128000, 1, 0, 0, true, TOOLS | IMAGES | JSON },
+		{ GROQ, LLAMA, 131072, 1, 0, 0, true, TOOLS },
+		{ DEEPSEEK, DSEEK, 65536, 1, 0, 0, true, JSON },
+		{ MISTRAL, SMALL, 32000, 1, 0, 0, true, 0 },
+	};
+	struct dt_model_class cls = {
+		.name = "tiered", .members = members, .n_members = ARRAY_LEN(members),
+		.strategy = strategy, .sticky = sticky, .sticky_ttl_ms = 60000,
+	};
+	struct dt_router *r = dt_router_new(NULL, health);
+
+	assert_non_null(r);
+	assert_int_equal(dt_router_set_classes(r, &cls, 1), 0);
+	return r;
+}
+
+static void assert_unfit(const struct dt_plan_notes *notes, size_t n, ...)
+{
+	va_list ap;
+
+	assert_int_equal(notes->n_unfit, n);
+	va_start(ap, n);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(notes->unfit[i].provider_id, va_arg(ap, unsigned));
+		assert_int_equal(notes->unfit[i].missing, va_arg(ap, unsigned));
+	}
+	va_end(ap);
+}
+
+static void test_tiers_leave_out_unfit_members(void **state)
+{
+	struct dt_router *r = router_tiered(DT_STRATEGY_PRIORITY, false);
+	struct dt_route_needs needs = { .caps = TOOLS };
+	struct dt_plan_notes notes;
+	struct dt_attempt out[8];
+	size_t n;
+
+	(void)state;
+	n = dt_router_plan(r, OPENAI, MINI, &needs, 0, 0, out, 8, &notes);
+	ASSERT_PLAN(out, n, { OPENAI, MINI, APP }, { GROQ, LLAMA, DETOUR });
+	assert_unfit(&notes, 2, DEEPSEEK, TOOLS, MISTRAL, TOOLS);
+	assert_int_equal(notes.sticky, DT_STICKY_NONE);
+
+	/* the original lacking it is still tried, last, with its own key */
+	needs.caps = IMAGES;
+	n = dt_router_plan(r, GROQ, LLAMA, &needs, 0, 0, out, 8, &notes);
+	ASSERT_PLAN(out, n, { OPENAI, MINI, DETOUR }, { GROQ, LLAMA, APP });
+	assert_unfit(&notes, 3, GROQ, IMAGES, DEEPSEEK, IMAGES, MISTRAL, IMAGES);
+	needs.caps = TOOLS | JSON;
+	n = dt_router_plan(r, MISTRAL, SMALL, &needs, 0, 0, out, 8, &notes);
+	ASSERT_PLAN(out, n, { OPENAI, MINI, DETOUR }, { MISTRAL, SMALL, APP });
+	assert_unfit(&notes, 3, GROQ, JSON, DEEPSEEK, TOOLS, MISTRAL, TOOLS | JSON);
+
+	/* the window: the prompt and its answer must fit */
+	needs = (struct dt_route_needs){ .tokens = 65537 };
+	n = dt_router_plan(r, DEEPSEEK, DSEEK, &needs, 0, 0, out, 8, &notes);
+	ASSERT_PLAN(out, n, { OPENAI, MINI, DETOUR }, { GROQ, LLAMA, DETOUR }, { DEEPSEEK, DSEEK, APP });
+	assert_unfit(&notes, 2, DEEPSEEK, DT_CAP_CONTEXT, MISTRAL, DT_CAP_CONTEXT);
+	needs.tokens = 65536;
+	n = dt_router_plan(r, DEEPSEEK, DSEEK, &needs, 0, 0, out, 8, &notes);
+	ASSERT_PLAN(out, n, { DEEPSEEK, DSEEK, APP }, { OPENAI, MINI, DETOUR }, { GROQ, LLAMA, DETOUR });
+
+	/* nothing needed, or nothing known: every member */
+	needs = (struct dt_route_needs){ 0 };
+	assert_int_equal(dt_router_plan(r, OPENAI, MINI, &needs, 0, 0, out, 8, &notes), 4);
+	assert_int_equal(notes.n_unfit, 0);
+	assert_int_equal(dt_router_plan(r, OPENAI, MINI, NULL, 0, 0, out, 8, &notes), 4);
+	dt_router_free(r);
+}
+
+/* Never worse than without detour: when no member can serve it, the
+ * request goes to its original as it is, ejected or not. */
+static void test_tiers_none_fit_original_alone(void **state)
+{
+	struct dt_router *r = router_tiered(DT_STRATEGY_PRIORITY, false);
+	const struct dt_route_needs needs = { .caps = TOOLS | IMAGES, .tokens = 200000 };
+	struct dt_plan_notes notes;
+	struct dt_attempt out[8];
+	size_t n;
+
+	(void)state;
+	n = dt_router_plan(r, MISTRAL, SMALL, &needs, 0, 0, out, 8, &notes);
+	ASSERT_PLAN(out, n, { MISTRAL, SMALL, APP });
+	assert_int_equal(notes.n_unfit, 4);
+	assert_int_equal(notes.unfit[0].missing, DT_CAP_CONTEXT);
+	assert_int_equal(notes.unfit[3].missing, TOOLS | IMAGES | DT_CAP_CONTEXT);
+	fail_provider(MISTRAL, 3, 0);
+	n = dt_router_plan(r, MISTRAL, SMALL, &needs, 0, 1 * MS, out, 8, &notes);
+	ASSERT_PLAN(out, n, { MISTRAL, SMALL, APP });
+	dt_router_free(r);
+}
+
+/* Undeclared capabilities and unknown windows are not held against a
+ * member: mini_class declares none, and Mistral's window is unknown. */
+static void test_tiers_undeclared_is_not_filtered(void **state)
+{
+	struct dt_router *r = router_with_mini();
+	const struct dt_route_needs needs = { .caps = TOOLS | IMAGES | JSON, .tokens = 100000 };
+	struct dt_plan_notes notes;
+	struct dt_attempt out[8];
+	size_t n;
+
+	(void)state;
+	assert_true(dt_router_reads_needs(r, OPENAI, MINI));
+	n = dt_router_plan(r, OPENAI, MINI, &needs, 0, 0, out, 8, &notes);
+	ASSERT_PLAN(out, n, { OPENAI, MINI, APP }, { GROQ, LLAMA, DETOUR }, { MISTRAL, SMALL, DETOUR });
+	assert_unfit(&notes, 1, DEEPSEEK, DT_CAP_CONTEXT);
+	dt_router_free(r);
+}
+
+/* A balanced class draws among the members that fit only, evenly here
+ * (none measured: the first drawn of two goes first). */
+static void test_tiers_with_least_latency(void **state)
+{
+	struct dt_router *r = router_tiered(DT_STRATEGY_LEAST_LATENCY, false);
+	const struct dt_route_needs needs = { .caps = JSON };
+	unsigned first[MISTRAL + 1] = { 0 };
+	struct dt_attempt out[8];
+
+	(void)state;
+	for (uint64_t seed = 0; seed < 1200; seed++) {
+		size_t n = dt_router_plan(r, MISTRAL, SMALL, &needs, seed, 0, out, 8, NULL);
+
+		assert_int_equal(n, 3);
+		assert_int_equal(out[2].provider_id, MISTRAL); /* unfit original, last */
+		first[out[0].provider_id]++;
+	}
+	assert_in_range(first[OPENAI], 500, 700);
+	assert_in_range(first[DEEPSEEK], 500, 700);
+	assert_int_equal(first[GROQ] + first[MISTRAL], 0);
+	dt_router_free(r);
+}
+
+static void test_caps_str(void **state)
+{
+	char buf[64];
+
+	(void)state;
+	assert_string_equal(dt_router_caps_str(0, buf, sizeof(buf)), "");
+	assert_string_equal(dt_router_caps_str(JSON | TOOLS, buf, sizeof(buf)), "tools+json");
+	assert_string_equal(dt_router_caps_str(TOOLS | IMAGES | JSON | DT_CAP_CONTEXT, buf, sizeof(buf)),
+			    "tools+images+json+context");
+	assert_string_equal(dt_router_caps_str(TOOLS | IMAGES, buf, 8), "tools+i");
+	assert_string_equal(dt_router_caps_str(TOOLS, buf, 1), "");
+}
+
+/* ---- stickiness ---------------------------------------------------------------- */
+
+/* The member a sticky conversation's plan puts first, and its note. */
+static uint32_t sticky_first(struct dt_router *r, const struct dt_route_needs *needs, uint64_t seed,
+			     uint64_t now, enum dt_sticky_note *note)
+{
+	struct dt_plan_notes notes;
+	struct dt_attempt out[8];
+
+	assert_true(dt_router_plan(r, OPENAI, MINI, needs, seed, now, out, 8, &notes) > 0);
+	*note = notes.sticky;
+	return out[0].provider_id;
+}
+
+/* Answered by provider_id (it answers for its own model). */
+static void answered(struct dt_router *r, uint32_t provider_id, const struct dt_route_needs *needs,
+		     uint64_t now)
+{
+	static const char *const models[] = { [OPENAI] = MINI, [GROQ] = LLAMA, [DEEPSEEK] = DSEEK,
+					      [MISTRAL] = SMALL };
+	const struct dt_attempt a = { provider_id, models[provider_id], DETOUR, false };
+
+	dt_router_stick(r, &a, needs, now);
+}
+
+static void test_sticky_conversation_stays(void **state)
+{
+	struct dt_router *r = router_tiered(DT_STRATEGY_LEAST_LATENCY, true);
+	const struct dt_route_needs conv = { .conversation = 0x1234 }, other = { .conversation = 0x5678 };
+	unsigned first[MISTRAL + 1] = { 0 };
+	enum dt_sticky_note note;
+	uint32_t p;
+
+	(void)state;
+	assert_true(dt_router_reads_needs(r, OPENAI, MINI));
+	p = sticky_first(r, &conv, 0, 0, &note);
+	assert_int_equal(note, DT_STICKY_NEW);
+	answered(r, p, &conv, 1 * SEC);
+	/* its next turns, whatever the strategy's draw */
+	for (uint64_t seed = 1; seed < 200; seed++) {
+		assert_int_equal(sticky_first(r, &conv, seed, 2 * SEC, &note), p);
+		assert_int_equal(note, DT_STICKY_HIT);
+	}
+	/* another conversation is placed by the strategy: all four lead some */
+	for (uint64_t seed = 1; seed < 400; seed++) {
+		first[sticky_first(r, &other, seed, 2 * SEC, &note)]++;
+		assert_int_equal(note, DT_STICKY_NEW);
+	}
+	for (uint32_t id = OPENAI; id <= MISTRAL; id++)
+		assert_in_range(first[id], 60, 140);
+	/* a request with no conversation, or no needs known: nothing */
+	sticky_first(r, &(struct dt_route_needs){ 0 }, 1, 2 * SEC, &note);
+	assert_int_equal(note, DT_STICKY_NONE);
+	sticky_first(r, NULL, 1, 2 * SEC, &note);
+	assert_int_equal(note, DT_STICKY_NONE);
+	dt_router_free(r);
+}
+
+/* The conversation's member ejected, or unfit for this turn: the
+ * strategy places it; whoever answers is its member from then on. */
+static void test_sticky_fallback_and_move(void **state)
+{
+	struct dt_router *r = router_tiered(DT_STRATEGY_PRIORITY, true);
+	struct dt_route_needs conv = { .conversation = 0x1234 };
+	enum dt_sticky_note note;
+
+	(void)state;
+	answered(r, GROQ, &conv, 0);
+	assert_int_equal(sticky_first(r, &conv, 0, 1 * MS, &note), GROQ);
+	assert_int_equal(note, DT_STICKY_HIT);
+	fail_provider(GROQ, 3, 2 * MS);
+	assert_int_equal(sticky_first(r, &conv, 0, 3 * MS, &note), OPENAI);
+	assert_int_equal(note, DT_STICKY_MOVED);
+	answered(r, OPENAI, &conv, 4 * MS);
+	/* GROQ back: the conversation stays where its cache now is */
+	dt_health_tick(health, 20 * SEC);
+	assert_int_equal(sticky_first(r, &conv, 0, 20 * SEC, &note), OPENAI);
+	assert_int_equal(note, DT_STICKY_HIT);
+	/* a turn with an image: OpenAI serves it; Groq could not */
+	answered(r, GROQ, &conv, 21 * SEC);
+	conv.caps = IMAGES;
+	assert_int_equal(sticky_first(r, &conv, 0, 21 * SEC, &note), OPENAI);
+	assert_int_equal(note, DT_STICKY_MOVED);
+	dt_router_free(r);
+}
+
+static void test_sticky_expires(void **state)
+{
+	struct dt_router *r = router_tiered(DT_STRATEGY_PRIORITY, true);
+	const struct dt_route_needs conv = { .conversation = 0x1234 };
+	enum dt_sticky_note note;
+
+	(void)state;
+	answered(r, DEEPSEEK, &conv, 0);
+	/* sticky_ttl_ms 60000, from the last answer */
+	assert_int_equal(sticky_first(r, &conv, 0, 60 * SEC - 1, &note), DEEPSEEK);
+	answered(r, DEEPSEEK, &conv, 30 * SEC);
+	assert_int_equal(sticky_first(r, &conv, 0, 90 * SEC - 1, &note), DEEPSEEK);
+	assert_int_equal(note, DT_STICKY_HIT);
+	assert_int_equal(sticky_first(r, &conv, 0, 90 * SEC, &note), OPENAI);
+	assert_int_equal(note, DT_STICKY_NEW);
+	dt_router_free(r);
+}
+
+/* Kept over a reload while its member is still in the class; a class
+ * that is not sticky (any more) remembers nothing. */
+static void test_sticky_survives_set_classes(void **state)
+{
+	struct dt_router *r = router_tiered(DT_STRATEGY_PRIORITY, true);
+	const struct dt_route_needs conv = { .conversation = 0x1234 };
+	struct dt_class_member members[] = {
+		{ OPENAI, MINI, 0, 1, 0, 0, false, 0 }, { MISTRAL, SMALL, 0, 1, 0, 0, false, 0 },
+		{ DEEPSEEK, DSEEK, 0, 1, 0, 0, false, 0 },
+	};
+	struct dt_model_class cls = { .name = "tiered", .members = members, .n_members = 3,
+				      .sticky = true };
+	enum dt_sticky_note note;
+
+	(void)state;
+	answered(r, MISTRAL, &conv, 0);
+	assert_int_equal(dt_router_set_classes(r, &cls, 1), 0);
+	assert_int_equal(sticky_first(r, &conv, 0, 1 * SEC, &note), MISTRAL);
+	assert_int_equal(note, DT_STICKY_HIT);
+	/* its member gone: the strategy's */
+	members[1] = members[0];
+	cls.members = &members[1];
+	cls.n_members = 2;
+	assert_int_equal(dt_router_set_classes(r, &cls, 1), 0);
+	assert_int_equal(sticky_first(r, &conv, 0, 1 * SEC, &note), OPENAI);
+	assert_int_equal(note, DT_STICKY_MOVED);
+	/* no longer sticky */
+	cls.sticky = false;
+	assert_int_equal(dt_router_set_classes(r, &cls, 1), 0);
+	answered(r, DEEPSEEK, &conv, 2 * SEC);
+	assert_int_equal(sticky_first(r, &conv, 0, 3 * SEC, &note), OPENAI);
+	assert_int_equal(note, DT_STICKY_NONE);
+	dt_router_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -877,6 +1173,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_plan_cheapest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_plan_least_latency, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_set_classes_rejects_ambiguous_or_malformed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tiers_leave_out_unfit_members, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tiers_none_fit_original_alone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tiers_undeclared_is_not_filtered, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tiers_with_least_latency, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_caps_str, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sticky_conversation_stays, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sticky_fallback_and_move, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sticky_expires, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sticky_survives_set_classes, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
