@@ -1096,6 +1096,27 @@ static void test_sticky_fallback_and_move(void **state)
 	dt_router_free(r);
 }
 
+/* Degraded (its calls slow) is usable, but not healthy: the conversation
+ * goes to a healthy member while it is. */
+static void test_sticky_leaves_a_degraded_member(void **state)
+{
+	struct dt_router *r = router_tiered(DT_STRATEGY_PRIORITY, true);
+	const struct dt_route_needs conv = { .conversation = 0x1234 };
+	const struct dt_outcome slow = { .kind = DT_OUTCOME_OK, .status = 200, .started = 0,
+					 .ttft_ns = 12 * SEC, .total_ns = 12 * SEC };
+	enum dt_sticky_note note;
+
+	(void)state;
+	answered(r, GROQ, &conv, 0);
+	/* over the health engine's slow ceiling (10 s), its min_calls times */
+	for (int i = 0; i < 10; i++)
+		dt_health_outcome(health, GROQ, LLAMA, &slow, 1 * MS);
+	assert_true(dt_health_usable(health, GROQ, LLAMA, 2 * MS));
+	assert_int_equal(sticky_first(r, &conv, 0, 2 * MS, &note), OPENAI);
+	assert_int_equal(note, DT_STICKY_MOVED);
+	dt_router_free(r);
+}
+
 static void test_sticky_expires(void **state)
 {
 	struct dt_router *r = router_tiered(DT_STRATEGY_PRIORITY, true);
@@ -1180,6 +1201,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_caps_str, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sticky_conversation_stays, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sticky_fallback_and_move, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sticky_leaves_a_degraded_member, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sticky_expires, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sticky_survives_set_classes, setup, teardown),
 	};
