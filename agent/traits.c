@@ -25,7 +25,9 @@ static size_t part_bytes(const struct dt_xpart *p)
 	return len_of(p->text) + len_of(p->name) + len_of(p->arguments);
 }
 
-static void read_messages(const struct dt_xrequest *x, struct dt_route_needs *out)
+/* What the prompt shows it needs (tool calls or results in its history,
+ * images), and the estimate of its tokens and its answer's. */
+static void read_prompt(const struct dt_xrequest *x, struct dt_route_needs *out)
 {
 	uint64_t bytes = len_of(x->system), images = 0;
 
@@ -96,6 +98,6 @@ void dt_traits_of(const struct dt_xrequest *x, const char *app, struct dt_route_
 		out->caps |= DT_CAP_TOOLS;
 	if (x->format != DT_XFORMAT_TEXT)
 		out->caps |= DT_CAP_JSON;
-	read_messages(x, out);
+	read_prompt(x, out);
 	out->conversation = conversation(x, app);
 }
