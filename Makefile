@@ -58,7 +58,7 @@ FUZZ_deps_fuzz_http   := agent/http_server.c agent/headers.c agent/errors.c agen
 FUZZ_libs_fuzz_http   := -levent -levent_openssl -lssl -lcrypto -lhttp_parser -ljansson
 # translators: a client request parsed and emitted for each family; a provider
 # answer and stream translated into each client shape
-FUZZ_deps_fuzz_xreq    := $(wildcard agent/xreq*.c) agent/json.c agent/arena.c
+FUZZ_deps_fuzz_xreq    := $(wildcard agent/xreq*.c) agent/traits.c agent/sticky.c agent/json.c agent/arena.c
 FUZZ_libs_fuzz_xreq    := -ljansson
 FUZZ_deps_fuzz_xstream := $(wildcard agent/xresp*.c agent/xstream*.c) agent/json.c agent/sse.c agent/arena.c
 FUZZ_libs_fuzz_xstream := -levent -ljansson

@@ -5,6 +5,8 @@
  * the body. A parsed request is emitted for all three families: each
  * output must be valid JSON (jansson is the judge). jansson also judges
  * the scanner: a body the translator accepts must be JSON jansson reads.
+ * Its routing needs are read too: only the capabilities there are, and a
+ * conversation whenever there is a first turn.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -12,6 +14,7 @@
 #include <string.h>
 #include <jansson.h>
 
+#include "traits.h"
 #include "xlate.h"
 
 /* Integers past int64 are JSON: jansson reads them as reals only when told. */
@@ -28,6 +31,7 @@ static void check_json(const char *text, size_t len)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct dt_xrequest r;
+	struct dt_route_needs needs;
 	enum dt_family shape, first;
 	const char *body;
 	char err[256];
@@ -45,6 +49,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	check_json(body, size);
+	dt_traits_of(&r, "app", &needs);
+	if ((needs.caps & ~(DT_CAP_TOOLS | DT_CAP_IMAGES | DT_CAP_JSON)) ||
+	    (!needs.conversation && (r.system || r.n_messages)))
+		abort();
 	for (int i = 0; i < 3; i++) {
 		enum dt_family to = (enum dt_family)((first + i) % 3);
 		size_t len;
