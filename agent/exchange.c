@@ -37,8 +37,8 @@
 #include "hedge.h"
 #include "json.h"
 #include "log.h"
-#include "pacer.h"
 #include "metrics.h"
+#include "pacer.h"
 #include "proxy_int.h"
 #include "quality.h"
 #include "ratebudget.h"
@@ -226,8 +226,6 @@ static struct attempt *other_live(struct exchange *ex, const struct attempt *at)
 /* ---- the request's record (reqrec.h) ------------------------------------------- */
 
 _Static_assert(DT_REQREC_ATTEMPTS >= MAX_ATTEMPTS, "every attempt has its entry");
-/* The request body goes to the access log up to this, when it asks. */
-#define PROMPT_MAX      (64 * 1024)
 
 static uint64_t since_arrival(const struct exchange *ex)
 {
@@ -237,7 +235,6 @@ static uint64_t since_arrival(const struct exchange *ex)
 static void record_start(struct exchange *ex)
 {
 	struct dt_proxy *p = ex->s->p;
-	size_t n = evbuffer_get_length(ex->req->body);
 	struct timespec wall;
 	struct dt_reqrec *r;
 
@@ -255,15 +252,8 @@ static void record_start(struct exchange *ex)
 	r->path_len = strcspn(ex->req->target, "?");
 	r->model = ex->model ? strdup(ex->model) : NULL;
 	r->stream = ex->stream;
-	if (p->alog && dt_accesslog_prompts(p->alog)) {
-		size_t keep = n < PROMPT_MAX ? n : PROMPT_MAX;
-		ev_ssize_t got;
-
-		if ((r->prompt = malloc(keep ? keep : 1))) {
-			got = evbuffer_copyout(ex->req->body, r->prompt, keep);
-			r->prompt_len = got > 0 ? (size_t)got : 0;
-		}
-	}
+	if (p->alog && dt_accesslog_prompts(p->alog))
+		dt_reqrec_keep_prompt(r, ex->req->body);
 }
 
 /* An attempt is sent: its entry (none when its model cannot be copied). */
@@ -286,28 +276,12 @@ static void record_attempt(struct attempt *at)
 	}
 }
 
-/* Whom an outcome blames, when the answer's body did not say. */
-static enum dt_blame blame_of(enum dt_outcome_kind kind)
-{
-	switch (kind) {
-	case DT_OUTCOME_OK:
-	case DT_OUTCOME_CANCELLED:
-		return DT_BLAME_NONE;
-	case DT_OUTCOME_RATE_LIMITED:
-		return DT_BLAME_RATE_LIMIT;
-	case DT_OUTCOME_KEY_REFUSED:
-		return DT_BLAME_KEY;
-	default:
-		return DT_BLAME_PROVIDER;
-	}
-}
-
 static void record_attempt_end(struct attempt *at, enum dt_outcome_kind kind)
 {
 	if (!at->rec)
 		return;
 	at->rec->outcome = kind;
-	at->rec->blame = at->blame != DT_BLAME_NONE ? at->blame : blame_of(kind);
+	at->rec->blame = at->blame != DT_BLAME_NONE ? at->blame : dt_reqrec_blame_of(kind);
 	at->rec->status = at->status;
 	at->rec->end_ns = since_arrival(at->ex);
 }
@@ -321,21 +295,6 @@ static void record_answer(struct exchange *ex, int status, struct dt_reqrec_atte
 	ex->rec->served = from ? (int)(from - ex->rec->attempts) : -1;
 	ex->rec->ttft_ns = since_arrival(ex);
 	ex->rec->failover = from && ex->failures > 0;
-}
-
-/* An answer's usage, added to the request's (its failovers' answers cost too). */
-static void record_usage(struct exchange *ex, const struct dt_xusage *u)
-{
-	struct dt_xusage *sum;
-
-	if (!ex->rec || !u->known)
-		return;
-	sum = &ex->rec->usage;
-	sum->known = true;
-	sum->input_tokens += u->input_tokens;
-	sum->cached_input_tokens += u->cached_input_tokens;
-	sum->cache_write_tokens += u->cache_write_tokens;
-	sum->output_tokens += u->output_tokens;
 }
 
 /* The request is over: counted, and logged. */
@@ -495,7 +454,8 @@ static void account(struct attempt *at)
 
 	if (!metered(ex))
 		return;
-	record_usage(ex, u);
+	if (ex->rec)
+		dt_reqrec_add_usage(ex->rec, u);
 	if (dt_spend_add(ex->s->p->spend, &k, u, NULL))
 		log_warn("proxy: the cost of an answer of %s is not counted: out of memory",
 			 member_name(at));

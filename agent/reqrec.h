@@ -19,6 +19,8 @@
 
 #define DT_REQREC_ATTEMPTS 8
 
+struct evbuffer;
+
 /* One member asked. */
 struct dt_reqrec_attempt {
 	const char *provider;          /* its name (the session's configuration) */
@@ -57,6 +59,16 @@ struct dt_reqrec {
 
 /* What the record owns. */
 void dt_reqrec_free(struct dt_reqrec *r);
+
+/* The request body as the prompt, up to DT_REQREC_PROMPT_MAX bytes (none
+ * when out of memory). */
+#define DT_REQREC_PROMPT_MAX (64 * 1024)
+void dt_reqrec_keep_prompt(struct dt_reqrec *r, struct evbuffer *body);
+/* An answer's usage, added to the request's (a failover's refused answer
+ * costs too); nothing when it is not known. */
+void dt_reqrec_add_usage(struct dt_reqrec *r, const struct dt_xusage *u);
+/* Whom an outcome blames when no answer body said. */
+enum dt_blame dt_reqrec_blame_of(enum dt_outcome_kind k);
 
 /* "ok", "server_error", ... for an outcome; "request", "key", ... for a
  * blame (NONE: "none"). */
