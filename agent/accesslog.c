@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "accesslog.h"
@@ -91,21 +90,48 @@ uint64_t dt_accesslog_failures(const struct dt_accesslog *l)
 	return l->failures;
 }
 
+/* Milliseconds with three decimals ("7.015"), from nanoseconds: integer
+ * arithmetic, no floating-point formatting (a line is built per request). */
 static void put_ms(struct dt_jbuf *b, const char *key, uint64_t ns)
 {
+	uint64_t us = ns / 1000;
+	char frac[3] = { (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10), (char)('0' + us % 10) };
+
 	dt_jbuf_key(b, key);
-	dt_jbuf_num(b, (double)(ns / 1000) / 1000.0);
+	dt_jbuf_int(b, (int64_t)(us / 1000));
+	dt_jbuf_lit(b, ".");
+	dt_jbuf_put(b, frac, sizeof(frac));
 }
 
+/* Two digits of a date or time. */
+static void put2(char *at, unsigned v)
+{
+	at[0] = (char)('0' + v / 10 % 10);
+	at[1] = (char)('0' + v % 10);
+}
+
+/* "2026-11-25T02:27:07.263Z" from unix milliseconds: the civil date of a
+ * day count in the proleptic Gregorian calendar (eras of 400 years). */
 static void put_time(struct dt_jbuf *b, int64_t wall_ms)
 {
-	time_t secs = (time_t)(wall_ms / 1000);
-	char text[48];
-	struct tm tm;
+	int64_t secs = wall_ms / 1000, days = secs / 86400, rem = secs % 86400;
+	int64_t z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+	unsigned doe = (unsigned)(z - era * 146097);
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+	unsigned day = doy - (153 * mp + 2) / 5 + 1, month = mp < 10 ? mp + 3 : mp - 9;
+	int64_t year = (int64_t)yoe + era * 400 + (month <= 2);
+	char text[] = "0000-00-00T00:00:00.000Z";
 
-	gmtime_r(&secs, &tm);
-	strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(text + strlen(text), sizeof(text) - strlen(text), ".%03dZ", (int)(wall_ms % 1000));
+	put2(text, (unsigned)(year / 100));
+	put2(text + 2, (unsigned)(year % 100));
+	put2(text + 5, month);
+	put2(text + 8, day);
+	put2(text + 11, (unsigned)(rem / 3600));
+	put2(text + 14, (unsigned)(rem / 60 % 60));
+	put2(text + 17, (unsigned)(rem % 60));
+	text[20] = (char)('0' + wall_ms % 1000 / 100);
+	put2(text + 21, (unsigned)(wall_ms % 100));
 	dt_jbuf_key(b, "time");
 	dt_jbuf_str(b, text);
 }

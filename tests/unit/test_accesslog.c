@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <setjmp.h>
 #include <cmocka.h>
@@ -95,6 +96,34 @@ static void test_a_failover_line(void **state)
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "tokens"), "cached_input")), 4);
 	assert_null(json_object_get(o, "prompt"));
 	json_decref(o);
+}
+
+/* The time, written without gmtime: as gmtime says it, leap days and
+ * century years included. */
+static void test_time_as_gmtime_says(void **state)
+{
+	struct dt_reqrec r;
+
+	(void)state;
+	failover_record(&r);
+	for (int64_t t = 0; t < 4102444800000ll; t += 86400000ll * 17 + 3723456) {
+		int64_t when[] = { t, 951782400000ll + t % 86400000, 4107542399999ll - t % 1000 };
+
+		for (size_t i = 0; i < 3; i++) {
+			time_t secs = (time_t)(when[i] / 1000);
+			char want[40];
+			struct tm tm;
+			json_t *o;
+
+			gmtime_r(&secs, &tm);
+			strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%S", &tm);
+			snprintf(want + 19, sizeof(want) - 19, ".%03dZ", (int)(when[i] % 1000));
+			r.wall_ms = when[i];
+			o = parse_line(&r);
+			assert_string_equal(str(o, "time"), want);
+			json_decref(o);
+		}
+	}
 }
 
 static void test_nothing_answered(void **state)
@@ -203,6 +232,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_a_failover_line),
+		cmocka_unit_test(test_time_as_gmtime_says),
 		cmocka_unit_test(test_nothing_answered),
 		cmocka_unit_test(test_the_prompt_when_carried_escaped),
 		cmocka_unit_test(test_written_counted_reopened),
