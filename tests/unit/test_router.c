@@ -1096,6 +1096,30 @@ static void test_sticky_fallback_and_move(void **state)
 	dt_router_free(r);
 }
 
+/* Its member out of rate-limit budget: placed by the strategy, before
+ * the 429 would come. */
+static void test_sticky_leaves_a_member_without_budget(void **state)
+{
+	struct dt_router *r = router_tiered(DT_STRATEGY_PRIORITY, true);
+	const struct dt_route_needs conv = { .conversation = 0x1234 };
+	struct budget_bed bed = { budgets(0, 1, 0, 0), 0, 10 };
+	const struct dt_plan_budget b = { bed_usable_at, &bed };
+	struct dt_plan_notes notes;
+	struct dt_attempt out[8];
+
+	(void)state;
+	answered(r, GROQ, &conv, 0);
+	dt_router_plan_budgeted(r, OPENAI, MINI, &conv, 0, 1 * SEC, &b, out, 8, &notes);
+	assert_int_equal(out[0].provider_id, GROQ);
+	assert_int_equal(notes.sticky, DT_STICKY_HIT);
+	spend(bed.rb, GROQ, DETOUR, 1 * SEC);
+	dt_router_plan_budgeted(r, OPENAI, MINI, &conv, 0, 2 * SEC, &b, out, 8, &notes);
+	assert_int_equal(out[0].provider_id, OPENAI);
+	assert_int_equal(notes.sticky, DT_STICKY_MOVED);
+	dt_rb_free(bed.rb);
+	dt_router_free(r);
+}
+
 /* Degraded (its calls slow) is usable, but not healthy: the conversation
  * goes to a healthy member while it is. */
 static void test_sticky_leaves_a_degraded_member(void **state)
@@ -1202,6 +1226,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sticky_conversation_stays, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sticky_fallback_and_move, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sticky_leaves_a_degraded_member, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sticky_leaves_a_member_without_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sticky_expires, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sticky_survives_set_classes, setup, teardown),
 	};
