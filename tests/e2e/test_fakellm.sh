@@ -4,7 +4,7 @@
 # results in the three families, streamed and not, JSON mode, the answer
 # faults (empty, length, filter, not_json), strict request checks (400 in
 # each family's shape), last_request and the token counters in /stats, and
-# the refuse fault (listeners closed, then bound again). No detourd, no BPF: curl
+# the refuse fault (listeners closed, then bound again), the --rpm limit. No detourd, no BPF: curl
 # against fakellm on 127.0.0.1 in the provider namespace.
 . "$(dirname "$0")/lib.sh"
 e2e_init "$@"
@@ -12,6 +12,7 @@ e2e_require fakellm
 
 fake_start F --plain 127.0.0.1:8080 || exit 1
 fake_start P --plain 127.0.0.1:8081 --path-prefix=/gemini || exit 1
+fake_start R --plain 127.0.0.1:8082 --rpm=2 || exit 1
 
 # ---- requests and answers, family-neutral -------------------------------------
 #
@@ -443,5 +444,24 @@ check "refuse: the admin listener still answers" "fault $(fake_admin F GET /faul
 fake_fault F '{"mode":"ok"}'
 r=$(in_prov curl -sS --max-time 3 -o /dev/null -w '%{http_code}' "$BASE/v1/models" 2>&1)
 check "refuse ended by the next fault: the same port answers again" "curl said '$r'" [ "$r" = 200 ]
+
+# ---- --rpm: a real limit ------------------------------------------------------------
+
+R=http://127.0.0.1:8082
+rpm_ask() {
+	in_prov curl -sS --max-time 5 -D "$W/rh" -o /dev/null -w '%{http_code}' -H 'content-type: application/json' \
+		--data-binary '{"model":"m","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}' "$R$1"
+}
+hdr() { tr -d '\r' <"$W/rh" | awk -F': ' -v h="$1" 'tolower($1) == h { print $2 }'; }
+c1=$(rpm_ask /v1/chat/completions); left1=$(hdr x-ratelimit-remaining-requests)
+c2=$(rpm_ask /v1/messages); left2=$(hdr anthropic-ratelimit-requests-remaining)
+c3=$(rpm_ask /v1/chat/completions)
+check "--rpm 2: two answers, the limit and what is left in the headers, then 429 with retry-after" \
+	"codes $c1 $c2 $c3, left $left1 $left2, limit $(hdr x-ratelimit-limit-requests), retry-after $(hdr retry-after)" \
+	[ "$c1 $c2 $c3 $left1 $left2 $(hdr x-ratelimit-limit-requests)" = "200 200 429 1 0 2" ] && [ "$(hdr retry-after)" -ge 59 ]
+c4=$(in_prov curl -sS --max-time 5 -o /dev/null -w '%{http_code}' "$R/v1/models")
+s=$(stats R)
+check "--rpm: model lists are not limited; the 429 shows in by_status" "models $c4, by_status $(jget "$s" by_status)" \
+	[ "$c4 $(jget "$s" by_status.429) $(jget "$s" by_status.200)" = "200 1 3" ]
 
 e2e_finish

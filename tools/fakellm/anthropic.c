@@ -389,13 +389,19 @@ static const char *reset_in_one_second(void)
 static void anthropic_headers(struct evbuffer *out, const struct fl_meta *m)
 {
 	uint64_t tokens = m->tokens < TOKEN_LIMIT ? m->tokens : TOKEN_LIMIT;
-	char limited_reset[32];
-	const char *reset = reset_in_one_second();
+	char limited_reset[32], requests_reset[32];
+	const char *reset = reset_in_one_second(), *reset_requests = reset;
+	int limit = m->rpm_limit ? (int)m->rpm_limit : REQUEST_LIMIT;
 
 	if (m->limited) {
 		fl_format_rfc3339(limited_reset, sizeof(limited_reset),
 				  time(NULL) + (m->retry_after > 0 ? m->retry_after : 1));
-		reset = limited_reset;
+		reset = reset_requests = limited_reset;
+	} else if (m->rpm_limit) {
+		/* under --rpm: when the minute's oldest request leaves it */
+		fl_format_rfc3339(requests_reset, sizeof(requests_reset),
+				  time(NULL) + (time_t)((m->rpm_reset_ms + 999) / 1000));
+		reset_requests = requests_reset;
 	}
 	evbuffer_add_printf(out,
 			    "request-id: %s\r\n"
@@ -406,7 +412,8 @@ static void anthropic_headers(struct evbuffer *out, const struct fl_meta *m)
 			    "anthropic-ratelimit-tokens-remaining: %llu\r\n"
 			    "anthropic-ratelimit-tokens-reset: %s\r\n",
 			    m->request_id,
-			    REQUEST_LIMIT, m->limited ? 0 : REQUEST_LIMIT - 1, reset,
+			    limit, m->limited ? 0 : m->rpm_limit ? (int)m->rpm_left : REQUEST_LIMIT - 1,
+			    reset_requests,
 			    TOKEN_LIMIT, m->limited ? 0ULL : (unsigned long long)(TOKEN_LIMIT - tokens),
 			    reset);
 }

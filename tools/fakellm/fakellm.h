@@ -34,6 +34,7 @@
 #define FL_STATS_BODY_MAX   (64 * 1024)       /* last request body kept for /stats */
 #define FL_MAX_WORDS        4096              /* longest answer, in words */
 #define FL_DEFAULT_WORDS    16
+#define FL_MAX_RPM          1000000           /* --rpm */
 /* Unparsed input kept while a reply is in progress before reading stops. */
 #define FL_INPUT_HIGH       (256 * 1024)
 /* Pipelined requests wait while the client leaves this much unread. */
@@ -160,6 +161,22 @@ void fl_jw_reset(struct fl_jw *w);
 void fl_jw_format(struct fl_jw *w, const char *fmt, ...);
 void fl_jw_free(struct fl_jw *w);
 
+/* ---- requests per minute (rpm.c) ----------------------------------------- */
+
+struct fl_meta;
+
+struct fl_rpm {
+	unsigned limit;               /* 0: none */
+	uint64_t *times;              /* ring of the minute's requests, CLOCK_MONOTONIC ms */
+	size_t head, count;
+};
+
+int fl_rpm_init(struct fl_rpm *r, unsigned limit);
+void fl_rpm_free(struct fl_rpm *r);
+/* Counts a generation request in the minute; false (m->limited, with its
+ * retry-after) when the minute is full. Fills m's rpm fields. */
+bool fl_rpm_admit(struct fl_rpm *r, struct fl_meta *m);
+
 /* ---- server and connections (server.c, http.c) --------------------------- */
 
 struct fl_server {
@@ -177,6 +194,7 @@ struct fl_server {
 	unsigned words;               /* default answer length */
 	bool quiet;
 	struct fl_fault fault;
+	struct fl_rpm rpm;            /* --rpm */
 	struct fl_stats stats;
 	time_t date_at;               /* second the Date header was made for */
 	char date[40];
@@ -221,6 +239,10 @@ struct fl_meta {
 	uint64_t tokens;             /* accounted to this request */
 	bool limited;                /* 429: remaining budgets are zero */
 	int retry_after;             /* seconds; < 0: no header */
+	/* --rpm in force (0: the constant budgets): what is left of it after
+	 * this request, and until the oldest request of the minute leaves */
+	unsigned rpm_limit, rpm_left;
+	uint64_t rpm_reset_ms;
 	struct timeval started;
 };
 

@@ -21,6 +21,7 @@ struct options {
 	const char *path_prefix;
 	const char *pidfile;
 	unsigned words;
+	unsigned rpm;
 	bool quiet;
 };
 
@@ -30,7 +31,7 @@ static void usage(FILE *out)
 		"usage: fakellm --listen ADDR:PORT [--listen ADDR:PORT ...]\n"
 		"               [--tls-cert FILE --tls-key FILE] [--admin ADDR:PORT]\n"
 		"               [--name NAME] [--words N] [--path-prefix /PREFIX]\n"
-		"               [--pidfile FILE] [--quiet]\n"
+		"               [--rpm N] [--pidfile FILE] [--quiet]\n"
 		"A fake OpenAI / Anthropic / Gemini provider with fault injection; see docs/fakellm.md.\n");
 }
 
@@ -45,12 +46,13 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "words", required_argument, NULL, 'w' },
 		{ "path-prefix", required_argument, NULL, 'P' },
 		{ "pidfile", required_argument, NULL, 'p' },
+		{ "rpm", required_argument, NULL, 'r' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char *end;
-	long words;
+	long words, rpm;
 	int opt;
 
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -76,6 +78,14 @@ static int parse_options(int argc, char **argv, struct options *o)
 				return -1;
 			}
 			o->words = (unsigned)words;
+			break;
+		case 'r':
+			rpm = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || rpm < 1 || rpm > FL_MAX_RPM) {
+				fprintf(stderr, "fakellm: --rpm takes 1 to %d\n", FL_MAX_RPM);
+				return -1;
+			}
+			o->rpm = (unsigned)rpm;
 			break;
 		case 'h':
 			usage(stdout);
@@ -148,6 +158,8 @@ int main(int argc, char **argv)
 	srv.path_prefix = o.path_prefix;
 	srv.words = o.words;
 	srv.quiet = o.quiet;
+	if (fl_rpm_init(&srv.rpm, o.rpm) != 0)
+		goto out;
 
 	srv.base = event_base_new();
 	if (!srv.base)
@@ -173,6 +185,7 @@ out:
 	if (sigint)
 		event_free(sigint);
 	fl_jw_free(&srv.body);
+	fl_rpm_free(&srv.rpm);
 	if (srv.base)
 		event_base_free(srv.base);
 	if (pidfile_written)

@@ -395,6 +395,7 @@ static void openai_headers(struct evbuffer *out, const struct fl_meta *m)
 {
 	uint64_t tokens = m->tokens < TOKEN_LIMIT ? m->tokens : TOKEN_LIMIT;
 	char reset_requests[24], reset_tokens[24];
+	int limit = m->rpm_limit ? (int)m->rpm_limit : REQUEST_LIMIT;
 
 	if (m->limited) {
 		uint64_t wait_ms = m->retry_after > 0 ? (uint64_t)m->retry_after * 1000 : 1000;
@@ -402,8 +403,10 @@ static void openai_headers(struct evbuffer *out, const struct fl_meta *m)
 		fl_format_duration_ms(reset_requests, sizeof(reset_requests), wait_ms);
 		fl_format_duration_ms(reset_tokens, sizeof(reset_tokens), wait_ms);
 	} else {
-		/* Budgets refill continuously: one request's share of a minute. */
-		fl_format_duration_ms(reset_requests, sizeof(reset_requests), 60000 / REQUEST_LIMIT);
+		/* Budgets refill continuously: one request's share of a minute;
+		 * under --rpm, when the minute's oldest request leaves it. */
+		fl_format_duration_ms(reset_requests, sizeof(reset_requests),
+				      m->rpm_limit ? m->rpm_reset_ms : 60000 / REQUEST_LIMIT);
 		fl_format_duration_ms(reset_tokens, sizeof(reset_tokens), tokens * 60000 / TOKEN_LIMIT);
 	}
 	evbuffer_add_printf(out,
@@ -416,8 +419,8 @@ static void openai_headers(struct evbuffer *out, const struct fl_meta *m)
 			    "x-ratelimit-remaining-tokens: %llu\r\n"
 			    "x-ratelimit-reset-requests: %s\r\n"
 			    "x-ratelimit-reset-tokens: %s\r\n",
-			    m->request_id, fl_elapsed_ms(&m->started), REQUEST_LIMIT, TOKEN_LIMIT,
-			    m->limited ? 0 : REQUEST_LIMIT - 1,
+			    m->request_id, fl_elapsed_ms(&m->started), limit, TOKEN_LIMIT,
+			    m->limited ? 0 : m->rpm_limit ? (int)m->rpm_left : REQUEST_LIMIT - 1,
 			    m->limited ? 0ULL : (unsigned long long)(TOKEN_LIMIT - tokens),
 			    reset_requests, reset_tokens);
 }

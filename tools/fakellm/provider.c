@@ -584,7 +584,9 @@ void fl_provider_handle(struct fl_conn *c)
 	case FL_ROUTE_MESSAGES:
 	case FL_ROUTE_GEMINI_GENERATE:
 	case FL_ROUTE_GEMINI_STREAM:
-		if (method == HTTP_POST)
+		if (method == HTTP_POST && srv->rpm.limit && !fl_rpm_admit(&srv->rpm, &r->meta))
+			reply_status(c, 429);
+		else if (method == HTTP_POST)
 			reply_completion(c, route, &model, fault.mode);
 		else
 			reply_bad_route(c, 405);
