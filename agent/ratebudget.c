@@ -27,6 +27,11 @@ struct bucket {
 
 struct ring {
 	struct bucket b[RING];
+	/* The window's sums as of one second: the routing decisions of that
+	 * second add the buckets up once. A cache, kept right by take and
+	 * settle. */
+	uint64_t summed;        /* that second + 1; 0: none */
+	uint64_t sum[DT_RB_DIMS];
 };
 
 /* What the last answer's headers said of one dimension. */
@@ -200,14 +205,19 @@ static bool in_window(const struct bucket *b, uint64_t now_s)
 	return now_s - b->second <= WINDOW_S;
 }
 
-static uint64_t used_in(const struct ring *r, enum dt_rb_dim d, uint64_t now_s)
+static uint64_t used_in(const struct ring *ring, enum dt_rb_dim d, uint64_t now_s)
 {
-	uint64_t sum = 0;
+	/* the cache only is written: every ring is allocated writable */
+	struct ring *r = (struct ring *)ring;
 
-	for (size_t i = 0; i < RING; i++)
-		if (in_window(&r->b[i], now_s))
-			sum += r->b[i].n[d];
-	return sum;
+	if (r->summed != now_s + 1) {
+		memset(r->sum, 0, sizeof(r->sum));
+		for (size_t i = 0; i < RING; i++)
+			for (int k = 0; k < DT_RB_DIMS && in_window(&r->b[i], now_s); k++)
+				r->sum[k] += r->b[i].n[k];
+		r->summed = now_s + 1;
+	}
+	return r->sum[d];
 }
 
 /* When the oldest usage in the window leaves it; UINT64_MAX: none there. */
@@ -225,24 +235,31 @@ static uint64_t next_expiry(const struct ring *r, uint64_t now_s)
 	return at;
 }
 
-static struct bucket *bucket_at(struct ring *r, uint64_t second)
-{
-	struct bucket *b = &r->b[second % RING];
-
-	if (b->second != second)
-		*b = (struct bucket){ .second = second };
-	return b;
-}
-
 /* Add delta to dimension d of the bucket of `second`, if it is still that
- * second's (a correction after the window moved on changes nothing). */
+ * second's (a correction after the window moved on changes nothing), and
+ * to the cached sums it is part of. */
 static void adjust(struct ring *r, uint64_t second, enum dt_rb_dim d, int64_t delta)
 {
 	struct bucket *b = &r->b[second % RING];
+	uint64_t before = b->n[d];
 
 	if (b->second != second)
 		return;
-	b->n[d] = delta < 0 && (uint64_t)-delta > b->n[d] ? 0 : b->n[d] + (uint64_t)delta;
+	b->n[d] = delta < 0 && (uint64_t)-delta > before ? 0 : before + (uint64_t)delta;
+	if (r->summed && in_window(b, r->summed - 1))
+		r->sum[d] = r->sum[d] + b->n[d] - before;
+}
+
+/* Count n more of dimension d in the bucket of `second`. */
+static void count(struct ring *r, uint64_t second, enum dt_rb_dim d, uint64_t n)
+{
+	struct bucket *b = &r->b[second % RING];
+
+	if (b->second != second) {
+		*b = (struct bucket){ .second = second };
+		r->summed = 0; /* the slot's old second may be in the sums */
+	}
+	adjust(r, second, d, (int64_t)n);
 }
 
 /* ---- budgets ------------------------------------------------------------- */
@@ -388,9 +405,9 @@ void dt_rb_take(struct dt_rb *rb, const struct dt_rb_demand *d, uint64_t now,
 		return;
 	b = (struct budget *)v.b;
 	for (int dim = 0; dim < DT_RB_DIMS; dim++) {
-		bucket_at(&b->total, s)->n[dim] += demand_of(d, dim);
+		count(&b->total, s, dim, demand_of(d, dim));
 		if (b->apps)
-			bucket_at(&b->apps[v.app], s)->n[dim] += demand_of(d, dim);
+			count(&b->apps[v.app], s, dim, demand_of(d, dim));
 		b->heard[dim].since += demand_of(d, dim);
 	}
 	b->seen = true;

@@ -9,7 +9,10 @@
  * cheapest class, a cheapest class with capability tiers (a request with
  * tools, which half the members lack), a sticky weighted class (a
  * conversation going back to its member); and what reading a request's
- * needs costs (dt_traits_of on a parsed three-turn chat with tools).
+ * needs costs (dt_traits_of on a parsed three-turn chat with tools). With
+ * rate-limit budgets: the check of one decision (dt_rb_fit_at for each of
+ * the 10 members, each with rpm and tpm, traffic and headers of the minute,
+ * two applications holding shares), and the priority plan weighing them.
  *
  * Each figure is the fastest block's mean per decision: the work is pure
  * CPU, so the slowest blocks measure only the neighbours.
@@ -23,6 +26,7 @@
 #include <time.h>
 
 #include "balance.h"
+#include "ratebudget.h"
 #include "router.h"
 #include "traits.h"
 
@@ -74,6 +78,9 @@ struct decision {
 	/* plans */
 	struct dt_router *router;
 	struct dt_route_needs needs;
+	const struct dt_plan_budget *budget; /* NULL: none */
+	/* the budget check */
+	struct dt_rb *rb;
 	/* traits */
 	struct dt_xrequest *request;
 };
@@ -99,10 +106,69 @@ static uint64_t run_plan(struct decision *d, long reps)
 	uint64_t sink = 0;
 
 	for (long r = 0; r < reps; r++) {
-		dt_router_plan(d->router, 0, "model-0", &d->needs, (uint64_t)r, NOW, plan, MEMBERS, &notes);
+		dt_router_plan_budgeted(d->router, 0, "model-0", &d->needs, (uint64_t)r, NOW, d->budget,
+					plan, MEMBERS, &notes);
 		sink += plan[0].provider_id;
 	}
 	return sink;
+}
+
+static uint64_t budget_usable_at(void *ctx, uint32_t provider_id, uint32_t key_slot, uint64_t now)
+{
+	struct dt_rb_demand d = { provider_id, key_slot, 0, 1500 };
+
+	return dt_rb_fit_at(ctx, &d, now);
+}
+
+static uint64_t run_budget(struct decision *d, long reps)
+{
+	uint64_t sink = 0;
+
+	for (long r = 0; r < reps; r++)
+		for (uint32_t id = 0; id < MEMBERS; id++)
+			sink += budget_usable_at(d->rb, id, DT_KEY_SLOT_DETOUR, NOW);
+	return sink;
+}
+
+/* Budgets of providers 0-9 with rpm and tpm, two applications holding
+ * shares, 60 requests in the window behind each and one answer's headers. */
+static struct dt_rb *busy_budgets(void)
+{
+	static bool used[DT_MAX_PROVIDERS];
+	static struct dt_rb_provider_cfg providers[DT_MAX_PROVIDERS];
+	static uint8_t share[2][DT_MAX_PROVIDERS];
+	static bool own_key[2][DT_MAX_PROVIDERS];
+	const struct dt_rb_app_cfg apps[2] = { { "chat", share[0], own_key[0] },
+					       { "batch", share[1], own_key[1] } };
+	struct dt_rb *rb = dt_rb_new();
+	struct dt_ratelimit rl;
+
+	for (uint32_t id = 0; id < MEMBERS; id++) {
+		used[id] = true;
+		providers[id].limit[DT_RB_REQUESTS] = 100000;
+		providers[id].limit[DT_RB_TOKENS] = 100000000;
+		share[0][id] = 30;
+		share[1][id] = 20;
+	}
+	if (!rb || dt_rb_configure(rb, used, providers, apps, 2)) {
+		fprintf(stderr, "route_cost: out of memory\n");
+		exit(1);
+	}
+	dt_ratelimit_init(&rl);
+	rl.limits[DT_RL_REQUESTS] = (struct dt_rl_limit){ 90000, 30000, 100000 };
+	for (uint64_t t = 60; t > 0; t--) {
+		for (uint32_t id = 0; id < MEMBERS; id++) {
+			struct dt_rb_demand d = { id, DT_KEY_SLOT_DETOUR, (uint32_t)(t % 3), 1500 };
+			struct dt_rb_ticket tk;
+
+			dt_rb_take(rb, &d, NOW - t * 10000000ull, &tk);
+			if (t == 1)
+				dt_rb_headers(rb, &tk, &rl, NOW - t * 10000000ull);
+			else
+				dt_rb_settle(rb, &tk, 900);
+		}
+	}
+	return rb;
 }
 
 static uint64_t run_traits(struct decision *d, long reps)
@@ -214,6 +280,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	struct dt_health *health = dt_health_new(NULL, NULL, NULL);
+	struct decision budget_check = { .run = run_budget, .rb = busy_budgets() };
+	const struct dt_plan_budget budget = { budget_usable_at, budget_check.rb };
 	struct dt_xrequest request;
 	char err[200];
 	struct {
@@ -225,6 +293,7 @@ int main(int argc, char **argv)
 		{ "weighted", { .run = run_plan } },
 		{ "tiered", { .run = run_plan, .needs = { .caps = DT_CAP_TOOLS, .tokens = 2000 } } },
 		{ "sticky", { .run = run_plan, .needs = { .conversation = 42 } } },
+		{ "priority_budgeted", { .run = run_plan, .budget = &budget } },
 	};
 	struct decision traits = { .run = run_traits, .request = &request };
 	const struct dt_attempt stuck = { 7, "model-7", DT_KEY_SLOT_DETOUR, false };
@@ -239,6 +308,7 @@ int main(int argc, char **argv)
 	plans[2].d.router = make_router(health, DT_STRATEGY_WEIGHTED, false, false);
 	plans[3].d.router = make_router(health, DT_STRATEGY_CHEAPEST, true, false);
 	plans[4].d.router = make_router(health, DT_STRATEGY_WEIGHTED, false, true);
+	plans[5].d.router = make_router(health, DT_STRATEGY_PRIORITY, false, false);
 	dt_router_stick(plans[4].d.router, &stuck, &plans[4].d.needs, NOW);
 	if (!decides_as_meant(&plans[3].d, &plans[4].d)) {
 		fprintf(stderr, "route_cost: the tiered or sticky plan is not what it is meant to measure\n");
@@ -257,7 +327,9 @@ int main(int argc, char **argv)
 		printf(" %s %.0f", plans[i].name, decision_ns(&plans[i].d, reps, blocks));
 		dt_router_free(plans[i].d.router);
 	}
+	printf("; budget check %.0f", decision_ns(&budget_check, reps, blocks));
 	printf("; request needs %.0f\n", decision_ns(&traits, reps, blocks));
+	dt_rb_free(budget_check.rb);
 	dt_xreq_free(&request);
 	dt_health_free(health);
 	return 0;

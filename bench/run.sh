@@ -16,7 +16,8 @@
 #   translation  bench/xlate_cost: µs per translated 4 KB request and per
 #                streamed event, next to the same-family passthrough
 #   routing      bench/route_cost: ns per load-balancing decision, 10 members,
-#                each strategy; whole plans (tiered, sticky); a request's needs
+#                each strategy; whole plans (tiered, sticky, with rate-limit
+#                budgets); the budget check; a request's needs
 #   uplink       bench/uplink_cost: ns the uplink XDP program costs a frame
 #   fakellm      bench/fakellm-rps.sh: the fake provider's request rate
 #   transitions  bench/transition.sh: the health engine's verdicts under load
