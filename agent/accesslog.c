@@ -212,6 +212,10 @@ char *dt_accesslog_line(const struct dt_reqrec *r, size_t *len)
 		dt_jbuf_int(&b, r->usage.output_tokens);
 		dt_jbuf_lit(&b, "}");
 	}
+	if (r->usage.known && r->priced) {
+		dt_jbuf_key(&b, "cost_usd");
+		dt_jbuf_num(&b, (double)r->cost_pico / 1e12);
+	}
 	if (r->prompt) {
 		dt_jbuf_key(&b, "prompt");
 		dt_jbuf_strn(&b, r->prompt, r->prompt_len);

@@ -455,7 +455,7 @@ static void account(struct attempt *at)
 	if (!metered(ex))
 		return;
 	if (ex->rec)
-		dt_reqrec_add_usage(ex->rec, u);
+		dt_reqrec_add_usage(ex->rec, u, NULL);
 	if (dt_spend_add(ex->s->p->spend, &k, u, NULL))
 		log_warn("proxy: the cost of an answer of %s is not counted: out of memory",
 			 member_name(at));

@@ -26,10 +26,13 @@ void dt_reqrec_keep_prompt(struct dt_reqrec *r, struct evbuffer *body)
 	r->prompt_len = got > 0 ? (size_t)got : 0;
 }
 
-void dt_reqrec_add_usage(struct dt_reqrec *r, const struct dt_xusage *u)
+void dt_reqrec_add_usage(struct dt_reqrec *r, const struct dt_xusage *u, const struct dt_price *p)
 {
 	if (!u->known)
 		return;
+	r->priced = (r->priced || !r->usage.known) && p;
+	if (p)
+		r->cost_pico += dt_spend_cost_pico(u, p);
 	r->usage.known = true;
 	r->usage.input_tokens += u->input_tokens;
 	r->usage.cached_input_tokens += u->cached_input_tokens;

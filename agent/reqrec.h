@@ -15,6 +15,7 @@
 #include "detour.h"
 #include "health.h"
 #include "router.h"
+#include "spend.h"
 #include "xlate.h"
 
 #define DT_REQREC_ATTEMPTS 8
@@ -50,7 +51,9 @@ struct dt_reqrec {
 	bool failover;                 /* answered after another member failed */
 	bool broken;                   /* the answer broke after the first byte */
 	unsigned budget_refused;       /* attempts the retry budget did not allow */
-	struct dt_xusage usage;        /* of the answer served (known: false when unread) */
+	struct dt_xusage usage;        /* of its answers, summed (known: false when none was read) */
+	uint64_t cost_pico;            /* what they cost, pico-dollars (spend.h) */
+	bool priced;                   /* every answer with usage had a price: cost_pico is whole */
 	char *prompt;                  /* the request body (owned), only when logged */
 	size_t prompt_len;
 	size_t n_attempts;
@@ -64,9 +67,10 @@ void dt_reqrec_free(struct dt_reqrec *r);
  * when out of memory). */
 #define DT_REQREC_PROMPT_MAX (64 * 1024)
 void dt_reqrec_keep_prompt(struct dt_reqrec *r, struct evbuffer *body);
-/* An answer's usage, added to the request's (a failover's refused answer
- * costs too); nothing when it is not known. */
-void dt_reqrec_add_usage(struct dt_reqrec *r, const struct dt_xusage *u);
+/* An answer's usage and its cost at price p (NULL: no price known), added
+ * to the request's (a failover's refused answer costs too); nothing when
+ * its usage is not known. */
+void dt_reqrec_add_usage(struct dt_reqrec *r, const struct dt_xusage *u, const struct dt_price *p);
 /* Whom an outcome blames when no answer body said. */
 enum dt_blame dt_reqrec_blame_of(enum dt_outcome_kind k);
 

@@ -95,6 +95,12 @@ static void test_a_failover_line(void **state)
 	assert_string_equal(str(json_array_get(a, 1), "outcome"), "ok");
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "tokens"), "cached_input")), 4);
 	assert_null(json_object_get(o, "prompt"));
+	assert_null(json_object_get(o, "cost_usd")); /* no price known */
+	json_decref(o);
+	r.priced = true;
+	r.cost_pico = 1250000;
+	o = parse_line(&r);
+	assert_true(json_real_value(json_object_get(o, "cost_usd")) == 0.00000125);
 	json_decref(o);
 }
 

@@ -34,17 +34,38 @@ static void test_usage_summed(void **state)
 	const struct dt_xusage answered = { .known = true, .input_tokens = 12, .cached_input_tokens = 8,
 					    .output_tokens = 40 };
 	const struct dt_xusage unread = { .known = false, .input_tokens = 99 };
+	const struct dt_price price = { .input = 2000000, .cached_input = 500000, .output = 8000000 };
 
 	(void)state;
-	dt_reqrec_add_usage(&r, &unread);
+	dt_reqrec_add_usage(&r, &unread, &price);
 	assert_false(r.usage.known);
-	dt_reqrec_add_usage(&r, &refused);
-	dt_reqrec_add_usage(&r, &answered);
-	dt_reqrec_add_usage(&r, &unread);
+	dt_reqrec_add_usage(&r, &refused, &price);
+	dt_reqrec_add_usage(&r, &answered, &price);
+	dt_reqrec_add_usage(&r, &unread, &price);
 	assert_true(r.usage.known);
 	assert_int_equal(r.usage.input_tokens, 22);
 	assert_int_equal(r.usage.cached_input_tokens, 8);
 	assert_int_equal(r.usage.output_tokens, 43);
+	/* (10 + 4) fresh x 2 + 8 cached x 0.5 + 43 x 8 µ$ */
+	assert_true(r.priced);
+	assert_int_equal(r.cost_pico, 28000000 + 4000000 + 344000000);
+	/* an answer without a price: the sum is no longer the whole cost */
+	dt_reqrec_add_usage(&r, &refused, NULL);
+	assert_false(r.priced);
+	dt_reqrec_add_usage(&r, &refused, &price);
+	assert_false(r.priced);
+}
+
+static void test_unpriced_from_the_start(void **state)
+{
+	struct dt_reqrec r = { .served = -1 };
+	const struct dt_xusage u = { .known = true, .input_tokens = 1 };
+
+	(void)state;
+	dt_reqrec_add_usage(&r, &u, NULL);
+	assert_true(r.usage.known);
+	assert_false(r.priced);
+	assert_int_equal(r.cost_pico, 0);
 }
 
 static void test_prompt_bounded(void **state)
@@ -81,6 +102,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_blame_of_outcomes),
 		cmocka_unit_test(test_usage_summed),
+		cmocka_unit_test(test_unpriced_from_the_start),
 		cmocka_unit_test(test_prompt_bounded),
 	};
 
