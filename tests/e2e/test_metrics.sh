@@ -2,10 +2,10 @@
 # Observability of the re-signing proxy: /metrics scraped during traffic and
 # checked by promtool (the Prometheus text-format parser), its counters equal
 # to the requests sent (per provider; a failover counted when the primary
-# fails, the primary's errors by blame); the JSON-lines access log has one
-# line per request with its attempts, never a key, and the prompt only when
-# asked for; it is reopened on SIGHUP (logrotate); detourctl top shows the
-# application and the providers.
+# fails, the primary's errors by blame, a hedge and its win); the JSON-lines
+# access log has one line per request with its attempts, never a key, and
+# the prompt only when asked for; it is reopened on SIGHUP (logrotate);
+# detourctl top shows the application and the providers.
 . "$(dirname "$0")/lib.sh"
 e2e_init "$@"
 e2e_require detourd fakellm detourctl
@@ -166,7 +166,31 @@ out=$(in_cli "$DETOURCTL" top --once --metrics "127.0.0.1:1" 2>&1); rc=$?
 check "detourctl top: detourd's /metrics unreachable: exit 1, said so" "rc $rc: $out" \
 	eval '[ $rc = 1 ] && grep -q "cannot reach" <<<"$out"'
 
-# 7. a metrics address beyond loopback is refused unless allowed
+# 7. a hedge: the primary slow to answer, Groq asked as well after the hedge
+#    deadline, and first
+proxy_conf "retry_budget_min = 1000
+provider_failures_to_eject = 1000
+hedge_min_ms = 200
+hedge_max_ms = 400"
+conf yes
+reload
+fake_fault A '{"mode":"slow","ttft_ms":3000}'; fake_fault B '{"mode":"slow","ttft_ms":3000}'
+r=$(ask)
+fake_fault A '{"mode":"ok"}'; fake_fault B '{"mode":"ok"}'
+m=$(scrape)
+check "hedge: answered" "$r" [ "$r" = 200 ]
+check "/metrics: the hedge sent to groq, and won" "$(grep '^detour_hedges' <<<"$m" | tr '\n' ' ')" \
+	eval '[ "$(metric "$m" detour_hedges_total "$(labels groq llama-3.3-70b-versatile)")" = 1 ] &&
+	      [ "$(metric "$m" detour_hedges_won_total "$(labels groq llama-3.3-70b-versatile)")" = 1 ]'
+line=$(tail -n 1 "$log")
+check "access log: the hedged request's line" "$line" "$PY" -c 'import json,sys
+o = json.loads(sys.argv[1])
+a = o["attempts"]
+assert o["hedged"] is True and o["served_provider"] == "groq" and o["failover"] is False, o
+assert a[0]["provider"] == "openai" and a[0]["outcome"] == "cancelled" and a[0]["hedge"] is False, a
+assert a[1]["provider"] == "groq" and a[1]["hedge"] is True and a[1]["outcome"] == "ok", a' "$line"
+
+# 8. a metrics address beyond loopback is refused unless allowed
 sed -i "s/^listen = 127.0.0.1:$MPORT/listen = 10.9.8.7:$MPORT/" "$W/detour.conf"
 out=$("$DETOURCTL" -c "$W/detour.conf" status 2>&1)
 check "[metrics] listen on a non-loopback address is refused" "$out" grep -q "not a loopback address" <<<"$out"
