@@ -198,8 +198,10 @@ char *dt_accesslog_line(const struct dt_reqrec *r, size_t *len)
 	dt_jbuf_bool(&b, r->broken);
 	dt_jbuf_key(&b, "budget_refused");
 	dt_jbuf_int(&b, r->budget_refused);
+	if (r->ttfb_ns)
+		put_ms(&b, "ttfb_ms", r->ttfb_ns);
 	if (r->ttft_ns)
-		put_ms(&b, "ttfb_ms", r->ttft_ns);
+		put_ms(&b, "ttft_ms", r->ttft_ns);
 	put_ms(&b, "total_ms", r->total_ns);
 	if (r->usage.known) {
 		dt_jbuf_key(&b, "tokens");

@@ -293,7 +293,7 @@ static void record_answer(struct exchange *ex, int status, struct dt_reqrec_atte
 		return;
 	ex->rec->status = status;
 	ex->rec->served = from ? (int)(from - ex->rec->attempts) : -1;
-	ex->rec->ttft_ns = since_arrival(ex);
+	ex->rec->ttfb_ns = since_arrival(ex);
 	ex->rec->failover = from && ex->failures > 0;
 }
 
@@ -1344,8 +1344,11 @@ static void flush_pending(struct attempt *at)
 /* The first token of a stream came: the health engine's TTFT. */
 static void first_token(struct attempt *at)
 {
-	if (!at->ttft_ns)
-		at->ttft_ns = dt_now_ns() - at->started;
+	if (at->ttft_ns)
+		return;
+	at->ttft_ns = dt_now_ns() - at->started;
+	if (at->ex->rec)
+		at->ex->rec->ttft_ns = since_arrival(at->ex);
 }
 
 static void commit_stream(struct attempt *at)

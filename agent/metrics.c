@@ -16,11 +16,11 @@
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define NS_PER_S 1e9
 
-/* Whole requests take seconds to minutes; first bytes, tens of ms to seconds. */
+/* Whole requests take seconds to minutes; first tokens, tens of ms to seconds. */
 static const double duration_bounds[] = { 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300 };
-static const double ttfb_bounds[] = { 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 };
+static const double ttft_bounds[] = { 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 };
 _Static_assert(ARRAY_SIZE(duration_bounds) <= DT_PROM_MAX_BUCKETS, "too many buckets");
-_Static_assert(ARRAY_SIZE(ttfb_bounds) <= DT_PROM_MAX_BUCKETS, "too many buckets");
+_Static_assert(ARRAY_SIZE(ttft_bounds) <= DT_PROM_MAX_BUCKETS, "too many buckets");
 
 /* Status classes of the code label: none (the client left first), 1xx..5xx. */
 #define N_CODES 6
@@ -40,7 +40,7 @@ struct series {
 	uint64_t attempts;
 	uint64_t errors[N_BLAMES];
 	uint64_t failovers, hedges, hedges_won, retries_refused;
-	struct dt_prom_hist duration, ttfb;
+	struct dt_prom_hist duration, ttft;
 };
 
 /* A (provider, model) the configuration names, and its class. */
@@ -217,7 +217,7 @@ void dt_metrics_request(struct dt_metrics *m, const struct dt_reqrec *r)
 		dt_prom_observe(&s->duration, duration_bounds, ARRAY_SIZE(duration_bounds),
 				(double)r->total_ns / NS_PER_S);
 		if (r->ttft_ns)
-			dt_prom_observe(&s->ttfb, ttfb_bounds, ARRAY_SIZE(ttfb_bounds),
+			dt_prom_observe(&s->ttft, ttft_bounds, ARRAY_SIZE(ttft_bounds),
 					(double)r->ttft_ns / NS_PER_S);
 	}
 	for (size_t i = 0; i < r->n_attempts; i++) {
@@ -333,9 +333,9 @@ void dt_metrics_render(const struct dt_metrics *m, struct evbuffer *out)
 	histogram_family(m, out, "detour_request_duration_seconds",
 			 "Time from a request's arrival to the end of its answer.",
 			 offsetof(struct series, duration), duration_bounds, ARRAY_SIZE(duration_bounds));
-	histogram_family(m, out, "detour_time_to_first_byte_seconds",
-			 "Time from a request's arrival to the first byte of its answer (of a stream: its first content).",
-			 offsetof(struct series, ttfb), ttfb_bounds, ARRAY_SIZE(ttfb_bounds));
+	histogram_family(m, out, "detour_time_to_first_token_seconds",
+			 "Time from a streamed request's arrival to the first token of its answer.",
+			 offsetof(struct series, ttft), ttft_bounds, ARRAY_SIZE(ttft_bounds));
 }
 
 /* ---- tokens and cost ------------------------------------------------------------ */

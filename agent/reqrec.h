@@ -45,7 +45,8 @@ struct dt_reqrec {
 	bool stream;
 	int status;                    /* sent to the client; 0: none (it left first) */
 	int served;                    /* the attempt whose answer the client got, -1: none */
-	uint64_t ttft_ns;              /* to the first byte the client got (0: none) */
+	uint64_t ttfb_ns;              /* to the first byte the client got (0: none) */
+	uint64_t ttft_ns;              /* a stream: to its first token (0: none, or not a stream) */
 	uint64_t total_ns;
 	bool hedged;                   /* two attempts raced */
 	bool failover;                 /* answered after another member failed */

@@ -190,7 +190,20 @@ assert o["hedged"] is True and o["served_provider"] == "groq" and o["failover"] 
 assert a[0]["provider"] == "openai" and a[0]["outcome"] == "cancelled" and a[0]["hedge"] is False, a
 assert a[1]["provider"] == "groq" and a[1]["hedge"] is True and a[1]["outcome"] == "ok", a' "$line"
 
-# 8. a metrics address beyond loopback is refused unless allowed
+# 8. a stream: its time to first token in the histogram and the line
+CURL_OUT=/dev/null CURL_W='%{http_code}' ccurl enrolled -H 'content-type: application/json' \
+	-H "authorization: Bearer $KEY_APP" \
+	-d '{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}' \
+	"https://$HOST_OAI/v1/chat/completions" >/dev/null 2>&1
+m=$(scrape)
+check "/metrics: the stream's time to first token observed" "$(grep '^detour_time_to_first_token_seconds_count' <<<"$m" | tr '\n' ' ')" \
+	[ "$(metric "$m" detour_time_to_first_token_seconds_count "$(labels openai gpt-4o-mini)")" = 1 ]
+line=$(tail -n 1 "$log")
+check "access log: the stream's line has its ttft_ms, after its ttfb_ms" "$line" "$PY" -c 'import json,sys
+o = json.loads(sys.argv[1])
+assert o["stream"] is True and 0 < o["ttfb_ms"] <= o["ttft_ms"] <= o["total_ms"], o' "$line"
+
+# 9. a metrics address beyond loopback is refused unless allowed
 sed -i "s/^listen = 127.0.0.1:$MPORT/listen = 10.9.8.7:$MPORT/" "$W/detour.conf"
 out=$("$DETOURCTL" -c "$W/detour.conf" status 2>&1)
 check "[metrics] listen on a non-loopback address is refused" "$out" grep -q "not a loopback address" <<<"$out"

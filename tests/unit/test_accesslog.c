@@ -26,7 +26,7 @@ static void failover_record(struct dt_reqrec *r)
 		.shape = DT_FAMILY_OPENAI, .method = "POST",
 		.path = "/v1/chat/completions?key=AIza-secret", .path_len = 20,
 		.model = "gpt-4o-mini", .status = 200, .served = 1,
-		.ttft_ns = 7015000, .total_ns = 7057000, .failover = true, .n_attempts = 2,
+		.ttfb_ns = 7015000, .total_ns = 7057000, .failover = true, .n_attempts = 2,
 		.usage = { .known = true, .input_tokens = 12, .cached_input_tokens = 4, .output_tokens = 7 },
 	};
 	r->attempts[0] = (struct dt_reqrec_attempt){
@@ -82,6 +82,7 @@ static void test_a_failover_line(void **state)
 	assert_true(json_is_true(json_object_get(o, "failover")));
 	assert_true(json_is_false(json_object_get(o, "hedged")));
 	assert_true(json_real_value(json_object_get(o, "ttfb_ms")) == 7.015);
+	assert_null(json_object_get(o, "ttft_ms")); /* not a stream */
 	assert_true(json_real_value(json_object_get(o, "total_ms")) == 7.057);
 	a = json_object_get(o, "attempts");
 	assert_int_equal(json_array_size(a), 2);

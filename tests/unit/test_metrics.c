@@ -129,8 +129,9 @@ static void test_a_failover_counted(void **state)
 	assert_true(value_of(m, "detour_request_duration_seconds_bucket", "provider=groq,le=0.25") == 0);
 	assert_true(value_of(m, "detour_request_duration_seconds_bucket", "provider=groq,le=0.5") == 2);
 	assert_true(value_of(m, "detour_request_duration_seconds_sum", "provider=groq") == 0.6);
-	assert_true(value_of(m, "detour_time_to_first_byte_seconds_bucket", "provider=groq,le=0.1") == 2);
-	assert_true(value_of(m, "detour_time_to_first_byte_seconds_count", "provider=groq") == 2);
+	assert_true(value_of(m, "detour_time_to_first_token_seconds_bucket", "provider=groq,le=0.05") == 0);
+	assert_true(value_of(m, "detour_time_to_first_token_seconds_bucket", "provider=groq,le=0.1") == 2);
+	assert_true(value_of(m, "detour_time_to_first_token_seconds_count", "provider=groq") == 2);
 	dt_metrics_free(m);
 }
 
