@@ -57,7 +57,8 @@ bool dt_pacer_worth_waiting(const struct dt_pacer *p, const struct dt_rb_demand 
 	const struct dt_rb_provider_cfg *c = pacing(p, d->provider_id);
 
 	return c && p->waiting[d->provider_id] < c->pace_max_queue &&
-	       fit_at <= now + (uint64_t)c->pace_max_wait_ms * NS_PER_MS;
+	       (fit_at <= now + (uint64_t)c->pace_max_wait_ms * NS_PER_MS ||
+		dt_rb_may_fit_sooner(p->rb, d, now));
 }
 
 bool dt_pacer_wait(struct dt_pacer *p, struct dt_pacer_wait *w, uint64_t now)

@@ -35,8 +35,10 @@ struct dt_pacer *dt_pacer_new(const struct dt_rb *rb);
 void dt_pacer_free(struct dt_pacer *p);
 
 /* Is a request that fits d's budget at fit_at (dt_rb_fit_at, > now)
- * better off waiting? Its provider paces, fit_at comes within its
- * longest wait, and its queue has room. */
+ * better off waiting? Its provider paces, its queue has room, and fit_at
+ * comes within its longest wait or the answers in flight there may make
+ * room sooner (dt_rb_may_fit_sooner). The caller polls again whenever an
+ * attempt settles. */
 bool dt_pacer_worth_waiting(const struct dt_pacer *p, const struct dt_rb_demand *d,
 			    uint64_t fit_at, uint64_t now);
 

@@ -47,6 +47,7 @@ struct budget {
 	struct ring *apps;      /* [n_apps + 1] per application, when shares apply; else NULL */
 	struct heard heard[DT_RB_DIMS];
 	uint64_t header_seq;
+	uint64_t pending_tokens;  /* estimates of attempts not settled yet */
 	bool seen;              /* traffic or headers: worth a snapshot row */
 };
 
@@ -393,6 +394,20 @@ uint64_t dt_rb_fit_at(const struct dt_rb *rb, const struct dt_rb_demand *d, uint
 	return at;
 }
 
+bool dt_rb_may_fit_sooner(const struct dt_rb *rb, const struct dt_rb_demand *d, uint64_t now)
+{
+	int64_t requests, tokens, need;
+	struct rb_view v;
+
+	if (!view_of(rb, d, &v) || !v.b->pending_tokens)
+		return false;
+	requests = app_left(&v, DT_RB_REQUESTS, now);
+	tokens = app_left(&v, DT_RB_TOKENS, now);
+	need = (int64_t)d->tokens;
+	return (requests == UNLIMITED || requests >= 1) &&
+	       (tokens == UNLIMITED || need <= tokens + (int64_t)v.b->pending_tokens);
+}
+
 void dt_rb_take(struct dt_rb *rb, const struct dt_rb_demand *d, uint64_t now,
 		struct dt_rb_ticket *t)
 {
@@ -410,6 +425,7 @@ void dt_rb_take(struct dt_rb *rb, const struct dt_rb_demand *d, uint64_t now,
 			count(&b->apps[v.app], s, dim, demand_of(d, dim));
 		b->heard[dim].since += demand_of(d, dim);
 	}
+	b->pending_tokens += d->tokens;
 	b->seen = true;
 	*t = (struct dt_rb_ticket){
 		.gen = rb->gen, .provider_id = d->provider_id, .app = v.app,
@@ -423,11 +439,16 @@ void dt_rb_settle(struct dt_rb *rb, struct dt_rb_ticket *t, int64_t used)
 	struct budget *b;
 	int64_t delta;
 
-	if (t->gen != rb->gen || used < 0) {
+	if (t->gen != rb->gen) {
 		t->gen = 0;
 		return;
 	}
 	b = budget_of(rb, t->provider_id, t->key, t->app);
+	b->pending_tokens -= t->tokens < b->pending_tokens ? t->tokens : b->pending_tokens;
+	if (used < 0) {
+		t->gen = 0;
+		return;
+	}
 	delta = used - (int64_t)t->tokens;
 	adjust(&b->total, t->second, DT_RB_TOKENS, delta);
 	if (b->apps)

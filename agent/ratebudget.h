@@ -81,6 +81,12 @@ uint64_t dt_rb_estimate(size_t body_len, int64_t max_output);
  * reset comes (a re-check time, not a promise). */
 uint64_t dt_rb_fit_at(const struct dt_rb *rb, const struct dt_rb_demand *d, uint64_t now);
 
+/* Could d fit before dt_rb_fit_at's time? When the attempts in flight on
+ * its key settle, their estimates give way to their usage, usually much
+ * less: true when d would fit if they used nothing (its request fitting
+ * now). What makes waiting in a pacing queue worth it. */
+bool dt_rb_may_fit_sooner(const struct dt_rb *rb, const struct dt_rb_demand *d, uint64_t now);
+
 /* A reservation, held by the attempt until it ends. */
 struct dt_rb_ticket {
 	uint64_t gen;           /* the configuration it was taken under; 0: none held */

@@ -4,11 +4,14 @@ with a chosen socket family, prints what getpeername() said, then one HTTP
 request (plain or TLS) and the answer's status and x-fakellm-name.
 
   client.py --addr ADDR --port P [--family 4|6] [--tls --cacert F --sni NAME]
-            [--path /v1/models] [--post JSON] [--timeout S]
+            [--path /v1/models] [--post JSON] [--timeout S] [--abort-after S]
+
+--abort-after: S seconds after sending the request, leave as an application
+killed mid-request does: the connection reset (SO_LINGER 0), no answer read.
 
 Output: one JSON line {"peer": [ip, port], "status": N, "name": "...",
 "error": "..."}; exit 0 when an HTTP status was read."""
-import argparse, json, socket, ssl, sys, time
+import argparse, json, socket, ssl, struct, sys, time
 
 
 def main():
@@ -23,6 +26,7 @@ def main():
     ap.add_argument("--path", default="/v1/models")
     ap.add_argument("--post", default=None)
     ap.add_argument("--timeout", type=float, default=5.0)
+    ap.add_argument("--abort-after", type=float, default=None)
     a = ap.parse_args()
 
     fam = {"4": socket.AF_INET, "6": socket.AF_INET6, None: None}[a.family]
@@ -41,14 +45,21 @@ def main():
             s = ctx.wrap_socket(s, server_hostname=a.sni)
             out["peer_after_tls"] = list(s.getpeername()[:2])
         host = a.host_header or a.sni
+        # an application that is killed had its connection kept alive
+        conn = "" if a.abort_after is not None else "Connection: close\r\n"
         if a.post is not None:
             body = a.post.encode()
             req = ("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                   "Content-Length: %d\r\nConnection: close\r\n\r\n" % (a.path, host, len(body))).encode() + body
+                   "Content-Length: %d\r\n%s\r\n" % (a.path, host, len(body), conn)).encode() + body
         else:
-            req = ("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (a.path, host)).encode()
+            req = ("GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (a.path, host, conn)).encode()
         s.sendall(req)
         buf = b""
+        if a.abort_after is not None:
+            time.sleep(a.abort_after)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            out["error"] = "aborted"
+            buf = b"\r\n\r\n"
         while b"\r\n\r\n" not in buf:
             d = s.recv(65536)
             if not d:

@@ -204,6 +204,40 @@ static void test_queue_bound(void **state)
 	bed_free(&b);
 }
 
+/* tpm 2300, two estimates of 1000 in flight: a third is worth waiting for
+ * (their answers will use less), and is released by the poll after the
+ * first settles, long before the window would let it. */
+static void test_released_by_a_settle(void **state)
+{
+	struct dt_rb_demand big = { P, DT_KEY_SLOT_DETOUR, 1, 1000 };
+	struct dt_rb_ticket t1, t2;
+	struct waiter x;
+	struct bed b;
+
+	(void)state;
+	bed_init(&b, 0, 2000, 10, 0);
+	b.providers[P].limit[DT_RB_TOKENS] = 2300;
+	assert_int_equal(dt_rb_configure(b.rb, b.used, b.providers,
+					 &(struct dt_rb_app_cfg){ "chat", b.share, b.own_key }, 1), 0);
+	dt_rb_take(b.rb, &big, 1 * S, &t1);
+	dt_rb_take(b.rb, &big, 1 * S, &t2);
+	clock_now = 1 * S + 100 * MS;
+	waiter_init(&x, &b, 1);
+	x.w.demand.tokens = 1000;
+	assert_int_equal(dt_rb_fit_at(b.rb, &x.w.demand, clock_now), 62 * S);
+	assert_true(dt_pacer_worth_waiting(b.pacer, &x.w.demand, 62 * S, clock_now));
+	assert_true(dt_pacer_wait(b.pacer, &x.w, clock_now));
+	/* nothing to wake for but its deadline: a settle will poll */
+	assert_int_equal(dt_pacer_poll(b.pacer, clock_now), 3 * S + 100 * MS);
+	clock_now = 1 * S + 700 * MS;
+	dt_rb_settle(b.rb, &t1, 60);
+	dt_pacer_poll(b.pacer, clock_now);
+	assert_int_equal(x.outcome, 1);
+	assert_int_equal(x.at, 1 * S + 700 * MS);
+	dt_rb_settle(b.rb, &t2, 60);
+	bed_free(&b);
+}
+
 /* A client that goes away leaves the queue; the one behind it moves up. */
 static void test_cancel(void **state)
 {
@@ -262,6 +296,7 @@ int main(void)
 		cmocka_unit_test(test_release_just_under_the_limit),
 		cmocka_unit_test(test_bounded_wait_then_overflow),
 		cmocka_unit_test(test_queue_bound),
+		cmocka_unit_test(test_released_by_a_settle),
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_share_skips_the_queue),
 	};

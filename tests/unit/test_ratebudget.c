@@ -185,6 +185,36 @@ static void test_estimate_then_correction(void **state)
 	dt_rb_free(b.rb);
 }
 
+/* tpm = 2300: with two estimates of 1000 in flight a third does not fit
+ * until the window moves, but may as soon as they settle; once they have,
+ * nothing in flight can make room any more. */
+static void test_may_fit_sooner(void **state)
+{
+	struct dt_rb_demand d = demand(2, 1000);
+	struct dt_rb_ticket t1, t2;
+	struct bed b;
+
+	(void)state;
+	bed_init(&b, 0, 2300);
+	assert_false(dt_rb_may_fit_sooner(b.rb, &d, 1 * S));
+	dt_rb_take(b.rb, &d, 1 * S, &t1);
+	dt_rb_take(b.rb, &d, 1 * S, &t2);
+	assert_int_equal(fit_at(&b, 2, 1000, 2 * S), 62 * S);
+	assert_true(dt_rb_may_fit_sooner(b.rb, &d, 2 * S));
+	/* more than the allowance and all in flight: no */
+	assert_false(dt_rb_may_fit_sooner(b.rb, &(struct dt_rb_demand){ P, DT_KEY_SLOT_DETOUR, 2, 2301 },
+					  2 * S));
+	dt_rb_settle(b.rb, &t1, 40);
+	assert_int_equal(fit_at(&b, 2, 1000, 2 * S), 0);
+	dt_rb_take(b.rb, &d, 2 * S, &t1);
+	dt_rb_settle(b.rb, &t1, 1000);
+	dt_rb_settle(b.rb, &t2, 1000);
+	/* 2040 used, nothing in flight */
+	assert_int_not_equal(fit_at(&b, 2, 1000, 3 * S), 0);
+	assert_false(dt_rb_may_fit_sooner(b.rb, &d, 3 * S));
+	dt_rb_free(b.rb);
+}
+
 /* rpm = 10, chat holds 30%: the batch job (no share) gets 7 and is then
  * over budget while chat still gets its 3; chat past its share competes
  * for what is left like anyone. */
@@ -334,6 +364,7 @@ int main(void)
 		cmocka_unit_test(test_window),
 		cmocka_unit_test(test_headers_and_own_counts),
 		cmocka_unit_test(test_estimate_then_correction),
+		cmocka_unit_test(test_may_fit_sooner),
 		cmocka_unit_test(test_shares),
 		cmocka_unit_test(test_keys_apart),
 		cmocka_unit_test(test_snapshot),
