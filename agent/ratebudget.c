@@ -44,7 +44,9 @@ struct heard {
 
 struct budget {
 	struct ring total;
-	struct ring *apps;      /* [n_apps + 1] per application, when shares apply; else NULL */
+	/* [n_apps]: the counts of each application holding a share of this
+	 * key (NULL for the others); NULL when none does */
+	struct ring **apps;
 	struct heard heard[DT_RB_DIMS];
 	uint64_t header_seq;
 	uint64_t pending_tokens;  /* estimates of attempts not settled yet */
@@ -54,7 +56,7 @@ struct budget {
 struct rprovider {
 	struct dt_rb_provider_cfg cfg;
 	struct budget shared[2];        /* DT_RB_KEY_DETOUR, DT_RB_KEY_CLIENT */
-	struct budget *own;             /* [n_apps]: the applications' own keys */
+	struct budget **own;            /* [n_apps]: each application's own key here, NULL if none */
 	uint8_t *share;                 /* [n_apps] percent */
 	bool *own_key;                  /* [n_apps] */
 	bool shares;                    /* some application has a share here */
@@ -89,10 +91,14 @@ static void provider_free(struct rprovider *p, size_t n_apps)
 {
 	if (!p)
 		return;
-	for (size_t i = 0; i < 2; i++)
-		free(p->shared[i].apps);
-	for (size_t a = 0; p->own && a < n_apps; a++)
-		free(p->own[a].apps);
+	for (size_t a = 0; a < n_apps; a++) {
+		for (size_t k = 0; k < 2 && p->shared[k].apps; k++)
+			free(p->shared[k].apps[a]);
+		if (p->own)
+			free(p->own[a]);
+	}
+	for (size_t k = 0; k < 2; k++)
+		free(p->shared[k].apps);
 	free(p->own);
 	free(p->share);
 	free(p->own_key);
@@ -144,7 +150,10 @@ static struct rprovider *provider_new(uint32_t id, const struct dt_rb_provider_c
 		p->share[a] = apps[a].share_percent[id];
 		p->own_key[a] = apps[a].own_key[id];
 		p->shares |= p->share[a] > 0;
-		budget_init(&p->own[a]);
+		if (p->own_key[a] && !(p->own[a] = calloc(1, sizeof(**p->own))))
+			goto fail;
+		if (p->own[a])
+			budget_init(p->own[a]);
 	}
 	for (size_t k = 0; k < 2; k++) {
 		budget_init(&p->shared[k]);
@@ -153,8 +162,11 @@ static struct rprovider *provider_new(uint32_t id, const struct dt_rb_provider_c
 			memcpy(p->shared[k].heard, old->shared[k].heard, sizeof(p->shared[k].heard));
 			p->shared[k].seen = old->shared[k].seen;
 		}
-		if (p->shares && !(p->shared[k].apps = calloc(n_apps + 1, sizeof(struct ring))))
+		if (p->shares && !(p->shared[k].apps = calloc(n, sizeof(*p->shared[k].apps))))
 			goto fail;
+		for (size_t a = 0; p->shares && a < n_apps; a++)
+			if (p->share[a] && !(p->shared[k].apps[a] = calloc(1, sizeof(struct ring))))
+				goto fail;
 	}
 	return p;
 fail:
@@ -280,7 +292,7 @@ static struct budget *budget_of(const struct dt_rb *rb, uint32_t provider_id, en
 
 	if (!p)
 		return NULL;
-	return k == DT_RB_KEY_APP ? &p->own[app] : &p->shared[k];
+	return k == DT_RB_KEY_APP ? p->own[app] : &p->shared[k];
 }
 
 /* The allowance per minute: the lower of what the provider announced and
@@ -316,6 +328,12 @@ static int64_t key_left(const struct rprovider *p, const struct budget *b, enum 
 	return left;
 }
 
+/* An application's counts on key b: NULL when it holds no share there. */
+static struct ring *app_ring(const struct budget *b, uint32_t app, size_t n_apps)
+{
+	return b->apps && app < n_apps ? b->apps[app] : NULL;
+}
+
 /* One application's view of one key. */
 struct rb_view {
 	const struct dt_rb *rb;
@@ -333,10 +351,12 @@ static int64_t reserved_for_others(const struct rb_view *v, enum dt_rb_dim d, ui
 	if (!v->b->apps || limit < 0)
 		return 0;
 	for (uint32_t a = 0; a < v->rb->n_apps; a++) {
-		int64_t guaranteed = limit * v->p->share[a] / 100,
-			used = (int64_t)used_in(&v->b->apps[a], d, second_of(now));
+		int64_t guaranteed = limit * v->p->share[a] / 100, used;
 
-		if (a != v->app && guaranteed > used)
+		if (a == v->app || !v->p->share[a])
+			continue;
+		used = (int64_t)used_in(v->b->apps[a], d, second_of(now));
+		if (guaranteed > used)
 			sum += guaranteed - used;
 	}
 	return sum;
@@ -421,8 +441,8 @@ void dt_rb_take(struct dt_rb *rb, const struct dt_rb_demand *d, uint64_t now,
 	b = (struct budget *)v.b;
 	for (int dim = 0; dim < DT_RB_DIMS; dim++) {
 		count(&b->total, s, dim, demand_of(d, dim));
-		if (b->apps)
-			count(&b->apps[v.app], s, dim, demand_of(d, dim));
+		if (app_ring(b, v.app, rb->n_apps))
+			count(app_ring(b, v.app, rb->n_apps), s, dim, demand_of(d, dim));
 		b->heard[dim].since += demand_of(d, dim);
 	}
 	b->pending_tokens += d->tokens;
@@ -451,8 +471,8 @@ void dt_rb_settle(struct dt_rb *rb, struct dt_rb_ticket *t, int64_t used)
 	}
 	delta = used - (int64_t)t->tokens;
 	adjust(&b->total, t->second, DT_RB_TOKENS, delta);
-	if (b->apps)
-		adjust(&b->apps[t->app], t->second, DT_RB_TOKENS, delta);
+	if (app_ring(b, t->app, rb->n_apps))
+		adjust(app_ring(b, t->app, rb->n_apps), t->second, DT_RB_TOKENS, delta);
 	if (t->header_seq == b->header_seq) {
 		struct heard *h = &b->heard[DT_RB_TOKENS];
 
@@ -537,17 +557,17 @@ size_t dt_rb_snapshot(const struct dt_rb *rb, uint64_t now, struct dt_rb_row *ou
 			if (!worth_a_row(p, b))
 				continue;
 			n = put_row(&v, id, k, NULL, &b->total, now, out, max, n);
-			for (uint32_t a = 0; b->apps && a < rb->n_apps; a++) {
+			for (uint32_t a = 0; a < rb->n_apps; a++) {
 				v.app = a;
-				if (p->share[a])
-					n = put_row(&v, id, k, rb->names[a], &b->apps[a], now, out, max, n);
+				if (app_ring(b, a, rb->n_apps))
+					n = put_row(&v, id, k, rb->names[a], b->apps[a], now, out, max, n);
 			}
 		}
 		for (uint32_t a = 0; a < rb->n_apps; a++) {
-			struct rb_view v = { rb, p, &p->own[a], a };
+			struct rb_view v = { rb, p, p->own[a], a };
 
-			if (p->own_key[a] && worth_a_row(p, &p->own[a]))
-				n = put_row(&v, id, DT_RB_KEY_APP, rb->names[a], &p->own[a].total, now,
+			if (p->own[a] && worth_a_row(p, p->own[a]))
+				n = put_row(&v, id, DT_RB_KEY_APP, rb->names[a], &p->own[a]->total, now,
 					    out, max, n);
 		}
 	}
