@@ -174,6 +174,7 @@ install: $(BUILD)/detourd $(BUILD)/detourctl
 	install -D -m 0644 README.md $(DOCDIR)/README.md
 	install -m 0644 docs/*.md $(DOCDIR)/
 	install -d -m 0700 $(DESTDIR)/etc/detour/keys
+	install -m 0644 data/prices.conf $(DESTDIR)/etc/detour/prices.conf
 	@if [ -e $(DESTDIR)/etc/detour/detour.conf ]; then \
 		echo "keeping existing $(DESTDIR)/etc/detour/detour.conf"; \
 	else install -m 0644 systemd/detour.conf.example $(DESTDIR)/etc/detour/detour.conf; fi
@@ -183,6 +184,7 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/sbin/detourd $(DESTDIR)$(PREFIX)/bin/detourctl
 	rm -f $(DESTDIR)/etc/systemd/system/detour.service $(DESTDIR)/usr/lib/tmpfiles.d/detour.conf
 	rm -rf $(DOCDIR)
+	rm -f $(DESTDIR)/etc/detour/prices.conf
 	@if cmp -s systemd/detour.conf.example $(DESTDIR)/etc/detour/detour.conf; then \
 		rm -f $(DESTDIR)/etc/detour/detour.conf; fi
 	@rmdir $(DESTDIR)/etc/detour/keys $(DESTDIR)/etc/detour 2>/dev/null || \

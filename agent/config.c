@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "prices.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -66,6 +67,7 @@ enum section_kind {
 	SEC_HEALTH,
 	SEC_METRICS,
 	SEC_ACCESS_LOG,
+	SEC_PRICES,
 	SEC_COUNT,
 };
 
@@ -95,6 +97,7 @@ struct cfg_parser {
 	int seen[SEC_COUNT][CFG_MAX_SECTION_KEYS]; /* line each key was set at */
 	uint16_t listen6_port;
 	char cgroup_root[PATH_MAX]; /* empty until first needed */
+	char prices_owner[256];     /* [prices NAME]: its NAME */
 	char *err;
 	size_t errlen;
 	int err_line;       /* 0: error without a line */
@@ -180,24 +183,9 @@ static int parse_port(struct cfg_parser *p, const struct key_def *k,
 static int parse_price(struct cfg_parser *p, const struct key_def *k,
 		       const char *value, void *obj)
 {
-	unsigned long micro = 0;
-	const char *c = value;
-	int decimals = -1; /* -1: before the point */
+	uint64_t micro;
 
-	for (; *c && micro <= k->max; c++) {
-		if (*c == '.' && decimals < 0 && c != value) {
-			decimals = 0;
-			continue;
-		}
-		if (!isdigit((unsigned char)*c) || decimals >= 6)
-			break;
-		micro = micro * 10 + (unsigned long)(*c - '0');
-		if (decimals >= 0)
-			decimals++;
-	}
-	for (decimals = decimals < 0 ? 0 : decimals; decimals < 6 && micro <= k->max; decimals++)
-		micro *= 10;
-	if (*c || c == value || c[-1] == '.' || micro < k->min || micro > k->max)
+	if (dt_price_dollars(value, k->max, &micro) || micro < k->min)
 		return cfg_fail(p, p->line, "%s: expected dollars per million tokens from 0 to %lu, "
 				"at most 6 decimals, got \"%s\"", k->name, k->max / 1000000, value);
 	*(unsigned *)((char *)obj + k->offset) = (unsigned)micro;
@@ -904,6 +892,7 @@ static const struct key_def member_options[] = {
 	{ "price_in",  parse_price, offsetof(struct dt_member_cfg, price_in), 0, 1000000000, false, false },
 	{ "price_out", parse_price, offsetof(struct dt_member_cfg, price_out), 0, 1000000000, false, false },
 	{ "caps", parse_caps, 0, 0, 0, false, false },
+	{ "price_cached", parse_price, offsetof(struct dt_member_cfg, price_cached), 0, 1000000000, false, false },
 };
 
 _Static_assert(sizeof(((struct dt_member_cfg *)0)->context_tokens) == sizeof(unsigned),
@@ -956,7 +945,7 @@ static int member_name_parse(struct cfg_parser *p, const struct key_def *k,
 	char *colon = strchr(token, ':');
 
 	if (!colon)
-		return cfg_fail(p, p->line, "%s: expected PROVIDER:MODEL [context=N] [weight=N] [price_in=$ price_out=$] [caps=LIST], got \"%s\"",
+		return cfg_fail(p, p->line, "%s: expected PROVIDER:MODEL [context=N] [weight=N] [price_in=$ price_out=$ [price_cached=$]] [caps=LIST], got \"%s\"",
 				k->name, token);
 	*colon = '\0';
 	if (!name_valid(token))
@@ -987,11 +976,11 @@ static int member_option_parse(struct cfg_parser *p, const struct key_def *k, ch
 	}
 	if (eq)
 		*eq = '=';
-	return cfg_fail(p, p->line, "%s: unknown option \"%s\" (context=N, weight=N, price_in=$, price_out=$ or caps=LIST)",
+	return cfg_fail(p, p->line, "%s: unknown option \"%s\" (context=N, weight=N, price_in=$, price_out=$, price_cached=$ or caps=LIST)",
 			k->name, token);
 }
 
-/* member = PROVIDER:MODEL [context=N] [weight=N] [price_in=$ price_out=$] [caps=LIST];
+/* member = PROVIDER:MODEL [context=N] [weight=N] [price_in=$ price_out=$ [price_cached=$]] [caps=LIST];
  * the key repeats. The
  * provider is looked up once the file is read: it may come later. */
 static int parse_member(struct cfg_parser *p, const struct key_def *k,
@@ -999,7 +988,7 @@ static int parse_member(struct cfg_parser *p, const struct key_def *k,
 {
 	struct dt_class_cfg *cls = obj;
 	struct dt_member_cfg m = { .line = p->line, .price_in = CFG_PRICE_UNSET,
-				   .price_out = CFG_PRICE_UNSET }, *members;
+				   .price_out = CFG_PRICE_UNSET, .price_cached = CFG_PRICE_UNSET }, *members;
 	const struct dt_member_cfg *other;
 	const struct dt_class_cfg *owner;
 	bool seen[ARRAY_SIZE(member_options)] = { false };
@@ -1381,6 +1370,7 @@ static const struct key_def detour_keys[] = {
 	{ "listen6",   parse_listen6,   0, 1, 65535, false, false },
 	{ "pin_dir",   parse_abs_path,  offsetof(struct dt_cfg, pin_dir), 0, 0, false, false },
 	{ "state_dir", parse_abs_path,  offsetof(struct dt_cfg, state_dir), 0, 0, false, false },
+	{ "prices_file", parse_abs_path, offsetof(struct dt_cfg, prices_file), 0, 0, false, false },
 	{ "log_level", parse_log_level, 0, 0, 0, false, false },
 	/* 0 would leave the proxy's own connections unmarked: loops. */
 	KEY_UNSIGNED("mark", mark, 1, UINT32_MAX),
@@ -1501,6 +1491,31 @@ static const struct key_def access_log_keys[] = {
 	{ "prompts", parse_bool, offsetof(struct dt_cfg, access_log.prompts), 0, 0, false, false },
 };
 
+/* [prices NAME]: NAME is a provider's name or a host, longer than names. */
+static int prices_open(struct cfg_parser *p, const char *name)
+{
+	snprintf(p->prices_owner, sizeof(p->prices_owner), "%s", name);
+	p->obj = p->cfg;
+	return 0;
+}
+
+/* model = MODEL input=$ [cached_input=$] [cache_write=$] output=$ */
+static int parse_prices_model(struct cfg_parser *p, const struct key_def *k,
+			      const char *value, void *obj)
+{
+	char why[256];
+
+	(void)obj;
+	if (dt_prices_add_line(p->cfg->prices, p->prices_owner, value, DT_PRICE_CONFIG, p->line,
+			       why, sizeof(why)))
+		return cfg_fail(p, p->line, "%s: %s", k->name, why);
+	return 0;
+}
+
+static const struct key_def prices_keys[] = {
+	{ "model", parse_prices_model, 0, 0, 0, true, false },
+};
+
 static const struct {
 	const char *name;
 	const struct key_def *keys;
@@ -1519,6 +1534,7 @@ static const struct {
 	[SEC_HEALTH]   = { "health",   health_keys,   ARRAY_SIZE(health_keys),   NULL },
 	[SEC_METRICS]  = { "metrics",  metrics_keys,  ARRAY_SIZE(metrics_keys),  NULL },
 	[SEC_ACCESS_LOG] = { "access_log", access_log_keys, ARRAY_SIZE(access_log_keys), NULL },
+	[SEC_PRICES]   = { "prices",   prices_keys,   ARRAY_SIZE(prices_keys),   prices_open },
 };
 
 _Static_assert(ARRAY_SIZE(detour_keys) <= CFG_MAX_SECTION_KEYS, "seen[] too small");
@@ -1550,9 +1566,10 @@ static int section_open(struct cfg_parser *p, char *header)
 	}
 	if (n != 2)
 		return cfg_fail(p, p->line, "expected [%s NAME], got [%s]", word[0], shown);
-	if (!name_valid(word[1]))
+	if (s == SEC_PRICES ? !dt_prices_owner_valid(word[1]) : !name_valid(word[1]))
 		return cfg_fail(p, p->line, "%s name must be 1 to %d letters, digits, '-', '_' or '.': \"%s\"",
-				word[0], DT_NAME_LEN - 1, word[1]);
+				word[0], s == SEC_PRICES ? DT_PRICES_OWNER_MAX : DT_NAME_LEN - 1,
+				word[1]);
 	/* each [provider NAME] has its own keys */
 	memset(p->seen[s], 0, sizeof(p->seen[s]));
 	return sections[s].open(p, word[1]);
@@ -1666,41 +1683,45 @@ static char *cfg_read_line(char *buf, int size, void *stream)
 
 /* ---- file, defaults, checks ----------------------------------------------------- */
 
-/* The whole file, NUL-terminated, in *text. */
-static int cfg_read_file(struct cfg_parser *p, char **text)
+/* The whole file at path, NUL-terminated, in *text (its length in *len).
+ * Returns 0, or -1 with the reason in why. */
+static int text_read(const char *path, char **text, size_t *len, char *why, size_t whylen)
 {
-	size_t len = 0;
 	ssize_t n;
 	char *buf;
-	int fd = open(p->cfg->path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0)
-		return cfg_fail(p, 0, "cannot open: %s", strerror(errno));
+	*len = 0;
+	if (fd < 0) {
+		snprintf(why, whylen, "cannot open: %s", strerror(errno));
+		return -1;
+	}
 	buf = malloc(CFG_MAX_FILE + 1);
 	if (!buf) {
 		close(fd);
-		return cfg_fail(p, 0, "out of memory");
+		snprintf(why, whylen, "out of memory");
+		return -1;
 	}
 	/* One byte more than allowed tells a file too large. */
-	while (len <= CFG_MAX_FILE &&
-	       (n = read(fd, buf + len, CFG_MAX_FILE + 1 - len)) != 0) {
+	while (*len <= CFG_MAX_FILE &&
+	       (n = read(fd, buf + *len, CFG_MAX_FILE + 1 - *len)) != 0) {
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			cfg_fail(p, 0, "cannot read: %s", strerror(errno));
+			snprintf(why, whylen, "cannot read: %s", strerror(errno));
 			goto fail;
 		}
-		len += (size_t)n;
+		*len += (size_t)n;
 	}
-	if (len > CFG_MAX_FILE) {
-		cfg_fail(p, 0, "larger than %d bytes", CFG_MAX_FILE);
+	if (*len > CFG_MAX_FILE) {
+		snprintf(why, whylen, "larger than %d bytes", CFG_MAX_FILE);
 		goto fail;
 	}
-	if (memchr(buf, '\0', len)) {
-		cfg_fail(p, 0, "contains a NUL byte: not a text file");
+	if (memchr(buf, '\0', *len)) {
+		snprintf(why, whylen, "contains a NUL byte: not a text file");
 		goto fail;
 	}
-	buf[len] = '\0';
+	buf[*len] = '\0';
 	close(fd);
 	*text = buf;
 	return 0;
@@ -1708,6 +1729,16 @@ fail:
 	close(fd);
 	free(buf);
 	return -1;
+}
+
+static int cfg_read_file(struct cfg_parser *p, char **text)
+{
+	char why[256];
+	size_t len;
+
+	if (text_read(p->cfg->path, text, &len, why, sizeof(why)))
+		return cfg_fail(p, 0, "%s", why);
+	return 0;
 }
 
 static void cfg_set_defaults(struct dt_cfg *cfg)
@@ -1793,6 +1824,66 @@ static int check_caps_declared(struct cfg_parser *p, const struct dt_class_cfg *
 	return 0;
 }
 
+/* A member's price options go in the price table, above the others. */
+static int member_prices(struct cfg_parser *p, const struct dt_member_cfg *m)
+{
+	struct dt_price price;
+
+	if ((m->price_in == CFG_PRICE_UNSET) != (m->price_out == CFG_PRICE_UNSET))
+		return cfg_fail(p, m->line, "member: price_in= and price_out= go together");
+	if (m->price_in == CFG_PRICE_UNSET) {
+		if (m->price_cached != CFG_PRICE_UNSET)
+			return cfg_fail(p, m->line, "member: price_cached= needs price_in= and price_out=");
+		return 0;
+	}
+	price = (struct dt_price){
+		.input = m->price_in, .output = m->price_out, .cache_write = m->price_in,
+		.cached_input = m->price_cached != CFG_PRICE_UNSET ? m->price_cached : m->price_in,
+	};
+	if (dt_prices_add(p->cfg->prices, m->provider, m->model, &price, DT_PRICE_MEMBER))
+		return cfg_fail(p, m->line, "out of memory");
+	return 0;
+}
+
+static bool member_priced(const struct dt_cfg *cfg, const struct dt_member_cfg *m)
+{
+	const struct dt_provider_cfg *prov = provider_find(cfg, m->provider);
+	struct dt_price price;
+
+	return dt_prices_find(cfg->prices, prov->name, prov->hosts, prov->n_hosts, m->model, &price);
+}
+
+/* The price list: prices_file, else prices.conf next to the configuration
+ * file when there is one. Its errors name its own lines. */
+static int load_price_list(struct cfg_parser *p)
+{
+	struct dt_cfg *cfg = p->cfg;
+	int line = key_line(p, SEC_DETOUR, "prices_file");
+	char path[PATH_MAX], why[512], *text;
+	const char *slash = strrchr(cfg->path, '/');
+	size_t len;
+
+	if (cfg->prices_file[0])
+		snprintf(path, sizeof(path), "%s", cfg->prices_file);
+	else if (slash)
+		snprintf(path, sizeof(path), "%.*s/prices.conf", (int)(slash - cfg->path), cfg->path);
+	else
+		snprintf(path, sizeof(path), "prices.conf");
+	if (!cfg->prices_file[0] && access(path, F_OK) != 0)
+		return 0;
+	if (text_read(path, &text, &len, why, sizeof(why)))
+		return cfg_fail(p, line, "prices_file %s: %s", path, why);
+	if (dt_prices_parse(cfg->prices, text, len, path, why, sizeof(why))) {
+		free(text);
+		/* the list's own FILE:LINE */
+		snprintf(p->err, p->errlen, "%s", why);
+		p->failed = true;
+		return -1;
+	}
+	free(text);
+	return 0;
+}
+
 /* Members name providers, which may be defined after the class. */
 static int check_classes(struct cfg_parser *p)
 {
@@ -1810,12 +1901,13 @@ static int check_classes(struct cfg_parser *p)
 						cls->name);
 			if (!m->weight)
 				m->weight = 1;
-			if (!priced && (m->price_in != CFG_PRICE_UNSET || m->price_out != CFG_PRICE_UNSET))
-				return cfg_fail(p, m->line, "member: price_in= and price_out= need strategy = cheapest or combined in class %s",
-						cls->name);
-			if (priced && (m->price_in == CFG_PRICE_UNSET || m->price_out == CFG_PRICE_UNSET))
-				return cfg_fail(p, m->line, "member: strategy %s in class %s needs price_in= and price_out=",
-						strategy_names[cls->strategy], cls->name);
+			if (member_prices(p, m) < 0)
+				return -1;
+			if (priced && !member_priced(p->cfg, m))
+				return cfg_fail(p, m->line, "member: strategy %s in class %s needs the price of %s:%s: "
+						"price_in= and price_out=, or a model line in [prices %s]",
+						strategy_names[cls->strategy], cls->name, m->provider,
+						m->model, m->provider);
 		}
 		if (check_caps_declared(p, cls) < 0)
 			return -1;
@@ -1910,7 +2002,7 @@ static int cfg_check(struct cfg_parser *p)
 		return cfg_fail(p, key_line(p, SEC_METRICS, "listen"),
 				"listen: %s is not a loopback address (set allow_remote = yes to serve metrics beyond this host)",
 				cfg->metrics.listen);
-	if (check_providers(p) < 0 || check_classes(p) < 0)
+	if (check_providers(p) < 0 || load_price_list(p) < 0 || check_classes(p) < 0)
 		return -1;
 	if (cfg->n_enroll == 0) {
 		const char *root = cgroup_root(p);
@@ -1934,6 +2026,11 @@ int dt_config_load(const char *path, struct dt_cfg **out, char *err, size_t errl
 		return -1;
 	}
 	cfg_set_defaults(p.cfg);
+	p.cfg->prices = dt_prices_new();
+	if (!p.cfg->prices) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto fail;
+	}
 	if (cfg_read_file(&p, &text) < 0)
 		goto fail;
 
@@ -1987,6 +2084,7 @@ void dt_config_free(struct dt_cfg *cfg)
 		free(cfg->apps[i].shares);
 	}
 	free(cfg->apps);
+	dt_prices_put(cfg->prices);
 	free(cfg->path);
 	free(cfg);
 }

@@ -20,6 +20,8 @@
 #include "uplink.h"
 #include "log.h"
 
+struct dt_prices;
+
 struct dt_key_source {
 	enum dt_key_kind {
 		DT_KEY_NONE,       /* no key: requests keep their own credential */
@@ -59,9 +61,11 @@ struct dt_member_cfg {
 	char model[128];            /* 1-127 printable characters, no blanks */
 	uint32_t context_tokens;    /* context window, 0: not given */
 	unsigned weight;            /* >= 1, default 1; given only in weighted classes */
-	/* µ$ per million input and output tokens; CFG_PRICE_UNSET unless given,
-	 * given in cheapest and combined classes only, and there on every member */
-	unsigned price_in, price_out;
+	/* µ$ per million input, output and cached input tokens; CFG_PRICE_UNSET
+	 * unless given (price_in and price_out together). Entered in the price
+	 * table (cfg->prices), where cheapest and combined classes and the cost
+	 * accounting look them up. */
+	unsigned price_in, price_out, price_cached;
 	/* caps=: what it serves beyond text, router.h's DT_CAP_* bits; in a
 	 * class, given on every member or on none */
 	bool caps_declared;
@@ -197,6 +201,12 @@ struct dt_cfg {
 	size_t n_apps;
 	struct dt_metrics_cfg metrics;
 	struct dt_access_log_cfg access_log;
+	/* Prices (prices.h): the price list file's, the [prices NAME]
+	 * sections', the class members'. Never NULL once loaded. */
+	struct dt_prices *prices;
+	/* [detour] prices_file: the price list; "": prices.conf next to the
+	 * configuration file, when there is one. */
+	char prices_file[PATH_MAX];
 };
 
 /*

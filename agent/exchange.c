@@ -40,6 +40,7 @@
 #include "metrics.h"
 #include "pacer.h"
 #include "proxy_int.h"
+#include "prices.h"
 #include "quality.h"
 #include "ratebudget.h"
 #include "ratelimit.h"
@@ -90,6 +91,7 @@ struct attempt {
 	enum dt_family from;              /* the family of the provider answering */
 	struct dt_xstream *xs;            /* streamed: its translator */
 	struct dt_xmeter *meter;          /* relayed as it is: reads its usage */
+	bool usage_asked;                 /* detour asked for the usage chunk: stripped */
 	struct dt_xusage usage;           /* a whole answer translated: its usage */
 	struct dt_headers headers;        /* its head, while the answer or a 4xx is held */
 	struct evbuffer *body;            /* what waits for the commit point, the whole answer, or the 4xx */
@@ -445,18 +447,23 @@ static void account(struct attempt *at)
 	const struct dt_model_class *cls =
 		dt_router_class_of(ex->s->p->router, a->provider_id, a->model, NULL);
 	const struct dt_xusage *u = attempt_usage(at);
+	const struct pprovider *to = provider(ex, a->provider_id);
 	struct dt_spend_key k = {
 		.app = ex->s->app ? ex->s->app->name : NULL,
-		.provider = member_name(at),
+		.provider = to->name,
 		.model = a->model,
 		.class_name = cls ? cls->name : NULL,
 	};
+	struct dt_price price;
+	bool priced;
 
 	if (!metered(ex))
 		return;
+	priced = dt_prices_find(ex->s->conf->prices, to->name, to->hosts, to->n_hosts, a->model,
+				&price);
 	if (ex->rec)
-		dt_reqrec_add_usage(ex->rec, u, NULL);
-	if (dt_spend_add(ex->s->p->spend, &k, u, NULL))
+		dt_reqrec_add_usage(ex->rec, u, priced ? &price : NULL);
+	if (dt_spend_add(ex->s->p->spend, &k, u, priced ? &price : NULL))
 		log_warn("proxy: the cost of an answer of %s is not counted: out of memory",
 			 member_name(at));
 }
@@ -777,10 +784,23 @@ static int attempt_translation(struct exchange *ex, const struct dt_attempt *a)
 	return -1;
 }
 
+/* An OpenAI stream whose client did not ask for the usage chunk asks for
+ * it (the meter strips it again, begin_metered): the body, or NULL when it
+ * needs no change (or out of memory: the stream is then not metered). */
+static char *ask_usage(const struct exchange *ex, size_t *len)
+{
+	if (ex->shape != DT_FAMILY_OPENAI || !ex->call.generate || !ex->stream || !ex->body)
+		return NULL;
+	return dt_xreq_ask_stream_usage((const char *)evbuffer_pullup(ex->req->body, -1), *len,
+					ex->body, len);
+}
+
 /* The body for attempt a: emitted in the provider's shape when it is of
  * another family, else the original with the model renamed if needed
- * (Gemini's is in the path). NULL when it cannot be made (noted). */
-static char *attempt_body(struct exchange *ex, const struct dt_attempt *a, size_t *len)
+ * (Gemini's is in the path) or asking for the usage chunk (*usage_asked).
+ * NULL when it cannot be made (noted). */
+static char *attempt_body(struct exchange *ex, const struct dt_attempt *a, size_t *len,
+			  bool *usage_asked)
 {
 	const struct pprovider *to = provider(ex, a->provider_id);
 	char *text, err[200];
@@ -796,6 +816,10 @@ static char *attempt_body(struct exchange *ex, const struct dt_attempt *a, size_
 	*len = evbuffer_get_length(ex->req->body);
 	/* no body read: Gemini's, whose model is in the path, or not JSON */
 	if (!ex->body || !ex->model || strcmp(ex->model, a->model) == 0) {
+		text = ask_usage(ex, len);
+		*usage_asked = text != NULL;
+		if (text)
+			return text;
 		text = malloc(*len ? *len : 1);
 		if (text)
 			evbuffer_copyout(ex->req->body, text, *len);
@@ -922,6 +946,7 @@ static struct attempt *start_attempt(struct exchange *ex, size_t i)
 	const char *key;
 	bool missing;
 	size_t len = 0;
+	bool usage_asked = false;
 	int xlate;
 
 	xlate = attempt_translation(ex, a);
@@ -937,7 +962,7 @@ static struct attempt *start_attempt(struct exchange *ex, size_t i)
 		note_tried(ex, a->provider_id, "path-outside-api");
 		return NULL;
 	}
-	body = attempt_body(ex, a, &len);
+	body = attempt_body(ex, a, &len, &usage_asked);
 	if (!body)
 		goto out;
 	if (attempt_headers(ex, a, xlate, key, &h)) {
@@ -950,7 +975,7 @@ static struct attempt *start_attempt(struct exchange *ex, size_t i)
 	}
 	*at = (struct attempt){
 		.ex = ex, .live = true, .i = i, .started = dt_now_ns(),
-		.xlate = xlate, .from = to->family, .body = at->body,
+		.xlate = xlate, .from = to->family, .body = at->body, .usage_asked = usage_asked,
 	};
 	dt_router_attempt_start(ex->s->p->router, a); /* ended in report_as, also when never sent */
 	ex->sent++;
@@ -1315,14 +1340,23 @@ static void begin_translated(struct attempt *at, const struct dt_headers *h)
 }
 
 /* A 2xx relayed as it is, of a call that costs: its usage is read as it
- * passes (unless it comes in a content coding). */
+ * passes, and the usage chunk detour asked for taken out of a stream.
+ * An answer in a content coding cannot be read: it goes as it came. */
 static void begin_metered(struct attempt *at, const struct dt_headers *h)
 {
 	const char *coding = dt_headers_get(h, "content-encoding");
+	bool readable = metered(at->ex) && (!coding || strcasecmp(coding, "identity") == 0);
 
-	if (!metered(at->ex) || (coding && strcasecmp(coding, "identity") != 0))
+	at->usage_asked &= readable && at->ex->sse;
+	if (!readable)
 		return;
-	at->meter = dt_xmeter_new(at->from, at->ex->sse, false);
+	at->meter = dt_xmeter_new(at->from, at->ex->sse, at->usage_asked);
+	/* a stream that is stripped goes out through the slot's buffer */
+	if (at->usage_asked && (!at->meter || (!at->body && !(at->body = evbuffer_new())))) {
+		/* the client would see what it did not ask for */
+		answer_broken(at->ex, "out of memory");
+		return;
+	}
 	if (!at->meter)
 		log_warn("proxy: the usage of an answer of %s is not read: out of memory",
 			 member_name(at));
@@ -1477,6 +1511,13 @@ static void on_data(void *ctx, struct dt_fetch *f, const void *buf, size_t len)
 		watch_end(ex, buf, len);
 		arm_idle(at);
 	}
+	if (at->meter && at->usage_asked) {
+		if (dt_xmeter_feed(at->meter, buf, len, at->body))
+			answer_broken(ex, "out of memory");
+		else
+			flush_pending(at);
+		return;
+	}
 	if (at->meter)
 		dt_xmeter_feed(at->meter, buf, len, NULL);
 	dt_http_respond_body(ex->s->http, buf, len);
@@ -1493,6 +1534,13 @@ static void finish_ok(struct exchange *ex)
 	if (ex->sse && marker && !ex->end_seen && !at->xs) {
 		answer_broken(ex, "the stream ended without its end marker");
 		return;
+	}
+	if (at->meter && at->usage_asked) {
+		if (dt_xmeter_finish(at->meter, at->body)) {
+			answer_broken(ex, "out of memory");
+			return;
+		}
+		flush_pending(at);
 	}
 	if (!at->reported)
 		report(at, DT_OUTCOME_OK);

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "proxy_int.h"
 #include "router.h"
+#include "prices.h"
 #include "sni.h"
 #include "spend.h"
 #include "upstream.h"
@@ -54,6 +55,7 @@ static void pconf_free(struct pconf *c)
 		free(c->apps[a].cgroup_ids);
 	}
 	free(c->apps);
+	dt_prices_put(c->prices);
 	free(c);
 }
 
@@ -161,6 +163,7 @@ static struct pconf *pconf_build(const struct dt_cfg *cfg, const uint32_t *ids,
 	};
 	c->intercept_tls = px->intercept_tls;
 	c->max_connections = cfg->max_connections;
+	c->prices = dt_prices_hold(cfg->prices);
 	for (size_t i = 0; i < cfg->n_providers; i++)
 		if (load_provider(&c->providers[ids[i]], &cfg->providers[i], err, errlen))
 			goto fail;
@@ -188,6 +191,22 @@ static void router_opts_from(const struct dt_cfg *cfg, struct dt_router_opts *o)
 		.budget_window_ms = px->budget_window_ms,
 		.key_disable_ms = px->key_disable_ms,
 	};
+}
+
+static void member_price(const struct dt_cfg *cfg, const struct dt_member_cfg *mc,
+			 struct dt_class_member *dm)
+{
+	struct dt_price price;
+
+	for (size_t i = 0; i < cfg->n_providers; i++) {
+		const struct dt_provider_cfg *pc = &cfg->providers[i];
+
+		if (strcmp(pc->name, mc->provider) == 0 &&
+		    dt_prices_find(cfg->prices, pc->name, pc->hosts, pc->n_hosts, mc->model, &price)) {
+			dm->price_in = (unsigned)price.input;
+			dm->price_out = (unsigned)price.output;
+		}
+	}
 }
 
 /* Model classes in the router's terms (provider names become ids). */
@@ -221,11 +240,9 @@ static int set_classes(struct dt_router *r, const struct dt_cfg *cfg, const uint
 			dm->weight = cc->members[m].weight;
 			dm->caps_declared = cc->members[m].caps_declared;
 			dm->caps = cc->members[m].caps; /* router.h's DT_CAP_* bits */
-			/* unset (not a cheapest or combined class): plays no part */
-			if (cc->members[m].price_in != CFG_PRICE_UNSET) {
-				dm->price_in = cc->members[m].price_in;
-				dm->price_out = cc->members[m].price_out;
-			}
+			/* the member's own, else the price list's: only cheapest and
+			 * combined classes use it, and the parser made sure they have it */
+			member_price(cfg, &cc->members[m], dm);
 		}
 	}
 	rc = dt_router_set_classes(r, classes, n);

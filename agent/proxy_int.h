@@ -14,6 +14,7 @@
 
 struct dt_accesslog;
 struct dt_ca;
+struct dt_prices;
 struct dt_health;
 struct dt_pacer;
 struct dt_rb;
@@ -56,6 +57,7 @@ struct pconf {
 	struct dt_hedge_opts hedge;
 	bool intercept_tls;
 	unsigned max_connections;
+	struct dt_prices *prices;   /* held: what answers cost (prices.h) */
 };
 
 struct dt_proxy {

@@ -23,6 +23,7 @@
 #include "detour.h"
 
 struct evbuffer;
+struct dt_json;
 
 /* ---- the neutral form --------------------------------------------------- */
 
@@ -167,6 +168,16 @@ char *dt_xreq_emit(enum dt_family to, const struct dt_xrequest *r, const char *m
 		   size_t *len, char *err, size_t errlen);
 
 void dt_xreq_free(struct dt_xrequest *r);
+
+/* An OpenAI Chat Completions stream request (src, parsed into root) that
+ * does not ask for the usage chunk, changed to ask for it
+ * (stream_options.include_usage true), every other byte as it was; a
+ * meter with strip (below) gives the client the stream it asked for.
+ * malloc'ed, its length in *out_len; NULL when the request needs no change
+ * or cannot be changed safely (stream_options not an object or null, a
+ * member given twice), or out of memory. */
+char *dt_xreq_ask_stream_usage(const char *src, size_t len, const struct dt_json *root,
+			       size_t *out_len);
 
 /* ---- responses (xresp*.c) ------------------------------------------------- */
 

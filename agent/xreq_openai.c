@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* OpenAI Chat Completions requests <-> neutral form; rules in
  * docs/translation.md, "Requests". */
+#include <stdio.h>
 #include <string.h>
 
 #include "xreq_int.h"
@@ -498,4 +499,85 @@ int xreq_emit_openai(struct xemit *e, const char *model)
 	options_out(e);
 	dt_jbuf_lit(b, "}");
 	return 0;
+}
+
+/* ---- the usage chunk of a relayed stream --------------------------------- */
+
+/* obj's only member named key; NULL when none, *twice when more. */
+static const struct dt_json *only_member(const struct dt_json *obj, const char *key, bool *twice)
+{
+	const struct dt_json *found = NULL;
+	size_t n = strlen(key);
+
+	for (const struct dt_json *m = obj->first; m; m = m->next) {
+		if (m->key_len != n || memcmp(m->key, key, n) != 0)
+			continue;
+		*twice |= found != NULL;
+		found = m;
+	}
+	return found;
+}
+
+/* The last member of a non-empty object. */
+static const struct dt_json *last_member(const struct dt_json *obj)
+{
+	const struct dt_json *m = obj->first;
+
+	while (m->next)
+		m = m->next;
+	return m;
+}
+
+/* src with [from, to) replaced by text. */
+static char *splice(const char *src, size_t len, size_t from, size_t to, const char *text,
+		    size_t *out_len)
+{
+	struct dt_jbuf b = {0};
+
+	dt_jbuf_put(&b, src, from);
+	dt_jbuf_put(&b, text, strlen(text));
+	dt_jbuf_put(&b, src + to, len - to);
+	return dt_jbuf_finish(&b, out_len);
+}
+
+/* A new member goes after obj's last one, or fills it when empty. */
+static char *add_member(const char *src, size_t len, const struct dt_json *obj,
+			const char *member, size_t *out_len)
+{
+	char text[64];
+	const struct dt_json *last;
+
+	if (!obj->first) {
+		snprintf(text, sizeof(text), "{%s}", member);
+		return splice(src, len, obj->offset, obj->offset + obj->length, text, out_len);
+	}
+	last = last_member(obj);
+	snprintf(text, sizeof(text), ",%s", member);
+	return splice(src, len, last->offset + last->length, last->offset + last->length, text,
+		      out_len);
+}
+
+char *dt_xreq_ask_stream_usage(const char *src, size_t len, const struct dt_json *root,
+			       size_t *out_len)
+{
+	const struct dt_json *so, *iu = NULL;
+	bool twice = false;
+
+	if (!root || root->type != DT_JSON_OBJECT || root->offset + root->length > len)
+		return NULL;
+	so = only_member(root, "stream_options", &twice);
+	if (so && so->type == DT_JSON_OBJECT)
+		iu = only_member(so, "include_usage", &twice);
+	if (twice || (iu && iu->type == DT_JSON_BOOL && iu->boolean))
+		return NULL;
+	if (!so)
+		return add_member(src, len, root, "\"stream_options\":{\"include_usage\":true}", out_len);
+	if (so->type == DT_JSON_NULL)
+		return splice(src, len, so->offset, so->offset + so->length,
+			      "{\"include_usage\":true}", out_len);
+	if (so->type != DT_JSON_OBJECT)
+		return NULL;
+	if (iu)
+		return splice(src, len, iu->offset, iu->offset + iu->length, "true", out_len);
+	return add_member(src, len, so, "\"include_usage\":true", out_len);
 }

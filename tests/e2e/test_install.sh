@@ -15,7 +15,8 @@ mk() { make -s -C "$root" --no-print-directory BUILD="$build" DESTDIR="$dest" "$
 mk install
 check "make install succeeds" [ $? -eq 0 ]
 for f in usr/local/sbin/detourd usr/local/bin/detourctl etc/systemd/system/detour.service \
-	usr/lib/tmpfiles.d/detour.conf etc/detour/detour.conf usr/local/share/doc/detour/README.md; do
+	usr/lib/tmpfiles.d/detour.conf etc/detour/detour.conf etc/detour/prices.conf \
+	usr/local/share/doc/detour/README.md; do
 	check "installs /$f" [ -s "$dest/$f" ]
 done
 check "key directory is root-only" [ "$(stat -c %a "$dest/etc/detour/keys")" = 700 ]

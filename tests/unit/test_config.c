@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "prices.h"
 #include "router.h"
 
 /* Valid provider appended to texts that test other sections. */
@@ -521,6 +522,52 @@ static void test_tiered_sticky_classes(void **state)
 	assert_int_equal(cfg->classes[1].sticky_ttl_ms, 0);
 	assert_false(cfg->classes[1].members[0].caps_declared);
 	dt_config_free(cfg);
+}
+
+/* Prices: the list file, [prices NAME] over it, a member's options over
+ * both; a cheapest class priced by the table alone. */
+static void test_prices(void **state)
+{
+	static const char good[] = "# prices\n[price_list]\ndate = 2026-11-25\n[prices p.example]\n"
+		"model = a input=1 output=2\nmodel = b* input=3 cached_input=0.5 output=4\n";
+	static const char bad[] = "[price_list]\ndate = 2026-11-25\n[prices p]\nmodel = a input=1\n";
+	char list[PATH_MAX + 32], text[PATH_MAX + 512];
+	struct dt_price price;
+	struct dt_cfg *cfg;
+	char *hosts[] = { "p.example" };
+
+	(void)state;
+	snprintf(list, sizeof(list), "%s/list.conf", tmp);
+	write_file(list, good, strlen(good));
+	snprintf(text, sizeof(text), "[detour]\nprices_file = %s\n"
+		 "[prices p]\nmodel = b-mini input=0.1 output=0.2\n"
+		 "[class c]\nstrategy = cheapest\nmember = p:b-large\n"
+		 "member = q:z price_in=5 price_out=6 price_cached=1\n" PROVIDER PROVIDER_Q, list);
+	cfg = load_ok(text);
+	assert_string_equal(dt_prices_date(cfg->prices), "2026-11-25");
+	/* the list, by host, a prefix; cache writes at the input price */
+	assert_true(dt_prices_find(cfg->prices, "p", hosts, 1, "b-large", &price));
+	assert_int_equal(price.input, 3000000);
+	assert_int_equal(price.cached_input, 500000);
+	assert_int_equal(price.cache_write, 3000000);
+	assert_int_equal(price.output, 4000000);
+	/* the configuration's section wins over the list's prefix */
+	assert_true(dt_prices_find(cfg->prices, "p", hosts, 1, "b-mini", &price));
+	assert_int_equal(price.input, 100000);
+	assert_int_equal(price.cached_input, 100000);
+	/* a member's options */
+	assert_true(dt_prices_find(cfg->prices, "q", NULL, 0, "z", &price));
+	assert_int_equal(price.input, 5000000);
+	assert_int_equal(price.cached_input, 1000000);
+	assert_int_equal(price.output, 6000000);
+	assert_false(dt_prices_find(cfg->prices, "q", NULL, 0, "a", &price));
+	dt_config_free(cfg);
+
+	/* the list's errors name its own lines */
+	write_file(list, bad, strlen(bad));
+	assert_true(load_len(text, strlen(text), &cfg) < 0);
+	snprintf(text, sizeof(text), "%s:4: model: a: input= and output= are required", list);
+	assert_string_equal(err, text);
 }
 
 static void test_classes(void **state)
@@ -1116,7 +1163,7 @@ static const struct bad_case bad_cases[] = {
 	{ "[class bad/name]\n" PROVIDER, 1, "class name must be 1 to 31 letters, digits" },
 	{ CLASS "[class c]\n" PROVIDER PROVIDER_Q, 4, "class c already defined at line 1" },
 	{ "[class c]\nmember = p\n" PROVIDER, 2,
-	  "member: expected PROVIDER:MODEL [context=N] [weight=N] [price_in=$ price_out=$] [caps=LIST], got \"p\"" },
+	  "member: expected PROVIDER:MODEL [context=N] [weight=N] [price_in=$ price_out=$ [price_cached=$]] [caps=LIST], got \"p\"" },
 	{ "[class c]\nmember = p:\n" PROVIDER, 2,
 	  "member: model name must be 1 to 127 printable characters without blanks" },
 	{ "[class c]\nmember = p:a\x7f\n" PROVIDER, 2, "member: model name must be" },
@@ -1131,7 +1178,7 @@ static const struct bad_case bad_cases[] = {
 	  "weight: expected a number from 1 to 1000, got \"0\"" },
 	{ "[class c]\nmember = p:m weight=1001\n" PROVIDER, 2, "weight: expected" },
 	{ "[class c]\nmember = p:m size=3\n" PROVIDER, 2,
-	  "member: unknown option \"size=3\" (context=N, weight=N, price_in=$, price_out=$ or caps=LIST)" },
+	  "member: unknown option \"size=3\" (context=N, weight=N, price_in=$, price_out=$, price_cached=$ or caps=LIST)" },
 	{ "[class c]\nmember = p:m caps=tools,audio\n" PROVIDER, 2,
 	  "caps: unknown capability \"audio\" (text, tools, images or json)" },
 	{ "[class c]\nmember = p:m caps=\n" PROVIDER, 2, "caps: unknown capability \"\"" },
@@ -1156,10 +1203,31 @@ static const struct bad_case bad_cases[] = {
 	{ "[class c]\nmember = p:m price_out=1.2.3\n" PROVIDER, 2, "price_out: expected dollars" },
 	{ "[class c]\nmember = p:m price_out=99999999999999999999\n" PROVIDER, 2, "price_out: expected dollars" },
 	{ "[class c]\nmember = p:m price_out=\n" PROVIDER, 2, "price_out: expected dollars" },
-	{ "[class c]\nmember = p:a price_in=1 price_out=2\nmember = q:b\n" PROVIDER PROVIDER_Q, 2,
-	  "member: price_in= and price_out= need strategy = cheapest or combined in class c" },
+	{ "[class c]\nmember = p:a price_in=1\nmember = q:b\n" PROVIDER PROVIDER_Q, 2,
+	  "member: price_in= and price_out= go together" },
+	{ "[class c]\nmember = p:a price_cached=1\nmember = q:b\n" PROVIDER PROVIDER_Q, 2,
+	  "member: price_cached= needs price_in= and price_out=" },
 	{ "[class c]\nstrategy = combined\nmember = p:a price_in=1 price_out=2\nmember = q:b price_in=1\n"
-	  PROVIDER PROVIDER_Q, 4, "member: strategy combined in class c needs price_in= and price_out=" },
+	  PROVIDER PROVIDER_Q, 4, "member: price_in= and price_out= go together" },
+	{ "[class c]\nstrategy = combined\nmember = p:a price_in=1 price_out=2\nmember = q:b\n"
+	  PROVIDER PROVIDER_Q, 4, "member: strategy combined in class c needs the price of q:b: "
+	  "price_in= and price_out=, or a model line in [prices q]" },
+	/* [prices NAME] */
+	{ "[prices p]\nmodel = a\n" PROVIDER, 2, "model: a: input= and output= are required" },
+	{ "[prices p]\nmodel =\n" PROVIDER, 2, "model: empty value" },
+	{ "[prices p]\nmodel = a input=1 output=2\nmodel = a input=1 output=3\n" PROVIDER, 3,
+	  "model: a is priced for p already (line 2)" },
+	{ "[prices p]\nmodel = a input=x output=1\n" PROVIDER, 2,
+	  "model: input: expected dollars per million tokens from 0 to 1000, at most 6 decimals, got \"x\"" },
+	{ "[prices p]\nmodel = a input=1 output=1 extra=2\n" PROVIDER, 2, "model: unknown option \"extra\"" },
+	{ "[prices p]\nmodel = a* input=1 output=1 input=2\n" PROVIDER, 2, "model: input= given twice" },
+	{ "[prices p]\nmodel = a*b input=1 output=1\n" PROVIDER, 2, "'*' only last" },
+	{ "[prices p]\nweight = 1\n" PROVIDER, 2, "unknown key \"weight\" in [prices]" },
+	{ "[prices]\n" PROVIDER, 1, "expected [prices NAME], got [prices]" },
+	{ "[prices a/b]\n" PROVIDER, 1, "prices name must be 1 to 253 letters" },
+	{ "[detour]\nprices_file = /nonexistent/prices.conf\n" PROVIDER, 2,
+	  "prices_file /nonexistent/prices.conf: cannot open: No such file or directory" },
+	{ "[detour]\nprices_file = prices.conf\n" PROVIDER, 2, "prices_file: not an absolute path" },
 	{ "[class c]\nstrategy = fastest\n" PROVIDER, 2, "strategy: unknown value \"fastest\"" },
 	{ "[class c]\nlatency_factor_percent = 99\n" PROVIDER, 2,
 	  "latency_factor_percent: expected a number from 100 to 1000, got \"99\"" },
@@ -1489,6 +1557,7 @@ int main(void)
 		T(test_classes),
 		T(test_balanced_classes),
 		T(test_tiered_sticky_classes),
+		T(test_prices),
 		T(test_health_section),
 		T(test_signal_switches),
 		T(test_metrics_and_access_log),
