@@ -50,7 +50,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRCS))
 FUZZ_TIME  ?= 300
-FUZZ_deps_fuzz_config := agent/config.c agent/log.c
+FUZZ_deps_fuzz_config := agent/config.c agent/log.c agent/prices.c
 FUZZ_libs_fuzz_config := -linih
 FUZZ_deps_fuzz_sni    := agent/sni.c
 FUZZ_libs_fuzz_sni    :=
@@ -64,6 +64,11 @@ FUZZ_deps_fuzz_xstream := $(wildcard agent/xresp*.c agent/xstream*.c) agent/json
 FUZZ_libs_fuzz_xstream := -levent -ljansson
 FUZZ_deps_fuzz_json    := agent/json.c agent/arena.c
 FUZZ_libs_fuzz_json    := -ljansson
+FUZZ_deps_fuzz_prices  := agent/prices.c
+FUZZ_libs_fuzz_prices  :=
+FUZZ_deps_fuzz_xusage  := $(wildcard agent/xreq*.c agent/xresp*.c agent/xstream*.c) agent/xusage.c \
+			  agent/json.c agent/sse.c agent/arena.c
+FUZZ_libs_fuzz_xusage  := -levent -ljansson
 
 BINS := $(BUILD)/detourd $(BUILD)/detourctl $(BUILD)/fakellm
 

@@ -277,6 +277,7 @@ static void on_beat(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	write_settings(d, true);
 	write_proxy_stats(d);
+	daemon_spend_write(d);
 	if (dt_itable_expire(d->itable, dt_now_ns(), (uint64_t)d->cfg->dns_grace_s * 1000 * NS_PER_MS))
 		sync_intercepts(d);
 }

@@ -45,6 +45,9 @@ struct detourd {
 	struct daemon_obs *obs;               /* /metrics, access log (daemon_obs.c) */
 	struct dt_proxy_stats proxy_stats;    /* as last written to its map */
 	bool proxy_stats_written;
+	uint64_t spend_answers;               /* answers counted when spend.json was written */
+	bool spend_written;
+	bool spend_failing;                   /* the last write failed (logged once) */
 	struct dt_resolver *resolver;
 	struct event *beat_timer, *dns_timer;
 	struct event *drain_timer;            /* set once shutdown has begun */
@@ -100,5 +103,10 @@ void daemon_uplink_stop(struct detourd *d);
  * proxy; stop: before the proxy is freed. */
 void daemon_obs_apply(struct detourd *d);
 void daemon_obs_stop(struct detourd *d);
+
+/* daemon_spend.c: what the answers cost, into <state_dir>/DT_SPEND_FILE
+ * when it changed (at most once a beat). */
+#define DT_SPEND_FILE "spend.json"
+void daemon_spend_write(struct detourd *d);
 
 #endif

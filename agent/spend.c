@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "spend.h"
 
 /* Slots of the index: a power of two, at least twice the rows. */
@@ -17,6 +18,7 @@
 struct dt_spend {
 	struct dt_spend_row *rows;
 	size_t n, cap;
+	uint64_t answers;
 	uint32_t index[INDEX_SLOTS];  /* row + 1; 0: empty */
 };
 
@@ -153,6 +155,7 @@ int dt_spend_add(struct dt_spend *s, const struct dt_spend_key *k, const struct 
 	}
 	if (!r)
 		return -ENOMEM;
+	s->answers++;
 	r->requests++;
 	if (!u || !u->known) {
 		r->unmetered++;
@@ -173,4 +176,50 @@ size_t dt_spend_rows(const struct dt_spend *s, const struct dt_spend_row **rows)
 {
 	*rows = s->rows;
 	return s->n;
+}
+
+uint64_t dt_spend_answers(const struct dt_spend *s)
+{
+	return s->answers;
+}
+
+static void json_count(struct dt_jbuf *b, const char *key, uint64_t v)
+{
+	dt_jbuf_key(b, key);
+	/* int64 JSON numbers: a count past it shows as its largest */
+	dt_jbuf_int(b, v > INT64_MAX ? INT64_MAX : (int64_t)v);
+}
+
+char *dt_spend_json(const struct dt_spend *s, const char *prices_date, size_t *len)
+{
+	struct dt_jbuf b = {0};
+
+	dt_jbuf_lit(&b, "{\"prices_date\":");
+	dt_jbuf_str(&b, prices_date && *prices_date ? prices_date : NULL);
+	dt_jbuf_lit(&b, ",\"rows\":[");
+	for (size_t i = 0; i < s->n; i++) {
+		const struct dt_spend_row *r = &s->rows[i];
+
+		dt_jbuf_sep(&b);
+		dt_jbuf_lit(&b, "{\"app\":");
+		dt_jbuf_str(&b, r->app);
+		dt_jbuf_key(&b, "provider");
+		dt_jbuf_str(&b, r->provider);
+		dt_jbuf_key(&b, "model");
+		dt_jbuf_str(&b, r->model);
+		dt_jbuf_key(&b, "class");
+		dt_jbuf_str(&b, r->class_name);
+		json_count(&b, "requests", r->requests);
+		json_count(&b, "unmetered", r->unmetered);
+		json_count(&b, "unpriced", r->unpriced);
+		json_count(&b, "input_tokens", r->input_tokens);
+		json_count(&b, "cached_input_tokens", r->cached_input_tokens);
+		json_count(&b, "cache_write_tokens", r->cache_write_tokens);
+		json_count(&b, "output_tokens", r->output_tokens);
+		json_count(&b, "cost_usd_micro", dt_spend_micro(r->cost_pico));
+		json_count(&b, "cost_usd_pico", r->cost_pico);
+		dt_jbuf_lit(&b, "}");
+	}
+	dt_jbuf_lit(&b, "]}\n");
+	return dt_jbuf_finish(&b, len);
 }

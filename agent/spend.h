@@ -87,4 +87,16 @@ int dt_spend_add(struct dt_spend *s, const struct dt_spend_key *k, const struct 
  * dt_spend_add. Returns how many. */
 size_t dt_spend_rows(const struct dt_spend *s, const struct dt_spend_row **rows);
 
+/* How many answers were added so far: a reader that saw this count has
+ * seen every row as it is. */
+uint64_t dt_spend_answers(const struct dt_spend *s);
+
+/* The rows as JSON (docs/cost.md, "detourctl spend"): {"prices_date":
+ * prices_date, "rows": [{"app", "provider", "model", "class", "requests",
+ * "unmetered", "unpriced", "input_tokens", "cached_input_tokens",
+ * "cache_write_tokens", "output_tokens", "cost_usd_micro",
+ * "cost_usd_pico"}, ...]}, NUL-terminated and malloc'ed (length in *len);
+ * NULL when out of memory. */
+char *dt_spend_json(const struct dt_spend *s, const char *prices_date, size_t *len);
+
 #endif /* DT_SPEND_H */

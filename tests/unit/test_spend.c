@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -172,6 +173,30 @@ static void test_long_model_folds(void **state)
 	dt_spend_free(s);
 }
 
+static void test_json(void **state)
+{
+	struct dt_spend *s = dt_spend_new();
+	struct dt_xusage u = usage(1000, 600, 0, 7);
+	char *json;
+	size_t len;
+
+	(void)state;
+	json = dt_spend_json(s, "", &len);
+	assert_string_equal(json, "{\"prices_date\":null,\"rows\":[]}\n");
+	free(json);
+	assert_int_equal(dt_spend_add(s, &(struct dt_spend_key){ "a\"b", "p", "m", NULL }, &u, &gpt), 0);
+	assert_int_equal(dt_spend_answers(s), 1);
+	json = dt_spend_json(s, "2026-11-25", &len);
+	assert_int_equal(len, strlen(json));
+	assert_string_equal(json, "{\"prices_date\":\"2026-11-25\",\"rows\":[{\"app\":\"a\\\"b\","
+			    "\"provider\":\"p\",\"model\":\"m\",\"class\":\"-\",\"requests\":1,"
+			    "\"unmetered\":0,\"unpriced\":0,\"input_tokens\":1000,\"cached_input_tokens\":600,"
+			    "\"cache_write_tokens\":0,\"output_tokens\":7,\"cost_usd_micro\":1820,"
+			    "\"cost_usd_pico\":1820000000}]}\n");
+	free(json);
+	dt_spend_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -183,6 +208,7 @@ int main(void)
 		cmocka_unit_test(test_rows_per_key_and_counts),
 		cmocka_unit_test(test_rows_are_bounded),
 		cmocka_unit_test(test_long_model_folds),
+		cmocka_unit_test(test_json),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <event2/buffer.h>
 
+#include "json.h"
 #include "xlate.h"
 
 /* Meter text fed in pieces of `piece` bytes (0: at once); what a strip
@@ -223,6 +224,48 @@ static void test_oversized_event_passes(void **state)
 	free(text);
 }
 
+/* The request asks for the usage chunk, every other byte as it was; NULL
+ * when it asks already or cannot be changed safely. */
+static void expect_asked(const char *body, const char *want)
+{
+	struct dt_arena arena = {0};
+	char err[128], *out;
+	const struct dt_json *root = dt_json_parse(&arena, body, strlen(body), err, sizeof(err));
+	size_t len = 0;
+
+	assert_non_null(root);
+	out = dt_xreq_ask_stream_usage(body, strlen(body), root, &len);
+	if (!want) {
+		assert_null(out);
+	} else {
+		assert_non_null(out);
+		assert_int_equal(len, strlen(want));
+		assert_string_equal(out, want);
+	}
+	free(out);
+	dt_arena_free(&arena);
+}
+
+static void test_request_asks_for_usage(void **state)
+{
+	(void)state;
+	expect_asked("{\"model\":\"m\", \"stream\": true }",
+		     "{\"model\":\"m\", \"stream\": true,\"stream_options\":{\"include_usage\":true} }");
+	expect_asked("{\"stream\":true,\"stream_options\":{}}",
+		     "{\"stream\":true,\"stream_options\":{\"include_usage\":true}}");
+	expect_asked("{\"stream\":true,\"stream_options\":null}",
+		     "{\"stream\":true,\"stream_options\":{\"include_usage\":true}}");
+	expect_asked("{\"stream_options\":{\"include_obfuscation\":false},\"stream\":true}",
+		     "{\"stream_options\":{\"include_obfuscation\":false,\"include_usage\":true},\"stream\":true}");
+	expect_asked("{\"stream\":true,\"stream_options\":{\"include_usage\":false}}",
+		     "{\"stream\":true,\"stream_options\":{\"include_usage\":true}}");
+	/* asked already, or not safely changed */
+	expect_asked("{\"stream\":true,\"stream_options\":{\"include_usage\":true}}", NULL);
+	expect_asked("{\"stream\":true,\"stream_options\":7}", NULL);
+	expect_asked("{\"stream\":true,\"stream_options\":{},\"stream_options\":{}}", NULL);
+	expect_asked("[1]", NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -237,6 +280,7 @@ int main(void)
 		cmocka_unit_test(test_anthropic_stream_merges_start_and_delta),
 		cmocka_unit_test(test_gemini_sse_stream),
 		cmocka_unit_test(test_oversized_event_passes),
+		cmocka_unit_test(test_request_asks_for_usage),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

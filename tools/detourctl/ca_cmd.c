@@ -17,7 +17,6 @@
 #include "config.h"
 #include "detourctl.h"
 
-#define DEFAULT_STATE_DIR "/var/lib/detour"
 #define DEFAULT_TRUST_DIR "/usr/local/share/ca-certificates"
 #define TRUST_FILE        "detour-root.crt" /* update-ca-certificates takes *.crt only */
 #define SYSTEM_BUNDLE     "/etc/ssl/certs/ca-certificates.crt"
@@ -67,23 +66,15 @@ static int args_parse(int argc, char **argv, struct ca_args *a)
 	return CTL_EXIT_OK;
 }
 
-/* <state_dir>/ca, state_dir from the configuration when one is given. */
+/* <state_dir>/ca */
 static int ca_dir_choose(const char *config, char out[PATH_MAX])
 {
-	struct dt_cfg *cfg;
-	char err[1024];
+	char state_dir[PATH_MAX];
+	int rc = ctl_state_dir(config, state_dir);
 
-	if (!config) {
-		snprintf(out, PATH_MAX, "%s/%s", DEFAULT_STATE_DIR, DT_CA_SUBDIR);
-		return CTL_EXIT_OK;
-	}
-	if (dt_config_load(config, &cfg, err, sizeof(err))) {
-		fprintf(stderr, "detourctl: %s\n", err);
-		return CTL_EXIT_FAILURE;
-	}
-	snprintf(out, PATH_MAX, "%s/%s", cfg->state_dir, DT_CA_SUBDIR);
-	dt_config_free(cfg);
-	return CTL_EXIT_OK;
+	if (rc == CTL_EXIT_OK)
+		snprintf(out, PATH_MAX, "%s/%s", state_dir, DT_CA_SUBDIR);
+	return rc;
 }
 
 static int root_locate(const char *ca_dir, char path[PATH_MAX])

@@ -4,6 +4,8 @@
 #ifndef CTL_DETOURCTL_H
 #define CTL_DETOURCTL_H
 
+#include <limits.h>
+
 #include "enroll.h"
 
 /* Link pins read at once: every program of 2048 cgroups under both tags. */
@@ -28,9 +30,14 @@ int ctl_cmd_watch(const char *pin_dir, int argc, char **argv);
 int ctl_cmd_drain(const char *pin_dir, int argc, char **argv);
 int ctl_cmd_undrain(const char *pin_dir, int argc, char **argv);
 int ctl_cmd_force(const char *pin_dir, int argc, char **argv);
-/* ca takes the configuration path (NULL: defaults), for its state_dir;
- * top for its [metrics] listen. */
+/* ca and spend take the configuration path (NULL: defaults), for its
+ * state_dir; top for its [metrics] listen. */
 int ctl_cmd_ca(const char *config, int argc, char **argv);
+int ctl_cmd_spend(const char *config, int argc, char **argv);
 int ctl_cmd_top(const char *config, int argc, char **argv);
+
+/* detourd's state_dir: the configuration's, else the default. Returns
+ * CTL_EXIT_OK or CTL_EXIT_FAILURE (the configuration did not load; said). */
+int ctl_state_dir(const char *config, char out[PATH_MAX]);
 
 #endif

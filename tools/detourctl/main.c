@@ -10,6 +10,7 @@
 
 #define DETOURCTL_VERSION "0.1.0"
 #define DEFAULT_PIN_DIR   "/sys/fs/bpf/detour"
+#define DEFAULT_STATE_DIR "/var/lib/detour"
 
 static const struct command {
 	const char *name;
@@ -42,17 +43,38 @@ static void usage(FILE *f)
 	      "                           and provider, from detourd's /metrics\n"
 	      "  ca show|path|install [--trust-dir DIR] [--no-update]\n"
 	      "                           the local CA's root: print it, or install it for clients\n"
+	      "  spend [--json]           requests, tokens and cost per application, provider,\n"
+	      "                           model and class since detourd started\n"
 	      "CGROUP_PATH is absolute, or relative to the cgroup v2 mount.\n"
 	      "options:\n"
 	      "  --pin-dir DIR            detour's BPF pin dir (default: pin_dir of CONFIG, else "
 	      DEFAULT_PIN_DIR ")\n"
-	      "  -c, --config CONFIG      detourd's configuration file, for its pin_dir (ca: state_dir;\n"
-	      "                           top: [metrics] listen)\n"
+	      "  -c, --config CONFIG      detourd's configuration file, for its pin_dir (ca, spend:\n"
+	      "                           state_dir; top: [metrics] listen)\n"
 	      "  -h, --help               this help\n"
 	      "      --version            print the version\n"
 	      "exit: 0 ok (status: agent running), 1 agent down or stopped / refused (unknown\n"
 	      "      provider; watch: --timeout before --count changes), 2 usage,\n"
-	      "      3 detour never ran with this pin dir (ca: no CA yet), 4 failure\n", f);
+	      "      3 detour never ran with this pin dir (ca: no CA yet; spend: nothing\n"
+	      "      answered yet), 4 failure\n", f);
+}
+
+int ctl_state_dir(const char *config, char out[PATH_MAX])
+{
+	struct dt_cfg *cfg;
+	char err[1024];
+
+	if (!config) {
+		snprintf(out, PATH_MAX, "%s", DEFAULT_STATE_DIR);
+		return CTL_EXIT_OK;
+	}
+	if (dt_config_load(config, &cfg, err, sizeof(err))) {
+		fprintf(stderr, "detourctl: %s\n", err);
+		return CTL_EXIT_FAILURE;
+	}
+	snprintf(out, PATH_MAX, "%s", cfg->state_dir);
+	dt_config_free(cfg);
+	return CTL_EXIT_OK;
 }
 
 /* --pin-dir wins; else the configuration's pin_dir; else the default. */
@@ -107,6 +129,8 @@ int main(int argc, char **argv)
 	/* top reads detourd's /metrics, whose address is in the configuration */
 	if (strcmp(argv[optind], "top") == 0)
 		return ctl_cmd_top(config, argc - optind, argv + optind);
+	if (strcmp(argv[optind], "spend") == 0)
+		return ctl_cmd_spend(config, argc - optind, argv + optind);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(argv[optind], commands[i].name) != 0)
 			continue;

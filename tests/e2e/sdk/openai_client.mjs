@@ -5,24 +5,27 @@
 // through NODE_EXTRA_CA_CERTS (Node ignores the system store).
 //
 //   node openai_client.mjs [--n N] [--stream no|yes|both] [--model M] [--tag T]
-//                          [--timeout MS] [--retries N] [--pause MS]
+//                          [--timeout MS] [--retries N] [--pause MS] [--usage yes|no]
 //
 // Runs N non-streaming and/or N streaming chat completions, one after the
 // other (--pause MS between them) on the SDK's own (kept-alive) connection
 // pool, and prints one JSON line per request as it ends:
 //   {"i", "ok", "mode": "nonstream"|"stream", "model", "provider" (x-fakellm-name),
 //    "via" (x-detour-provider), "via_model" (x-detour-model), "text", "text_len", "chunks", "usage", "finish",
-//    "ms" (the SDK's call, its retries included),
+//    "ms" (the SDK's call, its retries included), streams: "usage_members" (chunks
+//    with a usage member, even null) and "empty_choices" (chunks without choices),
 //    "error": {"class", "status", "message", "type", "body_message", "tried"} | null}
 // then a summary line {"summary": true, "requests", "ok", "errors"}.
 // Always exits 0 when it ran: tests/e2e/test_sdk_openai.sh judges the lines.
 import OpenAI from 'openai';
 
-const args = { n: 3, stream: 'both', model: 'gpt-4o-mini', tag: 'sdk', timeout: 15000, retries: 0, pause: 0 };
+// --usage no: streams do not ask for the usage chunk (stream_options)
+const args = { n: 3, stream: 'both', model: 'gpt-4o-mini', tag: 'sdk', timeout: 15000, retries: 0, pause: 0,
+	usage: 'yes' };
 for (let i = 2; i < process.argv.length; i += 2) {
 	const k = process.argv[i].replace(/^--/, ''), v = process.argv[i + 1];
 	if (!(k in args) || v === undefined) {
-		console.error(`usage: openai_client.mjs [--n N] [--stream no|yes|both] [--model M] [--tag T] [--timeout MS] [--retries N] [--pause MS]; bad: ${process.argv[i]}`);
+		console.error(`usage: openai_client.mjs [--n N] [--stream no|yes|both] [--model M] [--tag T] [--timeout MS] [--retries N] [--pause MS] [--usage yes|no]; bad: ${process.argv[i]}`);
 		process.exit(2);
 	}
 	args[k] = typeof args[k] === 'number' ? Number(v) : v;
@@ -56,7 +59,8 @@ function header(response, name) {
 
 async function one(i, stream) {
 	const r = { i, ok: false, mode: stream ? 'stream' : 'nonstream', model: null, provider: null, via: null,
-		text: '', text_len: 0, chunks: 0, usage: null, finish: null, ms: 0, error: null };
+		text: '', text_len: 0, chunks: 0, usage: null, finish: null, ms: 0, error: null,
+		usage_members: 0, empty_choices: 0 };
 	const t0 = performance.now();
 	const body = {
 		model: args.model,
@@ -74,7 +78,8 @@ async function one(i, stream) {
 			r.usage = data.usage ?? null;
 		} else {
 			const { data, response } = await client.chat.completions
-				.create({ ...body, stream: true, stream_options: { include_usage: true } })
+				.create(args.usage === 'yes' ? { ...body, stream: true, stream_options: { include_usage: true } }
+					: { ...body, stream: true })
 				.withResponse();
 			r.provider = header(response, 'x-fakellm-name');
 			r.via = header(response, 'x-detour-provider');
@@ -87,6 +92,8 @@ async function one(i, stream) {
 				if (c?.delta?.content) r.text += c.delta.content;
 				if (c?.finish_reason) r.finish = c.finish_reason;
 				if (chunk.usage) r.usage = chunk.usage;
+				if ('usage' in chunk) r.usage_members++;
+				if (!chunk.choices?.length) r.empty_choices++;
 			}
 			r.model = [...models].join(',') || null;
 		}
