@@ -4,7 +4,8 @@
 # whole and streamed, with and without the usage chunk asked for; Anthropic
 # (X) and Gemini (Y) relayed; OpenAI down, the OpenAI client's requests
 # answered by Anthropic (translated) — and `detourctl spend --json` counts
-# exactly the tokens fakellm's /stats says it served, per provider, each row
+# exactly the tokens fakellm's /stats says it served (input, of it read from
+# the prompt cache, output), per provider, each row
 # at its model's price (the shipped price list, one model overridden in the
 # configuration), a model without a price counted as such. An OpenAI stream
 # whose client did not ask for the usage chunk is byte for byte the stream
@@ -16,7 +17,11 @@ e2e_require detourd detourctl fakellm
 
 sdk_require openai || exit 1
 
-fake_std X Y || exit 1
+# half of each prompt reported read from the providers' prompt caches
+fake_start A "$A4:443" "[$A6]:443" --cached-percent=50 || exit 1
+fake_start B "$B4:443" "[$B6]:443" --cached-percent=50 || exit 1
+fake_start X "$X4:443" "[$X6]:443" --cached-percent=50 || exit 1
+fake_start Y "$Y4:443" "[$Y6]:443" --cached-percent=50 || exit 1
 
 ROOT=$(cd "$E2E_LIB_DIR/../.." && pwd)
 KEY_OAI=sk-detour-openai-0004 KEY_ANT=sk-ant-detour-0005 KEY_GEM=AIza-detour-gemini-0006
@@ -169,12 +174,10 @@ why=$(spend_json | "$PY" - "$(for f in A B X Y; do fake_admin $f GET /stats; ech
 	import json, sys
 	spend = json.load(sys.stdin)
 	stats = [json.loads(l) for l in sys.argv[1].splitlines() if l.strip()]
-	served = {"openai": stats[0]["tokens"], "openai2": stats[1]["tokens"], "anthropic": stats[2]["tokens"],
-	          "gemini": stats[3]["tokens"]}
-	want = {"openai": (served["openai"]["prompt"] + served["openai2"]["prompt"],
-	                   served["openai"]["completion"] + served["openai2"]["completion"]),
-	        "anthropic": (served["anthropic"]["prompt"], served["anthropic"]["completion"]),
-	        "gemini": (served["gemini"]["prompt"], served["gemini"]["completion"])}
+	KINDS = ("prompt", "cached", "completion")
+	t = [s["tokens"] for s in stats]
+	want = {"openai": tuple(t[0][k] + t[1][k] for k in KINDS),
+	        "anthropic": tuple(t[2][k] for k in KINDS), "gemini": tuple(t[3][k] for k in KINDS)}
 	# list prices of the shipped file, the configuration's for Haiku (µ$ per million = p$ per token)
 	price = {("openai", "gpt-4o-mini"): (150000, 75000, 600000),
 	         ("anthropic", "claude-haiku-4-5"): (2000000, 200000, 4000000),
@@ -182,8 +185,8 @@ why=$(spend_json | "$PY" - "$(for f in A B X Y; do fake_admin $f GET /stats; ech
 	bad, got = [], {}
 	for r in spend["rows"]:
 	    if r["app"] != "chatbot": bad.append(f"app {r['app']!r}")
-	    i, o = got.get(r["provider"], (0, 0))
-	    got[r["provider"]] = (i + r["input_tokens"], o + r["output_tokens"])
+	    i, c, o = got.get(r["provider"], (0, 0, 0))
+	    got[r["provider"]] = (i + r["input_tokens"], c + r["cached_input_tokens"], o + r["output_tokens"])
 	    if r["unmetered"]: bad.append(f"{r['provider']}/{r['model']}: {r['unmetered']} answers without usage")
 	    p = price.get((r["provider"], r["model"]))
 	    if p is None:
@@ -195,13 +198,14 @@ why=$(spend_json | "$PY" - "$(for f in A B X Y; do fake_admin $f GET /stats; ech
 	    cost = fresh * p[0] + r["cached_input_tokens"] * p[1] + r["output_tokens"] * p[2]
 	    if r["unpriced"] or r["cost_usd_pico"] != cost or r["cost_usd_micro"] != (cost + 500000) // 1000000:
 	        bad.append(f"{r['provider']}/{r['model']}: cost {r['cost_usd_pico']} p$, expected {cost}")
-	for prov, (i, o) in want.items():
-	    if got.get(prov) != (i, o): bad.append(f"{prov}: counted {got.get(prov)}, fakellm served {(i, o)}")
+	for prov, w in want.items():
+	    if got.get(prov) != w: bad.append(f"{prov}: counted (input, cached, output) {got.get(prov)}, fakellm served {w}")
+	    if not w[1]: bad.append(f"{prov}: fakellm reported no cached input")
 	if spend["prices_date"] is None: bad.append("no price list date")
 	print("; ".join(bad[:4]))
 	EOF
 )
-check "... token totals per provider equal fakellm's served usage exactly; costs at list and configured prices" "$why" [ -z "$why" ]
+check "... input, cached input and output tokens per provider equal fakellm's served usage exactly; costs at list and configured prices" "$why" [ -z "$why" ]
 table=$("$DETOURCTL" -c "$W/detour.conf" spend)
 check "detourctl spend prints the rows, the total and the unpriced answers" "$table" \
 	eval 'grep -q "^APP .*PROVIDER .*COST" <<<"$table" && grep -q "^chatbot .*anthropic .*$HAIKU .*mixed" <<<"$table" &&

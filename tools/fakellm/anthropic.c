@@ -270,10 +270,12 @@ static void message(struct fl_jw *w, const struct fl_answer *a, bool complete)
 		     "\"content\":[", a->id, a->model);
 	if (complete && has_block(a))
 		block(w, a, true);
+	/* input_tokens: those not read from the cache */
 	fl_jw_format(w, "],\"stop_reason\":%s,\"stop_sequence\":null,\"usage\":{\"input_tokens\":%u,"
-		     "\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0,"
+		     "\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":%u,"
 		     "\"output_tokens\":%u,\"service_tier\":\"standard\"}}",
-		     complete ? stop_reason(a) : NULL, a->prompt_tokens, complete ? a->words : 1);
+		     complete ? stop_reason(a) : NULL, a->prompt_tokens - a->cached_tokens,
+		     a->cached_tokens, complete ? a->words : 1);
 }
 
 static void anthropic_message(struct fl_jw *w, const struct fl_answer *a)

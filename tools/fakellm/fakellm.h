@@ -111,6 +111,7 @@ struct fl_stats {
 	uint64_t tls_failures;
 	uint64_t prompt_tokens;       /* of every answer composed, sent in full or not */
 	uint64_t completion_tokens;
+	uint64_t cached_tokens;       /* of prompt_tokens: reported read from a cache */
 	/* What the last provider request carried, so tests can check re-signing
 	 * and translation: the proxy's headers, not the application's. */
 	char last_path[128];
@@ -192,6 +193,7 @@ struct fl_server {
 	const char *name;             /* x-fakellm-name */
 	const char *path_prefix;      /* the API lives under it (e.g. Groq's "/openai") */
 	unsigned words;               /* default answer length */
+	unsigned cached_percent;      /* of each prompt, reported read from a cache */
 	bool quiet;
 	struct fl_fault fault;
 	struct fl_rpm rpm;            /* --rpm */
@@ -262,6 +264,7 @@ struct fl_answer {
 	size_t text_len;
 	unsigned words;              /* completion tokens: one per word (piece) */
 	unsigned prompt_tokens;
+	unsigned cached_tokens;      /* of prompt_tokens: "read from the prompt cache" */
 	enum fl_finish finish;
 	const char *tool;            /* the function called; NULL: a text answer */
 	char call_id[40];            /* the call's id ("" where the family has none) */

@@ -296,11 +296,14 @@ static void response(struct fl_jw *w, const struct fl_answer *a, const char *tex
 	fl_jw_format(w, "\"index\":0}]");
 	if (final)
 		fl_jw_format(w, ",\"usageMetadata\":{\"promptTokenCount\":%u,\"candidatesTokenCount\":%u,"
-			     "\"totalTokenCount\":%u}", a->prompt_tokens, a->words,
+			     "\"totalTokenCount\":%u", a->prompt_tokens, a->words,
 			     a->prompt_tokens + a->words);
 	else
-		fl_jw_format(w, ",\"usageMetadata\":{\"promptTokenCount\":%u,\"totalTokenCount\":%u}",
+		fl_jw_format(w, ",\"usageMetadata\":{\"promptTokenCount\":%u,\"totalTokenCount\":%u",
 			     a->prompt_tokens, a->prompt_tokens);
+	if (a->cached_tokens)
+		fl_jw_format(w, ",\"cachedContentTokenCount\":%u", a->cached_tokens);
+	fl_jw_format(w, "}");
 	fl_jw_format(w, ",\"modelVersion\":%s,\"responseId\":%s}", a->model, a->id);
 }
 

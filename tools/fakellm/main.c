@@ -22,6 +22,7 @@ struct options {
 	const char *pidfile;
 	unsigned words;
 	unsigned rpm;
+	unsigned cached_percent;
 	bool quiet;
 };
 
@@ -31,7 +32,7 @@ static void usage(FILE *out)
 		"usage: fakellm --listen ADDR:PORT [--listen ADDR:PORT ...]\n"
 		"               [--tls-cert FILE --tls-key FILE] [--admin ADDR:PORT]\n"
 		"               [--name NAME] [--words N] [--path-prefix /PREFIX]\n"
-		"               [--rpm N] [--pidfile FILE] [--quiet]\n"
+		"               [--rpm N] [--cached-percent P] [--pidfile FILE] [--quiet]\n"
 		"A fake OpenAI / Anthropic / Gemini provider with fault injection; see docs/fakellm.md.\n");
 }
 
@@ -44,6 +45,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "admin", required_argument, NULL, 'a' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "words", required_argument, NULL, 'w' },
+		{ "cached-percent", required_argument, NULL, 'C' },
 		{ "path-prefix", required_argument, NULL, 'P' },
 		{ "pidfile", required_argument, NULL, 'p' },
 		{ "rpm", required_argument, NULL, 'r' },
@@ -71,6 +73,14 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'P': o->path_prefix = optarg; break;
 		case 'p': o->pidfile = optarg; break;
 		case 'q': o->quiet = true; break;
+		case 'C':
+			words = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || words < 0 || words > 100) {
+				fprintf(stderr, "fakellm: --cached-percent takes 0 to 100\n");
+				return -1;
+			}
+			o->cached_percent = (unsigned)words;
+			break;
 		case 'w':
 			words = strtol(optarg, &end, 10);
 			if (*optarg == '\0' || *end != '\0' || words < 1 || words > FL_MAX_WORDS) {
@@ -157,6 +167,7 @@ int main(int argc, char **argv)
 	srv.name = o.name;
 	srv.path_prefix = o.path_prefix;
 	srv.words = o.words;
+	srv.cached_percent = o.cached_percent;
 	srv.quiet = o.quiet;
 	if (fl_rpm_init(&srv.rpm, o.rpm) != 0)
 		goto out;

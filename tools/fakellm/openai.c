@@ -234,10 +234,10 @@ static bool openai_parse(const struct fl_request *req, json_t *body, struct fl_p
 static void usage(struct fl_jw *w, const struct fl_answer *a)
 {
 	fl_jw_format(w, "{\"prompt_tokens\":%u,\"completion_tokens\":%u,\"total_tokens\":%u,"
-		     "\"prompt_tokens_details\":{\"cached_tokens\":0,\"audio_tokens\":0},"
+		     "\"prompt_tokens_details\":{\"cached_tokens\":%u,\"audio_tokens\":0},"
 		     "\"completion_tokens_details\":{\"reasoning_tokens\":0,\"audio_tokens\":0,"
 		     "\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}}",
-		     a->prompt_tokens, a->words, a->prompt_tokens + a->words);
+		     a->prompt_tokens, a->words, a->prompt_tokens + a->words, a->cached_tokens);
 }
 
 static const char *finish_reason(const struct fl_answer *a)

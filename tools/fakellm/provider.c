@@ -534,7 +534,9 @@ static void reply_completion(struct fl_conn *c, enum fl_route route, const struc
 		fl_random_id(r->answer.call_id, sizeof(r->answer.call_id), api->call_id_prefix, 24,
 			     fl_alnum);
 	r->meta.tokens = (uint64_t)r->answer.prompt_tokens + r->answer.words;
+	r->answer.cached_tokens = r->answer.prompt_tokens * c->srv->cached_percent / 100;
 	c->srv->stats.prompt_tokens += r->answer.prompt_tokens;
+	c->srv->stats.cached_tokens += r->answer.cached_tokens;
 	c->srv->stats.completion_tokens += r->answer.words;
 	r->body = FL_BODY_ANSWER;
 }

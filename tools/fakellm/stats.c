@@ -101,7 +101,7 @@ json_t *fl_stats_to_json(const struct fl_stats *s, const struct fl_fault *fault)
 		json_object_set_new(by_status, key, json_integer((json_int_t)s->by_status[i]));
 	}
 	/* "o" steals the objects, also when json_pack fails. */
-	return json_pack("{s:I, s:I, s:o, s:o, s:I, s:I, s:I, s:I, s:{s:I, s:I}, s:o,"
+	return json_pack("{s:I, s:I, s:o, s:o, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I}, s:o,"
 			 " s:{s:s, s:s, s:s, s:s, s:s, s:s, s:o}}",
 			 "connections", (json_int_t)s->connections,
 			 "requests", (json_int_t)s->requests,
@@ -113,6 +113,7 @@ json_t *fl_stats_to_json(const struct fl_stats *s, const struct fl_fault *fault)
 			 "tls_failures", (json_int_t)s->tls_failures,
 			 "tokens", "prompt", (json_int_t)s->prompt_tokens,
 			 "completion", (json_int_t)s->completion_tokens,
+			 "cached", (json_int_t)s->cached_tokens,
 			 "fault", fl_fault_to_json(fault),
 			 "last_request",
 			 "path", s->last_path,
