@@ -1300,7 +1300,7 @@ static const char *suffix_provider(struct cfg_parser *p, const struct key_def *k
 }
 
 _Static_assert(offsetof(struct dt_app_key_cfg, provider) == 0, "suffix_provider");
-_Static_assert(offsetof(struct dt_app_share_cfg, provider) == 0, "suffix_provider");
+_Static_assert(offsetof(struct dt_app_number_cfg, provider) == 0, "suffix_provider");
 
 /* key.PROVIDER = file:PATH | credential:NAME | env:VAR, once per provider;
  * the provider is looked up once the file is read. */
@@ -1325,38 +1325,56 @@ static int parse_app_key(struct cfg_parser *p, const struct key_def *k,
 	return key_source_set(p, &keys->key, kind, ref);
 }
 
-/* share.PROVIDER = 30% (the sign may be left out), once per provider. */
-static int parse_app_share(struct cfg_parser *p, const struct key_def *k,
-			   const char *value, void *obj)
+/* NAME.PROVIDER = N into the list of application numbers at k->offset,
+ * once per provider: n already read (from k->min to k->max), or -1 with
+ * `expected` said. */
+static int app_number_add(struct cfg_parser *p, const struct key_def *k, struct dt_app_cfg *app,
+			  const char *digits, const char *value, const char *expected)
 {
-	struct dt_app_cfg *app = obj;
-	const char *provider = suffix_provider(p, k, app->shares, app->n_shares, sizeof(*app->shares),
-					       offsetof(struct dt_app_share_cfg, line));
-	struct dt_app_share_cfg *shares;
-	char digits[8];
-	size_t len = strlen(value);
+	struct dt_app_numbers *list = (struct dt_app_numbers *)((char *)app + k->offset);
+	const char *provider = suffix_provider(p, k, list->v, list->n, sizeof(*list->v),
+					       offsetof(struct dt_app_number_cfg, line));
+	struct dt_app_number_cfg *v;
 	unsigned long n;
 
 	if (!provider)
 		return -1;
+	if (!digits || number_parse(digits, &n) < 0 || n < k->min || n > k->max)
+		return cfg_fail(p, p->line, "%s: expected %s from %lu to %lu, got \"%s\"",
+				p->key, expected, k->min, k->max, value);
+	v = array_append(p, list->v, list->n, sizeof(*v));
+	if (!v)
+		return -1;
+	list->v = v;
+	v += list->n++;
+	strcpy(v->provider, provider);
+	v->value = (unsigned)n;
+	v->line = p->line;
+	return 0;
+}
+
+/* share.PROVIDER = 30% (the sign may be left out). */
+static int parse_app_share(struct cfg_parser *p, const struct key_def *k,
+			   const char *value, void *obj)
+{
+	size_t len = strlen(value);
+	char digits[8];
+
 	if (len && value[len - 1] == '%')
 		len--;
 	if (len < sizeof(digits)) {
 		memcpy(digits, value, len);
 		digits[len] = '\0';
 	}
-	if (len == 0 || len >= sizeof(digits) || number_parse(digits, &n) < 0 || n < k->min || n > k->max)
-		return cfg_fail(p, p->line, "%s: expected a share from 1%% to 100%%, got \"%s\"",
-				p->key, value);
-	shares = array_append(p, app->shares, app->n_shares, sizeof(*shares));
-	if (!shares)
-		return -1;
-	app->shares = shares;
-	shares += app->n_shares++;
-	strcpy(shares->provider, provider);
-	shares->percent = (unsigned)n;
-	shares->line = p->line;
-	return 0;
+	return app_number_add(p, k, obj, len && len < sizeof(digits) ? digits : NULL, value,
+			      "a share in %");
+}
+
+/* rpm.PROVIDER = N, tpm.PROVIDER = N. */
+static int parse_app_limit(struct cfg_parser *p, const struct key_def *k,
+			   const char *value, void *obj)
+{
+	return app_number_add(p, k, obj, value, value, "a number");
 }
 
 /* ---- sections and keys --------------------------------------------------------- */
@@ -1451,7 +1469,9 @@ static const struct key_def app_keys[] = {
 	{ "cgroup", parse_cgroup,  0, 0, 0, true, false },
 	{ "unit",   parse_unit,    0, 0, 0, true, false },
 	{ "key.",   parse_app_key, 0, 0, 0, true, true },
-	{ "share.", parse_app_share, 0, 1, 100, true, true },
+	{ "share.", parse_app_share, offsetof(struct dt_app_cfg, shares), 1, 100, true, true },
+	{ "rpm.", parse_app_limit, offsetof(struct dt_app_cfg, rpm), 1, 100000000, true, true },
+	{ "tpm.", parse_app_limit, offsetof(struct dt_app_cfg, tpm), 1, 4000000000u, true, true },
 };
 
 static const struct key_def health_keys[] = {
@@ -1923,18 +1943,33 @@ static int check_classes(struct cfg_parser *p)
 static int check_share(struct cfg_parser *p, size_t i, size_t j)
 {
 	const struct dt_cfg *cfg = p->cfg;
-	const struct dt_app_share_cfg *sh = &cfg->apps[i].shares[j];
+	const struct dt_app_number_cfg *sh = &cfg->apps[i].shares.v[j];
 	unsigned total = 0;
 
 	if (!provider_find(cfg, sh->provider))
 		return cfg_fail(p, sh->line, "share.%s: no [provider %s]", sh->provider, sh->provider);
 	for (size_t a = 0; a <= i; a++)
-		for (size_t k = 0; k < cfg->apps[a].n_shares; k++)
-			if (strcmp(cfg->apps[a].shares[k].provider, sh->provider) == 0)
-				total += cfg->apps[a].shares[k].percent;
+		for (size_t k = 0; k < cfg->apps[a].shares.n; k++)
+			if (strcmp(cfg->apps[a].shares.v[k].provider, sh->provider) == 0)
+				total += cfg->apps[a].shares.v[k].value;
 	if (total > 100)
 		return cfg_fail(p, sh->line, "share.%s: the applications' shares of %s add up to %u%%, more than 100%%",
 				sh->provider, sh->provider, total);
+	return 0;
+}
+
+/* An application's rpm.PROVIDER or tpm.PROVIDER (what) are its own key's
+ * limits: it has a key.PROVIDER (which names a provider). */
+static int check_key_limits(struct cfg_parser *p, const struct dt_app_cfg *app,
+			    const struct dt_app_numbers *limits, const char *what)
+{
+	for (size_t j = 0; j < limits->n; j++) {
+		const struct dt_app_number_cfg *l = &limits->v[j];
+
+		if (!name_find(app->keys, app->n_keys, sizeof(*app->keys), l->provider))
+			return cfg_fail(p, l->line, "%s.%s: the limits of app %s's own key, which has no key.%s",
+					what, l->provider, app->name, l->provider);
+	}
 	return 0;
 }
 
@@ -1951,12 +1986,15 @@ static int check_apps(struct cfg_parser *p)
 			if (!provider_find(cfg, app->keys[j].provider))
 				return cfg_fail(p, app->keys[j].line, "key.%s: no [provider %s]",
 						app->keys[j].provider, app->keys[j].provider);
-		for (size_t j = 0; j < app->n_shares; j++)
+		for (size_t j = 0; j < app->shares.n; j++)
 			if (check_share(p, i, j) < 0)
 				return -1;
+		if (check_key_limits(p, app, &app->rpm, "rpm") < 0 ||
+		    check_key_limits(p, app, &app->tpm, "tpm") < 0)
+			return -1;
 		if (app->n_cgroups == 0)
 			return cfg_fail(p, app->line, "app %s has no cgroup or unit", app->name);
-		if (app->n_keys == 0 && app->n_shares == 0)
+		if (app->n_keys == 0 && app->shares.n == 0)
 			return cfg_fail(p, app->line, "app %s has no key.PROVIDER or share.PROVIDER", app->name);
 		for (size_t j = 0; j < app->n_cgroups; j++) {
 			size_t e = 0;
@@ -2081,7 +2119,9 @@ void dt_config_free(struct dt_cfg *cfg)
 		for (size_t j = 0; j < cfg->apps[i].n_keys; j++)
 			free(cfg->apps[i].keys[j].key.ref);
 		free(cfg->apps[i].keys);
-		free(cfg->apps[i].shares);
+		free(cfg->apps[i].shares.v);
+		free(cfg->apps[i].rpm.v);
+		free(cfg->apps[i].tpm.v);
 	}
 	free(cfg->apps);
 	dt_prices_put(cfg->prices);

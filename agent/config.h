@@ -120,12 +120,16 @@ struct dt_app_key_cfg {
 	int line;
 };
 
-/* share.PROVIDER: the part of each shared key's limit there that is kept
- * for the application. */
-struct dt_app_share_cfg {
+/* A number an [app] gives per provider: NAME.PROVIDER = VALUE. */
+struct dt_app_number_cfg {
 	char provider[DT_NAME_LEN]; /* names a configured provider */
-	unsigned percent;           /* 1-100; an application's shares of a provider add up to 100 at most */
+	unsigned value;
 	int line;
+};
+
+struct dt_app_numbers {
+	struct dt_app_number_cfg *v; /* one per provider */
+	size_t n;
 };
 
 /* [app NAME]: an application's own keys and shares of rate limits. */
@@ -135,8 +139,13 @@ struct dt_app_cfg {
 	size_t n_cgroups;           /* at least 1 */
 	struct dt_app_key_cfg *keys;/* one per provider; keys and shares: at least 1 */
 	size_t n_keys;
-	struct dt_app_share_cfg *shares; /* one per provider */
-	size_t n_shares;
+	/* share.PROVIDER: the percentage (1-100) of each shared key's limit
+	 * there kept for the application; the shares of one provider add up
+	 * to 100 at most */
+	struct dt_app_numbers shares;
+	/* rpm.PROVIDER, tpm.PROVIDER: the limits of its own key there (needs
+	 * its key.PROVIDER), in place of the provider's rpm and tpm */
+	struct dt_app_numbers rpm, tpm;
 	int line;                   /* line of the section header */
 };
 

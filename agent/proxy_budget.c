@@ -15,10 +15,11 @@
 #include "proxy_int.h"
 #include "ratebudget.h"
 
-/* Each application's shares and own keys, per provider id. */
+/* Each application's shares, own keys and their limits, per provider id. */
 struct app_tables {
 	uint8_t share[DT_MAX_PROVIDERS];
 	bool own_key[DT_MAX_PROVIDERS];
+	uint32_t key_limit[DT_RB_DIMS][DT_MAX_PROVIDERS];
 };
 
 static int provider_id_named(const struct dt_cfg *cfg, const uint32_t *ids, const char *name)
@@ -29,15 +30,28 @@ static int provider_id_named(const struct dt_cfg *cfg, const uint32_t *ids, cons
 	return -1; /* the configuration was checked: not reached */
 }
 
+/* Each number of list into out[provider id]. */
+static void by_provider(const struct dt_app_numbers *list, const struct dt_cfg *cfg,
+			const uint32_t *ids, uint32_t *out)
+{
+	for (size_t k = 0; k < list->n; k++) {
+		int id = provider_id_named(cfg, ids, list->v[k].provider);
+
+		if (id >= 0)
+			out[id] = list->v[k].value;
+	}
+}
+
 static void app_tables_fill(struct app_tables *t, const struct dt_app_cfg *ac,
 			    const struct dt_cfg *cfg, const uint32_t *ids)
 {
-	for (size_t k = 0; k < ac->n_shares; k++) {
-		int id = provider_id_named(cfg, ids, ac->shares[k].provider);
+	uint32_t share[DT_MAX_PROVIDERS] = { 0 };
 
-		if (id >= 0)
-			t->share[id] = (uint8_t)ac->shares[k].percent;
-	}
+	by_provider(&ac->shares, cfg, ids, share);
+	for (size_t id = 0; id < DT_MAX_PROVIDERS; id++)
+		t->share[id] = (uint8_t)share[id];
+	by_provider(&ac->rpm, cfg, ids, t->key_limit[DT_RB_REQUESTS]);
+	by_provider(&ac->tpm, cfg, ids, t->key_limit[DT_RB_TOKENS]);
 	for (size_t k = 0; k < ac->n_keys; k++) {
 		int id = provider_id_named(cfg, ids, ac->keys[k].provider);
 
@@ -69,7 +83,10 @@ int proxy_budgets_configure(struct dt_proxy *p, const struct dt_cfg *cfg, const 
 	}
 	for (size_t a = 0; a < cfg->n_apps; a++) {
 		app_tables_fill(&tables[a], &cfg->apps[a], cfg, ids);
-		apps[a] = (struct dt_rb_app_cfg){ cfg->apps[a].name, tables[a].share, tables[a].own_key };
+		apps[a] = (struct dt_rb_app_cfg){
+			cfg->apps[a].name, tables[a].share, tables[a].own_key,
+			{ tables[a].key_limit[DT_RB_REQUESTS], tables[a].key_limit[DT_RB_TOKENS] },
+		};
 	}
 	rc = dt_rb_configure(p->rb, used, providers, apps, cfg->n_apps);
 out:

@@ -50,6 +50,7 @@ struct budget {
 	struct heard heard[DT_RB_DIMS];
 	uint64_t header_seq;
 	uint64_t pending_tokens;  /* estimates of attempts not settled yet */
+	uint32_t limit[DT_RB_DIMS]; /* configured for this key, 0: the provider's */
 	bool seen;              /* traffic or headers: worth a snapshot row */
 };
 
@@ -152,8 +153,11 @@ static struct rprovider *provider_new(uint32_t id, const struct dt_rb_provider_c
 		p->shares |= p->share[a] > 0;
 		if (p->own_key[a] && !(p->own[a] = calloc(1, sizeof(**p->own))))
 			goto fail;
-		if (p->own[a])
-			budget_init(p->own[a]);
+		if (!p->own[a])
+			continue;
+		budget_init(p->own[a]);
+		for (int d = 0; d < DT_RB_DIMS; d++)
+			p->own[a]->limit[d] = apps[a].key_limit[d] ? apps[a].key_limit[d][id] : 0;
 	}
 	for (size_t k = 0; k < 2; k++) {
 		budget_init(&p->shared[k]);
@@ -296,10 +300,12 @@ static struct budget *budget_of(const struct dt_rb *rb, uint32_t provider_id, en
 }
 
 /* The allowance per minute: the lower of what the provider announced and
- * what the configuration says; -1: neither. */
+ * what the configuration says (for this key, else for the provider's
+ * keys); -1: neither. */
 static int64_t limit_of(const struct rprovider *p, const struct budget *b, enum dt_rb_dim d)
 {
-	int64_t heard = b->heard[d].limit, configured = p->cfg.limit[d] ? (int64_t)p->cfg.limit[d] : -1;
+	uint32_t set = b->limit[d] ? b->limit[d] : p->cfg.limit[d];
+	int64_t heard = b->heard[d].limit, configured = set ? (int64_t)set : -1;
 
 	if (heard < 0 || (configured >= 0 && configured < heard))
 		return configured;

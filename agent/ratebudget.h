@@ -49,6 +49,8 @@ struct dt_rb_app_cfg {
 	 * none), and whether it has a key of its own there */
 	const uint8_t *share_percent;  /* [DT_MAX_PROVIDERS] */
 	const bool *own_key;           /* [DT_MAX_PROVIDERS] */
+	/* its own key's rpm and tpm there, 0: the provider's; NULL: all 0 */
+	const uint32_t *key_limit[DT_RB_DIMS]; /* each [DT_MAX_PROVIDERS] */
 };
 
 struct dt_rb;

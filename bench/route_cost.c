@@ -138,8 +138,8 @@ static struct dt_rb *busy_budgets(void)
 	static struct dt_rb_provider_cfg providers[DT_MAX_PROVIDERS];
 	static uint8_t share[2][DT_MAX_PROVIDERS];
 	static bool own_key[2][DT_MAX_PROVIDERS];
-	const struct dt_rb_app_cfg apps[2] = { { "chat", share[0], own_key[0] },
-					       { "batch", share[1], own_key[1] } };
+	const struct dt_rb_app_cfg apps[2] = { { .name = "chat", .share_percent = share[0], .own_key = own_key[0] },
+					       { .name = "batch", .share_percent = share[1], .own_key = own_key[1] } };
 	struct dt_rb *rb = dt_rb_new();
 	struct dt_ratelimit rl;
 

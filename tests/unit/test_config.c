@@ -790,7 +790,9 @@ static void test_rate_limits(void **state)
 		"[app batch]\n"
 		"unit = app.service\n"
 		"share.p = 70%\n"
-		"key.q = env:BATCH_Q\n");
+		"key.q = env:BATCH_Q\n"
+		"rpm.q = 60\n"
+		"tpm.q = 90000\n");
 
 	(void)state;
 	assert_int_equal(cfg->providers[0].rpm, 500);
@@ -801,12 +803,17 @@ static void test_rate_limits(void **state)
 	assert_int_equal(cfg->providers[1].rpm, 0);
 	assert_false(cfg->providers[1].pace);
 	assert_int_equal(cfg->apps[0].n_keys, 0);
-	assert_int_equal(cfg->apps[0].n_shares, 2);
-	assert_string_equal(cfg->apps[0].shares[0].provider, "p");
-	assert_int_equal(cfg->apps[0].shares[0].percent, 30);
-	assert_int_equal(cfg->apps[0].shares[0].line, 12);
-	assert_int_equal(cfg->apps[0].shares[1].percent, 100);
-	assert_int_equal(cfg->apps[1].shares[0].percent, 70);
+	assert_int_equal(cfg->apps[0].shares.n, 2);
+	assert_string_equal(cfg->apps[0].shares.v[0].provider, "p");
+	assert_int_equal(cfg->apps[0].shares.v[0].value, 30);
+	assert_int_equal(cfg->apps[0].shares.v[0].line, 12);
+	assert_int_equal(cfg->apps[0].shares.v[1].value, 100);
+	assert_int_equal(cfg->apps[1].shares.v[0].value, 70);
+	assert_int_equal(cfg->apps[1].rpm.n, 1);
+	assert_string_equal(cfg->apps[1].rpm.v[0].provider, "q");
+	assert_int_equal(cfg->apps[1].rpm.v[0].value, 60);
+	assert_int_equal(cfg->apps[1].tpm.v[0].value, 90000);
+	assert_int_equal(cfg->apps[0].rpm.n, 0);
 	dt_config_free(cfg);
 }
 
@@ -1313,11 +1320,16 @@ static const struct bad_case bad_cases[] = {
 	{ "[app a]\nkey.p = env:K\n" PROVIDER, 1, "app a has no cgroup or unit" },
 	{ APP PROVIDER, 1, "app a has no key.PROVIDER or share.PROVIDER" },
 	{ APP "share.zz = 10%\n" PROVIDER, 3, "share.zz: no [provider zz]" },
-	{ APP "share.p = 0%\n" PROVIDER, 3, "share.p: expected a share from 1% to 100%, got \"0%\"" },
-	{ APP "share.p = 101%\n" PROVIDER, 3, "share.p: expected a share from 1% to 100%" },
-	{ APP "share.p = %\n" PROVIDER, 3, "share.p: expected a share from 1% to 100%" },
-	{ APP "share.p = 30%%\n" PROVIDER, 3, "share.p: expected a share from 1% to 100%" },
-	{ APP "share.p = 3 0\n" PROVIDER, 3, "share.p: expected a share from 1% to 100%" },
+	{ APP "share.p = 0%\n" PROVIDER, 3, "share.p: expected a share in % from 1 to 100, got \"0%\"" },
+	{ APP "share.p = 101%\n" PROVIDER, 3, "share.p: expected a share in % from 1 to 100" },
+	{ APP "share.p = %\n" PROVIDER, 3, "share.p: expected a share in % from 1 to 100" },
+	{ APP "share.p = 30%%\n" PROVIDER, 3, "share.p: expected a share in % from 1 to 100" },
+	{ APP "share.p = 3 0\n" PROVIDER, 3, "share.p: expected a share in % from 1 to 100" },
+	{ APP "key.p = env:K\nrpm.p = 0\n" PROVIDER, 4, "rpm.p: expected a number from 1 to 100000000, got \"0\"" },
+	{ APP "key.p = env:K\ntpm.p = x\n" PROVIDER, 4, "tpm.p: expected a number from 1 to 4000000000" },
+	{ APP "key.p = env:K\nrpm.p = 5\nrpm.p = 6\n" PROVIDER, 5, "rpm.p already set at line 4" },
+	{ APP "share.p = 5\nrpm.p = 5\n" PROVIDER, 4, "rpm.p: the limits of app a's own key, which has no key.p" },
+	{ APP "key.p = env:K\ntpm.q = 5\n" PROVIDER PROVIDER_Q, 4, "tpm.q: the limits of app a's own key, which has no key.q" },
 	{ APP "share.p = 10\nshare.p = 20\n" PROVIDER, 4, "share.p already set at line 3" },
 	{ APP "share.p = 60%\n[app b]\ncgroup = user.slice\nshare.p = 50%\n" PROVIDER, 6,
 	  "share.p: the applications' shares of p add up to 110%, more than 100%" },

@@ -54,7 +54,7 @@ static void on_done(struct dt_pacer_wait *w, bool released)
  * application 0 ("chat") holds share percent of it. */
 static void bed_init(struct bed *b, uint32_t rpm, unsigned wait_ms, unsigned queue, uint8_t share)
 {
-	const struct dt_rb_app_cfg apps[1] = { { "chat", b->share, b->own_key } };
+	const struct dt_rb_app_cfg apps[1] = { { .name = "chat", .share_percent = b->share, .own_key = b->own_key } };
 
 	memset(b, 0, sizeof(*b));
 	b->used[P] = true;
@@ -197,7 +197,7 @@ static void test_queue_bound(void **state)
 	bed_init(&b, 1, 5000, 2, 0);
 	b.providers[P].pace = false;
 	assert_int_equal(dt_rb_configure(b.rb, b.used, b.providers,
-					 &(struct dt_rb_app_cfg){ "chat", b.share, b.own_key }, 1), 0);
+					 &(struct dt_rb_app_cfg){ .name = "chat", .share_percent = b.share, .own_key = b.own_key }, 1), 0);
 	waiter_init(&x[0], &b, 1);
 	assert_false(dt_pacer_worth_waiting(b.pacer, &x[0].w.demand, 1, 0));
 	assert_false(dt_pacer_wait(b.pacer, &x[0].w, 0));
@@ -218,7 +218,7 @@ static void test_released_by_a_settle(void **state)
 	bed_init(&b, 0, 2000, 10, 0);
 	b.providers[P].limit[DT_RB_TOKENS] = 2300;
 	assert_int_equal(dt_rb_configure(b.rb, b.used, b.providers,
-					 &(struct dt_rb_app_cfg){ "chat", b.share, b.own_key }, 1), 0);
+					 &(struct dt_rb_app_cfg){ .name = "chat", .share_percent = b.share, .own_key = b.own_key }, 1), 0);
 	dt_rb_take(b.rb, &big, 1 * S, &t1);
 	dt_rb_take(b.rb, &big, 1 * S, &t2);
 	clock_now = 1 * S + 100 * MS;

@@ -23,13 +23,16 @@ struct bed {
 	struct dt_rb_provider_cfg providers[DT_MAX_PROVIDERS];
 	uint8_t share[N_APPS][DT_MAX_PROVIDERS];
 	bool own_key[N_APPS][DT_MAX_PROVIDERS];
+	uint32_t own_rpm[N_APPS][DT_MAX_PROVIDERS];  /* rpm.PROVIDER of an application's key */
 };
 
 static void configure(struct bed *b)
 {
 	const struct dt_rb_app_cfg apps[N_APPS] = {
-		{ "chat", b->share[0], b->own_key[0] },
-		{ "batch", b->share[1], b->own_key[1] },
+		{ .name = "chat", .share_percent = b->share[0], .own_key = b->own_key[0],
+		  .key_limit = { b->own_rpm[0], NULL } },
+		{ .name = "batch", .share_percent = b->share[1], .own_key = b->own_key[1],
+		  .key_limit = { b->own_rpm[1], NULL } },
 	};
 
 	assert_int_equal(dt_rb_configure(b->rb, b->used, b->providers, apps, N_APPS), 0);
@@ -278,6 +281,16 @@ static void test_keys_apart(void **state)
 	dt_rb_take(b.rb, &client, 1 * S, &t);
 	assert_int_equal(t.key, DT_RB_KEY_CLIENT);
 	assert_int_equal(dt_rb_fit_at(b.rb, &detour, 1 * S), 0);
+	/* the application's key with limits of its own (rpm.PROVIDER = 3) */
+	b.own_rpm[0][P] = 3;
+	configure(&b);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(dt_rb_fit_at(b.rb, &own, 2 * S), 0);
+		dt_rb_take(b.rb, &own, 2 * S, &t);
+	}
+	assert_int_equal(dt_rb_fit_at(b.rb, &own, 2 * S), 63 * S);
+	/* the provider's rpm still holds for the shared keys */
+	assert_int_not_equal(dt_rb_fit_at(b.rb, &client, 2 * S), 0);
 	dt_rb_free(b.rb);
 }
 
