@@ -59,7 +59,6 @@ struct rprovider {
 	struct budget shared[2];        /* DT_RB_KEY_DETOUR, DT_RB_KEY_CLIENT */
 	struct budget **own;            /* [n_apps]: each application's own key here, NULL if none */
 	uint8_t *share;                 /* [n_apps] percent */
-	bool *own_key;                  /* [n_apps] */
 	bool shares;                    /* some application has a share here */
 };
 
@@ -102,7 +101,6 @@ static void provider_free(struct rprovider *p, size_t n_apps)
 		free(p->shared[k].apps);
 	free(p->own);
 	free(p->share);
-	free(p->own_key);
 	free(p);
 }
 
@@ -144,14 +142,12 @@ static struct rprovider *provider_new(uint32_t id, const struct dt_rb_provider_c
 		p->cfg.pace_max_queue = DEFAULT_PACE_QUEUE;
 	p->own = calloc(n, sizeof(*p->own));
 	p->share = calloc(n, sizeof(*p->share));
-	p->own_key = calloc(n, sizeof(*p->own_key));
-	if (!p->own || !p->share || !p->own_key)
+	if (!p->own || !p->share)
 		goto fail;
 	for (size_t a = 0; a < n_apps; a++) {
 		p->share[a] = apps[a].share_percent[id];
-		p->own_key[a] = apps[a].own_key[id];
 		p->shares |= p->share[a] > 0;
-		if (p->own_key[a] && !(p->own[a] = calloc(1, sizeof(**p->own))))
+		if (apps[a].own_key[id] && !(p->own[a] = calloc(1, sizeof(**p->own))))
 			goto fail;
 		if (!p->own[a])
 			continue;
@@ -286,7 +282,7 @@ static enum dt_rb_key key_of(const struct rprovider *p, uint32_t key_slot, uint3
 {
 	if (key_slot == DT_KEY_SLOT_DETOUR)
 		return DT_RB_KEY_DETOUR;
-	return app < n_apps && p->own_key[app] ? DT_RB_KEY_APP : DT_RB_KEY_CLIENT;
+	return app < n_apps && p->own[app] ? DT_RB_KEY_APP : DT_RB_KEY_CLIENT;
 }
 
 static struct budget *budget_of(const struct dt_rb *rb, uint32_t provider_id, enum dt_rb_key k,
