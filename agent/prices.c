@@ -18,6 +18,7 @@
 struct entry {
 	char *owner;              /* provider name or host */
 	char model[MODEL_MAX + 1];/* without the '*' of a prefix */
+	size_t model_len;
 	bool prefix;
 	enum dt_price_rank rank;
 	int line;                 /* 0: not from a file */
@@ -117,6 +118,7 @@ static int entry_add(struct dt_prices *t, const struct entry *e)
 		t->cap = cap;
 	}
 	t->e[t->n] = *e;
+	t->e[t->n].model_len = strlen(e->model);
 	t->e[t->n].owner = strdup(e->owner);
 	if (!t->e[t->n].owner)
 		return -ENOMEM;
@@ -237,18 +239,20 @@ int dt_prices_add_line(struct dt_prices *t, const char *owner, const char *value
 static uint64_t match(const struct entry *e, const char *name, char *const *hosts,
 		      size_t n_hosts, const char *model)
 {
-	size_t len = strlen(e->model);
-	bool by_name = strcmp(e->owner, name) == 0, by_host = false;
+	bool by_name, by_host = false;
 
+	/* the model first: most entries differ there in their first bytes */
+	if (model[0] != e->model[0] ||
+	    (e->prefix ? strncmp(model, e->model, e->model_len) != 0 : strcmp(model, e->model) != 0))
+		return 0;
+	by_name = strcmp(e->owner, name) == 0;
 	for (size_t i = 0; !by_name && !by_host && i < n_hosts; i++)
 		by_host = strcasecmp(e->owner, hosts[i]) == 0;
 	if (!by_name && !by_host)
 		return 0;
-	if (e->prefix ? strncmp(model, e->model, len) != 0 : strcmp(model, e->model) != 0)
-		return 0;
 	/* rank, then exact, then the prefix's length, then name over host */
 	return ((uint64_t)(e->rank + 1) << 32) | ((uint64_t)!e->prefix << 31) |
-	       ((uint64_t)len << 1) | by_name;
+	       ((uint64_t)e->model_len << 1) | by_name;
 }
 
 bool dt_prices_find(const struct dt_prices *t, const char *name, char *const *hosts,

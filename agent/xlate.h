@@ -253,8 +253,9 @@ struct dt_xmeter *dt_xmeter_new(enum dt_family from, bool sse, bool strip);
 int dt_xmeter_feed(struct dt_xmeter *m, const void *buf, size_t len, struct evbuffer *out);
 /* The answer ended: strip writes what it held of an unfinished event. */
 int dt_xmeter_finish(struct dt_xmeter *m, struct evbuffer *out);
-/* What was read so far: known once the answer gave its usage. */
-const struct dt_xusage *dt_xmeter_usage(const struct dt_xmeter *m);
+/* What was read so far: known once the answer gave its usage (the last
+ * of Gemini's is read here). */
+const struct dt_xusage *dt_xmeter_usage(struct dt_xmeter *m);
 void dt_xmeter_free(struct dt_xmeter *m);
 
 /* Names for logs and headers: "stop", "length", ... */

@@ -47,6 +47,9 @@ struct dt_xmeter {
 	/* a stream: the part of an event that came so far */
 	char *held;
 	size_t held_len, held_cap;
+	/* Gemini: the last event with a usage, read when asked */
+	char *pending;
+	size_t pending_len, pending_cap;
 };
 
 struct dt_xmeter *dt_xmeter_new(enum dt_family from, bool sse, bool strip)
@@ -69,12 +72,8 @@ void dt_xmeter_free(struct dt_xmeter *m)
 	if (!m)
 		return;
 	free(m->held);
+	free(m->pending);
 	free(m);
-}
-
-const struct dt_xusage *dt_xmeter_usage(const struct dt_xmeter *m)
-{
-	return &m->usage;
 }
 
 /* OpenAI names its usage's counts two ways (Chat Completions, Responses):
@@ -178,8 +177,20 @@ static void scan_json(struct dt_xmeter *m, const char *p, size_t len)
 	struct jscan *js = &m->js;
 
 	for (size_t i = 0; i < len; i++) {
-		char c = p[i];
+		char c;
 
+		if (js->in_string && !js->escaped && !js->in_key && !js->copying) {
+			/* most of an answer is its text: on to the string's next
+			 * quote or backslash */
+			const char *q = memchr(p + i, '"', len - i);
+			size_t stop = q ? (size_t)(q - p) : len;
+			const char *bs = memchr(p + i, '\\', stop - i);
+
+			i = bs ? (size_t)(bs - p) : stop;
+			if (i == len)
+				break;
+		}
+		c = p[i];
 		if (js->copying) {
 			if (js->value_len < USAGE_MAX)
 				js->value[js->value_len] = c;
@@ -225,10 +236,10 @@ struct event_data {
  * very end may still be followed by its LF). */
 static const char *line_end(const char *p, const char *end, const char **next)
 {
-	const char *e = p;
+	const char *lf = memchr(p, '\n', (size_t)(end - p));
+	const char *cr = memchr(p, '\r', (size_t)((lf ? lf : end) - p));
+	const char *e = cr ? cr : lf ? lf : end;
 
-	while (e < end && *e != '\n' && *e != '\r')
-		e++;
 	if (e == end || (*e == '\r' && e + 1 == end))
 		return NULL;
 	*next = e + 1 + (*e == '\r' && e[1] == '\n');
@@ -277,34 +288,134 @@ static const struct dt_json *event_usage(const struct dt_xmeter *m, const struct
 	return u;
 }
 
-/* The bytes of the member key whose value is v, with the comma that
- * separates it from a neighbour: [*from, *to) of text. */
-static bool member_span(const char *text, size_t len, const struct dt_json *v,
+static bool blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* The member text[key, end) with the comma that separates it from a
+ * neighbour, and the blanks between: [*from, *to) of text. */
+static void member_span(const char *text, size_t len, size_t key, size_t end,
 			size_t *from, size_t *to)
 {
-	size_t a = v->offset, b = v->offset + v->length;
+	size_t a = key, b = end;
 
-	/* back over ':' and the name, "usage": no quote inside */
-	while (a > 0 && text[a - 1] != ':')
-		a--;
-	while (a > 0 && text[a - 1] != '"')
-		a--;
-	if (a < 2)
-		return false;
-	for (a -= 2; a > 0 && text[a] != '"'; a--)
-		;
-	while (a > 0 && (text[a - 1] == ' ' || text[a - 1] == '\t' || text[a - 1] == '\n'))
+	while (a > 0 && blank(text[a - 1]))
 		a--;
 	if (a > 0 && text[a - 1] == ',') {
 		*from = a - 1;
-		*to = b;
-		return true;
+		*to = end;
+		return;
 	}
-	while (b < len && (text[b] == ' ' || text[b] == '\t' || text[b] == '\n'))
+	while (b < len && blank(text[b]))
 		b++;
 	*from = a;
 	*to = b < len && text[b] == ',' ? b + 1 : b;
-	return true;
+}
+
+/* The family's usage key, quoted as it is in the JSON text. */
+static const char *quoted_key(enum dt_family f)
+{
+	return f == DT_FAMILY_GEMINI ? "\"usageMetadata\"" : "\"usage\"";
+}
+
+static const char *skip_blanks(const char *p, const char *end)
+{
+	while (p < end && blank(*p))
+		p++;
+	return p;
+}
+
+/* Where the value of the member at key (the key's text) starts; NULL when
+ * no ':' follows it. */
+static const char *value_of(const char *key, size_t n, const char *end)
+{
+	const char *v = skip_blanks(key + n, end);
+
+	return v < end && *v == ':' ? skip_blanks(v + 1, end) : NULL;
+}
+
+/* Does a member named like the usage have an object value? Most events
+ * carry none (OpenAI's chunks carry "usage":null once the chunk is asked
+ * for): they are not parsed. */
+static bool usage_object_in(const char *text, size_t len, const char *key)
+{
+	size_t n = strlen(key);
+	const char *end = text + len, *v;
+
+	for (const char *p = text; (p = memmem(p, (size_t)(end - p), key, n)); p += n)
+		if ((v = value_of(p, n, end)) && v < end && *v == '{')
+			return true;
+	return false;
+}
+
+/* An event's JSON read for its usage; when stripping, *drop says it is the
+ * usage chunk. Returns -1 when out of memory. */
+static int event_read(struct dt_xmeter *m, const char *ev, size_t len, bool *drop)
+{
+	struct event_data d;
+	struct dt_arena arena = {0};
+	const struct dt_json *root, *choices, *usage;
+	char err[64];
+
+	if (event_data(ev, len, &d))
+		return -1;
+	root = d.text ? dt_json_parse(&arena, d.text, d.len, err, sizeof(err)) : NULL;
+	usage_read(m, event_usage(m, root));
+	if (m->strip && root && root->type == DT_JSON_OBJECT) {
+		choices = dt_json_get(root, "choices");
+		usage = dt_json_get(root, "usage");
+		*drop = usage && usage->type == DT_JSON_OBJECT && choices &&
+			choices->type == DT_JSON_ARRAY && choices->len == 0;
+	}
+	dt_arena_free(&arena);
+	free(d.text);
+	return 0;
+}
+
+/* The "usage":null member of a one-line event, with its comma: [*from,
+ * *to) of ev; false when there is none, or more than one usage. */
+static bool null_usage(const char *ev, size_t len, size_t *from, size_t *to)
+{
+	static const char key[] = "\"usage\"";
+	struct event_data d;
+	const char *p, *v, *end;
+	size_t a, b;
+	bool found = false;
+
+	if (event_data(ev, len, &d) || d.lines != 1)
+		goto out;
+	end = d.text + d.len;
+	p = memmem(d.text, d.len, key, sizeof(key) - 1);
+	if (!p || memmem(p + 1, (size_t)(end - p - 1), key, sizeof(key) - 1))
+		goto out;
+	v = value_of(p, sizeof(key) - 1, end);
+	if (!v || end - v < 4 || memcmp(v, "null", 4) != 0)
+		goto out;
+	member_span(d.text, d.len, (size_t)(p - d.text), (size_t)(v + 4 - d.text), &a, &b);
+	*from = d.at + a;
+	*to = d.at + b;
+	found = true;
+out:
+	free(d.text);
+	return found;
+}
+
+/* Gemini repeats the whole usage in every chunk: only the last one's is
+ * read, when the usage is asked for. */
+static int keep_pending(struct dt_xmeter *m, const char *ev, size_t len)
+{
+	if (len > m->pending_cap) {
+		char *p = realloc(m->pending, len);
+
+		if (!p)
+			return -1;
+		m->pending = p;
+		m->pending_cap = len;
+	}
+	memcpy(m->pending, ev, len);
+	m->pending_len = len;
+	return 0;
 }
 
 /* A complete event (its blank line included): read, and when stripping,
@@ -312,46 +423,24 @@ static bool member_span(const char *text, size_t len, const struct dt_json *v,
  * out, the "usage": null of the others taken out. */
 static int event_done(struct dt_xmeter *m, const char *ev, size_t len, struct evbuffer *out)
 {
-	struct event_data d;
-	struct dt_arena arena = {0};
-	const struct dt_json *root, *usage, *choices;
 	size_t cut_from = 0, cut_to = 0;
-	char err[64];
 	bool drop = false;
-	int rc = 0;
 
-	if (!memmem(ev, len, "usage", 5))
-		goto pass;
-	if (event_data(ev, len, &d)) {
-		if (m->strip)
-			return -1;
-		goto pass;
-	}
-	root = d.text ? dt_json_parse(&arena, d.text, d.len, err, sizeof(err)) : NULL;
-	usage = event_usage(m, root);
-	usage_read(m, usage);
-	if (m->strip && root && root->type == DT_JSON_OBJECT) {
-		choices = dt_json_get(root, "choices");
-		usage = dt_json_get(root, "usage");
-		if (usage && usage->type == DT_JSON_OBJECT && choices &&
-		    choices->type == DT_JSON_ARRAY && choices->len == 0)
-			drop = true;
-		else if (usage && usage->type == DT_JSON_NULL && d.lines == 1 &&
-			 member_span(d.text, d.len, usage, &cut_from, &cut_to)) {
-			cut_from += d.at;
-			cut_to += d.at;
+	if (memmem(ev, len, "usage", 5)) {
+		if (!usage_object_in(ev, len, quoted_key(m->from))) {
+			if (m->strip)
+				null_usage(ev, len, &cut_from, &cut_to);
+		} else if (m->from != DT_FAMILY_GEMINI || keep_pending(m, ev, len)) {
+			/* read now (Gemini's too, when it cannot be kept) */
+			if (event_read(m, ev, len, &drop) && m->strip)
+				return -1;
 		}
 	}
-	dt_arena_free(&arena);
-	free(d.text);
-	if (drop)
+	if (!m->strip || drop)
 		return 0;
-	if (cut_to && m->strip)
+	if (cut_to)
 		return evbuffer_add(out, ev, cut_from) || evbuffer_add(out, ev + cut_to, len - cut_to) ? -1 : 0;
-pass:
-	if (m->strip)
-		rc = evbuffer_add(out, ev, len);
-	return rc;
+	return evbuffer_add(out, ev, len);
 }
 
 /* Each complete event at the start of p, in order; *done: the bytes they
@@ -443,4 +532,14 @@ int dt_xmeter_feed(struct dt_xmeter *m, const void *buf, size_t len, struct evbu
 int dt_xmeter_finish(struct dt_xmeter *m, struct evbuffer *out)
 {
 	return give_up(m, out, NULL, 0);
+}
+
+const struct dt_xusage *dt_xmeter_usage(struct dt_xmeter *m)
+{
+	bool drop;
+
+	/* out of memory: the usage stays as read before */
+	if (m->pending_len && event_read(m, m->pending, m->pending_len, &drop) == 0)
+		m->pending_len = 0;
+	return &m->usage;
 }
