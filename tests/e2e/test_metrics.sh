@@ -27,6 +27,12 @@ conf() {
 cgroup = $CG_ENROLLED
 key.openai = file:$W/keys/app-openai
 
+[prices openai]
+model = gpt-4o-mini input=0.15 output=0.60
+
+[prices groq]
+model = llama-3.3-70b-versatile input=0.59 output=0.79
+
 [metrics]
 listen = 127.0.0.1:$MPORT
 
@@ -114,6 +120,28 @@ check "/metrics: chatbot's input tokens, as many as the access log's lines say" 
 	eval '[ "$(tok input)" -gt 0 ] && [ "$(tok input)" = "$(logtok input)" ]'
 check "/metrics: chatbot's output tokens, as many as the access log's lines say" "metrics $(tok output), log $(logtok output)" \
 	eval '[ "$(tok output)" -gt 0 ] && [ "$(tok output)" = "$(logtok output)" ]'
+# cost: each row's tokens at its price (µ$ per million tokens = pico-dollars
+# per token), the same in the access log's lines
+check "/metrics: the cost of chatbot's answers, each row's tokens at its price" "$(grep '^detour_cost_dollars_total' <<<"$m" | tr '\n' ' ')" \
+	"$PY" -c 'import re,sys
+m = sys.argv[1]
+def v(name, labels):
+    r = re.search(re.escape(name + "{" + labels + "}") + r" (\S+)", m)
+    return float(r.group(1))
+price = {"openai,gpt-4o-mini": (150000, 600000), "groq,llama-3.3-70b-versatile": (590000, 790000)}
+for k, (pi, po) in price.items():
+    p, mod = k.split(",")
+    l = "application=\"chatbot\",provider=\"%s\",model=\"%s\",class=\"chat-small\"" % (p, mod)
+    i, o = v("detour_tokens_total", l + ",kind=\"input\""), v("detour_tokens_total", l + ",kind=\"output\"")
+    want = (int(i) * pi + int(o) * po) / 1e12
+    got = v("detour_cost_dollars_total", l)
+    assert got > 0 and abs(got - want) < 1e-15, (k, got, want)' "$m"
+logcost=$("$PY" -c 'import json,sys
+print(sum(json.loads(l).get("cost_usd", 0) for l in open(sys.argv[1])))' "$W/access.log")
+check "access log: the lines' cost_usd add up to the metrics' cost" "log $logcost; $(grep '^detour_cost_dollars_total' <<<"$m" | tr '\n' ' ')" \
+	"$PY" -c 'import sys
+log = float(sys.argv[1]); m = sum(float(l.split()[1]) for l in sys.argv[2].splitlines() if l.startswith("detour_cost_dollars_total{application=\"chatbot\""))
+assert log > 0 and abs(log - m) < 1e-12, (log, m)' "$logcost" "$m"
 check "/metrics: OpenAI's rate-limit headroom (rpm = 1000) below its limit" "$(grep '^detour_ratelimit_' <<<"$m" | tr '\n' ' ')" \
 	eval 'h=$(grep "^detour_ratelimit_headroom{provider=\"openai\".*kind=\"requests\"}" <<<"$m" | awk "{ print \$2 }" | sort -n | head -1); [ -n "$h" ] && [ "$h" -lt 1000 ]'
 
