@@ -9,7 +9,6 @@
 #include <event2/event.h>
 
 #include "apicall.h"
-#include "arena.h"
 #include "family.h"
 #include "headers.h"
 #include "health.h"
@@ -19,6 +18,7 @@
 #include "ratelimit.h"
 #include "sse.h"
 #include "upstream.h"
+#include "xlate.h"
 
 #define DEFAULT_TIMEOUT_MS    10000
 #define DEFAULT_TTFT_PER_HOUR 4
@@ -60,8 +60,7 @@ struct flight {
 	bool reported;
 	struct dt_sse sse;          /* TTFT: the stream's events */
 	bool sse_broken;            /* ... stopped being parsed */
-	int64_t input_tokens;       /* from the stream's usage; -1: none seen */
-	int64_t output_tokens;
+	struct dt_xmeter *meter;    /* TTFT: its usage, as the proxy reads answers' */
 };
 
 struct dt_prober {
@@ -99,6 +98,7 @@ static void flight_end(struct flight *fl)
 {
 	fl->probe->flight = NULL;
 	dt_sse_free(&fl->sse);
+	dt_xmeter_free(fl->meter);
 	free(fl);
 }
 
@@ -295,45 +295,24 @@ static void report_ratelimit(struct probe *pr, const struct dt_headers *h)
 
 /* ---- the TTFT probe's stream ---------------------------------------------- */
 
-/* The token counts of an event, in any family's shape (OpenAI's last chunk
- * `usage`, Anthropic's `message.usage` then `usage`, Gemini's
- * `usageMetadata`); the latest given wins, as each family's last is whole. */
-static void read_usage(struct flight *fl, const struct dt_sse_event *ev)
-{
-	struct dt_arena a = {0};
-	char err[128];
-	const struct dt_json *doc = dt_json_parse(&a, ev->data, ev->len, err, sizeof(err));
-	const struct dt_json *usage = dt_json_get(doc, "usage|usageMetadata");
-	int64_t in, out;
-
-	if (!usage || usage->type != DT_JSON_OBJECT)
-		usage = dt_json_get(dt_json_get(doc, "message"), "usage");
-	in = dt_json_get_int(usage, "prompt_tokens|input_tokens|promptTokenCount", -1);
-	out = dt_json_get_int(usage, "completion_tokens|output_tokens|candidatesTokenCount", -1);
-	if (in >= 0)
-		fl->input_tokens = in;
-	if (out >= 0)
-		fl->output_tokens = out;
-	dt_arena_free(&a);
-}
-
 static int on_event(void *arg, const struct dt_sse_event *ev)
 {
 	struct flight *fl = arg;
 
+	(void)ev;
 	/* the first data line is the first token's time */
 	if (!fl->reported)
 		report(fl, true, prober_now(fl->probe->owner));
-	read_usage(fl, ev);
 	return 0;
 }
 
 static void count_cost(struct flight *fl)
 {
 	struct dt_probe_stats *c = &fl->probe->stats;
-	unsigned long long in = fl->input_tokens >= 0 ? (unsigned long long)fl->input_tokens
-						       : TTFT_PROMPT_TOKENS;
-	unsigned long long out = fl->output_tokens >= 0 ? (unsigned long long)fl->output_tokens : 1;
+	const struct dt_xusage *u = fl->meter ? dt_xmeter_usage(fl->meter) : NULL;
+	/* the answer told none (or its meter could not be made): what was asked */
+	unsigned long long in = u && u->known ? (unsigned long long)u->input_tokens : TTFT_PROMPT_TOKENS;
+	unsigned long long out = u && u->known ? (unsigned long long)u->output_tokens : 1;
 
 	c->input_tokens += in;
 	c->output_tokens += out;
@@ -360,9 +339,11 @@ static void on_data(void *ctx, struct dt_fetch *f, const void *buf, size_t len)
 	struct flight *fl = ctx;
 
 	(void)f;
-	if (!fl->ttft || !is_2xx(fl->status) || fl->sse_broken)
+	if (!fl->ttft || !is_2xx(fl->status))
 		return;
-	if (dt_sse_feed(&fl->sse, buf, len, on_event, fl) < 0)
+	if (fl->meter)
+		dt_xmeter_feed(fl->meter, buf, len, NULL);
+	if (!fl->sse_broken && dt_sse_feed(&fl->sse, buf, len, on_event, fl) < 0)
 		fl->sse_broken = true;
 }
 
@@ -441,7 +422,8 @@ static struct flight *flight_new(struct probe *pr, bool ttft, uint64_t now)
 	fl->probe = pr;
 	fl->ttft = ttft;
 	fl->started = now;
-	fl->input_tokens = fl->output_tokens = -1;
+	/* without a meter the probe still measures; its cost is then the one asked */
+	fl->meter = ttft ? dt_xmeter_new(pr->family, true, false) : NULL;
 	dt_sse_init(&fl->sse, SSE_MAX_EVENT);
 	return fl;
 }
