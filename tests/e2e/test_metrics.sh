@@ -179,12 +179,13 @@ check "the rotated file kept its 20 lines" "$(wc -l <"$log.1")" [ "$(wc -l <"$lo
 
 # 6. detourctl top: the application and the providers, as JSON and as text
 top=$(in_cli "$DETOURCTL" -c "$W/detour.conf" top --once --json 2>&1)
-check "detourctl top --once --json: chatbot's 21 requests, openai's 18 and groq's 3, their states" "$top" \
+check "detourctl top --once --json: chatbot's 21 requests and its key's headroom, openai's 18 and groq's 3, their states" "$top" \
 	"$PY" -c 'import json,sys
 o = json.loads(sys.argv[1])
 apps = {a["name"]: a for a in o["applications"]}
 prov = {p["name"]: p for p in o["providers"]}
 assert apps["chatbot"]["requests"] == 21 and apps["chatbot"]["failovers"] == 3, apps
+assert 0 < apps["chatbot"]["headroom_requests"] < 1000 and "*" not in apps, apps
 assert prov["openai"]["requests"] == 18 and prov["groq"]["requests"] == 3, prov
 assert prov["openai"]["errors"] == 3 and prov["openai"]["state"] == "healthy", prov' "$top"
 top=$(in_cli "$DETOURCTL" top --once --metrics "127.0.0.1:$MPORT" 2>&1)

@@ -217,13 +217,18 @@ static bool is(const char *s, const char *want)
 /* One sample into the application's and the provider's rows. */
 static void take(struct view *v, const struct dt_prom_sample *s)
 {
-	/* a rate-limit row's application is whose share or key it is: no traffic of its own */
-	const char *app = strncmp(s->name, "detour_ratelimit_", 17) != 0 ?
-			  dt_prom_label_value(s, "application") : NULL;
+	const char *app = dt_prom_label_value(s, "application");
 	const char *prov = dt_prom_label_value(s, "provider");
 	const char *code = dt_prom_label_value(s, "code"), *kind = dt_prom_label_value(s, "kind");
-	struct row *a = app ? row_of(&v->apps, app) : NULL, *p = prov ? row_of(&v->providers, prov) : NULL;
+	struct row *a, *p = prov ? row_of(&v->providers, prov) : NULL;
 	int k = -1;
+
+	/* a rate-limit row's application is whose share or key it is ("*": the
+	 * key as a whole): only its headroom is the application's */
+	if (strncmp(s->name, "detour_ratelimit_", 17) == 0 &&
+	    (!is(s->name, "detour_ratelimit_headroom") || is(app, "*")))
+		app = NULL;
+	a = app ? row_of(&v->apps, app) : NULL;
 
 	if (is(s->name, "detour_requests_total")) {
 		add(a, V_REQUESTS, s->value);
@@ -243,8 +248,9 @@ static void take(struct view *v, const struct dt_prom_sample *s)
 		k = is(kind, "output") ? V_TOKENS_OUT : is(kind, "input") ? V_TOKENS_IN : -1;
 	} else if (is(s->name, "detour_cost_dollars_total")) {
 		k = V_COST;
-	} else if (is(s->name, "detour_ratelimit_headroom") && p) {
+	} else if (is(s->name, "detour_ratelimit_headroom")) {
 		least(p, is(kind, "tokens") ? V_HEADROOM_TOK : V_HEADROOM_REQ, s->value);
+		least(a, is(kind, "tokens") ? V_HEADROOM_TOK : V_HEADROOM_REQ, s->value);
 	} else if (is(s->name, "detour_provider_state") && p && s->value == 1) {
 		for (int st = DT_HEALTHY; st <= DT_PROBING; st++)
 			if (is(dt_prom_label_value(s, "state"), dt_health_state_name((enum dt_state)st)))
@@ -295,43 +301,65 @@ static const char *num(char *buf, size_t len, double v, const char *fmt)
 	return buf;
 }
 
+/* A table's columns: the first is the row's name; each other shows a value
+ * (enum above) or one of these. */
+#define COL_RATE  -1  /* requests per second */
+#define COL_STATE -2  /* the provider's verdict */
+
+struct table_def {
+	const struct ctl_column *cols;
+	const int *values;           /* of the columns after the first */
+	size_t n;
+};
+
 static const struct ctl_column app_cols[] = {
 	{ "APPLICATION", false }, { "REQUESTS", true }, { "REQ/S", true }, { "2XX", true },
 	{ "4XX", true }, { "5XX", true }, { "ERRORS", true }, { "FAILOVERS", true },
 	{ "HEDGES", true }, { "TOKENS IN", true }, { "TOKENS OUT", true }, { "COST $", true },
+	{ "HEADROOM REQ", true }, { "HEADROOM TOK", true },
+};
+static const int app_values[] = {
+	V_REQUESTS, COL_RATE, V_OK, V_CLIENT_ERR, V_SERVER_ERR, V_ERRORS, V_FAILOVERS, V_HEDGES,
+	V_TOKENS_IN, V_TOKENS_OUT, V_COST, V_HEADROOM_REQ, V_HEADROOM_TOK,
 };
 static const struct ctl_column prov_cols[] = {
 	{ "PROVIDER", false }, { "STATE", false }, { "REQUESTS", true }, { "REQ/S", true },
 	{ "ATTEMPTS", true }, { "ERRORS", true }, { "RATE LIMITED", true }, { "TOKENS IN", true },
 	{ "TOKENS OUT", true }, { "COST $", true }, { "HEADROOM REQ", true }, { "HEADROOM TOK", true },
 };
+static const int prov_values[] = {
+	COL_STATE, V_REQUESTS, COL_RATE, V_ATTEMPTS, V_ERRORS, V_RATE_LIMITED, V_TOKENS_IN,
+	V_TOKENS_OUT, V_COST, V_HEADROOM_REQ, V_HEADROOM_TOK,
+};
+_Static_assert(sizeof(app_cols) / sizeof(app_cols[0]) == sizeof(app_values) / sizeof(app_values[0]) + 1,
+	       "a value per application column");
+_Static_assert(sizeof(prov_cols) / sizeof(prov_cols[0]) == sizeof(prov_values) / sizeof(prov_values[0]) + 1,
+	       "a value per provider column");
 
-#define N_COLS 12
-_Static_assert(sizeof(app_cols) / sizeof(app_cols[0]) == N_COLS, "app columns");
-_Static_assert(sizeof(prov_cols) / sizeof(prov_cols[0]) == N_COLS, "provider columns");
+static const struct table_def app_table = { app_cols, app_values, sizeof(app_cols) / sizeof(app_cols[0]) };
+static const struct table_def prov_table = { prov_cols, prov_values, sizeof(prov_cols) / sizeof(prov_cols[0]) };
 
-static int print_table(const struct rows *rs, bool provider, FILE *out)
+#define MAX_COLS 16
+
+static int print_table(const struct rows *rs, const struct table_def *def, FILE *out)
 {
-	struct ctl_table *t = ctl_table_new(provider ? prov_cols : app_cols, N_COLS);
-	static const int app_keys[] = { V_REQUESTS, -2, V_OK, V_CLIENT_ERR, V_SERVER_ERR, V_ERRORS,
-					V_FAILOVERS, V_HEDGES, V_TOKENS_IN, V_TOKENS_OUT, V_COST };
-	static const int prov_keys[] = { -3, V_REQUESTS, -2, V_ATTEMPTS, V_ERRORS, V_RATE_LIMITED,
-					 V_TOKENS_IN, V_TOKENS_OUT, V_COST, V_HEADROOM_REQ, V_HEADROOM_TOK };
-	const int *keys = provider ? prov_keys : app_keys;
-	char cells[N_COLS][32];
-	const char *row[N_COLS];
+	struct ctl_table *t = ctl_table_new(def->cols, def->n);
+	char cells[MAX_COLS][32];
+	const char *row[MAX_COLS];
 
-	if (!t)
+	if (!t || def->n > MAX_COLS) {
+		ctl_table_free(t);
 		return -1;
+	}
 	for (size_t i = 0; i < rs->n; i++) {
 		const struct row *r = &rs->v[i];
 
 		row[0] = r->name;
-		for (int c = 1; c < N_COLS; c++) {
-			int k = keys[c - 1];
+		for (size_t c = 1; c < def->n; c++) {
+			int k = def->values[c - 1];
 
-			row[c] = k == -3 ? (r->state ? r->state : "-") :
-				 k == -2 ? num(cells[c], sizeof(cells[c]), r->rate, "%.1f") :
+			row[c] = k == COL_STATE ? (r->state ? r->state : "-") :
+				 k == COL_RATE ? num(cells[c], sizeof(cells[c]), r->rate, "%.1f") :
 				 num(cells[c], sizeof(cells[c]), r->v[k], k == V_COST ? "%.4f" : "%.0f");
 		}
 		if (ctl_table_add(t, row)) {
@@ -386,10 +414,10 @@ static int print_view(const struct view *v, bool json, bool clear, FILE *out)
 	if (clear)
 		fputs("\033[H\033[2J", out);
 	fputs("applications\n", out);
-	if (print_table(&v->apps, false, out))
+	if (print_table(&v->apps, &app_table, out))
 		return -1;
 	fputs("\nproviders\n", out);
-	return print_table(&v->providers, true, out);
+	return print_table(&v->providers, &prov_table, out);
 }
 
 /* ---- the command --------------------------------------------------------------------- */
