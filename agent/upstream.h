@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The proxy's upstream client: HTTP(S) requests to providers through one
- * libcurl multi handle driven by the agent's libevent loop. Connections are
+ * The proxy's upstream client: HTTP(S) requests to providers on the agent's
+ * libevent loop, through its own HTTP/1.1 client or, for name resolution,
+ * first contact and HTTP/2, a libcurl multi handle. Connections are
  * pooled and reused, TLS is always verified, HTTP/2 is used where the server
  * offers it, and every socket carries the agent's SO_MARK so the connect hook
  * never redirects the proxy into itself. Responses stream to the caller as
@@ -84,6 +85,8 @@ void dt_fetch_pause(struct dt_fetch *f, bool paused);
 void dt_fetch_cancel(struct dt_fetch *f);
 /* Was the connection reused from the pool? Meaningful from head() on. */
 bool dt_fetch_reused_connection(const struct dt_fetch *f);
+/* Which transport carries it: "http/1.1" (the own client) or "libcurl". */
+const char *dt_fetch_transport(const struct dt_fetch *f);
 const char *dt_fetch_error_str(enum dt_fetch_error e);
 
 #endif /* DT_UPSTREAM_H */

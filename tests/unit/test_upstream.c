@@ -1,6 +1,11 @@
 // SPDX-License-Identifier: MIT
 /* The upstream client against a real fakellm over TLS on 127.0.0.1: answers,
- * streaming, pooling, faults mapped to errors, pause/resume, cancel, SO_MARK. */
+ * streaming, pooling, faults mapped to errors, pause/resume, cancel, SO_MARK;
+ * each through libcurl (a cold endpoint) and through the own HTTP/1.1 client
+ * (an endpoint libcurl has taught). A scripted plain-HTTP server in the test
+ * gives the own client's edge cases: keep-alive, pool limits, a pooled
+ * connection the server closed, chunked and close-delimited bodies,
+ * malformed answers, the request on the wire. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -186,6 +191,8 @@ struct result {
 	char errmsg[CURL_ERROR_SIZE];
 	char content_type[64];
 	bool reused;
+	const char *want_transport;    /* NULL: either */
+	char transport[16];
 	char body[BODY_MAX];
 	size_t body_len;
 	/* behaviour */
@@ -244,6 +251,9 @@ static void on_head(void *ctx, struct dt_fetch *f, int status, const struct dt_h
 	r->status = status;
 	snprintf(r->content_type, sizeof(r->content_type), "%s", ct ? ct : "");
 	r->reused = dt_fetch_reused_connection(f);
+	snprintf(r->transport, sizeof(r->transport), "%s", dt_fetch_transport(f));
+	if (r->want_transport)
+		assert_string_equal(r->transport, r->want_transport);
 	if (r->cancel_in_head)
 		dt_fetch_cancel(f);
 	if (r->start_in_head)
@@ -356,6 +366,7 @@ struct fixture {
 	struct event_base *base;
 	struct dt_upstream *u;
 	struct result r, r2;
+	bool warm;                     /* the own client serves the fakellm endpoint */
 };
 
 static int fixture_setup(void **state)
@@ -369,6 +380,30 @@ static int fixture_setup(void **state)
 	fx->r.u = fx->r2.u = fx->u;
 	set_fault("{\"mode\":\"ok\"}");
 	*state = fx;
+	return 0;
+}
+
+/* One answer through libcurl teaches the own client the endpoint: the
+ * test's fetches then go through it. */
+static void warm_up(struct fixture *fx)
+{
+	struct result *w = calloc(1, sizeof(*w));
+
+	assert_non_null(w);
+	w->base = fx->base;
+	w->want_transport = "libcurl";
+	start_chat(w, fx->u, world.tls_port, false, 0);
+	run_until(fx->base, &w->dones, 1, WAIT_MS);
+	assert_int_equal(w->err, DT_FETCH_OK);
+	free(w);
+	fx->warm = true;
+	fx->r.want_transport = fx->r2.want_transport = "http/1.1";
+}
+
+static int fixture_setup_warm(void **state)
+{
+	fixture_setup(state);
+	warm_up(*state);
 	return 0;
 }
 
@@ -454,18 +489,28 @@ static void test_sse_stream(void **state)
 	assert_string_equal(fx->r.body + fx->r.body_len - 14, "data: [DONE]\n\n");
 }
 
+/* libcurl's first answer teaches the own client, whose first request makes
+ * a connection of its own and whose next one reuses it. */
 static void test_connection_reused(void **state)
 {
 	struct fixture *fx = *state;
+	struct result r3 = { .base = fx->base };
 
 	start_chat(&fx->r, fx->u, world.tls_port, false, 0);
 	run_until(fx->base, &fx->r.dones, 1, WAIT_MS);
 	assert_ok(&fx->r, 200);
 	assert_false(fx->r.reused);
+	assert_string_equal(fx->r.transport, "libcurl");
 	start_chat(&fx->r2, fx->u, world.tls_port, false, 0);
 	run_until(fx->base, &fx->r2.dones, 1, WAIT_MS);
 	assert_ok(&fx->r2, 200);
-	assert_true(fx->r2.reused);
+	assert_false(fx->r2.reused);
+	assert_string_equal(fx->r2.transport, "http/1.1");
+	start_chat(&r3, fx->u, world.tls_port, false, 0);
+	run_until(fx->base, &r3.dones, 1, WAIT_MS);
+	assert_ok(&r3, 200);
+	assert_true(r3.reused);
+	assert_string_equal(r3.transport, "http/1.1");
 }
 
 static void test_status_503(void **state)
@@ -733,6 +778,370 @@ static void test_so_mark(void **state)
 		assert_int_equal(marks[i], MARK);
 }
 
+/* ---- the own client: certificates and faults on a taught endpoint ------------- */
+
+/* Its sockets carry the mark too: libcurl's pooled one and its own. */
+static void test_h1_so_mark(void **state)
+{
+	struct fixture *fx = *state;
+	uint32_t marks[8];
+	int n;
+
+	if (geteuid() != 0)
+		skip();         /* SO_MARK needs CAP_NET_ADMIN */
+	dt_upstream_free(fx->u);
+	fx->u = new_upstream(fx->base, MARK, "ca.pem");
+	warm_up(fx);
+	start_chat(&fx->r, fx->u, world.tls_port, false, 0);
+	run_until(fx->base, &fx->r.dones, 1, WAIT_MS);
+	assert_ok(&fx->r, 200);
+	n = socket_marks(world.tls_port, marks, 8);
+	assert_true(n >= 2);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(marks[i], MARK);
+}
+
+/* A new trust (a reload) closes the idle connections and forgets the TLS
+ * sessions: the next connection is verified against it, and fails. */
+static void test_h1_trust_change(void **state)
+{
+	struct fixture *fx = *state;
+	struct dt_upstream_opts o = { .ca_bundle = world_path("other-ca.pem"),
+				      .connect_timeout_ms = 2000 };
+
+	start_chat(&fx->r2, fx->u, world.tls_port, false, 0);
+	run_until(fx->base, &fx->r2.dones, 1, WAIT_MS);
+	assert_ok(&fx->r2, 200);
+	assert_int_equal(dt_upstream_set_opts(fx->u, &o), 0);
+	start_chat(&fx->r, fx->u, world.tls_port, false, 0);
+	run_until(fx->base, &fx->r.dones, 1, WAIT_MS);
+	assert_int_equal(fx->r.err, DT_FETCH_TLS);
+	assert_non_null(strstr(fx->r.errmsg, "certificate verify failed"));
+}
+
+/* The learned address refuses: a connect failure, and the next request goes
+ * through libcurl, which resolves and tries every address again. */
+static void test_h1_refused_then_libcurl(void **state)
+{
+	struct fixture *fx = *state;
+
+	set_fault("{\"mode\":\"refuse\"}");
+	start_chat(&fx->r, fx->u, world.tls_port, false, 0);
+	run_until(fx->base, &fx->r.dones, 1, WAIT_MS);
+	assert_int_equal(fx->r.dones, 1);
+	assert_int_equal(fx->r.err, DT_FETCH_CONNECT);
+	set_fault("{\"mode\":\"ok\"}");
+	fx->r2.want_transport = "libcurl";
+	start_chat(&fx->r2, fx->u, world.tls_port, false, 0);
+	run_until(fx->base, &fx->r2.dones, 1, WAIT_MS);
+	assert_ok(&fx->r2, 200);
+}
+
+/* ---- the own client against a scripted plain-HTTP server ------------------------ */
+
+#define SCRIPT_MAX 8
+
+/* Answers the n-th request it gets with answer[n] (a default 200 when
+ * NULL), then closes the connection when close_after[n]. */
+static struct script {
+	int listen_fd;
+	unsigned port;
+	struct event *accept_ev;
+	int fds[32];
+	struct event *evs[32];
+	char in[32][4096];
+	size_t in_len[32];
+	int accepted, requests;
+	const char *answer[SCRIPT_MAX];
+	bool close_after[SCRIPT_MAX];
+	char last_request[4096];
+} srv;
+
+static const char ok_answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+static void script_close(int i)
+{
+	event_free(srv.evs[i]);
+	close(srv.fds[i]);
+	srv.fds[i] = -1;
+	srv.evs[i] = NULL;
+}
+
+/* A whole request: its head, then Content-Length bytes. */
+static size_t request_end(const char *in, size_t len)
+{
+	const char *end = memmem(in, len, "\r\n\r\n", 4);
+	const char *cl;
+	size_t head, body = 0;
+
+	if (!end)
+		return 0;
+	head = (size_t)(end - in) + 4;
+	cl = memmem(in, head, "Content-Length: ", 16);
+	if (cl)
+		body = strtoul(cl + 16, NULL, 10);
+	return len >= head + body ? head + body : 0;
+}
+
+static void script_read(evutil_socket_t fd, short what, void *arg)
+{
+	int i = (int)(intptr_t)arg;
+	ssize_t n = read(fd, srv.in[i] + srv.in_len[i], sizeof(srv.in[i]) - srv.in_len[i] - 1);
+	size_t end;
+
+	(void)what;
+	if (n <= 0) {
+		script_close(i);
+		return;
+	}
+	srv.in_len[i] += (size_t)n;
+	while ((end = request_end(srv.in[i], srv.in_len[i]))) {
+		int k = srv.requests++ % SCRIPT_MAX;
+		const char *a = srv.answer[k] ? srv.answer[k] : ok_answer;
+
+		memcpy(srv.last_request, srv.in[i], end);
+		srv.last_request[end] = '\0';
+		memmove(srv.in[i], srv.in[i] + end, srv.in_len[i] - end);
+		srv.in_len[i] -= end;
+		assert_int_equal(write(fd, a, strlen(a)), (ssize_t)strlen(a));
+		if (srv.close_after[k]) {
+			script_close(i);
+			return;
+		}
+	}
+}
+
+static void script_accept(evutil_socket_t fd, short what, void *arg)
+{
+	struct event_base *base = arg;
+	int c = accept(fd, NULL, NULL);
+
+	(void)what;
+	assert_true(c >= 0);
+	assert_true(srv.accepted < 32);
+	srv.fds[srv.accepted] = c;
+	srv.evs[srv.accepted] = event_new(base, c, EV_READ | EV_PERSIST, script_read,
+					  (void *)(intptr_t)srv.accepted);
+	event_add(srv.evs[srv.accepted], NULL);
+	srv.accepted++;
+}
+
+/* The server side closes every connection it holds. */
+static void script_close_all(void)
+{
+	for (int i = 0; i < srv.accepted; i++)
+		if (srv.fds[i] >= 0)
+			script_close(i);
+}
+
+static void script_start(struct event_base *base)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sin);
+
+	memset(&srv, 0, sizeof(srv));
+	srv.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(bind(srv.listen_fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(srv.listen_fd, 16), 0);
+	assert_int_equal(getsockname(srv.listen_fd, (struct sockaddr *)&sin, &len), 0);
+	srv.port = ntohs(sin.sin_port);
+	srv.accept_ev = event_new(base, srv.listen_fd, EV_READ | EV_PERSIST, script_accept, base);
+	event_add(srv.accept_ev, NULL);
+}
+
+static void script_stop(void)
+{
+	script_close_all();
+	event_free(srv.accept_ev);
+	close(srv.listen_fd);
+}
+
+static void start_plain(struct result *r, struct dt_upstream *u, const char *method,
+			const char *body)
+{
+	struct dt_headers h = {0};
+	char url[128], err[256];
+	struct dt_fetch_req req = {
+		.method = method, .url = url, .headers = &h,
+		.body = body, .body_len = body ? strlen(body) : 0,
+	};
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/v1/models?x=1", srv.port);
+	dt_headers_add_str(&h, "Authorization", "Bearer sk-plain");
+	dt_headers_add_str(&h, "X-Empty", "");
+	dt_headers_add_str(&h, "Connection", "close");
+	dt_headers_add_str(&h, "Transfer-Encoding", "chunked");
+	r->f = dt_fetch_start(u, &req, &record_ops, r, err, sizeof(err));
+	dt_headers_free(&h);
+	assert_non_null(r->f);
+}
+
+/* One request to the scripted server, run to its end. */
+static void plain_fetch(struct fixture *fx, struct result *r, const char *transport)
+{
+	memset(r, 0, sizeof(*r));
+	r->base = fx->base;
+	r->want_transport = transport;
+	start_plain(r, fx->u, "POST", "{\"q\":1}");
+	run_until(fx->base, &r->dones, 1, WAIT_MS);
+	assert_int_equal(r->dones, 1);
+}
+
+static int script_setup(void **state)
+{
+	struct fixture *fx;
+
+	fixture_setup(state);
+	fx = *state;
+	script_start(fx->base);
+	plain_fetch(fx, &fx->r, "libcurl");     /* teaches the own client */
+	assert_ok(&fx->r, 200);
+	return 0;
+}
+
+static int script_teardown(void **state)
+{
+	script_stop();
+	return fixture_teardown(state);
+}
+
+/* Keep-alive: one connection of its own carries every request, framed as
+ * given (Host, Content-Length; the caller's hop fields dropped). */
+static void test_h1_keep_alive(void **state)
+{
+	struct fixture *fx = *state;
+	char host[64];
+
+	for (int i = 0; i < 3; i++) {
+		plain_fetch(fx, &fx->r, "http/1.1");
+		assert_ok(&fx->r, 200);
+		assert_string_equal(fx->r.body, "ok");
+		assert_true(fx->r.reused == (i > 0));
+	}
+	assert_int_equal(srv.accepted, 2);      /* libcurl's, and its own */
+	snprintf(host, sizeof(host), "\r\nHost: 127.0.0.1:%u\r\n", srv.port);
+	assert_ptr_equal(strstr(srv.last_request, "POST /v1/models?x=1 HTTP/1.1\r\n"), srv.last_request);
+	assert_non_null(strstr(srv.last_request, host));
+	assert_non_null(strstr(srv.last_request, "\r\nAuthorization: Bearer sk-plain\r\n"));
+	assert_non_null(strstr(srv.last_request, "\r\nX-Empty: \r\n"));
+	assert_non_null(strstr(srv.last_request, "\r\nContent-Length: 7\r\n\r\n{\"q\":1}"));
+	assert_null(strstr(srv.last_request, "Connection"));
+	assert_null(strstr(srv.last_request, "Transfer-Encoding"));
+	assert_null(strcasestr(srv.last_request, "Expect"));
+}
+
+/* max_host_connections bounds the connections: the rest wait their turn. */
+static void test_h1_pool_limit(void **state)
+{
+	struct fixture *fx = *state;
+	struct dt_upstream_opts o = { .ca_bundle = world_path("ca.pem"), .connect_timeout_ms = 2000,
+				      .max_host_connections = 2 };
+	struct result r[5];
+	int done = 0;
+
+	assert_int_equal(dt_upstream_set_opts(fx->u, &o), 0);
+	memset(r, 0, sizeof(r));
+	for (int i = 0; i < 5; i++) {
+		r[i].base = fx->base;
+		r[i].want_transport = "http/1.1";
+		start_plain(&r[i], fx->u, "GET", NULL);
+	}
+	while (done < 5) {
+		int before = done;
+
+		run_until(fx->base, &r[done].dones, 1, WAIT_MS);
+		for (done = 0; done < 5 && r[done].dones; done++)
+			;
+		assert_true(done > before);
+	}
+	for (int i = 0; i < 5; i++)
+		assert_ok(&r[i], 200);
+	assert_int_equal(srv.accepted, 1 + 2);
+}
+
+/* The server closed a pooled connection: a request that met it and got no
+ * byte back goes again on a new one. */
+static void test_h1_stale_connection_retried(void **state)
+{
+	struct fixture *fx = *state;
+
+	plain_fetch(fx, &fx->r, "http/1.1");
+	assert_ok(&fx->r, 200);
+	script_close_all();     /* the loop has not seen it yet */
+	plain_fetch(fx, &fx->r2, "http/1.1");
+	assert_ok(&fx->r2, 200);
+	assert_false(fx->r2.reused);
+	assert_int_equal(srv.accepted, 3);
+}
+
+/* ... but never once an answer has begun. */
+static void test_h1_no_retry_after_answer(void **state)
+{
+	struct fixture *fx = *state;
+
+	plain_fetch(fx, &fx->r, "http/1.1");
+	srv.answer[2] = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc";
+	srv.close_after[2] = true;
+	plain_fetch(fx, &fx->r2, "http/1.1");
+	assert_int_equal(fx->r2.err, DT_FETCH_RESET);
+	assert_int_equal(fx->r2.heads, 1);
+	assert_string_equal(fx->r2.body, "abc");
+	assert_int_equal(srv.requests, 3);
+}
+
+/* Chunked, interim 1xx, close-delimited: the body arrives de-framed. */
+static void test_h1_framings(void **state)
+{
+	struct fixture *fx = *state;
+
+	srv.answer[1] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+			"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+	srv.answer[2] = "HTTP/1.1 100 Continue\r\n\r\n"
+			"HTTP/1.1 201 Created\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi";
+	srv.answer[3] = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end";
+	srv.close_after[3] = true;
+	plain_fetch(fx, &fx->r, "http/1.1");
+	assert_ok(&fx->r, 200);
+	assert_string_equal(fx->r.body, "hello world");
+	plain_fetch(fx, &fx->r, "http/1.1");
+	assert_ok(&fx->r, 201);
+	assert_true(fx->r.reused);              /* after a chunked answer */
+	assert_string_equal(fx->r.content_type, "text/plain");
+	assert_string_equal(fx->r.body, "hi");
+	plain_fetch(fx, &fx->r, "http/1.1");
+	assert_ok(&fx->r, 200);
+	assert_string_equal(fx->r.body, "until the end");
+	plain_fetch(fx, &fx->r, "http/1.1");    /* a new connection, not the closed one */
+	assert_ok(&fx->r, 200);
+	assert_false(fx->r.reused);
+	assert_int_equal(srv.accepted, 3);
+}
+
+/* Malformed answers end as protocol errors, with a reason; the connection
+ * is not reused. */
+static void test_h1_malformed(void **state)
+{
+	static const char *const bad[] = {
+		"HTTP/1.1 abc OK\r\n\r\n",
+		"garbage\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+		"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: upgrade\r\n\r\n",
+	};
+	struct fixture *fx = *state;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		srv.answer[srv.requests % SCRIPT_MAX] = bad[i];
+		plain_fetch(fx, &fx->r, "http/1.1");
+		assert_string_equal(dt_fetch_error_str(fx->r.err), "protocol");
+		assert_true(fx->r.errmsg[0] != '\0');
+	}
+	memset(srv.answer, 0, sizeof(srv.answer));
+	plain_fetch(fx, &fx->r, "http/1.1");
+	assert_ok(&fx->r, 200);
+	assert_false(fx->r.reused);
+}
+
 static void test_error_strings(void **state)
 {
 	(void)state;
@@ -745,6 +1154,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
+#define W(fn) { "own client: " #fn, fn, fixture_setup_warm, fixture_teardown, NULL }
+#define S(fn) cmocka_unit_test_setup_teardown(fn, script_setup, script_teardown)
 		T(test_post_completion),
 		T(test_sse_stream),
 		T(test_connection_reused),
@@ -762,8 +1173,32 @@ int main(void)
 		T(test_cancel_in_head),
 		T(test_start_in_head),
 		T(test_so_mark),
+		/* the same through the own client, on a taught endpoint */
+		W(test_post_completion),
+		W(test_sse_stream),
+		W(test_status_503),
+		W(test_reset),
+		W(test_tls_failure),
+		W(test_hang_total_timeout),
+		W(test_pause_in_data),
+		W(test_pause_from_loop),
+		W(test_cancel_from_loop),
+		W(test_free_with_fetch_in_flight),
+		W(test_cancel_in_head),
+		W(test_start_in_head),
+		W(test_h1_trust_change),
+		W(test_h1_refused_then_libcurl),
+		T(test_h1_so_mark),
+		S(test_h1_keep_alive),
+		S(test_h1_pool_limit),
+		S(test_h1_stale_connection_retried),
+		S(test_h1_no_retry_after_answer),
+		S(test_h1_framings),
+		S(test_h1_malformed),
 		cmocka_unit_test(test_error_strings),
 #undef T
+#undef W
+#undef S
 	};
 
 	signal(SIGPIPE, SIG_IGN);
