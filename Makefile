@@ -56,6 +56,9 @@ FUZZ_deps_fuzz_sni    := agent/sni.c
 FUZZ_libs_fuzz_sni    :=
 FUZZ_deps_fuzz_http   := agent/http_server.c agent/headers.c agent/errors.c agent/log.c
 FUZZ_libs_fuzz_http   := -levent -levent_openssl -lssl -lcrypto -lhttp_parser -ljansson
+# a provider's response, as the own upstream client reads it
+FUZZ_deps_fuzz_h1resp := agent/h1resp.c agent/headers.c
+FUZZ_libs_fuzz_h1resp := -lhttp_parser
 # translators: a client request parsed and emitted for each family; a provider
 # answer and stream translated into each client shape
 FUZZ_deps_fuzz_xreq    := $(wildcard agent/xreq*.c) agent/traits.c agent/sticky.c agent/json.c agent/arena.c

@@ -105,6 +105,8 @@ static int on_headers_complete(http_parser *p)
 
 	if (r->in_value && commit_field(r))
 		return -1;
+	if (p->status_code < 100)
+		return fail(r, "malformed response: invalid status code");
 	if (p->status_code == 101 || p->upgrade)
 		return fail(r, "unexpected protocol switch");
 	if (interim(p))
@@ -124,6 +126,8 @@ static int on_body(http_parser *p, const char *at, size_t len)
 {
 	struct dt_h1resp *r = of(p);
 
+	if (!r->head_done)
+		return fail(r, "malformed response: an interim response with a body");
 	if (r->ops->body(r->ctx, at, len)) {
 		r->stop = true;
 		http_parser_pause(p, 1);
