@@ -807,7 +807,8 @@ static void conn_ready(struct h1_conn *c)
 	c->f->connected = true;
 }
 
-static void handshake(struct h1_conn *c)
+/* False when the connection failed (and is gone). */
+static bool handshake(struct h1_conn *c)
 {
 	char msg[192];
 	int rc;
@@ -817,23 +818,25 @@ static void handshake(struct h1_conn *c)
 	rc = SSL_connect(c->ssl);
 	if (rc == 1) {
 		conn_ready(c);
-		return;
+		return true;
 	}
 	switch (SSL_get_error(c->ssl, rc)) {
 	case SSL_ERROR_WANT_READ:
 		conn_want(c, EV_READ);
-		return;
+		return true;
 	case SSL_ERROR_WANT_WRITE:
 		conn_want(c, EV_WRITE);
-		return;
+		return true;
 	default:
 		snprintf(msg, sizeof(msg), "TLS handshake with %s: ", c->ep->host);
 		tls_error(c, msg + strlen(msg), sizeof(msg) - strlen(msg));
 		conn_failed(c, DT_FETCH_TLS, msg);
+		return false;
 	}
 }
 
-static void tcp_connected(struct h1_conn *c)
+/* False when the connection failed (and is gone). */
+static bool tcp_connected(struct h1_conn *c)
 {
 	int err = c->connect_errno;
 	socklen_t len = sizeof(err);
@@ -850,14 +853,14 @@ static void tcp_connected(struct h1_conn *c)
 		snprintf(msg, sizeof(msg), "connect to %s port %u: %s", addr, c->ep->port,
 			 strerror(err));
 		conn_failed(c, DT_FETCH_CONNECT, msg);
-		return;
+		return false;
 	}
 	if (c->ssl) {
 		c->state = CONN_HANDSHAKE;
-		handshake(c);
-		return;
+		return handshake(c);
 	}
 	conn_ready(c);
+	return true;
 }
 
 /* Data or an end on an idle connection: it cannot carry a request. */
@@ -879,10 +882,12 @@ static void conn_io(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	switch (c->state) {
 	case CONN_CONNECTING:
-		tcp_connected(c);
+		if (!tcp_connected(c))
+			return;
 		break;
 	case CONN_HANDSHAKE:
-		handshake(c);
+		if (!handshake(c))
+			return;
 		break;
 	case CONN_IDLE:
 		idle_event(c);
@@ -890,8 +895,8 @@ static void conn_io(evutil_socket_t fd, short what, void *arg)
 	case CONN_BUSY:
 		break;
 	}
-	if (c->state != CONN_BUSY || c->f == NULL)
-		return;         /* still connecting, or gone */
+	if (c->state != CONN_BUSY)
+		return;         /* still connecting */
 	if (!send_request(c))
 		return;
 	if (c->f->held_len && !c->f->want_paused && !deliver_held(c))
