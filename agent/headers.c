@@ -101,6 +101,37 @@ bool dt_headers_has_token(const struct dt_headers *h, const char *name, const ch
 	return false;
 }
 
+/* The hop-by-hop names every message has (RFC 9110 7.6.1), found by their
+ * first letter: this runs for every field of every answer. */
+static bool always_hop_by_hop(const char *name)
+{
+	static const char *const c[] = { "connection" };
+	static const char *const k[] = { "keep-alive" };
+	static const char *const p[] = { "proxy-connection", "proxy-authenticate", "proxy-authorization" };
+	static const char *const t[] = { "te", "trailer", "transfer-encoding" };
+	static const char *const u[] = { "upgrade" };
+	const char *const *list;
+	size_t n;
+
+	switch (name[0] | 0x20) {
+	case 'c': list = c; n = 1; break;
+	case 'k': list = k; n = 1; break;
+	case 'p': list = p; n = 3; break;
+	case 't': list = t; n = 3; break;
+	case 'u': list = u; n = 1; break;
+	default: return false;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (strcasecmp(name, list[i]) == 0)
+			return true;
+	return false;
+}
+
+bool dt_headers_hop_by_hop(const struct dt_headers *h, const char *name)
+{
+	return always_hop_by_hop(name) || dt_headers_has_token(h, "connection", name);
+}
+
 int dt_headers_copy(struct dt_headers *dst, const struct dt_headers *src)
 {
 	for (size_t i = 0; i < src->n; i++)
@@ -120,11 +151,8 @@ void dt_headers_free(struct dt_headers *h)
 
 void dt_headers_strip_hop_by_hop(struct dt_headers *h)
 {
-	static const char *const hop[] = {
-		"keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
-		"te", "trailer", "transfer-encoding", "upgrade",
-	};
 	const char *conn;
+	size_t kept = 0;
 
 	/* fields named by Connection go too, then Connection itself */
 	while ((conn = dt_headers_get(h, "connection"))) {
@@ -138,6 +166,11 @@ void dt_headers_strip_hop_by_hop(struct dt_headers *h)
 		free(names);
 		dt_headers_del(h, "connection");
 	}
-	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-		dt_headers_del(h, hop[i]);
+	for (size_t i = 0; i < h->n; i++) {
+		if (always_hop_by_hop(h->v[i].name))
+			field_free(&h->v[i]);
+		else
+			h->v[kept++] = h->v[i];
+	}
+	h->n = kept;
 }

@@ -546,19 +546,22 @@ static bool field_passes(const struct dt_header *f)
 	       !strpbrk(f->value, "\r\n");
 }
 
+/* "name: value\r\n", without printf: a head is a dozen of them. */
+static bool add_field(struct evbuffer *b, const struct dt_header *f)
+{
+	return evbuffer_add(b, f->name, strlen(f->name)) == 0 && evbuffer_add(b, ": ", 2) == 0 &&
+	       evbuffer_add(b, f->value, strlen(f->value)) == 0 && evbuffer_add(b, "\r\n", 2) == 0;
+}
+
 static bool assemble_head(struct dt_http_conn *c, int status, const struct dt_headers *h,
 			  int64_t content_length)
 {
 	struct evbuffer *b = c->scratch;
-	struct dt_headers fields = { 0 };
-	bool ok = !h || dt_headers_copy(&fields, h) == 0;
+	bool ok = evbuffer_add_printf(b, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status)) >= 0;
 
-	dt_headers_strip_hop_by_hop(&fields);
-	ok = ok && evbuffer_add_printf(b, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status)) >= 0;
-	for (size_t i = 0; ok && i < fields.n; i++)
-		if (field_passes(&fields.v[i]))
-			ok = evbuffer_add_printf(b, "%s: %s\r\n", fields.v[i].name,
-						 fields.v[i].value) >= 0;
+	for (size_t i = 0; ok && h && i < h->n; i++)
+		if (field_passes(&h->v[i]) && !dt_headers_hop_by_hop(h, h->v[i].name))
+			ok = add_field(b, &h->v[i]);
 	if (ok && status_has_body(status) && content_length >= 0)
 		ok = evbuffer_add_printf(b, "Content-Length: %" PRId64 "\r\n", content_length) >= 0;
 	if (ok && c->out.chunked)
@@ -567,9 +570,7 @@ static bool assemble_head(struct dt_http_conn *c, int status, const struct dt_he
 		ok = evbuffer_add_printf(b, "Connection: close\r\n") >= 0;
 	else if (ok && c->req_http10)
 		ok = evbuffer_add_printf(b, "Connection: keep-alive\r\n") >= 0;
-	ok = ok && evbuffer_add(b, "\r\n", 2) == 0;
-	dt_headers_free(&fields);
-	return ok;
+	return ok && evbuffer_add(b, "\r\n", 2) == 0;
 }
 
 int dt_http_respond_head(struct dt_http_conn *c, int status, const struct dt_headers *h,

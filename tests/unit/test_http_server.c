@@ -75,6 +75,9 @@ static void answer_echo(struct dt_http_conn *c, struct dt_http_request *req)
 	dt_headers_add_str(&h, "Connection", "X-Private");
 	dt_headers_add_str(&h, "X-Private", "1");
 	dt_headers_add_str(&h, "Keep-Alive", "timeout=5");
+	dt_headers_add_str(&h, "upgrade", "h2c");
+	dt_headers_add_str(&h, "Proxy-Authenticate", "Basic");
+	dt_headers_add_str(&h, "TE", "trailers");
 	dt_headers_add_str(&h, "Transfer-Encoding", "gzip");
 	dt_headers_add_str(&h, "Content-Length", "999");
 	assert_int_equal(dt_http_respond_head(c, 200, &h, (int64_t)strlen(body)), 0);
@@ -376,6 +379,9 @@ static void test_get_and_post(void **state)
 	/* the handler's hop-by-hop and framing fields did not pass */
 	assert_null(strstr(r, "X-Private"));
 	assert_null(strstr(r, "Keep-Alive"));
+	assert_null(strcasestr(r, "upgrade"));
+	assert_null(strstr(r, "Proxy-Authenticate"));
+	assert_null(strstr(r, "TE:"));
 	assert_null(strstr(r, "Transfer-Encoding"));
 	assert_null(strstr(r, "999"));
 	assert_null(strstr(r, "Connection"));
