@@ -81,7 +81,8 @@ struct h1_conn {
 	struct event *io;
 	struct event *timer;            /* connect timeout, then idle expiry */
 	short io_kind;                  /* what io is added with */
-	short read_needs, write_needs;  /* what SSL_read / SSL_write wait for */
+	short read_needs;               /* what SSL_read waits for */
+	short write_needs;              /* what a blocked write waits for; 0: none */
 	struct h1_fetch *f;
 	unsigned served;                /* requests answered on it */
 };
@@ -222,7 +223,7 @@ static void attach(struct h1_conn *c, struct h1_fetch *f)
 	f->req_off = 0;
 	f->reused = c->served > 0;
 	c->read_needs = EV_READ;
-	c->write_needs = EV_WRITE;
+	c->write_needs = 0;     /* the request is written from the loop at once */
 	dt_h1resp_free(&f->resp);
 	dt_h1resp_init(&f->resp, f->head_request, &resp_ops, f);
 }
@@ -769,8 +770,10 @@ static bool send_request(struct h1_conn *c)
 
 		if (!c->ssl) {
 			n = send(c->fd, p, left, MSG_NOSIGNAL);
-			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+				c->write_needs = EV_WRITE;
 				break;
+			}
 			if (n < 0) {
 				snprintf(msg, sizeof(msg), "send: %s", strerror(errno));
 				conn_failed(c, DT_FETCH_RESET, msg);
@@ -795,6 +798,8 @@ static bool send_request(struct h1_conn *c)
 		}
 		f->req_off += (size_t)n;
 	}
+	if (f->req_off == f->req_len)
+		c->write_needs = 0;
 	return true;
 }
 
@@ -1226,6 +1231,10 @@ static SSL_CTX *make_ctx(const struct dt_h1_trust *trust, char *err, size_t errl
 	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_COMPRESSION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
 			 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* one read() takes what the socket holds, not a record header and then
+	 * its body: receive() reads until OpenSSL wants the socket again, so
+	 * nothing read ahead is left waiting */
+	SSL_CTX_set_read_ahead(ctx, 1);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
 	SSL_CTX_sess_set_new_cb(ctx, new_session);
 	if (SSL_CTX_set_cipher_list(ctx, TLS12_SUITES) != 1 ||
