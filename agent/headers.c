@@ -95,8 +95,10 @@ static bool list_has_token(const char *list, const char *token)
 
 bool dt_headers_has_token(const struct dt_headers *h, const char *name, const char *token)
 {
+	/* the first letters differ for nearly every field: compared first */
 	for (size_t i = 0; i < h->n; i++)
-		if (strcasecmp(h->v[i].name, name) == 0 && list_has_token(h->v[i].value, token))
+		if ((h->v[i].name[0] | 0x20) == (name[0] | 0x20) &&
+		    strcasecmp(h->v[i].name, name) == 0 && list_has_token(h->v[i].value, token))
 			return true;
 	return false;
 }

@@ -928,61 +928,87 @@ static bool own_field(const char *name)
 	return false;
 }
 
-static bool clean(const char *s)
+/* "METHOD PATH HTTP/1.1", Host, the caller's fields, Content-Length when a
+ * body goes with the method, the body: one buffer, copied piece by piece
+ * (no printf: this runs for every request). */
+struct request_writer {
+	char *p;
+	size_t off;
+};
+
+static void put(struct request_writer *w, const char *s, size_t len)
 {
-	return !strpbrk(s, "\r\n");
+	if (w->p)
+		memcpy(w->p + w->off, s, len);
+	w->off += len;
 }
 
-/* "METHOD PATH HTTP/1.1", Host, the caller's fields, Content-Length when a
- * body goes with the method, the body: one buffer. */
-static int build_request(struct h1_fetch *f, const struct dt_fetch_req *req, const char *path,
-			 char *err, size_t errlen)
+static void put_str(struct request_writer *w, const char *s)
 {
-	size_t n = req->headers ? req->headers->n : 0, len, off;
-	const char *slash = *path == '/' ? "" : "/";   /* "https://h?q" asks for "/?q" */
-	bool head = strcmp(req->method, "HEAD") == 0;
-	bool with_length = !head && (strcmp(req->method, "POST") == 0 || req->body_len);
-	char clen[48] = "";
-	char *p;
+	put(w, s, strlen(s));
+}
 
-	if (!clean(req->method) || strpbrk(req->method, " ") || !clean(path) || strchr(path, ' ')) {
-		snprintf(err, errlen, "%s request: bad method or path", req->method);
-		return -1;
-	}
-	if (with_length)
-		snprintf(clen, sizeof(clen), "Content-Length: %zu\r\n", req->body_len);
-	len = strlen(req->method) + 1 + strlen(slash) + strlen(path) + sizeof(" HTTP/1.1\r\nHost: ") - 1 +
-	      strlen(f->ep->authority) + 2 + strlen(clen) + 2 + (head ? 0 : req->body_len);
+/* The request into w->p, or only its length when w->p is NULL. */
+static void write_request(struct request_writer *w, const struct dt_fetch_req *req,
+			  const char *path, const char *authority, const char *length)
+{
+	size_t n = req->headers ? req->headers->n : 0;
+
+	put_str(w, req->method);
+	put(w, " /", *path == '/' ? 1 : 2);     /* "https://h?q" asks for "/?q" */
+	put_str(w, path);
+	put_str(w, " HTTP/1.1\r\nHost: ");
+	put_str(w, authority);
+	put(w, "\r\n", 2);
 	for (size_t i = 0; i < n; i++) {
 		const struct dt_header *h = &req->headers->v[i];
 
 		if (own_field(h->name))
 			continue;
-		if (!clean(h->name) || !clean(h->value) || !*h->name) {
-			snprintf(err, errlen, "%s request: a header field holds a line break",
-				 req->method);
-			return -1;
-		}
-		len += strlen(h->name) + 2 + strlen(h->value) + 2;
+		put_str(w, h->name);
+		put(w, ": ", 2);
+		put_str(w, h->value);
+		put(w, "\r\n", 2);
 	}
-	p = malloc(len + 1);
-	if (!p) {
-		snprintf(err, errlen, "out of memory");
+	put_str(w, length);
+	put(w, "\r\n", 2);
+	if (req->body_len && *length)
+		put(w, req->body, req->body_len);
+}
+
+static int build_request(struct h1_fetch *f, const struct dt_fetch_req *req, const char *path,
+			 char *err, size_t errlen)
+{
+	size_t n = req->headers ? req->headers->n : 0;
+	bool head = strcmp(req->method, "HEAD") == 0;
+	char length[48] = "";
+	struct request_writer w = { 0 };
+
+	if (!*req->method || strpbrk(req->method, " \r\n") || strpbrk(path, " \r\n")) {
+		snprintf(err, errlen, "%s request: bad method or path", req->method);
 		return -1;
 	}
-	off = (size_t)sprintf(p, "%s %s%s HTTP/1.1\r\nHost: %s\r\n", req->method, slash, path,
-			      f->ep->authority);
 	for (size_t i = 0; i < n; i++) {
 		const struct dt_header *h = &req->headers->v[i];
 
-		if (!own_field(h->name))
-			off += (size_t)sprintf(p + off, "%s: %s\r\n", h->name, h->value);
+		if (!*h->name || strpbrk(h->name, "\r\n:") || strpbrk(h->value, "\r\n")) {
+			snprintf(err, errlen, "%s request: a header field would split the head",
+				 req->method);
+			return -1;
+		}
 	}
-	off += (size_t)sprintf(p + off, "%s\r\n", clen);
-	if (!head && req->body_len)
-		memcpy(p + off, req->body, req->body_len);
-	f->req = p;
-	f->req_len = len;
+	if (!head && (strcmp(req->method, "POST") == 0 || req->body_len))
+		snprintf(length, sizeof(length), "Content-Length: %zu\r\n", req->body_len);
+	write_request(&w, req, path, f->ep->authority, length);
+	w.p = malloc(w.off);
+	if (!w.p) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	f->req_len = w.off;
+	w.off = 0;
+	write_request(&w, req, path, f->ep->authority, length);
+	f->req = w.p;
 	f->head_request = head;
 	return 0;
 }

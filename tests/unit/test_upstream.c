@@ -1142,6 +1142,21 @@ static void test_h1_malformed(void **state)
 	assert_false(fx->r.reused);
 }
 
+/* A field that would split the request's head is refused at the start. */
+static void test_h1_field_with_line_break(void **state)
+{
+	struct fixture *fx = *state;
+	struct dt_headers h = {0};
+	char url[128], err[256];
+	struct dt_fetch_req req = { .method = "GET", .url = url, .headers = &h };
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/v1/models", srv.port);
+	dt_headers_add_str(&h, "X-Injected", "a\r\nEvil: 1");
+	assert_null(dt_fetch_start(fx->u, &req, &record_ops, &fx->r2, err, sizeof(err)));
+	assert_non_null(strstr(err, "split the head"));
+	dt_headers_free(&h);
+}
+
 static void test_error_strings(void **state)
 {
 	(void)state;
@@ -1195,6 +1210,7 @@ int main(void)
 		S(test_h1_no_retry_after_answer),
 		S(test_h1_framings),
 		S(test_h1_malformed),
+		S(test_h1_field_with_line_break),
 		cmocka_unit_test(test_error_strings),
 #undef T
 #undef W
