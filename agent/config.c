@@ -1452,6 +1452,7 @@ static const struct key_def proxy_keys[] = {
 	KEY_UNSIGNED("first_byte_timeout_ms", proxy.first_byte_timeout_ms, 100, 3600000),
 	KEY_UNSIGNED("stream_idle_timeout_ms", proxy.stream_idle_timeout_ms, 100, 3600000),
 	KEY_UNSIGNED("upstream_connect_timeout_ms", proxy.upstream_connect_timeout_ms, 10, 60000),
+	{ "upstream_http2", parse_bool, offsetof(struct dt_cfg, proxy.upstream_http2), 0, 0, false, false },
 	KEY_UNSIGNED("retry_budget_percent", proxy.retry_budget_percent, 0, 100),
 	KEY_UNSIGNED("retry_budget_min", proxy.retry_budget_min, 0, 1000000),
 	KEY_UNSIGNED("budget_window_ms", proxy.budget_window_ms, 100, 3600000),
@@ -1786,6 +1787,7 @@ static void cfg_set_defaults(struct dt_cfg *cfg)
 	cfg->proxy.first_byte_timeout_ms = 30000;
 	cfg->proxy.stream_idle_timeout_ms = 60000;
 	cfg->proxy.upstream_connect_timeout_ms = 3000;
+	cfg->proxy.upstream_http2 = true;
 	cfg->proxy.retry_budget_percent = 20;
 	cfg->proxy.retry_budget_min = 10;
 	cfg->proxy.budget_window_ms = 10000;

@@ -93,6 +93,7 @@ struct dt_class_cfg {
 /* [proxy]: the re-signing proxy. */
 struct dt_proxy_cfg {
 	char upstream_ca_bundle[PATH_MAX]; /* empty: the system trust store */
+	bool upstream_http2;            /* offer HTTP/2 to providers (else HTTP/1.1 only) */
 	unsigned max_header_bytes;
 	unsigned max_headers;
 	unsigned max_body_bytes;

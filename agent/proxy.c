@@ -309,6 +309,7 @@ static struct dt_upstream_opts upstream_opts_from(const struct dt_cfg *cfg)
 		.mark = cfg->mark,
 		.ca_bundle = cfg->proxy.upstream_ca_bundle[0] ? cfg->proxy.upstream_ca_bundle : NULL,
 		.connect_timeout_ms = cfg->proxy.upstream_connect_timeout_ms,
+		.http11_only = !cfg->proxy.upstream_http2,
 	};
 }
 

@@ -28,6 +28,7 @@ struct dt_upstream_opts {
 	const char *ca_bundle;         /* NULL: system trust store; else a PEM file (tests) */
 	unsigned connect_timeout_ms;   /* TCP + TLS connect (0: libcurl's default) */
 	long max_host_connections;     /* per host pool bound (0: libcurl default) */
+	bool http11_only;              /* never offer HTTP/2: every endpoint is the own client's */
 };
 
 /* Returns NULL with a reason in err on failure. */

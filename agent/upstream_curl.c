@@ -47,6 +47,7 @@ struct dt_curl {
 	bool trust_file;           /* a CA file is known: no hash directory (set_trust) */
 	uint32_t mark;
 	unsigned connect_timeout_ms;
+	bool http11_only;
 	/* >0 while a fetch callback runs inside libcurl (or the deferred work
 	 * walks the fetches): removals, additions and resumes wait for
 	 * run_deferred then. */
@@ -710,9 +711,10 @@ static CURLcode set_transport(CURL *e, const struct dt_curl *u)
 {
 	CURLcode rc;
 
-	/* HTTP/2 through ALPN where offered; HTTP/1.1 on plain http:// and
-	 * with a libcurl built without HTTP/2 */
-	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	/* HTTP/2 through ALPN where offered (unless only HTTP/1.1 is wanted);
+	 * HTTP/1.1 on plain http:// and with a libcurl built without HTTP/2 */
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, u->http11_only ? (long)CURL_HTTP_VERSION_1_1 :
+			 (long)CURL_HTTP_VERSION_2TLS);
 	if ((rc = curl_easy_setopt(e, CURLOPT_SHARE, u->share)) ||
 	    (rc = curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L)) ||
 	    /* an http_proxy in the agent's environment must not see provider traffic */
@@ -884,6 +886,7 @@ int dt_curl_set_opts(struct dt_curl *u, const struct dt_upstream_opts *o)
 	u->trust_file = bundle || u->default_file;
 	u->mark = o->mark;
 	u->connect_timeout_ms = o->connect_timeout_ms;
+	u->http11_only = o->http11_only;
 	if (o->max_host_connections > 0 &&
 	    curl_multi_setopt(u->multi, CURLMOPT_MAX_HOST_CONNECTIONS, o->max_host_connections))
 		return -1;

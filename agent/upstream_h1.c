@@ -121,6 +121,7 @@ struct dt_h1 {
 	uint32_t mark;
 	unsigned connect_timeout_ms;
 	long max_host_connections;      /* 0: no bound */
+	bool http11_only;               /* libcurl offers no HTTP/2 either */
 	unsigned n_idle;
 	size_t n_endpoints;
 	LIST_HEAD(, dt_h1_endpoint) endpoints;
@@ -1304,6 +1305,12 @@ int dt_h1_set_opts(struct dt_h1 *h, const struct dt_upstream_opts *o,
 	h->connect_timeout_ms = o->connect_timeout_ms;
 	if (o->max_host_connections > 0)
 		h->max_host_connections = o->max_host_connections;
+	if (o->http11_only != h->http11_only) {
+		/* what each endpoint spoke depended on what libcurl offered: learnt again */
+		h->http11_only = o->http11_only;
+		LIST_FOREACH(ep, &h->endpoints, link)
+			ep->http11 = ep->h2 = false;
+	}
 	if (!new_trust && o->mark == h->mark)
 		return 0;
 	if (new_trust) {

@@ -2,7 +2,8 @@
 # The proxy's upstream speaks HTTP/2 where the provider offers it: Groq's
 # endpoint is an HAProxy TLS front (ALPN h2, http/1.1) before a plain fakellm;
 # with OpenAI down, a streamed and a plain request through detour reach it over
-# HTTP/2 (HAProxy's log names the version of every request it got).
+# HTTP/2 (HAProxy's log names the version of every request it got). With
+# [proxy] upstream_http2 = no they reach it over HTTP/1.1.
 . "$(dirname "$0")/lib.sh"
 e2e_init "$@"
 e2e_require detourd fakellm haproxy
@@ -47,5 +48,22 @@ check "the answers came through HAProxy: its log has both requests" "$(tail -3 "
 	eval '[ "$(grep -c "POST .*/openai/v1/chat/completions" "$W/log/haproxy.log")" -eq 2 ]'
 check "... and each arrived over HTTP/2" "$(grep chat/completions "$W/log/haproxy.log" | tail -2)" \
 	eval '! grep "POST .*/openai/v1/chat/completions" "$W/log/haproxy.log" | grep -qv "HTTP/2.0\"$"'
+check "the agent is still alive" "detourd exited" alive "$DETOURD_PID"
+
+# upstream_http2 = no: libcurl offers HTTP/1.1 only, and the own client takes
+# the endpoint over; the requests reach HAProxy over HTTP/1.1
+detourd_stop
+proxy_conf "upstream_http2 = no"
+conf_write "$W/detour.conf"
+detourd_start || exit 1
+for i in 1 2 3; do
+	r=$(CURL_OUT="$W/answer" CURL_W='%{http_code} %header{x-detour-model}' ccurl enrolled -H 'content-type: application/json' \
+		-d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}' \
+		"https://$HOST_OAI/v1/chat/completions" 2>&1)
+	check "upstream_http2 = no, request $i: Groq answers through HAProxy" "$r" \
+		eval '[ "$r" = "200 llama-3.3-70b-versatile" ]'
+done
+check "... each over HTTP/1.1" "$(grep chat/completions "$W/log/haproxy.log" | tail -3)" \
+	eval '[ "$(grep -c "POST .*/openai/v1/chat/completions HTTP/1.1\"$" "$W/log/haproxy.log")" -eq 3 ]'
 check "the agent is still alive" "detourd exited" alive "$DETOURD_PID"
 e2e_finish
