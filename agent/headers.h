@@ -10,12 +10,15 @@
 
 struct dt_header {
 	char *name;
-	char *value;      /* in the block of name: one allocation per field */
+	char *value;      /* right after name's '\0' */
 };
+
+struct dt_header_text;
 
 struct dt_headers {
 	struct dt_header *v;
 	size_t n, cap;
+	struct dt_header_text *text;  /* the fields' names and values, in blocks */
 };
 
 /* Append a field; returns 0 or -ENOMEM. */
