@@ -191,6 +191,21 @@ assert prov["openai"]["errors"] == 3 and prov["openai"]["state"] == "healthy", p
 top=$(in_cli "$DETOURCTL" top --once --metrics "127.0.0.1:$MPORT" 2>&1)
 check "detourctl top --once: a table naming chatbot, openai and groq" "$top" \
 	eval 'grep -q "^  chatbot  *21 " <<<"$top" && grep -q "^  openai  *healthy  *18 " <<<"$top" && grep -q "^  groq " <<<"$top"'
+# live: a view every interval, the request rate from the one before
+nsenter --net="$NSC" "$DETOURCTL" top --json --interval 100 --metrics "127.0.0.1:$MPORT" >"$W/top.live" 2>&1 &
+live=$!
+E2E_PIDS+=($live)
+for i in 1 2 3; do ask >/dev/null; sleep 0.2; done
+wait_for 10 grep -q '"name":"chatbot","requests":24' "$W/top.live"
+stop_pid $live 3
+check "detourctl top --json --interval 100: a view every interval, the later ones with chatbot's request rate" "$(cat "$W/top.live")" \
+	"$PY" -c 'import json,sys
+views = [json.loads(l) for l in open(sys.argv[1])]
+assert len(views) >= 2, len(views)
+first = {a["name"]: a for a in views[0]["applications"]}["chatbot"]
+last = {a["name"]: a for a in views[-1]["applications"]}["chatbot"]
+assert first["requests_per_second"] is None and last["requests_per_second"] is not None, (first, last)
+assert last["requests"] == 24 and any({a["name"]: a for a in v["applications"]}["chatbot"]["requests_per_second"] for v in views[1:]), views' "$W/top.live"
 out=$(in_cli "$DETOURCTL" top --once --metrics "127.0.0.1:1" 2>&1); rc=$?
 check "detourctl top: detourd's /metrics unreachable: exit 1, said so" "rc $rc: $out" \
 	eval '[ $rc = 1 ] && grep -q "cannot reach" <<<"$out"'
