@@ -841,6 +841,7 @@ static int provider_open(struct cfg_parser *p, const char *name)
 	prov->family = DT_FAMILY_OPENAI;
 	prov->probe = true;
 	prov->probe_ttft_per_hour = 4;
+	prov->ask_stream_usage = true;
 	prov->line = p->line;
 	p->obj = prov;
 	return 0;
@@ -1428,6 +1429,8 @@ static const struct key_def provider_keys[] = {
 	  offsetof(struct dt_provider_cfg, pace_max_wait_ms), 1, 600000, false, false },
 	{ "pace_max_queue", parse_unsigned,
 	  offsetof(struct dt_provider_cfg, pace_max_queue), 1, 100000, false, false },
+	{ "ask_stream_usage", parse_bool,
+	  offsetof(struct dt_provider_cfg, ask_stream_usage), 0, 0, false, false },
 };
 
 static const struct key_def class_keys[] = {

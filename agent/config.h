@@ -52,6 +52,9 @@ struct dt_provider_cfg {
 	bool pace;                  /* over budget: wait in the pacing queue first */
 	unsigned pace_max_wait_ms;  /* 0: the default, 2000 */
 	unsigned pace_max_queue;    /* 0: the default, 100 */
+	/* OpenAI-family streams relayed to it ask for the usage chunk their
+	 * client did not ask for (docs/cost.md); default yes */
+	bool ask_stream_usage;
 	int line;                   /* line of the section header */
 };
 

@@ -785,11 +785,13 @@ static int attempt_translation(struct exchange *ex, const struct dt_attempt *a)
 }
 
 /* An OpenAI stream whose client did not ask for the usage chunk asks for
- * it (the meter strips it again, begin_metered): the body, or NULL when it
- * needs no change (or out of memory: the stream is then not metered). */
-static char *ask_usage(const struct exchange *ex, size_t *len)
+ * it, unless its provider is told not to (the meter strips it again,
+ * begin_metered): the body, or NULL when it needs no change (or out of
+ * memory: the stream is then not metered). */
+static char *ask_usage(const struct exchange *ex, const struct pprovider *to, size_t *len)
 {
-	if (ex->shape != DT_FAMILY_OPENAI || !ex->call.generate || !ex->stream || !ex->body)
+	if (ex->shape != DT_FAMILY_OPENAI || !ex->call.generate || !ex->stream || !ex->body ||
+	    !to->ask_stream_usage)
 		return NULL;
 	return dt_xreq_ask_stream_usage((const char *)evbuffer_pullup(ex->req->body, -1), *len,
 					ex->body, len);
@@ -816,7 +818,7 @@ static char *attempt_body(struct exchange *ex, const struct dt_attempt *a, size_
 	*len = evbuffer_get_length(ex->req->body);
 	/* no body read: Gemini's, whose model is in the path, or not JSON */
 	if (!ex->body || !ex->model || strcmp(ex->model, a->model) == 0) {
-		text = ask_usage(ex, len);
+		text = ask_usage(ex, to, len);
 		*usage_asked = text != NULL;
 		if (text)
 			return text;

@@ -89,6 +89,7 @@ static int load_provider(struct pprovider *pp, const struct dt_provider_cfg *pc,
 	snprintf(pp->name, sizeof(pp->name), "%s", pc->name);
 	pp->family = pc->family;
 	pp->port = pc->port;
+	pp->ask_stream_usage = pc->ask_stream_usage;
 	snprintf(pp->base_url, sizeof(pp->base_url), "%s", pc->base_url);
 	pp->api_path = url_path(pp->base_url);
 	pp->hosts = calloc(pc->n_hosts, sizeof(char *));

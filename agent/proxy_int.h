@@ -32,6 +32,7 @@ struct pprovider {
 	char base_url[512];     /* where its API lives, e.g. https://api.groq.com/openai/v1 */
 	const char *api_path;   /* the path part of base_url: what a client's target starts with */
 	char *key;              /* detour's key for it (NULL: none configured) */
+	bool ask_stream_usage;  /* a relayed OpenAI stream asks for its usage chunk */
 	char **hosts;
 	size_t n_hosts;
 };

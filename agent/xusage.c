@@ -276,15 +276,16 @@ static int event_data(const char *ev, size_t len, struct event_data *d)
 }
 
 /* The usage an event's JSON gives: Chat Completions' chunk "usage",
- * Responses' "response" "usage", Anthropic's message_start "message"
- * "usage" and message_delta "usage", Gemini's "usageMetadata". */
+ * Responses' "response" "usage" (Groq's streams: "x_groq" "usage"),
+ * Anthropic's message_start "message" "usage" and message_delta "usage",
+ * Gemini's "usageMetadata". */
 static const struct dt_json *event_usage(const struct dt_xmeter *m, const struct dt_json *root)
 {
 	const struct dt_json *u = dt_json_get(root, usage_key(m->from));
 
 	if (!u || u->type != DT_JSON_OBJECT)
-		u = dt_json_get(dt_json_get(root, m->from == DT_FAMILY_OPENAI ? "response" : "message"),
-				"usage");
+		u = dt_json_get(dt_json_get(root, m->from == DT_FAMILY_OPENAI ? "response|x_groq" :
+						"message"), "usage");
 	return u;
 }
 

@@ -212,4 +212,22 @@ check "detourctl spend prints the rows, the total and the unpriced answers" "$ta
 	      grep -q "^total \$[0-9]*\.[0-9]\{6\} (the configuration.s prices, else the price list of 20" <<<"$table" &&
 	      grep -q "^1 answers of models without a known price" <<<"$table"'
 
+# ---- a provider told not to ask for the usage chunk ----------------------------------
+
+CONF_PROVIDERS=${CONF_PROVIDERS/hosts = $HOST_OAI/hosts = $HOST_OAI
+ask_stream_usage = no}
+conf_write "$W/detour.conf"
+kill -HUP "$DETOURD_PID"
+wait_for 5 grep -q "configuration reloaded" "$DETOURD_LOG"
+unmetered() { spend_json | "$PY" -c 'import json,sys
+print(sum(r["unmetered"] for r in json.load(sys.stdin)["rows"] if r["model"] == "gpt-4o-mini"))' 2>/dev/null; }
+before=$(unmetered)
+run oai "$(chat_body "cost stream not asked again" $MINI '"stream":true')" "$W/o7.sse"
+sent_o7=$(sent "cost stream not asked again")
+check "ask_stream_usage = no: the stream request goes as the client sent it" "$sent_o7" \
+	[ "$sent_o7" = "$(chat_body "cost stream not asked again" $MINI '"stream":true')" ]
+wait_for 5 eval '[ "$(unmetered)" = $((before + 1)) ]'
+check "... and its answer is counted unmetered (no usage came)" "unmetered $before -> $(unmetered)" \
+	[ "$(unmetered)" = $((before + 1)) ]
+
 e2e_finish

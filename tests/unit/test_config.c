@@ -212,6 +212,7 @@ static void test_defaults(void **state)
 	assert_true(cfg->providers[0].probe);
 	assert_string_equal(cfg->providers[0].probe_ttft_model, "");
 	assert_int_equal(cfg->providers[0].probe_ttft_per_hour, 4);
+	assert_true(cfg->providers[0].ask_stream_usage);
 	assert_true(cfg->proxy.hedge);
 	assert_int_equal(cfg->proxy.hedge_factor_percent, 300);
 	assert_int_equal(cfg->proxy.hedge_min_ms, 1000);
@@ -685,7 +686,8 @@ static void test_signal_switches(void **state)
 		"probe_ttft_model = gpt-4o-mini\n"
 		"probe_ttft_per_hour = 12\n"
 		PROVIDER_Q
-		"probe = no\n");
+		"probe = no\n"
+		"ask_stream_usage = no\n");
 
 	(void)state;
 	assert_false(cfg->probes);
@@ -698,6 +700,8 @@ static void test_signal_switches(void **state)
 	assert_int_equal(cfg->providers[0].probe_ttft_per_hour, 12);
 	assert_false(cfg->providers[1].probe);
 	assert_string_equal(cfg->providers[1].probe_ttft_model, "");
+	assert_true(cfg->providers[0].ask_stream_usage);
+	assert_false(cfg->providers[1].ask_stream_usage);
 	dt_config_free(cfg);
 }
 

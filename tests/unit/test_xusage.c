@@ -145,6 +145,17 @@ static void test_openai_stream(void **state)
 	expect_any_split(DT_FAMILY_OPENAI, true, openai_stream, 12, 8, 0, 2);
 }
 
+/* Groq tells a stream's usage in its last chunk's x_groq, asked or not. */
+static void test_groq_stream(void **state)
+{
+	(void)state;
+	expect_any_split(DT_FAMILY_OPENAI, true,
+			 "data: {\"id\":\"c\",\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n"
+			 "data: {\"id\":\"c\",\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}],"
+			 "\"x_groq\":{\"id\":\"req_1\",\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":4}}}\n\n"
+			 "data: [DONE]\n\n", 30, 0, 0, 4);
+}
+
 static void test_openai_stream_stripped_byte_for_byte(void **state)
 {
 	(void)state;
@@ -275,6 +286,7 @@ int main(void)
 		cmocka_unit_test(test_gemini_whole_and_json_array_stream),
 		cmocka_unit_test(test_no_usage_is_unknown),
 		cmocka_unit_test(test_openai_stream),
+		cmocka_unit_test(test_groq_stream),
 		cmocka_unit_test(test_openai_stream_stripped_byte_for_byte),
 		cmocka_unit_test(test_strip_member_anywhere),
 		cmocka_unit_test(test_anthropic_stream_merges_start_and_delta),
