@@ -208,7 +208,7 @@ int main(int argc, char **argv)
 	struct evbuffer *out = evbuffer_new();
 	char *whole = answer_openai(16 * 1024);
 	struct meter_case whole_case = { DT_FAMILY_OPENAI, false, false, &whole, 1, out };
-	double ns, stream_ns[3], strip_ns;
+	double ns, stream_ns[3], strip_ns = 0;
 	struct dt_prices *t;
 	struct account_case ac = {
 		.s = dt_spend_new(), .k = { "chat", "openai", "gpt-4o", "big" },
