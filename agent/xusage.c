@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
  * The usage of answers relayed as they are (see xlate.h, "usage of relayed
- * answers"). A whole JSON answer is scanned as it passes, byte by byte,
- * without being kept: only the value of its usage member is copied, then
- * read. A stream is cut into its events on their blank lines; an event
- * naming "usage" is read. Only the part of an event still to come is held.
+ * answers"). A whole JSON answer is scanned as it passes (its strings
+ * skipped with memchr), without being kept: only the value of its usage
+ * member is copied, then read. A stream is cut into its events on their
+ * blank lines; an event whose usage member holds an object is read
+ * (Gemini's, which repeat the whole usage, only the last, when asked).
+ * Only the part of an event still to come is held: an open stream's meter
+ * is small.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -33,8 +36,8 @@ struct jscan {
 	bool want;               /* the name just read is the usage's, */
 	bool value_next;         /* ... its ':' came: an object value is copied */
 	bool copying;
-	char value[USAGE_MAX];
-	size_t value_len;        /* > USAGE_MAX: too large, not read */
+	char *value;             /* USAGE_MAX bytes, made when a usage value comes */
+	size_t value_len;        /* > USAGE_MAX: too large (or no memory), not read */
 };
 
 struct dt_xmeter {
@@ -73,6 +76,7 @@ void dt_xmeter_free(struct dt_xmeter *m)
 		return;
 	free(m->held);
 	free(m->pending);
+	free(m->js.value);
 	free(m);
 }
 
@@ -138,8 +142,11 @@ static void scan_token(struct dt_xmeter *m, char c)
 			js->level = c == '{' ? 1 : 2;
 		if (js->value_next && js->depth == js->level && c == '{') {
 			js->copying = true;
-			js->value[0] = c;
-			js->value_len = 1;
+			if (!js->value)
+				js->value = malloc(USAGE_MAX);
+			js->value_len = js->value ? 1 : USAGE_MAX + 1;
+			if (js->value)
+				js->value[0] = c;
 		}
 		js->value_next = js->want = false;
 		if (++js->depth == js->level) {
