@@ -3,7 +3,9 @@
 # an enrolled cgroup that is [app chatbot] — OpenAI (fakellm A/B) relayed
 # whole and streamed, with and without the usage chunk asked for; Anthropic
 # (X) and Gemini (Y) relayed; OpenAI down, the OpenAI client's requests
-# answered by Anthropic (translated) — and `detourctl spend --json` counts
+# answered by Anthropic (translated), and once by Gemini after Anthropic's
+# answer failed the quality check (that answer counted too, as it is
+# billed) — and `detourctl spend --json` counts
 # exactly the tokens fakellm's /stats says it served (input, of it read from
 # the prompt cache, output), per provider, each row
 # at its model's price (the shipped price list, one model overridden in the
@@ -123,10 +125,16 @@ run gem "streamGenerateContent?alt=sse" "$GEM_BODY" "$W/g2.sse"
 fake_fault A "$DOWN"; fake_fault B "$DOWN"
 run oai "$(chat_body "cost failover please" $MINI)" "$W/f1.json"
 run oai "$(chat_body "cost failover stream" $MINI '"stream":true')" "$W/f2.sse"
+# Anthropic's answer empty: the quality check refuses it and Gemini answers;
+# Anthropic answered all the same, and bills it: counted too
+fake_fault X '{"mode":"empty","count":1}'
+run oai "$(chat_body "cost failover refused" $MINI)" "$W/f3.json"
 all_ok
 check "every request of the run answered 200" "codes:$codes" [ "$(echo $codes | tr ' ' '\n' | sort -u)" = 200 ]
-check "... the failovers by Anthropic" "$(head -c 300 "$W/f1.json")" \
-	eval '[ "$(jget "$(fake_admin X GET /stats)" "by_path./v1/messages")" = 4 ] && grep -q "You said: cost failover please" "$W/f1.json"' 
+check "... the failovers by Anthropic, the refused one by Gemini" "$(head -c 300 "$W/f1.json") | $(head -c 300 "$W/f3.json")" \
+	eval '[ "$(jget "$(fake_admin X GET /stats)" "by_path./v1/messages")" = 5 ] && grep -q "You said: cost failover please" "$W/f1.json" &&
+	      [ "$(jget "$(fake_admin Y GET /stats)" "by_path./v1beta/models/*:generateContent")" = 2 ] &&
+	      grep -q "You said: cost failover refused" "$W/f3.json"' 
 
 # ---- what the clients saw ------------------------------------------------------------
 
@@ -165,7 +173,8 @@ check "openai SDK: streams not asking for usage see no usage member and no empty
 # ---- what detour counted -------------------------------------------------------------
 
 # the spend file is written on the heartbeat after an answer: wait for all of them
-answers=$((runs + 3))
+# the SDK's 3 and the answer the quality check refused
+answers=$((runs + 3 + 1))
 spend_json() { "$DETOURCTL" -c "$W/detour.conf" spend --json 2>/dev/null; }
 counted() { spend_json | "$PY" -c 'import json,sys; print(sum(r["requests"] for r in json.load(sys.stdin)["rows"]))' 2>/dev/null; }
 wait_for 5 eval '[ "$(counted)" = "$answers" ]'
