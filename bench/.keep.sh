@@ -16,7 +16,10 @@
 #   translation  bench/xlate_cost: µs per translated 4 KB request and per
 #                streamed event, next to the same-family passthrough
 #   routing      bench/route_cost: ns per load-balancing decision, 10 members,
-#                each strategy
+#                each strategy; whole plans (tiered, sticky, with rate-limit
+#                budgets); the budget check; a request's needs
+#   usage        bench/usage_cost: what cost accounting adds to an answer: the
+#                usage read from a relayed answer or stream, a price lookup
 #   uplink       bench/uplink_cost: ns the uplink XDP program costs a frame
 #   fakellm      bench/fakellm-rps.sh: the fake provider's request rate
 #   transitions  bench/transition.sh: the health engine's verdicts under load
@@ -31,7 +34,7 @@ for arg in "$@"; do
 	--smoke) SMOKE=1 ;;
 	--proxy) PROXY_ONLY=1 ;;
 	--instructions) INSTR=1 PROXY_ONLY=1 ;;
-	-h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	-*) echo "bench: unknown option $arg" >&2; exit 2 ;;
 	*) BUILD=$arg ;;
 	esac
@@ -145,7 +148,7 @@ CG2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 CGROOT=$CG2/detour-bench-$$
 mkdir "$CGROOT" "$CGROOT/enrolled" "$CGROOT/direct" "$CGROOT/agent" "$CGROOT/upstream"
 
-for bin in detourd fakellm bench/connect_cost bench/http_latency bench/tls_load bench/xlate_cost bench/route_cost bench/uplink_cost; do
+for bin in detourd fakellm bench/connect_cost bench/http_latency bench/tls_load bench/xlate_cost bench/route_cost bench/usage_cost bench/uplink_cost; do
 	[ -x "$BUILD/$bin" ] || die "missing $BUILD/$bin (not built yet?)"
 done
 command -v haproxy >/dev/null || die "haproxy is not installed (make deps)"
@@ -460,6 +463,15 @@ if [ "$SMOKE" = 1 ]; then ROUTE_ARGS="--reps 1000 --blocks 3"; else ROUTE_ARGS="
 # shellcheck disable=SC2086 # two options
 taskset -c "$CPU_PROXY" "$BUILD/bench/route_cost" $ROUTE_ARGS | tee "$W/route.out" || die "route_cost failed"
 summary "routing: $(sed -n 's/^route_cost: //p' "$W/route.out")"
+
+# ---- usage and cost ----------------------------------------------------------------------
+
+section "usage and cost accounting per answer (one core, in memory)"
+if [ "$SMOKE" = 1 ]; then USAGE_ARGS="--reps 100 --blocks 3"; else USAGE_ARGS="--reps 4000 --blocks 9"; fi
+# shellcheck disable=SC2086 # two options
+taskset -c "$CPU_PROXY" "$BUILD/bench/usage_cost" $USAGE_ARGS --prices "$ROOT/data/prices.conf" |
+	tee "$W/usage.out" || die "usage_cost failed"
+summary "usage: $(sed -n 's/^usage_cost: //p' "$W/usage.out")"
 
 # ---- uplink ------------------------------------------------------------------------------
 
