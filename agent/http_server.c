@@ -546,11 +546,21 @@ static bool field_passes(const struct dt_header *f)
 	       !strpbrk(f->value, "\r\n");
 }
 
-/* "name: value\r\n", without printf: a head is a dozen of them. */
+/* "name: value\r\n", without printf and, when it is short, in one
+ * evbuffer_add: a head is a dozen of them. */
 static bool add_field(struct evbuffer *b, const struct dt_header *f)
 {
-	return evbuffer_add(b, f->name, strlen(f->name)) == 0 && evbuffer_add(b, ": ", 2) == 0 &&
-	       evbuffer_add(b, f->value, strlen(f->value)) == 0 && evbuffer_add(b, "\r\n", 2) == 0;
+	size_t n = strlen(f->name), v = strlen(f->value);
+	char line[256];
+
+	if (n + v + 4 > sizeof(line))
+		return evbuffer_add(b, f->name, n) == 0 && evbuffer_add(b, ": ", 2) == 0 &&
+		       evbuffer_add(b, f->value, v) == 0 && evbuffer_add(b, "\r\n", 2) == 0;
+	memcpy(line, f->name, n);
+	memcpy(line + n, ": ", 2);
+	memcpy(line + n + 2, f->value, v);
+	memcpy(line + n + 2 + v, "\r\n", 2);
+	return evbuffer_add(b, line, n + v + 4) == 0;
 }
 
 static bool assemble_head(struct dt_http_conn *c, int status, const struct dt_headers *h,
