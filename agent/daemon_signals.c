@@ -23,6 +23,7 @@
 #include "probe.h"
 #include "proxy.h"
 #include "resolver.h"
+#include "spend.h"
 #include "tcpsig.h"
 
 #ifndef SO_NETNS_COOKIE
@@ -85,6 +86,15 @@ static void set_probed(struct detourd *d)
 		log_error("probes: out of memory; probing the previous providers");
 }
 
+/* A TTFT probe costs as an answer does: counted with the proxy's. */
+static void probe_cost(void *ctx, uint32_t provider_id, const char *model, const struct dt_xusage *u)
+{
+	struct detourd *d = ctx;
+
+	if (d->proxy)
+		dt_proxy_account(d->proxy, DT_SPEND_PROBE, provider_id, model, u);
+}
+
 /* Probes go through the proxy's upstream: without the proxy, none. */
 static void probes_apply(struct detourd *d)
 {
@@ -99,7 +109,8 @@ static void probes_apply(struct detourd *d)
 		return;
 	}
 	if (!s->prober) {
-		struct dt_prober_opts o = { .timeout_ms = d->cfg->probe_timeout_ms, .clock = engine_clock };
+		struct dt_prober_opts o = { .timeout_ms = d->cfg->probe_timeout_ms, .clock = engine_clock,
+					    .cost = probe_cost, .cost_ctx = d };
 
 		s->prober = dt_prober_new(d->base, dt_proxy_upstream(d->proxy), d->health, &o,
 					  err, sizeof(err));

@@ -40,7 +40,6 @@
 #include "metrics.h"
 #include "pacer.h"
 #include "proxy_int.h"
-#include "prices.h"
 #include "quality.h"
 #include "ratebudget.h"
 #include "ratelimit.h"
@@ -444,28 +443,17 @@ static void account(struct attempt *at)
 {
 	struct exchange *ex = at->ex;
 	const struct dt_attempt *a = member(at);
-	const struct dt_model_class *cls =
-		dt_router_class_of(ex->s->p->router, a->provider_id, a->model, NULL);
 	const struct dt_xusage *u = attempt_usage(at);
-	const struct pprovider *to = provider(ex, a->provider_id);
-	struct dt_spend_key k = {
-		.app = ex->s->app ? ex->s->app->name : NULL,
-		.provider = to->name,
-		.model = a->model,
-		.class_name = cls ? cls->name : NULL,
-	};
 	struct dt_price price;
 	bool priced;
 
 	if (!metered(ex))
 		return;
-	priced = dt_prices_find(ex->s->conf->prices, to->name, to->hosts, to->n_hosts, a->model,
-				&price);
+	priced = pconf_price(ex->s->conf, a->provider_id, a->model, &price);
 	if (ex->rec)
 		dt_reqrec_add_usage(ex->rec, u, priced ? &price : NULL);
-	if (dt_spend_add(ex->s->p->spend, &k, u, priced ? &price : NULL))
-		log_warn("proxy: the cost of an answer of %s is not counted: out of memory",
-			 member_name(at));
+	proxy_account(ex->s->p, ex->s->conf, ex->s->app ? ex->s->app->name : NULL, a->provider_id,
+		      a->model, u, priced ? &price : NULL);
 }
 
 /* The client is gone: the attempts in flight end with it. */

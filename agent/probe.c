@@ -70,6 +70,8 @@ struct dt_prober {
 	unsigned timeout_ms;
 	dt_probe_clock_fn clock;
 	void *clock_ctx;
+	dt_probe_cost_fn cost;
+	void *cost_ctx;
 	struct probe *probes[DT_MAX_PROVIDERS];  /* by id; NULL: not probed */
 };
 
@@ -316,6 +318,9 @@ static void count_cost(struct flight *fl)
 
 	c->input_tokens += in;
 	c->output_tokens += out;
+	if (fl->probe->owner->cost)
+		fl->probe->owner->cost(fl->probe->owner->cost_ctx, fl->probe->id, fl->probe->ttft_model,
+				       u ? u : &(struct dt_xusage){0});
 	/* probes that cost money say so, each time */
 	log_info("provider %s: TTFT probe cost %llu input + %llu output tokens; "
 		 "%llu TTFT probes so far, %llu + %llu tokens", fl->probe->name, in, out,
@@ -513,6 +518,8 @@ struct dt_prober *dt_prober_new(struct event_base *base, struct dt_upstream *u,
 	dt_prober_set_timeout(p, o ? o->timeout_ms : 0);
 	p->clock = o && o->clock ? o->clock : monotonic_ns;
 	p->clock_ctx = o ? o->clock_ctx : NULL;
+	p->cost = o ? o->cost : NULL;
+	p->cost_ctx = o ? o->cost_ctx : NULL;
 	return p;
 }
 

@@ -17,6 +17,8 @@
 #include <linux/types.h>
 #include "detour.h"
 
+struct dt_xusage;
+
 struct event_base;
 struct dt_upstream;
 struct dt_health;
@@ -25,10 +27,17 @@ struct dt_prober;
 /* The health engine's clock: CLOCK_MONOTONIC ns, or a test's. */
 typedef uint64_t (*dt_probe_clock_fn)(void *ctx);
 
+/* A TTFT probe was answered: what it used (u->known false when the answer
+ * told nothing), for the cost accounting. */
+typedef void (*dt_probe_cost_fn)(void *ctx, uint32_t provider_id, const char *model,
+				 const struct dt_xusage *u);
+
 struct dt_prober_opts {
 	unsigned timeout_ms;        /* a probe's whole exchange (0: 10000) */
 	dt_probe_clock_fn clock;    /* NULL: CLOCK_MONOTONIC */
 	void *clock_ctx;
+	dt_probe_cost_fn cost;      /* NULL: not told */
+	void *cost_ctx;
 };
 
 /* One provider to probe; every string is copied (the key wiped on free). */

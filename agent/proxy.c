@@ -599,6 +599,39 @@ const struct dt_spend *dt_proxy_spend(const struct dt_proxy *p)
 	return p->spend;
 }
 
+bool pconf_price(const struct pconf *c, uint32_t id, const char *model, struct dt_price *out)
+{
+	const struct pprovider *pp = &c->providers[id];
+
+	return dt_prices_find(c->prices, pp->name, pp->hosts, pp->n_hosts, model, out);
+}
+
+void proxy_account(struct dt_proxy *p, const struct pconf *c, const char *app, uint32_t id,
+		   const char *model, const struct dt_xusage *u, const struct dt_price *price)
+{
+	const struct dt_model_class *cls = dt_router_class_of(p->router, id, model, NULL);
+	struct dt_spend_key k = {
+		.app = app, .provider = c->providers[id].name, .model = model,
+		.class_name = cls ? cls->name : NULL,
+	};
+
+	if (dt_spend_add(p->spend, &k, u, price))
+		log_warn("proxy: the cost of an answer of %s is not counted: out of memory",
+			 c->providers[id].name);
+}
+
+void dt_proxy_account(struct dt_proxy *p, const char *app, uint32_t id, const char *model,
+		      const struct dt_xusage *u)
+{
+	struct dt_price price;
+	bool priced;
+
+	if (id >= DT_MAX_PROVIDERS || !p->conf->providers[id].used)
+		return;
+	priced = pconf_price(p->conf, id, model, &price);
+	proxy_account(p, p->conf, app, id, model, u, priced ? &price : NULL);
+}
+
 void dt_proxy_set_observers(struct dt_proxy *p, struct dt_metrics *m, struct dt_accesslog *alog)
 {
 	p->metrics = m;

@@ -18,6 +18,7 @@ struct dt_health;
 struct dt_metrics;
 struct dt_proxy;
 struct dt_spend;
+struct dt_xusage;
 struct dt_rb;
 struct dt_upstream;
 
@@ -46,6 +47,11 @@ const struct dt_proxy_stats *dt_proxy_stats(const struct dt_proxy *p);
 /* What the answers cost so far (spend.h): read by /metrics and detourctl.
  * It outlives reloads. */
 const struct dt_spend *dt_proxy_spend(const struct dt_proxy *p);
+/* An answer detour asked for itself (a TTFT probe, app DT_SPEND_PROBE):
+ * counted as the proxy counts its clients', at the current configuration's
+ * prices. An unknown provider id is ignored. */
+void dt_proxy_account(struct dt_proxy *p, const char *app, uint32_t provider_id, const char *model,
+		      const struct dt_xusage *u);
 /* The rate-limit budgets (ratebudget.h: dt_rb_snapshot for the headroom). */
 const struct dt_rb *dt_proxy_ratebudget(const struct dt_proxy *p);
 /* Where each request's record goes when it ends (either may be NULL; not

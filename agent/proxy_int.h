@@ -109,6 +109,15 @@ void exchange_cancel(struct exchange *ex);
 
 void pconf_put(struct pconf *c);
 
+struct dt_price;
+struct dt_xusage;
+/* The price of model at provider id under c (prices.h); false: unknown. */
+bool pconf_price(const struct pconf *c, uint32_t id, const char *model, struct dt_price *out);
+/* Count an answer (spend.h) of provider id and model under c for app
+ * (NULL: "-"), at price (NULL: unknown), in its class. */
+void proxy_account(struct dt_proxy *p, const struct pconf *c, const char *app, uint32_t id,
+		   const char *model, const struct dt_xusage *u, const struct dt_price *price);
+
 /* proxy_budget.c: the rate-limit budgets and pacing queue. */
 int proxy_budgets_new(struct dt_proxy *p);
 int proxy_budgets_configure(struct dt_proxy *p, const struct dt_cfg *cfg, const uint32_t *ids);

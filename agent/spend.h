@@ -30,6 +30,8 @@
 /* The label of what has none: traffic of no [app], a model outside any
  * class, an answer naming no model. */
 #define DT_SPEND_NONE      "-"
+/* The application of detour's own TTFT probes (docs/probe.md). */
+#define DT_SPEND_PROBE     "(probe)"
 
 /* A model's list price, micro-dollars per million tokens (= pico-dollars
  * per token) of each kind of token. */

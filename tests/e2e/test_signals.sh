@@ -4,7 +4,8 @@
 #   DOWN from probes alone, in the provider_health map, and comes back
 #   through probes once it answers again; DeepSeek's opt-in TTFT probe is a
 #   chat completion whose cost is logged and published with the probe
-#   counts (provider_health, `detourctl status`);
+#   counts (provider_health, `detourctl status`) and counted in the cost
+#   accounting (`detourctl spend`, application "(probe)");
 # - kernel TCP signals: direct connects (a cgroup detour does not redirect,
 #   as in failover mode) refused by Groq's endpoints, which is not probed,
 #   are counted in the pinned tcp_signals map and eject it; resets too;
@@ -94,6 +95,11 @@ check "detourctl status --json shows them per provider" \
 	"deepseek: $(status deepseek probes); openai: $(status openai probes)" \
 	eval '[ "$(status deepseek probes.ttft_probes)" = 1 ] && [ "$(status deepseek probes.input_tokens)" -ge 1 ] &&
 	      [ "$(status deepseek probes.output_tokens)" -ge 1 ] && [ "$(status openai probes.failed)" -ge 2 ]'
+spend=$("$DETOURCTL" -c "$W/detour.conf" spend --json 2>&1)
+check "... and in the cost accounting, under the application (probe)" "$spend" \
+	"$PY" -c 'import json,sys; r=[r for r in json.loads(sys.argv[1])["rows"] if r["app"] == "(probe)"]
+assert len(r) == 1 and r[0]["provider"] == "deepseek" and r[0]["model"] == "deepseek-chat", r
+assert r[0]["requests"] >= 1 and r[0]["input_tokens"] >= 1 and r[0]["output_tokens"] >= 1, r' "$spend"
 st=$(ctl status)
 check "... and the table (a probes section)" "$(grep -A4 '^probes' <<<"$st")" \
 	eval 'grep -A4 "^probes" <<<"$st" | grep -Eq "^  deepseek +[0-9]+ +[0-9]+ +1 +[1-9][0-9]* +[1-9]"'

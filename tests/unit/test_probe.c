@@ -29,6 +29,7 @@
 #include "log.h"
 #include "probe.h"
 #include "upstream.h"
+#include "xlate.h"
 
 #define WAIT_MS   5000
 #define BODY_MAX  (64 * 1024)
@@ -147,6 +148,11 @@ struct fixture {
 	uint64_t offset;             /* the injected clock: monotonic + this */
 	enum dt_state state[DT_MAX_PROVIDERS];
 	enum dt_health_reason reason[DT_MAX_PROVIDERS];
+	/* what the prober told the cost accounting, last */
+	unsigned costs;
+	uint32_t cost_id;
+	char cost_model[64];
+	struct dt_xusage cost_usage;
 };
 
 static uint64_t monotonic_ns(void)
@@ -177,6 +183,16 @@ static void on_change(void *ctx, const struct dt_health_change *c)
 		dt_prober_reschedule(fx->p);
 }
 
+static void on_cost(void *ctx, uint32_t id, const char *model, const struct dt_xusage *u)
+{
+	struct fixture *fx = ctx;
+
+	fx->costs++;
+	fx->cost_id = id;
+	snprintf(fx->cost_model, sizeof(fx->cost_model), "%s", model);
+	fx->cost_usage = *u;
+}
+
 /* Probes fast so a test sees several within a second; short ejections. */
 static const struct dt_health_opts health_opts = {
 	.probe_interval_ms = 100,
@@ -194,6 +210,8 @@ static struct fixture *new_fixture(unsigned timeout_ms)
 
 	assert_non_null(fx);
 	po.clock_ctx = fx;
+	po.cost = on_cost;
+	po.cost_ctx = fx;
 	fx->base = event_base_new();
 	assert_non_null(fx->base);
 	fx->u = dt_upstream_new(fx->base, &uo, err, sizeof(err));
@@ -543,6 +561,13 @@ static void test_ttft_probe_per_family(void **state)
 		/* fakellm's usage: a token a word of "Say hi", one out */
 		assert_int_equal(cost.input_tokens, 2);
 		assert_int_equal(cost.output_tokens, 1);
+		/* ... told the cost accounting as well */
+		assert_int_equal(fx->costs, i + 1);
+		assert_int_equal(fx->cost_id, pv.id);
+		assert_string_equal(fx->cost_model, "probe-model");
+		assert_true(fx->cost_usage.known);
+		assert_int_equal(fx->cost_usage.input_tokens, 2);
+		assert_int_equal(fx->cost_usage.output_tokens, 1);
 		assert_int_equal(verdict(fx, pv.id).consecutive_failures, 0);
 	}
 }
