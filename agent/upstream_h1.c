@@ -99,6 +99,7 @@ struct h1_fetch {
 	size_t req_len, req_off;
 	bool head_request;
 	bool cut_short;                 /* answered before the request was all sent */
+	bool reusable;                  /* the complete answer leaves the connection clean */
 	struct h1_conn *conn;
 	struct dt_h1resp resp;
 	char *held;                     /* body bytes read while paused */
@@ -588,7 +589,8 @@ static void answer_complete(struct h1_fetch *f, bool reusable)
 	fetch_finish(f, DT_FETCH_OK, "");
 }
 
-/* Cancelled from inside its own callback. */
+/* Cancelled: the fetch goes without a word, and its connection with it
+ * (in the middle of an answer, it cannot carry another request). */
 static void fetch_drop(struct h1_fetch *f)
 {
 	struct h1_conn *c = f->conn;
@@ -619,11 +621,13 @@ static bool parse(struct h1_conn *c, const char *buf, size_t len)
 		conn_failed(c, DT_FETCH_INTERNAL, f->resp.error);
 		return false;
 	case DT_H1RESP_COMPLETE:
+		/* nothing may follow an answer we did not ask for */
+		f->reusable = used == len && dt_h1resp_keep_alive(&f->resp);
 		if (f->held_len) {
 			busy_interest(c);       /* done() after the held bytes, on resume */
 			return false;
 		}
-		answer_complete(f, used == len && dt_h1resp_keep_alive(&f->resp));
+		answer_complete(f, f->reusable);
 		return false;
 	case DT_H1RESP_ERROR:
 		break;
@@ -649,7 +653,7 @@ static bool deliver_held(struct h1_conn *c)
 	}
 	free(held);
 	if (f->resp.complete) {
-		answer_complete(f, dt_h1resp_keep_alive(&f->resp));
+		answer_complete(f, f->reusable);
 		return false;
 	}
 	return true;
