@@ -44,6 +44,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include "bench.h"
 #include "bpfobj.h"
 #include "config.h"
 #include "enroll.h"
@@ -360,25 +361,11 @@ static int cmp_u32(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
 /* Sorts v. */
 static double median_u32(uint32_t *v, size_t n)
 {
 	qsort(v, n, sizeof(*v), cmp_u32);
 	return n % 2 ? v[n / 2] : ((double)v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-/* Sorts v. */
-static double median_double(double *v, size_t n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 struct results {
@@ -440,7 +427,7 @@ static void report(struct results *res)
 	       n, BLOCK);
 	printf("  %-32s %12s %12s\n", "", "median ns", "added ns");
 	for (int s = 0; s < SETUP_COUNT; s++) {
-		added[s] = median_double(res->added[s], res->blocks);
+		added[s] = bench_median(res->added[s], res->blocks);
 		printf("  %-32s %12.0f", setup_names[s], median_u32(res->ns[s], n));
 		if (s != SETUP_NO_HOOK)
 			printf(" %+12.0f", added[s]);

@@ -29,6 +29,8 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include "bpfobj.h"
+
 #define RESPONSE_MAX  (64 * 1024)
 /* requests before the clock starts: first connections, page faults */
 #define WARMUP        20
@@ -41,14 +43,6 @@ struct target {
 	socklen_t len;
 	char host[64];  /* the Host header: the address as given */
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* "1.2.3.4:80" or "[::1]:80" */
 static int parse_target(const char *text, struct target *t)
@@ -248,11 +242,11 @@ int main(int argc, char **argv)
 		return 1;
 
 	for (long i = -WARMUP; i < requests && !rc; i++) {
-		uint64_t start = now_ns();
+		uint64_t start = dt_now_ns();
 
 		rc = one_request(&t, &fd, request, buf);
 		if (i >= 0)
-			lat[i] = now_ns() - start;
+			lat[i] = dt_now_ns() - start;
 		if (fd >= 0 && (!keepalive || rc)) {
 			close(fd);
 			fd = -1;

@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "balance.h"
+#include "bpfobj.h"
 #include "ratebudget.h"
 #include "router.h"
 #include "traits.h"
@@ -43,14 +44,6 @@ static const struct {
 	{ DT_BALANCE_CHEAPEST, "cheapest" },
 	{ DT_BALANCE_COMBINED, "combined" },
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* A class as a busy host would see it: 80 to 500 ms to the first token,
  * last measured up to a second before NOW, up to 3 requests in flight,
@@ -190,11 +183,11 @@ static double decision_ns(struct decision *d, long reps, int blocks)
 	double best = 0;
 
 	for (int b = 0; b < blocks; b++) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = dt_now_ns();
 		double per;
 
 		sink += d->run(d, reps);
-		per = (double)(now_ns() - t0) / (double)reps;
+		per = (double)(dt_now_ns() - t0) / (double)reps;
 		if (b == 0 || per < best)
 			best = per;
 	}

@@ -52,6 +52,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "bpfobj.h"
+
 #define NS_PER_S      1000000000ull
 #define NS_PER_MS     1000000ull
 /* after the window, how long answers (and late requests) are waited for:
@@ -245,19 +247,11 @@ struct bench {
 	struct hist gap;      /* streams: event gaps beyond fakellm's pacing */
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
-
 static void cpu_mark(const struct bench *b, unsigned long long *ticks, uint64_t *ns)
 {
 	if (b->o->watch_pid)
 		*ticks = cpu_ticks(b->o->watch_pid);
-	*ns = now_ns();
+	*ns = dt_now_ns();
 }
 
 static struct timeval tv_of_ns(uint64_t ns)
@@ -322,7 +316,7 @@ static void conn_idle(struct conn *c)
 		break;
 	case MODE_MAX:
 		if (!b->stopping)
-			send_request(c, now_ns());
+			send_request(c, dt_now_ns());
 		break;
 	}
 }
@@ -344,7 +338,7 @@ static uint64_t due_now(const struct bench *b, uint64_t now)
  * answers free one (conn_idle), still timed from when they were due. */
 static void dispatch(struct bench *b)
 {
-	uint64_t now = now_ns(), due = due_now(b, now);
+	uint64_t now = dt_now_ns(), due = due_now(b, now);
 
 	while (b->next < due && b->free_list) {
 		struct conn *c = b->free_list;
@@ -416,7 +410,7 @@ static void sample_memory(struct bench *b)
 
 static void on_event(struct bench *b, struct conn *c)
 {
-	uint64_t now = now_ns();
+	uint64_t now = dt_now_ns();
 
 	c->last_was_done = c->event_len >= 12 && !memcmp(c->event_head, "data: [DONE]", 12);
 	if (!c->events) {
@@ -458,7 +452,7 @@ static int on_message_complete(http_parser *p)
 {
 	struct conn *c = p->data;
 	struct bench *b = c->b;
-	uint64_t now = now_ns();
+	uint64_t now = dt_now_ns();
 
 	if (!c->busy)
 		return -1; /* an answer nobody asked for: the connection is lost */
@@ -658,7 +652,7 @@ static void start_clock(struct bench *b)
 	uint64_t warm_ns = (uint64_t)(o->warmup_s * 1e9), run_ns = (uint64_t)(o->duration_s * 1e9);
 
 	b->running = true;
-	b->start_ns = now_ns();
+	b->start_ns = dt_now_ns();
 	if (o->mode == MODE_SSE) {
 		/* a stream that is not over by then is counted as lost */
 		struct timeval limit = tv_of_ns(run_ns + event_due_ns(o, o->words + 1) +

@@ -25,45 +25,12 @@
 #include <time.h>
 #include <event2/buffer.h>
 
+#include "bench.h"
 #include "prices.h"
 #include "spend.h"
 #include "xlate.h"
 
 #define EVENTS 200
-#define MAX_BLOCKS 64
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-typedef void (*op_fn)(const void *arg);
-
-/* Median over blocks of the mean ns per call of fn. */
-static double measure(op_fn fn, const void *arg, int reps, int blocks)
-{
-	double per[MAX_BLOCKS];
-
-	for (int b = 0; b < blocks; b++) {
-		uint64_t t0 = now_ns();
-
-		for (int i = 0; i < reps; i++)
-			fn(arg);
-		per[b] = (double)(now_ns() - t0) / reps;
-	}
-	qsort(per, (size_t)blocks, sizeof(*per), cmp_double);
-	return blocks % 2 ? per[blocks / 2] : (per[blocks / 2 - 1] + per[blocks / 2]) / 2;
-}
 
 /* ---- answers -------------------------------------------------------------- */
 
@@ -227,22 +194,22 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (reps < 1 || blocks < 1 || blocks > MAX_BLOCKS) {
-		fprintf(stderr, "usage_cost: --reps >= 1, --blocks 1..%d\n", MAX_BLOCKS);
+	if (reps < 1 || blocks < 1 || blocks > BENCH_MAX_BLOCKS) {
+		fprintf(stderr, "usage_cost: --reps >= 1, --blocks 1..%d\n", BENCH_MAX_BLOCKS);
 		return 2;
 	}
-	ns = measure(meter_answer, &whole_case, reps, blocks);
+	ns = bench_ns_per_op(meter_answer, &whole_case, reps, blocks);
 	printf("meter  whole 16 KB OpenAI answer        %8.2f us  (%.0f ns/KB)\n", ns / 1000, ns / 16);
 	for (int f = DT_FAMILY_OPENAI; f <= DT_FAMILY_GEMINI; f++) {
 		struct meter_case sc = { (enum dt_family)f, true, false, NULL, 0, out };
 
 		sc.parts = stream_events((enum dt_family)f, &sc.n);
-		stream_ns[f] = measure(meter_answer, &sc, reps / 10 + 1, blocks);
+		stream_ns[f] = bench_ns_per_op(meter_answer, &sc, reps / 10 + 1, blocks);
 		printf("meter  %-9s stream, %d events       %8.2f us  (%.0f ns/event)\n", names[f], EVENTS,
 		       stream_ns[f] / 1000, stream_ns[f] / EVENTS);
 		if (f == DT_FAMILY_OPENAI) {
 			sc.strip = true;
-			strip_ns = measure(meter_answer, &sc, reps / 10 + 1, blocks);
+			strip_ns = bench_ns_per_op(meter_answer, &sc, reps / 10 + 1, blocks);
 			printf("meter  openai    stream, usage stripped  %8.2f us  (%.0f ns/event)\n",
 			       strip_ns / 1000, strip_ns / EVENTS);
 		}
@@ -253,8 +220,8 @@ int main(int argc, char **argv)
 	t = load_prices(prices_path);
 	struct price_case hit = { t, "openai", "o3-mini-2025-01-31", { "api.openai.com" }, true };
 	struct price_case miss = { t, "openai", "no-such-model", { "api.openai.com" }, false };
-	double hit_ns = measure(price_lookup, &hit, reps * 10, blocks);
-	double miss_ns = measure(price_lookup, &miss, reps * 10, blocks);
+	double hit_ns = bench_ns_per_op(price_lookup, &hit, reps * 10, blocks);
+	double miss_ns = bench_ns_per_op(price_lookup, &miss, reps * 10, blocks);
 
 	printf("price  lookup, %zu entries: hit %.0f ns, miss %.0f ns\n", dt_prices_count(t), hit_ns,
 	       miss_ns);
@@ -262,7 +229,7 @@ int main(int argc, char **argv)
 		snprintf(model, sizeof(model), "model-%d", i);
 		dt_spend_add(ac.s, &(struct dt_spend_key){ "chat", "openai", model, "big" }, &ac.u, &ac.p);
 	}
-	double acc_ns = measure(account, &ac, reps * 10, blocks);
+	double acc_ns = bench_ns_per_op(account, &ac, reps * 10, blocks);
 
 	printf("account  one answer, 50 rows: %.0f ns\n", acc_ns);
 	printf("usage_cost: whole 16KB %.1f us, stream/event openai %.0f anthropic %.0f gemini %.0f "

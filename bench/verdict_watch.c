@@ -29,17 +29,10 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 
+#include "bpfobj.h"
 #include "detour.h"
 
 #define POLL_NS 100000L
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static int usage(void)
 {
@@ -102,11 +95,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "verdict_watch: %s: %s\n", path, strerror(errno));
 		return 2;
 	}
-	start = now_ns();
+	start = dt_now_ns();
 	deadline = start + (uint64_t)timeout_ms * 1000000ull;
 	for (;;) {
 		int rc = bpf_map_lookup_elem(fd, key, &h);
-		uint64_t t = now_ns();
+		uint64_t t = dt_now_ns();
 
 		/* a model not tracked yet has no entry */
 		if (rc != 0 && !(model && errno == ENOENT)) {

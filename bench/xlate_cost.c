@@ -27,32 +27,11 @@
 #include <event2/buffer.h>
 #include <jansson.h>
 
+#include "bench.h"
 #include "json.h"
 #include "xlate.h"
 
 #define EVENTS 200
-#define MAX_BLOCKS 64
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 /* ---- the request ---------------------------------------------------------- */
 
@@ -109,23 +88,6 @@ static char *make_request(size_t size, size_t *len)
 	json_decref(req);
 	*len = strlen(text);
 	return text;
-}
-
-typedef void (*op_fn)(const void *arg);
-
-/* Median over blocks of the mean ns per call of fn. */
-static double measure(op_fn fn, const void *arg, int reps, int blocks)
-{
-	double per[MAX_BLOCKS];
-
-	for (int b = 0; b < blocks; b++) {
-		uint64_t t0 = now_ns();
-
-		for (int i = 0; i < reps; i++)
-			fn(arg);
-		per[b] = (double)(now_ns() - t0) / reps;
-	}
-	return median(per, blocks);
 }
 
 struct req_case {
@@ -310,17 +272,17 @@ int main(int argc, char **argv)
 		else
 			return 2;
 	}
-	if (reps < 1 || blocks < 1 || blocks > MAX_BLOCKS) {
-		fprintf(stderr, "xlate_cost: --reps >= 1, --blocks 1..%d\n", MAX_BLOCKS);
+	if (reps < 1 || blocks < 1 || blocks > BENCH_MAX_BLOCKS) {
+		fprintf(stderr, "xlate_cost: --reps >= 1, --blocks 1..%d\n", BENCH_MAX_BLOCKS);
 		return 2;
 	}
 	rc.body = make_request(4096, &rc.len);
 	printf("request: OpenAI chat, %zu bytes, 3 tools, a tool-call round trip in its history\n", rc.len);
-	ns = measure(rename_request, &rc, reps, blocks);
+	ns = bench_ns_per_op(rename_request, &rc, reps, blocks);
 	printf("  passthrough (same family, model renamed)   %8.2f us\n", ns / 1000);
 	for (enum dt_family to = DT_FAMILY_ANTHROPIC; to <= DT_FAMILY_GEMINI; to++) {
 		rc.to = to;
-		ns = measure(translate_request, &rc, reps, blocks);
+		ns = bench_ns_per_op(translate_request, &rc, reps, blocks);
 		printf("  translated to %-10s                  %8.2f us\n", family_names[to], ns / 1000);
 		worst_req = ns > worst_req ? ns : worst_req;
 	}
@@ -330,7 +292,7 @@ int main(int argc, char **argv)
 		for (int t = 0; t < 3; t++) {
 			streams[f].from = (enum dt_family)f;
 			streams[f].to = (enum dt_family)t;
-			ns = measure(translate_stream, &streams[f], reps / 20 ? reps / 20 : 1, blocks) /
+			ns = bench_ns_per_op(translate_stream, &streams[f], reps / 20 ? reps / 20 : 1, blocks) /
 			     (double)streams[f].n;
 			printf("  %-9s -> %-9s %s %8.3f us/event\n", family_names[f], family_names[t],
 			       f == t ? "(re-encoded)" : "            ", ns / 1000);

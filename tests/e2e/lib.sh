@@ -462,6 +462,47 @@ member = groq:llama-3.3-70b-versatile
 member = deepseek:deepseek-chat"
 }
 
+KEY_OAI=sk-detour-openai-0004 KEY_ANT=sk-ant-detour-0005 KEY_GEM=AIza-detour-gemini-0006
+MINI=gpt-4o-mini HAIKU=claude-haiku-4-5 FLASH=gemini-2.0-flash
+
+# mixed_family_conf: CONF_PROXY and CONF_PROVIDERS for translation between
+# API families: OpenAI (A, B), Anthropic (X) and Gemini (Y) in one class
+# mixed, each signed with detour's key ($KEY_OAI, $KEY_ANT, $KEY_GEM) from a
+# root-only file; deadlines short and neither the retry budget nor ejection
+# in the way, failures being what these tests cause.
+mixed_family_conf() {
+	mkdir -p "$W/keys" && chmod 700 "$W/keys"
+	printf '%s\n' "$KEY_OAI" >"$W/keys/openai"
+	printf '%s\n' "$KEY_ANT" >"$W/keys/anthropic"
+	printf '%s\n' "$KEY_GEM" >"$W/keys/gemini"
+	chmod 600 "$W/keys/openai" "$W/keys/anthropic" "$W/keys/gemini"
+	CONF_PROXY="intercept_tls = yes
+upstream_ca_bundle = $W/ca.pem
+first_byte_timeout_ms = 1500
+stream_idle_timeout_ms = 1500
+retry_budget_min = 1000
+provider_failures_to_eject = 1000"
+	CONF_PROVIDERS="[provider openai]
+hosts = $HOST_OAI
+family = openai
+key_file = $W/keys/openai
+
+[provider anthropic]
+hosts = $HOST_ANT
+family = anthropic
+key_file = $W/keys/anthropic
+
+[provider gemini]
+hosts = $HOST_GEM
+family = gemini
+key_file = $W/keys/gemini
+
+[class mixed]
+member = openai:$MINI
+member = anthropic:$HAIKU
+member = gemini:$FLASH"
+}
+
 # ---- detourd -------------------------------------------------------------------
 
 # conf_write FILE [EXTRA-SECTIONS-TEXT]: the test configuration. Variables:

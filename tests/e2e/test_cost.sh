@@ -26,40 +26,11 @@ fake_start X "$X4:443" "[$X6]:443" --cached-percent=50 || exit 1
 fake_start Y "$Y4:443" "[$Y6]:443" --cached-percent=50 || exit 1
 
 ROOT=$(cd "$E2E_LIB_DIR/../.." && pwd)
-KEY_OAI=sk-detour-openai-0004 KEY_ANT=sk-ant-detour-0005 KEY_GEM=AIza-detour-gemini-0006
-MINI=gpt-4o-mini HAIKU=claude-haiku-4-5 FLASH=gemini-2.0-flash
-mkdir -p "$W/keys" && chmod 700 "$W/keys"
-printf '%s\n' "$KEY_OAI" >"$W/keys/openai"
-printf '%s\n' "$KEY_ANT" >"$W/keys/anthropic"
-printf '%s\n' "$KEY_GEM" >"$W/keys/gemini"
+mixed_family_conf
 printf '%s\n' sk-app-chatbot-0007 >"$W/keys/app-openai"
-chmod 600 "$W"/keys/*
+chmod 600 "$W/keys/app-openai"
 CONF_EXTRA="prices_file = $ROOT/data/prices.conf"
-CONF_PROXY="intercept_tls = yes
-upstream_ca_bundle = $W/ca.pem
-first_byte_timeout_ms = 1500
-stream_idle_timeout_ms = 1500
-retry_budget_min = 1000
-provider_failures_to_eject = 1000"
-CONF_PROVIDERS="[provider openai]
-hosts = $HOST_OAI
-family = openai
-key_file = $W/keys/openai
-
-[provider anthropic]
-hosts = $HOST_ANT
-family = anthropic
-key_file = $W/keys/anthropic
-
-[provider gemini]
-hosts = $HOST_GEM
-family = gemini
-key_file = $W/keys/gemini
-
-[class mixed]
-member = openai:$MINI
-member = anthropic:$HAIKU
-member = gemini:$FLASH
+CONF_PROVIDERS="$CONF_PROVIDERS
 
 [app chatbot]
 cgroup = $CG_ENROLLED

@@ -19,38 +19,7 @@ sdk_require openai @anthropic-ai/sdk || exit 1
 fake_std X Y || exit 1
 
 KEY_APP_OAI=sk-app-own-openai-0001 KEY_APP_ANT=sk-ant-app-own-0002
-KEY_OAI=sk-detour-openai-0004 KEY_ANT=sk-ant-detour-0005 KEY_GEM=AIza-detour-gemini-0006
-MINI=gpt-4o-mini HAIKU=claude-haiku-4-5 FLASH=gemini-2.0-flash
-mkdir -p "$W/keys" && chmod 700 "$W/keys"
-printf '%s\n' "$KEY_OAI" >"$W/keys/openai"
-printf '%s\n' "$KEY_ANT" >"$W/keys/anthropic"
-printf '%s\n' "$KEY_GEM" >"$W/keys/gemini"
-chmod 600 "$W"/keys/*
-CONF_PROXY="intercept_tls = yes
-upstream_ca_bundle = $W/ca.pem
-first_byte_timeout_ms = 1500
-stream_idle_timeout_ms = 1500
-retry_budget_min = 1000
-provider_failures_to_eject = 1000"
-CONF_PROVIDERS="[provider openai]
-hosts = $HOST_OAI
-family = openai
-key_file = $W/keys/openai
-
-[provider anthropic]
-hosts = $HOST_ANT
-family = anthropic
-key_file = $W/keys/anthropic
-
-[provider gemini]
-hosts = $HOST_GEM
-family = gemini
-key_file = $W/keys/gemini
-
-[class mixed]
-member = openai:$MINI
-member = anthropic:$HAIKU
-member = gemini:$FLASH"
+mixed_family_conf
 # failures are the point here: no ejection by failure rate either, so the
 # order of the members stays the configured one
 CONF_HEALTH="min_calls = 1000000000"
