@@ -22,31 +22,34 @@ enum value_form {
 
 struct header_form {
 	const char *name;
+	size_t name_len;       /* compared first: most fields of an answer differ in length */
 	enum dt_rl_kind kind;  /* unused for retry-after */
 	enum value_form form;
 };
 
+#define FORM(name, kind, form) { name, sizeof(name) - 1, kind, form }
+
 static const struct header_form forms[] = {
-	{ "x-ratelimit-limit-requests", DT_RL_REQUESTS, FORM_LIMIT },
-	{ "x-ratelimit-limit-tokens", DT_RL_TOKENS, FORM_LIMIT },
-	{ "anthropic-ratelimit-requests-limit", DT_RL_REQUESTS, FORM_LIMIT },
-	{ "anthropic-ratelimit-tokens-limit", DT_RL_TOKENS, FORM_LIMIT },
-	{ "anthropic-ratelimit-input-tokens-limit", DT_RL_INPUT_TOKENS, FORM_LIMIT },
-	{ "anthropic-ratelimit-output-tokens-limit", DT_RL_OUTPUT_TOKENS, FORM_LIMIT },
-	{ "x-ratelimit-remaining-requests", DT_RL_REQUESTS, FORM_COUNT },
-	{ "x-ratelimit-remaining-tokens", DT_RL_TOKENS, FORM_COUNT },
-	{ "x-ratelimit-reset-requests", DT_RL_REQUESTS, FORM_GO_DURATION },
-	{ "x-ratelimit-reset-tokens", DT_RL_TOKENS, FORM_GO_DURATION },
-	{ "anthropic-ratelimit-requests-remaining", DT_RL_REQUESTS, FORM_COUNT },
-	{ "anthropic-ratelimit-requests-reset", DT_RL_REQUESTS, FORM_TIMESTAMP },
-	{ "anthropic-ratelimit-tokens-remaining", DT_RL_TOKENS, FORM_COUNT },
-	{ "anthropic-ratelimit-tokens-reset", DT_RL_TOKENS, FORM_TIMESTAMP },
-	{ "anthropic-ratelimit-input-tokens-remaining", DT_RL_INPUT_TOKENS, FORM_COUNT },
-	{ "anthropic-ratelimit-input-tokens-reset", DT_RL_INPUT_TOKENS, FORM_TIMESTAMP },
-	{ "anthropic-ratelimit-output-tokens-remaining", DT_RL_OUTPUT_TOKENS, FORM_COUNT },
-	{ "anthropic-ratelimit-output-tokens-reset", DT_RL_OUTPUT_TOKENS, FORM_TIMESTAMP },
-	{ "retry-after", DT_RL_REQUESTS, FORM_RETRY_AFTER },
-	{ "retry-after-ms", DT_RL_REQUESTS, FORM_RETRY_AFTER_MS },
+	FORM("x-ratelimit-limit-requests", DT_RL_REQUESTS, FORM_LIMIT),
+	FORM("x-ratelimit-limit-tokens", DT_RL_TOKENS, FORM_LIMIT),
+	FORM("anthropic-ratelimit-requests-limit", DT_RL_REQUESTS, FORM_LIMIT),
+	FORM("anthropic-ratelimit-tokens-limit", DT_RL_TOKENS, FORM_LIMIT),
+	FORM("anthropic-ratelimit-input-tokens-limit", DT_RL_INPUT_TOKENS, FORM_LIMIT),
+	FORM("anthropic-ratelimit-output-tokens-limit", DT_RL_OUTPUT_TOKENS, FORM_LIMIT),
+	FORM("x-ratelimit-remaining-requests", DT_RL_REQUESTS, FORM_COUNT),
+	FORM("x-ratelimit-remaining-tokens", DT_RL_TOKENS, FORM_COUNT),
+	FORM("x-ratelimit-reset-requests", DT_RL_REQUESTS, FORM_GO_DURATION),
+	FORM("x-ratelimit-reset-tokens", DT_RL_TOKENS, FORM_GO_DURATION),
+	FORM("anthropic-ratelimit-requests-remaining", DT_RL_REQUESTS, FORM_COUNT),
+	FORM("anthropic-ratelimit-requests-reset", DT_RL_REQUESTS, FORM_TIMESTAMP),
+	FORM("anthropic-ratelimit-tokens-remaining", DT_RL_TOKENS, FORM_COUNT),
+	FORM("anthropic-ratelimit-tokens-reset", DT_RL_TOKENS, FORM_TIMESTAMP),
+	FORM("anthropic-ratelimit-input-tokens-remaining", DT_RL_INPUT_TOKENS, FORM_COUNT),
+	FORM("anthropic-ratelimit-input-tokens-reset", DT_RL_INPUT_TOKENS, FORM_TIMESTAMP),
+	FORM("anthropic-ratelimit-output-tokens-remaining", DT_RL_OUTPUT_TOKENS, FORM_COUNT),
+	FORM("anthropic-ratelimit-output-tokens-reset", DT_RL_OUTPUT_TOKENS, FORM_TIMESTAMP),
+	FORM("retry-after", DT_RL_REQUESTS, FORM_RETRY_AFTER),
+	FORM("retry-after-ms", DT_RL_REQUESTS, FORM_RETRY_AFTER_MS),
 };
 
 void dt_ratelimit_init(struct dt_ratelimit *rl)
@@ -337,7 +340,7 @@ bool dt_ratelimit_header(struct dt_ratelimit *rl, const char *name, size_t name_
 	int64_t at;
 
 	for (size_t k = 0; k < sizeof(forms) / sizeof(forms[0]) && !f; k++)
-		if (strlen(forms[k].name) == name_len && strncasecmp(forms[k].name, name, name_len) == 0)
+		if (forms[k].name_len == name_len && strncasecmp(forms[k].name, name, name_len) == 0)
 			f = &forms[k];
 	if (!f)
 		return false;

@@ -179,6 +179,21 @@ static void scan_token(struct dt_xmeter *m, char c)
 	}
 }
 
+/* The bytes that end a run passed over in bulk: in a string only its end
+ * or an escape matters, and outside one, deeper than the members looked
+ * at, only strings and brackets do. */
+static const bool run_end[256] = {
+	['"'] = true, ['\\'] = true, ['{'] = true, ['}'] = true, ['['] = true, [']'] = true,
+};
+
+/* n bytes of the usage value being copied, as scan_json would one by one. */
+static void copy_run(struct jscan *js, const char *p, size_t n)
+{
+	if (js->value_len < USAGE_MAX)
+		memcpy(js->value + js->value_len, p, n < USAGE_MAX - js->value_len ? n : USAGE_MAX - js->value_len);
+	js->value_len = js->value_len + n <= USAGE_MAX ? js->value_len + n : USAGE_MAX + 1;
+}
+
 static void scan_json(struct dt_xmeter *m, const char *p, size_t len)
 {
 	struct jscan *js = &m->js;
@@ -194,6 +209,17 @@ static void scan_json(struct dt_xmeter *m, const char *p, size_t len)
 			const char *bs = memchr(p + i, '\\', stop - i);
 
 			i = bs ? (size_t)(bs - p) : stop;
+			if (i == len)
+				break;
+		} else if (!js->escaped && !js->in_key && (js->in_string || js->depth != js->level)) {
+			/* the usage value's strings, numbers and punctuation, and
+			 * whatever is nested in other members */
+			size_t from = i;
+
+			while (i < len && !run_end[(unsigned char)p[i]])
+				i++;
+			if (js->copying)
+				copy_run(js, p + from, i - from);
 			if (i == len)
 				break;
 		}
