@@ -412,10 +412,10 @@ for rate in $RATES; do
 	p50=$(sub "${R[detourd,$rate,p50_us]}" "${R[direct,$rate,p50_us]}")
 	verdict="target < 50 µs: $(judge "$p50 < 50")"
 	# a run that fell behind measures its own queue, not what a proxy adds
-	if overloaded direct "$rate"; then
-		verdict="not judged: the direct run fell behind, $(behind direct "$rate")"
-	elif overloaded detourd "$rate"; then
+	if overloaded detourd "$rate"; then
 		verdict="target < 50 µs: missed, detourd fell behind, $(behind detourd "$rate")"
+	elif overloaded direct "$rate"; then
+		verdict="not judged: the direct run fell behind, $(behind direct "$rate")"
 	fi
 	summary "proxy: p50 added at $rate rps: $p50 µs ($verdict);" \
 		"p99 added $(sub "${R[detourd,$rate,p99_us]}" "${R[direct,$rate,p99_us]}") µs;" \
