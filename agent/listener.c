@@ -78,6 +78,29 @@ fail:
 	return NULL;
 }
 
+/* A listener on each of n (at most 2) addresses, all or none. */
+static struct dt_listener *listener_on(struct event_base *base, const struct sockaddr *const *sa,
+				       const socklen_t *len, size_t n, dt_accept_fn accepted,
+				       void *ctx, char *err, size_t errlen)
+{
+	struct dt_listener *l = calloc(1, sizeof(*l));
+
+	if (!l) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	l->accepted = accepted;
+	l->ctx = ctx;
+	for (size_t i = 0; i < n; i++) {
+		l->sockets[i] = listen_on(base, l, sa[i], len[i], err, errlen);
+		if (!l->sockets[i]) {
+			dt_listener_free(l);
+			return NULL;
+		}
+	}
+	return l;
+}
+
 struct dt_listener *dt_listener_new(struct event_base *base, struct in_addr listen4,
 				    struct in6_addr listen6, uint16_t port,
 				    dt_accept_fn accepted, void *ctx, char *err, size_t errlen)
@@ -86,42 +109,17 @@ struct dt_listener *dt_listener_new(struct event_base *base, struct in_addr list
 				   .sin_port = htons(port) };
 	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_addr = listen6,
 				     .sin6_port = htons(port) };
-	struct dt_listener *l = calloc(1, sizeof(*l));
+	const struct sockaddr *sa[] = { (struct sockaddr *)&sin, (struct sockaddr *)&sin6 };
+	const socklen_t len[] = { sizeof(sin), sizeof(sin6) };
 
-	if (!l) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	l->accepted = accepted;
-	l->ctx = ctx;
-	l->sockets[0] = listen_on(base, l, (struct sockaddr *)&sin, sizeof(sin), err, errlen);
-	if (l->sockets[0])
-		l->sockets[1] = listen_on(base, l, (struct sockaddr *)&sin6, sizeof(sin6), err, errlen);
-	if (!l->sockets[1]) {
-		dt_listener_free(l);
-		return NULL;
-	}
-	return l;
+	return listener_on(base, sa, len, 2, accepted, ctx, err, errlen);
 }
 
 struct dt_listener *dt_listener_new_at(struct event_base *base, const struct sockaddr *sa,
 				       socklen_t len, dt_accept_fn accepted, void *ctx,
 				       char *err, size_t errlen)
 {
-	struct dt_listener *l = calloc(1, sizeof(*l));
-
-	if (!l) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	l->accepted = accepted;
-	l->ctx = ctx;
-	l->sockets[0] = listen_on(base, l, sa, len, err, errlen);
-	if (!l->sockets[0]) {
-		free(l);
-		return NULL;
-	}
-	return l;
+	return listener_on(base, &sa, &len, 1, accepted, ctx, err, errlen);
 }
 
 void dt_listener_free(struct dt_listener *l)
