@@ -65,7 +65,9 @@ print("""
  flip; healthy / back: ms after the fault ended until the verdict was healthy / a
  request it answered was sent; extra: upstream chat requests beyond the clients' own
  (failed attempts, trials, hedges); probes: model list requests; xtokens: completion
- tokens generated beyond what the clients got)""")
+ tokens generated beyond what the clients got; extra and xtokens are differences of
+ counts read at the window's edges while requests are in flight, so each may be off by
+ up to the clients' concurrency, below zero included)""")
 
 def num(d, k):
     try:
