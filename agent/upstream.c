@@ -8,6 +8,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 
 #include "log.h"
 #include "upstream_int.h"
@@ -113,6 +114,18 @@ bool dt_fetch_reused_connection(const struct dt_fetch *f)
 const char *dt_fetch_transport(const struct dt_fetch *f)
 {
 	return f->transport == DT_TRANSPORT_H1 ? "http/1.1" : "libcurl";
+}
+
+bool dt_upstream_owned_field(const char *name)
+{
+	static const char *const owned[] = {
+		"host", "content-length", "transfer-encoding", "connection", "expect",
+	};
+
+	for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
+		if (strcasecmp(name, owned[i]) == 0)
+			return true;
+	return false;
 }
 
 const char *dt_fetch_error_str(enum dt_fetch_error e)

@@ -548,19 +548,6 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *arg)
 
 /* ---- the request ------------------------------------------------------------ */
 
-/* Fields libcurl derives from the URL and the body, or that concern one hop. */
-static bool curl_owned_field(const char *name)
-{
-	static const char *const owned[] = {
-		"host", "content-length", "transfer-encoding", "connection", "expect",
-	};
-
-	for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
-		if (strcasecmp(name, owned[i]) == 0)
-			return true;
-	return false;
-}
-
 static int append_line(struct curl_slist **list, const char *line)
 {
 	struct curl_slist *l = curl_slist_append(*list, line);
@@ -593,7 +580,7 @@ static struct curl_slist *request_fields(const struct dt_headers *given)
 	size_t n = given ? given->n : 0;
 
 	for (size_t i = 0; i < n; i++)
-		if (!curl_owned_field(given->v[i].name) && append_field(&list, &given->v[i]))
+		if (!dt_upstream_owned_field(given->v[i].name) && append_field(&list, &given->v[i]))
 			goto fail;
 	for (size_t i = 0; i < sizeof(curl_defaults) / sizeof(curl_defaults[0]); i++) {
 		char line[32];

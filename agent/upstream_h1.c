@@ -920,19 +920,6 @@ static void conn_io(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the request ------------------------------------------------------------------------ */
 
-/* Fields the client derives from the URL and the body, or that concern one hop. */
-static bool own_field(const char *name)
-{
-	static const char *const owned[] = {
-		"host", "content-length", "transfer-encoding", "connection", "expect",
-	};
-
-	for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
-		if (strcasecmp(name, owned[i]) == 0)
-			return true;
-	return false;
-}
-
 /* "METHOD PATH HTTP/1.1", Host, the caller's fields, Content-Length when a
  * body goes with the method, the body: one buffer, copied piece by piece
  * (no printf: this runs for every request). */
@@ -968,7 +955,7 @@ static void write_request(struct request_writer *w, const struct dt_fetch_req *r
 	for (size_t i = 0; i < n; i++) {
 		const struct dt_header *h = &req->headers->v[i];
 
-		if (own_field(h->name))
+		if (dt_upstream_owned_field(h->name))
 			continue;
 		put_str(w, h->name);
 		put(w, ": ", 2);

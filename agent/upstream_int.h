@@ -29,6 +29,10 @@ struct dt_fetch {
 	enum dt_transport transport;
 };
 
+/* A request field the transport writes itself, from the URL and the body,
+ * or that concerns one hop: the caller's is left out. */
+bool dt_upstream_owned_field(const char *name);
+
 /* ---- libcurl (upstream_curl.c) ---- */
 struct dt_curl;
 struct dt_h1_endpoint;
