@@ -1195,14 +1195,10 @@ static void read_rate_limits(struct attempt *at, const struct dt_headers *h)
 {
 	struct dt_ratelimit rl;
 	struct timespec wall;
-	bool any = false;
+	bool any;
 
 	clock_gettime(CLOCK_REALTIME, &wall);
-	dt_ratelimit_init(&rl);
-	for (size_t i = 0; i < h->n; i++)
-		any |= dt_ratelimit_header(&rl, h->v[i].name, strlen(h->v[i].name), h->v[i].value,
-					   strlen(h->v[i].value),
-					   (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000);
+	any = dt_ratelimit_headers(&rl, h, (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000);
 	at->retry_after_ms = rl.retry_after_ms > 0 ? (uint64_t)rl.retry_after_ms : 0;
 	if (!any)
 		return;

@@ -286,12 +286,8 @@ static int64_t wall_ms(void)
 static void report_ratelimit(struct probe *pr, const struct dt_headers *h)
 {
 	struct dt_ratelimit rl;
-	int64_t wall = wall_ms();
 
-	dt_ratelimit_init(&rl);
-	for (size_t i = 0; i < h->n; i++)
-		dt_ratelimit_header(&rl, h->v[i].name, strlen(h->v[i].name), h->v[i].value,
-				    strlen(h->v[i].value), wall);
+	dt_ratelimit_headers(&rl, h, wall_ms());
 	dt_health_ratelimit(pr->owner->h, pr->id, NULL, &rl, prober_now(pr->owner));
 }
 

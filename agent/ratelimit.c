@@ -331,19 +331,22 @@ static bool is_space(char c)
 	return c == ' ' || c == '\t';
 }
 
-bool dt_ratelimit_header(struct dt_ratelimit *rl, const char *name, size_t name_len,
-			 const char *value, size_t value_len, int64_t wall_ms)
+static const struct header_form *form_of(const char *name, size_t name_len)
 {
-	const struct header_form *f = NULL;
+	for (size_t k = 0; k < sizeof(forms) / sizeof(forms[0]); k++)
+		if (forms[k].name_len == name_len && strncasecmp(forms[k].name, name, name_len) == 0)
+			return &forms[k];
+	return NULL;
+}
+
+/* The value of a field of form f into rl. */
+static bool read_form(struct dt_ratelimit *rl, const struct header_form *f, const char *value,
+		      size_t value_len, int64_t wall_ms)
+{
 	struct dt_rl_limit *limit;
 	uint64_t u;
 	int64_t at;
 
-	for (size_t k = 0; k < sizeof(forms) / sizeof(forms[0]) && !f; k++)
-		if (forms[k].name_len == name_len && strncasecmp(forms[k].name, name, name_len) == 0)
-			f = &forms[k];
-	if (!f)
-		return false;
 	/* optional white space around a field value is not part of it */
 	while (value_len && is_space(*value))
 		value++, value_len--;
@@ -380,4 +383,26 @@ bool dt_ratelimit_header(struct dt_ratelimit *rl, const char *name, size_t name_
 		return true;
 	}
 	return false;
+}
+
+bool dt_ratelimit_header(struct dt_ratelimit *rl, const char *name, size_t name_len,
+			 const char *value, size_t value_len, int64_t wall_ms)
+{
+	const struct header_form *f = form_of(name, name_len);
+
+	return f && read_form(rl, f, value, value_len, wall_ms);
+}
+
+bool dt_ratelimit_headers(struct dt_ratelimit *rl, const struct dt_headers *h, int64_t wall_ms)
+{
+	bool any = false;
+
+	dt_ratelimit_init(rl);
+	for (size_t i = 0; h && i < h->n; i++) {
+		const struct header_form *f = form_of(h->v[i].name, strlen(h->v[i].name));
+
+		if (f)
+			any |= read_form(rl, f, h->v[i].value, strlen(h->v[i].value), wall_ms);
+	}
+	return any;
 }

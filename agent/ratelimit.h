@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "headers.h"
+
 /* The limits a provider counts separately; Anthropic splits tokens into
  * input and output besides the total. */
 enum dt_rl_kind {
@@ -42,6 +44,11 @@ void dt_ratelimit_init(struct dt_ratelimit *rl);
  * parsed; a malformed value leaves rl as it was. */
 bool dt_ratelimit_header(struct dt_ratelimit *rl, const char *name, size_t name_len,
 			 const char *value, size_t value_len, int64_t wall_ms);
+
+/* dt_ratelimit_init, then every field of h read with dt_ratelimit_header
+ * (h may be NULL). Returns true when any was a rate-limit header that
+ * parsed. */
+bool dt_ratelimit_headers(struct dt_ratelimit *rl, const struct dt_headers *h, int64_t wall_ms);
 
 /* A Go duration as OpenAI writes its resets ("6m0s", "20ms", "1.5s",
  * "1h2m3.5s", units h m s ms us µs ns), rounded up to whole ms. */
