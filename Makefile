@@ -29,7 +29,7 @@ CPPFLAGS += -Iinclude -Iagent -I$(BUILD) -I/usr/include/libnl3 -D_GNU_SOURCE
 LDFLAGS  += $(SANFLAGS)
 
 LIBS_BPF   := -lbpf -lelf -lz
-LIBS_AGENT := $(LIBS_BPF) -levent -levent_openssl -lssl -lcrypto -lcurl -lhttp_parser -linih -ljansson -lpthread -lnl-route-3 -lnl-3
+LIBS_AGENT := $(LIBS_BPF) -levent -lssl -lcrypto -lcurl -lhttp_parser -linih -ljansson -lpthread -lnl-route-3 -lnl-3
 LIBS_FAKE  := -levent -levent_openssl -lssl -lcrypto -lhttp_parser -ljansson
 
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
@@ -54,8 +54,8 @@ FUZZ_deps_fuzz_config := agent/config.c agent/log.c agent/prices.c
 FUZZ_libs_fuzz_config := -linih
 FUZZ_deps_fuzz_sni    := agent/sni.c
 FUZZ_libs_fuzz_sni    :=
-FUZZ_deps_fuzz_http   := agent/http_server.c agent/headers.c agent/errors.c agent/log.c
-FUZZ_libs_fuzz_http   := -levent -levent_openssl -lssl -lcrypto -lhttp_parser -ljansson
+FUZZ_deps_fuzz_http   := agent/http_server.c agent/sockio.c agent/headers.c agent/errors.c agent/log.c
+FUZZ_libs_fuzz_http   := -levent -lssl -lcrypto -lhttp_parser -ljansson
 # a provider's response, as the own upstream client reads it
 FUZZ_deps_fuzz_h1resp := agent/h1resp.c agent/headers.c
 FUZZ_libs_fuzz_h1resp := -lhttp_parser
@@ -115,11 +115,11 @@ $(BUILD)/fakellm: $(FAKE_OBJS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libdetour.a
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) $^ $(LIBS_AGENT) -lcmocka -o $@
+	$(CC) $(LDFLAGS) $^ $(LIBS_AGENT) -levent_openssl -lcmocka -o $@
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libdetour.a
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) $^ $(LIBS_AGENT) -o $@
+	$(CC) $(LDFLAGS) $^ $(LIBS_AGENT) -levent_openssl -o $@
 
 build-fuzz/%: tests/fuzz/%.c $$(FUZZ_deps_%) agent/*.h include/detour.h
 	@mkdir -p $(@D)

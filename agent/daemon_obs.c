@@ -12,7 +12,6 @@
 #include <sys/queue.h>
 #include <unistd.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "accesslog.h"
@@ -257,7 +256,6 @@ static const struct dt_http_conn_ops scrape_ops = {
 static void on_scraper(void *ctx, int fd, const struct sockaddr *peer, const struct sockaddr *local)
 {
 	struct daemon_obs *obs = ctx;
-	struct bufferevent *bev;
 	struct scraper *sc;
 
 	(void)peer;
@@ -266,15 +264,9 @@ static void on_scraper(void *ctx, int fd, const struct sockaddr *peer, const str
 		close(fd);
 		return;
 	}
-	bev = bufferevent_socket_new(obs->d->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (!bev) {
-		close(fd);
-		free(sc);
-		return;
-	}
 	sc->obs = obs;
 	/* the openai family only shapes the errors the layer answers itself */
-	sc->http = dt_http_conn_new(obs->d->base, bev, DT_FAMILY_OPENAI, &scrape_limits, &scrape_ops, sc);
+	sc->http = dt_http_conn_new(obs->d->base, fd, NULL, DT_FAMILY_OPENAI, &scrape_limits, &scrape_ops, sc);
 	if (!sc->http) {
 		free(sc);
 		return;

@@ -137,7 +137,7 @@ bool dt_headers_has_token(const struct dt_headers *h, const char *name, const ch
 
 /* The hop-by-hop names every message has (RFC 9110 7.6.1), found by their
  * first letter: this runs for every field of every answer. */
-static bool always_hop_by_hop(const char *name)
+bool dt_headers_always_hop_by_hop(const char *name)
 {
 	static const char *const c[] = { "connection" };
 	static const char *const k[] = { "keep-alive" };
@@ -163,7 +163,7 @@ static bool always_hop_by_hop(const char *name)
 
 bool dt_headers_hop_by_hop(const struct dt_headers *h, const char *name)
 {
-	return always_hop_by_hop(name) || dt_headers_has_token(h, "connection", name);
+	return dt_headers_always_hop_by_hop(name) || dt_headers_has_token(h, "connection", name);
 }
 
 int dt_headers_copy(struct dt_headers *dst, const struct dt_headers *src)
@@ -205,7 +205,7 @@ void dt_headers_strip_hop_by_hop(struct dt_headers *h)
 		dt_headers_del(h, "connection");
 	}
 	for (size_t i = 0; i < h->n; i++) {
-		if (!always_hop_by_hop(h->v[i].name))
+		if (!dt_headers_always_hop_by_hop(h->v[i].name))
 			h->v[kept++] = h->v[i];
 	}
 	h->n = kept;

@@ -40,6 +40,8 @@ void dt_headers_free(struct dt_headers *h);
  * fields it names, Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding,
  * Upgrade. */
 void dt_headers_strip_hop_by_hop(struct dt_headers *h);
+/* Is a field of that name one of them whatever Connection says? */
+bool dt_headers_always_hop_by_hop(const char *name);
 /* Is a field of that name in h one of them? */
 bool dt_headers_hop_by_hop(const struct dt_headers *h, const char *name);
 

@@ -2,12 +2,22 @@
 /*
  * HTTP/1.1 server connections; see http_server.h.
  *
- * The bufferevent callbacks only note what happened and schedule conn_run()
- * (the "kick" event), which does all the work from the event loop: OpenSSL
- * bufferevents may call back synchronously from inside a write, and the
- * handler must never be re-entered from its own dt_http_* call. conn_run()
- * calls into the handler at most once, as its last step, because the
- * handler may free the connection there.
+ * A connection runs on the event loop itself, with raw socket or OpenSSL
+ * steps (sockio.h): one persistent event on its socket, interested in
+ * reading while a request may come, and in writing only while a write is
+ * blocked, so that a keep-alive connection in its steady state changes
+ * nothing in epoll from one request to the next.
+ *
+ * Reads go to the loop's shared buffer and are parsed there; only what must
+ * outlive the read (the pieces of an unfinished head, requests waiting their
+ * turn) is copied into the connection's own. Output is gathered in the
+ * connection's buffer and written at the end of a response, once a TLS
+ * record's worth is there, or else at the end of the loop turn (the flush
+ * event): a small answer leaves in one record, stream events as they come.
+ *
+ * Handler callbacks come from conn_run() only, from the loop (the socket's
+ * event, or the kick a dt_http_* call schedules), as its last step: the
+ * handler may answer, end, or free the connection there.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -15,9 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <http_parser.h>
 #include <openssl/ssl.h>
@@ -25,16 +34,28 @@
 #include "errors.h"
 #include "http_server.h"
 #include "log.h"
+#include "sockio.h"
 
 /* Complete requests held while one is served; reading stops when full. */
 #define PIPELINE_MAX   4
 /* Framing counted per header field in the head size: ": " and CRLF. */
 #define FIELD_OVERHEAD 4
+/* One read; also the most plaintext a TLS record carries, and the output
+ * written at once rather than at the end of the loop turn. */
+#define IO_CHUNK       16384
+/* Input kept between reads: beyond it a head is refused (431); the
+ * parser's own head limit (80 KB) comes first. */
+#define KEEP_MAX       (256 * 1024)
+/* An output buffer larger than this is given back once written. */
+#define OUT_KEEP       IO_CHUNK
 
 /* How an HTTP/2 client with prior knowledge starts (RFC 9113 3.4). */
 static const char h2_preface[] = "PRI * HTTP/2";
 static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
 static const char last_chunk[] = "0\r\n\r\n";
+
+/* The loop's read buffer: parsed right after each read (one loop). */
+static char read_buf[IO_CHUNK];
 
 enum timer_mode { TIMER_NONE, TIMER_IDLE, TIMER_REQUEST };
 
@@ -47,21 +68,36 @@ struct outgoing {
 	int64_t left;     /* Content-Length bytes still due; -1 when not length-delimited */
 };
 
+/* Bytes of the input being parsed (offsets: the buffer may move). */
+struct span {
+	size_t off, len;
+};
+
 struct dt_http_conn {
-	struct bufferevent *bev;
+	int fd;
+	SSL *ssl;                     /* NULL: plain */
+	bool handshaking;
 	enum dt_family family;
 	struct dt_http_limits lim;
 	const struct dt_http_conn_ops *ops;
 	void *ctx;
+	struct event *io;             /* the socket, with interest io_kind */
+	short io_kind;
+	short read_needs;             /* what a read (or the handshake) waits for */
+	short write_needs;            /* what a blocked write waits for; 0: not blocked */
 	struct event *kick;           /* runs conn_run() from the loop */
+	struct event *flush;          /* writes the output at the end of the loop turn */
 	struct event *timer;
 	enum timer_mode timer_mode;
-	struct evbuffer *scratch;     /* a response head or chunk, written in one go */
 
 	/* receiving */
 	http_parser parser;
+	char *in;                     /* being parsed: read_buf, or keep; NULL: nothing */
+	size_t in_start, in_end;
+	char *keep;                   /* input that outlived its read */
+	size_t keep_cap;
+	struct span url, field, value;
 	struct dt_http_request *req;  /* being received; NULL between requests */
-	struct evbuffer *url, *field, *value;
 	size_t head_bytes, n_fields;
 	bool in_value;                /* the parser's last data was a header value */
 	bool continue_due;            /* the client waits for "100 Continue" */
@@ -76,6 +112,8 @@ struct dt_http_conn {
 	bool serving;
 	bool req_is_head, req_http10, req_keep_alive;
 	struct outgoing out;
+	char *obuf;                   /* [o_off, o_len) is still to be written */
+	size_t o_off, o_len, o_cap;
 	void (*drain_cb)(void *arg);
 	void *drain_arg;
 	bool drain_armed;             /* the output went over the high-water mark */
@@ -86,6 +124,8 @@ struct dt_http_conn {
 	unsigned served;
 };
 
+static void conn_run(evutil_socket_t fd, short what, void *arg);
+
 static void kick(struct dt_http_conn *c)
 {
 	event_active(c->kick, EV_TIMEOUT, 0);
@@ -93,7 +133,7 @@ static void kick(struct dt_http_conn *c)
 
 static size_t output_len(const struct dt_http_conn *c)
 {
-	return evbuffer_get_length(bufferevent_get_output(c->bev));
+	return c->o_len - c->o_off;
 }
 
 /* ---- requests -------------------------------------------------------------- */
@@ -137,7 +177,7 @@ static struct dt_http_request *queue_pop(struct dt_http_conn *c)
 	return req;
 }
 
-/* ---- timers and reading ------------------------------------------------------ */
+/* ---- timers and interest ----------------------------------------------------- */
 
 static void set_timer(struct dt_http_conn *c, enum timer_mode mode)
 {
@@ -154,12 +194,36 @@ static void set_timer(struct dt_http_conn *c, enum timer_mode mode)
 }
 
 /* Read while another request may come and there is room to queue it. */
-static void update_reading(struct dt_http_conn *c)
+static bool reading_wanted(const struct dt_http_conn *c)
 {
-	if (!c->no_more_requests && !c->peer_eof && c->q_len < PIPELINE_MAX)
-		bufferevent_enable(c->bev, EV_READ);
-	else
-		bufferevent_disable(c->bev, EV_READ);
+	return !c->no_more_requests && !c->peer_eof && !c->broken && c->q_len < PIPELINE_MAX;
+}
+
+/* Watch the socket for what the connection waits for, changing the event
+ * only when that changed. */
+static void update_interest(struct dt_http_conn *c)
+{
+	short kind = 0;
+
+	if (c->broken)
+		kind = 0;
+	else if (c->handshaking)
+		kind = c->read_needs;
+	else {
+		if (output_len(c))
+			kind |= c->write_needs;
+		if (reading_wanted(c))
+			kind |= c->read_needs;
+	}
+	if (kind == c->io_kind)
+		return;
+	event_del(c->io);
+	c->io_kind = 0;
+	if (!kind)
+		return;
+	event_assign(c->io, event_get_base(c->io), c->fd, kind | EV_PERSIST, conn_run, c);
+	if (event_add(c->io, NULL) == 0)
+		c->io_kind = kind;
 }
 
 static void stop_receiving(struct dt_http_conn *c)
@@ -168,8 +232,9 @@ static void stop_receiving(struct dt_http_conn *c)
 	c->continue_due = false;
 	dt_http_request_free(c->req);
 	c->req = NULL;
+	c->url = c->field = c->value = (struct span){ 0 };
 	set_timer(c, TIMER_NONE);
-	update_reading(c);
+	update_interest(c);
 }
 
 /* Close once what is written has gone out; the idle timeout bounds the wait
@@ -202,11 +267,6 @@ static int refuse_cb(struct dt_http_conn *c, int status, const char *message)
 	return -1;
 }
 
-static int append(struct dt_http_conn *c, struct evbuffer *buf, const char *at, size_t len)
-{
-	return evbuffer_add(buf, at, len) ? refuse_cb(c, 500, "out of memory") : 0;
-}
-
 static int count_head(struct dt_http_conn *c, size_t len)
 {
 	c->head_bytes += len;
@@ -215,24 +275,36 @@ static int count_head(struct dt_http_conn *c, size_t len)
 	return 0;
 }
 
-/* The contents of @buf, made contiguous ("" when empty). */
-static const char *buffer_text(struct evbuffer *buf, size_t *len)
+/* Add the parser's piece of a target, name or value to its span. The pieces
+ * of one are adjacent in the input (kept input is read onto), except a value
+ * continued on a folded line (obs-fold): that piece is moved back over the
+ * fold, which the parser has passed. */
+static void span_add(struct dt_http_conn *c, struct span *s, const char *at, size_t len)
 {
-	*len = evbuffer_get_length(buf);
-	return *len ? (const char *)evbuffer_pullup(buf, -1) : "";
+	size_t off = (size_t)(at - c->in);
+
+	if (!s->len) {
+		s->off = off;
+		s->len = len;
+		return;
+	}
+	if (off != s->off + s->len)
+		memmove(c->in + s->off + s->len, at, len);
+	s->len += len;
+}
+
+static const char *span_text(const struct dt_http_conn *c, const struct span *s)
+{
+	return s->len ? c->in + s->off : "";
 }
 
 /* The field whose name and value the parser has delivered, maybe in pieces. */
 static int commit_field(struct dt_http_conn *c)
 {
-	size_t name_len, value_len;
-	const char *name = buffer_text(c->field, &name_len);
-	const char *value = buffer_text(c->value, &value_len);
-
-	if (dt_headers_add(&c->req->headers, name, name_len, value, value_len))
+	if (dt_headers_add(&c->req->headers, span_text(c, &c->field), c->field.len,
+			   span_text(c, &c->value), c->value.len))
 		return refuse_cb(c, 500, "out of memory");
-	evbuffer_drain(c->field, name_len);
-	evbuffer_drain(c->value, value_len);
+	c->field = c->value = (struct span){ 0 };
 	c->in_value = false;
 	return 0;
 }
@@ -254,7 +326,10 @@ static int on_url(http_parser *p, const char *at, size_t len)
 {
 	struct dt_http_conn *c = p->data;
 
-	return count_head(c, len) ? -1 : append(c, c->url, at, len);
+	if (count_head(c, len))
+		return -1;
+	span_add(c, &c->url, at, len);
+	return 0;
 }
 
 /* Trailer fields, after a chunked body, are counted but not kept: nothing
@@ -272,13 +347,16 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 		return count_head(c, len);
 	if (c->in_value && commit_field(c))
 		return -1;
-	if (evbuffer_get_length(c->field) == 0) { /* a new field, not a continued name */
+	if (!c->field.len) { /* a new field, not a continued name */
 		if (c->lim.max_headers && ++c->n_fields > c->lim.max_headers)
 			return refuse_cb(c, 431, "too many request header fields");
 		if (count_head(c, FIELD_OVERHEAD))
 			return -1;
 	}
-	return count_head(c, len) ? -1 : append(c, c->field, at, len);
+	if (count_head(c, len))
+		return -1;
+	span_add(c, &c->field, at, len);
+	return 0;
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t len)
@@ -288,7 +366,10 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 	if (in_trailer(c))
 		return count_head(c, len);
 	c->in_value = true;
-	return count_head(c, len) ? -1 : append(c, c->value, at, len);
+	if (count_head(c, len))
+		return -1;
+	span_add(c, &c->value, at, len);
+	return 0;
 }
 
 static size_t count_fields(const struct dt_headers *h, const char *name, const char **value)
@@ -330,16 +411,14 @@ static int on_headers_complete(http_parser *p)
 {
 	struct dt_http_conn *c = p->data;
 	struct dt_http_request *req = c->req;
-	size_t target_len = evbuffer_get_length(c->url);
 	bool has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) && p->content_length);
 
 	if (c->in_value && commit_field(c))
 		return -1;
-	req->target = malloc(target_len + 1);
+	req->target = strndup(span_text(c, &c->url), c->url.len);
 	if (!req->target)
 		return refuse_cb(c, 500, "out of memory");
-	evbuffer_remove(c->url, req->target, target_len);
-	req->target[target_len] = '\0';
+	c->url = (struct span){ 0 };
 	snprintf(req->method, sizeof(req->method), "%s", http_method_str(p->method));
 	req->http_major = p->http_major;
 	req->http_minor = p->http_minor;
@@ -360,7 +439,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
 	if (c->lim.max_body_bytes && evbuffer_get_length(body) + len > c->lim.max_body_bytes)
 		return refuse_cb(c, 413, "request body too large");
 	c->continue_due = false; /* the client did not wait for it */
-	return append(c, body, at, len);
+	return evbuffer_add(body, at, len) ? refuse_cb(c, 500, "out of memory") : 0;
 }
 
 static int on_message_complete(http_parser *p)
@@ -402,14 +481,13 @@ static bool nothing_received(const struct dt_http_conn *c)
 
 /* http_parser calls "PRI" an invalid method; the answer an HTTP/2 client
  * needs is 505, so its preface is recognised first. */
-static enum preface h2_preface_at_start(struct evbuffer *in)
+static enum preface h2_preface_at_start(const char *in, size_t len)
 {
-	char start[sizeof(h2_preface) - 1];
-	ev_ssize_t n = evbuffer_copyout(in, start, sizeof(start));
+	size_t n = len < sizeof(h2_preface) - 1 ? len : sizeof(h2_preface) - 1;
 
-	if (n <= 0 || memcmp(start, h2_preface, (size_t)n) != 0)
+	if (memcmp(in, h2_preface, n) != 0)
 		return NOT_PREFACE;
-	return (size_t)n < sizeof(start) ? MAYBE_PREFACE : PREFACE;
+	return n < sizeof(h2_preface) - 1 ? MAYBE_PREFACE : PREFACE;
 }
 
 static void parse_failed(struct dt_http_conn *c)
@@ -429,12 +507,10 @@ static void parse_failed(struct dt_http_conn *c)
  * full or no more requests are wanted. */
 static void parse_input(struct dt_http_conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
-
-	while (!c->no_more_requests && c->q_len < PIPELINE_MAX && evbuffer_get_length(in)) {
-		struct evbuffer_iovec v;
-		enum preface preface = nothing_received(c) ? h2_preface_at_start(in) : NOT_PREFACE;
-		size_t n;
+	while (!c->no_more_requests && c->q_len < PIPELINE_MAX && c->in_start < c->in_end) {
+		const char *at = c->in + c->in_start;
+		size_t len = c->in_end - c->in_start;
+		enum preface preface = nothing_received(c) ? h2_preface_at_start(at, len) : NOT_PREFACE;
 
 		if (preface == PREFACE) {
 			refuse(c, 505, "HTTP/2 is not supported here: use HTTP/1.1");
@@ -442,9 +518,7 @@ static void parse_input(struct dt_http_conn *c)
 		}
 		if (preface == MAYBE_PREFACE && !c->peer_eof)
 			return; /* wait for the bytes that tell */
-		evbuffer_peek(in, -1, NULL, &v, 1);
-		n = http_parser_execute(&c->parser, &parser_settings, v.iov_base, v.iov_len);
-		evbuffer_drain(in, n);
+		c->in_start += http_parser_execute(&c->parser, &parser_settings, at, len);
 		if (HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED) {
 			http_parser_pause(&c->parser, 0);
 		} else if (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK) {
@@ -453,10 +527,215 @@ static void parse_input(struct dt_http_conn *c)
 		}
 	}
 	/* the client stopped sending in the middle of a request */
-	if (c->peer_eof && c->req && !c->no_more_requests && !evbuffer_get_length(in)) {
+	if (c->peer_eof && c->req && !c->no_more_requests && c->in_start == c->in_end) {
 		http_parser_execute(&c->parser, &parser_settings, NULL, 0);
 		parse_failed(c);
 	}
+}
+
+static void forget_input(struct dt_http_conn *c)
+{
+	free(c->keep);
+	c->keep = c->in = NULL;
+	c->keep_cap = c->in_start = c->in_end = 0;
+}
+
+static size_t lowest(size_t off, const struct span *s)
+{
+	return s->len && s->off < off ? s->off : off;
+}
+
+/* After parsing: what the parser has not taken yet, and the pieces of the
+ * head being received, move to the start of the connection's own buffer
+ * (from the read buffer, or within the own one). False when out of memory. */
+static bool keep_input(struct dt_http_conn *c)
+{
+	size_t from = lowest(lowest(lowest(c->in_start, &c->url), &c->field), &c->value);
+	size_t len = c->in_end - from;
+
+	if (c->no_more_requests || !len) {
+		forget_input(c);
+		return true;
+	}
+	if (c->in == read_buf) {
+		if (c->keep_cap < len + IO_CHUNK) {
+			char *k = realloc(c->keep, len + IO_CHUNK);
+
+			if (!k) {
+				forget_input(c);
+				return false;
+			}
+			c->keep = k;
+			c->keep_cap = len + IO_CHUNK;
+		}
+		memcpy(c->keep, read_buf + from, len);
+		c->in = c->keep;
+	} else if (from) {
+		memmove(c->keep, c->keep + from, len);
+	}
+	c->in_start -= from;
+	c->in_end = len;
+	c->url.off -= from;
+	c->field.off -= from;
+	c->value.off -= from;
+	return true;
+}
+
+/* Where the next read goes: after the kept input, or the read buffer. */
+static char *read_room(struct dt_http_conn *c, size_t *room)
+{
+	if (!c->in) {
+		c->in = read_buf;
+		c->in_start = c->in_end = 0;
+		*room = sizeof(read_buf);
+		return read_buf;
+	}
+	if (c->keep_cap - c->in_end < IO_CHUNK / 4) {
+		size_t cap = c->keep_cap * 2 > KEEP_MAX ? KEEP_MAX : c->keep_cap * 2;
+		char *k = cap > c->keep_cap ? realloc(c->keep, cap) : NULL;
+
+		if (!k)
+			return NULL;
+		c->keep = c->in = k;
+		c->keep_cap = cap;
+	}
+	*room = c->keep_cap - c->in_end;
+	return c->in + c->in_end;
+}
+
+/* Read and parse while requests may come, until the socket has no more. */
+static void receive(struct dt_http_conn *c)
+{
+	char err[160];
+
+	while (reading_wanted(c)) {
+		size_t room;
+		char *at = read_room(c, &room);
+		ssize_t n;
+
+		if (!at) {
+			refuse(c, c->keep_cap >= KEEP_MAX ? 431 : 500, c->keep_cap >= KEEP_MAX ?
+			       "request header fields too large" : "out of memory");
+			return;
+		}
+		n = dt_sockio_read(c->fd, c->ssl, at, room, &c->read_needs, err, sizeof(err));
+		if (n == DT_SOCKIO_ERROR) {
+			log_debug("http: %s", err);
+			c->broken = true;
+		} else if (n == DT_SOCKIO_EOF) {
+			c->peer_eof = true; /* a half-close: answers still go out */
+		} else if (n > 0) {
+			c->in_end += (size_t)n;
+		}
+		if (n != DT_SOCKIO_ERROR)
+			parse_input(c);
+		if (!keep_input(c))
+			refuse(c, 500, "out of memory");
+		/* a short read took what there was; epoll tells of more */
+		if (n <= 0 || ((size_t)n < room && !(c->ssl && SSL_has_pending(c->ssl))))
+			return;
+	}
+}
+
+/* ---- output --------------------------------------------------------------------- */
+
+/* Write what is gathered, until done or the socket is full. */
+static void flush_output(struct dt_http_conn *c)
+{
+	char err[160];
+
+	while (c->o_off < c->o_len) {
+		ssize_t n = dt_sockio_write(c->fd, c->ssl, c->obuf + c->o_off, c->o_len - c->o_off,
+					    &c->write_needs, err, sizeof(err));
+
+		if (n == DT_SOCKIO_WAIT)
+			return;
+		if (n < 0) {
+			log_debug("http: %s", err);
+			c->broken = true;
+			return;
+		}
+		c->o_off += (size_t)n;
+	}
+	c->write_needs = 0;
+	c->o_off = c->o_len = 0;
+	if (c->o_cap > OUT_KEEP) {
+		free(c->obuf);
+		c->obuf = NULL;
+		c->o_cap = 0;
+	}
+}
+
+/* Flush from inside a dt_http_* call: what must follow (closing a broken
+ * connection, telling of a drained backlog) is left to the loop. */
+static void flush_now(struct dt_http_conn *c)
+{
+	event_del(c->flush);
+	flush_output(c);
+	if (c->broken || (c->drain_armed && output_len(c) <= DT_HTTP_LOW_WATER))
+		kick(c);
+	update_interest(c);
+}
+
+/* Room for n more bytes of output (OpenSSL is told the unwritten rest may
+ * move: SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER). */
+static char *out_room(struct dt_http_conn *c, size_t n)
+{
+	size_t cap;
+	char *b;
+
+	if (c->o_len + n <= c->o_cap)
+		return c->obuf + c->o_len;
+	if (c->o_off) {
+		memmove(c->obuf, c->obuf + c->o_off, c->o_len - c->o_off);
+		c->o_len -= c->o_off;
+		c->o_off = 0;
+		if (c->o_len + n <= c->o_cap)
+			return c->obuf + c->o_len;
+	}
+	cap = c->o_cap ? c->o_cap : 4096;
+	while (cap < c->o_len + n)
+		cap *= 2;
+	b = realloc(c->obuf, cap);
+	if (!b)
+		return NULL;
+	c->obuf = b;
+	c->o_cap = cap;
+	return b + c->o_len;
+}
+
+static bool put(struct dt_http_conn *c, const void *data, size_t len)
+{
+	char *at = out_room(c, len);
+
+	if (!at)
+		return false;
+	memcpy(at, data, len);
+	c->o_len += len;
+	return true;
+}
+
+/* Output was added: written at once when a record's worth is there (or
+ * end is set: the response is complete), else at the end of this loop turn
+ * with what else comes meanwhile. */
+static void out_added(struct dt_http_conn *c, bool end)
+{
+	if (output_len(c) >= DT_HTTP_HIGH_WATER)
+		c->drain_armed = true;
+	if (c->write_needs)
+		return; /* the socket's event writes once it can */
+	if (end || output_len(c) >= IO_CHUNK)
+		flush_now(c);
+	else
+		event_active(c->flush, EV_TIMEOUT, 0);
+}
+
+static int send_bytes(struct dt_http_conn *c, const void *data, size_t len, bool end)
+{
+	if (!put(c, data, len))
+		return -ENOMEM;
+	out_added(c, end);
+	return 0;
 }
 
 /* ---- responses ------------------------------------------------------------------ */
@@ -475,31 +754,6 @@ static bool status_has_body(int status)
 	return status >= 200 && status != 204 && status != 304;
 }
 
-static void note_backlog(struct dt_http_conn *c)
-{
-	if (output_len(c) >= DT_HTTP_HIGH_WATER)
-		c->drain_armed = true;
-}
-
-static int send_bytes(struct dt_http_conn *c, const void *data, size_t len)
-{
-	if (bufferevent_write(c->bev, data, len))
-		return -ENOMEM;
-	note_backlog(c);
-	return 0;
-}
-
-/* Move what was assembled in the scratch buffer to the output at once (one
- * TLS record rather than one per piece). */
-static int send_scratch(struct dt_http_conn *c, bool assembled)
-{
-	int err = assembled && !bufferevent_write_buffer(c->bev, c->scratch) ? 0 : -ENOMEM;
-
-	evbuffer_drain(c->scratch, evbuffer_get_length(c->scratch));
-	note_backlog(c);
-	return err;
-}
-
 static void begin_response(struct dt_http_conn *c, bool is_head, bool http10, bool keep_alive)
 {
 	c->serving = true;
@@ -507,6 +761,13 @@ static void begin_response(struct dt_http_conn *c, bool is_head, bool http10, bo
 	c->req_http10 = http10;
 	c->req_keep_alive = keep_alive;
 	c->out = (struct outgoing){ .left = -1 };
+}
+
+/* Does conn_run() have anything to do between responses? */
+static bool work_waiting(const struct dt_http_conn *c)
+{
+	return c->q_len || c->fail_status || c->peer_eof || c->continue_due || c->broken ||
+	       c->in_start < c->in_end || (c->ssl && SSL_has_pending(c->ssl));
 }
 
 static void end_response(struct dt_http_conn *c)
@@ -517,8 +778,10 @@ static void end_response(struct dt_http_conn *c)
 	c->drain_armed = false;
 	if (c->out.close_after)
 		start_closing(c);
-	else
+	else if (work_waiting(c))
 		kick(c); /* the next request may be waiting */
+	else
+		set_timer(c, c->req ? TIMER_REQUEST : TIMER_IDLE);
 }
 
 /* How the body will be delimited, and whether the connection survives it. */
@@ -538,70 +801,113 @@ static void frame_response(struct dt_http_conn *c, int status, int64_t content_l
 		out->close_after = true; /* HTTP/1.0: the end of the body is the close */
 }
 
-/* A field from the handler, unless the layer owns it or it would split the
- * head. */
-static bool field_passes(const struct dt_header *f)
+/* Decimal digits of v at the end of buf[20]; returns where they start. */
+static char *decimal(char *end, uint64_t v)
 {
-	return strcasecmp(f->name, "content-length") != 0 && !strpbrk(f->name, "\r\n:") &&
-	       !strpbrk(f->value, "\r\n");
+	do
+		*--end = (char)('0' + v % 10);
+	while (v /= 10);
+	return end;
 }
 
-/* "name: value\r\n", without printf and, when it is short, in one
- * evbuffer_add: a head is a dozen of them. */
-static bool add_field(struct evbuffer *b, const struct dt_header *f)
+static bool put_status_line(struct dt_http_conn *c, int status)
 {
-	size_t n = strlen(f->name), v = strlen(f->value);
-	char line[256];
+	const char *phrase = reason_phrase(status);
+	size_t plen = strlen(phrase);
+	char *at = out_room(c, 9 + 3 + 1 + plen + 2);
 
-	if (n + v + 4 > sizeof(line))
-		return evbuffer_add(b, f->name, n) == 0 && evbuffer_add(b, ": ", 2) == 0 &&
-		       evbuffer_add(b, f->value, v) == 0 && evbuffer_add(b, "\r\n", 2) == 0;
-	memcpy(line, f->name, n);
-	memcpy(line + n, ": ", 2);
-	memcpy(line + n + 2, f->value, v);
-	memcpy(line + n + 2 + v, "\r\n", 2);
-	return evbuffer_add(b, line, n + v + 4) == 0;
+	if (!at)
+		return false;
+	memcpy(at, "HTTP/1.1 ", 9);
+	at[9] = (char)('0' + status / 100);
+	at[10] = (char)('0' + status / 10 % 10);
+	at[11] = (char)('0' + status % 10);
+	at[12] = ' ';
+	memcpy(at + 13, phrase, plen);
+	memcpy(at + 13 + plen, "\r\n", 2);
+	c->o_len += 15 + plen;
+	return true;
 }
 
-static bool assemble_head(struct dt_http_conn *c, int status, const struct dt_headers *h,
-			  int64_t content_length)
+/* "name: value\r\n" for a field from the handler, unless the layer owns it
+ * (Content-Length, hop-by-hop) or it would split the head. */
+static bool put_field(struct dt_http_conn *c, const struct dt_headers *h, const struct dt_header *f,
+		      bool has_connection)
 {
-	struct evbuffer *b = c->scratch;
-	bool ok = evbuffer_add_printf(b, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status)) >= 0;
+	size_t n = strcspn(f->name, "\r\n:"), v;
+	char *at;
 
+	if (f->name[n] || (n == 14 && strcasecmp(f->name, "content-length") == 0) ||
+	    dt_headers_always_hop_by_hop(f->name) ||
+	    (has_connection && dt_headers_hop_by_hop(h, f->name)))
+		return true;
+	v = strcspn(f->value, "\r\n");
+	if (f->value[v])
+		return true;
+	at = out_room(c, n + v + 4);
+	if (!at)
+		return false;
+	memcpy(at, f->name, n);
+	memcpy(at + n, ": ", 2);
+	memcpy(at + n + 2, f->value, v);
+	memcpy(at + n + 2 + v, "\r\n", 2);
+	c->o_len += n + v + 4;
+	return true;
+}
+
+#define PUT_LITERAL(c, s) put(c, s, sizeof(s) - 1)
+
+static bool put_head(struct dt_http_conn *c, int status, const struct dt_headers *h,
+		     int64_t content_length)
+{
+	bool has_connection = false;
+	bool ok = put_status_line(c, status);
+
+	/* fields named by a Connection field are hop-by-hop too (rare: the
+	 * proxy strips them before) */
+	for (size_t i = 0; h && i < h->n && !has_connection; i++)
+		has_connection = (h->v[i].name[0] | 0x20) == 'c' &&
+				 strcasecmp(h->v[i].name, "connection") == 0;
 	for (size_t i = 0; ok && h && i < h->n; i++)
-		if (field_passes(&h->v[i]) && !dt_headers_hop_by_hop(h, h->v[i].name))
-			ok = add_field(b, &h->v[i]);
-	if (ok && status_has_body(status) && content_length >= 0)
-		ok = evbuffer_add_printf(b, "Content-Length: %" PRId64 "\r\n", content_length) >= 0;
+		ok = put_field(c, h, &h->v[i], has_connection);
+	if (ok && status_has_body(status) && content_length >= 0) {
+		char digits[20], *d = decimal(digits + sizeof(digits), (uint64_t)content_length);
+
+		ok = PUT_LITERAL(c, "Content-Length: ") &&
+		     put(c, d, (size_t)(digits + sizeof(digits) - d)) && PUT_LITERAL(c, "\r\n");
+	}
 	if (ok && c->out.chunked)
-		ok = evbuffer_add_printf(b, "Transfer-Encoding: chunked\r\n") >= 0;
+		ok = PUT_LITERAL(c, "Transfer-Encoding: chunked\r\n");
 	if (ok && c->out.close_after)
-		ok = evbuffer_add_printf(b, "Connection: close\r\n") >= 0;
+		ok = PUT_LITERAL(c, "Connection: close\r\n");
 	else if (ok && c->req_http10)
-		ok = evbuffer_add_printf(b, "Connection: keep-alive\r\n") >= 0;
-	return ok && evbuffer_add(b, "\r\n", 2) == 0;
+		ok = PUT_LITERAL(c, "Connection: keep-alive\r\n");
+	return ok && PUT_LITERAL(c, "\r\n");
 }
 
 int dt_http_respond_head(struct dt_http_conn *c, int status, const struct dt_headers *h,
 			 int64_t content_length)
 {
-	int err;
+	size_t mark = c->o_len;
 
 	if (!c->serving || c->out.head_sent || status < 200 || status > 999)
 		return -EINVAL;
 	if (c->broken)
 		return -EPIPE;
 	frame_response(c, status, content_length);
-	err = send_scratch(c, assemble_head(c, status, h, content_length));
-	if (!err)
-		c->out.head_sent = true;
-	return err;
+	if (!put_head(c, status, h, content_length)) {
+		c->o_len = mark; /* no half head */
+		return -ENOMEM;
+	}
+	c->out.head_sent = true;
+	out_added(c, false);
+	return 0;
 }
 
 int dt_http_respond_body(struct dt_http_conn *c, const void *data, size_t len)
 {
 	struct outgoing *out = &c->out;
+	size_t mark = c->o_len;
 
 	if (!c->serving || !out->head_sent)
 		return -EINVAL;
@@ -614,11 +920,22 @@ int dt_http_respond_body(struct dt_http_conn *c, const void *data, size_t len)
 			return -EINVAL; /* more than the Content-Length announced */
 		out->left -= (int64_t)len;
 	}
-	if (!out->chunked)
-		return send_bytes(c, data, len);
-	return send_scratch(c, evbuffer_add_printf(c->scratch, "%zx\r\n", len) >= 0 &&
-			       evbuffer_add(c->scratch, data, len) == 0 &&
-			       evbuffer_add(c->scratch, "\r\n", 2) == 0);
+	if (out->chunked) {
+		static const char hex[] = "0123456789abcdef";
+		char size[18], *d = size + sizeof(size) - 2;
+
+		memcpy(d, "\r\n", 2);
+		for (size_t v = len; v; v >>= 4)
+			*--d = hex[v & 15];
+		if (!put(c, d, (size_t)(size + sizeof(size) - d)) || !put(c, data, len) ||
+		    !PUT_LITERAL(c, "\r\n")) {
+			c->o_len = mark;
+			return -ENOMEM;
+		}
+		out_added(c, false);
+		return 0;
+	}
+	return send_bytes(c, data, len, false);
 }
 
 int dt_http_respond_end(struct dt_http_conn *c)
@@ -629,7 +946,9 @@ int dt_http_respond_end(struct dt_http_conn *c)
 	if (!c->serving || !out->head_sent)
 		return -EINVAL;
 	if (out->chunked && !out->no_body)
-		err = send_bytes(c, last_chunk, sizeof(last_chunk) - 1);
+		err = send_bytes(c, last_chunk, sizeof(last_chunk) - 1, true);
+	else if (output_len(c) && !c->broken)
+		out_added(c, true);
 	/* a body shorter than announced: only the close tells the client */
 	if (!out->no_body && out->left > 0)
 		out->close_after = true;
@@ -671,10 +990,10 @@ void dt_http_respond_abort(struct dt_http_conn *c, bool broken)
 	if (!c->serving)
 		return;
 	if (!broken && out->head_sent && out->chunked && !out->no_body)
-		send_bytes(c, last_chunk, sizeof(last_chunk) - 1);
+		put(c, last_chunk, sizeof(last_chunk) - 1);
 	c->cut_short = broken;
 	out->close_after = true;
-	end_response(c);
+	end_response(c); /* conn_run() writes the rest, then closes */
 }
 
 bool dt_http_backlogged(const struct dt_http_conn *c)
@@ -697,13 +1016,11 @@ unsigned dt_http_requests_served(const struct dt_http_conn *c)
 
 static void conn_close(struct dt_http_conn *c)
 {
-	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-
 	/* over TLS, close_notify tells the client the stream ended where it
 	 * did; a stream cut short, or output left unsent, must not look ended
 	 * (RFC 9112 9.8) */
-	if (ssl && !c->broken && !c->cut_short && output_len(c) == 0)
-		SSL_shutdown(ssl);
+	if (c->ssl && !c->handshaking && !c->broken && !c->cut_short && output_len(c) == 0)
+		SSL_shutdown(c->ssl);
 	c->ops->closed(c->ctx, c);
 	dt_http_conn_free(c);
 }
@@ -723,9 +1040,9 @@ static void dispatch(struct dt_http_conn *c)
 
 	c->served++;
 	begin_response(c, strcmp(req->method, "HEAD") == 0, req->http_minor == 0, req->keep_alive);
-	update_reading(c);
+	update_interest(c); /* reading resumes when the queue was full */
 	/* what waited in the input while the queue was full */
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+	if (c->in_start < c->in_end || (c->ssl && SSL_has_pending(c->ssl)))
 		kick(c);
 	c->ops->request(c->ctx, c, req);
 }
@@ -739,20 +1056,59 @@ static void notify_drain(struct dt_http_conn *c)
 		c->drain_cb(c->drain_arg);
 }
 
+/* One step of the TLS handshake; the first request may follow it in the
+ * same read. */
+static void handshake(struct dt_http_conn *c)
+{
+	char err[160];
+	int rc = dt_sockio_handshake(c->ssl, &c->read_needs, err, sizeof(err));
+
+	if (rc == DT_SOCKIO_ERROR) {
+		log_debug("http: TLS handshake: %s", err);
+		c->broken = true;
+	} else if (rc == 1) {
+		c->handshaking = false;
+		c->read_needs = EV_READ;
+	}
+}
+
+/* Everything a connection does, from the loop: its socket's event (what:
+ * EV_READ / EV_WRITE), the kick or the flush (neither). */
 static void conn_run(evutil_socket_t fd, short what, void *arg)
 {
 	struct dt_http_conn *c = arg;
 
 	(void)fd;
-	(void)what;
+	if (c->handshaking && !c->broken) {
+		handshake(c);
+		if (c->handshaking && !c->broken) {
+			update_interest(c);
+			return;
+		}
+		what |= EV_READ;
+	}
+	if (output_len(c) && !c->broken && (!c->write_needs || (what & c->write_needs)))
+		flush_output(c);
 	if (c->broken || (c->closing && output_len(c) == 0)) {
 		conn_close(c);
 		return;
 	}
-	if (c->closing)
-		return; /* the write callback kicks again as the output drains */
-	parse_input(c);
-	update_reading(c);
+	if (c->closing) {
+		update_interest(c); /* the socket's event writes the rest */
+		return;
+	}
+	if (c->in_start < c->in_end) {
+		parse_input(c);
+		if (!keep_input(c))
+			refuse(c, 500, "out of memory");
+	}
+	if (reading_wanted(c) && ((what & c->read_needs) || (c->ssl && SSL_has_pending(c->ssl))))
+		receive(c);
+	if (c->broken) {
+		conn_close(c);
+		return;
+	}
+	update_interest(c);
 	if (c->serving) {
 		notify_drain(c);
 		return;
@@ -771,7 +1127,7 @@ static void conn_run(evutil_socket_t fd, short what, void *arg)
 	}
 	if (c->continue_due) {
 		c->continue_due = false;
-		send_bytes(c, continue_line, sizeof(continue_line) - 1);
+		send_bytes(c, continue_line, sizeof(continue_line) - 1, true);
 	}
 	set_timer(c, c->req ? TIMER_REQUEST : TIMER_IDLE);
 }
@@ -790,84 +1146,64 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	kick(c);
 }
 
-/* Input arrived, or the output drained to the low-water mark. */
-static void on_progress(struct bufferevent *bev, void *arg)
-{
-	(void)bev;
-	kick(arg);
-}
-
-static void on_event(struct bufferevent *bev, short what, void *arg)
-{
-	struct dt_http_conn *c = arg;
-
-	(void)bev;
-	if (what & BEV_EVENT_CONNECTED)
-		return; /* an OpenSSL bufferevent finished its handshake */
-	/* an end of the request stream is a half-close: answers still go out */
-	if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING))
-		c->peer_eof = true;
-	else
-		c->broken = true;
-	kick(c);
-}
-
-struct dt_http_conn *dt_http_conn_new(struct event_base *base, struct bufferevent *bev,
+struct dt_http_conn *dt_http_conn_new(struct event_base *base, int fd, SSL *ssl,
 				      enum dt_family family, const struct dt_http_limits *lim,
 				      const struct dt_http_conn_ops *ops, void *ctx)
 {
 	struct dt_http_conn *c = calloc(1, sizeof(*c));
 
 	if (!c) {
-		bufferevent_free(bev);
+		SSL_free(ssl);
+		close(fd);
 		return NULL;
 	}
-	c->bev = bev;
+	c->fd = fd;
+	c->ssl = ssl;
 	c->family = family;
 	c->lim = *lim;
 	c->ops = ops;
 	c->ctx = ctx;
+	c->read_needs = EV_READ;
+	c->io = event_new(base, fd, 0, conn_run, c);
 	c->kick = event_new(base, -1, 0, conn_run, c);
+	c->flush = event_new(base, -1, 0, conn_run, c);
 	c->timer = evtimer_new(base, on_timer, c);
-	c->scratch = evbuffer_new();
-	c->url = evbuffer_new();
-	c->field = evbuffer_new();
-	c->value = evbuffer_new();
-	if (!c->kick || !c->timer || !c->scratch || !c->url || !c->field || !c->value) {
+	if (!c->io || !c->kick || !c->flush || !c->timer ||
+	    (ssl && SSL_set_fd(ssl, fd) != 1)) {
 		dt_http_conn_free(c);
 		return NULL;
 	}
+	if (ssl) {
+		SSL_set_accept_state(ssl);
+		SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+		c->handshaking = true;
+	}
 	http_parser_init(&c->parser, HTTP_REQUEST);
 	c->parser.data = c;
-	bufferevent_setcb(bev, on_progress, on_progress, on_event, c);
-	bufferevent_setwatermark(bev, EV_WRITE, DT_HTTP_LOW_WATER, 0);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	set_timer(c, TIMER_IDLE);
-	kick(c); /* bytes may be buffered already */
+	/* the client spoke first: its bytes may be there already */
+	event_active(c->io, EV_READ, 0);
 	return c;
-}
-
-static void buffer_free(struct evbuffer *b)
-{
-	if (b)
-		evbuffer_free(b);
 }
 
 void dt_http_conn_free(struct dt_http_conn *c)
 {
 	if (!c)
 		return;
-	bufferevent_free(c->bev);
+	if (c->io)
+		event_free(c->io);
 	if (c->kick)
 		event_free(c->kick);
+	if (c->flush)
+		event_free(c->flush);
 	if (c->timer)
 		event_free(c->timer);
+	SSL_free(c->ssl);
+	close(c->fd);
 	dt_http_request_free(c->req);
 	while (c->q_len)
 		dt_http_request_free(queue_pop(c));
-	buffer_free(c->scratch);
-	buffer_free(c->url);
-	buffer_free(c->field);
-	buffer_free(c->value);
+	free(c->keep);
+	free(c->obuf);
 	free(c);
 }

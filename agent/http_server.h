@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The downstream HTTP/1.1 server side of the proxy, on a libevent
- * bufferevent (plain, or OpenSSL-filtered after TLS termination), parsing
+ * The downstream HTTP/1.1 server side of the proxy, on a socket of its own
+ * (plain, or TLS after termination: the layer does the handshake), parsing
  * with libhttp-parser.
  *
  * Requests are handed over one at a time, whole (head and de-chunked
@@ -25,8 +25,8 @@
 #include "headers.h"
 
 struct event_base;
-struct bufferevent;
 struct evbuffer;
+struct ssl_st;
 struct dt_http_conn;
 
 /* Output above the high-water mark is a backlog (dt_http_backlogged); the
@@ -66,10 +66,12 @@ struct dt_http_conn_ops {
 	void (*closed)(void *ctx, struct dt_http_conn *c);
 };
 
-/* Takes ownership of bev, also on failure (NULL: bev is freed). family
- * shapes the errors the layer produces itself (dt_error_body in
- * agent/errors.h). */
-struct dt_http_conn *dt_http_conn_new(struct event_base *base, struct bufferevent *bev,
+/* Serves the connected, non-blocking socket fd, over TLS when ssl is given
+ * (a server session not yet handshaken: the layer binds it to fd and does
+ * the handshake). Takes ownership of both, also on failure (NULL: closed and
+ * freed). family shapes the errors the layer produces itself (dt_error_body
+ * in agent/errors.h). */
+struct dt_http_conn *dt_http_conn_new(struct event_base *base, int fd, struct ssl_st *ssl,
 				      enum dt_family family, const struct dt_http_limits *lim,
 				      const struct dt_http_conn_ops *ops, void *ctx);
 /* Close at once (no callback). */

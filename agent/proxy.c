@@ -9,8 +9,6 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
@@ -437,8 +435,8 @@ static void terminate_tls(struct session *s)
 	struct dt_proxy *p = s->p;
 	char err[256] = "";
 	SSL_CTX *ctx;
-	struct bufferevent *bev;
 	SSL *ssl;
+	int fd;
 
 	end_peek(s);
 	ctx = dt_ca_server_ctx(p->ca, s->sni, err, sizeof(err));
@@ -448,19 +446,17 @@ static void terminate_tls(struct session *s)
 		return;
 	}
 	ssl = SSL_new(ctx);
-	bev = ssl ? bufferevent_openssl_socket_new(p->base, s->fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-						  BEV_OPT_CLOSE_ON_FREE) : NULL;
-	if (!bev) {
-		SSL_free(ssl);
+	if (!ssl) {
 		session_free(s);
 		return;
 	}
-	s->fd = -1; /* the bufferevent owns it now */
+	fd = s->fd;
+	s->fd = -1; /* the HTTP layer owns it now */
 	s->app = app_of(s->conf, s->origin.cgroup_id);
-	s->http = dt_http_conn_new(p->base, bev, s->conf->providers[s->provider_id].family,
+	s->http = dt_http_conn_new(p->base, fd, ssl, s->conf->providers[s->provider_id].family,
 				   &s->conf->http, &http_ops, s);
 	if (!s->http)
-		session_free(s); /* dt_http_conn_new freed bev */
+		session_free(s); /* dt_http_conn_new closed fd and freed ssl */
 }
 
 /* Look at the first bytes without taking them: a ClientHello for a

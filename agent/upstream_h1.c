@@ -30,6 +30,7 @@
 
 #include "h1resp.h"
 #include "log.h"
+#include "sockio.h"
 #include "upstream_int.h"
 
 #define MAX_ENDPOINTS       256
@@ -659,64 +660,11 @@ static bool deliver_held(struct h1_conn *c)
 	return true;
 }
 
-static const char *tls_error(const struct h1_conn *c, char *buf, size_t len)
-{
-	unsigned long e = ERR_peek_last_error();
-	long verify = SSL_get_verify_result(c->ssl);
-
-	if (verify != X509_V_OK)
-		snprintf(buf, len, "certificate verify failed: %s",
-			 X509_verify_cert_error_string(verify));
-	else if (e)
-		snprintf(buf, len, "%s", ERR_reason_error_string(e) ?: "TLS error");
-	else if (errno)
-		snprintf(buf, len, "%s", strerror(errno));
-	else
-		snprintf(buf, len, "the connection closed");
-	return buf;
-}
-
-enum io_result { IO_WAIT = -1, IO_EOF = 0, IO_ERROR = -2 };
-
-/* Read into the shared buffer: bytes, IO_WAIT, IO_EOF or IO_ERROR (msg). */
+/* Read into the shared buffer: bytes, DT_SOCKIO_WAIT, _EOF or _ERROR (msg). */
 static ssize_t conn_read(struct h1_conn *c, char *msg, size_t msglen)
 {
-	char *buf = c->ep->h->rbuf;
-	ssize_t n;
-
-	if (!c->ssl) {
-		n = recv(c->fd, buf, READ_BUFFER, 0);
-		if (n >= 0)
-			return n;
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-			return IO_WAIT;
-		snprintf(msg, msglen, "recv: %s", strerror(errno));
-		return IO_ERROR;
-	}
-	ERR_clear_error();
-	errno = 0;
-	n = SSL_read(c->ssl, buf, READ_BUFFER);
-	if (n > 0)
-		return n;
-	switch (SSL_get_error(c->ssl, (int)n)) {
-	case SSL_ERROR_WANT_READ:
-		c->read_needs = EV_READ;
-		return IO_WAIT;
-	case SSL_ERROR_WANT_WRITE:
-		c->read_needs = EV_WRITE;
-		return IO_WAIT;
-	case SSL_ERROR_ZERO_RETURN:
-		return IO_EOF;
-	case SSL_ERROR_SYSCALL:
-		if (!ERR_peek_error() && !errno)
-			return IO_EOF;
-		break;
-	default:
-		break;
-	}
-	snprintf(msg, msglen, "recv: ");
-	tls_error(c, msg + strlen(msg), msglen - strlen(msg));
-	return IO_ERROR;
+	return dt_sockio_read(c->fd, c->ssl, c->ep->h->rbuf, READ_BUFFER, &c->read_needs,
+			      msg, msglen);
 }
 
 /* The provider closed the connection. */
@@ -744,13 +692,13 @@ static void receive(struct h1_conn *c)
 	while (!c->f->want_paused) {
 		ssize_t n = conn_read(c, msg, sizeof(msg));
 
-		if (n == IO_WAIT)
+		if (n == DT_SOCKIO_WAIT)
 			break;
-		if (n == IO_EOF) {
+		if (n == DT_SOCKIO_EOF) {
 			conn_eof(c);
 			return;
 		}
-		if (n == IO_ERROR) {
+		if (n == DT_SOCKIO_ERROR) {
 			conn_failed(c, DT_FETCH_RESET, msg);
 			return;
 		}
@@ -769,37 +717,14 @@ static bool send_request(struct h1_conn *c)
 	char msg[160];
 
 	while (f->req_off < f->req_len) {
-		const char *p = f->req + f->req_off;
-		size_t left = f->req_len - f->req_off;
-		ssize_t n;
+		ssize_t n = dt_sockio_write(c->fd, c->ssl, f->req + f->req_off,
+					    f->req_len - f->req_off, &c->write_needs, msg, sizeof(msg));
 
-		if (!c->ssl) {
-			n = send(c->fd, p, left, MSG_NOSIGNAL);
-			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-				c->write_needs = EV_WRITE;
-				break;
-			}
-			if (n < 0) {
-				snprintf(msg, sizeof(msg), "send: %s", strerror(errno));
-				conn_failed(c, DT_FETCH_RESET, msg);
-				return false;
-			}
-		} else {
-			ERR_clear_error();
-			errno = 0;
-			n = SSL_write(c->ssl, p, (int)(left > INT32_MAX ? INT32_MAX : left));
-			if (n <= 0) {
-				int e = SSL_get_error(c->ssl, (int)n);
-
-				if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
-					c->write_needs = e == SSL_ERROR_WANT_WRITE ? EV_WRITE : EV_READ;
-					break;
-				}
-				snprintf(msg, sizeof(msg), "send: ");
-				tls_error(c, msg + strlen(msg), sizeof(msg) - strlen(msg));
-				conn_failed(c, DT_FETCH_RESET, msg);
-				return false;
-			}
+		if (n == DT_SOCKIO_WAIT)
+			break;
+		if (n < 0) {
+			conn_failed(c, DT_FETCH_RESET, msg);
+			return false;
 		}
 		f->req_off += (size_t)n;
 	}
@@ -821,28 +746,23 @@ static void conn_ready(struct h1_conn *c)
 static bool handshake(struct h1_conn *c)
 {
 	char msg[192];
+	size_t off = (size_t)snprintf(msg, sizeof(msg), "TLS handshake with %s: ", c->ep->host);
+	short needs;
 	int rc;
 
-	ERR_clear_error();
-	errno = 0;
-	rc = SSL_connect(c->ssl);
+	if (off >= sizeof(msg))
+		off = sizeof(msg) - 1;
+	rc = dt_sockio_handshake(c->ssl, &needs, msg + off, sizeof(msg) - off);
 	if (rc == 1) {
 		conn_ready(c);
 		return true;
 	}
-	switch (SSL_get_error(c->ssl, rc)) {
-	case SSL_ERROR_WANT_READ:
-		conn_want(c, EV_READ);
+	if (rc == DT_SOCKIO_WAIT) {
+		conn_want(c, needs);
 		return true;
-	case SSL_ERROR_WANT_WRITE:
-		conn_want(c, EV_WRITE);
-		return true;
-	default:
-		snprintf(msg, sizeof(msg), "TLS handshake with %s: ", c->ep->host);
-		tls_error(c, msg + strlen(msg), sizeof(msg) - strlen(msg));
-		conn_failed(c, DT_FETCH_TLS, msg);
-		return false;
 	}
+	conn_failed(c, DT_FETCH_TLS, msg);
+	return false;
 }
 
 /* False when the connection failed (and is gone). */
@@ -878,7 +798,7 @@ static void idle_event(struct h1_conn *c)
 {
 	char msg[160];
 
-	if (conn_read(c, msg, sizeof(msg)) == IO_WAIT) {
+	if (conn_read(c, msg, sizeof(msg)) == DT_SOCKIO_WAIT) {
 		conn_want(c, c->read_needs);
 		return;
 	}

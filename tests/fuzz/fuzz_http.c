@@ -16,7 +16,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "http_server.h"
@@ -115,7 +114,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.idle_timeout_ms = 60000, .request_timeout_ms = 60000,
 	};
 	struct run r = { 0 };
-	struct bufferevent *bev;
 	size_t split;
 	int sv[2];
 
@@ -124,8 +122,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r.base = event_base_new();
 	r.client = sv[1];
 	r.answer = data[1];
-	bev = bufferevent_socket_new(r.base, sv[0], BEV_OPT_CLOSE_ON_FREE);
-	r.conn = dt_http_conn_new(r.base, bev, (enum dt_family)(data[1] >> 4) % 3, &lim, &ops, &r);
+	r.conn = dt_http_conn_new(r.base, sv[0], NULL, (enum dt_family)(data[1] >> 4) % 3, &lim, &ops, &r);
 	if (!r.conn)
 		abort();
 	data += 2;

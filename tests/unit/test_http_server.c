@@ -249,10 +249,8 @@ static int teardown(void **state)
 /* Serve the server end of the pair with the fixture's limits and family. */
 static void start(struct fixture *fx)
 {
-	struct bufferevent *bev = bufferevent_socket_new(fx->base, fx->server, BEV_OPT_CLOSE_ON_FREE);
-
+	fx->conn = dt_http_conn_new(fx->base, fx->server, NULL, fx->family, &fx->lim, &ops, fx);
 	fx->server = -1;
-	fx->conn = dt_http_conn_new(fx->base, bev, fx->family, &fx->lim, &ops, fx);
 	assert_non_null(fx->conn);
 }
 
@@ -827,18 +825,16 @@ static void test_over_tls(void **state)
 {
 	struct fixture *fx = *state;
 	SSL_CTX *sctx = self_signed_server_ctx(), *cctx = SSL_CTX_new(TLS_client_method());
-	struct bufferevent *server, *client;
+	struct bufferevent *client;
 	const char *req = "POST /tls HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\nsecret";
 
 	event_del(fx->client_ev); /* the TLS client reads instead */
-	server = bufferevent_openssl_socket_new(fx->base, fx->server, SSL_new(sctx),
-						BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	client = bufferevent_openssl_socket_new(fx->base, fx->client, SSL_new(cctx),
 						BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
-	assert_non_null(server);
 	assert_non_null(client);
-	fx->server = fx->client = -1; /* the bufferevents own them */
-	fx->conn = dt_http_conn_new(fx->base, server, fx->family, &fx->lim, &ops, fx);
+	fx->conn = dt_http_conn_new(fx->base, fx->server, SSL_new(sctx), fx->family, &fx->lim,
+				    &ops, fx);
+	fx->server = fx->client = -1; /* the layer and the bufferevent own them */
 	assert_non_null(fx->conn);
 	bufferevent_setcb(client, tls_client_read, NULL, tls_client_event, fx);
 	bufferevent_enable(client, EV_READ | EV_WRITE);
