@@ -490,6 +490,91 @@ static void test_body_byte_by_byte(void **state)
 	assert_int_equal(fx->requests, 1);
 }
 
+/* A head arriving in pieces, a folded value among them: the fields are
+ * whole, in order, as if it had come in one read. */
+static void test_head_in_pieces(void **state)
+{
+	struct fixture *fx = *state;
+	const char *req = "GET /long/target?q=1 HTTP/1.1\r\nHost: example\r\n"
+			  "X-Folded: first\r\n  second\r\nX-Last: end value\r\n\r\n";
+	const struct dt_headers *h;
+	unsigned one = 1;
+
+	fx->mode = HOLD;
+	start(fx);
+	for (const char *p = req; *p; p += 3) {
+		send_bytes(fx, p, strnlen(p, 3));
+		event_base_loop(fx->base, EVLOOP_ONCE);
+	}
+	run_until(fx, has_requests, &one);
+	assert_string_equal(fx->held[0]->target, "/long/target?q=1");
+	h = &fx->held[0]->headers;
+	assert_int_equal(h->n, 3);
+	assert_string_equal(h->v[0].name, "Host");
+	assert_string_equal(h->v[0].value, "example");
+	assert_string_equal(h->v[1].name, "X-Folded");
+	assert_non_null(strstr(h->v[1].value, "first"));
+	assert_non_null(strstr(h->v[1].value, "second"));
+	assert_string_equal(h->v[2].name, "X-Last");
+	assert_string_equal(h->v[2].value, "end value");
+}
+
+/* Output is gathered, but a stream's event goes out on its own: it must not
+ * wait for the next one, or for the end. */
+static void test_stream_event_not_held(void **state)
+{
+	struct fixture *fx = *state;
+	unsigned one = 1;
+
+	fx->mode = HOLD;
+	start(fx);
+	send_str(fx, "GET /s HTTP/1.1\r\nHost: a\r\n\r\n");
+	run_until(fx, has_requests, &one);
+	assert_int_equal(dt_http_respond_head(fx->conn, 200, NULL, -1), 0);
+	assert_int_equal(dt_http_respond_body(fx->conn, "data: 1\n\n", 9), 0);
+	run_until(fx, has_text, "data: 1\n\n\r\n");
+	assert_null(strstr(got(fx), "data: 2"));
+	assert_int_equal(dt_http_respond_body(fx->conn, "data: 2\n\n", 9), 0);
+	run_until(fx, has_text, "data: 2\n\n\r\n");
+	assert_null(strstr(got(fx), "\r\n0\r\n\r\n"));
+	assert_int_equal(dt_http_respond_end(fx->conn), 0);
+	run_until(fx, has_text, "\r\n0\r\n\r\n");
+	dt_http_request_free(fx->held[0]);
+	fx->held[0] = NULL;
+}
+
+/* A small whole answer (head, two chunks, the last chunk) leaves in one
+ * write, i.e. one TLS record: over a SEQPACKET pair each write is one
+ * message. */
+static void test_small_answer_one_write(void **state)
+{
+	struct fixture *fx = *state;
+	const char *req = "GET /one HTTP/1.1\r\nHost: a\r\n\r\n";
+	char msg[4096];
+	ssize_t n = -1;
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	fx->mode = CHUNKED;
+	fx->conn = dt_http_conn_new(fx->base, sv[0], NULL, fx->family, &fx->lim, &ops, fx);
+	assert_non_null(fx->conn);
+	assert_int_equal(send(sv[1], req, strlen(req), 0), (ssize_t)strlen(req));
+	for (int i = 0; i < 1000 && n < 0; i++) {
+		event_base_loop(fx->base, EVLOOP_NONBLOCK);
+		n = recv(sv[1], msg, sizeof(msg) - 1, MSG_DONTWAIT);
+	}
+	assert_true(n > 0);
+	msg[n] = '\0';
+	assert_true(strncmp(msg, "HTTP/1.1 200 OK\r\n", 17) == 0);
+	assert_non_null(strstr(msg, "Transfer-Encoding: chunked\r\n"));
+	assert_true(n > 7 && strcmp(msg + n - 7, "\r\n0\r\n\r\n") == 0); /* the whole answer */
+	for (int i = 0; i < 10; i++)
+		event_base_loop(fx->base, EVLOOP_NONBLOCK);
+	assert_int_equal(recv(sv[1], msg, sizeof(msg), MSG_DONTWAIT), -1);
+	assert_int_equal(fx->requests, 1);
+	close(sv[1]);
+}
+
 static void test_expect_continue(void **state)
 {
 	struct fixture *fx = *state;
@@ -861,6 +946,9 @@ int main(void)
 		T(test_pipelined_one_at_a_time),
 		T(test_chunked_request_body),
 		T(test_body_byte_by_byte),
+		T(test_head_in_pieces),
+		T(test_stream_event_not_held),
+		T(test_small_answer_one_write),
 		T(test_expect_continue),
 		T(test_expect_over_limit),
 		T(test_too_many_headers),
