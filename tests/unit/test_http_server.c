@@ -502,8 +502,8 @@ static void test_head_in_pieces(void **state)
 
 	fx->mode = HOLD;
 	start(fx);
-	for (const char *p = req; *p; p += 3) {
-		send_bytes(fx, p, strnlen(p, 3));
+	for (size_t off = 0, len = strlen(req); off < len; off += 3) {
+		send_bytes(fx, req + off, len - off < 3 ? len - off : 3);
 		event_base_loop(fx->base, EVLOOP_ONCE);
 	}
 	run_until(fx, has_requests, &one);
