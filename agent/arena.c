@@ -2,6 +2,7 @@
 /* Bump allocator; see arena.h. */
 #include <stdarg.h>
 #include <stdalign.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 struct dt_arena_block {
 	struct dt_arena_block *next;
 	size_t used, size;
+	bool borrowed;          /* the caller's buffer (dt_arena_init_buf): not freed */
 	alignas(max_align_t) unsigned char data[];
 };
 
@@ -42,6 +44,7 @@ void *dt_arena_alloc(struct dt_arena *a, size_t size)
 			return NULL;
 		b->used = 0;
 		b->size = cap;
+		b->borrowed = false;
 		b->next = a->head;
 		a->head = b;
 	}
@@ -80,12 +83,30 @@ char *dt_arena_printf(struct dt_arena *a, const char *fmt, ...)
 	return d;
 }
 
+void dt_arena_init_buf(struct dt_arena *a, void *buf, size_t size)
+{
+	uintptr_t at = ((uintptr_t)buf + alignof(struct dt_arena_block) - 1) &
+		       ~(uintptr_t)(alignof(struct dt_arena_block) - 1);
+	size_t skip = (size_t)(at - (uintptr_t)buf);
+	struct dt_arena_block *b = (struct dt_arena_block *)at;
+
+	a->head = NULL;
+	if (size < skip + sizeof(*b))
+		return; /* too small to hold anything: blocks are allocated */
+	b->next = NULL;
+	b->used = 0;
+	b->size = size - skip - sizeof(*b);
+	b->borrowed = true;
+	a->head = b;
+}
+
 void dt_arena_free(struct dt_arena *a)
 {
 	while (a->head) {
 		struct dt_arena_block *next = a->head->next;
 
-		free(a->head);
+		if (!a->head->borrowed)
+			free(a->head);
 		a->head = next;
 	}
 }

@@ -19,6 +19,10 @@ char *dt_arena_strndup(struct dt_arena *a, const char *s, size_t n);
 char *dt_arena_strdup(struct dt_arena *a, const char *s);
 char *dt_arena_printf(struct dt_arena *a, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* An arena whose first block is buf, size bytes the caller owns (on its
+ * stack, say): a small parse that dies in the function that made it needs
+ * no allocation. buf must outlive the arena's use; dt_arena_free leaves it. */
+void dt_arena_init_buf(struct dt_arena *a, void *buf, size_t size);
 /* Frees every block; the arena is empty and usable again. */
 void dt_arena_free(struct dt_arena *a);
 

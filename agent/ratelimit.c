@@ -331,10 +331,18 @@ static bool is_space(char c)
 	return c == ' ' || c == '\t';
 }
 
+/* Every answer's fields are looked up, and most are of no form: every
+ * name in forms starts with x, a or r (lower case there), and its first
+ * letter and length are compared before the rest of it. */
 static const struct header_form *form_of(const char *name, size_t name_len)
 {
+	char first = name_len ? (char)(name[0] | 0x20) : '\0';
+
+	if (first != 'x' && first != 'a' && first != 'r')
+		return NULL;
 	for (size_t k = 0; k < sizeof(forms) / sizeof(forms[0]); k++)
-		if (forms[k].name_len == name_len && strncasecmp(forms[k].name, name, name_len) == 0)
+		if (forms[k].name_len == name_len && forms[k].name[0] == first &&
+		    strncasecmp(forms[k].name + 1, name + 1, name_len - 1) == 0)
 			return &forms[k];
 	return NULL;
 }

@@ -21,6 +21,9 @@
 #define MAX_EVENT_BYTES (1u << 20)
 /* The longest key compared: "usageMetadata". */
 #define KEY_MAX         16
+/* The stack buffer a usage, or an event with one, parses into: a usage
+ * object's tree is about 1 KB, an event's a few. */
+#define PARSE_BUF       4096
 
 /* Where a whole JSON answer's scan is. */
 struct jscan {
@@ -36,8 +39,8 @@ struct jscan {
 	bool want;               /* the name just read is the usage's, */
 	bool value_next;         /* ... its ':' came: an object value is copied */
 	bool copying;
-	char *value;             /* USAGE_MAX bytes, made when a usage value comes */
-	size_t value_len;        /* > USAGE_MAX: too large (or no memory), not read */
+	char *value;             /* USAGE_MAX bytes, right after the meter */
+	size_t value_len;        /* > USAGE_MAX: too large, not read */
 };
 
 struct dt_xmeter {
@@ -55,18 +58,24 @@ struct dt_xmeter {
 	size_t pending_len, pending_cap;
 };
 
+/* A whole JSON answer's meter has the buffer its usage value is copied
+ * into in the same allocation (nearly every answer has a usage); a
+ * stream's needs none. */
 struct dt_xmeter *dt_xmeter_new(enum dt_family from, bool sse, bool strip)
 {
 	struct dt_xmeter *m;
 
 	if ((unsigned)from > DT_FAMILY_GEMINI)
 		return NULL;
-	m = calloc(1, sizeof(*m));
+	m = malloc(sizeof(*m) + (sse ? 0 : USAGE_MAX));
 	if (!m)
 		return NULL;
-	m->from = from;
-	m->sse = sse;
-	m->strip = strip && sse && from == DT_FAMILY_OPENAI;
+	*m = (struct dt_xmeter){
+		.from = from,
+		.sse = sse,
+		.strip = strip && sse && from == DT_FAMILY_OPENAI,
+		.js.value = sse ? NULL : (char *)(m + 1),
+	};
 	return m;
 }
 
@@ -76,7 +85,6 @@ void dt_xmeter_free(struct dt_xmeter *m)
 		return;
 	free(m->held);
 	free(m->pending);
-	free(m->js.value);
 	free(m);
 }
 
@@ -104,9 +112,10 @@ static const char *usage_key(enum dt_family f)
 static void value_done(struct dt_xmeter *m)
 {
 	struct jscan *js = &m->js;
-	struct dt_arena arena = {0};
-	char err[64];
+	struct dt_arena arena;
+	char err[64], buf[PARSE_BUF];
 
+	dt_arena_init_buf(&arena, buf, sizeof(buf));
 	js->copying = false;
 	if (js->value_len <= USAGE_MAX)
 		usage_read(m, dt_json_parse(&arena, js->value, js->value_len, err, sizeof(err)));
@@ -142,11 +151,8 @@ static void scan_token(struct dt_xmeter *m, char c)
 			js->level = c == '{' ? 1 : 2;
 		if (js->value_next && js->depth == js->level && c == '{') {
 			js->copying = true;
-			if (!js->value)
-				js->value = malloc(USAGE_MAX);
-			js->value_len = js->value ? 1 : USAGE_MAX + 1;
-			if (js->value)
-				js->value[0] = c;
+			js->value[0] = c;
+			js->value_len = 1;
 		}
 		js->value_next = js->want = false;
 		if (++js->depth == js->level) {
@@ -388,12 +394,13 @@ static bool usage_object_in(const char *text, size_t len, const char *key)
 static int event_read(struct dt_xmeter *m, const char *ev, size_t len, bool *drop)
 {
 	struct event_data d;
-	struct dt_arena arena = {0};
+	struct dt_arena arena;
 	const struct dt_json *root, *choices, *usage;
-	char err[64];
+	char err[64], buf[PARSE_BUF];
 
 	if (event_data(ev, len, &d))
 		return -1;
+	dt_arena_init_buf(&arena, buf, sizeof(buf));
 	root = d.text ? dt_json_parse(&arena, d.text, d.len, err, sizeof(err)) : NULL;
 	usage_read(m, event_usage(m, root));
 	if (m->strip && root && root->type == DT_JSON_OBJECT) {

@@ -84,6 +84,39 @@ static void test_valid_documents(void **state)
 	free(deep);
 }
 
+/* An arena on a caller's buffer: a small tree is carved from it, a large
+ * one goes on in allocated blocks, and freeing leaves the buffer (the
+ * SAN=1 build catches a free of it). */
+static void test_arena_on_buffer(void **state)
+{
+	static const char small[] = "{\"prompt_tokens\":12,\"completion_tokens\":3}";
+	char buf[2048], tiny[8];
+	char large[2 + 200 * 2];
+	struct dt_arena a;
+	const struct dt_json *v;
+
+	(void)state;
+	/* [1,1,...,1]: 200 values, far more than buf holds */
+	for (size_t i = 0; i < 200; i++)
+		memcpy(large + 2 * i, i ? ",1" : "[1", 2);
+	memcpy(large + 400, "]", 2);
+	dt_arena_init_buf(&a, buf, sizeof(buf));
+	v = parse_ok(&a, small, strlen(small));
+	assert_true((const char *)v >= buf && (const char *)v < buf + sizeof(buf));
+	assert_true((const char *)v->first >= buf && (const char *)v->first < buf + sizeof(buf));
+	dt_arena_free(&a);
+	assert_null(a.head);
+
+	dt_arena_init_buf(&a, buf, sizeof(buf));
+	v = parse_ok(&a, large, strlen(large));
+	assert_int_equal(v->len, 200);
+	dt_arena_free(&a);
+
+	dt_arena_init_buf(&a, tiny, sizeof(tiny));   /* no room for a block: allocated */
+	parse_ok(&a, small, strlen(small));
+	dt_arena_free(&a);
+}
+
 static void test_invalid_documents(void **state)
 {
 	static const struct {
@@ -493,6 +526,7 @@ int main(void)
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_spans),
 		cmocka_unit_test(test_text_lowercase_types),
+		cmocka_unit_test(test_arena_on_buffer),
 		cmocka_unit_test(test_splice),
 		cmocka_unit_test(test_escaper),
 		cmocka_unit_test(test_writer),
