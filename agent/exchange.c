@@ -682,6 +682,22 @@ static char *gemini_url(const struct pprovider *to, const char *model, const cha
 	return url;
 }
 
+/* a, b and c joined in one allocation (NULL: out of memory): an attempt's
+ * URL, made for every request, where asprintf's format costs more than
+ * the copies. */
+static char *concat3(const char *a, const char *b, const char *c)
+{
+	size_t na = strlen(a), nb = strlen(b), nc = strlen(c);
+	char *s = malloc(na + nb + nc + 1);
+
+	if (!s)
+		return NULL;
+	memcpy(s, a, na);
+	memcpy(s + na, b, nb);
+	memcpy(s + na + nb, c, nc + 1);
+	return s;
+}
+
 /* The URL of attempt a: the generation call in the provider's family when
  * translated, else the client's request on that provider; NULL when its
  * path is not under the original provider's API. */
@@ -694,8 +710,9 @@ static char *attempt_url(const struct exchange *ex, const struct dt_attempt *a)
 	int n;
 
 	if (a->provider_id == ex->s->provider_id && (!ex->model || strcmp(ex->model, a->model) == 0)) {
-		n = from->port == 443 ? asprintf(&url, "https://%s%s", ex->s->sni, target)
-				      : asprintf(&url, "https://%s:%u%s", ex->s->sni, from->port, target);
+		if (from->port == 443)
+			return concat3("https://", ex->s->sni, target);
+		n = asprintf(&url, "https://%s:%u%s", ex->s->sni, from->port, target);
 		return n < 0 ? NULL : url;
 	}
 	if (strncmp(target, from->api_path, plen) != 0 ||
@@ -706,7 +723,7 @@ static char *attempt_url(const struct exchange *ex, const struct dt_attempt *a)
 		return dt_apicall_url(to->family, to->base_url, a->model, ex->xreq->stream);
 	if (ex->shape == DT_FAMILY_GEMINI && ex->call.generate)
 		return gemini_url(to, a->model, rest);
-	return asprintf(&url, "%s%s", to->base_url, rest) < 0 ? NULL : url;
+	return concat3(to->base_url, rest, "");
 }
 /* The credential attempt a is sent with: NULL keeps the application's own. */
 static const char *attempt_key(const struct exchange *ex, const struct dt_attempt *a,

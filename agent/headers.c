@@ -41,20 +41,31 @@ static char *text_alloc(struct dt_headers *h, size_t len)
 	return t->bytes + t->used - len;
 }
 
+/* Room for n more fields in h->v. */
+static int reserve(struct dt_headers *h, size_t n)
+{
+	size_t cap = h->cap ? h->cap : 16;
+	struct dt_header *v;
+
+	if (h->n + n <= h->cap)
+		return 0;
+	while (cap < h->n + n)
+		cap *= 2;
+	v = realloc(h->v, cap * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	h->v = v;
+	h->cap = cap;
+	return 0;
+}
+
 int dt_headers_add(struct dt_headers *h, const char *name, size_t name_len,
 		   const char *value, size_t value_len)
 {
 	struct dt_header f;
 
-	if (h->n == h->cap) {
-		size_t cap = h->cap ? 2 * h->cap : 16;
-		struct dt_header *v = realloc(h->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		h->v = v;
-		h->cap = cap;
-	}
+	if (reserve(h, 1))
+		return -ENOMEM;
 	/* "name\0value\0" */
 	if (name_len > SIZE_MAX - 2 - value_len ||
 	    !(f.name = text_alloc(h, name_len + value_len + 2)))
@@ -166,11 +177,35 @@ bool dt_headers_hop_by_hop(const struct dt_headers *h, const char *name)
 	return dt_headers_always_hop_by_hop(name) || dt_headers_has_token(h, "connection", name);
 }
 
+/* A head is copied for every attempt and every answer: src's text blocks
+ * are copied whole into one block of dst, and each field's pointers moved
+ * by its block's offset there, with no per-field length or allocation. */
 int dt_headers_copy(struct dt_headers *dst, const struct dt_headers *src)
 {
-	for (size_t i = 0; i < src->n; i++)
-		if (dt_headers_add_str(dst, src->v[i].name, src->v[i].value))
-			return -ENOMEM;
+	const struct dt_header_text *b;
+	size_t total = 0, at = 0;
+	char *text;
+
+	if (!src->n)
+		return 0;
+	for (b = src->text; b; b = b->next)
+		total += b->used;
+	if (reserve(dst, src->n) || !(text = text_alloc(dst, total)))
+		return -ENOMEM;
+	for (b = src->text; b; b = b->next) {
+		memcpy(text + at, b->bytes, b->used);
+		at += b->used;
+	}
+	for (size_t i = 0; i < src->n; i++) {
+		const char *name = src->v[i].name;
+
+		/* the block it is in, and where that block's copy starts */
+		for (b = src->text, at = 0; (uintptr_t)name - (uintptr_t)b->bytes >= b->used; b = b->next)
+			at += b->used;
+		dst->v[dst->n].name = text + at + (size_t)(name - b->bytes);
+		dst->v[dst->n].value = text + at + (size_t)(src->v[i].value - b->bytes);
+		dst->n++;
+	}
 	return 0;
 }
 

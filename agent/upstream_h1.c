@@ -860,9 +860,19 @@ static void put_str(struct request_writer *w, const char *s)
 	put(w, s, strlen(s));
 }
 
+static void put_uint(struct request_writer *w, size_t v)
+{
+	char digits[20], *d = digits + sizeof(digits);
+
+	do
+		*--d = (char)('0' + v % 10);
+	while ((v /= 10));
+	put(w, d, (size_t)(digits + sizeof(digits) - d));
+}
+
 /* The request into w->p, or only its length when w->p is NULL. */
 static void write_request(struct request_writer *w, const struct dt_fetch_req *req,
-			  const char *path, const char *authority, const char *length)
+			  const char *path, const char *authority, bool length)
 {
 	size_t n = req->headers ? req->headers->n : 0;
 
@@ -882,9 +892,13 @@ static void write_request(struct request_writer *w, const struct dt_fetch_req *r
 		put_str(w, h->value);
 		put(w, "\r\n", 2);
 	}
-	put_str(w, length);
+	if (length) {
+		put_str(w, "Content-Length: ");
+		put_uint(w, req->body_len);
+		put(w, "\r\n", 2);
+	}
 	put(w, "\r\n", 2);
-	if (req->body_len && *length)
+	if (req->body_len && length)
 		put(w, req->body, req->body_len);
 }
 
@@ -893,7 +907,7 @@ static int build_request(struct h1_fetch *f, const struct dt_fetch_req *req, con
 {
 	size_t n = req->headers ? req->headers->n : 0;
 	bool head = strcmp(req->method, "HEAD") == 0;
-	char length[48] = "";
+	bool length = !head && (strcmp(req->method, "POST") == 0 || req->body_len);
 	struct request_writer w = { 0 };
 
 	if (!*req->method || strpbrk(req->method, " \r\n") || strpbrk(path, " \r\n")) {
@@ -909,8 +923,6 @@ static int build_request(struct h1_fetch *f, const struct dt_fetch_req *req, con
 			return -1;
 		}
 	}
-	if (!head && (strcmp(req->method, "POST") == 0 || req->body_len))
-		snprintf(length, sizeof(length), "Content-Length: %zu\r\n", req->body_len);
 	write_request(&w, req, path, f->ep->authority, length);
 	w.p = malloc(w.off);
 	if (!w.p) {

@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: MIT
+/* agent/headers.c: adding, finding and removing fields, tokens, hop-by-hop
+ * stripping, and copies of lists whose text spans several blocks, with
+ * removed fields, into empty and non-empty lists. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "headers.h"
+
+static void add(struct dt_headers *h, const char *name, const char *value)
+{
+	assert_int_equal(dt_headers_add_str(h, name, value), 0);
+}
+
+static void assert_same(const struct dt_headers *a, size_t from, const struct dt_headers *b)
+{
+	assert_int_equal(a->n - from, b->n);
+	for (size_t i = 0; i < b->n; i++) {
+		assert_string_equal(a->v[from + i].name, b->v[i].name);
+		assert_string_equal(a->v[from + i].value, b->v[i].value);
+		/* a copy owns its text */
+		assert_ptr_not_equal(a->v[from + i].name, b->v[i].name);
+	}
+}
+
+static void test_get_set_del(void **state)
+{
+	struct dt_headers h = { 0 };
+
+	(void)state;
+	add(&h, "Content-Type", "application/json");
+	add(&h, "X-A", "1");
+	add(&h, "x-a", "2");
+	assert_string_equal(dt_headers_get(&h, "content-type"), "application/json");
+	assert_string_equal(dt_headers_get(&h, "X-a"), "1");
+	assert_null(dt_headers_get(&h, "x-b"));
+	assert_int_equal(dt_headers_set(&h, "X-A", "3"), 0);
+	assert_int_equal(h.n, 2);
+	assert_string_equal(dt_headers_get(&h, "x-a"), "3");
+	assert_int_equal(dt_headers_del(&h, "CONTENT-TYPE"), 1);
+	assert_int_equal(h.n, 1);
+	dt_headers_free(&h);
+	assert_int_equal(h.n, 0);
+}
+
+static void test_tokens_and_hop_by_hop(void **state)
+{
+	struct dt_headers h = { 0 };
+
+	(void)state;
+	add(&h, "Connection", "keep-alive, X-Private");
+	add(&h, "X-Private", "secret");
+	add(&h, "Keep-Alive", "timeout=5");
+	add(&h, "Transfer-Encoding", "chunked");
+	add(&h, "Content-Length", "12");
+	assert_true(dt_headers_has_token(&h, "connection", "x-private"));
+	assert_false(dt_headers_has_token(&h, "connection", "x-priv"));
+	assert_true(dt_headers_hop_by_hop(&h, "X-Private"));
+	assert_true(dt_headers_hop_by_hop(&h, "te"));
+	assert_false(dt_headers_hop_by_hop(&h, "content-length"));
+	dt_headers_strip_hop_by_hop(&h);
+	assert_int_equal(h.n, 1);
+	assert_string_equal(h.v[0].name, "Content-Length");
+	dt_headers_free(&h);
+}
+
+/* Fields enough to fill several text blocks, some removed: the copy has
+ * the fields left, in order, into an empty list and after a list's own. */
+static void test_copy(void **state)
+{
+	struct dt_headers src = { 0 }, empty = { 0 }, dst = { 0 }, none = { 0 };
+	char name[32], value[300];
+
+	(void)state;
+	for (int i = 0; i < 60; i++) {
+		snprintf(name, sizeof(name), "x-field-%d", i);
+		memset(value, 'a' + i % 26, sizeof(value) - 1);
+		value[sizeof(value) - 1 - (size_t)i] = '\0';
+		add(&src, name, value);
+	}
+	add(&src, "x-gone", "1");
+	assert_int_equal(dt_headers_del(&src, "x-field-7"), 1);
+	assert_int_equal(dt_headers_del(&src, "x-gone"), 1);
+
+	assert_int_equal(dt_headers_copy(&empty, &src), 0);
+	assert_same(&empty, 0, &src);
+	/* the copy grows on its own */
+	add(&empty, "x-after", "yes");
+	assert_string_equal(dt_headers_get(&empty, "x-after"), "yes");
+
+	add(&dst, "x-own", "first");
+	assert_int_equal(dt_headers_copy(&dst, &src), 0);
+	assert_string_equal(dst.v[0].name, "x-own");
+	assert_same(&dst, 1, &src);
+
+	assert_int_equal(dt_headers_copy(&none, &dst), 0);
+	assert_int_equal(dt_headers_copy(&dst, &(struct dt_headers){ 0 }), 0);
+	assert_int_equal(dst.n, src.n + 1);
+	assert_same(&none, 0, &dst);
+
+	dt_headers_free(&src);
+	dt_headers_free(&empty);
+	dt_headers_free(&dst);
+	dt_headers_free(&none);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_get_set_del),
+		cmocka_unit_test(test_tokens_and_hop_by_hop),
+		cmocka_unit_test(test_copy),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
