@@ -120,7 +120,8 @@ size_t dt_headers_del(struct dt_headers *h, const char *name)
 	return removed;
 }
 
-static bool list_has_token(const char *list, const char *token)
+/* Is token one of list's, split at seps (one of them a comma)? */
+static bool list_has_token(const char *list, const char *token, const char *seps)
 {
 	size_t tlen = strlen(token);
 
@@ -128,12 +129,12 @@ static bool list_has_token(const char *list, const char *token)
 		size_t len;
 
 		p += strspn(p, " \t,");
-		len = strcspn(p, ",");
+		len = strcspn(p, seps);
 		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
 			len--;
 		if (len == tlen && strncasecmp(p, token, tlen) == 0)
 			return true;
-		p += strcspn(p, ",");
+		p += strcspn(p, seps);
 	}
 	return false;
 }
@@ -141,7 +142,7 @@ static bool list_has_token(const char *list, const char *token)
 bool dt_headers_has_token(const struct dt_headers *h, const char *name, const char *token)
 {
 	for (size_t i = 0; i < h->n; i++)
-		if (same_name(h->v[i].name, name) && list_has_token(h->v[i].value, token))
+		if (same_name(h->v[i].name, name) && list_has_token(h->v[i].value, token, ","))
 			return true;
 	return false;
 }
@@ -222,25 +223,17 @@ void dt_headers_free(struct dt_headers *h)
 	h->n = h->cap = 0;
 }
 
+/* One pass: a field goes when it is always hop-by-hop (Connection itself
+ * among them) or named by the first Connection field, whose text stays
+ * where it is while the list is compacted. */
 void dt_headers_strip_hop_by_hop(struct dt_headers *h)
 {
-	const char *conn;
+	const char *conn = dt_headers_get(h, "connection");
 	size_t kept = 0;
 
-	/* fields named by Connection go too, then Connection itself */
-	while ((conn = dt_headers_get(h, "connection"))) {
-		char *names = strdup(conn), *save = NULL;
-
-		if (!names)
-			break;
-		for (char *tok = strtok_r(names, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save))
-			if (strcasecmp(tok, "connection") != 0)
-				dt_headers_del(h, tok);
-		free(names);
-		dt_headers_del(h, "connection");
-	}
 	for (size_t i = 0; i < h->n; i++) {
-		if (!dt_headers_always_hop_by_hop(h->v[i].name))
+		if (!dt_headers_always_hop_by_hop(h->v[i].name) &&
+		    !(conn && list_has_token(conn, h->v[i].name, " \t,")))
 			h->v[kept++] = h->v[i];
 	}
 	h->n = kept;

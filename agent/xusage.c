@@ -192,12 +192,14 @@ static const bool run_end[256] = {
 	['"'] = true, ['\\'] = true, ['{'] = true, ['}'] = true, ['['] = true, [']'] = true,
 };
 
-/* n bytes of the usage value being copied, as scan_json would one by one. */
-static void copy_run(struct jscan *js, const char *p, size_t n)
+/* n bytes appended to buf (cap bytes) at *len; past cap they are only
+ * counted, and *len stops at cap + 1: too long, and stays so. The usage
+ * value and a member's name are collected so. */
+static void append_capped(char *buf, size_t cap, size_t *len, const char *p, size_t n)
 {
-	if (js->value_len < USAGE_MAX)
-		memcpy(js->value + js->value_len, p, n < USAGE_MAX - js->value_len ? n : USAGE_MAX - js->value_len);
-	js->value_len = js->value_len + n <= USAGE_MAX ? js->value_len + n : USAGE_MAX + 1;
+	if (*len < cap)
+		memcpy(buf + *len, p, n < cap - *len ? n : cap - *len);
+	*len = *len + n <= cap ? *len + n : cap + 1;
 }
 
 static void scan_json(struct dt_xmeter *m, const char *p, size_t len)
@@ -207,14 +209,16 @@ static void scan_json(struct dt_xmeter *m, const char *p, size_t len)
 	for (size_t i = 0; i < len; i++) {
 		char c;
 
-		if (js->in_string && !js->escaped && !js->in_key && !js->copying) {
-			/* most of an answer is its text: on to the string's next
-			 * quote or backslash */
+		if (js->in_string && !js->escaped && !js->copying) {
+			/* most of an answer is its text, and a member's name is
+			 * taken whole: on to the string's next quote or backslash */
 			const char *q = memchr(p + i, '"', len - i);
-			size_t stop = q ? (size_t)(q - p) : len;
+			size_t stop = q ? (size_t)(q - p) : len, from = i;
 			const char *bs = memchr(p + i, '\\', stop - i);
 
 			i = bs ? (size_t)(bs - p) : stop;
+			if (js->in_key)
+				append_capped(js->key, KEY_MAX, &js->key_len, p + from, i - from);
 			if (i == len)
 				break;
 		} else if (!js->escaped && !js->in_key && (js->in_string || js->depth != js->level)) {
@@ -225,18 +229,13 @@ static void scan_json(struct dt_xmeter *m, const char *p, size_t len)
 			while (i < len && !run_end[(unsigned char)p[i]])
 				i++;
 			if (js->copying)
-				copy_run(js, p + from, i - from);
+				append_capped(js->value, USAGE_MAX, &js->value_len, p + from, i - from);
 			if (i == len)
 				break;
 		}
 		c = p[i];
-		if (js->copying) {
-			if (js->value_len < USAGE_MAX)
-				js->value[js->value_len] = c;
-			/* one past the cap marks it too large, and stays there */
-			if (js->value_len <= USAGE_MAX)
-				js->value_len++;
-		}
+		if (js->copying)
+			append_capped(js->value, USAGE_MAX, &js->value_len, &c, 1);
 		if (!js->in_string) {
 			scan_token(m, c);
 			continue;
@@ -252,10 +251,8 @@ static void scan_json(struct dt_xmeter *m, const char *p, size_t len)
 				key_done(m);
 			continue;
 		}
-		if (js->in_key && js->key_len < KEY_MAX)
-			js->key[js->key_len] = c;
-		if (js->in_key && js->key_len <= KEY_MAX)
-			js->key_len++;
+		if (js->in_key)
+			append_capped(js->key, KEY_MAX, &js->key_len, &c, 1);
 	}
 }
 

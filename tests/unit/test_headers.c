@@ -53,13 +53,17 @@ static void test_tokens_and_hop_by_hop(void **state)
 	struct dt_headers h = { 0 };
 
 	(void)state;
-	add(&h, "Connection", "keep-alive, X-Private");
+	add(&h, "X-One", "named by Connection, blank-separated");
+	add(&h, "Connection", "keep-alive, X-Private, x-one\tx-two");
+	add(&h, "x-two", "named too");
 	add(&h, "X-Private", "secret");
 	add(&h, "Keep-Alive", "timeout=5");
 	add(&h, "Transfer-Encoding", "chunked");
 	add(&h, "Content-Length", "12");
 	assert_true(dt_headers_has_token(&h, "connection", "x-private"));
 	assert_false(dt_headers_has_token(&h, "connection", "x-priv"));
+	/* a list field's tokens are split at commas only */
+	assert_false(dt_headers_has_token(&h, "connection", "x-one"));
 	assert_true(dt_headers_hop_by_hop(&h, "X-Private"));
 	assert_true(dt_headers_hop_by_hop(&h, "te"));
 	assert_false(dt_headers_hop_by_hop(&h, "content-length"));
