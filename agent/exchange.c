@@ -1286,30 +1286,32 @@ static void forget_request(struct exchange *ex)
 static void commit(struct attempt *at, int status, const struct dt_headers *up,
 		   const char *type, int64_t length)
 {
+	/* a body of ours is not the provider's encoding */
+	static const char *const recoded[] = { "content-encoding", NULL };
 	struct exchange *ex = at->ex;
-	struct dt_headers h = {0};
-	const char *clen = dt_headers_get(up, "content-length");
+	struct dt_headers extra = {0};
+	const char *const *drop = type ? recoded : NULL;
 
 	win(at);
-	dt_headers_copy(&h, up);
-	dt_headers_strip_hop_by_hop(&h);
-	dt_headers_del(&h, "content-length");
+	/* the provider's fields go out as they are, less what the HTTP layer
+	 * drops (hop-by-hop, Content-Length), drop and what extra sets */
 	if (type) {
-		dt_headers_del(&h, "content-encoding");
-		dt_headers_set(&h, "content-type", type);
+		dt_headers_add_str(&extra, "content-type", type);
 	} else {
+		const char *clen = dt_headers_get(up, "content-length");
+
 		type = dt_headers_get(up, "content-type");
 		length = clen ? strtoll(clen, NULL, 10) : -1;
 	}
 	ex->sse = type && strncasecmp(type, "text/event-stream", 17) == 0;
 	if (ex->sse)
 		length = -1;
-	add_detour_headers(ex, &h, member(at));
+	add_detour_headers(ex, &extra, member(at));
 	record_answer(ex, status, at->rec);
 	if (status >= 200 && status < 300)
 		dt_router_stick(ex->s->p->router, member(at), &ex->needs, dt_now_ns());
-	dt_http_respond_head(ex->s->http, status, &h, length);
-	dt_headers_free(&h);
+	dt_http_respond_head_with(ex->s->http, status, up, drop, &extra, length);
+	dt_headers_free(&extra);
 	forget_request(ex);
 	dt_http_set_drain_cb(ex->s->http, on_drain, ex);
 	if (ex->sse)

@@ -829,17 +829,43 @@ static bool put_status_line(struct dt_http_conn *c, int status)
 	return true;
 }
 
+/* Does name (n bytes) start as other does, and is it that name? */
+static bool same_name(const char *name, const char *other)
+{
+	return (name[0] | 0x20) == (other[0] | 0x20) && strcasecmp(name, other) == 0;
+}
+
+/* What a head leaves out of the fields it is given, beside the layer's own
+ * rules: the names in drop, and those the extra fields set. */
+struct left_out {
+	const char *const *drop;
+	const struct dt_headers *extra;
+};
+
+static bool is_left_out(const struct left_out *lo, const char *name)
+{
+	for (const char *const *d = lo->drop; d && *d; d++)
+		if (same_name(name, *d))
+			return true;
+	for (size_t i = 0; lo->extra && i < lo->extra->n; i++)
+		if (same_name(name, lo->extra->v[i].name))
+			return true;
+	return false;
+}
+
 /* "name: value\r\n" for a field from the handler, unless the layer owns it
- * (Content-Length, hop-by-hop) or it would split the head. */
-static bool put_field(struct dt_http_conn *c, const struct dt_headers *h, const struct dt_header *f,
-		      bool has_connection)
+ * (Content-Length, hop-by-hop: also those named by a Connection field of
+ * conn, when it has one), the caller leaves it out, or it would split the
+ * head. */
+static bool put_field(struct dt_http_conn *c, const struct dt_header *f,
+		      const struct dt_headers *conn, const struct left_out *lo)
 {
 	size_t n = strcspn(f->name, "\r\n:"), v;
 	char *at;
 
 	if (f->name[n] || (n == 14 && strcasecmp(f->name, "content-length") == 0) ||
-	    dt_headers_always_hop_by_hop(f->name) ||
-	    (has_connection && dt_headers_hop_by_hop(h, f->name)))
+	    dt_headers_always_hop_by_hop(f->name) || (conn && dt_headers_hop_by_hop(conn, f->name)) ||
+	    (lo && is_left_out(lo, f->name)))
 		return true;
 	v = strcspn(f->value, "\r\n");
 	if (f->value[v])
@@ -857,19 +883,48 @@ static bool put_field(struct dt_http_conn *c, const struct dt_headers *h, const 
 
 #define PUT_LITERAL(c, s) put(c, s, sizeof(s) - 1)
 
-static bool put_head(struct dt_http_conn *c, int status, const struct dt_headers *h,
-		     int64_t content_length)
+/* Does a Connection field's value name a field of h not dropped anyway
+ * ("keep-alive" is)? Only then is each field looked up in it. */
+static bool names_a_field(const struct dt_headers *h, const char *value)
 {
-	bool has_connection = false;
+	char name[64];
+
+	for (const char *p = value + strspn(value, " \t,"); *p; p += strspn(p, " \t,")) {
+		size_t len = strcspn(p, " \t,");
+
+		if (len >= sizeof(name))
+			return true; /* no such field here, surely: looked up anyway */
+		memcpy(name, p, len);
+		name[len] = '\0';
+		p += len;
+		if (!dt_headers_always_hop_by_hop(name) && dt_headers_get(h, name))
+			return true;
+	}
+	return false;
+}
+
+static bool put_head(struct dt_http_conn *c, int status, const struct dt_headers *h,
+		     const struct left_out *lo, int64_t content_length)
+{
+	/* fields named by a Connection field are hop-by-hop too: when one
+	 * names a field h has, each field is looked up in the span of h from
+	 * its first Connection field to its last (usually that one field) */
+	struct dt_headers conn = { 0 };
+	const struct dt_headers *named = NULL;
 	bool ok = put_status_line(c, status);
 
-	/* fields named by a Connection field are hop-by-hop too (rare: the
-	 * proxy strips them before) */
-	for (size_t i = 0; h && i < h->n && !has_connection; i++)
-		has_connection = (h->v[i].name[0] | 0x20) == 'c' &&
-				 strcasecmp(h->v[i].name, "connection") == 0;
+	for (size_t i = 0; h && i < h->n; i++)
+		if (same_name(h->v[i].name, "connection")) {
+			if (!conn.v)
+				conn.v = &h->v[i];
+			conn.n = (size_t)(&h->v[i] - conn.v) + 1;
+			if (names_a_field(h, h->v[i].value))
+				named = &conn;
+		}
 	for (size_t i = 0; ok && h && i < h->n; i++)
-		ok = put_field(c, h, &h->v[i], has_connection);
+		ok = put_field(c, &h->v[i], named, lo);
+	for (size_t i = 0; ok && lo->extra && i < lo->extra->n; i++)
+		ok = put_field(c, &lo->extra->v[i], named, NULL);
 	if (ok && status_has_body(status) && content_length >= 0) {
 		char digits[20], *d = decimal(digits + sizeof(digits), (uint64_t)content_length);
 
@@ -885,9 +940,11 @@ static bool put_head(struct dt_http_conn *c, int status, const struct dt_headers
 	return ok && PUT_LITERAL(c, "\r\n");
 }
 
-int dt_http_respond_head(struct dt_http_conn *c, int status, const struct dt_headers *h,
-			 int64_t content_length)
+int dt_http_respond_head_with(struct dt_http_conn *c, int status, const struct dt_headers *h,
+			      const char *const *drop, const struct dt_headers *extra,
+			      int64_t content_length)
 {
+	const struct left_out lo = { .drop = drop, .extra = extra };
 	size_t mark = c->o_len;
 
 	if (!c->serving || c->out.head_sent || status < 200 || status > 999)
@@ -895,13 +952,19 @@ int dt_http_respond_head(struct dt_http_conn *c, int status, const struct dt_hea
 	if (c->broken)
 		return -EPIPE;
 	frame_response(c, status, content_length);
-	if (!put_head(c, status, h, content_length)) {
+	if (!put_head(c, status, h, &lo, content_length)) {
 		c->o_len = mark; /* no half head */
 		return -ENOMEM;
 	}
 	c->out.head_sent = true;
 	out_added(c, false);
 	return 0;
+}
+
+int dt_http_respond_head(struct dt_http_conn *c, int status, const struct dt_headers *h,
+			 int64_t content_length)
+{
+	return dt_http_respond_head_with(c, status, h, NULL, NULL, content_length);
 }
 
 int dt_http_respond_body(struct dt_http_conn *c, const void *data, size_t len)

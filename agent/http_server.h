@@ -87,6 +87,12 @@ void dt_http_conn_free(struct dt_http_conn *c);
  */
 int dt_http_respond_head(struct dt_http_conn *c, int status, const struct dt_headers *h,
 			 int64_t content_length);
+/* The same with fields relayed from elsewhere, written without a copy:
+ * those of h less the names in drop (NULL-terminated; may be NULL) and
+ * those extra sets, then extra's (may be NULL). */
+int dt_http_respond_head_with(struct dt_http_conn *c, int status, const struct dt_headers *h,
+			      const char *const *drop, const struct dt_headers *extra,
+			      int64_t content_length);
 int dt_http_respond_body(struct dt_http_conn *c, const void *data, size_t len);
 /* A length-delimited body that ends short closes the connection: the client
  * must not take it as complete. */

@@ -390,6 +390,47 @@ static void test_get_and_post(void **state)
 	assert_int_equal(fx->requests, 2);
 }
 
+/* A relayed head: the fields as given, less the names dropped and those the
+ * extra fields set, then the extra fields; the layer's own rules still hold
+ * (a field named by Connection goes too). */
+static void test_head_with_drop_and_extra(void **state)
+{
+	struct fixture *fx = *state;
+	static const char *const drop[] = { "content-encoding", NULL };
+	struct dt_headers h = { 0 }, extra = { 0 };
+	unsigned one = 1;
+	const char *r;
+
+	fx->mode = HOLD;
+	start(fx);
+	send_str(fx, "GET /h HTTP/1.1\r\nHost: a\r\n\r\n");
+	run_until(fx, has_requests, &one);
+	dt_headers_add_str(&h, "Content-Type", "text/plain");
+	dt_headers_add_str(&h, "Content-Encoding", "gzip");
+	dt_headers_add_str(&h, "X-Detour-Provider", "upstream");
+	dt_headers_add_str(&h, "Connection", "keep-alive, X-Hop");
+	dt_headers_add_str(&h, "X-Hop", "1");
+	dt_headers_add_str(&h, "X-Keep", "kept");
+	dt_headers_add_str(&extra, "content-type", "application/json");
+	dt_headers_add_str(&extra, "x-detour-provider", "groq");
+	assert_int_equal(dt_http_respond_head_with(fx->conn, 200, &h, drop, &extra, 2), 0);
+	assert_int_equal(dt_http_respond_body(fx->conn, "{}", 2), 0);
+	assert_int_equal(dt_http_respond_end(fx->conn), 0);
+	run_until(fx, has_text, "\r\n\r\n{}");
+	r = got(fx);
+	assert_non_null(strstr(r, "\r\nX-Keep: kept\r\ncontent-type: application/json\r\n"
+				  "x-detour-provider: groq\r\nContent-Length: 2\r\n\r\n{}"));
+	assert_null(strstr(r, "text/plain"));
+	assert_null(strstr(r, "gzip"));
+	assert_null(strstr(r, "upstream"));
+	assert_null(strstr(r, "X-Hop"));
+	assert_null(strstr(r, "Connection"));
+	dt_headers_free(&h);
+	dt_headers_free(&extra);
+	dt_http_request_free(fx->held[0]);
+	fx->held[0] = NULL;
+}
+
 static void test_keep_alive_three_requests(void **state)
 {
 	struct fixture *fx = *state;
@@ -941,6 +982,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 		T(test_get_and_post),
+		T(test_head_with_drop_and_extra),
 		T(test_keep_alive_three_requests),
 		T(test_pipelined_answers_in_order),
 		T(test_pipelined_one_at_a_time),
