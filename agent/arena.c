@@ -17,39 +17,28 @@
 #define BLOCK_FIRST 1024
 #define BLOCK_MAX 65536
 
-struct dt_arena_block {
-	struct dt_arena_block *next;
-	size_t used, size;
-	bool borrowed;          /* the caller's buffer (dt_arena_init_buf): not freed */
-	alignas(max_align_t) unsigned char data[];
-};
-
-void *dt_arena_alloc(struct dt_arena *a, size_t size)
+void *dt_arena_alloc_block(struct dt_arena *a, size_t size)
 {
 	struct dt_arena_block *b = a->head;
 	size_t align = alignof(max_align_t);
-	size_t need = (size + align - 1) & ~(align - 1);
+	size_t need = (size + align - 1) & ~(align - 1), cap;
 
 	if (need < size)
 		return NULL;
-	if (!b || b->size - b->used < need) {
-		size_t cap = !b ? BLOCK_FIRST : b->size < BLOCK_MAX / 2 ? b->size * 2 : BLOCK_MAX;
-
-		if (cap < need)
-			cap = need;
-		if (cap > SIZE_MAX - sizeof(*b))
-			return NULL;
-		b = malloc(sizeof(*b) + cap);
-		if (!b)
-			return NULL;
-		b->used = 0;
-		b->size = cap;
-		b->borrowed = false;
-		b->next = a->head;
-		a->head = b;
-	}
-	b->used += need;
-	return memset(b->data + b->used - need, 0, need);
+	cap = !b ? BLOCK_FIRST : b->size < BLOCK_MAX / 2 ? b->size * 2 : BLOCK_MAX;
+	if (cap < need)
+		cap = need;
+	if (cap > SIZE_MAX - sizeof(*b))
+		return NULL;
+	b = malloc(sizeof(*b) + cap);
+	if (!b)
+		return NULL;
+	b->used = need;
+	b->size = cap;
+	b->borrowed = false;
+	b->next = a->head;
+	a->head = b;
+	return memset(b->data, 0, need);
 }
 
 char *dt_arena_strndup(struct dt_arena *a, const char *s, size_t n)

@@ -223,6 +223,28 @@ void dt_headers_free(struct dt_headers *h)
 	h->n = h->cap = 0;
 }
 
+/* Does a Connection value name a field that is not always hop-by-hop?
+ * Most name only keep-alive: then no field needs looking up in it. */
+static bool names_others(const char *list)
+{
+	char name[24];  /* longer than any name always hop-by-hop */
+
+	for (const char *p = list; *p;) {
+		size_t len;
+
+		p += strspn(p, " \t,");
+		len = strcspn(p, " \t,");
+		if (len >= sizeof(name))
+			return true;
+		memcpy(name, p, len);
+		name[len] = '\0';
+		if (len && !dt_headers_always_hop_by_hop(name))
+			return true;
+		p += len;
+	}
+	return false;
+}
+
 /* One pass: a field goes when it is always hop-by-hop (Connection itself
  * among them) or named by the first Connection field, whose text stays
  * where it is while the list is compacted. */
@@ -230,6 +252,9 @@ void dt_headers_strip_hop_by_hop(struct dt_headers *h)
 {
 	const char *conn = dt_headers_get(h, "connection");
 	size_t kept = 0;
+
+	if (conn && !names_others(conn))
+		conn = NULL;
 
 	for (size_t i = 0; i < h->n; i++) {
 		if (!dt_headers_always_hop_by_hop(h->v[i].name) &&

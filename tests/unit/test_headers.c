@@ -71,6 +71,17 @@ static void test_tokens_and_hop_by_hop(void **state)
 	assert_int_equal(h.n, 1);
 	assert_string_equal(h.v[0].name, "Content-Length");
 	dt_headers_free(&h);
+
+	/* naming only what goes anyway */
+	add(&h, "X-A", "kept");
+	add(&h, "Connection", " Keep-Alive ,upgrade");
+	add(&h, "Keep-Alive", "timeout=5");
+	add(&h, "X-B", "kept");
+	dt_headers_strip_hop_by_hop(&h);
+	assert_int_equal(h.n, 2);
+	assert_string_equal(h.v[0].name, "X-A");
+	assert_string_equal(h.v[1].name, "X-B");
+	dt_headers_free(&h);
 }
 
 /* Fields enough to fill several text blocks, some removed: the copy has
