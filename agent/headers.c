@@ -75,15 +75,20 @@ int dt_headers_add(struct dt_headers *h, const char *name, size_t name_len,
 	f.value = f.name + name_len + 1;
 	memcpy(f.value, value, value_len);
 	f.value[value_len] = '\0';
+	/* as a C string reads them, should a NUL have come in */
+	f.name_len = strlen(f.name);
+	f.value_len = strlen(f.value);
 	h->v[h->n++] = f;
 	return 0;
 }
 
-/* Names compared case-insensitively; the first letters differ for nearly
- * every pair, and this runs dozens of times for every request. */
-static bool same_name(const char *a, const char *b)
+/* Names compared case-insensitively (name's length is n); the lengths or
+ * first letters differ for nearly every pair, and this runs dozens of
+ * times for every request. */
+static bool same_name(const struct dt_header *f, const char *name, size_t n)
 {
-	return (a[0] | 0x20) == (b[0] | 0x20) && strcasecmp(a, b) == 0;
+	return f->name_len == n && (f->name[0] | 0x20) == (name[0] | 0x20) &&
+	       strcasecmp(f->name, name) == 0;
 }
 
 int dt_headers_add_str(struct dt_headers *h, const char *name, const char *value)
@@ -99,18 +104,20 @@ int dt_headers_set(struct dt_headers *h, const char *name, const char *value)
 
 const char *dt_headers_get(const struct dt_headers *h, const char *name)
 {
+	size_t n = strlen(name);
+
 	for (size_t i = 0; i < h->n; i++)
-		if (same_name(h->v[i].name, name))
+		if (same_name(&h->v[i], name, n))
 			return h->v[i].value;
 	return NULL;
 }
 
 size_t dt_headers_del(struct dt_headers *h, const char *name)
 {
-	size_t kept = 0, removed = 0;
+	size_t kept = 0, removed = 0, n = strlen(name);
 
 	for (size_t i = 0; i < h->n; i++) {
-		if (same_name(h->v[i].name, name)) {
+		if (same_name(&h->v[i], name, n)) {
 			removed++;
 			continue;
 		}
@@ -141,8 +148,10 @@ static bool list_has_token(const char *list, const char *token, const char *seps
 
 bool dt_headers_has_token(const struct dt_headers *h, const char *name, const char *token)
 {
+	size_t n = strlen(name);
+
 	for (size_t i = 0; i < h->n; i++)
-		if (same_name(h->v[i].name, name) && list_has_token(h->v[i].value, token, ","))
+		if (same_name(&h->v[i], name, n) && list_has_token(h->v[i].value, token, ","))
 			return true;
 	return false;
 }
@@ -203,8 +212,12 @@ int dt_headers_copy(struct dt_headers *dst, const struct dt_headers *src)
 		/* the block it is in, and where that block's copy starts */
 		for (b = src->text, at = 0; (uintptr_t)name - (uintptr_t)b->bytes >= b->used; b = b->next)
 			at += b->used;
-		dst->v[dst->n].name = text + at + (size_t)(name - b->bytes);
-		dst->v[dst->n].value = text + at + (size_t)(src->v[i].value - b->bytes);
+		dst->v[dst->n] = (struct dt_header){
+			.name = text + at + (size_t)(name - b->bytes),
+			.value = text + at + (size_t)(src->v[i].value - b->bytes),
+			.name_len = src->v[i].name_len,
+			.value_len = src->v[i].value_len,
+		};
 		dst->n++;
 	}
 	return 0;

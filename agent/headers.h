@@ -11,6 +11,7 @@
 struct dt_header {
 	char *name;
 	char *value;      /* right after name's '\0' */
+	size_t name_len, value_len;  /* their strlen: looked up and written for every request */
 };
 
 struct dt_header_text;

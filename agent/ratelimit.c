@@ -407,10 +407,10 @@ bool dt_ratelimit_headers(struct dt_ratelimit *rl, const struct dt_headers *h, i
 
 	dt_ratelimit_init(rl);
 	for (size_t i = 0; h && i < h->n; i++) {
-		const struct header_form *f = form_of(h->v[i].name, strlen(h->v[i].name));
+		const struct header_form *f = form_of(h->v[i].name, h->v[i].name_len);
 
 		if (f)
-			any |= read_form(rl, f, h->v[i].value, strlen(h->v[i].value), wall_ms);
+			any |= read_form(rl, f, h->v[i].value, h->v[i].value_len, wall_ms);
 	}
 	return any;
 }

@@ -887,9 +887,9 @@ static void write_request(struct request_writer *w, const struct dt_fetch_req *r
 
 		if (dt_upstream_owned_field(h->name))
 			continue;
-		put_str(w, h->name);
+		put(w, h->name, h->name_len);
 		put(w, ": ", 2);
-		put_str(w, h->value);
+		put(w, h->value, h->value_len);
 		put(w, "\r\n", 2);
 	}
 	if (length) {

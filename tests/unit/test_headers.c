@@ -23,6 +23,8 @@ static void assert_same(const struct dt_headers *a, size_t from, const struct dt
 	for (size_t i = 0; i < b->n; i++) {
 		assert_string_equal(a->v[from + i].name, b->v[i].name);
 		assert_string_equal(a->v[from + i].value, b->v[i].value);
+		assert_int_equal(a->v[from + i].name_len, strlen(b->v[i].name));
+		assert_int_equal(a->v[from + i].value_len, strlen(b->v[i].value));
 		/* a copy owns its text */
 		assert_ptr_not_equal(a->v[from + i].name, b->v[i].name);
 	}
@@ -44,6 +46,13 @@ static void test_get_set_del(void **state)
 	assert_string_equal(dt_headers_get(&h, "x-a"), "3");
 	assert_int_equal(dt_headers_del(&h, "CONTENT-TYPE"), 1);
 	assert_int_equal(h.n, 1);
+	/* a name is what its C string says, as for every reader of it */
+	assert_int_equal(dt_headers_add(&h, "x-c\0d", 5, "v\0w", 3), 0);
+	assert_int_equal(h.v[1].name_len, 3);
+	assert_int_equal(h.v[1].value_len, 1);
+	assert_string_equal(dt_headers_get(&h, "x-c"), "v");
+	assert_null(dt_headers_get(&h, "x-"));
+	assert_int_equal(dt_headers_del(&h, "X-C"), 1);
 	dt_headers_free(&h);
 	assert_int_equal(h.n, 0);
 }
