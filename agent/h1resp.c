@@ -42,17 +42,41 @@ static int append(struct dt_h1resp *r, const char *at, size_t len)
 	return 0;
 }
 
+/* The field's pieces still in the bytes being fed are copied: those bytes
+ * are gone by the next feed, or another piece of the field follows. */
+static int spill(struct dt_h1resp *r)
+{
+	const char *name = r->name_at, *value = r->value_at;
+
+	if (!name)
+		return 0;
+	r->name_at = r->value_at = NULL;
+	if (append(r, name, r->name_at_len))
+		return -1;
+	if (r->in_value)
+		r->name_len = r->field_len;
+	return value ? append(r, value, r->value_at_len) : 0;
+}
+
 /* The field read so far joins the head; a value's trailing blanks are not
- * part of it (RFC 9110 5.5). */
+ * part of it (RFC 9110 5.5). Most fields come whole within one feed and
+ * are taken from its bytes, with no copy of their own. */
 static int commit_field(struct dt_h1resp *r)
 {
-	size_t end = r->field_len;
+	const char *name = r->name_at, *value = r->value_at ? r->value_at : "";
+	size_t name_len = r->name_at_len, value_len = r->value_at ? r->value_at_len : 0;
 
-	while (end > r->name_len && (r->field[end - 1] == ' ' || r->field[end - 1] == '\t'))
-		end--;
-	if (dt_headers_add(&r->fields, r->field, r->name_len, r->field + r->name_len,
-			   end - r->name_len))
+	if (!name) {
+		name = r->field;
+		name_len = r->name_len;
+		value = r->field + r->name_len;
+		value_len = r->field_len - r->name_len;
+	}
+	while (value_len && (value[value_len - 1] == ' ' || value[value_len - 1] == '\t'))
+		value_len--;
+	if (dt_headers_add(&r->fields, name, name_len, value, value_len))
 		return fail(r, "out of memory");
+	r->name_at = r->value_at = NULL;
 	r->field_len = r->name_len = 0;
 	r->in_value = false;
 	return 0;
@@ -63,6 +87,7 @@ static int on_message_begin(http_parser *p)
 	struct dt_h1resp *r = of(p);
 
 	dt_headers_free(&r->fields);
+	r->name_at = r->value_at = NULL;
 	r->field_len = r->name_len = 0;
 	r->in_value = false;
 	return 0;
@@ -76,9 +101,16 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 		return count_head(r, len);      /* trailers: counted, not kept */
 	if (r->in_value && commit_field(r))
 		return -1;
-	if (r->field_len == 0 && r->fields.n >= DT_H1RESP_MAX_FIELDS)
+	if (r->field_len == 0 && !r->name_at && r->fields.n >= DT_H1RESP_MAX_FIELDS)
 		return fail(r, "too many response header fields");
-	return count_head(r, len) ? -1 : append(r, at, len);
+	if (count_head(r, len))
+		return -1;
+	if (r->field_len == 0 && !r->name_at) {
+		r->name_at = at;
+		r->name_at_len = len;
+		return 0;
+	}
+	return spill(r) ? -1 : append(r, at, len);
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t len)
@@ -87,11 +119,18 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 
 	if (r->head_done)
 		return count_head(r, len);
+	if (count_head(r, len))
+		return -1;
 	if (!r->in_value) {
 		r->name_len = r->field_len;
 		r->in_value = true;
+		if (r->name_at) {
+			r->value_at = at;
+			r->value_at_len = len;
+			return 0;
+		}
 	}
-	return count_head(r, len) ? -1 : append(r, at, len);
+	return spill(r) ? -1 : append(r, at, len);
 }
 
 static bool interim(const http_parser *p)
@@ -105,6 +144,7 @@ static int on_headers_complete(http_parser *p)
 
 	if (r->in_value && commit_field(r))
 		return -1;
+	r->name_at = NULL;                      /* a name with no value is no field */
 	if (p->status_code < 100)
 		return fail(r, "malformed response: invalid status code");
 	if (p->status_code == 101 || p->upgrade)
@@ -196,6 +236,8 @@ enum dt_h1resp_state dt_h1resp_feed(struct dt_h1resp *r, const char *buf, size_t
 		return DT_H1RESP_MORE;          /* 0 bytes would tell the parser "end" */
 	r->got_bytes = true;
 	*used = http_parser_execute(&r->parser, &settings, buf, len);
+	if (spill(r))
+		return DT_H1RESP_ERROR; /* out of memory, said in error */
 	return after_execute(r);
 }
 

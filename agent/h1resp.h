@@ -40,7 +40,11 @@ struct dt_h1resp {
 	void *ctx;
 	bool head_request;            /* the answer to HEAD has no body */
 	struct dt_headers fields;     /* the head being read */
-	char *field;                  /* "name\0value" of the field being read */
+	/* the field being read, while its name and value are in the bytes
+	 * being fed: taken from there when it ends (name_at NULL: none) */
+	const char *name_at, *value_at;
+	size_t name_at_len, value_at_len;
+	char *field;                  /* ... else "name\0value", copied */
 	size_t name_len, field_len, field_cap;
 	bool in_value;
 	size_t head_bytes;
