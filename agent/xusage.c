@@ -58,6 +58,12 @@ struct dt_xmeter {
 	size_t pending_len, pending_cap;
 };
 
+/* A whole JSON answer's meter, 4 KB with its usage buffer, is made and
+ * freed for nearly every request, and an allocation that size costs: the
+ * last one freed is kept for the next (meters live on the event loop's
+ * thread only). */
+static struct dt_xmeter *spare;
+
 /* A whole JSON answer's meter has the buffer its usage value is copied
  * into in the same allocation (nearly every answer has a usage); a
  * stream's needs none. */
@@ -67,9 +73,12 @@ struct dt_xmeter *dt_xmeter_new(enum dt_family from, bool sse, bool strip)
 
 	if ((unsigned)from > DT_FAMILY_GEMINI)
 		return NULL;
-	m = malloc(sizeof(*m) + (sse ? 0 : USAGE_MAX));
-	if (!m)
+	if (!sse && spare) {
+		m = spare;
+		spare = NULL;
+	} else if (!(m = malloc(sizeof(*m) + (sse ? 0 : USAGE_MAX)))) {
 		return NULL;
+	}
 	*m = (struct dt_xmeter){
 		.from = from,
 		.sse = sse,
@@ -85,7 +94,10 @@ void dt_xmeter_free(struct dt_xmeter *m)
 		return;
 	free(m->held);
 	free(m->pending);
-	free(m);
+	if (!m->sse && !spare)
+		spare = m;
+	else
+		free(m);
 }
 
 /* OpenAI names its usage's counts two ways (Chat Completions, Responses):

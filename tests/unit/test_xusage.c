@@ -277,10 +277,34 @@ static void test_request_asks_for_usage(void **state)
 	expect_asked("[1]", NULL);
 }
 
+/* A whole answer's meter is reused once freed: one left mid-string, deep
+ * in a usage value, tells the next nothing. */
+static void test_meter_reused(void **state)
+{
+	static const char part[] = "{\"usage\":{\"prompt_tokens\":7,\"x\":\"ab";
+	static const char whole[] = "{\"id\":\"a\",\"usage\":{\"prompt_tokens\":3,"
+				    "\"completion_tokens\":4}}";
+	struct dt_xmeter *m = dt_xmeter_new(DT_FAMILY_OPENAI, false, false);
+	struct dt_xusage u;
+
+	(void)state;
+	assert_non_null(m);
+	assert_int_equal(dt_xmeter_feed(m, part, sizeof(part) - 1, NULL), 0);
+	dt_xmeter_free(m);
+	m = dt_xmeter_new(DT_FAMILY_OPENAI, false, false);
+	assert_non_null(m);
+	assert_false(dt_xmeter_usage(m)->known);
+	assert_int_equal(dt_xmeter_feed(m, whole, sizeof(whole) - 1, NULL), 0);
+	u = *dt_xmeter_usage(m);
+	dt_xmeter_free(m);
+	expect(&u, 3, 0, 0, 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_openai_whole_answer),
+		cmocka_unit_test(test_meter_reused),
 		cmocka_unit_test(test_openai_responses_api_names),
 		cmocka_unit_test(test_anthropic_whole_answer),
 		cmocka_unit_test(test_gemini_whole_and_json_array_stream),
