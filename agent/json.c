@@ -30,15 +30,24 @@ static const char *skip_plain(const char *p, const char *end, bool non_ascii)
 	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
 
 	while (end - p >= 8) {
-		uint64_t x, quote, slash, ctrl;
+		uint64_t x, quote, slash, hit;
 
 		memcpy(&x, p, 8);
 		quote = x ^ (ones * '"');
 		slash = x ^ (ones * '\\');
-		/* a zero byte of quote or slash, or a byte below 0x20, sets its high bit */
-		ctrl = ((quote - ones) | (slash - ones) | (x - ones * 0x20)) & ~x & highs;
-		if (ctrl || (non_ascii && (x & highs)))
+		/* a zero byte of quote or slash, or a byte below 0x20, sets its
+		 * high bit (a borrow may set more, only above the first) */
+		hit = ((quote - ones) | (slash - ones) | (x - ones * 0x20)) & ~x & highs;
+		if (non_ascii)
+			hit |= x & highs;
+		if (hit) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+			/* most strings are short: the first marked byte at once */
+			return p + (__builtin_ctzll(hit) >> 3);
+#else
 			break;
+#endif
+		}
 		p += 8;
 	}
 	while (p < end && !(byte_class[(unsigned char)*p] & (non_ascii ? SPECIAL | NON_ASCII : SPECIAL)))
