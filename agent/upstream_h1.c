@@ -845,14 +845,22 @@ static void conn_io(evutil_socket_t fd, short what, void *arg)
  * (no printf: this runs for every request). */
 struct request_writer {
 	char *p;
-	size_t off;
+	size_t off, cap;        /* past cap nothing is written, only counted */
 };
+
+/* A request's bytes besides its method, path, authority, fields and body:
+ * " /", " HTTP/1.1\r\nHost: ", "\r\n", the longest Content-Length line
+ * and the blank line; and each field's ": " and "\r\n". */
+#define REQUEST_FRAME_MAX (2 + 17 + 2 + sizeof("Content-Length: 18446744073709551615\r\n") - 1 + 2)
+#define FIELD_FRAME       4
 
 static void put(struct request_writer *w, const char *s, size_t len)
 {
-	if (w->p)
+	bool fits = w->off <= w->cap && len <= w->cap - w->off;
+
+	if (fits)
 		memcpy(w->p + w->off, s, len);
-	w->off += len;
+	w->off = fits ? w->off + len : w->cap + 1;
 }
 
 static void put_str(struct request_writer *w, const char *s)
@@ -870,7 +878,6 @@ static void put_uint(struct request_writer *w, size_t v)
 	put(w, d, (size_t)(digits + sizeof(digits) - d));
 }
 
-/* The request into w->p, or only its length when w->p is NULL. */
 static void write_request(struct request_writer *w, const struct dt_fetch_req *req,
 			  const char *path, const char *authority, bool length)
 {
@@ -902,12 +909,16 @@ static void write_request(struct request_writer *w, const struct dt_fetch_req *r
 		put(w, req->body, req->body_len);
 }
 
+/* The request is written once into room for all of it, every field
+ * counted (the few a transport writes itself are left out). */
 static int build_request(struct h1_fetch *f, const struct dt_fetch_req *req, const char *path,
 			 char *err, size_t errlen)
 {
 	size_t n = req->headers ? req->headers->n : 0;
 	bool head = strcmp(req->method, "HEAD") == 0;
 	bool length = !head && (strcmp(req->method, "POST") == 0 || req->body_len);
+	size_t room = strlen(req->method) + strlen(path) + strlen(f->ep->authority) +
+		      REQUEST_FRAME_MAX + req->body_len;
 	struct request_writer w = { 0 };
 
 	if (!*req->method || strpbrk(req->method, " \r\n") || strpbrk(path, " \r\n")) {
@@ -922,16 +933,21 @@ static int build_request(struct h1_fetch *f, const struct dt_fetch_req *req, con
 				 req->method);
 			return -1;
 		}
+		room += h->name_len + h->value_len + FIELD_FRAME;
 	}
-	write_request(&w, req, path, f->ep->authority, length);
-	w.p = malloc(w.off);
+	w.p = malloc(room);
 	if (!w.p) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	f->req_len = w.off;
-	w.off = 0;
+	w.cap = room;
 	write_request(&w, req, path, f->ep->authority, length);
+	if (w.off > w.cap) {
+		free(w.p);
+		snprintf(err, errlen, "%s request: larger than its room", req->method);
+		return -1;
+	}
+	f->req_len = w.off;
 	f->req = w.p;
 	f->head_request = head;
 	return 0;
