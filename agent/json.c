@@ -213,7 +213,8 @@ static bool fail(struct scan *s, const char *why)
 	return false;
 }
 
-static void skip_space(struct scan *s)
+/* Inline: called around every value and member, nearly always at none. */
+static inline void skip_space(struct scan *s)
 {
 	while (s->p < s->end && is_space(*s->p))
 		s->p++;
@@ -511,7 +512,7 @@ const struct dt_json *dt_json_get(const struct dt_json *obj, const char *key)
 		return NULL;
 	for (const char *k = key;; k++) {
 		const struct dt_json *found = NULL;
-		size_t n = strcspn(k, "|");
+		size_t n = (size_t)(strchrnul(k, '|') - k);
 
 		for (const struct dt_json *m = obj->first; m; m = m->next)
 			if (key_is(m, k, n))
