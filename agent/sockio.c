@@ -61,6 +61,16 @@ static int tls_outcome(SSL *ssl, int rc, bool eof_ok, short *needs, const char *
 	return DT_SOCKIO_ERROR;
 }
 
+/* SSL_get_error() needs an empty error queue before the call it judges;
+ * it is nearly always empty already, and clearing it costs more than
+ * looking. */
+static void clear_errors(void)
+{
+	if (ERR_peek_error())
+		ERR_clear_error();
+	errno = 0;
+}
+
 static bool would_block(void)
 {
 	return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
@@ -84,8 +94,7 @@ ssize_t dt_sockio_read(int fd, SSL *ssl, void *buf, size_t len, short *needs,
 		snprintf(err, errlen, "recv: %s", strerror(errno));
 		return DT_SOCKIO_ERROR;
 	}
-	ERR_clear_error();
-	errno = 0;
+	clear_errors();
 	n = SSL_read(ssl, buf, (int)len);
 	if (n > 0)
 		return n;
@@ -110,8 +119,7 @@ ssize_t dt_sockio_write(int fd, SSL *ssl, const void *buf, size_t len, short *ne
 		snprintf(err, errlen, "send: %s", strerror(errno));
 		return DT_SOCKIO_ERROR;
 	}
-	ERR_clear_error();
-	errno = 0;
+	clear_errors();
 	n = SSL_write(ssl, buf, (int)len);
 	if (n > 0)
 		return n;
@@ -122,8 +130,7 @@ int dt_sockio_handshake(SSL *ssl, short *needs, char *err, size_t errlen)
 {
 	int rc;
 
-	ERR_clear_error();
-	errno = 0;
+	clear_errors();
 	rc = SSL_do_handshake(ssl);
 	if (rc == 1)
 		return 1;
