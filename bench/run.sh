@@ -301,10 +301,12 @@ fault() {
 }
 
 # overloaded TARGET RATE: more than 1% of that open-loop run's requests found
-# no free connection or were not answered in time; behind: how many
+# no free connection or were not answered in time; behind: how many. tls_load
+# counts them over the warm-up and the window both.
 late_of() { echo $((R[$1,$2,late] + R[$1,$2,unsent] + R[$1,$2,unanswered])); }
-overloaded() { awk -v m="$(late_of "$1" "$2")" -v n="$2" -v d="$DURATION" 'BEGIN { exit !(m > n * d / 100) }'; }
-behind() { echo "$(late_of "$1" "$2") of $(awk -v n="$2" -v d="$DURATION" 'BEGIN { printf "%d", n * d }') requests late or unsent"; }
+due_in_run() { awk -v n="$1" -v d="$DURATION" -v w="$WARMUP" 'BEGIN { printf "%d", n * (d + w) }'; }
+overloaded() { [ "$(late_of "$1" "$2")" -gt $(($(due_in_run "$2") / 100)) ]; }
+behind() { echo "$(late_of "$1" "$2") of $(due_in_run "$2") requests late or unsent"; }
 # sub A B: A - B, signed; judge CONDITION: met or missed
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f", a - b }'; }
 judge() { if awk "BEGIN { exit !($1) }"; then echo met; else echo missed; fi; }
