@@ -1239,6 +1239,9 @@ struct dt_http_conn *dt_http_conn_new(struct event_base *base, int fd, SSL *ssl,
 	if (ssl) {
 		SSL_set_accept_state(ssl);
 		SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+		/* one read() per request rather than one for a record's header and
+		 * one for the rest; what is read ahead is seen by SSL_has_pending() */
+		SSL_set_read_ahead(ssl, 1);
 		c->handshaking = true;
 	}
 	http_parser_init(&c->parser, HTTP_REQUEST);
