@@ -24,7 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <event2/event.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
