@@ -215,15 +215,7 @@ static void update_interest(struct dt_http_conn *c)
 		if (reading_wanted(c))
 			kind |= c->read_needs;
 	}
-	if (kind == c->io_kind)
-		return;
-	event_del(c->io);
-	c->io_kind = 0;
-	if (!kind)
-		return;
-	event_assign(c->io, event_get_base(c->io), c->fd, kind | EV_PERSIST, conn_run, c);
-	if (event_add(c->io, NULL) == 0)
-		c->io_kind = kind;
+	dt_sockio_want(c->io, &c->io_kind, kind);
 }
 
 static void stop_receiving(struct dt_http_conn *c)

@@ -136,3 +136,17 @@ int dt_sockio_handshake(SSL *ssl, short *needs, char *err, size_t errlen)
 		return 1;
 	return tls_outcome(ssl, rc, false, needs, "", err, errlen);
 }
+
+void dt_sockio_want(struct event *io, short *current, short kind)
+{
+	if (kind == *current)
+		return;
+	event_del(io);
+	*current = 0;
+	if (!kind)
+		return;
+	event_assign(io, event_get_base(io), event_get_fd(io), kind | EV_PERSIST,
+		     event_get_callback(io), event_get_callback_arg(io));
+	if (event_add(io, NULL) == 0)
+		*current = kind;
+}

@@ -13,6 +13,8 @@
 #include <sys/types.h>
 #include <openssl/ssl.h>
 
+struct event;
+
 /* dt_sockio_read/_write/_handshake results besides a byte count */
 #define DT_SOCKIO_EOF   0       /* the peer ended its stream (read only) */
 #define DT_SOCKIO_WAIT  (-1)    /* blocked: *needs is what to wait for */
@@ -28,5 +30,10 @@ ssize_t dt_sockio_write(int fd, SSL *ssl, const void *buf, size_t len, short *ne
 /* One step of the TLS handshake, either side (the SSL's accept or connect
  * state): 1 done, _WAIT or _ERROR (err: the reason only). */
 int dt_sockio_handshake(SSL *ssl, short *needs, char *err, size_t errlen);
+
+/* From now on the persistent event io (made with its socket, callback and
+ * argument) waits for kind: EV_READ, EV_WRITE, both, or nothing (0); *current
+ * is what it waits for. Only a change touches it, each being an epoll_ctl. */
+void dt_sockio_want(struct event *io, short *current, short kind);
 
 #endif

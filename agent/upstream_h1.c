@@ -157,15 +157,7 @@ static const struct dt_h1resp_ops resp_ops;
 
 static void conn_want(struct h1_conn *c, short kind)
 {
-	if (kind == c->io_kind)
-		return;
-	event_del(c->io);
-	c->io_kind = 0;
-	if (!kind)
-		return;
-	event_assign(c->io, event_get_base(c->io), c->fd, kind | EV_PERSIST, conn_io, c);
-	if (event_add(c->io, NULL) == 0)
-		c->io_kind = kind;
+	dt_sockio_want(c->io, &c->io_kind, kind);
 }
 
 /* What a busy connection waits for: the rest of the request to go out, the
