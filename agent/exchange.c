@@ -846,9 +846,8 @@ static int attempt_headers(const struct exchange *ex, const struct dt_attempt *a
 {
 	enum dt_family to = provider(ex, a->provider_id)->family;
 
-	if (dt_headers_copy(h, &ex->req->headers))
+	if (dt_headers_copy(h, &ex->req->headers) || dt_headers_strip_hop_by_hop(h))
 		return -1;
-	dt_headers_strip_hop_by_hop(h);
 	if (to != ex->shape) {
 		dt_family_strip_for_translation(ex->shape, h);
 		if (dt_headers_set(h, "content-type", DT_JSON_TYPE))

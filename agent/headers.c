@@ -158,7 +158,7 @@ bool dt_headers_has_token(const struct dt_headers *h, const char *name, const ch
 
 /* The hop-by-hop names every message has (RFC 9110 7.6.1), found by their
  * first letter: this runs for every field of every answer. */
-bool dt_headers_always_hop_by_hop(const char *name)
+static bool always_hop_by_hop(const char *name)
 {
 	static const char *const c[] = { "connection" };
 	static const char *const k[] = { "keep-alive" };
@@ -182,9 +182,55 @@ bool dt_headers_always_hop_by_hop(const char *name)
 	return false;
 }
 
-bool dt_headers_hop_by_hop(const struct dt_headers *h, const char *name)
+static bool is_connection(const struct dt_header *f)
 {
-	return dt_headers_always_hop_by_hop(name) || dt_headers_has_token(h, "connection", name);
+	return same_name(f, "connection", 10);
+}
+
+bool dt_headers_hop_by_hop(const struct dt_headers *conn, const char *name)
+{
+	if (always_hop_by_hop(name))
+		return true;
+	for (size_t i = 0; i < conn->n; i++)
+		if (is_connection(&conn->v[i]) && list_has_token(conn->v[i].value, name, " \t,"))
+			return true;
+	return false;
+}
+
+/* Does a Connection value name a field of h not hop-by-hop anyway? */
+static bool names_a_field(const struct dt_headers *h, const char *list)
+{
+	char name[64];
+
+	for (const char *p = list + strspn(list, " \t,"); *p; p += strspn(p, " \t,")) {
+		size_t len = strcspn(p, " \t,");
+
+		if (len >= sizeof(name))
+			return true; /* no such field here, surely: looked up anyway */
+		memcpy(name, p, len);
+		name[len] = '\0';
+		p += len;
+		if (!always_hop_by_hop(name) && dt_headers_get(h, name))
+			return true;
+	}
+	return false;
+}
+
+int dt_headers_connection_named(const struct dt_headers *h, struct dt_headers *conn)
+{
+	size_t i;
+
+	for (i = 0; i < h->n; i++)
+		if (is_connection(&h->v[i]) && names_a_field(h, h->v[i].value))
+			break;
+	if (i == h->n)
+		return 0;
+	for (i = 0; i < h->n; i++)
+		if (is_connection(&h->v[i]) &&
+		    dt_headers_add(conn, h->v[i].name, h->v[i].name_len, h->v[i].value,
+				   h->v[i].value_len))
+			return -ENOMEM;
+	return 0;
 }
 
 /* A head is copied for every attempt and every answer: src's text blocks
@@ -236,43 +282,22 @@ void dt_headers_free(struct dt_headers *h)
 	h->n = h->cap = 0;
 }
 
-/* Does a Connection value name a field that is not always hop-by-hop?
- * Most name only keep-alive: then no field needs looking up in it. */
-static bool names_others(const char *list)
-{
-	char name[24];  /* longer than any name always hop-by-hop */
-
-	for (const char *p = list; *p;) {
-		size_t len;
-
-		p += strspn(p, " \t,");
-		len = strcspn(p, " \t,");
-		if (len >= sizeof(name))
-			return true;
-		memcpy(name, p, len);
-		name[len] = '\0';
-		if (len && !dt_headers_always_hop_by_hop(name))
-			return true;
-		p += len;
-	}
-	return false;
-}
-
 /* One pass: a field goes when it is always hop-by-hop (Connection itself
- * among them) or named by the first Connection field, whose text stays
- * where it is while the list is compacted. */
-void dt_headers_strip_hop_by_hop(struct dt_headers *h)
+ * among them) or named by a Connection field, whose copy outlives the
+ * list's compaction. */
+int dt_headers_strip_hop_by_hop(struct dt_headers *h)
 {
-	const char *conn = dt_headers_get(h, "connection");
+	struct dt_headers conn = { 0 };
 	size_t kept = 0;
 
-	if (conn && !names_others(conn))
-		conn = NULL;
-
-	for (size_t i = 0; i < h->n; i++) {
-		if (!dt_headers_always_hop_by_hop(h->v[i].name) &&
-		    !(conn && list_has_token(conn, h->v[i].name, " \t,")))
-			h->v[kept++] = h->v[i];
+	if (dt_headers_connection_named(h, &conn)) {
+		dt_headers_free(&conn);
+		return -ENOMEM;
 	}
+	for (size_t i = 0; i < h->n; i++)
+		if (!dt_headers_hop_by_hop(&conn, h->v[i].name))
+			h->v[kept++] = h->v[i];
 	h->n = kept;
+	dt_headers_free(&conn);
+	return 0;
 }

@@ -40,10 +40,14 @@ void dt_headers_free(struct dt_headers *h);
 /* Hop-by-hop fields (RFC 9110 7.6.1), never forwarded: Connection and the
  * fields it names, Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding,
  * Upgrade. */
-void dt_headers_strip_hop_by_hop(struct dt_headers *h);
-/* Is a field of that name one of them whatever Connection says? */
-bool dt_headers_always_hop_by_hop(const char *name);
-/* Is a field of that name in h one of them? */
-bool dt_headers_hop_by_hop(const struct dt_headers *h, const char *name);
+int dt_headers_strip_hop_by_hop(struct dt_headers *h);
+/* Every Connection field of h, copied into conn, when one of them names a
+ * field h has besides those always hop-by-hop; conn stays empty otherwise
+ * (the usual "keep-alive"), so that no field needs looking up in it. The
+ * caller frees conn, also after a failure. */
+int dt_headers_connection_named(const struct dt_headers *h, struct dt_headers *conn);
+/* Is a field of that name one of them: always, or named (blank- or
+ * comma-separated) by a Connection field of conn? */
+bool dt_headers_hop_by_hop(const struct dt_headers *conn, const char *name);
 
 #endif

@@ -847,8 +847,8 @@ static bool is_left_out(const struct left_out *lo, const char *name)
 
 /* "name: value\r\n" for a field from the handler, unless the layer owns it
  * (Content-Length, hop-by-hop: also those named by a Connection field of
- * conn, when it has one), the caller leaves it out, or it would split the
- * head. */
+ * conn, see dt_headers_connection_named), the caller leaves it out, or it
+ * would split the head. */
 static bool put_field(struct dt_http_conn *c, const struct dt_header *f,
 		      const struct dt_headers *conn, const struct left_out *lo)
 {
@@ -856,8 +856,7 @@ static bool put_field(struct dt_http_conn *c, const struct dt_header *f,
 	char *at;
 
 	if (f->name[n] || (n == 14 && strcasecmp(f->name, "content-length") == 0) ||
-	    dt_headers_always_hop_by_hop(f->name) || (conn && dt_headers_hop_by_hop(conn, f->name)) ||
-	    (lo && is_left_out(lo, f->name)))
+	    dt_headers_hop_by_hop(conn, f->name) || (lo && is_left_out(lo, f->name)))
 		return true;
 	v = strcspn(f->value, "\r\n");
 	if (f->value[v])
@@ -875,48 +874,18 @@ static bool put_field(struct dt_http_conn *c, const struct dt_header *f,
 
 #define PUT_LITERAL(c, s) put(c, s, sizeof(s) - 1)
 
-/* Does a Connection field's value name a field of h not dropped anyway
- * ("keep-alive" is)? Only then is each field looked up in it. */
-static bool names_a_field(const struct dt_headers *h, const char *value)
-{
-	char name[64];
-
-	for (const char *p = value + strspn(value, " \t,"); *p; p += strspn(p, " \t,")) {
-		size_t len = strcspn(p, " \t,");
-
-		if (len >= sizeof(name))
-			return true; /* no such field here, surely: looked up anyway */
-		memcpy(name, p, len);
-		name[len] = '\0';
-		p += len;
-		if (!dt_headers_always_hop_by_hop(name) && dt_headers_get(h, name))
-			return true;
-	}
-	return false;
-}
-
 static bool put_head(struct dt_http_conn *c, int status, const struct dt_headers *h,
 		     const struct left_out *lo, int64_t content_length)
 {
-	/* fields named by a Connection field are hop-by-hop too: when one
-	 * names a field h has, each field is looked up in the span of h from
-	 * its first Connection field to its last (usually that one field) */
+	/* fields named by a Connection field are hop-by-hop too */
 	struct dt_headers conn = { 0 };
-	const struct dt_headers *named = NULL;
-	bool ok = put_status_line(c, status);
+	bool ok = (!h || dt_headers_connection_named(h, &conn) == 0) && put_status_line(c, status);
 
-	for (size_t i = 0; h && i < h->n; i++)
-		if (same_name(h->v[i].name, "connection")) {
-			if (!conn.v)
-				conn.v = &h->v[i];
-			conn.n = (size_t)(&h->v[i] - conn.v) + 1;
-			if (names_a_field(h, h->v[i].value))
-				named = &conn;
-		}
 	for (size_t i = 0; ok && h && i < h->n; i++)
-		ok = put_field(c, &h->v[i], named, lo);
+		ok = put_field(c, &h->v[i], &conn, lo);
 	for (size_t i = 0; ok && lo->extra && i < lo->extra->n; i++)
-		ok = put_field(c, &lo->extra->v[i], named, NULL);
+		ok = put_field(c, &lo->extra->v[i], &conn, NULL);
+	dt_headers_free(&conn);
 	if (ok && status_has_body(status) && content_length >= 0) {
 		char digits[20], *d = decimal(digits + sizeof(digits), (uint64_t)content_length);
 

@@ -76,9 +76,19 @@ static void test_tokens_and_hop_by_hop(void **state)
 	assert_true(dt_headers_hop_by_hop(&h, "X-Private"));
 	assert_true(dt_headers_hop_by_hop(&h, "te"));
 	assert_false(dt_headers_hop_by_hop(&h, "content-length"));
-	dt_headers_strip_hop_by_hop(&h);
+	assert_int_equal(dt_headers_strip_hop_by_hop(&h), 0);
 	assert_int_equal(h.n, 1);
 	assert_string_equal(h.v[0].name, "Content-Length");
+	dt_headers_free(&h);
+
+	/* a second Connection field's names go too */
+	add(&h, "Connection", "keep-alive");
+	add(&h, "X-Kept", "kept");
+	add(&h, "Connection", "X-Later");
+	add(&h, "X-Later", "secret");
+	assert_int_equal(dt_headers_strip_hop_by_hop(&h), 0);
+	assert_int_equal(h.n, 1);
+	assert_string_equal(h.v[0].name, "X-Kept");
 	dt_headers_free(&h);
 
 	/* naming only what goes anyway */
