@@ -199,6 +199,18 @@ static bool reading_wanted(const struct dt_http_conn *c)
 	return !c->no_more_requests && !c->peer_eof && !c->broken && c->q_len < PIPELINE_MAX;
 }
 
+/* Bytes OpenSSL has read ahead: no socket event will tell of them. */
+static bool tls_pending(const struct dt_http_conn *c)
+{
+	return c->ssl && SSL_has_pending(c->ssl);
+}
+
+/* Input to parse, received already or waiting inside OpenSSL. */
+static bool input_waiting(const struct dt_http_conn *c)
+{
+	return c->in_start < c->in_end || tls_pending(c);
+}
+
 /* Watch the socket for what the connection waits for, changing the event
  * only when that changed. */
 static void update_interest(struct dt_http_conn *c)
@@ -624,7 +636,7 @@ static void receive(struct dt_http_conn *c)
 		if (!keep_input(c))
 			refuse(c, 500, "out of memory");
 		/* a short read took what there was; epoll tells of more */
-		if (n <= 0 || ((size_t)n < room && !(c->ssl && SSL_has_pending(c->ssl))))
+		if (n <= 0 || ((size_t)n < room && !tls_pending(c)))
 			return;
 	}
 }
@@ -759,7 +771,7 @@ static void begin_response(struct dt_http_conn *c, bool is_head, bool http10, bo
 static bool work_waiting(const struct dt_http_conn *c)
 {
 	return c->q_len || c->fail_status || c->peer_eof || c->continue_due || c->broken ||
-	       c->in_start < c->in_end || (c->ssl && SSL_has_pending(c->ssl));
+	       input_waiting(c);
 }
 
 static void end_response(struct dt_http_conn *c)
@@ -1066,7 +1078,7 @@ static void dispatch(struct dt_http_conn *c)
 	begin_response(c, strcmp(req->method, "HEAD") == 0, req->http_minor == 0, req->keep_alive);
 	update_interest(c); /* reading resumes when the queue was full */
 	/* what waited in the input while the queue was full */
-	if (c->in_start < c->in_end || (c->ssl && SSL_has_pending(c->ssl)))
+	if (input_waiting(c))
 		kick(c);
 	c->ops->request(c->ctx, c, req);
 }
@@ -1126,7 +1138,7 @@ static void conn_run(evutil_socket_t fd, short what, void *arg)
 		if (!keep_input(c))
 			refuse(c, 500, "out of memory");
 	}
-	if (reading_wanted(c) && ((what & c->read_needs) || (c->ssl && SSL_has_pending(c->ssl))))
+	if (reading_wanted(c) && ((what & c->read_needs) || tls_pending(c)))
 		receive(c);
 	if (c->broken) {
 		conn_close(c);
