@@ -31,6 +31,7 @@
 #include <http_parser.h>
 #include <openssl/ssl.h>
 
+#include "decimal.h"
 #include "errors.h"
 #include "http_server.h"
 #include "log.h"
@@ -805,15 +806,6 @@ static void frame_response(struct dt_http_conn *c, int status, int64_t content_l
 		out->close_after = true; /* HTTP/1.0: the end of the body is the close */
 }
 
-/* Decimal digits of v at the end of buf[20]; returns where they start. */
-static char *decimal(char *end, uint64_t v)
-{
-	do
-		*--end = (char)('0' + v % 10);
-	while (v /= 10);
-	return end;
-}
-
 static bool put_status_line(struct dt_http_conn *c, int status)
 {
 	const char *phrase = reason_phrase(status);
@@ -899,7 +891,7 @@ static bool put_head(struct dt_http_conn *c, int status, const struct dt_headers
 		ok = put_field(c, &lo->extra->v[i], &conn, NULL);
 	dt_headers_free(&conn);
 	if (ok && status_has_body(status) && content_length >= 0) {
-		char digits[20], *d = decimal(digits + sizeof(digits), (uint64_t)content_length);
+		char digits[DT_DECIMAL_MAX], *d = dt_decimal(digits + sizeof(digits), (uint64_t)content_length);
 
 		ok = PUT_LITERAL(c, "Content-Length: ") &&
 		     put(c, d, (size_t)(digits + sizeof(digits) - d)) && PUT_LITERAL(c, "\r\n");

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decimal.h"
 #include "json.h"
 
 /* ---- bytes ---------------------------------------------------------------- */
@@ -739,12 +740,9 @@ void dt_jbuf_str(struct dt_jbuf *b, const char *s)
 
 void dt_jbuf_int(struct dt_jbuf *b, int64_t v)
 {
-	char text[24], *p = text + sizeof(text);
-	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+	char text[DT_DECIMAL_MAX + 1];
+	char *p = dt_decimal(text + sizeof(text), v < 0 ? -(uint64_t)v : (uint64_t)v);
 
-	do
-		*--p = (char)('0' + u % 10);
-	while (u /= 10);
 	if (v < 0)
 		*--p = '-';
 	dt_jbuf_put(b, p, (size_t)(text + sizeof(text) - p));

@@ -27,6 +27,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "decimal.h"
 #include "h1resp.h"
 #include "log.h"
 #include "sockio.h"
@@ -861,11 +862,8 @@ static void put_str(struct request_writer *w, const char *s)
 
 static void put_uint(struct request_writer *w, size_t v)
 {
-	char digits[20], *d = digits + sizeof(digits);
+	char digits[DT_DECIMAL_MAX], *d = dt_decimal(digits + sizeof(digits), v);
 
-	do
-		*--d = (char)('0' + v % 10);
-	while ((v /= 10));
 	put(w, d, (size_t)(digits + sizeof(digits) - d));
 }
 
