@@ -6,13 +6,15 @@
 # on exit. Prints a block of figures per benchmark, then one summary line per
 # figure. --smoke: a ~30 s version that proves the bench still works.
 # --proxy: the proxy block only (about 2 min), e.g. to compare two builds.
-# --instructions: detourd under callgrind, user-space instructions per proxied
-# request (about 40 s; not timing, so not disturbed by other jobs on the CPUs).
+# --instructions: detourd and HAProxy under callgrind, user-space instructions
+# per proxied request (about 1 min; not timing, so not disturbed by other jobs
+# on the CPUs).
 #
 #   connect()    bench/connect_cost: ns a connect() pays with the hook attached
 #   relay        bench/http_latency through detourd vs direct, to fakellm
 #   proxy        bench/tls_load: detourd's TLS proxy vs HAProxy vs direct, to
-#                fakellm over TLS: latency at fixed rates, throughput, streams
+#                fakellm over TLS: latency at fixed rates (also through a relay
+#                of bytes, the floor of any proxy), throughput, streams
 #   translation  bench/xlate_cost: µs per translated 4 KB request and per
 #                streamed event, next to the same-family passthrough
 #   routing      bench/route_cost: ns per load-balancing decision, 10 members,
@@ -64,6 +66,8 @@ UPSTREAM=127.0.0.2:8080
 RELAY_PORT=15001
 # the proxy block: fakellm over TLS as api.openai.com, HAProxy in front of it
 PROVIDER=127.0.0.2:443 PROVIDER_ADMIN=127.0.0.1:9100 HAPROXY=127.0.0.3:443
+# HAProxy's TCP relay: the client's TLS passed to fakellm as bytes
+HAPROXY_RELAY=127.0.0.4:443
 HOST=api.openai.com
 RATES="1000 10000"
 RATE_CONNS=16 MAX_CONNS=64
@@ -152,10 +156,10 @@ for bin in detourd fakellm bench/connect_cost bench/http_latency bench/tls_load 
 	[ -x "$BUILD/$bin" ] || die "missing $BUILD/$bin (not built yet?)"
 done
 command -v haproxy >/dev/null || die "haproxy is not installed (make deps)"
-DETOURD_WRAP=()
+PROXY_WRAP=()
 if [ "$INSTR" = 1 ]; then
 	command -v callgrind_control >/dev/null || die "--instructions needs valgrind (apt-get install valgrind)"
-	DETOURD_WRAP=(valgrind --tool=callgrind --callgrind-out-file="$W/callgrind.out")
+	PROXY_WRAP=(valgrind --tool=callgrind --callgrind-out-file="$W/callgrind.out.%p")
 fi
 # as detour.service's LimitNOFILE, or as close as we may: STREAMS streams are
 # twice as many sockets in the proxy
@@ -232,7 +236,7 @@ hosts = $HOST
 family = openai
 EOF
 mkdir "$W/state"
-start detourd "$CGROOT/agent" "${DETOURD_WRAP[@]}" "$BUILD/detourd" -c "$W/detour.conf" --pidfile "$W/detourd.pid"
+start detourd "$CGROOT/agent" "${PROXY_WRAP[@]}" "$BUILD/detourd" -c "$W/detour.conf" --pidfile "$W/detourd.pid"
 DETOURD_PID=$STARTED
 wait_for 60 test -s "$W/detourd.pid" || die "detourd did not start"
 wait_for 30 listening "127.0.0.1:$RELAY_PORT" || die "detourd is not listening"
@@ -269,10 +273,12 @@ section "proxy: HTTPS to $HOST (fakellm over TLS): direct, through detourd, thro
 # Each proxy has CPU_PROXY to itself; detourd with all its threads (libcurl's
 # resolver threads, created later by its main thread, inherit the mask).
 taskset -a -p -c "$CPU_PROXY" "$DETOURD_PID" >/dev/null
-export HAP_LISTEN=$HAPROXY HAP_CERT=$PKI/haproxy.pem HAP_UPSTREAM=$PROVIDER HAP_CA=$PKI/ca.pem
-start haproxy "$CGROOT/direct" taskset -c "$CPU_PROXY" haproxy -db -f "$ROOT/bench/haproxy.cfg"
+export HAP_LISTEN=$HAPROXY HAP_RELAY=$HAPROXY_RELAY HAP_CERT=$PKI/haproxy.pem \
+	HAP_UPSTREAM=$PROVIDER HAP_CA=$PKI/ca.pem
+start haproxy "$CGROOT/direct" taskset -c "$CPU_PROXY" "${PROXY_WRAP[@]}" haproxy -db \
+	-f "$ROOT/bench/haproxy.cfg"
 HAPROXY_PID=$STARTED
-wait_for 10 listening "$HAPROXY" || die "haproxy did not start"
+wait_for 30 listening "$HAPROXY" || die "haproxy did not start"
 echo "cores: load generator and fakellm on CPU $CPU_LOAD, the proxy under test on CPU $CPU_PROXY" \
 	"(detourd: one event loop; HAProxy: nbthread 1)"
 
@@ -281,6 +287,8 @@ echo "cores: load generator and fakellm on CPU $CPU_LOAD, the proxy under test o
 #   detourd  enrolled, to fakellm's address: the hook sends it to detourd.
 #            It trusts only detourd's CA, so an answer proves the path.
 #   haproxy  not enrolled, to HAProxy, trusting the bench CA
+#   relay    not enrolled, through HAProxy's TCP relay to fakellm, trusting
+#            the bench CA: what a hop costs with no TLS or HTTP work at all
 # --watch-pid: the proxy (direct: fakellm), for its CPU and memory.
 tls_load() {
 	local target=$1 cg=$CGROOT/direct addr=$PROVIDER ca=$PKI/ca.pem pid=$PROVIDER_PID
@@ -288,6 +296,7 @@ tls_load() {
 	case $target in
 	detourd) cg=$CGROOT/enrolled ca=$W/state/ca/root.pem pid=$DETOURD_PID ;;
 	haproxy) addr=$HAPROXY pid=$HAPROXY_PID ;;
+	relay) addr=$HAPROXY_RELAY pid=$HAPROXY_PID ;;
 	esac
 	echo "# $target: $*" >>"$W/tls_load.log"
 	sh -c "$IN_CGROUP" "$cg" taskset -c "$CPU_LOAD" "$BUILD/bench/tls_load" \
@@ -312,43 +321,52 @@ sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f", a - b }'; }
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 judge() { if awk "BEGIN { exit !($1) }"; then echo met; else echo missed; fi; }
 
-# callgrind_ir: detourd's instructions since callgrind's counters were zeroed
+# callgrind_ir PID: that proxy's instructions since its counters were zeroed
 callgrind_ir() {
-	callgrind_control -d "$DETOURD_PID" >/dev/null 2>&1 || die "callgrind_control -d failed"
-	wait_for 10 compgen -G "$W/callgrind.out.*" || die "callgrind wrote no dump"
-	sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$W"/callgrind.out.*
+	callgrind_control -d "$1" >/dev/null 2>&1 || die "callgrind_control -d failed"
+	wait_for 10 compgen -G "$W/callgrind.out.$1.*" || die "callgrind wrote no dump"
+	sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$W"/callgrind.out."$1".*
 	rm -f "$W"/callgrind.out.*
 }
 
-# Instructions per request, from two closed-loop runs of different lengths
-# on 16 new connections: what does not scale with the requests (the
-# handshakes, the idle loop, measured alone and subtracted by time) cancels out
-# of their difference.
-if [ "$INSTR" = 1 ]; then
-	section "proxy: detourd's user-space instructions per request (callgrind)"
-	tls_load detourd --max --connections 16 --duration 2 --warmup 0 >/dev/null
-	callgrind_control -z "$DETOURD_PID" >/dev/null 2>&1
+# instructions_per_request TARGET PID: TARGET's user-space instructions per
+# request, from two closed-loop runs of different lengths on 16 new
+# connections: what does not scale with the requests (the handshakes, the idle
+# loop, measured alone and subtracted by time) cancels out of their difference.
+instructions_per_request() {
+	local target=$1 pid=$2 idle ir_4='' ir_8='' n_4='' n_8='' d out
+
+	tls_load "$target" --max --connections 16 --duration 2 --warmup 0 >/dev/null
+	callgrind_control -z "$pid" >/dev/null 2>&1
 	sleep 4
-	idle=$(callgrind_ir) ir_4='' ir_8='' n_4='' n_8=''
+	idle=$(callgrind_ir "$pid")
 	for d in 4 8; do
-		callgrind_control -z "$DETOURD_PID" >/dev/null 2>&1
-		out=$(tls_load detourd --max --connections 16 --duration "$d" --warmup 0)
-		declare "ir_$d=$(callgrind_ir)" "n_$d=$(field requests "$out")"
-		echo "  $d s: $(field requests "$out") requests, $(field errors "$out") errors"
+		callgrind_control -z "$pid" >/dev/null 2>&1
+		out=$(tls_load "$target" --max --connections 16 --duration "$d" --warmup 0)
+		declare "ir_$d=$(callgrind_ir "$pid")" "n_$d=$(field requests "$out")"
+		echo "  $target, $d s: $(field requests "$out") requests, $(field errors "$out") errors" >&2
 	done
-	echo "  instructions: $ir_4 and $ir_8; idle: $idle in 4 s"
+	echo "  $target: instructions $ir_4 and $ir_8; idle: $idle in 4 s" >&2
 	if [ -z "$idle" ] || [ -z "$ir_4" ] || [ -z "$ir_8" ] || [ "$n_8" -le "$n_4" ]; then
-		die "no instruction count (callgrind dumps, or the longer run answered no more requests)"
+		die "$target: no instruction count (callgrind dumps, or the longer run answered no more requests)"
 	fi
-	summary "proxy: detourd's user-space instructions per request: $(awk -v a="$ir_8" \
-		-v b="$ir_4" -v i="$idle" -v n="$n_8" -v m="$n_4" \
-		'BEGIN { printf "%.0f", (a - b - i) / (n - m) }') (callgrind; kernel time not included)"
+	awk -v a="$ir_8" -v b="$ir_4" -v i="$idle" -v n="$n_8" -v m="$n_4" \
+		'BEGIN { printf "%.0f", (a - b - i) / (n - m) }'
+}
+
+if [ "$INSTR" = 1 ]; then
+	section "proxy: user-space instructions per request (callgrind)"
+	ir_detourd=$(instructions_per_request detourd "$DETOURD_PID")
+	ir_haproxy=$(instructions_per_request haproxy "$HAPROXY_PID")
+	summary "proxy: user-space instructions per request: detourd $ir_detourd, HAProxy" \
+		"$ir_haproxy (callgrind; kernel time not included)"
 	section "summary"
 	printf '%s\n' "${SUMMARY[@]}"
 	exit 0
 fi
 
 TARGETS="direct detourd haproxy"
+LATENCY_TARGETS="direct relay detourd haproxy"
 declare -A R
 ERRORS=0
 
@@ -393,11 +411,12 @@ echo
 echo "latency: open loop, $RATE_CONNS keep-alive connections, ${DURATION} s after ${WARMUP} s of warm-up;"
 echo "µs from when each request was due; late: found no free connection; unsent: not sent"
 echo "or not answered 3 s after the window (overload); cpu: the proxy's (direct: fakellm's),"
-echo "% of one CPU"
+echo "% of one CPU; relay: HAProxy passing the TLS bytes to fakellm (mode tcp), the floor"
+echo "of any proxy: one more hop, no TLS or HTTP work"
 printf '  %-16s %9s %9s %9s %9s %9s %7s %7s %6s %5s\n' "" achieved p50 p99 max "p50 added" \
 	late unsent errors cpu
 for rate in $RATES; do
-	for t in $TARGETS; do
+	for t in $LATENCY_TARGETS; do
 		out=$(tls_load "$t" --rate "$rate" --connections "$RATE_CONNS" \
 			--duration "$DURATION" --warmup "$WARMUP")
 		for k in achieved_rps p50_us p99_us max_us late unsent unanswered errors cpu_pct; do
@@ -424,7 +443,9 @@ for rate in $RATES; do
 		"p99 added $(sub "${R[detourd,$rate,p99_us]}" "${R[direct,$rate,p99_us]}") µs;" \
 		"HAProxy: p50 $(sub "${R[haproxy,$rate,p50_us]}" "${R[direct,$rate,p50_us]}") µs," \
 		"p99 $(sub "${R[haproxy,$rate,p99_us]}" "${R[direct,$rate,p99_us]}") µs$(overloaded haproxy "$rate" &&
-		echo ", HAProxy fell behind, $(behind haproxy "$rate")")"
+		echo ", HAProxy fell behind, $(behind haproxy "$rate")");" \
+		"a relay of bytes (HAProxy, mode tcp): p50 $(sub "${R[relay,$rate,p50_us]}" \
+		"${R[direct,$rate,p50_us]}") µs$(overloaded relay "$rate" && echo ", fell behind")"
 done
 
 echo
