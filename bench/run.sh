@@ -8,7 +8,8 @@
 # --proxy: the proxy block only (about 2 min), e.g. to compare two builds.
 # --instructions: detourd and HAProxy under callgrind, user-space instructions
 # per proxied request (about 1 min; not timing, so not disturbed by other jobs
-# on the CPUs).
+# on the CPUs). --profile=FILE: the same, and detourd's profile of its longer
+# run kept in FILE (callgrind_annotate FILE).
 #
 #   connect()    bench/connect_cost: ns a connect() pays with the hook attached
 #   relay        bench/http_latency through detourd vs direct, to fakellm
@@ -30,13 +31,14 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SMOKE=0 PROXY_ONLY=0 INSTR=0 BUILD=
+SMOKE=0 PROXY_ONLY=0 INSTR=0 PROFILE='' BUILD=
 for arg in "$@"; do
 	case $arg in
 	--smoke) SMOKE=1 ;;
 	--proxy) PROXY_ONLY=1 ;;
 	--instructions) INSTR=1 PROXY_ONLY=1 ;;
-	-h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--profile=?*) INSTR=1 PROXY_ONLY=1 PROFILE=$(realpath -m "${arg#--profile=}") ;;
+	-h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	-*) echo "bench: unknown option $arg" >&2; exit 2 ;;
 	*) BUILD=$arg ;;
 	esac
@@ -321,12 +323,13 @@ sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f", a - b }'; }
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 judge() { if awk "BEGIN { exit !($1) }"; then echo met; else echo missed; fi; }
 
-# callgrind_ir PID: that proxy's instructions since its counters were zeroed
+# callgrind_ir PID TARGET: that proxy's instructions since its counters were
+# zeroed (the dump is kept as $W/TARGET.callgrind)
 callgrind_ir() {
 	callgrind_control -d "$1" >/dev/null 2>&1 || die "callgrind_control -d failed"
 	wait_for 10 compgen -G "$W/callgrind.out.$1.*" || die "callgrind wrote no dump"
 	sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$W"/callgrind.out."$1".*
-	rm -f "$W"/callgrind.out.*
+	mv "$W"/callgrind.out."$1".* "$W/$2.callgrind"
 }
 
 # instructions_per_request TARGET PID: TARGET's user-space instructions per
@@ -339,11 +342,11 @@ instructions_per_request() {
 	tls_load "$target" --max --connections 16 --duration 2 --warmup 0 >/dev/null
 	callgrind_control -z "$pid" >/dev/null 2>&1
 	sleep 4
-	idle=$(callgrind_ir "$pid")
+	idle=$(callgrind_ir "$pid" "$target")
 	for d in 4 8; do
 		callgrind_control -z "$pid" >/dev/null 2>&1
 		out=$(tls_load "$target" --max --connections 16 --duration "$d" --warmup 0)
-		declare "ir_$d=$(callgrind_ir "$pid")" "n_$d=$(field requests "$out")"
+		declare "ir_$d=$(callgrind_ir "$pid" "$target")" "n_$d=$(field requests "$out")"
 		echo "  $target, $d s: $(field requests "$out") requests, $(field errors "$out") errors" >&2
 	done
 	echo "  $target: instructions $ir_4 and $ir_8; idle: $idle in 4 s" >&2
@@ -356,8 +359,9 @@ instructions_per_request() {
 
 if [ "$INSTR" = 1 ]; then
 	section "proxy: user-space instructions per request (callgrind)"
-	ir_detourd=$(instructions_per_request detourd "$DETOURD_PID")
 	ir_haproxy=$(instructions_per_request haproxy "$HAPROXY_PID")
+	ir_detourd=$(instructions_per_request detourd "$DETOURD_PID")
+	[ -z "$PROFILE" ] || cp "$W/detourd.callgrind" "$PROFILE"
 	summary "proxy: user-space instructions per request: detourd $ir_detourd, HAProxy" \
 		"$ir_haproxy (callgrind; kernel time not included)"
 	section "summary"
