@@ -82,13 +82,9 @@ int dt_headers_add(struct dt_headers *h, const char *name, size_t name_len,
 	return 0;
 }
 
-/* Names compared case-insensitively (name's length is n); the lengths or
- * first letters differ for nearly every pair, and this runs dozens of
- * times for every request. */
 static bool same_name(const struct dt_header *f, const char *name, size_t n)
 {
-	return f->name_len == n && (f->name[0] | 0x20) == (name[0] | 0x20) &&
-	       strcasecmp(f->name, name) == 0;
+	return dt_name_is(f->name, f->name_len, name, n);
 }
 
 int dt_headers_add_str(struct dt_headers *h, const char *name, const char *value)
@@ -127,11 +123,9 @@ size_t dt_headers_del(struct dt_headers *h, const char *name)
 	return removed;
 }
 
-/* Is token one of list's, split at seps (one of them a comma)? */
-static bool list_has_token(const char *list, const char *token, const char *seps)
+/* Is token (tlen bytes) one of list's, split at seps (one of them a comma)? */
+static bool list_has_token(const char *list, const char *token, size_t tlen, const char *seps)
 {
-	size_t tlen = strlen(token);
-
 	for (const char *p = list; *p;) {
 		size_t len;
 
@@ -151,33 +145,25 @@ bool dt_headers_has_token(const struct dt_headers *h, const char *name, const ch
 	size_t n = strlen(name);
 
 	for (size_t i = 0; i < h->n; i++)
-		if (same_name(&h->v[i], name, n) && list_has_token(h->v[i].value, token, ","))
+		if (same_name(&h->v[i], name, n) && list_has_token(h->v[i].value, token, strlen(token), ","))
 			return true;
 	return false;
 }
 
-/* The hop-by-hop names every message has (RFC 9110 7.6.1), found by their
- * first letter: this runs for every field of every answer. */
-static bool always_hop_by_hop(const char *name)
+/* The hop-by-hop names every message has (RFC 9110 7.6.1): this runs for
+ * every field of every answer, and their lengths rule out nearly all. */
+static bool always_hop_by_hop(const char *name, size_t len)
 {
-	static const char *const c[] = { "connection" };
-	static const char *const k[] = { "keep-alive" };
-	static const char *const p[] = { "proxy-connection", "proxy-authenticate", "proxy-authorization" };
-	static const char *const t[] = { "te", "trailer", "transfer-encoding" };
-	static const char *const u[] = { "upgrade" };
-	const char *const *list;
-	size_t n;
+#define NAME(s) { s, sizeof(s) - 1 }
+	static const struct { const char *name; size_t len; } always[] = {
+		NAME("connection"), NAME("keep-alive"), NAME("proxy-connection"),
+		NAME("proxy-authenticate"), NAME("proxy-authorization"), NAME("te"),
+		NAME("trailer"), NAME("transfer-encoding"), NAME("upgrade"),
+	};
+#undef NAME
 
-	switch (name[0] | 0x20) {
-	case 'c': list = c; n = 1; break;
-	case 'k': list = k; n = 1; break;
-	case 'p': list = p; n = 3; break;
-	case 't': list = t; n = 3; break;
-	case 'u': list = u; n = 1; break;
-	default: return false;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (strcasecmp(name, list[i]) == 0)
+	for (size_t i = 0; i < sizeof(always) / sizeof(always[0]); i++)
+		if (dt_name_is(name, len, always[i].name, always[i].len))
 			return true;
 	return false;
 }
@@ -187,12 +173,12 @@ static bool is_connection(const struct dt_header *f)
 	return same_name(f, "connection", 10);
 }
 
-bool dt_headers_hop_by_hop(const struct dt_headers *conn, const char *name)
+bool dt_headers_hop_by_hop(const struct dt_headers *conn, const char *name, size_t len)
 {
-	if (always_hop_by_hop(name))
+	if (always_hop_by_hop(name, len))
 		return true;
 	for (size_t i = 0; i < conn->n; i++)
-		if (is_connection(&conn->v[i]) && list_has_token(conn->v[i].value, name, " \t,"))
+		if (is_connection(&conn->v[i]) && list_has_token(conn->v[i].value, name, len, " \t,"))
 			return true;
 	return false;
 }
@@ -210,7 +196,7 @@ static bool names_a_field(const struct dt_headers *h, const char *list)
 		memcpy(name, p, len);
 		name[len] = '\0';
 		p += len;
-		if (!always_hop_by_hop(name) && dt_headers_get(h, name))
+		if (!always_hop_by_hop(name, len) && dt_headers_get(h, name))
 			return true;
 	}
 	return false;
@@ -295,7 +281,7 @@ int dt_headers_strip_hop_by_hop(struct dt_headers *h)
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < h->n; i++)
-		if (!dt_headers_hop_by_hop(&conn, h->v[i].name))
+		if (!dt_headers_hop_by_hop(&conn, h->v[i].name, h->v[i].name_len))
 			h->v[kept++] = h->v[i];
 	h->n = kept;
 	dt_headers_free(&conn);

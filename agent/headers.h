@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <strings.h>
 
 struct dt_header {
 	char *name;
@@ -15,6 +16,17 @@ struct dt_header {
 };
 
 struct dt_header_text;
+
+/* Is name (len bytes) other (olen bytes), case-insensitively? Names are
+ * compared dozens of times for every request, and their lengths, or else
+ * their first letters, differ for nearly every pair: those go first. */
+static inline bool dt_name_is(const char *name, size_t len, const char *other, size_t olen)
+{
+	return len == olen && (!len || ((name[0] | 0x20) == (other[0] | 0x20) &&
+					strncasecmp(name, other, len) == 0));
+}
+
+#define DT_NAME_IS(name, len, lit) dt_name_is(name, len, lit, sizeof(lit) - 1)
 
 struct dt_headers {
 	struct dt_header *v;
@@ -46,8 +58,8 @@ int dt_headers_strip_hop_by_hop(struct dt_headers *h);
  * (the usual "keep-alive"), so that no field needs looking up in it. The
  * caller frees conn, also after a failure. */
 int dt_headers_connection_named(const struct dt_headers *h, struct dt_headers *conn);
-/* Is a field of that name one of them: always, or named (blank- or
- * comma-separated) by a Connection field of conn? */
-bool dt_headers_hop_by_hop(const struct dt_headers *conn, const char *name);
+/* Is a field of that name (len bytes) one of them: always, or named (blank-
+ * or comma-separated) by a Connection field of conn? */
+bool dt_headers_hop_by_hop(const struct dt_headers *conn, const char *name, size_t len);
 
 #endif

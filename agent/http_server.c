@@ -379,10 +379,10 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 
 static size_t count_fields(const struct dt_headers *h, const char *name, const char **value)
 {
-	size_t n = 0;
+	size_t n = 0, len = strlen(name);
 
 	for (size_t i = 0; i < h->n; i++)
-		if (strcasecmp(h->v[i].name, name) == 0) {
+		if (dt_name_is(h->v[i].name, h->v[i].name_len, name, len)) {
 			*value = h->v[i].value;
 			n++;
 		}
@@ -417,6 +417,8 @@ static int on_headers_complete(http_parser *p)
 	struct dt_http_conn *c = p->data;
 	struct dt_http_request *req = c->req;
 	bool has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) && p->content_length);
+	const char *method;
+	size_t n;
 
 	if (c->in_value && commit_field(c))
 		return -1;
@@ -424,7 +426,10 @@ static int on_headers_complete(http_parser *p)
 	if (!req->target)
 		return refuse_cb(c, 500, "out of memory");
 	c->url = (struct span){ 0 };
-	snprintf(req->method, sizeof(req->method), "%s", http_method_str(p->method));
+	method = http_method_str(p->method);
+	n = strnlen(method, sizeof(req->method) - 1);
+	memcpy(req->method, method, n);
+	req->method[n] = '\0';
 	req->http_major = p->http_major;
 	req->http_minor = p->http_minor;
 	req->keep_alive = http_should_keep_alive(p);
@@ -825,12 +830,6 @@ static bool put_status_line(struct dt_http_conn *c, int status)
 	return true;
 }
 
-/* Does name (n bytes) start as other does, and is it that name? */
-static bool same_name(const char *name, const char *other)
-{
-	return (name[0] | 0x20) == (other[0] | 0x20) && strcasecmp(name, other) == 0;
-}
-
 /* What a head leaves out of the fields it is given, beside the layer's own
  * rules: the names in drop, and those the extra fields set. */
 struct left_out {
@@ -838,13 +837,13 @@ struct left_out {
 	const struct dt_headers *extra;
 };
 
-static bool is_left_out(const struct left_out *lo, const char *name)
+static bool is_left_out(const struct left_out *lo, const struct dt_header *f)
 {
 	for (const char *const *d = lo->drop; d && *d; d++)
-		if (same_name(name, *d))
+		if (dt_name_is(f->name, f->name_len, *d, strlen(*d)))
 			return true;
 	for (size_t i = 0; lo->extra && i < lo->extra->n; i++)
-		if (same_name(name, lo->extra->v[i].name))
+		if (dt_name_is(f->name, f->name_len, lo->extra->v[i].name, lo->extra->v[i].name_len))
 			return true;
 	return false;
 }
@@ -859,8 +858,8 @@ static bool put_field(struct dt_http_conn *c, const struct dt_header *f,
 	size_t n = strcspn(f->name, "\r\n:"), v;
 	char *at;
 
-	if (f->name[n] || (n == 14 && strcasecmp(f->name, "content-length") == 0) ||
-	    dt_headers_hop_by_hop(conn, f->name) || (lo && is_left_out(lo, f->name)))
+	if (f->name[n] || DT_NAME_IS(f->name, n, "content-length") ||
+	    dt_headers_hop_by_hop(conn, f->name, n) || (lo && is_left_out(lo, f)))
 		return true;
 	v = strcspn(f->value, "\r\n");
 	if (f->value[v])

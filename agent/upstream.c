@@ -8,7 +8,6 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <strings.h>
 
 #include "log.h"
 #include "upstream_int.h"
@@ -116,18 +115,11 @@ const char *dt_fetch_transport(const struct dt_fetch *f)
 	return f->transport == DT_TRANSPORT_H1 ? "http/1.1" : "libcurl";
 }
 
-bool dt_upstream_owned_field(const char *name)
+bool dt_upstream_owned_field(const char *name, size_t len)
 {
-	static const char *const owned[] = {
-		"host", "content-length", "transfer-encoding", "connection", "expect",
-	};
-
-	/* asked of every field of every request: the first letter rules out
-	 * most names before a whole comparison */
-	for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
-		if ((name[0] | 0x20) == owned[i][0] && strcasecmp(name, owned[i]) == 0)
-			return true;
-	return false;
+	return DT_NAME_IS(name, len, "host") || DT_NAME_IS(name, len, "content-length") ||
+	       DT_NAME_IS(name, len, "transfer-encoding") || DT_NAME_IS(name, len, "connection") ||
+	       DT_NAME_IS(name, len, "expect");
 }
 
 const char *dt_fetch_error_str(enum dt_fetch_error e)

@@ -580,7 +580,7 @@ static struct curl_slist *request_fields(const struct dt_headers *given)
 	size_t n = given ? given->n : 0;
 
 	for (size_t i = 0; i < n; i++)
-		if (!dt_upstream_owned_field(given->v[i].name) && append_field(&list, &given->v[i]))
+		if (!dt_upstream_owned_field(given->v[i].name, given->v[i].name_len) && append_field(&list, &given->v[i]))
 			goto fail;
 	for (size_t i = 0; i < sizeof(curl_defaults) / sizeof(curl_defaults[0]); i++) {
 		char line[32];

@@ -881,7 +881,7 @@ static void write_request(struct request_writer *w, const struct dt_fetch_req *r
 	for (size_t i = 0; i < n; i++) {
 		const struct dt_header *h = &req->headers->v[i];
 
-		if (dt_upstream_owned_field(h->name))
+		if (dt_upstream_owned_field(h->name, h->name_len))
 			continue;
 		put(w, h->name, h->name_len);
 		put(w, ": ", 2);

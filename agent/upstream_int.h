@@ -31,7 +31,7 @@ struct dt_fetch {
 
 /* A request field the transport writes itself, from the URL and the body,
  * or that concerns one hop: the caller's is left out. */
-bool dt_upstream_owned_field(const char *name);
+bool dt_upstream_owned_field(const char *name, size_t len);
 
 /* ---- libcurl (upstream_curl.c) ---- */
 struct dt_curl;

@@ -73,9 +73,9 @@ static void test_tokens_and_hop_by_hop(void **state)
 	assert_false(dt_headers_has_token(&h, "connection", "x-priv"));
 	/* a list field's tokens are split at commas only */
 	assert_false(dt_headers_has_token(&h, "connection", "x-one"));
-	assert_true(dt_headers_hop_by_hop(&h, "X-Private"));
-	assert_true(dt_headers_hop_by_hop(&h, "te"));
-	assert_false(dt_headers_hop_by_hop(&h, "content-length"));
+	assert_true(dt_headers_hop_by_hop(&h, "X-Private", 9));
+	assert_true(dt_headers_hop_by_hop(&h, "te", 2));
+	assert_false(dt_headers_hop_by_hop(&h, "content-length", 14));
 	assert_int_equal(dt_headers_strip_hop_by_hop(&h), 0);
 	assert_int_equal(h.n, 1);
 	assert_string_equal(h.v[0].name, "Content-Length");
@@ -105,6 +105,31 @@ static void test_tokens_and_hop_by_hop(void **state)
 
 /* Fields enough to fill several text blocks, some removed: the copy has
  * the fields left, in order, into an empty list and after a list's own. */
+/* Every name always hop-by-hop, in any case; names of the same lengths or
+ * first letters are not. */
+static void test_always_hop_by_hop(void **state)
+{
+	static const char *const always[] = {
+		"Connection", "KEEP-ALIVE", "proxy-connection", "Proxy-Authenticate",
+		"proxy-authorization", "TE", "Trailer", "transfer-ENCODING", "upgrade",
+	};
+	static const char *const not[] = {
+		"Connectiom", "keep-alivf", "te-", "t", "", "trailers", "upgrades", "content-length",
+		"proxy-status", "x-connection", "Transfer-Encodinf",
+	};
+	struct dt_headers none = { 0 };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(always) / sizeof(always[0]); i++)
+		assert_true(dt_headers_hop_by_hop(&none, always[i], strlen(always[i])));
+	for (size_t i = 0; i < sizeof(not) / sizeof(not[0]); i++)
+		assert_false(dt_headers_hop_by_hop(&none, not[i], strlen(not[i])));
+	assert_true(DT_NAME_IS("Content-Length", 14, "content-length"));
+	assert_false(DT_NAME_IS("Content-Lengtx", 14, "content-length"));
+	assert_false(DT_NAME_IS("Content-Length", 13, "content-length"));
+	assert_true(DT_NAME_IS("", 0, ""));
+}
+
 static void test_copy(void **state)
 {
 	struct dt_headers src = { 0 }, empty = { 0 }, dst = { 0 }, none = { 0 };
@@ -148,6 +173,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_get_set_del),
 		cmocka_unit_test(test_tokens_and_hop_by_hop),
+		cmocka_unit_test(test_always_hop_by_hop),
 		cmocka_unit_test(test_copy),
 	};
 
