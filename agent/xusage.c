@@ -3,9 +3,10 @@
  * The usage of answers relayed as they are (see xlate.h, "usage of relayed
  * answers"). A whole JSON answer is scanned as it passes (its strings
  * skipped with memchr), without being kept: only the value of its usage
- * member is copied, then read. A stream is cut into its events on their
- * blank lines; an event whose usage member holds an object is read
- * (Gemini's, which repeat the whole usage, only the last, when asked).
+ * member is read, where it is when it came whole in one piece, else from
+ * a copy of its pieces. A stream is cut into its events on their blank
+ * lines; an event whose usage member holds an object is read (Gemini's,
+ * which repeat the whole usage, only the last, when asked).
  * Only the part of an event still to come is held: an open stream's meter
  * is small.
  */
@@ -37,10 +38,10 @@ struct jscan {
 	char key[KEY_MAX];
 	size_t key_len;          /* > KEY_MAX: too long to match */
 	bool want;               /* the name just read is the usage's, */
-	bool value_next;         /* ... its ':' came: an object value is copied */
-	bool copying;
-	char *value;             /* USAGE_MAX bytes, right after the meter */
-	size_t value_len;        /* > USAGE_MAX: too large, not read */
+	bool value_next;         /* ... its ':' came: an object value is read */
+	bool in_value;           /* in that value */
+	char *value;             /* USAGE_MAX bytes, right after the meter: */
+	size_t value_len;        /* the value's earlier pieces (> USAGE_MAX: too large, not read) */
 };
 
 struct dt_xmeter {
@@ -121,16 +122,36 @@ static const char *usage_key(enum dt_family f)
 
 /* ---- whole JSON answers ------------------------------------------------------ */
 
-static void value_done(struct dt_xmeter *m)
+/* n bytes appended to buf (cap bytes) at *len; past cap they are only
+ * counted, and *len stops at cap + 1: too long, and stays so. The usage
+ * value and a member's name are collected so. */
+static void append_capped(char *buf, size_t cap, size_t *len, const char *p, size_t n)
+{
+	if (*len < cap)
+		memcpy(buf + *len, p, n < cap - *len ? n : cap - *len);
+	*len = *len + n <= cap ? *len + n : cap + 1;
+}
+
+/* The usage value ends with last (n bytes of this piece): read where it is
+ * when it is whole here, else from the copy of its pieces. */
+static void value_done(struct dt_xmeter *m, const char *last, size_t n)
 {
 	struct jscan *js = &m->js;
 	struct dt_arena arena;
 	char err[64], buf[PARSE_BUF];
+	const char *text = last;
 
+	js->in_value = false;
+	if (js->value_len) {
+		append_capped(js->value, USAGE_MAX, &js->value_len, last, n);
+		text = js->value;
+		n = js->value_len;
+		js->value_len = 0;
+	}
+	if (n > USAGE_MAX)
+		return;
 	dt_arena_init_buf(&arena, buf, sizeof(buf));
-	js->copying = false;
-	if (js->value_len <= USAGE_MAX)
-		usage_read(m, dt_json_parse(&arena, js->value, js->value_len, err, sizeof(err)));
+	usage_read(m, dt_json_parse(&arena, text, n, err, sizeof(err)));
 	dt_arena_free(&arena);
 }
 
@@ -143,10 +164,14 @@ static void key_done(struct dt_xmeter *m)
 	js->want = js->key_len == strlen(want) && memcmp(js->key, want, js->key_len) == 0;
 }
 
+/* What a byte outside strings was to the usage value. */
+enum value_event { VALUE_NONE, VALUE_STARTS, VALUE_ENDS };
+
 /* One byte outside any string. */
-static void scan_token(struct dt_xmeter *m, char c)
+static enum value_event scan_token(struct dt_xmeter *m, char c)
 {
 	struct jscan *js = &m->js;
+	enum value_event ev = VALUE_NONE;
 
 	switch (c) {
 	case '"':
@@ -162,9 +187,8 @@ static void scan_token(struct dt_xmeter *m, char c)
 		if (!js->level)
 			js->level = c == '{' ? 1 : 2;
 		if (js->value_next && js->depth == js->level && c == '{') {
-			js->copying = true;
-			js->value[0] = c;
-			js->value_len = 1;
+			js->in_value = true;
+			ev = VALUE_STARTS;
 		}
 		js->value_next = js->want = false;
 		if (++js->depth == js->level) {
@@ -176,8 +200,8 @@ static void scan_token(struct dt_xmeter *m, char c)
 	case ']':
 		if (js->depth)
 			js->depth--;
-		if (js->copying && js->depth == js->level)
-			value_done(m);
+		if (js->in_value && js->depth == js->level)
+			ev = VALUE_ENDS;
 		break;
 	case ':':
 		if (js->depth == js->level && js->want)
@@ -195,33 +219,24 @@ static void scan_token(struct dt_xmeter *m, char c)
 			js->value_next = js->want = false;
 		break;
 	}
+	return ev;
 }
 
-/* The bytes that end a run passed over in bulk: in a string only its end
- * or an escape matters, and outside one, deeper than the members looked
- * at, only strings and brackets do. */
+/* The bytes that end a run passed over in bulk: outside strings, deeper
+ * than the members looked at, only strings and brackets matter. */
 static const bool run_end[256] = {
-	['"'] = true, ['\\'] = true, ['{'] = true, ['}'] = true, ['['] = true, [']'] = true,
+	['"'] = true, ['{'] = true, ['}'] = true, ['['] = true, [']'] = true,
 };
-
-/* n bytes appended to buf (cap bytes) at *len; past cap they are only
- * counted, and *len stops at cap + 1: too long, and stays so. The usage
- * value and a member's name are collected so. */
-static void append_capped(char *buf, size_t cap, size_t *len, const char *p, size_t n)
-{
-	if (*len < cap)
-		memcpy(buf + *len, p, n < cap - *len ? n : cap - *len);
-	*len = *len + n <= cap ? *len + n : cap + 1;
-}
 
 static void scan_json(struct dt_xmeter *m, const char *p, size_t len)
 {
 	struct jscan *js = &m->js;
+	size_t value_from = 0;   /* where the usage value is in this piece */
 
 	for (size_t i = 0; i < len; i++) {
 		char c;
 
-		if (js->in_string && !js->escaped && !js->copying) {
+		if (js->in_string && !js->escaped) {
 			/* most of an answer is its text, and a member's name is
 			 * taken whole: on to the string's next quote or backslash */
 			const char *q = memchr(p + i, '"', len - i);
@@ -233,23 +248,22 @@ static void scan_json(struct dt_xmeter *m, const char *p, size_t len)
 				append_capped(js->key, KEY_MAX, &js->key_len, p + from, i - from);
 			if (i == len)
 				break;
-		} else if (!js->escaped && !js->in_key && (js->in_string || js->depth != js->level)) {
-			/* the usage value's strings, numbers and punctuation, and
-			 * whatever is nested in other members */
-			size_t from = i;
-
+		} else if (!js->in_string && js->depth != js->level) {
+			/* the usage value's numbers and punctuation, and whatever
+			 * is nested in other members, on to a string or bracket */
 			while (i < len && !run_end[(unsigned char)p[i]])
 				i++;
-			if (js->copying)
-				append_capped(js->value, USAGE_MAX, &js->value_len, p + from, i - from);
 			if (i == len)
 				break;
 		}
 		c = p[i];
-		if (js->copying)
-			append_capped(js->value, USAGE_MAX, &js->value_len, &c, 1);
 		if (!js->in_string) {
-			scan_token(m, c);
+			enum value_event ev = scan_token(m, c);
+
+			if (ev == VALUE_STARTS)
+				value_from = i;
+			else if (ev == VALUE_ENDS)
+				value_done(m, p + value_from, i + 1 - value_from);
 			continue;
 		}
 		if (js->escaped) {
@@ -266,6 +280,9 @@ static void scan_json(struct dt_xmeter *m, const char *p, size_t len)
 		if (js->in_key)
 			append_capped(js->key, KEY_MAX, &js->key_len, &c, 1);
 	}
+	/* the value goes on in the next piece: this one's part is kept */
+	if (js->in_value)
+		append_capped(js->value, USAGE_MAX, &js->value_len, p + value_from, len - value_from);
 }
 
 /* ---- streams ----------------------------------------------------------------- */

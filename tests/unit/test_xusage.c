@@ -127,6 +127,50 @@ static void test_no_usage_is_unknown(void **state)
 	assert_false(u.known);
 }
 
+/* An answer whose usage object is `size` bytes long, in text. */
+static void usage_of_size(char *text, size_t size)
+{
+	static const char head[] = "{\"usage\":", value[] = "{\"prompt_tokens\":5,\"x\":\"";
+	size_t pad = size - (sizeof(value) - 1) - 2;
+
+	memcpy(text, head, sizeof(head) - 1);
+	text += sizeof(head) - 1;
+	memcpy(text, value, sizeof(value) - 1);
+	text += sizeof(value) - 1;
+	memset(text, 'a', pad);
+	strcpy(text + pad, "\"}}");
+}
+
+/* A usage object read where it is (whole in one piece) or copied (split)
+ * is the same: a malformed one says nothing, the last of two wins, and
+ * one larger than the meter reads (4 KB) is not read either way. */
+static void test_usage_in_place_or_copied(void **state)
+{
+	char big[5000];
+	struct dt_xusage u;
+
+	(void)state;
+	u = meter(DT_FAMILY_OPENAI, false, false, "{\"usage\":{\"prompt_tokens\":1,},\"a\":1}", 0, NULL);
+	assert_false(u.known);
+	/* whole, in an answer cut after it */
+	u = meter(DT_FAMILY_OPENAI, false, false, "{\"usage\":{\"prompt_tokens\":1}", 0, NULL);
+	expect(&u, 1, 0, 0, 0);
+	expect_any_split(DT_FAMILY_OPENAI, false,
+			 "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2},\"usage\":"
+			 "{\"prompt_tokens\":3,\"completion_tokens\":4}}", 3, 0, 0, 4);
+	expect_any_split(DT_FAMILY_OPENAI, false,
+			 "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,\"x\":[1,{\"}\":\"]\"}]}}",
+			 1, 0, 0, 2);
+	for (size_t piece = 0; piece < 4; piece++) {
+		usage_of_size(big, 4096);
+		u = meter(DT_FAMILY_OPENAI, false, false, big, piece * 1500, NULL);
+		expect(&u, 5, 0, 0, 0);
+		usage_of_size(big, 4097);
+		u = meter(DT_FAMILY_OPENAI, false, false, big, piece * 1500, NULL);
+		assert_false(u.known);
+	}
+}
+
 static const char openai_stream[] =
 	"data: {\"id\":\"c\",\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\n"
 	"data: {\"id\":\"c\",\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n"
@@ -309,6 +353,7 @@ int main(void)
 		cmocka_unit_test(test_anthropic_whole_answer),
 		cmocka_unit_test(test_gemini_whole_and_json_array_stream),
 		cmocka_unit_test(test_no_usage_is_unknown),
+		cmocka_unit_test(test_usage_in_place_or_copied),
 		cmocka_unit_test(test_openai_stream),
 		cmocka_unit_test(test_groq_stream),
 		cmocka_unit_test(test_openai_stream_stripped_byte_for_byte),
