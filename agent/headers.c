@@ -150,18 +150,24 @@ bool dt_headers_has_token(const struct dt_headers *h, const char *name, const ch
 	return false;
 }
 
-/* The hop-by-hop names every message has (RFC 9110 7.6.1): this runs for
- * every field of every answer, and their lengths rule out nearly all. */
+/* The hop-by-hop names every message has (RFC 9110 7.6.1). This runs for
+ * every field of every answer: a name of none of their lengths is passed
+ * at once. */
+#define ALWAYS_HOP_BY_HOP(X) X("connection") X("keep-alive") X("proxy-connection") \
+	X("proxy-authenticate") X("proxy-authorization") X("te") X("trailer") \
+	X("transfer-encoding") X("upgrade")
+
 static bool always_hop_by_hop(const char *name, size_t len)
 {
-#define NAME(s) { s, sizeof(s) - 1 }
-	static const struct { const char *name; size_t len; } always[] = {
-		NAME("connection"), NAME("keep-alive"), NAME("proxy-connection"),
-		NAME("proxy-authenticate"), NAME("proxy-authorization"), NAME("te"),
-		NAME("trailer"), NAME("transfer-encoding"), NAME("upgrade"),
-	};
-#undef NAME
+#define ENTRY(s) { s, sizeof(s) - 1 },
+#define LENGTH_BIT(s) | 1u << (sizeof(s) - 1)
+	static const struct { const char *name; size_t len; } always[] = { ALWAYS_HOP_BY_HOP(ENTRY) };
+	static const uint32_t lengths = 0 ALWAYS_HOP_BY_HOP(LENGTH_BIT);
+#undef ENTRY
+#undef LENGTH_BIT
 
+	if (len >= 32 || !(lengths >> len & 1))
+		return false;
 	for (size_t i = 0; i < sizeof(always) / sizeof(always[0]); i++)
 		if (dt_name_is(name, len, always[i].name, always[i].len))
 			return true;

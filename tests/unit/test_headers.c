@@ -115,7 +115,7 @@ static void test_always_hop_by_hop(void **state)
 	};
 	static const char *const not[] = {
 		"Connectiom", "keep-alivf", "te-", "t", "", "trailers", "upgrades", "content-length",
-		"proxy-status", "x-connection", "Transfer-Encodinf",
+		"proxy-status", "x-connection", "Transfer-Encodinf", "transfer-encoding-of-a-long-name",
 	};
 	struct dt_headers none = { 0 };
 
