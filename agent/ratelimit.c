@@ -29,17 +29,22 @@ struct header_form {
 
 #define FORM(name, kind, form) { name, sizeof(name) - 1, kind, form }
 
-static const struct header_form forms[] = {
+/* By their first letter (lower case here): an answer's fields are looked
+ * up by it, then by length, before their bytes. */
+static const struct header_form openai_forms[] = {
 	FORM("x-ratelimit-limit-requests", DT_RL_REQUESTS, FORM_LIMIT),
 	FORM("x-ratelimit-limit-tokens", DT_RL_TOKENS, FORM_LIMIT),
-	FORM("anthropic-ratelimit-requests-limit", DT_RL_REQUESTS, FORM_LIMIT),
-	FORM("anthropic-ratelimit-tokens-limit", DT_RL_TOKENS, FORM_LIMIT),
-	FORM("anthropic-ratelimit-input-tokens-limit", DT_RL_INPUT_TOKENS, FORM_LIMIT),
-	FORM("anthropic-ratelimit-output-tokens-limit", DT_RL_OUTPUT_TOKENS, FORM_LIMIT),
 	FORM("x-ratelimit-remaining-requests", DT_RL_REQUESTS, FORM_COUNT),
 	FORM("x-ratelimit-remaining-tokens", DT_RL_TOKENS, FORM_COUNT),
 	FORM("x-ratelimit-reset-requests", DT_RL_REQUESTS, FORM_GO_DURATION),
 	FORM("x-ratelimit-reset-tokens", DT_RL_TOKENS, FORM_GO_DURATION),
+};
+
+static const struct header_form anthropic_forms[] = {
+	FORM("anthropic-ratelimit-requests-limit", DT_RL_REQUESTS, FORM_LIMIT),
+	FORM("anthropic-ratelimit-tokens-limit", DT_RL_TOKENS, FORM_LIMIT),
+	FORM("anthropic-ratelimit-input-tokens-limit", DT_RL_INPUT_TOKENS, FORM_LIMIT),
+	FORM("anthropic-ratelimit-output-tokens-limit", DT_RL_OUTPUT_TOKENS, FORM_LIMIT),
 	FORM("anthropic-ratelimit-requests-remaining", DT_RL_REQUESTS, FORM_COUNT),
 	FORM("anthropic-ratelimit-requests-reset", DT_RL_REQUESTS, FORM_TIMESTAMP),
 	FORM("anthropic-ratelimit-tokens-remaining", DT_RL_TOKENS, FORM_COUNT),
@@ -48,9 +53,13 @@ static const struct header_form forms[] = {
 	FORM("anthropic-ratelimit-input-tokens-reset", DT_RL_INPUT_TOKENS, FORM_TIMESTAMP),
 	FORM("anthropic-ratelimit-output-tokens-remaining", DT_RL_OUTPUT_TOKENS, FORM_COUNT),
 	FORM("anthropic-ratelimit-output-tokens-reset", DT_RL_OUTPUT_TOKENS, FORM_TIMESTAMP),
+};
+
+static const struct header_form retry_forms[] = {
 	FORM("retry-after", DT_RL_REQUESTS, FORM_RETRY_AFTER),
 	FORM("retry-after-ms", DT_RL_REQUESTS, FORM_RETRY_AFTER_MS),
 };
+
 
 void dt_ratelimit_init(struct dt_ratelimit *rl)
 {
@@ -124,14 +133,17 @@ static bool matches(const char *s, size_t len, size_t i, const char *word)
 }
 
 /* Go's units, longest spelling first so "ms" is not read as "m". */
+#define UNIT(name, ns) { name, sizeof(name) - 1, ns }
 static const struct {
 	const char *name;
+	size_t len;
 	uint64_t ns;
 } go_units[] = {
-	{ "ns", 1 }, { "us", 1000 }, { "\xc2\xb5s", 1000 }, { "\xce\xbcs", 1000 },
-	{ "ms", NS_PER_MS }, { "s", 1000 * NS_PER_MS }, { "m", 60000 * NS_PER_MS },
-	{ "h", 3600000 * NS_PER_MS },
+	UNIT("ns", 1), UNIT("us", 1000), UNIT("\xc2\xb5s", 1000), UNIT("\xce\xbcs", 1000),
+	UNIT("ms", NS_PER_MS), UNIT("s", 1000 * NS_PER_MS), UNIT("m", 60000 * NS_PER_MS),
+	UNIT("h", 3600000 * NS_PER_MS),
 };
+#undef UNIT
 
 bool dt_parse_go_duration_ms(const char *s, size_t len, uint64_t *ms)
 {
@@ -152,9 +164,10 @@ bool dt_parse_go_duration_ms(const char *s, size_t len, uint64_t *ms)
 		if (!read_uint(s, len, &i, &whole) || !read_fraction(s, len, &i, &num, &scale))
 			return false;
 		for (u = 0; u < sizeof(go_units) / sizeof(go_units[0]); u++) {
-			if (matches(s, len, i, go_units[u].name)) {
+			if (len - i >= go_units[u].len &&
+			    memcmp(s + i, go_units[u].name, go_units[u].len) == 0) {
 				unit = go_units[u].ns;
-				i += strlen(go_units[u].name);
+				i += go_units[u].len;
 				break;
 			}
 		}
@@ -331,17 +344,22 @@ static bool is_space(char c)
 	return c == ' ' || c == '\t';
 }
 
-/* Every answer's fields are looked up, and most are of no form: every
- * name in forms starts with x, a or r (lower case there), and its first
- * letter and length are compared before the rest of it. */
+/* Every answer's fields are looked up, and most are of no form. */
 static const struct header_form *form_of(const char *name, size_t name_len)
 {
-	char first = name_len ? (char)(name[0] | 0x20) : '\0';
+#define GROUP(list) (forms = list, n = sizeof(list) / sizeof(list[0]))
+	const struct header_form *forms;
+	size_t n;
 
-	if (first != 'x' && first != 'a' && first != 'r')
-		return NULL;
-	for (size_t k = 0; k < sizeof(forms) / sizeof(forms[0]); k++)
-		if (forms[k].name_len == name_len && forms[k].name[0] == first &&
+	switch (name_len ? name[0] | 0x20 : 0) {
+	case 'x': GROUP(openai_forms); break;
+	case 'a': GROUP(anthropic_forms); break;
+	case 'r': GROUP(retry_forms); break;
+	default: return NULL;
+	}
+#undef GROUP
+	for (size_t k = 0; k < n; k++)
+		if (forms[k].name_len == name_len &&
 		    strncasecmp(forms[k].name + 1, name + 1, name_len - 1) == 0)
 			return &forms[k];
 	return NULL;

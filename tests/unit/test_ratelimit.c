@@ -185,6 +185,16 @@ static void test_anthropic_headers(void **state)
 	/* a reset already past means "now" */
 	assert_true(feed(&rl, "anthropic-ratelimit-requests-reset", "2024-05-01T11:59:00Z"));
 	assert_int_equal(rl.limits[DT_RL_REQUESTS].reset_ms, 0);
+
+	/* every limit's name, in any case */
+	assert_true(feed(&rl, "Anthropic-RateLimit-Tokens-Limit", "90000"));
+	assert_true(feed(&rl, "ANTHROPIC-RATELIMIT-INPUT-TOKENS-LIMIT", "70000"));
+	assert_true(feed(&rl, "anthropic-ratelimit-output-tokens-LIMIT", "9000"));
+	assert_false(feed(&rl, "anthropic-ratelimit-output-tokens-limits", "1"));
+	assert_false(feed(&rl, "anthropic-ratelimit-output-tokens-limiT ", "1"));
+	assert_int_equal(rl.limits[DT_RL_TOKENS].limit, 90000);
+	assert_int_equal(rl.limits[DT_RL_INPUT_TOKENS].limit, 70000);
+	assert_int_equal(rl.limits[DT_RL_OUTPUT_TOKENS].limit, 9000);
 }
 
 static void test_retry_after_forms(void **state)
