@@ -161,6 +161,10 @@ static void test_usage_in_place_or_copied(void **state)
 	expect_any_split(DT_FAMILY_OPENAI, false,
 			 "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,\"x\":[1,{\"}\":\"]\"}]}}",
 			 1, 0, 0, 2);
+	/* control characters in strings are bytes as any other */
+	expect_any_split(DT_FAMILY_OPENAI, false,
+			 "{\"a\":\"x\ty\n\",\"us\x01age\":{\"prompt_tokens\":9},\"usage\":{\"prompt_tokens\":2}}",
+			 2, 0, 0, 0);
 	for (size_t piece = 0; piece < 4; piece++) {
 		usage_of_size(big, 4096);
 		u = meter(DT_FAMILY_OPENAI, false, false, big, piece * 1500, NULL);
