@@ -82,10 +82,11 @@ int dt_upstream_set_opts(struct dt_upstream *u, const struct dt_upstream_opts *o
 struct dt_fetch *dt_fetch_start(struct dt_upstream *u, const struct dt_fetch_req *req,
 				const struct dt_fetch_ops *ops, void *ctx, char *err, size_t errlen)
 {
-	struct dt_h1_endpoint *ep = dt_h1_endpoint(u->h1, req->url);
+	const char *path;
+	struct dt_h1_endpoint *ep = dt_h1_endpoint(u->h1, req->url, &path);
 
 	if (ep && dt_h1_ready(ep))
-		return dt_h1_start(ep, req, ops, ctx, err, errlen);
+		return dt_h1_start(ep, path, req, ops, ctx, err, errlen);
 	return dt_curl_start(u->curl, req, ops, ctx, ep, err, errlen);
 }
 

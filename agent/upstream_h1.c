@@ -57,7 +57,9 @@ struct dt_h1_endpoint {
 	bool ip_literal;
 	uint16_t port;
 	char *host;                 /* without brackets: SNI, certificate check */
-	char *authority;            /* the Host field: host[:port] as in the URL */
+	char *prefix;               /* "scheme://authority" as the URL that made it says */
+	size_t prefix_len;
+	const char *authority;      /* in prefix, the Host field: host[:port] as in the URL */
 	bool http11;                /* libcurl's connection spoke HTTP/1.1 */
 	bool h2;                    /* ... HTTP/2: the endpoint stays libcurl's */
 	struct sockaddr_storage addr;
@@ -1001,15 +1003,8 @@ static int split_url(const char *url, struct url_parts *u)
 	return u->host_len && u->host_len < 256 ? 0 : -1;
 }
 
-static bool same_endpoint(const struct dt_h1_endpoint *ep, const struct url_parts *u)
-{
-	return ep->tls == u->tls && ep->port == u->port && strlen(ep->host) == u->host_len &&
-	       strncasecmp(ep->host, u->host, u->host_len) == 0 &&
-	       strlen(ep->authority) == u->authority_len &&
-	       strncasecmp(ep->authority, u->authority, u->authority_len) == 0;
-}
-
-static struct dt_h1_endpoint *endpoint_new(struct dt_h1 *h, const struct url_parts *u)
+static struct dt_h1_endpoint *endpoint_new(struct dt_h1 *h, const char *url,
+					   const struct url_parts *u)
 {
 	struct dt_h1_endpoint *ep = calloc(1, sizeof(*ep));
 
@@ -1019,13 +1014,15 @@ static struct dt_h1_endpoint *endpoint_new(struct dt_h1 *h, const struct url_par
 	ep->tls = u->tls;
 	ep->port = u->port;
 	ep->host = strndup(u->host, u->host_len);
-	ep->authority = strndup(u->authority, u->authority_len);
-	if (!ep->host || !ep->authority) {
+	ep->prefix_len = (size_t)(u->path - url);
+	ep->prefix = strndup(url, ep->prefix_len);
+	if (!ep->host || !ep->prefix) {
 		free(ep->host);
-		free(ep->authority);
+		free(ep->prefix);
 		free(ep);
 		return NULL;
 	}
+	ep->authority = ep->prefix + (u->authority - url);
 	ep->ip_literal = is_ip_literal(ep->host);
 	TAILQ_INIT(&ep->idle);
 	TAILQ_INIT(&ep->waiting);
@@ -1034,17 +1031,30 @@ static struct dt_h1_endpoint *endpoint_new(struct dt_h1 *h, const struct url_par
 	return ep;
 }
 
-struct dt_h1_endpoint *dt_h1_endpoint(struct dt_h1 *h, const char *url)
+/* Endpoints are one per scheme and authority, both compared
+ * case-insensitively: a URL whose start is an endpoint's prefix, followed
+ * by its path, is that endpoint's, and is not taken apart again (this runs
+ * for every request). */
+struct dt_h1_endpoint *dt_h1_endpoint(struct dt_h1 *h, const char *url, const char **path)
 {
 	struct url_parts u;
 	struct dt_h1_endpoint *ep;
 
-	if (split_url(url, &u))
-		return NULL;
-	LIST_FOREACH(ep, &h->endpoints, link)
-		if (same_endpoint(ep, &u))
+	LIST_FOREACH(ep, &h->endpoints, link) {
+		const char *rest;
+
+		if (strncasecmp(url, ep->prefix, ep->prefix_len) != 0)
+			continue;
+		rest = url + ep->prefix_len;
+		if (*rest == '/' || *rest == '?' || *rest == '\0') {
+			*path = rest;
 			return ep;
-	return h->n_endpoints < MAX_ENDPOINTS ? endpoint_new(h, &u) : NULL;
+		}
+	}
+	if (split_url(url, &u) || h->n_endpoints >= MAX_ENDPOINTS)
+		return NULL;
+	*path = u.path;
+	return endpoint_new(h, url, &u);
 }
 
 bool dt_h1_ready(const struct dt_h1_endpoint *ep)
@@ -1094,12 +1104,12 @@ static void close_idle(struct dt_h1_endpoint *ep)
 
 /* ---- API ------------------------------------------------------------------------------------- */
 
-struct dt_fetch *dt_h1_start(struct dt_h1_endpoint *ep, const struct dt_fetch_req *req,
-			     const struct dt_fetch_ops *ops, void *ctx, char *err, size_t errlen)
+struct dt_fetch *dt_h1_start(struct dt_h1_endpoint *ep, const char *path,
+			     const struct dt_fetch_req *req, const struct dt_fetch_ops *ops,
+			     void *ctx, char *err, size_t errlen)
 {
 	struct dt_h1 *h = ep->h;
 	struct h1_fetch *f = calloc(1, sizeof(*f));
-	struct url_parts u;
 
 	if (!f) {
 		snprintf(err, errlen, "out of memory");
@@ -1112,11 +1122,7 @@ struct dt_fetch *dt_h1_start(struct dt_h1_endpoint *ep, const struct dt_fetch_re
 	f->total_timeout_ms = req->total_timeout_ms;
 	LIST_INSERT_HEAD(&h->fetches, f, link);
 	dt_h1resp_init(&f->resp, false, &resp_ops, f);
-	if (split_url(req->url, &u)) {
-		snprintf(err, errlen, "%s request: bad URL", req->method);
-		goto fail;
-	}
-	if (build_request(f, req, u.path, err, errlen))
+	if (build_request(f, req, path, err, errlen))
 		goto fail;
 	if (req->total_timeout_ms) {
 		struct timeval tv = ms_tv(req->total_timeout_ms);
@@ -1312,7 +1318,7 @@ void dt_h1_free(struct dt_h1 *h)
 		LIST_REMOVE(ep, link);
 		endpoint_forget_sessions(ep);
 		free(ep->host);
-		free(ep->authority);
+		free(ep->prefix);
 		free(ep);
 	}
 	SSL_CTX_free(h->ctx);

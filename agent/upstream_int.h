@@ -68,17 +68,20 @@ void dt_h1_free(struct dt_h1 *h);
  * forgets the TLS sessions. */
 int dt_h1_set_opts(struct dt_h1 *h, const struct dt_upstream_opts *o,
 		   const struct dt_h1_trust *trust, char *err, size_t errlen);
-/* The endpoint of an http(s) URL (made on first sight), or NULL when the
- * own client cannot serve it (not http(s), user info, too many endpoints). */
-struct dt_h1_endpoint *dt_h1_endpoint(struct dt_h1 *h, const char *url);
+/* The endpoint of an http(s) URL (made on first sight), and in *path where
+ * the URL's path starts; NULL when the own client cannot serve it (not
+ * http(s), user info, too many endpoints). */
+struct dt_h1_endpoint *dt_h1_endpoint(struct dt_h1 *h, const char *url, const char **path);
 /* Can the own client carry a request to it now: HTTP/1.1 learned, and an
  * idle connection or a fresh address. */
 bool dt_h1_ready(const struct dt_h1_endpoint *ep);
 /* What a libcurl transfer found: the address it connected to and whether
  * the connection spoke HTTP/1.1 (else HTTP/2: the endpoint stays libcurl's). */
 void dt_h1_learn(struct dt_h1_endpoint *ep, const char *ip, long port, bool http11);
-struct dt_fetch *dt_h1_start(struct dt_h1_endpoint *ep, const struct dt_fetch_req *req,
-			     const struct dt_fetch_ops *ops, void *ctx, char *err, size_t errlen);
+/* req to ep (its URL's path: path, from dt_h1_endpoint). */
+struct dt_fetch *dt_h1_start(struct dt_h1_endpoint *ep, const char *path,
+			     const struct dt_fetch_req *req, const struct dt_fetch_ops *ops,
+			     void *ctx, char *err, size_t errlen);
 void dt_h1_pause(struct dt_fetch *f, bool paused);
 void dt_h1_cancel(struct dt_fetch *f);
 bool dt_h1_reused(const struct dt_fetch *f);

@@ -33,6 +33,7 @@
 #include <openssl/x509v3.h>
 
 #include "upstream.h"
+#include "upstream_int.h"
 
 #define MARK        0x44540001u
 #define WAIT_MS     5000
@@ -1157,6 +1158,52 @@ static void test_h1_field_with_line_break(void **state)
 	dt_headers_free(&h);
 }
 
+/* URLs to the same scheme and authority, in any case, are one endpoint,
+ * its path where the URL's starts; another authority or scheme is
+ * another; what the own client cannot serve is none. */
+static void test_h1_endpoints(void **state)
+{
+	static const char *const none[] = {
+		"https://api.example.com#frag", "https://user@api.example.com/", "ftp://x/",
+		"https://", "https://[::1/",
+	};
+	struct event_base *base = event_base_new();
+	struct dt_upstream_opts o = { .ca_bundle = world_path("ca.pem") };
+	struct dt_h1_trust trust = { .file = o.ca_bundle };
+	char err[256];
+	struct dt_h1 *h = dt_h1_new(base, &o, &trust, err, sizeof(err));
+	struct dt_h1_endpoint *ep, *other;
+	const char *url, *path = NULL;
+
+	(void)state;
+	assert_non_null(h);
+	url = "https://api.example.com/v1/chat?x=1";
+	ep = dt_h1_endpoint(h, url, &path);
+	assert_non_null(ep);
+	assert_ptr_equal(path, url + 23);
+	url = "HTTPS://API.Example.COM?q";
+	assert_ptr_equal(dt_h1_endpoint(h, url, &path), ep);
+	assert_string_equal(path, "?q");
+	url = "https://api.example.com";
+	assert_ptr_equal(dt_h1_endpoint(h, url, &path), ep);
+	assert_string_equal(path, "");
+	other = dt_h1_endpoint(h, "https://api.example.com:443/v1", &path);
+	assert_non_null(other);
+	assert_ptr_not_equal(other, ep);
+	assert_string_equal(path, "/v1");
+	assert_ptr_equal(dt_h1_endpoint(h, "https://API.example.com:443", &path), other);
+	other = dt_h1_endpoint(h, "http://api.example.com/v1", &path);
+	assert_non_null(other);
+	assert_ptr_not_equal(other, ep);
+	other = dt_h1_endpoint(h, "https://api.example.com.evil/v1", &path);
+	assert_non_null(other);
+	assert_ptr_not_equal(other, ep);
+	for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++)
+		assert_null(dt_h1_endpoint(h, none[i], &path));
+	dt_h1_free(h);
+	event_base_free(base);
+}
+
 static void test_error_strings(void **state)
 {
 	(void)state;
@@ -1211,6 +1258,7 @@ int main(void)
 		S(test_h1_framings),
 		S(test_h1_malformed),
 		S(test_h1_field_with_line_break),
+		cmocka_unit_test(test_h1_endpoints),
 		cmocka_unit_test(test_error_strings),
 #undef T
 #undef W
