@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* HTTP header lists; see headers.h. */
 #include <errno.h>
+#include <stdalign.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,51 +12,89 @@
 /* Fields are carved from blocks the list owns, freed with it: a head is a
  * dozen fields, made, copied and dropped for every request, and one
  * allocation per field was a third of the proxy's malloc calls. A removed
- * field's text stays until the list is freed. */
+ * field's text stays until the list is freed. A list's first block also
+ * holds its first fields (h->v), so that a head takes one allocation. */
 struct dt_header_text {
 	struct dt_header_text *next;
+	size_t start;            /* the text is bytes[start, used): the fields before it */
 	size_t used, size;
-	char bytes[];
+	alignas(struct dt_header) char bytes[];
 };
 
-#define TEXT_BLOCK 512
+#define TEXT_BLOCK   512
+#define FIRST_FIELDS 16
 
 static char *text_alloc(struct dt_headers *h, size_t len)
 {
 	struct dt_header_text *t = h->text;
 
 	if (!t || t->size - t->used < len) {
-		size_t size = t && t->size < 4096 ? 2 * t->size : TEXT_BLOCK;
+		size_t size = t && t->size - t->start < 4096 ? 2 * (t->size - t->start) : TEXT_BLOCK;
 
 		if (size < len)
 			size = len;
 		t = malloc(sizeof(*t) + size);
 		if (!t)
 			return NULL;
-		t->next = h->text;
-		t->used = 0;
-		t->size = size;
+		*t = (struct dt_header_text){ .next = h->text, .size = size };
 		h->text = t;
 	}
 	t->used += len;
 	return t->bytes + t->used - len;
 }
 
+/* How many fields a list with room for cap (0: none yet) makes room for
+ * to hold n. */
+static size_t grown_cap(size_t cap, size_t n)
+{
+	cap = cap ? cap : FIRST_FIELDS;
+	while (cap < n)
+		cap *= 2;
+	return cap;
+}
+
+/* The first block of an empty list: room for `fields` fields, then for at
+ * least `text` bytes of text. */
+static int first_block(struct dt_headers *h, size_t fields, size_t text)
+{
+	size_t start = fields * sizeof(struct dt_header);
+	struct dt_header_text *t;
+
+	if (text < TEXT_BLOCK)
+		text = TEXT_BLOCK;
+	t = malloc(sizeof(*t) + start + text);
+	if (!t)
+		return -ENOMEM;
+	*t = (struct dt_header_text){ .start = start, .used = start, .size = start + text };
+	h->text = t;
+	h->v = (struct dt_header *)(void *)t->bytes;
+	h->cap = fields;
+	h->fields_in_text = true;
+	return 0;
+}
+
 /* Room for n more fields in h->v. */
 static int reserve(struct dt_headers *h, size_t n)
 {
-	size_t cap = h->cap ? h->cap : 16;
+	size_t cap = grown_cap(h->cap, h->n + n);
 	struct dt_header *v;
 
 	if (h->n + n <= h->cap)
 		return 0;
-	while (cap < h->n + n)
-		cap *= 2;
-	v = realloc(h->v, cap * sizeof(*v));
+	if (!h->text)
+		return first_block(h, cap, 0);
+	if (h->fields_in_text) {
+		v = malloc(cap * sizeof(*v));
+		if (v && h->n)
+			memcpy(v, h->v, h->n * sizeof(*v));
+	} else {
+		v = realloc(h->v, cap * sizeof(*v));
+	}
 	if (!v)
 		return -ENOMEM;
 	h->v = v;
 	h->cap = cap;
+	h->fields_in_text = false;
 	return 0;
 }
 
@@ -226,8 +265,9 @@ int dt_headers_connection_named(const struct dt_headers *h, struct dt_headers *c
 }
 
 /* A head is copied for every attempt and every answer: src's text blocks
- * are copied whole into one block of dst, and each field's pointers moved
- * by its block's offset there, with no per-field length or allocation. */
+ * are copied whole into one block of dst (into an empty dst, the block
+ * that holds its fields too), and each field's pointers moved by its
+ * block's offset there, with no per-field length or allocation. */
 int dt_headers_copy(struct dt_headers *dst, const struct dt_headers *src)
 {
 	const struct dt_header_text *b;
@@ -237,22 +277,26 @@ int dt_headers_copy(struct dt_headers *dst, const struct dt_headers *src)
 	if (!src->n)
 		return 0;
 	for (b = src->text; b; b = b->next)
-		total += b->used;
-	if (reserve(dst, src->n) || !(text = text_alloc(dst, total)))
+		total += b->used - b->start;
+	if ((dst->text ? reserve(dst, src->n) : first_block(dst, grown_cap(0, src->n), total)) ||
+	    !(text = text_alloc(dst, total)))
 		return -ENOMEM;
 	for (b = src->text; b; b = b->next) {
-		memcpy(text + at, b->bytes, b->used);
-		at += b->used;
+		memcpy(text + at, b->bytes + b->start, b->used - b->start);
+		at += b->used - b->start;
 	}
 	for (size_t i = 0; i < src->n; i++) {
-		const char *name = src->v[i].name;
+		const char *name = src->v[i].name, *from;
 
 		/* the block it is in, and where that block's copy starts */
-		for (b = src->text, at = 0; (uintptr_t)name - (uintptr_t)b->bytes >= b->used; b = b->next)
-			at += b->used;
+		for (b = src->text, at = 0;
+		     (uintptr_t)name - (uintptr_t)(b->bytes + b->start) >= b->used - b->start;
+		     b = b->next)
+			at += b->used - b->start;
+		from = b->bytes + b->start;
 		dst->v[dst->n] = (struct dt_header){
-			.name = text + at + (size_t)(name - b->bytes),
-			.value = text + at + (size_t)(src->v[i].value - b->bytes),
+			.name = text + at + (size_t)(name - from),
+			.value = text + at + (size_t)(src->v[i].value - from),
 			.name_len = src->v[i].name_len,
 			.value_len = src->v[i].value_len,
 		};
@@ -269,9 +313,11 @@ void dt_headers_free(struct dt_headers *h)
 		free(h->text);
 		h->text = next;
 	}
-	free(h->v);
+	if (!h->fields_in_text)
+		free(h->v);
 	h->v = NULL;
 	h->n = h->cap = 0;
+	h->fields_in_text = false;
 }
 
 /* One pass: a field goes when it is always hop-by-hop (Connection itself

@@ -32,6 +32,7 @@ struct dt_headers {
 	struct dt_header *v;
 	size_t n, cap;
 	struct dt_header_text *text;  /* the fields' names and values, in blocks */
+	bool fields_in_text;          /* v is in the first of them: not freed alone */
 };
 
 /* Append a field; returns 0 or -ENOMEM. */

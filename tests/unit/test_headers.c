@@ -166,6 +166,25 @@ static void test_copy(void **state)
 	dt_headers_free(&empty);
 	dt_headers_free(&dst);
 	dt_headers_free(&none);
+
+	/* a small head's copy, its fields in its one block, grows out of it */
+	add(&src, "Host", "a.example");
+	add(&src, "Accept", "*/*");
+	assert_int_equal(dt_headers_copy(&empty, &src), 0);
+	assert_same(&empty, 0, &src);
+	for (int i = 0; i < 40; i++) {
+		snprintf(name, sizeof(name), "x-more-%d", i);
+		add(&empty, name, "v");
+	}
+	assert_int_equal(empty.n, 42);
+	assert_string_equal(dt_headers_get(&empty, "accept"), "*/*");
+	assert_string_equal(dt_headers_get(&empty, "x-more-39"), "v");
+	dt_headers_free(&src);
+	dt_headers_free(&empty);
+	/* and a list freed is empty and usable again */
+	add(&empty, "x-again", "1");
+	assert_int_equal(empty.n, 1);
+	dt_headers_free(&empty);
 }
 
 int main(void)
