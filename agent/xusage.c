@@ -164,14 +164,12 @@ static void key_done(struct dt_xmeter *m)
 	js->want = js->key_len == strlen(want) && memcmp(js->key, want, js->key_len) == 0;
 }
 
-/* What a byte outside strings was to the usage value. */
-enum value_event { VALUE_NONE, VALUE_STARTS, VALUE_ENDS };
-
-/* One byte outside any string. */
-static enum value_event scan_token(struct dt_xmeter *m, char c)
+/* One byte outside any string, at most as deep as the members looked at;
+ * true when it starts the usage value. */
+static bool scan_token(struct dt_xmeter *m, char c)
 {
 	struct jscan *js = &m->js;
-	enum value_event ev = VALUE_NONE;
+	bool starts = false;
 
 	switch (c) {
 	case '"':
@@ -186,10 +184,8 @@ static enum value_event scan_token(struct dt_xmeter *m, char c)
 	case '[':
 		if (!js->level)
 			js->level = c == '{' ? 1 : 2;
-		if (js->value_next && js->depth == js->level && c == '{') {
-			js->in_value = true;
-			ev = VALUE_STARTS;
-		}
+		if (js->value_next && js->depth == js->level && c == '{')
+			js->in_value = starts = true;
 		js->value_next = js->want = false;
 		if (++js->depth == js->level) {
 			js->members = c == '{';
@@ -200,8 +196,6 @@ static enum value_event scan_token(struct dt_xmeter *m, char c)
 	case ']':
 		if (js->depth)
 			js->depth--;
-		if (js->in_value && js->depth == js->level)
-			ev = VALUE_ENDS;
 		break;
 	case ':':
 		if (js->depth == js->level && js->want)
@@ -219,7 +213,7 @@ static enum value_event scan_token(struct dt_xmeter *m, char c)
 			js->value_next = js->want = false;
 		break;
 	}
-	return ev;
+	return starts;
 }
 
 /* The bytes that end a run passed over in bulk: outside strings, deeper
@@ -228,57 +222,115 @@ static const bool run_end[256] = {
 	['"'] = true, ['{'] = true, ['}'] = true, ['['] = true, [']'] = true,
 };
 
+/* Where the string p[i..] ends (its closing quote), or len. A quote is
+ * escaped by an odd run of backslashes before it; at the piece's end, such
+ * a run escapes the next piece's first byte (js->escaped). */
+static size_t string_end_escapes(struct jscan *js, const char *p, size_t len, size_t i)
+{
+	for (;;) {
+		const char *q;
+		size_t run = 0;
+
+		if (js->escaped) {
+			if (i == len)
+				return len;
+			js->escaped = false;
+			i++;
+		}
+		q = memchr(p + i, '"', len - i);
+		if (!q) {
+			while (run < len - i && p[len - 1 - run] == '\\')
+				run++;
+			js->escaped = run & 1;
+			return len;
+		}
+		while (q - run > p + i && q[-1 - (ptrdiff_t)run] == '\\')
+			run++;
+		if (!(run & 1))
+			return (size_t)(q - p);
+		i = (size_t)(q - p) + 1;
+	}
+}
+
+/* The same, inline for most strings: one memchr, and no backslash before
+ * the quote it finds. */
+static inline size_t string_end(struct jscan *js, const char *p, size_t len, size_t i)
+{
+	const char *q = js->escaped ? NULL : memchr(p + i, '"', len - i);
+
+	if (q && (q == p + i || q[-1] != '\\'))
+		return (size_t)(q - p);
+	return string_end_escapes(js, p, len, i);
+}
+
+/* Inside a value nested deeper than the members looked at (another
+ * member's, or the usage's), only strings and brackets matter: passed over
+ * here to the bracket that closes it (returned), or to the piece's end. */
+static size_t skip_nested(struct jscan *js, const char *p, size_t len, size_t i)
+{
+	while (i < len) {
+		char c;
+
+		if (js->in_string) {
+			i = string_end(js, p, len, i);
+			if (i == len)
+				break;
+			js->in_string = false;
+			i++;
+			continue;
+		}
+		while (i < len && !run_end[(unsigned char)p[i]])
+			i++;
+		if (i == len)
+			break;
+		c = p[i];
+		if (c == '"')
+			js->in_string = true;
+		else if (c == '{' || c == '[')
+			js->depth++;
+		else if (--js->depth == js->level)
+			return i;
+		i++;
+	}
+	return len;
+}
+
 static void scan_json(struct dt_xmeter *m, const char *p, size_t len)
 {
 	struct jscan *js = &m->js;
 	size_t value_from = 0;   /* where the usage value is in this piece */
 
 	for (size_t i = 0; i < len; i++) {
-		char c;
+		if (js->depth > js->level) {
+			i = skip_nested(js, p, len, i);
+			if (i == len)
+				break;
+			if (js->in_value)
+				value_done(m, p + value_from, i + 1 - value_from);
+		} else if (js->in_string) {
+			/* a member's name is taken whole, as it is written: an
+			 * escaped one matches no key */
+			size_t from = i;
 
-		if (js->in_string && !js->escaped) {
-			/* most of an answer is its text, and a member's name is
-			 * taken whole: on to the string's next quote or backslash */
-			const char *q = memchr(p + i, '"', len - i);
-			size_t stop = q ? (size_t)(q - p) : len, from = i;
-			const char *bs = memchr(p + i, '\\', stop - i);
-
-			i = bs ? (size_t)(bs - p) : stop;
+			i = string_end(js, p, len, i);
 			if (js->in_key)
 				append_capped(js->key, KEY_MAX, &js->key_len, p + from, i - from);
 			if (i == len)
 				break;
-		} else if (!js->in_string && js->depth != js->level) {
-			/* the usage value's numbers and punctuation, and whatever
-			 * is nested in other members, on to a string or bracket */
-			while (i < len && !run_end[(unsigned char)p[i]])
-				i++;
-			if (i == len)
-				break;
-		}
-		c = p[i];
-		if (!js->in_string) {
-			enum value_event ev = scan_token(m, c);
-
-			if (ev == VALUE_STARTS)
-				value_from = i;
-			else if (ev == VALUE_ENDS)
-				value_done(m, p + value_from, i + 1 - value_from);
-			continue;
-		}
-		if (js->escaped) {
-			js->escaped = false;
-		} else if (c == '\\') {
-			js->escaped = true;
-			js->key_len = KEY_MAX + 1; /* an escaped name is not compared */
-		} else if (c == '"') {
 			js->in_string = false;
 			if (js->in_key)
 				key_done(m);
-			continue;
+		} else {
+			if (js->depth < js->level) {
+				/* between the answers of an array of them */
+				while (i < len && !run_end[(unsigned char)p[i]])
+					i++;
+				if (i == len)
+					break;
+			}
+			if (scan_token(m, p[i]))
+				value_from = i;
 		}
-		if (js->in_key)
-			append_capped(js->key, KEY_MAX, &js->key_len, &c, 1);
 	}
 	/* the value goes on in the next piece: this one's part is kept */
 	if (js->in_value)

@@ -161,6 +161,14 @@ static void test_usage_in_place_or_copied(void **state)
 	expect_any_split(DT_FAMILY_OPENAI, false,
 			 "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,\"x\":[1,{\"}\":\"]\"}]}}",
 			 1, 0, 0, 2);
+	/* escapes: runs of backslashes before quotes, in members' names and
+	 * values at the answer's level, deeper, and in the usage itself */
+	expect_any_split(DT_FAMILY_OPENAI, false,
+			 "{\"a\":\"x\\\\\",\"b\":\"\\\"usage\\\":{\\\\\\\"\",\"us\\u0061ge\":{\"prompt_tokens\":9},"
+			 "\"choices\":[{\"c\":\"\\\"]}\\\\\",\"d\":[\"\\\\\\\\\"]}],"
+			 "\"usage\":{\"prompt_tokens\":4,\"n\":\"\\\\\\\"}\"},\"z\":\"\\\\\"}", 4, 0, 0, 0);
+	u = meter(DT_FAMILY_OPENAI, false, false, "{\"us\\u0061ge\":{\"prompt_tokens\":9}}", 0, NULL);
+	assert_false(u.known);
 	/* control characters in strings are bytes as any other */
 	expect_any_split(DT_FAMILY_OPENAI, false,
 			 "{\"a\":\"x\ty\n\",\"us\x01age\":{\"prompt_tokens\":9},\"usage\":{\"prompt_tokens\":2}}",
