@@ -23,6 +23,10 @@ struct dt_header_text {
 
 #define TEXT_BLOCK   512
 #define FIRST_FIELDS 16
+/* A list's first block, fields and text, when its text fits: glibc serves
+ * allocations up to about 1 KB from a per-thread cache, larger ones take
+ * its slower path. */
+#define FIRST_BLOCK  1024
 
 static char *text_alloc(struct dt_headers *h, size_t len)
 {
@@ -60,8 +64,8 @@ static int first_block(struct dt_headers *h, size_t fields, size_t text)
 	size_t start = fields * sizeof(struct dt_header);
 	struct dt_header_text *t;
 
-	if (text < TEXT_BLOCK)
-		text = TEXT_BLOCK;
+	if (sizeof(*t) + start + text < FIRST_BLOCK)
+		text = FIRST_BLOCK - sizeof(*t) - start;
 	t = malloc(sizeof(*t) + start + text);
 	if (!t)
 		return -ENOMEM;
