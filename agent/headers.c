@@ -195,26 +195,30 @@ bool dt_headers_has_token(const struct dt_headers *h, const char *name, const ch
 
 /* The hop-by-hop names every message has (RFC 9110 7.6.1). This runs for
  * every field of every answer: a name of none of their lengths is passed
- * at once. */
+ * at once, inline. */
 #define ALWAYS_HOP_BY_HOP(X) X("connection") X("keep-alive") X("proxy-connection") \
 	X("proxy-authenticate") X("proxy-authorization") X("te") X("trailer") \
 	X("transfer-encoding") X("upgrade")
 
-static bool always_hop_by_hop(const char *name, size_t len)
-{
-#define ENTRY(s) { s, sizeof(s) - 1 },
 #define LENGTH_BIT(s) | 1u << (sizeof(s) - 1)
-	static const struct { const char *name; size_t len; } always[] = { ALWAYS_HOP_BY_HOP(ENTRY) };
-	static const uint32_t lengths = 0 ALWAYS_HOP_BY_HOP(LENGTH_BIT);
-#undef ENTRY
+static const uint32_t always_lengths = 0 ALWAYS_HOP_BY_HOP(LENGTH_BIT);
 #undef LENGTH_BIT
 
-	if (len >= 32 || !(lengths >> len & 1))
-		return false;
+static bool named_always(const char *name, size_t len)
+{
+#define ENTRY(s) { s, sizeof(s) - 1 },
+	static const struct { const char *name; size_t len; } always[] = { ALWAYS_HOP_BY_HOP(ENTRY) };
+#undef ENTRY
+
 	for (size_t i = 0; i < sizeof(always) / sizeof(always[0]); i++)
 		if (dt_name_is(name, len, always[i].name, always[i].len))
 			return true;
 	return false;
+}
+
+static inline bool always_hop_by_hop(const char *name, size_t len)
+{
+	return len < 32 && (always_lengths >> len & 1) && named_always(name, len);
 }
 
 static bool is_connection(const struct dt_header *f)
