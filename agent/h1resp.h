@@ -1,17 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Reading one HTTP/1.1 response from a provider (the own upstream client's
- * side, agent/upstream_h1.c), with libhttp-parser as the server side uses
- * it: interim 1xx responses skipped, the final head handed over once, the
- * body de-chunked as it arrives. Bad input ends in a clear error, never a
- * crash.
+ * side, agent/upstream_h1.c): interim 1xx responses skipped, the final head
+ * handed over once, the body de-chunked as it arrives. Its own parser, a
+ * line at a time (memchr for the line's end and the field's colon) where
+ * libhttp-parser went a byte at a time with a callback per piece: this runs
+ * for every proxied answer. Bad input ends in a clear error, never a crash;
+ * whatever could make two readers frame the body differently is refused
+ * (tests/fuzz/fuzz_h1resp.c holds it against libhttp-parser).
  */
 #ifndef DT_H1RESP_H
 #define DT_H1RESP_H
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <http_parser.h>
+#include <stdint.h>
 
 #include "headers.h"
 
@@ -35,20 +38,23 @@ enum dt_h1resp_state {
 };
 
 struct dt_h1resp {
-	http_parser parser;
 	const struct dt_h1resp_ops *ops;
 	void *ctx;
 	bool head_request;            /* the answer to HEAD has no body */
+	unsigned char part;           /* what comes next (h1resp.c's enum part) */
+	/* the message being read: the final one, or an interim 1xx */
+	int status;
+	bool http10;
+	bool has_length, chunked, conn_close, conn_keep_alive;
+	uint64_t left;                /* body bytes to come: Content-Length's or the chunk's */
 	struct dt_headers fields;     /* the head being read */
-	/* the field being read, while its name and value are in the bytes
-	 * being fed: taken from there when it ends (name_at NULL: none) */
-	const char *name_at, *value_at;
-	size_t name_at_len, value_at_len;
-	char *field;                  /* ... else "name\0value", copied */
-	size_t name_len, field_len, field_cap;
-	bool in_value;
-	size_t head_bytes;
+	/* a line split across feeds, copied (a whole line is read where it
+	 * was fed) */
+	char *line;
+	size_t line_len, line_cap;
+	size_t head_bytes;            /* all heads' and trailers' bytes so far */
 	bool head_done;               /* the final head was handed over */
+	bool keep_alive;              /* as its head says */
 	bool complete;
 	bool stop;                    /* a callback said stop */
 	bool got_bytes;               /* anything at all was fed */
