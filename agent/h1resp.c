@@ -34,12 +34,15 @@ enum part {
 	PART_DONE,
 };
 
-/* RFC 9110 5.6.2 tchar: what a field name is made of */
-static const bool tchar[256] = {
-	['0' ... '9'] = true, ['A' ... 'Z'] = true, ['a' ... 'z'] = true,
-	['!'] = true, ['#'] = true, ['$'] = true, ['%'] = true, ['&'] = true, ['\''] = true,
-	['*'] = true, ['+'] = true, ['-'] = true, ['.'] = true, ['^'] = true, ['_'] = true,
-	['`'] = true, ['|'] = true, ['~'] = true,
+/* What a field name is made of (RFC 9110 5.6.2 tchar), and the colon
+ * that ends it: one look-up a byte finds the name's end and checks it. */
+enum { NAME_OTHER, NAME_TCHAR, NAME_COLON };
+static const unsigned char name_class[256] = {
+	['0' ... '9'] = NAME_TCHAR, ['A' ... 'Z'] = NAME_TCHAR, ['a' ... 'z'] = NAME_TCHAR,
+	['!'] = NAME_TCHAR, ['#'] = NAME_TCHAR, ['$'] = NAME_TCHAR, ['%'] = NAME_TCHAR,
+	['&'] = NAME_TCHAR, ['\''] = NAME_TCHAR, ['*'] = NAME_TCHAR, ['+'] = NAME_TCHAR,
+	['-'] = NAME_TCHAR, ['.'] = NAME_TCHAR, ['^'] = NAME_TCHAR, ['_'] = NAME_TCHAR,
+	['`'] = NAME_TCHAR, ['|'] = NAME_TCHAR, ['~'] = NAME_TCHAR, [':'] = NAME_COLON,
 };
 
 static int fail(struct dt_h1resp *r, const char *why)
@@ -82,12 +85,15 @@ static int count_line(struct dt_h1resp *r, size_t n)
 		r->head_bytes += n;
 		return r->head_bytes > DT_H1RESP_MAX_HEAD ? fail(r, "response head too large") : 0;
 	}
-	return r->line_len + n > DT_H1RESP_MAX_HEAD ? fail(r, "malformed response: chunk size line too long") : 0;
+	if (r->line_len + n > DT_H1RESP_MAX_HEAD)
+		return fail(r, "malformed response: chunk size line too long");
+	return 0;
 }
 
 /*
- * The next line from p, without its CRLF, in *line and *len: where it was
- * fed when it is whole there, else gathered across feeds. Returns where
+ * The next line from p, without its CRLF (which still follows it), in
+ * *line and *len: where it was fed when it is whole there, else gathered
+ * across feeds. Returns where
  * the bytes after it start; end with *line NULL when it has not ended yet
  * (what came of it is kept); NULL on error. A line ends in CRLF: a bare LF
  * is refused (a reader taking it for a line's end and one not would see
@@ -122,26 +128,40 @@ static const char *take_line(struct dt_h1resp *r, const char *p, const char *end
 
 /* ---- the head -------------------------------------------------------------- */
 
-/* Is every byte of a field value allowed (RFC 9110 5.5: VCHAR, obs-text,
- * SP, HTAB)? Eight at a time while none is below 0x20 or DEL: values are
- * most of a head's bytes. A CR among them is a bare one. */
-static bool value_chars_ok(const unsigned char *s, size_t n)
+static bool bytes_ok(const unsigned char *s, size_t n)
 {
-	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-	size_t i = 0;
-
-	for (; i + 8 <= n; i += 8) {
-		uint64_t w, del;
-
-		memcpy(&w, s + i, sizeof(w));
-		del = w ^ (ones * 0x7f);
-		if (((w - ones * 0x20) & ~w & highs) || ((del - ones) & ~del & highs))
-			break;          /* one of them, or a tab: byte by byte */
-	}
-	for (; i < n; i++)
+	for (size_t i = 0; i < n; i++)
 		if ((s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
 			return false;
 	return true;
+}
+
+/* May some of these eight bytes be below 0x20 (a tab, or not allowed) or
+ * DEL? */
+static bool word_suspect(const unsigned char *s)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	uint64_t w, del;
+
+	memcpy(&w, s, sizeof(w));
+	del = w ^ (ones * 0x7f);
+	return ((w - ones * 0x20) & ~w & highs) || ((del - ones) & ~del & highs);
+}
+
+/* Is every byte of a field value allowed (RFC 9110 5.5: VCHAR, obs-text,
+ * SP, HTAB)? Eight at a time, the last eight overlapping, while none is
+ * suspect: values are most of a head's bytes. A CR among them is a bare
+ * one. */
+static bool value_chars_ok(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+
+	if (n < 8)
+		return bytes_ok(s, n);
+	for (; i + 8 <= n; i += 8)
+		if (word_suspect(s + i))
+			return bytes_ok(s + i, n - i);
+	return i == n || !word_suspect(s + n - 8) || bytes_ok(s + n - 8, 8);
 }
 
 static bool name_is(const char *name, size_t len, const char *lower, size_t lower_len)
@@ -240,21 +260,20 @@ static bool is_framing_name(const char *name, size_t len)
 }
 
 /* "name: value" (RFC 9112 5): a head's field joins the head, a trailer's
- * is checked and dropped. */
+ * is checked and dropped. The line's CR follows it (s[n]): no name runs
+ * past it. */
 static int field_line(struct dt_h1resp *r, const char *s, size_t n, bool trailer)
 {
-	const char *colon = memchr(s, ':', n), *value, *end = s + n;
-	size_t name_len;
+	const char *value, *end = s + n;
+	size_t name_len = 0;
 
 	if (s[0] == ' ' || s[0] == '\t')
 		return fail(r, "malformed response: a folded header field (obs-fold)");
-	if (!colon || colon == s)
+	while (name_class[(unsigned char)s[name_len]] == NAME_TCHAR)
+		name_len++;
+	if (!name_len || s[name_len] != ':')
 		return fail(r, "malformed response: invalid header field name");
-	name_len = (size_t)(colon - s);
-	for (size_t i = 0; i < name_len; i++)
-		if (!tchar[(unsigned char)s[i]])
-			return fail(r, "malformed response: invalid header field name");
-	for (value = colon + 1; value < end && (*value == ' ' || *value == '\t'); value++)
+	for (value = s + name_len + 1; value < end && (*value == ' ' || *value == '\t'); value++)
 		;
 	if (!value_chars_ok((const unsigned char *)value, (size_t)(end - value)))
 		return fail(r, "malformed response: invalid character in a header field");
