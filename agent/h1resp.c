@@ -93,11 +93,10 @@ static int count_line(struct dt_h1resp *r, size_t n)
 /*
  * The next line from p, without its CRLF (which still follows it), in
  * *line and *len: where it was fed when it is whole there, else gathered
- * across feeds. Returns where
- * the bytes after it start; end with *line NULL when it has not ended yet
- * (what came of it is kept); NULL on error. A line ends in CRLF: a bare LF
- * is refused (a reader taking it for a line's end and one not would see
- * different fields).
+ * across feeds. Returns where the bytes after it start; end with *line
+ * NULL when it has not ended yet (what came of it is kept); NULL on error.
+ * A line ends in CRLF: a bare LF is refused (a reader taking it for a
+ * line's end and one not would see different fields).
  */
 static const char *take_line(struct dt_h1resp *r, const char *p, const char *end,
 			     const char **line, size_t *len)

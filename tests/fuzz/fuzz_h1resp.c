@@ -365,7 +365,7 @@ static void oracle_run(const char *in, size_t n, struct oracle *o)
 }
 
 /* Fed a byte at a time, so that where each message begins is known. A
- * field the end left unfinished joins the list of all, for the rules. */
+ * field the end left unfinished joins the lists, for the rules. */
 static void read_oracle(const char *in, size_t n, bool head_request, struct oracle *o)
 {
 	http_parser_init(&o->p, HTTP_RESPONSE);
@@ -374,8 +374,8 @@ static void read_oracle(const char *in, size_t n, bool head_request, struct orac
 	o->in = in;
 	oracle_run(in, n, o);
 	if (o->name.len) {
-		put_field(&o->every, o->name.p, o->name.len, o->value.p, o->value.len);
-		o->control_in_value |= control_char(o->value.p, o->value.len);
+		o->in_value = true;
+		oracle_commit(o);
 	}
 }
 
