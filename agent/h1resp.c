@@ -169,7 +169,8 @@ static bool name_is(const char *name, size_t len, const char *lower, size_t lowe
 }
 
 /* The digits at s (of base 10 or 16): how many, or -1 when none or when
- * the number could overflow (libhttp-parser's bound). */
+ * the number could overflow (libhttp-parser's bound: what is read so far
+ * must leave room for one more digit). */
 static long parse_number(const char *s, size_t n, unsigned base, uint64_t *out)
 {
 	uint64_t v = 0;
@@ -184,9 +185,9 @@ static long parse_number(const char *s, size_t n, unsigned base, uint64_t *out)
 			d = (unsigned)((s[i] | 0x20) - 'a' + 10);
 		else
 			break;
-		v = v * base + d;
 		if (v > (UINT64_MAX - base) / base)
 			return -1;
+		v = v * base + d;
 	}
 	*out = v;
 	return i ? (long)i : -1;

@@ -360,6 +360,24 @@ static void test_limits(void **state)
 	}
 }
 
+/* The largest lengths libhttp-parser took are taken: the reading goes on. */
+static void test_largest_lengths(void **state)
+{
+	static const char *const texts[] = {
+		"HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551600\r\n\r\nabc",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFE\r\nabc",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < 2; i++) {
+		struct out o = {0};
+
+		read_in(texts[i], strlen(texts[i]), 0, false, false, &o);
+		assert_int_equal(o.st, DT_H1RESP_MORE);
+		assert_string_equal(o.body, "abc");
+	}
+}
+
 /* Each refusal, with its reason; all of them split anywhere alike. Those
  * in the body come after the head was handed over. */
 static void test_refusals(void **state)
@@ -397,6 +415,8 @@ static void test_refusals(void **state)
 		{ "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\nok",
 		  "invalid Content-Length", false },
 		{ "HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\nok", "invalid Content-Length", false },
+		{ "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551610\r\n\r\n",
+		  "invalid Content-Length", false },
 		{ "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
 		  "invalid Content-Length", false },
 		{ "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -416,6 +436,8 @@ static void test_refusals(void **state)
 		{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5x\r\n",
 		  "invalid chunk size", true },
 		{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\r\n",
+		  "invalid chunk size", true },
+		{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFF0\r\n",
 		  "invalid chunk size", true },
 		{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\n",
 		  "invalid chunk size", true },
@@ -455,6 +477,7 @@ int main(void)
 		cmocka_unit_test(test_stop),
 		cmocka_unit_test(test_early_end),
 		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_largest_lengths),
 		cmocka_unit_test(test_refusals),
 	};
 
