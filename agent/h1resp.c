@@ -163,11 +163,6 @@ static bool value_chars_ok(const unsigned char *s, size_t n)
 	return i == n || !word_suspect(s + n - 8) || bytes_ok(s + n - 8, 8);
 }
 
-static bool name_is(const char *name, size_t len, const char *lower, size_t lower_len)
-{
-	return len == lower_len && strncasecmp(name, lower, len) == 0;
-}
-
 /* The digits at s (of base 10 or 16): how many, or -1 when none or when
  * the number could overflow (libhttp-parser's bound: what is read so far
  * must leave room for one more digit). */
@@ -231,9 +226,9 @@ static void connection(struct dt_h1resp *r, const char *v, size_t n)
 		v += strspn(v, " \t");
 		while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
 			e--;
-		if (e > v && name_is(v, (size_t)(e - v), "close", 5))
+		if (e > v && DT_NAME_IS(v, (size_t)(e - v), "close"))
 			r->conn_close = true;
-		else if (e > v && name_is(v, (size_t)(e - v), "keep-alive", 10))
+		else if (e > v && DT_NAME_IS(v, (size_t)(e - v), "keep-alive"))
 			r->conn_keep_alive = true;
 		v = comma ? comma + 1 : end;
 	}
@@ -244,19 +239,19 @@ static void connection(struct dt_h1resp *r, const char *v, size_t n)
 static int framing_field(struct dt_h1resp *r, const char *name, size_t name_len,
 			 const char *value, size_t value_len)
 {
-	if (name_is(name, name_len, "content-length", 14))
+	if (DT_NAME_IS(name, name_len, "content-length"))
 		return content_length(r, value, value_len);
-	if (name_is(name, name_len, "transfer-encoding", 17))
+	if (DT_NAME_IS(name, name_len, "transfer-encoding"))
 		return transfer_encoding(r, value, value_len);
-	if (name_is(name, name_len, "connection", 10))
+	if (DT_NAME_IS(name, name_len, "connection"))
 		connection(r, value, value_len);
 	return 0;
 }
 
 static bool is_framing_name(const char *name, size_t len)
 {
-	return name_is(name, len, "content-length", 14) ||
-	       name_is(name, len, "transfer-encoding", 17) || name_is(name, len, "connection", 10);
+	return DT_NAME_IS(name, len, "content-length") ||
+	       DT_NAME_IS(name, len, "transfer-encoding") || DT_NAME_IS(name, len, "connection");
 }
 
 /* "name: value" (RFC 9112 5): a head's field joins the head, a trailer's
