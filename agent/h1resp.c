@@ -2,9 +2,9 @@
 /*
  * Reading an HTTP/1.1 response; see h1resp.h.
  *
- * The head, chunk sizes and trailers are lines: memchr finds a line's end
- * and a field's colon, a table checks the name and eight bytes at a time
- * are checked in the value. A line whole in the bytes fed is read there;
+ * The head, chunk sizes and trailers are lines: memchr finds a line's end,
+ * one table look-up a byte finds a field's colon and checks its name, and
+ * eight bytes at a time are checked in the value. A line whole in the bytes fed is read there;
  * only one split across feeds is copied (into r->line), and a field's name
  * and value are copied once, into the head. Body bytes are handed over
  * where they were fed.

@@ -3,9 +3,9 @@
  * Reading one HTTP/1.1 response from a provider (the own upstream client's
  * side, agent/upstream_h1.c): interim 1xx responses skipped, the final head
  * handed over once, the body de-chunked as it arrives. Its own parser, a
- * line at a time (memchr for the line's end and the field's colon) where
- * libhttp-parser went a byte at a time with a callback per piece: this runs
- * for every proxied answer. Bad input ends in a clear error, never a crash;
+ * line at a time (memchr for the line's end, a table for the field's
+ * name) where libhttp-parser went a byte at a time with a callback per
+ * piece: this runs for every proxied answer. Bad input ends in a clear error, never a crash;
  * whatever could make two readers frame the body differently is refused
  * (tests/fuzz/fuzz_h1resp.c holds it against libhttp-parser).
  */

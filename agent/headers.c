@@ -185,10 +185,10 @@ static bool list_has_token(const char *list, const char *token, size_t tlen, con
 
 bool dt_headers_has_token(const struct dt_headers *h, const char *name, const char *token)
 {
-	size_t n = strlen(name);
+	size_t n = strlen(name), tlen = strlen(token);
 
 	for (size_t i = 0; i < h->n; i++)
-		if (same_name(&h->v[i], name, n) && list_has_token(h->v[i].value, token, strlen(token), ","))
+		if (same_name(&h->v[i], name, n) && list_has_token(h->v[i].value, token, tlen, ","))
 			return true;
 	return false;
 }

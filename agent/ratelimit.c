@@ -60,7 +60,6 @@ static const struct header_form retry_forms[] = {
 	FORM("retry-after-ms", DT_RL_REQUESTS, FORM_RETRY_AFTER_MS),
 };
 
-
 void dt_ratelimit_init(struct dt_ratelimit *rl)
 {
 	for (int k = 0; k < DT_RL_KINDS; k++)
@@ -125,11 +124,15 @@ static bool read_fraction(const char *s, size_t len, size_t *i, uint64_t *num, u
 	return *i > start;
 }
 
+/* Does s (len bytes) hold word (n bytes) at i? */
+static bool has_at(const char *s, size_t len, size_t i, const char *word, size_t n)
+{
+	return len - i >= n && memcmp(s + i, word, n) == 0;
+}
+
 static bool matches(const char *s, size_t len, size_t i, const char *word)
 {
-	size_t n = strlen(word);
-
-	return len - i >= n && memcmp(s + i, word, n) == 0;
+	return has_at(s, len, i, word, strlen(word));
 }
 
 /* Go's units, longest spelling first so "ms" is not read as "m". */
@@ -164,8 +167,7 @@ bool dt_parse_go_duration_ms(const char *s, size_t len, uint64_t *ms)
 		if (!read_uint(s, len, &i, &whole) || !read_fraction(s, len, &i, &num, &scale))
 			return false;
 		for (u = 0; u < sizeof(go_units) / sizeof(go_units[0]); u++) {
-			if (len - i >= go_units[u].len &&
-			    memcmp(s + i, go_units[u].name, go_units[u].len) == 0) {
+			if (has_at(s, len, i, go_units[u].name, go_units[u].len)) {
 				unit = go_units[u].ns;
 				i += go_units[u].len;
 				break;
